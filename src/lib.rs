@@ -1,0 +1,56 @@
+//! # mcp-session
+//!
+//! MCP client session management for load testing: a [`Manager`] hands
+//! sessions to virtual users (VUs) in one of four [`Mode`]s — `reuse`,
+//! `per_request`, `pool`, `churn` — with a bounded, FIFO-fair pool, acquire
+//! timeouts, TTL and idle eviction, re-initialization after a 404, metrics
+//! and typed errors.
+//!
+//! The library is written against an injectable [`Clock`] and an injectable
+//! network ([`transport::Connector`]), so the same code runs for real, under
+//! paused tokio time in tests, and inside a deterministic simulation
+//! (`mcp-sim`).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use mcp_session::{Manager, SessionConfig, TokioClock, transport::Operation};
+//! use mcp_session::transport::scripted::ScriptedConnector;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), mcp_session::SessionError> {
+//! let server = ScriptedConnector::new(Arc::new(TokioClock::new()));
+//! let manager = Manager::start(SessionConfig::pool(4), server)?;
+//! let mut lease = manager.acquire(1).await?;           // VU 1
+//! match lease.call(&Operation::Ping).await {
+//!     Ok(_) => lease.release(),                          // back to the pool
+//!     Err(e) if e.is_session_expired() => lease.invalidate(),
+//!     Err(e) => return Err(e),
+//! }
+//! manager.close().await;
+//! assert_eq!(manager.metrics().total_created, 1);
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod eviction;
+mod lease;
+mod manager;
+pub mod metrics;
+mod modes;
+pub mod observe;
+pub mod pool;
+pub mod session;
+pub mod transport;
+
+pub use clock::{Clock, Instant, ManualClock, TokioClock};
+pub use config::{ConfigError, Mode, SessionConfig, VersionPolicy};
+pub use error::{ErrorKind, Op, SessionError};
+pub use lease::Lease;
+pub use manager::{Manager, ManagerBuilder};
+pub use metrics::{CloseReason, SessionMetrics};
+pub use observe::{Event, EventKind, EventSink, VuId};
+pub use session::{SessionInfo, SessionState};

@@ -1,0 +1,204 @@
+//! Session metrics: the reference's nine counters with their names, plus the
+//! closed-session split by reason and acquire-wait statistics.
+//!
+//! The counters obey identities that the tests and the simulation audit
+//! check: `total_created == live + closed.total()`,
+//! `ttl_evictions == closed.ttl`, `idle_evictions == closed.idle`,
+//! `total_evicted == ttl_evictions + idle_evictions`.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Why a session was closed. Every closed session has exactly one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// It reached its TTL (found idle, or released after it).
+    Ttl,
+    /// It sat unused past `max_idle_ms`.
+    Idle,
+    /// Its lease was invalidated (the server lost it).
+    Invalidated,
+    /// Churn mode replaced it.
+    Churned,
+    /// Per-request mode: its one operation was done and it was released.
+    Released,
+    /// Its lease was dropped without `release` or `invalidate` (for example
+    /// the VU's task was cancelled mid-operation); its state is unknown, so it
+    /// is not reused.
+    Dropped,
+    /// The manager closed.
+    Shutdown,
+    /// It was initialized on the server but could not be completed (version
+    /// rejected, initialized notification failed, or the acquire making it
+    /// was cancelled).
+    Failed,
+}
+
+impl CloseReason {
+    /// Every reason, in declaration order.
+    pub const ALL: [CloseReason; 8] = [
+        CloseReason::Ttl,
+        CloseReason::Idle,
+        CloseReason::Invalidated,
+        CloseReason::Churned,
+        CloseReason::Released,
+        CloseReason::Dropped,
+        CloseReason::Shutdown,
+        CloseReason::Failed,
+    ];
+
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Ttl => "ttl",
+            CloseReason::Idle => "idle",
+            CloseReason::Invalidated => "invalidated",
+            CloseReason::Churned => "churned",
+            CloseReason::Released => "released",
+            CloseReason::Dropped => "dropped",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::Failed => "failed",
+        }
+    }
+
+    /// Whether this reason is an eviction (counted in `total_evicted`).
+    pub fn is_eviction(self) -> bool {
+        matches!(self, CloseReason::Ttl | CloseReason::Idle)
+    }
+}
+
+/// Closed sessions, split by [`CloseReason`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ClosedByReason {
+    /// Closed at TTL.
+    pub ttl: u64,
+    /// Closed after idling too long.
+    pub idle: u64,
+    /// Closed because the lease was invalidated.
+    pub invalidated: u64,
+    /// Replaced by churn.
+    pub churned: u64,
+    /// Closed on release in per-request mode.
+    pub released: u64,
+    /// Closed because the lease was dropped unreturned.
+    pub dropped: u64,
+    /// Closed by `Manager::close`.
+    pub shutdown: u64,
+    /// Initialized but never completed.
+    pub failed: u64,
+}
+
+impl ClosedByReason {
+    /// The counter for `reason`.
+    pub fn get(&self, reason: CloseReason) -> u64 {
+        match reason {
+            CloseReason::Ttl => self.ttl,
+            CloseReason::Idle => self.idle,
+            CloseReason::Invalidated => self.invalidated,
+            CloseReason::Churned => self.churned,
+            CloseReason::Released => self.released,
+            CloseReason::Dropped => self.dropped,
+            CloseReason::Shutdown => self.shutdown,
+            CloseReason::Failed => self.failed,
+        }
+    }
+
+    fn slot(&mut self, reason: CloseReason) -> &mut u64 {
+        match reason {
+            CloseReason::Ttl => &mut self.ttl,
+            CloseReason::Idle => &mut self.idle,
+            CloseReason::Invalidated => &mut self.invalidated,
+            CloseReason::Churned => &mut self.churned,
+            CloseReason::Released => &mut self.released,
+            CloseReason::Dropped => &mut self.dropped,
+            CloseReason::Shutdown => &mut self.shutdown,
+            CloseReason::Failed => &mut self.failed,
+        }
+    }
+
+    /// All closed sessions.
+    pub fn total(&self) -> u64 {
+        CloseReason::ALL.iter().map(|r| self.get(*r)).sum()
+    }
+}
+
+/// How long acquires waited in the pool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WaitStats {
+    /// Acquires that had to wait (equals `pool_waits`).
+    pub count: u64,
+    /// Of those, how many ended with a session or slot.
+    pub served: u64,
+    /// Of those, how many were cancelled by the caller while waiting (not
+    /// counted as timeouts).
+    pub cancelled: u64,
+    /// Total time spent waiting, in milliseconds.
+    pub total_ms: u64,
+    /// The longest single wait, in milliseconds.
+    pub max_ms: u64,
+}
+
+impl WaitStats {
+    /// The mean wait in milliseconds (0 when nobody waited).
+    pub fn mean_ms(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.total_ms as f64 / self.count as f64
+        }
+    }
+}
+
+/// A snapshot of a manager's metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SessionMetrics {
+    /// Sessions leased to a VU right now.
+    pub active_sessions: u64,
+    /// Open sessions not leased right now.
+    pub idle_sessions: u64,
+    /// Sessions the server initialized for this manager.
+    pub total_created: u64,
+    /// Sessions closed by TTL or idle eviction.
+    pub total_evicted: u64,
+    /// Sessions closed at their TTL.
+    pub ttl_evictions: u64,
+    /// Sessions closed after idling too long.
+    pub idle_evictions: u64,
+    /// Sessions created to replace one invalidated after a 404.
+    pub reconnects: u64,
+    /// Acquires that had to wait for a pool session or slot.
+    pub pool_waits: u64,
+    /// Acquires that gave up waiting at `acquire_timeout_ms`.
+    pub pool_timeouts: u64,
+    /// Closed sessions by reason.
+    pub closed: ClosedByReason,
+    /// Pool acquire wait statistics.
+    pub acquire_wait: WaitStats,
+}
+
+impl SessionMetrics {
+    /// Open sessions: leased, idle, or being completed.
+    pub fn live(&self) -> u64 {
+        self.total_created.saturating_sub(self.closed.total())
+    }
+
+    pub(crate) fn record_close(&mut self, reason: CloseReason) {
+        *self.closed.slot(reason) += 1;
+        match reason {
+            CloseReason::Ttl => self.ttl_evictions += 1,
+            CloseReason::Idle => self.idle_evictions += 1,
+            _ => {}
+        }
+        if reason.is_eviction() {
+            self.total_evicted += 1;
+        }
+    }
+
+    pub(crate) fn record_wait_end(&mut self, waited: Duration) {
+        let ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+        self.acquire_wait.total_ms = self.acquire_wait.total_ms.saturating_add(ms);
+        self.acquire_wait.max_ms = self.acquire_wait.max_ms.max(ms);
+    }
+}

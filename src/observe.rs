@@ -1,0 +1,188 @@
+//! Events: every state change of the manager, reported to an [`EventSink`].
+//!
+//! The simulation records them into its trace and audits the laws from them;
+//! a user can log them with [`TracingSink`] or collect them with
+//! [`RecordingSink`]. The default sink, [`NoopSink`], does nothing.
+//!
+//! Events are reported while the manager holds its state lock, so their order
+//! is the order in which the state changed. A sink must therefore be quick and
+//! must never call back into the manager.
+
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::clock::Instant;
+use crate::metrics::CloseReason;
+
+/// A virtual user's identifier.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct VuId(pub u64);
+
+impl From<u64> for VuId {
+    fn from(n: u64) -> Self {
+        VuId(n)
+    }
+}
+
+impl std::fmt::Display for VuId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "vu-{}", self.0)
+    }
+}
+
+/// One state change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// Clock time of the change.
+    pub at: Instant,
+    /// The VU concerned, if any.
+    pub vu: Option<VuId>,
+    /// The session concerned, if any (its id as the server knows it).
+    pub session: Option<String>,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What happened. Names are stable: traces are hashed over them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A VU asked for a session.
+    AcquireStart,
+    /// The pool was full: the acquire joined the waiter queue at `position`
+    /// (0 = first), to give up at `deadline`.
+    AcquireWait {
+        /// Place in the queue on arrival.
+        position: usize,
+        /// When the acquire times out.
+        deadline: Instant,
+    },
+    /// The acquire got a session.
+    AcquireOk {
+        /// Whether the session was made for this acquire.
+        created: bool,
+        /// Whether it was made to replace one invalidated after a 404
+        /// (counted in `reconnects`).
+        reconnect: bool,
+        /// How long the acquire waited in the pool queue, in ms.
+        waited_ms: u64,
+    },
+    /// The acquire timed out waiting.
+    AcquireTimeout {
+        /// How long it waited, in ms.
+        waited_ms: u64,
+    },
+    /// The acquire failed.
+    AcquireError {
+        /// [`crate::SessionError::kind_name`] of the error.
+        error: &'static str,
+    },
+    /// The acquire's future was dropped before it finished.
+    AcquireCancelled {
+        /// Whether it was waiting in the pool queue (rather than creating).
+        waiting: bool,
+    },
+    /// A pool slot was reserved for the acquire, which now creates a session.
+    SlotReserved,
+    /// A reserved slot was freed without a session (create failed or was
+    /// cancelled).
+    SlotFreed,
+    /// A session was initialized on the server (counted in
+    /// `total_created`).
+    Created,
+    /// An operation is about to be sent on the session.
+    OperationStart {
+        /// The MCP method.
+        method: String,
+    },
+    /// The operation finished.
+    OperationEnd {
+        /// The MCP method.
+        method: String,
+        /// `None` on success, else [`crate::SessionError::kind_name`].
+        error: Option<&'static str>,
+    },
+    /// The lease was given back.
+    Released,
+    /// The lease was given back as invalid (the server lost the session).
+    Invalidated,
+    /// The lease was dropped without being given back.
+    LeaseDropped,
+    /// The session was closed by the client, for `reason`. Emitted once per
+    /// session, when its close is decided (before the transport's close is
+    /// sent).
+    Closed {
+        /// Why.
+        reason: CloseReason,
+    },
+    /// `Manager::close` started.
+    ManagerClosing,
+    /// `Manager::close` finished: every session is closed.
+    ManagerClosed,
+}
+
+/// Receives every [`Event`]. Called with the manager's lock held: be quick,
+/// and never call the manager from here.
+pub trait EventSink: Send + Sync + 'static {
+    /// Record one event.
+    fn record(&self, event: &Event);
+}
+
+/// The default sink: ignores everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoopSink;
+
+impl EventSink for NoopSink {
+    fn record(&self, _: &Event) {}
+}
+
+/// Logs every event at `debug` level through `tracing`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TracingSink;
+
+impl EventSink for TracingSink {
+    fn record(&self, e: &Event) {
+        tracing::debug!(
+            at_ms = e.at.as_millis(),
+            vu = ?e.vu,
+            session = e.session.as_deref().unwrap_or("-"),
+            kind = ?e.kind,
+            "mcp-session event"
+        );
+    }
+}
+
+/// Keeps every event in memory, in order: for tests and small runs.
+#[derive(Clone, Debug, Default)]
+pub struct RecordingSink {
+    events: Arc<Mutex<Vec<Event>>>,
+}
+
+impl RecordingSink {
+    /// An empty recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A copy of every event so far.
+    pub fn events(&self) -> Vec<Event> {
+        crate::clock::lock(&self.events).clone()
+    }
+
+    /// Every event kind so far, in order (handy in assertions).
+    pub fn kinds(&self) -> Vec<EventKind> {
+        crate::clock::lock(&self.events)
+            .iter()
+            .map(|e| e.kind.clone())
+            .collect()
+    }
+}
+
+impl EventSink for RecordingSink {
+    fn record(&self, event: &Event) {
+        crate::clock::lock(&self.events).push(event.clone());
+    }
+}
