@@ -55,6 +55,18 @@ pub struct ManagerBuilder {
 }
 
 impl ManagerBuilder {
+    /// A builder for a manager with `config`; the connector type is fixed
+    /// at [`ManagerBuilder::start`].
+    pub fn new(config: SessionConfig) -> Self {
+        ManagerBuilder {
+            config,
+            clock: None,
+            sink: Arc::new(NoopSink),
+            client_name: "mcp-session".into(),
+            client_version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+
     /// Uses `clock` instead of a [`TokioClock`] created at start.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
@@ -116,21 +128,16 @@ impl ManagerBuilder {
 }
 
 impl<C: Connector> Manager<C> {
-    /// A builder for a manager with `config`.
+    /// A builder for a manager with `config` (the same as
+    /// [`ManagerBuilder::new`], which needs no type annotation).
     pub fn builder(config: SessionConfig) -> ManagerBuilder {
-        ManagerBuilder {
-            config,
-            clock: None,
-            sink: Arc::new(NoopSink),
-            client_name: "mcp-session".into(),
-            client_version: env!("CARGO_PKG_VERSION").into(),
-        }
+        ManagerBuilder::new(config)
     }
 
     /// Starts a manager with `config` over `connector`, on a
     /// [`TokioClock`] and without an event sink.
     pub fn start(config: SessionConfig, connector: C) -> Result<Self, SessionError> {
-        Self::builder(config).start(connector)
+        ManagerBuilder::new(config).start(connector)
     }
 
     /// A session for `vu`. In pool mode this waits (FIFO) up to
