@@ -54,3 +54,9 @@ pub use manager::{Manager, ManagerBuilder};
 pub use metrics::{CloseReason, SessionMetrics};
 pub use observe::{Event, EventKind, EventSink, VuId};
 pub use session::{SessionInfo, SessionState};
+
+/// The README's code blocks, compiled and run as doctests so the usage
+/// example cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
