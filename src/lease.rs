@@ -91,7 +91,7 @@ impl<C: Connector> Lease<C> {
             return Err(SessionError::new(Op::Use, ErrorKind::SessionClosed));
         };
         let cell = entry.item.clone();
-        let method = op.method().to_owned();
+        let method = op.method();
         {
             let _st = inner.lock();
             if cell.closed().is_some() {
@@ -102,9 +102,7 @@ impl<C: Connector> Lease<C> {
             inner.emit(
                 Some(vu),
                 Some(&cell.id),
-                EventKind::OperationStart {
-                    method: method.clone(),
-                },
+                EventKind::OperationStart { method },
             );
         }
         entry.ops += 1;

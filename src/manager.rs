@@ -117,6 +117,7 @@ impl ManagerBuilder {
             cfg,
             connector,
             clock: clock.clone(),
+            sink_enabled: self.sink.enabled(),
             sink: self.sink,
             state: Mutex::new(State::new(modes)),
             evictor_wake: wake.clone(),
@@ -209,6 +210,7 @@ pub(crate) struct Inner<C: Connector> {
     pub connector: C,
     pub clock: Arc<dyn Clock>,
     sink: Arc<dyn EventSink>,
+    sink_enabled: bool,
     state: Mutex<State<C::Connection>>,
     evictor_wake: Arc<Notify>,
     /// Notified when no close and no creation is in flight.
@@ -262,6 +264,9 @@ impl<C: Connector> Inner<C> {
     /// Reports an event. Call with the state lock held, so that events are
     /// in the order of the state changes.
     pub fn emit(&self, vu: Option<VuId>, session: Option<&str>, kind: EventKind) {
+        if !self.sink_enabled {
+            return;
+        }
         self.sink.record(&Event {
             at: self.clock.now(),
             vu,

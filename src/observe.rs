@@ -96,12 +96,12 @@ pub enum EventKind {
     /// An operation is about to be sent on the session.
     OperationStart {
         /// The MCP method.
-        method: String,
+        method: &'static str,
     },
     /// The operation finished.
     OperationEnd {
         /// The MCP method.
-        method: String,
+        method: &'static str,
         /// `None` on success, else [`crate::SessionError::kind_name`].
         error: Option<&'static str>,
     },
@@ -129,6 +129,13 @@ pub enum EventKind {
 pub trait EventSink: Send + Sync + 'static {
     /// Record one event.
     fn record(&self, event: &Event);
+
+    /// Whether this sink wants events at all. A sink that returns `false`
+    /// is never called, and the manager does not build the events (no
+    /// allocation on the hot path).
+    fn enabled(&self) -> bool {
+        true
+    }
 }
 
 /// The default sink: ignores everything.
@@ -137,6 +144,10 @@ pub struct NoopSink;
 
 impl EventSink for NoopSink {
     fn record(&self, _: &Event) {}
+
+    fn enabled(&self) -> bool {
+        false
+    }
 }
 
 /// Logs every event at `debug` level through `tracing`.

@@ -562,11 +562,9 @@ async fn events_carry_clock_time_vu_and_session() {
                 reconnect: false,
                 waited_ms: 0
             },
-            EventKind::OperationStart {
-                method: "ping".into()
-            },
+            EventKind::OperationStart { method: "ping" },
             EventKind::OperationEnd {
-                method: "ping".into(),
+                method: "ping",
                 error: None
             },
             EventKind::Released,
