@@ -1,0 +1,1263 @@
+//! Property test of the sans-IO pool core, [`PoolCore`].
+//!
+//! Random sequences of operations (acquire with and without waiting, a
+//! create that succeeds or fails, release, invalidate/drop, a waiter that is
+//! woken, cancelled or timed out, time passing, eviction, shutdown) drive a
+//! `PoolCore<u64>`. A harness plays the async shell of `src/modes/pool.rs`:
+//! it holds what the shell would hold (leases in use, reservations being
+//! created, queued waiters, grants sent to a waiter that has not woken yet)
+//! and carries out the core's `Effects` the way `apply` and the `PoolAcquire`
+//! cancel guard do. A small reference model, written here from the
+//! documented semantics, predicts every decision of the core, and after every
+//! step the test checks that the core agrees with the model and that the laws
+//! of `reference/semantics.md` hold:
+//!
+//! * `check_invariants()` is Ok;
+//! * in use + idle + reserved <= size, and each count matches the model;
+//! * an item has at most one holder (idle, one lease, or one waiter's grant);
+//! * an item that was closed is never handed out again, and is closed once,
+//!   with exactly one reason;
+//! * no waiter is queued while an idle entry or a free slot exists;
+//! * grants go to waiters in arrival order;
+//! * eviction closes an entry at or after its deadline, never before, and
+//!   leaves no due entry idle (TTL wins when both deadlines passed);
+//! * after `close()`: acquire returns `Closed`, no grants, no idle entries,
+//!   no waiters.
+//!
+//! Deterministic regressions for specific races are at the bottom.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use mcp_session::clock::Instant;
+use mcp_session::eviction::{Deadlines, Entry};
+use mcp_session::metrics::CloseReason;
+use mcp_session::pool::core::{Acquire, Effects, Grant, PoolCore, Reservation, WaiterId};
+use proptest::prelude::*;
+use proptest::sample::Index;
+use proptest::test_runner::TestCaseError;
+
+type Check = Result<(), TestCaseError>;
+
+fn at(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+// ---------------------------------------------------------------------------
+// Inputs
+// ---------------------------------------------------------------------------
+
+/// Pool size, eviction limits and acquire timeout, all in milliseconds.
+#[derive(Clone, Copy, Debug)]
+struct Params {
+    size: usize,
+    ttl: Option<u64>,
+    max_idle: Option<u64>,
+    timeout: u64,
+}
+
+impl Params {
+    fn deadlines(&self) -> Deadlines {
+        Deadlines {
+            ttl: self.ttl.map(Duration::from_millis),
+            max_idle: self.max_idle.map(Duration::from_millis),
+        }
+    }
+}
+
+/// Chooses one of `len > 0` things that exist at that moment.
+trait Pick: Copy + std::fmt::Debug {
+    fn pick(&self, len: usize) -> usize;
+}
+
+/// Generated steps pick with proptest's `Index` (shrinks towards the first).
+impl Pick for Index {
+    fn pick(&self, len: usize) -> usize {
+        self.index(len)
+    }
+}
+
+/// Hand-written scripts pick by position (clamped to the last).
+impl Pick for usize {
+    fn pick(&self, len: usize) -> usize {
+        (*self).min(len - 1)
+    }
+}
+
+/// One event the shell could see. Indices pick among the things that exist
+/// at that moment; a step with nothing to apply to is skipped.
+#[derive(Clone, Debug)]
+enum Step<I: Pick = Index> {
+    /// A VU acquires, willing to wait or not.
+    Acquire { wait: bool },
+    /// A create in a reserved slot succeeded.
+    Commit(I),
+    /// A create failed, or the acquire was cancelled while creating.
+    FailCreate(I),
+    /// A lease is released.
+    Release(I),
+    /// A lease is invalidated or dropped.
+    Discard(I, CloseReason),
+    /// A granted waiter is woken and takes its grant.
+    Wake(I),
+    /// A waiting acquire future is dropped (queued or granted-not-woken).
+    CancelWaiter(I),
+    /// A waiter whose deadline has passed wakes on its timer.
+    Timeout(I),
+    /// Time passes.
+    Advance(u64),
+    /// The evictor runs.
+    Evict,
+    /// The manager closes.
+    Close,
+}
+
+fn params() -> impl Strategy<Value = Params> {
+    (
+        1usize..=4,
+        prop::option::of(1u64..=40),
+        prop::option::of(1u64..=20),
+        1u64..=30,
+    )
+        .prop_map(|(size, ttl, max_idle, timeout)| Params {
+            size,
+            ttl,
+            max_idle,
+            timeout,
+        })
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        14 => prop_oneof![2 => Just(true), 1 => Just(false)]
+            .prop_map(|wait| Step::Acquire { wait }),
+        10 => any::<Index>().prop_map(Step::Commit),
+        2 => any::<Index>().prop_map(Step::FailCreate),
+        10 => any::<Index>().prop_map(Step::Release),
+        4 => (
+            any::<Index>(),
+            prop_oneof![Just(CloseReason::Invalidated), Just(CloseReason::Dropped)],
+        )
+            .prop_map(|(i, r)| Step::Discard(i, r)),
+        6 => any::<Index>().prop_map(Step::Wake),
+        3 => any::<Index>().prop_map(Step::CancelWaiter),
+        6 => any::<Index>().prop_map(Step::Timeout),
+        12 => (0u64..=30).prop_map(Step::Advance),
+        6 => Just(Step::Evict),
+        1 => Just(Step::Close),
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// Reference model
+// ---------------------------------------------------------------------------
+
+/// An item with the times eviction looks at, in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Item {
+    id: u64,
+    created: u64,
+    last_used: u64,
+}
+
+fn item_of(e: &Entry<u64>) -> Item {
+    Item {
+        id: e.item,
+        created: e.created_at.as_millis(),
+        last_used: e.last_used.as_millis(),
+    }
+}
+
+/// A waiter as the shell knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Waiter {
+    id: WaiterId,
+    since: u64,
+    deadline: u64,
+}
+
+/// A grant reduced to what the model predicts (reservation ids are the
+/// core's to choose).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum G {
+    Session(u64),
+    Slot,
+}
+
+/// `Effects` reduced to what the model predicts.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Fx {
+    grants: Vec<(WaiterId, G)>,
+    closes: Vec<(u64, CloseReason)>,
+}
+
+fn shape(fx: &Effects<u64>) -> Fx {
+    Fx {
+        grants: fx
+            .grants
+            .iter()
+            .map(|(w, g)| {
+                let g = match g {
+                    Grant::Session(e) => G::Session(e.item),
+                    Grant::Slot(_) => G::Slot,
+                };
+                (*w, g)
+            })
+            .collect(),
+        closes: fx.closes.clone(),
+    }
+}
+
+/// An acquire outcome reduced to what the model predicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum A {
+    Ready(Item),
+    Create,
+    Wait { position: usize, deadline: u64 },
+    Exhausted,
+    Closed,
+}
+
+/// The core under test, the shell's holdings, and the reference model of
+/// the idle queue.
+struct Harness {
+    p: Params,
+    core: PoolCore<u64>,
+    now: u64,
+    step_no: usize,
+    /// Whether the manager closed (model).
+    closed: bool,
+    /// Idle entries, oldest released first (model).
+    idle: VecDeque<Item>,
+    /// Leases handed out to VUs.
+    held: Vec<Entry<u64>>,
+    /// Reservations whose session is being created.
+    creating: Vec<Reservation>,
+    /// Queued waiters, in arrival order (each has a channel in the shell).
+    queued: VecDeque<Waiter>,
+    /// Waiters whose grant was sent but who have not woken yet.
+    mailbox: Vec<(Waiter, Grant<u64>)>,
+    /// An entry being given back to the core in the current step.
+    returning: Option<Item>,
+    /// Every item closed so far, with its one reason.
+    closed_items: BTreeMap<u64, CloseReason>,
+    /// Where the core's decisions in this step differed from the model's
+    /// predictions; reported after the laws are checked, so a broken law is
+    /// named by its own assertion first.
+    mismatches: Vec<String>,
+    /// Every waiter id and reservation the core ever issued.
+    waiter_ids: BTreeSet<WaiterId>,
+    reservation_ids: BTreeSet<Reservation>,
+    next_item: u64,
+}
+
+impl Harness {
+    fn new(p: Params) -> Self {
+        Harness {
+            p,
+            core: PoolCore::new(p.size, p.deadlines()),
+            now: 0,
+            step_no: 0,
+            closed: false,
+            idle: VecDeque::new(),
+            held: Vec::new(),
+            creating: Vec::new(),
+            queued: VecDeque::new(),
+            mailbox: Vec::new(),
+            returning: None,
+            closed_items: BTreeMap::new(),
+            mismatches: Vec::new(),
+            waiter_ids: BTreeSet::new(),
+            reservation_ids: BTreeSet::new(),
+            next_item: 0,
+        }
+    }
+
+    fn ctx(&self) -> String {
+        format!("step {} at t={}ms", self.step_no, self.now)
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.p.timeout)
+    }
+
+    // --- model ------------------------------------------------------------
+
+    /// Why an idle item is due at `now`, by the model's own arithmetic:
+    /// due when `now >= deadline`; TTL wins over idle.
+    fn due(&self, it: &Item) -> Option<CloseReason> {
+        if self.p.ttl.is_some_and(|t| self.now >= it.created + t) {
+            Some(CloseReason::Ttl)
+        } else if self
+            .p
+            .max_idle
+            .is_some_and(|m| self.now >= it.last_used + m)
+        {
+            Some(CloseReason::Idle)
+        } else {
+            None
+        }
+    }
+
+    fn ttl_due(&self, it: &Item) -> bool {
+        self.p.ttl.is_some_and(|t| self.now >= it.created + t)
+    }
+
+    /// Slots taken by everything but idle entries: leases, reservations,
+    /// and grants sitting in a waiter's channel.
+    fn busy(&self) -> usize {
+        self.held.len() + self.creating.len() + self.mailbox.len()
+    }
+
+    fn model_in_use(&self) -> usize {
+        self.held.len()
+            + self
+                .mailbox
+                .iter()
+                .filter(|(_, g)| matches!(g, Grant::Session(_)))
+                .count()
+    }
+
+    fn model_reserved(&self) -> usize {
+        self.creating.len()
+            + self
+                .mailbox
+                .iter()
+                .filter(|(_, g)| matches!(g, Grant::Slot(_)))
+                .count()
+    }
+
+    fn model_free(&self, idle_len: usize) -> usize {
+        self.p.size.saturating_sub(self.busy() + idle_len)
+    }
+
+    /// Capacity goes to queued waiters head first: idle entries, then free
+    /// slots.
+    fn predict_serve(&self, mut idle: VecDeque<Item>, mut free: usize, out: &mut Fx) {
+        for w in &self.queued {
+            if let Some(it) = idle.pop_front() {
+                out.grants.push((w.id, G::Session(it.id)));
+            } else if free > 0 {
+                free -= 1;
+                out.grants.push((w.id, G::Slot));
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn predict_acquire(&self, wait: bool) -> (A, Vec<(u64, CloseReason)>) {
+        let mut evicted = Vec::new();
+        if self.closed {
+            return (A::Closed, evicted);
+        }
+        if self.queued.is_empty() {
+            for it in &self.idle {
+                match self.due(it) {
+                    Some(r) => evicted.push((it.id, r)),
+                    None => return (A::Ready(*it), evicted),
+                }
+            }
+            if self.model_free(0) > 0 {
+                return (A::Create, evicted);
+            }
+        }
+        if !wait {
+            return (A::Exhausted, evicted);
+        }
+        (
+            A::Wait {
+                position: self.queued.len(),
+                deadline: self.now + self.p.timeout,
+            },
+            evicted,
+        )
+    }
+
+    /// `it` (already taken off its holder) comes back.
+    fn predict_release(&self, it: &Item) -> Fx {
+        let mut fx = Fx::default();
+        if self.closed {
+            fx.closes.push((it.id, CloseReason::Shutdown));
+        } else if self.ttl_due(it) {
+            fx.closes.push((it.id, CloseReason::Ttl));
+            self.predict_serve(self.idle.clone(), self.model_free(self.idle.len()), &mut fx);
+        } else if let Some(w) = self.queued.front() {
+            fx.grants.push((w.id, G::Session(it.id)));
+        }
+        fx
+    }
+
+    /// A slot was freed (its holder already removed).
+    fn predict_freed_slot(&self) -> Fx {
+        let mut fx = Fx::default();
+        self.predict_serve(self.idle.clone(), self.model_free(self.idle.len()), &mut fx);
+        fx
+    }
+
+    fn predict_discard(&self, id: u64, reason: CloseReason) -> Fx {
+        let mut fx = Fx::default();
+        fx.closes.push((id, reason));
+        if !self.closed {
+            self.predict_serve(self.idle.clone(), self.model_free(self.idle.len()), &mut fx);
+        }
+        fx
+    }
+
+    fn predict_evict(&self) -> Fx {
+        let mut fx = Fx::default();
+        let mut kept = VecDeque::new();
+        for it in &self.idle {
+            match self.due(it) {
+                Some(r) => fx.closes.push((it.id, r)),
+                None => kept.push_back(*it),
+            }
+        }
+        if !fx.closes.is_empty() {
+            let free = self.model_free(kept.len());
+            self.predict_serve(kept, free, &mut fx);
+        }
+        fx
+    }
+
+    fn model_next_deadline(&self) -> Option<u64> {
+        self.idle
+            .iter()
+            .filter_map(|it| {
+                let t = self.p.ttl.map(|t| it.created + t);
+                let i = self.p.max_idle.map(|m| it.last_used + m);
+                match (t, i) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            })
+            .min()
+    }
+
+    /// Notes a decision of the core that differs from the model's.
+    fn expect_model<V: PartialEq + std::fmt::Debug>(&mut self, what: &str, core: V, model: V) {
+        if core != model {
+            let ctx = self.ctx();
+            self.mismatches.push(format!(
+                "{ctx}: {what} differs from the model:\n   core: {core:?}\n  model: {model:?}"
+            ));
+        }
+    }
+
+    // --- bookkeeping laws ---------------------------------------------------
+
+    /// An item is about to get a new holder (lease or grant). It must be
+    /// open and held by nobody else.
+    fn check_handout(&self, id: u64) -> Check {
+        let ctx = self.ctx();
+        prop_assert!(
+            !self.closed_items.contains_key(&id),
+            "{ctx}: item {id} handed out after it was closed ({:?})",
+            self.closed_items[&id]
+        );
+        prop_assert!(
+            !self.held.iter().any(|e| e.item == id),
+            "{ctx}: item {id} handed out twice: already leased"
+        );
+        prop_assert!(
+            !self
+                .mailbox
+                .iter()
+                .any(|(_, g)| matches!(g, Grant::Session(e) if e.item == id)),
+            "{ctx}: item {id} handed out twice: already granted to a waiter"
+        );
+        prop_assert!(
+            !self.idle.iter().any(|it| it.id == id),
+            "{ctx}: item {id} handed out while also idle"
+        );
+        Ok(())
+    }
+
+    fn check_fresh_waiter(&mut self, w: WaiterId) -> Check {
+        let ctx = self.ctx();
+        prop_assert!(
+            self.waiter_ids.insert(w),
+            "{ctx}: waiter id {w:?} issued twice"
+        );
+        Ok(())
+    }
+
+    fn check_fresh_reservation(&mut self, r: Reservation) -> Check {
+        let ctx = self.ctx();
+        prop_assert!(
+            self.reservation_ids.insert(r),
+            "{ctx}: reservation {r:?} issued twice"
+        );
+        Ok(())
+    }
+
+    /// `it` is closed for `reason`: once, with one reason, and for an
+    /// eviction reason only at or after the deadline.
+    fn record_close(&mut self, it: Item, reason: CloseReason) -> Check {
+        let ctx = self.ctx();
+        let now = self.now;
+        if let Some(first) = self.closed_items.get(&it.id) {
+            prop_assert!(
+                false,
+                "{ctx}: item {} closed twice: {first:?} then {reason:?}",
+                it.id
+            );
+        }
+        match reason {
+            CloseReason::Ttl => {
+                let deadline = self.p.ttl.map(|t| it.created + t);
+                prop_assert!(
+                    deadline.is_some_and(|d| now >= d),
+                    "{ctx}: item {} closed for TTL before its TTL deadline {deadline:?} ({it:?})",
+                    it.id
+                );
+            }
+            CloseReason::Idle => {
+                let deadline = self.p.max_idle.map(|m| it.last_used + m);
+                prop_assert!(
+                    deadline.is_some_and(|d| now >= d),
+                    "{ctx}: item {} closed as idle before its idle deadline {deadline:?} ({it:?})",
+                    it.id
+                );
+                prop_assert!(
+                    !self.ttl_due(&it),
+                    "{ctx}: item {} closed as idle though its TTL had passed (TTL wins)",
+                    it.id
+                );
+            }
+            _ => {}
+        }
+        self.closed_items.insert(it.id, reason);
+        Ok(())
+    }
+
+    /// Carries out `fx` as the shell's `apply` does: closes are begun, each
+    /// grant is sent to its waiter's channel (it becomes the waiter's, to be
+    /// taken when the waiter wakes). `apply` hands a grant back to the core
+    /// when its waiter has no channel; here that would be a grant to a
+    /// waiter that is not queued, which is a broken law and fails the test.
+    fn deliver(&mut self, fx: Effects<u64>) -> Check {
+        let ctx = self.ctx();
+        if self.closed {
+            prop_assert!(
+                fx.grants.is_empty(),
+                "{ctx}: grants after close(): {:?}",
+                shape(&fx).grants
+            );
+        }
+        for (id, reason) in fx.closes {
+            let it = if self.returning.is_some_and(|it| it.id == id) {
+                self.returning.take().expect("checked")
+            } else if let Some(i) = self.idle.iter().position(|it| it.id == id) {
+                self.idle.remove(i).expect("in range")
+            } else {
+                return Err(TestCaseError::fail(format!(
+                    "{ctx}: close of item {id} ({reason:?}) that is neither idle nor being given back"
+                )));
+            };
+            self.record_close(it, reason)?;
+        }
+        for (w, grant) in fx.grants {
+            let pos = self.queued.iter().position(|q| q.id == w);
+            prop_assert!(
+                pos.is_some(),
+                "{ctx}: grant to waiter {w:?}, which is not queued"
+            );
+            let head = self.queued.front().map(|q| q.id);
+            prop_assert_eq!(
+                pos,
+                Some(0),
+                "{}: FIFO: grant to {:?}, but the oldest queued waiter is {:?}",
+                ctx,
+                w,
+                head
+            );
+            let waiter = self.queued.pop_front().expect("checked");
+            match &grant {
+                Grant::Session(e) => {
+                    let given = item_of(e);
+                    let source = if self.returning.is_some_and(|it| it.id == e.item) {
+                        self.returning.take()
+                    } else if let Some(i) = self.idle.iter().position(|it| it.id == e.item) {
+                        self.idle.remove(i)
+                    } else {
+                        None
+                    };
+                    prop_assert!(
+                        source.is_some(),
+                        "{ctx}: granted item {} was neither idle nor being given back",
+                        e.item
+                    );
+                    prop_assert_eq!(
+                        source,
+                        Some(given),
+                        "{}: granted entry's times differ from the model",
+                        ctx
+                    );
+                    self.check_handout(e.item)?;
+                }
+                Grant::Slot(r) => self.check_fresh_reservation(*r)?,
+            }
+            self.mailbox.push((waiter, grant));
+        }
+        Ok(())
+    }
+
+    /// After a give-back, an entry neither closed nor granted went idle.
+    fn settle_returning(&mut self) {
+        if let Some(it) = self.returning.take() {
+            self.idle.push_back(it);
+        }
+    }
+
+    /// A waiter takes what was sent to it (the shell's `rx` resolving).
+    fn take_grant(&mut self, grant: Grant<u64>) {
+        match grant {
+            Grant::Session(e) => self.held.push(e),
+            Grant::Slot(r) => self.creating.push(r),
+        }
+    }
+
+    /// Gives a lease back to the core (release).
+    fn release(&mut self, e: Entry<u64>) -> Check {
+        let mut it = item_of(&e);
+        it.last_used = self.now;
+        let want = self.predict_release(&it);
+        self.returning = Some(it);
+        let fx = self.core.release(e, at(self.now));
+        self.expect_model("release's effects", shape(&fx), want);
+        self.deliver(fx)?;
+        self.settle_returning();
+        Ok(())
+    }
+
+    /// Frees a reservation (failed create, or a granted slot handed back).
+    fn cancel_reservation(&mut self, r: Reservation) -> Check {
+        let want = self.predict_freed_slot();
+        let fx = self.core.cancel_reservation(r);
+        self.expect_model("cancel_reservation's effects", shape(&fx), want);
+        self.deliver(fx)
+    }
+
+    /// Every waiter the shell knows: queued ones, then granted ones.
+    fn all_waiters(&self) -> Vec<(Waiter, bool)> {
+        self.queued
+            .iter()
+            .map(|w| (*w, false))
+            .chain(self.mailbox.iter().map(|(w, _)| (*w, true)))
+            .collect()
+    }
+
+    /// Removes waiter `w` (`granted`: whether the shell holds a grant for
+    /// it) from the core, as the cancel guard and the timeout path do. If
+    /// the core says it was already granted, a cancelled acquire hands the
+    /// grant back (`hand_back`, the `PoolAcquire` guard), a timed-out one
+    /// takes it (the timeout path's `rx.try_recv`).
+    fn cancel_waiter(&mut self, w: Waiter, granted: bool, hand_back: bool) -> Check {
+        let ctx = self.ctx();
+        let was_queued = self.core.cancel_waiter(w.id);
+        prop_assert_eq!(
+            was_queued,
+            !granted,
+            "{}: cancel_waiter({:?}) returned {} but the waiter is {}",
+            ctx,
+            w.id,
+            was_queued,
+            if granted { "granted" } else { "queued" }
+        );
+        if was_queued {
+            let i = self
+                .queued
+                .iter()
+                .position(|q| q.id == w.id)
+                .expect("queued");
+            self.queued.remove(i);
+            return Ok(());
+        }
+        let i = self
+            .mailbox
+            .iter()
+            .position(|(q, _)| q.id == w.id)
+            .expect("granted");
+        let (_, grant) = self.mailbox.remove(i);
+        if !hand_back {
+            // Timed out at the last moment: takes the grant (`rx.try_recv`).
+            self.take_grant(grant);
+            return Ok(());
+        }
+        // Cancelled after being granted: hand the grant back to the core.
+        match grant {
+            Grant::Session(e) => self.release(e),
+            Grant::Slot(r) => self.cancel_reservation(r),
+        }
+    }
+
+    // --- steps --------------------------------------------------------------
+
+    fn step<I: Pick>(&mut self, s: &Step<I>) -> Check {
+        self.step_no += 1;
+        match s {
+            Step::Acquire { wait } => self.acquire(*wait)?,
+            Step::Commit(i) => {
+                if !self.creating.is_empty() {
+                    let r = self.creating.remove(i.pick(self.creating.len()));
+                    self.commit(r)?;
+                }
+            }
+            Step::FailCreate(i) => {
+                if !self.creating.is_empty() {
+                    let r = self.creating.remove(i.pick(self.creating.len()));
+                    self.cancel_reservation(r)?;
+                }
+            }
+            Step::Release(i) => {
+                if !self.held.is_empty() {
+                    let e = self.held.remove(i.pick(self.held.len()));
+                    self.release(e)?;
+                }
+            }
+            Step::Discard(i, reason) => {
+                if !self.held.is_empty() {
+                    let e = self.held.remove(i.pick(self.held.len()));
+                    let mut it = item_of(&e);
+                    it.last_used = self.now;
+                    let want = self.predict_discard(it.id, *reason);
+                    self.returning = Some(it);
+                    let fx = self.core.discard(e, *reason);
+                    self.expect_model("discard's effects", shape(&fx), want);
+                    self.deliver(fx)?;
+                    let ctx = self.ctx();
+                    prop_assert!(
+                        self.returning.take().is_none(),
+                        "{ctx}: discarded item was not closed"
+                    );
+                }
+            }
+            Step::Wake(i) => {
+                if !self.mailbox.is_empty() {
+                    let (_, grant) = self.mailbox.remove(i.pick(self.mailbox.len()));
+                    self.take_grant(grant);
+                }
+            }
+            Step::CancelWaiter(i) => {
+                let all = self.all_waiters();
+                if !all.is_empty() {
+                    let (w, granted) = all[i.pick(all.len())];
+                    self.cancel_waiter(w, granted, true)?;
+                }
+            }
+            Step::Timeout(i) => {
+                let due: Vec<_> = self
+                    .all_waiters()
+                    .into_iter()
+                    .filter(|(w, _)| w.deadline <= self.now)
+                    .collect();
+                if !due.is_empty() {
+                    let (w, granted) = due[i.pick(due.len())];
+                    self.cancel_waiter(w, granted, false)?;
+                }
+            }
+            Step::Advance(ms) => self.now += ms,
+            Step::Evict => {
+                let want = self.predict_evict();
+                let fx = self.core.evict(at(self.now));
+                self.expect_model("evict's effects", shape(&fx), want);
+                self.deliver(fx)?;
+                let ctx = self.ctx();
+                let left: Vec<Item> = self
+                    .idle
+                    .iter()
+                    .filter(|it| self.due(it).is_some())
+                    .copied()
+                    .collect();
+                prop_assert!(
+                    left.is_empty(),
+                    "{ctx}: evict(now) left due entries idle: {left:?}"
+                );
+            }
+            Step::Close => {
+                let (waiters, idle) = self.core.close();
+                let ctx = self.ctx();
+                let want_w: Vec<WaiterId> = self.queued.iter().map(|w| w.id).collect();
+                prop_assert_eq!(
+                    waiters,
+                    want_w,
+                    "{}: close() must drop every queued waiter, head first",
+                    ctx
+                );
+                let want_i: Vec<u64> = self.idle.iter().map(|it| it.id).collect();
+                prop_assert_eq!(
+                    idle,
+                    want_i,
+                    "{}: close() must return every idle entry",
+                    ctx
+                );
+                self.closed = true;
+                // Dropped senders: these acquires fail with manager-closed.
+                self.queued.clear();
+                // The manager closes the idle sessions.
+                while let Some(it) = self.idle.pop_front() {
+                    self.record_close(it, CloseReason::Shutdown)?;
+                }
+            }
+        }
+        self.check_laws()?;
+        let mismatches = std::mem::take(&mut self.mismatches);
+        prop_assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+        Ok(())
+    }
+
+    fn acquire(&mut self, wait: bool) -> Check {
+        let (want, want_ev) = self.predict_acquire(wait);
+        let (got, evicted) = self.core.acquire(at(self.now), wait, self.timeout());
+        let ctx = self.ctx();
+        let reduced = match &got {
+            Acquire::Ready(e) => A::Ready(item_of(e)),
+            Acquire::Create(_) => A::Create,
+            Acquire::Wait {
+                position, deadline, ..
+            } => A::Wait {
+                position: *position,
+                deadline: deadline.as_millis(),
+            },
+            Acquire::Exhausted => A::Exhausted,
+            Acquire::Closed => A::Closed,
+        };
+        self.expect_model("acquire's evictions", &evicted, &want_ev);
+        self.expect_model(&format!("acquire(wait={wait})"), reduced, want);
+        for &(id, reason) in &evicted {
+            let i = self.idle.iter().position(|it| it.id == id);
+            prop_assert!(
+                i.is_some(),
+                "{ctx}: acquire evicted item {id} ({reason:?}), which was not idle"
+            );
+            let it = self.idle.remove(i.expect("checked")).expect("in range");
+            self.record_close(it, reason)?;
+        }
+        match got {
+            Acquire::Ready(e) => {
+                let i = self.idle.iter().position(|it| it.id == e.item);
+                prop_assert!(
+                    i.is_some(),
+                    "{ctx}: acquire handed out item {}, which was not idle",
+                    e.item
+                );
+                let it = self.idle.remove(i.expect("checked")).expect("in range");
+                let due = self.due(&it);
+                prop_assert!(
+                    due.is_none(),
+                    "{ctx}: acquire handed out item {} although it was due ({due:?})",
+                    e.item
+                );
+                self.check_handout(e.item)?;
+                self.held.push(e);
+            }
+            Acquire::Create(r) => {
+                self.check_fresh_reservation(r)?;
+                self.creating.push(r);
+            }
+            Acquire::Wait {
+                waiter, position, ..
+            } => {
+                self.check_fresh_waiter(waiter)?;
+                prop_assert_eq!(
+                    position,
+                    self.queued.len(),
+                    "{}: Wait position must be the number of waiters queued ahead",
+                    ctx
+                );
+                self.queued.push_back(Waiter {
+                    id: waiter,
+                    since: self.now,
+                    deadline: self.now + self.p.timeout,
+                });
+            }
+            Acquire::Exhausted | Acquire::Closed => {}
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, r: Reservation) -> Check {
+        self.next_item += 1;
+        let id = self.next_item;
+        let ctx = self.ctx();
+        match self.core.commit(r, id, at(self.now)) {
+            Ok(e) => {
+                prop_assert!(!self.closed, "{ctx}: commit succeeded after close()");
+                prop_assert_eq!(
+                    item_of(&e),
+                    Item {
+                        id,
+                        created: self.now,
+                        last_used: self.now
+                    },
+                    "{}: committed entry has wrong item or times",
+                    ctx
+                );
+                self.check_handout(id)?;
+                self.held.push(e);
+            }
+            Err(back) => {
+                prop_assert!(
+                    self.closed,
+                    "{ctx}: commit refused on an open pool (item {back})"
+                );
+                prop_assert_eq!(back, id, "{}: commit gave back another item", ctx);
+                // The shell closes it on shutdown; it was never handed out.
+                let it = Item {
+                    id,
+                    created: self.now,
+                    last_used: self.now,
+                };
+                self.record_close(it, CloseReason::Shutdown)?;
+            }
+        }
+        Ok(())
+    }
+
+    // --- the laws, after every step -----------------------------------------
+
+    fn check_laws(&mut self) -> Check {
+        let ctx = self.ctx();
+        let core = &self.core;
+
+        // The core's own invariant.
+        if let Err(e) = core.check_invariants() {
+            return Err(TestCaseError::fail(format!(
+                "{ctx}: check_invariants failed: {e}"
+            )));
+        }
+
+        // Bound, and the counts agree with the model.
+        let (in_use, idle_n, reserved) = (core.in_use(), core.idle().len(), core.reserved());
+        prop_assert!(
+            in_use + idle_n + reserved <= core.size(),
+            "{ctx}: bound: in_use {in_use} + idle {idle_n} + reserved {reserved} > size {}",
+            core.size()
+        );
+        prop_assert_eq!(
+            in_use,
+            self.model_in_use(),
+            "{}: in_use differs from the model",
+            ctx
+        );
+        prop_assert_eq!(
+            reserved,
+            self.model_reserved(),
+            "{}: reserved differs from the model",
+            ctx
+        );
+        let core_idle: Vec<Item> = core.idle().map(item_of).collect();
+        let model_idle: Vec<Item> = self.idle.iter().copied().collect();
+        prop_assert_eq!(
+            &core_idle,
+            &model_idle,
+            "{}: idle entries (oldest released first) differ from the model",
+            ctx
+        );
+        let core_waiters: Vec<Waiter> = core
+            .waiters()
+            .map(|w| Waiter {
+                id: w.id,
+                since: w.since.as_millis(),
+                deadline: w.deadline.as_millis(),
+            })
+            .collect();
+        let model_waiters: Vec<Waiter> = self.queued.iter().copied().collect();
+        prop_assert_eq!(
+            core_waiters,
+            model_waiters,
+            "{}: queued waiters (arrival order) differ from the model",
+            ctx
+        );
+        prop_assert_eq!(
+            core.next_deadline().map(Instant::as_millis),
+            self.model_next_deadline(),
+            "{}: next_deadline differs from the model",
+            ctx
+        );
+        prop_assert_eq!(core.is_closed(), self.closed, "{}: is_closed differs", ctx);
+
+        // One holder per item, and no holder of a closed item.
+        let mut holders: BTreeMap<u64, &str> = BTreeMap::new();
+        let held = self.held.iter().map(|e| (e.item, "a lease"));
+        let granted = self.mailbox.iter().filter_map(|(_, g)| match g {
+            Grant::Session(e) => Some((e.item, "a waiter's grant")),
+            Grant::Slot(_) => None,
+        });
+        let idle = core_idle.iter().map(|it| (it.id, "the idle queue"));
+        for (id, holder) in held.chain(granted).chain(idle) {
+            if let Some(other) = holders.insert(id, holder) {
+                prop_assert!(
+                    false,
+                    "{ctx}: item {id} held by two holders: {other} and {holder}"
+                );
+            }
+            if let Some(reason) = self.closed_items.get(&id) {
+                prop_assert!(
+                    false,
+                    "{ctx}: item {id} closed ({reason:?}) but still held by {holder}"
+                );
+            }
+        }
+
+        // Nobody waits while capacity exists.
+        if core.waiters().len() > 0 {
+            prop_assert!(
+                idle_n == 0 && core.free_slots() == 0,
+                "{ctx}: {} waiter(s) queued while idle {idle_n} / free {}",
+                core.waiters().len(),
+                core.free_slots()
+            );
+        }
+
+        // After close(): no idle entries, no waiters, acquire refused.
+        if self.closed {
+            prop_assert!(idle_n == 0, "{ctx}: idle entries after close()");
+            prop_assert!(core.waiters().len() == 0, "{ctx}: waiters after close()");
+            for wait in [true, false] {
+                let (a, ev) = self.core.acquire(at(self.now), wait, self.timeout());
+                prop_assert!(
+                    a == Acquire::Closed && ev.is_empty(),
+                    "{ctx}: acquire(wait={wait}) after close() gave {a:?}, evicted {ev:?}"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run<I: Pick>(p: Params, steps: &[Step<I>]) -> Check {
+    let mut h = Harness::new(p);
+    h.check_laws()?;
+    for s in steps {
+        h.step(s)?;
+    }
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn pool_core_obeys_the_laws(
+        p in params(),
+        steps in prop::collection::vec(step(), 10..=60),
+    ) {
+        run(p, &steps)?;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Deterministic regressions
+// ---------------------------------------------------------------------------
+
+const TIMEOUT: Duration = Duration::from_millis(100);
+
+fn reserve(p: &mut PoolCore<u64>, now: u64) -> Reservation {
+    match p.acquire(at(now), true, TIMEOUT) {
+        (Acquire::Create(r), ev) if ev.is_empty() => r,
+        other => panic!("expected a free slot, got {other:?}"),
+    }
+}
+
+fn created(p: &mut PoolCore<u64>, item: u64, now: u64) -> Entry<u64> {
+    let r = reserve(p, now);
+    p.commit(r, item, at(now)).expect("open pool")
+}
+
+fn queue(p: &mut PoolCore<u64>, now: u64) -> WaiterId {
+    match p.acquire(at(now), true, TIMEOUT) {
+        (Acquire::Wait { waiter, .. }, ev) if ev.is_empty() => waiter,
+        other => panic!("expected to queue, got {other:?}"),
+    }
+}
+
+#[test]
+fn granted_session_then_cancelled_goes_to_the_next_waiter() {
+    let mut p = PoolCore::new(1, Deadlines::default());
+    let a = created(&mut p, 7, 0);
+    let w1 = queue(&mut p, 1);
+    let w2 = queue(&mut p, 2);
+    // The release grants the session to w1, which has not woken yet.
+    let mut fx = p.release(a, at(3));
+    assert!(fx.closes.is_empty());
+    let (to, Grant::Session(e)) = fx.grants.remove(0) else {
+        panic!("expected a session")
+    };
+    assert_eq!(to, w1);
+    assert!(fx.grants.is_empty());
+    // w1's acquire is dropped: the core says it was already granted...
+    assert!(!p.cancel_waiter(w1));
+    // ...so the guard hands the session back, and it goes to w2.
+    let fx = p.release(e, at(4));
+    assert!(fx.closes.is_empty());
+    assert!(matches!(&fx.grants[..], [(w, Grant::Session(e))] if *w == w2 && e.item == 7));
+    assert_eq!(p.in_use(), 1);
+    assert_eq!(p.idle().len(), 0);
+    assert_eq!(p.waiters().len(), 0);
+    p.check_invariants().unwrap();
+}
+
+#[test]
+fn granted_slot_then_cancelled_goes_to_the_next_waiter() {
+    let mut p: PoolCore<u64> = PoolCore::new(1, Deadlines::default());
+    let r = reserve(&mut p, 0);
+    let w1 = queue(&mut p, 1);
+    let w2 = queue(&mut p, 2);
+    // The create fails: its slot goes to w1.
+    let mut fx = p.cancel_reservation(r);
+    let (to, Grant::Slot(r1)) = fx.grants.remove(0) else {
+        panic!("expected a slot")
+    };
+    assert_eq!(to, w1);
+    // w1 is cancelled before it woke: its slot goes to w2.
+    assert!(!p.cancel_waiter(w1));
+    let fx = p.cancel_reservation(r1);
+    assert!(matches!(&fx.grants[..], [(w, Grant::Slot(r2))] if *w == w2 && *r2 != r1));
+    assert_eq!(p.reserved(), 1);
+    assert_eq!(p.waiters().len(), 0);
+    p.check_invariants().unwrap();
+}
+
+#[test]
+fn failed_create_passes_its_slot_to_the_head_waiter_only() {
+    let mut p: PoolCore<u64> = PoolCore::new(2, Deadlines::default());
+    let r1 = reserve(&mut p, 0);
+    let _r2 = reserve(&mut p, 0);
+    let w1 = queue(&mut p, 1);
+    let w2 = queue(&mut p, 2);
+    let fx = p.cancel_reservation(r1);
+    assert!(fx.closes.is_empty());
+    assert!(matches!(&fx.grants[..], [(w, Grant::Slot(_))] if *w == w1));
+    // w2 still waits, and the pool is still full.
+    assert_eq!(p.waiters().map(|w| w.id).collect::<Vec<_>>(), vec![w2]);
+    assert_eq!(p.reserved(), 2);
+    assert_eq!(p.free_slots(), 0);
+    p.check_invariants().unwrap();
+}
+
+#[test]
+fn timeout_that_raced_a_grant_takes_the_grant() {
+    let mut p = PoolCore::new(1, Deadlines::default());
+    let a = created(&mut p, 1, 0);
+    let w = queue(&mut p, 0);
+    // Granted exactly at the waiter's deadline, before its timer ran.
+    let fx = p.release(a, at(100));
+    assert!(matches!(&fx.grants[..], [(to, Grant::Session(_))] if *to == w));
+    // The timeout path finds the waiter gone: it was granted, not timed out.
+    assert!(!p.cancel_waiter(w));
+    assert_eq!(p.in_use(), 1);
+    p.check_invariants().unwrap();
+}
+
+#[test]
+fn idle_eviction_exactly_at_the_deadline() {
+    let d = Deadlines {
+        ttl: None,
+        max_idle: Some(Duration::from_millis(10)),
+    };
+    let mut p = PoolCore::new(1, d);
+    let a = created(&mut p, 1, 0);
+    assert!(p.release(a, at(5)).is_empty());
+    assert_eq!(p.next_deadline(), Some(at(15)));
+    // One millisecond before: not due, by the evictor nor by an acquire.
+    assert!(p.evict(at(14)).is_empty());
+    let (Acquire::Ready(a), ev) = p.acquire(at(14), true, TIMEOUT) else {
+        panic!("entry must still be usable at 14ms")
+    };
+    assert!(ev.is_empty());
+    assert!(p.release(a, at(14)).is_empty());
+    // Released again at 14: due at 24 exactly.
+    assert!(p.evict(at(23)).is_empty());
+    assert_eq!(p.evict(at(24)).closes, vec![(1, CloseReason::Idle)]);
+    assert_eq!(p.idle().len(), 0);
+    assert_eq!(p.free_slots(), 1);
+    p.check_invariants().unwrap();
+}
+
+#[test]
+fn ttl_eviction_exactly_at_the_deadline() {
+    let d = Deadlines {
+        ttl: Some(Duration::from_millis(20)),
+        max_idle: Some(Duration::from_millis(10)),
+    };
+    let mut p = PoolCore::new(2, d);
+    // Released at 15: TTL deadline 20 comes before the idle deadline 25.
+    let a = created(&mut p, 1, 0);
+    assert!(p.release(a, at(15)).is_empty());
+    assert_eq!(p.next_deadline(), Some(at(20)));
+    assert!(p.evict(at(19)).is_empty());
+    // Found by an acquire exactly at the deadline: evicted, slot reserved.
+    let (got, ev) = p.acquire(at(20), true, TIMEOUT);
+    assert!(matches!(got, Acquire::Create(_)), "{got:?}");
+    assert_eq!(ev, vec![(1, CloseReason::Ttl)]);
+    // In use at its TTL: closed on release exactly at the deadline, and its
+    // slot passed to the waiter.
+    let b = created(&mut p, 2, 30);
+    let w = queue(&mut p, 31);
+    let fx = p.release(b, at(50));
+    assert_eq!(fx.closes, vec![(2, CloseReason::Ttl)]);
+    assert!(matches!(&fx.grants[..], [(to, Grant::Slot(_))] if *to == w));
+    p.check_invariants().unwrap();
+}
+
+#[test]
+fn close_with_a_grant_in_flight() {
+    let mut p = PoolCore::new(1, Deadlines::default());
+    let a = created(&mut p, 1, 0);
+    let w1 = queue(&mut p, 1);
+    let w2 = queue(&mut p, 2);
+    let mut fx = p.release(a, at(3));
+    let (_, Grant::Session(e)) = fx.grants.remove(0) else {
+        panic!("expected a session")
+    };
+    let (dropped, idle) = p.close();
+    assert_eq!(dropped, vec![w2]);
+    assert!(idle.is_empty());
+    // w1 is cancelled after close: its session comes back and is closed.
+    assert!(!p.cancel_waiter(w1));
+    let fx = p.release(e, at(4));
+    assert_eq!(fx.closes, vec![(1, CloseReason::Shutdown)]);
+    assert!(fx.grants.is_empty());
+    assert_eq!(p.in_use(), 0);
+    assert_eq!(p.acquire(at(5), true, TIMEOUT).0, Acquire::Closed);
+    p.check_invariants().unwrap();
+}
+
+/// The harness itself on a fixed script that reaches every step kind.
+#[test]
+fn harness_runs_a_fixed_script() {
+    let p = Params {
+        size: 2,
+        ttl: Some(30),
+        max_idle: Some(10),
+        timeout: 15,
+    };
+    let script: [Step<usize>; 25] = [
+        Step::Acquire { wait: true },
+        Step::Acquire { wait: true },
+        Step::Acquire { wait: true },
+        Step::Acquire { wait: false },
+        Step::Commit(0),
+        Step::FailCreate(0),
+        Step::Wake(0),
+        Step::Commit(0),
+        Step::Acquire { wait: true },
+        Step::Release(0),
+        Step::CancelWaiter(0),
+        Step::Advance(5),
+        Step::Release(0),
+        Step::Advance(10),
+        Step::Evict,
+        Step::Acquire { wait: true },
+        Step::Acquire { wait: true },
+        Step::Acquire { wait: true },
+        Step::Advance(20),
+        Step::Timeout(0),
+        Step::Commit(0),
+        Step::Discard(0, CloseReason::Invalidated),
+        Step::Close,
+        Step::Commit(0),
+        Step::Acquire { wait: true },
+    ];
+    run(p, &script).unwrap();
+}
