@@ -169,6 +169,7 @@ impl<C: Connector> Manager<C> {
         let st = self.inner.lock();
         let mut m = st.metrics;
         m.active_sessions = st.leased;
+        m.live_sessions = st.live.len() as u64;
         m.idle_sessions = st.modes.idle_count();
         m
     }

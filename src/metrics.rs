@@ -2,7 +2,8 @@
 //! closed-session split by reason and acquire-wait statistics.
 //!
 //! The counters obey identities that the tests and the simulation audit
-//! check: `total_created == live + closed.total()`,
+//! check ([`SessionMetrics::check_accounting`]):
+//! `total_created == live_sessions + closed.total()`,
 //! `ttl_evictions == closed.ttl`, `idle_evictions == closed.idle`,
 //! `total_evicted == ttl_evictions + idle_evictions`.
 
@@ -158,6 +159,11 @@ pub struct SessionMetrics {
     pub active_sessions: u64,
     /// Open sessions not leased right now.
     pub idle_sessions: u64,
+    /// Open sessions: leased, idle, or initialized and being completed.
+    /// Counted from the manager's registry of sessions, independently of
+    /// the other counters, so `total_created == live_sessions +
+    /// closed.total()` is a real check.
+    pub live_sessions: u64,
     /// Sessions the server initialized for this manager.
     pub total_created: u64,
     /// Sessions closed by TTL or idle eviction.
@@ -179,9 +185,51 @@ pub struct SessionMetrics {
 }
 
 impl SessionMetrics {
-    /// Open sessions: leased, idle, or being completed.
+    /// Open sessions (the same as `live_sessions`).
     pub fn live(&self) -> u64 {
-        self.total_created.saturating_sub(self.closed.total())
+        self.live_sessions
+    }
+
+    /// Checks the accounting identities; `Err` names the one that broke.
+    pub fn check_accounting(&self) -> Result<(), String> {
+        let closed = self.closed.total();
+        if self.total_created != self.live_sessions + closed {
+            return Err(format!(
+                "total_created {} != live {} + closed {}",
+                self.total_created, self.live_sessions, closed
+            ));
+        }
+        if self.active_sessions + self.idle_sessions > self.live_sessions {
+            return Err(format!(
+                "active {} + idle {} > live {}",
+                self.active_sessions, self.idle_sessions, self.live_sessions
+            ));
+        }
+        if self.ttl_evictions != self.closed.ttl
+            || self.idle_evictions != self.closed.idle
+            || self.total_evicted != self.ttl_evictions + self.idle_evictions
+        {
+            return Err(format!(
+                "evictions: total {} ttl {} idle {} vs closed ttl {} idle {}",
+                self.total_evicted,
+                self.ttl_evictions,
+                self.idle_evictions,
+                self.closed.ttl,
+                self.closed.idle
+            ));
+        }
+        if self.pool_timeouts + self.acquire_wait.served + self.acquire_wait.cancelled
+            > self.pool_waits
+        {
+            return Err(format!(
+                "waits: timeouts {} + served {} + cancelled {} > waits {}",
+                self.pool_timeouts,
+                self.acquire_wait.served,
+                self.acquire_wait.cancelled,
+                self.pool_waits
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) fn record_close(&mut self, reason: CloseReason) {

@@ -65,14 +65,9 @@ async fn sleep_ms(ms: u64) {
 
 /// The accounting identity every manager keeps.
 fn assert_accounting(m: &SessionMetrics) {
-    assert_eq!(
-        m.total_created,
-        m.live() + m.closed.total(),
-        "created = live + closed: {m:?}"
-    );
-    assert_eq!(m.ttl_evictions, m.closed.ttl);
-    assert_eq!(m.idle_evictions, m.closed.idle);
-    assert_eq!(m.total_evicted, m.ttl_evictions + m.idle_evictions);
+    if let Err(e) = m.check_accounting() {
+        panic!("{e}: {m:?}");
+    }
 }
 
 async fn ping(m: &M, vu: u64) -> String {
