@@ -61,7 +61,15 @@ impl Deadlines {
 
     /// The earlier of the two deadlines.
     pub fn next<T>(&self, e: &Entry<T>) -> Option<Instant> {
-        match (self.ttl_deadline(e), self.idle_deadline(e)) {
+        self.next_at(e.created_at, e.last_used)
+    }
+
+    /// The earlier of the two deadlines of a session created at `created_at`
+    /// and last used at `last_used`.
+    pub fn next_at(&self, created_at: Instant, last_used: Instant) -> Option<Instant> {
+        let ttl = self.ttl.map(|d| created_at + d);
+        let idle = self.max_idle.map(|d| last_used + d);
+        match (ttl, idle) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }

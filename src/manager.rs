@@ -222,6 +222,9 @@ pub(crate) struct Inner<C: Connector> {
 pub(crate) struct State<X> {
     pub closed: bool,
     close_reported: bool,
+    /// The deadline the evictor last said it sleeps until (`None`: no
+    /// deadline). A release wakes it only for an earlier one.
+    evictor_next: Option<Instant>,
     next_key: u64,
     pub metrics: SessionMetrics,
     /// Every session initialized and not yet closed, by key.
@@ -240,6 +243,7 @@ impl<X> State<X> {
         State {
             closed: false,
             close_reported: false,
+            evictor_next: None,
             next_key: 0,
             metrics: SessionMetrics::default(),
             live: BTreeMap::new(),
@@ -276,13 +280,24 @@ impl<C: Connector> Inner<C> {
         });
     }
 
+    /// A new deadline for the evictor (an idle session's or a waiter's):
+    /// wakes it if the deadline is earlier than the one it sleeps until.
+    pub fn deadline_added(&self, st: &mut State<C::Connection>, d: Instant) {
+        if st.evictor_next.is_none_or(|n| d < n) {
+            st.evictor_next = Some(d);
+            self.wake_evictor();
+        }
+    }
+
     /// Wakes the evictor: the set of idle sessions changed.
     pub fn wake_evictor(&self) {
         self.evictor_wake.notify_one();
     }
 
     async fn acquire(&self, vu: VuId, wait: bool) -> Result<Lease<C>, SessionError> {
-        {
+        // Pool mode reports the start and sees `closed` under its own lock
+        // (the core is closed with the manager), saving a lock round trip.
+        if self.cfg.mode != Mode::Pool {
             let st = self.lock();
             self.emit(Some(vu), None, EventKind::AcquireStart);
             if st.closed {
@@ -425,12 +440,18 @@ impl<C: Connector> Inner<C> {
     /// Takes a lease's session back: released, invalidated, or dropped.
     pub fn give_back(&self, vu: VuId, entry: Entry<Sess<C::Connection>>, how: Return) {
         let now = self.clock.now();
+        // A released session may go idle, with a new eviction deadline. The
+        // evictor is woken only if that is earlier than the one it sleeps
+        // until (rare: deadlines mostly grow), not on every release.
+        let deadline = match how {
+            Return::Release => self.deadlines.next_at(entry.created_at, now),
+            Return::Invalidate | Return::Drop => None,
+        };
         let mut st = self.lock();
         st.leased = st.leased.saturating_sub(1);
-        let id = entry.item.id.clone();
         self.emit(
             Some(vu),
-            Some(&id),
+            Some(&entry.item.id),
             match how {
                 Return::Release => EventKind::Released,
                 Return::Invalidate => EventKind::Invalidated,
@@ -438,8 +459,9 @@ impl<C: Connector> Inner<C> {
             },
         );
         modes::give_back(self, &mut st, vu, entry, how, now);
-        drop(st);
-        self.wake_evictor();
+        if let Some(d) = deadline {
+            self.deadline_added(&mut st, d);
+        }
     }
 
     /// Hands `entry` to `vu` as a lease (call with the lock held).
@@ -510,11 +532,13 @@ impl<C: Connector> Inner<C> {
 
 impl<C: Connector> Evictable for Inner<C> {
     fn next_deadline(&self) -> Result<Option<Instant>, ()> {
-        let st = self.lock();
+        let mut st = self.lock();
         if st.closed {
             return Err(());
         }
-        Ok(st.modes.next_deadline())
+        let next = st.modes.next_deadline();
+        st.evictor_next = next;
+        Ok(next)
     }
 
     fn evict_due(&self, now: Instant) {

@@ -89,7 +89,10 @@ impl<X> ModeData<X> {
     pub fn next_deadline(&self) -> Option<Instant> {
         match self {
             ModeData::PerRequest(_) => None,
-            ModeData::Pool(p) => p.core.next_deadline(),
+            ModeData::Pool(p) => match (p.core.next_deadline(), p.core.next_waiter_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
             ModeData::PerVu(t) => t.next_deadline(),
         }
     }
@@ -137,8 +140,13 @@ pub(crate) fn evict_due<C: Connector>(
     match &mut st.modes {
         ModeData::PerRequest(_) => {}
         ModeData::Pool(p) => {
+            // Pool timeouts: dropping a waiter's sender wakes it, and it
+            // finds itself no longer queued.
+            for w in p.core.expire_waiters(now) {
+                p.take_waiter(w);
+            }
             let fx = p.core.evict(now);
-            pool::apply(inner, st, fx);
+            pool::apply(inner, st, fx, now);
         }
         ModeData::PerVu(t) => {
             for (vu, cell, reason) in t.evict(now) {

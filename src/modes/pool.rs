@@ -11,7 +11,7 @@
 //! stage under the lock. A grant that raced the cancellation is handed back
 //! to the core, which passes it to the next waiter.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 use tokio::sync::oneshot;
 
@@ -30,7 +30,9 @@ use crate::transport::Connector;
 pub(crate) struct PoolData<X> {
     pub core: PoolCore<Sess<X>>,
     /// Where each queued waiter's grant is sent.
-    waiters: BTreeMap<WaiterId, oneshot::Sender<Grant<Sess<X>>>>,
+    /// In the core's queue order (ids ascending), so a grant, which goes to
+    /// the head waiter, is found at the front.
+    waiters: VecDeque<(WaiterId, oneshot::Sender<Grant<Sess<X>>>)>,
     /// Sessions invalidated after a 404 and not yet replaced.
     pub replace: u64,
 }
@@ -39,7 +41,7 @@ impl<X> PoolData<X> {
     pub fn new(size: usize, deadlines: Deadlines) -> Self {
         PoolData {
             core: PoolCore::new(size, deadlines),
-            waiters: BTreeMap::new(),
+            waiters: VecDeque::new(),
             replace: 0,
         }
     }
@@ -50,6 +52,18 @@ impl<X> PoolData<X> {
     pub fn close(&mut self) {
         let _ = self.core.close();
         self.waiters.clear();
+    }
+}
+
+impl<X> PoolData<X> {
+    /// Removes waiter `w`'s sender: at the front for a grant (FIFO), by a
+    /// short scan for a cancellation or a timeout.
+    pub fn take_waiter(&mut self, w: WaiterId) -> Option<oneshot::Sender<Grant<Sess<X>>>> {
+        if self.waiters.front().is_some_and(|(id, _)| *id == w) {
+            return self.waiters.pop_front().map(|(_, tx)| tx);
+        }
+        let i = self.waiters.iter().position(|(id, _)| *id == w)?;
+        self.waiters.remove(i).map(|(_, tx)| tx)
     }
 }
 
@@ -67,16 +81,23 @@ pub(crate) fn apply<C: Connector>(
     inner: &Inner<C>,
     st: &mut State<C::Connection>,
     fx: Effects<Sess<C::Connection>>,
+    now: Instant,
 ) {
-    let now = inner.clock.now();
-    let mut pending = vec![fx];
-    while let Some(fx) = pending.pop() {
+    if fx.is_empty() {
+        // The common release: the entry went idle, nothing to carry out.
+        return;
+    }
+    // Undelivered grants produce more effects; `Vec::new` does not allocate,
+    // so the common case (everything delivered) allocates nothing here.
+    let mut first = Some(fx);
+    let mut pending = Vec::new();
+    while let Some(fx) = first.take().or_else(|| pending.pop()) {
         for (cell, reason) in fx.closes {
             inner.begin_close(st, &cell, reason, None);
         }
         for (w, grant) in fx.grants {
             let p = data(st);
-            let undelivered = match p.waiters.remove(&w) {
+            let undelivered = match p.take_waiter(w) {
                 Some(tx) => tx.send(grant).err(),
                 None => Some(grant),
             };
@@ -87,7 +108,6 @@ pub(crate) fn apply<C: Connector>(
             }
         }
     }
-    inner.wake_evictor();
 }
 
 /// Where a pool acquire is, for its cancel guard.
@@ -115,7 +135,6 @@ impl<C: Connector> Drop for PoolAcquire<'_, C> {
     fn drop(&mut self) {
         let stage = std::mem::replace(&mut self.stage, Stage::Idle);
         let inner = self.inner;
-        let now = inner.clock.now();
         match stage {
             Stage::Idle => {}
             Stage::Waiting {
@@ -123,12 +142,13 @@ impl<C: Connector> Drop for PoolAcquire<'_, C> {
                 mut rx,
                 since,
             } => {
+                let now = inner.clock.now();
                 let mut st = inner.lock();
                 st.metrics.acquire_wait.cancelled += 1;
                 st.metrics.record_wait_end(now - since);
                 let p = data(&mut st);
                 let fx = if p.core.cancel_waiter(waiter) {
-                    p.waiters.remove(&waiter);
+                    p.take_waiter(waiter);
                     Effects::default()
                 } else {
                     // Granted before we could be woken: hand it back.
@@ -143,9 +163,12 @@ impl<C: Connector> Drop for PoolAcquire<'_, C> {
                     None,
                     EventKind::AcquireCancelled { waiting: true },
                 );
-                apply(inner, &mut st, fx);
+                apply(inner, &mut st, fx, now);
+                drop(st);
+                inner.wake_evictor();
             }
             Stage::Reserved(r) => {
+                let now = inner.clock.now();
                 let mut st = inner.lock();
                 let fx = data(&mut st).core.cancel_reservation(r);
                 inner.emit(
@@ -154,7 +177,7 @@ impl<C: Connector> Drop for PoolAcquire<'_, C> {
                     EventKind::AcquireCancelled { waiting: false },
                 );
                 inner.emit(Some(self.vu), None, EventKind::SlotFreed);
-                apply(inner, &mut st, fx);
+                apply(inner, &mut st, fx, now);
             }
         }
     }
@@ -174,6 +197,7 @@ pub(crate) async fn acquire<C: Connector>(
     let start = inner.clock.now();
     let deadline = {
         let mut st = inner.lock();
+        inner.emit(Some(vu), None, EventKind::AcquireStart);
         let (decision, evicted) =
             data(&mut st)
                 .core
@@ -198,7 +222,8 @@ pub(crate) async fn acquire<C: Connector>(
                 st.metrics.pool_waits += 1;
                 st.metrics.acquire_wait.count += 1;
                 let (tx, rx) = oneshot::channel();
-                data(&mut st).waiters.insert(waiter, tx);
+                data(&mut st).waiters.push_back((waiter, tx));
+                inner.deadline_added(&mut st, deadline);
                 inner.emit(
                     Some(vu),
                     None,
@@ -220,22 +245,23 @@ pub(crate) async fn acquire<C: Connector>(
             unreachable!("set just above")
         };
         let (waiter, since) = (*waiter, *since);
-        let sleep = inner.clock.sleep_until(deadline);
-        // Biased: a grant that is already there wins over a deadline that
-        // has just passed, deterministically.
-        let got = tokio::select! {
-            biased;
-            g = &mut *rx => g.ok(),
-            _ = sleep => None,
+        // No timer per waiter: the evictor times out waiters at the head
+        // waiter's deadline by dropping their senders.
+        let _ = deadline;
+        let got = (&mut *rx).await.ok();
+        // A granted session was released (stamped `last_used`) at the grant:
+        // that is when the wait ended, and it saves a clock read.
+        let now = match &got {
+            Some(Grant::Session(e)) => e.last_used,
+            _ => inner.clock.now(),
         };
-        let now = inner.clock.now();
         let mut st = inner.lock();
         let grant = match got {
             Some(g) => Some(g),
             None => {
                 if data(&mut st).core.cancel_waiter(waiter) {
                     // Still queued at the deadline: a timeout.
-                    data(&mut st).waiters.remove(&waiter);
+                    data(&mut st).take_waiter(waiter);
                     None
                 } else {
                     // Granted at the last moment, or the pool closed.
@@ -283,7 +309,7 @@ pub(crate) async fn acquire<C: Connector>(
         Err(e) => {
             let fx = data(&mut st).core.cancel_reservation(r);
             inner.emit(Some(vu), None, EventKind::SlotFreed);
-            apply(inner, &mut st, fx);
+            apply(inner, &mut st, fx, now);
             Err(e)
         }
     }
@@ -310,5 +336,5 @@ pub(crate) fn give_back<C: Connector>(
         }
     };
     let _ = vu;
-    apply(inner, st, fx);
+    apply(inner, st, fx, now);
 }

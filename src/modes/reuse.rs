@@ -209,7 +209,6 @@ pub(crate) async fn acquire<C: Connector>(
             }
         }
     }
-    inner.wake_evictor();
     let mut vacate = Vacate {
         inner,
         vu,

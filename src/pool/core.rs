@@ -308,6 +308,22 @@ impl<T> PoolCore<T> {
         fx
     }
 
+    /// Removes every queued waiter whose deadline is due at `now` (a pool
+    /// timeout) and returns them, head first.
+    pub fn expire_waiters(&mut self, now: Instant) -> Vec<WaiterId> {
+        let mut out = Vec::new();
+        while self.waiters.front().is_some_and(|w| w.deadline <= now) {
+            out.push(self.waiters.pop_front().expect("checked").id);
+        }
+        out
+    }
+
+    /// The head waiter's deadline (deadlines never decrease along the
+    /// queue: one timeout for all, FIFO).
+    pub fn next_waiter_deadline(&self) -> Option<Instant> {
+        self.waiters.front().map(|w| w.deadline)
+    }
+
     /// The earliest eviction deadline among idle entries.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.idle
@@ -580,6 +596,26 @@ mod tests {
         let fx = p.release(b, at(7));
         assert_eq!(fx.closes, vec![(2, CloseReason::Shutdown)]);
         assert!(fx.grants.is_empty());
+        p.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn waiters_expire_at_their_deadline_head_first() {
+        let mut p = pool(1);
+        let a = created(&mut p, 1, at(0));
+        let w: Vec<WaiterId> = [0, 10, 20]
+            .into_iter()
+            .map(|t| match p.acquire(at(t), true, T).0 {
+                Acquire::Wait { waiter, .. } => waiter,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(p.next_waiter_deadline(), Some(at(100)));
+        assert!(p.expire_waiters(at(99)).is_empty(), "1ms before");
+        assert_eq!(p.expire_waiters(at(110)), vec![w[0], w[1]], "at and after");
+        assert_eq!(p.next_waiter_deadline(), Some(at(120)));
+        let fx = p.release(a, at(111));
+        assert!(matches!(fx.grants[..], [(g, Grant::Session(_))] if g == w[2]));
         p.check_invariants().unwrap();
     }
 
