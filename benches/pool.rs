@@ -50,6 +50,10 @@ use mcp_session::{Manager, SessionConfig};
 use serde_json::Value;
 use tokio::runtime::Runtime;
 
+/// deadpool's two lines: with a bounded wait (the same work as ours), and
+/// with its default unbounded wait.
+const DEADPOOL_VARIANTS: [(&str, bool); 2] = [("deadpool+wait-timeout", true), ("deadpool", false)];
+
 /// Pool size for both libraries.
 const POOL: usize = 4;
 /// Tasks in the contended scenario.
@@ -147,15 +151,22 @@ fn ours(rt: &Runtime) -> Manager<InstantConnector> {
     })
 }
 
-/// deadpool's pool of [`POOL`] objects, filled before use.
-fn theirs(rt: &Runtime) -> DeadPool {
+/// deadpool's pool of [`POOL`] objects, filled before use. With
+/// `bounded_wait`, a get waits at most an hour (as every acquire of ours is
+/// bounded by `acquire_timeout_ms`), which is the same work; without, it is
+/// deadpool's default unbounded wait, shown for reference.
+fn theirs(rt: &Runtime, bounded_wait: bool) -> DeadPool {
     rt.block_on(async {
-        let pool = DeadPool::builder(NoopManager {
+        let mut builder = DeadPool::builder(NoopManager {
             next_id: AtomicU64::new(0),
         })
-        .max_size(POOL)
-        .build()
-        .expect("valid pool");
+        .max_size(POOL);
+        if bounded_wait {
+            builder = builder
+                .wait_timeout(Some(Duration::from_secs(3600)))
+                .runtime(deadpool::Runtime::Tokio1);
+        }
+        let pool = builder.build().expect("valid pool");
         let mut held = Vec::new();
         for _ in 0..POOL {
             held.push(pool.get().await.expect("warm-up get"));
@@ -209,16 +220,18 @@ fn uncontended(c: &mut Criterion) {
         check_ours(&m);
         rt.block_on(m.close());
 
-        let pool = theirs(&rt);
-        let pr = &pool;
-        g.bench_function("deadpool", |b| {
-            b.to_async(&rt).iter(|| async move {
-                let obj = pr.get().await.expect("get");
-                black_box(&obj);
-                drop(obj);
-            })
-        });
-        check_theirs(&pool);
+        for (name, bounded) in DEADPOOL_VARIANTS {
+            let pool = theirs(&rt, bounded);
+            let pr = &pool;
+            g.bench_function(name, |b| {
+                b.to_async(&rt).iter(|| async move {
+                    let obj = pr.get().await.expect("get");
+                    black_box(&obj);
+                    drop(obj);
+                })
+            });
+            check_theirs(&pool);
+        }
         g.finish();
     }
 }
@@ -261,30 +274,32 @@ fn contended(c: &mut Criterion) {
             check_ours(&m);
             rt.block_on(m.close());
 
-            let pool = theirs(&rt);
-            let pr = &pool;
-            g.bench_function("deadpool", |b| {
-                b.to_async(&rt).iter(|| async move {
-                    let mut tasks = tokio::task::JoinSet::new();
-                    for _ in 0..TASKS {
-                        let pool = pr.clone();
-                        tasks.spawn(async move {
-                            for _ in 0..K {
-                                let obj = pool.get().await.expect("get");
-                                if hold {
-                                    tokio::task::yield_now().await;
+            for (name, bounded) in DEADPOOL_VARIANTS {
+                let pool = theirs(&rt, bounded);
+                let pr = &pool;
+                g.bench_function(name, |b| {
+                    b.to_async(&rt).iter(|| async move {
+                        let mut tasks = tokio::task::JoinSet::new();
+                        for _ in 0..TASKS {
+                            let pool = pr.clone();
+                            tasks.spawn(async move {
+                                for _ in 0..K {
+                                    let obj = pool.get().await.expect("get");
+                                    if hold {
+                                        tokio::task::yield_now().await;
+                                    }
+                                    black_box(&obj);
+                                    drop(obj);
                                 }
-                                black_box(&obj);
-                                drop(obj);
-                            }
-                        });
-                    }
-                    while let Some(r) = tasks.join_next().await {
-                        r.expect("task");
-                    }
-                })
-            });
-            check_theirs(&pool);
+                            });
+                        }
+                        while let Some(r) = tasks.join_next().await {
+                            r.expect("task");
+                        }
+                    })
+                });
+                check_theirs(&pool);
+            }
             g.finish();
         }
     }

@@ -140,10 +140,10 @@ pub(crate) fn evict_due<C: Connector>(
     match &mut st.modes {
         ModeData::PerRequest(_) => {}
         ModeData::Pool(p) => {
-            // Pool timeouts: dropping a waiter's sender wakes it, and it
-            // finds itself no longer queued.
+            // Pool timeouts: an expired waiter is unparked and woken, and
+            // finds neither a grant nor its place in the queue.
             for w in p.core.expire_waiters(now) {
-                p.take_waiter(w);
+                p.unpark(w);
             }
             let fx = p.core.evict(now);
             pool::apply(inner, st, fx, now);

@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 
-use tokio::sync::oneshot;
+use std::task::{Poll, Waker};
 
 use super::{ModeData, Return};
 use crate::clock::Instant;
@@ -29,10 +29,12 @@ use crate::transport::Connector;
 /// Pool state behind the manager's lock.
 pub(crate) struct PoolData<X> {
     pub core: PoolCore<Sess<X>>,
-    /// Where each queued waiter's grant is sent.
-    /// In the core's queue order (ids ascending), so a grant, which goes to
-    /// the head waiter, is found at the front.
-    waiters: VecDeque<(WaiterId, oneshot::Sender<Grant<Sess<X>>>)>,
+    /// Queued waiters, in the core's queue order, with the waker of the
+    /// task to wake when a grant arrives (or the wait ends otherwise).
+    parked: VecDeque<(WaiterId, Option<Waker>)>,
+    /// Grants handed to waiters whose tasks have not run yet. A wait thus
+    /// allocates nothing: no channel, just these two reused buffers.
+    mailbox: Vec<(WaiterId, Grant<Sess<X>>)>,
     /// Sessions invalidated after a 404 and not yet replaced.
     pub replace: u64,
 }
@@ -41,29 +43,62 @@ impl<X> PoolData<X> {
     pub fn new(size: usize, deadlines: Deadlines) -> Self {
         PoolData {
             core: PoolCore::new(size, deadlines),
-            waiters: VecDeque::new(),
+            parked: VecDeque::new(),
+            mailbox: Vec::new(),
             replace: 0,
         }
     }
 
-    /// Closes the core; dropping the senders wakes every waiter with
-    /// manager-closed. Idle sessions are closed by the manager (they are in
-    /// its registry).
+    /// Closes the core and wakes every waiter: each finds itself neither
+    /// parked nor granted and fails with manager-closed. Idle sessions are
+    /// closed by the manager (they are in its registry).
     pub fn close(&mut self) {
         let _ = self.core.close();
-        self.waiters.clear();
-    }
-}
-
-impl<X> PoolData<X> {
-    /// Removes waiter `w`'s sender: at the front for a grant (FIFO), by a
-    /// short scan for a cancellation or a timeout.
-    pub fn take_waiter(&mut self, w: WaiterId) -> Option<oneshot::Sender<Grant<Sess<X>>>> {
-        if self.waiters.front().is_some_and(|(id, _)| *id == w) {
-            return self.waiters.pop_front().map(|(_, tx)| tx);
+        for (_, waker) in self.parked.drain(..) {
+            waker.into_iter().for_each(Waker::wake);
         }
-        let i = self.waiters.iter().position(|(id, _)| *id == w)?;
-        self.waiters.remove(i).map(|(_, tx)| tx)
+    }
+
+    /// Unparks waiter `w` (granted, timed out or cancelled) and wakes it.
+    /// Returns whether it was parked. Grants go to the head waiter, so the
+    /// front is checked first.
+    pub fn unpark(&mut self, w: WaiterId) -> bool {
+        let i = if self.parked.front().is_some_and(|(id, _)| *id == w) {
+            0
+        } else {
+            match self.parked.iter().position(|(id, _)| *id == w) {
+                Some(i) => i,
+                None => return false,
+            }
+        };
+        if let Some((_, Some(waker))) = self.parked.remove(i) {
+            waker.wake();
+        }
+        true
+    }
+
+    /// Takes the grant delivered to waiter `w`, if any.
+    fn collect(&mut self, w: WaiterId) -> Option<Grant<Sess<X>>> {
+        let i = self.mailbox.iter().position(|(id, _)| *id == w)?;
+        Some(self.mailbox.swap_remove(i).1)
+    }
+
+    /// One poll of waiter `w`: its grant, `Some(None)` when its wait ended
+    /// without one (timed out or pool closed), or `None` to keep waiting
+    /// (with `waker` registered).
+    fn poll_waiter(&mut self, w: WaiterId, waker: &Waker) -> Option<Option<Grant<Sess<X>>>> {
+        if let Some(g) = self.collect(w) {
+            return Some(Some(g));
+        }
+        match self.parked.iter_mut().find(|(id, _)| *id == w) {
+            Some((_, slot)) => {
+                if !slot.as_ref().is_some_and(|old| old.will_wake(waker)) {
+                    *slot = Some(waker.clone());
+                }
+                None
+            }
+            None => Some(None),
+        }
     }
 }
 
@@ -74,9 +109,10 @@ fn data<X>(st: &mut State<X>) -> &mut PoolData<X> {
     }
 }
 
-/// Carries out the core's effects: grants go to their waiters, closes are
-/// begun. A grant whose waiter is gone (cannot happen while the guard below
-/// holds, but costs nothing to handle) goes back to the core.
+/// Carries out the core's effects: grants go to their waiters' mailboxes
+/// (and the waiters are woken), closes are begun. A grant whose waiter is
+/// gone (cannot happen while the guard below holds, but costs nothing to
+/// handle) goes back to the core.
 pub(crate) fn apply<C: Connector>(
     inner: &Inner<C>,
     st: &mut State<C::Connection>,
@@ -97,29 +133,24 @@ pub(crate) fn apply<C: Connector>(
         }
         for (w, grant) in fx.grants {
             let p = data(st);
-            let undelivered = match p.take_waiter(w) {
-                Some(tx) => tx.send(grant).err(),
-                None => Some(grant),
-            };
-            match undelivered {
-                Some(Grant::Session(e)) => pending.push(p.core.release(e, now)),
-                Some(Grant::Slot(r)) => pending.push(p.core.cancel_reservation(r)),
-                None => {}
+            if p.unpark(w) {
+                p.mailbox.push((w, grant));
+                continue;
+            }
+            match grant {
+                Grant::Session(e) => pending.push(p.core.release(e, now)),
+                Grant::Slot(r) => pending.push(p.core.cancel_reservation(r)),
             }
         }
     }
 }
 
 /// Where a pool acquire is, for its cancel guard.
-enum Stage<X> {
+enum Stage {
     /// Nothing held.
     Idle,
     /// Queued as `waiter` since `since`.
-    Waiting {
-        waiter: WaiterId,
-        rx: oneshot::Receiver<Grant<Sess<X>>>,
-        since: Instant,
-    },
+    Waiting { waiter: WaiterId, since: Instant },
     /// Creating a session in a reserved slot.
     Reserved(Reservation),
 }
@@ -128,7 +159,7 @@ enum Stage<X> {
 struct PoolAcquire<'a, C: Connector> {
     inner: &'a Inner<C>,
     vu: VuId,
-    stage: Stage<C::Connection>,
+    stage: Stage,
 }
 
 impl<C: Connector> Drop for PoolAcquire<'_, C> {
@@ -137,25 +168,21 @@ impl<C: Connector> Drop for PoolAcquire<'_, C> {
         let inner = self.inner;
         match stage {
             Stage::Idle => {}
-            Stage::Waiting {
-                waiter,
-                mut rx,
-                since,
-            } => {
+            Stage::Waiting { waiter, since } => {
                 let now = inner.clock.now();
                 let mut st = inner.lock();
                 st.metrics.acquire_wait.cancelled += 1;
                 st.metrics.record_wait_end(now - since);
                 let p = data(&mut st);
                 let fx = if p.core.cancel_waiter(waiter) {
-                    p.take_waiter(waiter);
+                    p.unpark(waiter);
                     Effects::default()
                 } else {
                     // Granted before we could be woken: hand it back.
-                    match rx.try_recv() {
-                        Ok(Grant::Session(e)) => p.core.release(e, now),
-                        Ok(Grant::Slot(r)) => p.core.cancel_reservation(r),
-                        Err(_) => Effects::default(),
+                    match p.collect(waiter) {
+                        Some(Grant::Session(e)) => p.core.release(e, now),
+                        Some(Grant::Slot(r)) => p.core.cancel_reservation(r),
+                        None => Effects::default(),
                     }
                 };
                 inner.emit(
@@ -195,7 +222,7 @@ pub(crate) async fn acquire<C: Connector>(
     };
     let fail = |kind| SessionError::new(Op::Acquire, kind);
     let start = inner.clock.now();
-    let deadline = {
+    {
         let mut st = inner.lock();
         inner.emit(Some(vu), None, EventKind::AcquireStart);
         let (decision, evicted) =
@@ -212,7 +239,6 @@ pub(crate) async fn acquire<C: Connector>(
             Acquire::Create(r) => {
                 inner.emit(Some(vu), None, EventKind::SlotReserved);
                 guard.stage = Stage::Reserved(r);
-                None
             }
             Acquire::Wait {
                 waiter,
@@ -221,8 +247,7 @@ pub(crate) async fn acquire<C: Connector>(
             } => {
                 st.metrics.pool_waits += 1;
                 st.metrics.acquire_wait.count += 1;
-                let (tx, rx) = oneshot::channel();
-                data(&mut st).waiters.push_back((waiter, tx));
+                data(&mut st).parked.push_back((waiter, None));
                 inner.deadline_added(&mut st, deadline);
                 inner.emit(
                     Some(vu),
@@ -231,63 +256,55 @@ pub(crate) async fn acquire<C: Connector>(
                 );
                 guard.stage = Stage::Waiting {
                     waiter,
-                    rx,
                     since: start,
                 };
-                Some(deadline)
             }
         }
     };
 
     let mut waited_ms = 0;
-    if let Some(deadline) = deadline {
-        let Stage::Waiting { waiter, rx, since } = &mut guard.stage else {
-            unreachable!("set just above")
-        };
-        let (waiter, since) = (*waiter, *since);
-        // No timer per waiter: the evictor times out waiters at the head
-        // waiter's deadline by dropping their senders.
-        let _ = deadline;
-        let got = (&mut *rx).await.ok();
-        // A granted session was released (stamped `last_used`) at the grant:
-        // that is when the wait ended, and it saves a clock read.
-        let now = match &got {
-            Some(Grant::Session(e)) => e.last_used,
-            _ => inner.clock.now(),
-        };
-        let mut st = inner.lock();
-        let grant = match got {
-            Some(g) => Some(g),
-            None => {
-                if data(&mut st).core.cancel_waiter(waiter) {
-                    // Still queued at the deadline: a timeout.
-                    data(&mut st).take_waiter(waiter);
-                    None
-                } else {
-                    // Granted at the last moment, or the pool closed.
-                    rx.try_recv().ok()
+    if let Stage::Waiting { waiter, since } = guard.stage {
+        // No timer per waiter: the evictor expires waiters at the head
+        // waiter's deadline (the core's `expire_waiters`) and wakes them.
+        // Whatever ends the wait is taken care of in the same critical
+        // section that finds it.
+        let stage = &mut guard.stage;
+        let served = std::future::poll_fn(|cx| {
+            let mut st = inner.lock();
+            let Some(grant) = data(&mut st).poll_waiter(waiter, cx.waker()) else {
+                return Poll::Pending;
+            };
+            // A granted session was released (stamped `last_used`) at the
+            // grant: that is when the wait ended, and it saves a clock read.
+            let now = match &grant {
+                Some(Grant::Session(e)) => e.last_used,
+                _ => inner.clock.now(),
+            };
+            st.metrics.record_wait_end(now - since);
+            *stage = Stage::Idle;
+            waited_ms = millis(now - since);
+            Poll::Ready(match grant {
+                Some(Grant::Session(e)) => {
+                    st.metrics.acquire_wait.served += 1;
+                    Some(inner.hand_out(&mut st, vu, e, false, waited_ms))
                 }
-            }
-        };
-        st.metrics.record_wait_end(now - since);
-        guard.stage = Stage::Idle;
-        waited_ms = millis(now - since);
-        match grant {
-            Some(Grant::Session(e)) => {
-                st.metrics.acquire_wait.served += 1;
-                return inner.hand_out(&mut st, vu, e, false, waited_ms);
-            }
-            Some(Grant::Slot(r)) => {
-                st.metrics.acquire_wait.served += 1;
-                guard.stage = Stage::Reserved(r);
-            }
-            None if st.closed => return Err(fail(ErrorKind::ManagerClosed)),
-            None => {
-                st.metrics.pool_timeouts += 1;
-                return Err(fail(ErrorKind::PoolTimeout {
-                    waited: now - since,
-                }));
-            }
+                Some(Grant::Slot(r)) => {
+                    st.metrics.acquire_wait.served += 1;
+                    *stage = Stage::Reserved(r);
+                    None
+                }
+                None if st.closed => Some(Err(fail(ErrorKind::ManagerClosed))),
+                None => {
+                    st.metrics.pool_timeouts += 1;
+                    Some(Err(fail(ErrorKind::PoolTimeout {
+                        waited: now - since,
+                    })))
+                }
+            })
+        })
+        .await;
+        if let Some(result) = served {
+            return result;
         }
     }
 
