@@ -6,7 +6,12 @@
 //! (Streamable HTTP over a dialer) and the simulated one plug in here, and so
 //! does [`scripted::ScriptedConnector`], the in-memory test double.
 
+pub mod dialer;
+pub mod http;
 pub mod scripted;
+
+pub use dialer::{Dialer, TcpDialer};
+pub use http::{HttpConfig, HttpConnection, HttpConnector};
 
 use std::future::Future;
 
@@ -148,11 +153,37 @@ pub enum TransportError {
     /// carried a session id).
     #[error("session not found on the server")]
     SessionNotFound,
+    /// HTTP 400 (other than a recognised "no valid session" answer).
+    #[error("HTTP 400 bad request: {message}")]
+    BadRequest {
+        /// The JSON-RPC error message of the body, if it had one.
+        message: String,
+    },
+    /// HTTP 401 or 403.
+    #[error("HTTP {status}: not authorized")]
+    Unauthorized {
+        /// 401 or 403.
+        status: u16,
+    },
+    /// HTTP 5xx.
+    #[error("HTTP {status}: server error")]
+    ServerError {
+        /// The status code.
+        status: u16,
+    },
     /// Any other unexpected HTTP status.
     #[error("HTTP status {status}")]
     Http {
         /// The status code.
         status: u16,
+    },
+    /// A redirect; they are not followed.
+    #[error("HTTP {status} redirect to {} (redirects are not followed)", location.as_deref().unwrap_or("?"))]
+    Redirect {
+        /// The status code.
+        status: u16,
+        /// The `Location` header, if any.
+        location: Option<String>,
     },
     /// A JSON-RPC error object.
     #[error("JSON-RPC error {code}: {message}")]
@@ -162,11 +193,43 @@ pub enum TransportError {
         /// The error message.
         message: String,
     },
+    /// A `tools/call` result with `isError: true`.
+    #[error("tool reported an error: {message}")]
+    ToolError {
+        /// The text content of the result.
+        message: String,
+    },
     /// The connection closed or reset before the answer was complete.
     #[error("connection closed: {0}")]
     Closed(String),
-    /// The answer broke the protocol (malformed body, wrong content type,
-    /// bad session id, ...).
+    /// A response body that is neither JSON nor SSE.
+    #[error("unexpected content type {}", got.as_deref().unwrap_or("(none)"))]
+    ContentType {
+        /// The `Content-Type` header, if any.
+        got: Option<String>,
+    },
+    /// A response body above the configured cap.
+    #[error("response body larger than {limit} bytes")]
+    BodyTooLarge {
+        /// The cap.
+        limit: usize,
+    },
+    /// A body (or SSE event data) that is not valid JSON-RPC.
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// An SSE stream that cannot be decoded.
+    #[error("malformed SSE: {0}")]
+    MalformedSse(String),
+    /// An `Mcp-Session-Id` that is not 1 to 128 visible ASCII characters.
+    #[error("invalid Mcp-Session-Id {got:?}")]
+    InvalidSessionId {
+        /// The header value (lossily decoded).
+        got: String,
+    },
+    /// A server URL this client cannot use.
+    #[error("invalid server URL: {0}")]
+    InvalidUrl(String),
+    /// Anything else that breaks the protocol.
     #[error("protocol: {0}")]
     Protocol(String),
 }

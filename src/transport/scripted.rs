@@ -187,7 +187,9 @@ impl ScriptedConnection {
     fn check_session(s: &Server, id: &Option<String>) -> Result<(), TransportError> {
         match id {
             Some(id) if !s.live.contains(id) => Err(TransportError::SessionNotFound),
-            None if !s.stateless => Err(TransportError::Http { status: 400 }),
+            None if !s.stateless => Err(TransportError::BadRequest {
+                message: "missing Mcp-Session-Id".into(),
+            }),
             _ => Ok(()),
         }
     }
@@ -206,7 +208,7 @@ impl Connection for ScriptedConnection {
         let init = self.server.with(|s| {
             if s.fail_initializes > 0 {
                 s.fail_initializes -= 1;
-                return Err(TransportError::Http { status: 500 });
+                return Err(TransportError::ServerError { status: 500 });
             }
             s.next_id += 1;
             let id = format!("s-{}", s.next_id);
@@ -236,7 +238,7 @@ impl Connection for ScriptedConnection {
             Self::check_session(s, &id)?;
             if s.fail_initialized > 0 {
                 s.fail_initialized -= 1;
-                return Err(TransportError::Http { status: 500 });
+                return Err(TransportError::ServerError { status: 500 });
             }
             Ok(())
         })

@@ -1,0 +1,515 @@
+//! MCP's Streamable HTTP transport, on hyper's HTTP/1.1 client connection
+//! over any [`Dialer`].
+//!
+//! One HTTP/1.1 connection per MCP session, kept alive across requests and
+//! dialed again when the server has closed it. Every request is a POST of
+//! one JSON-RPC message with `Accept: application/json, text/event-stream`;
+//! after `initialize` every request carries `Mcp-Session-Id` and (for
+//! revisions that define it) `MCP-Protocol-Version`. Answers come as one JSON
+//! body or as an SSE stream; an SSE stream that ends before the answer is
+//! resumed with GET and `Last-Event-ID`. Closing sends DELETE.
+//!
+//! All waiting is bounded on the injected [`Clock`]: connect, each request
+//! (including SSE resumption), and close.
+
+mod jsonrpc;
+mod response;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, Response, Uri};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+use self::jsonrpc::Outgoing;
+use self::response::{Expect, Reply};
+use super::{
+    Connection, Connector, Dialer, InitializeParams, Initialized, Operation, TransportError,
+};
+use crate::clock::{lock, Clock};
+
+/// The first protocol revision that defines the `MCP-Protocol-Version`
+/// request header.
+const FIRST_VERSION_WITH_HEADER: &str = "2025-06-18";
+
+/// Settings of the HTTP transport.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The MCP endpoint, e.g. `http://127.0.0.1:8080/mcp` (plain HTTP).
+    pub url: String,
+    /// Bound on opening a connection (dial + HTTP handshake). Default 5000.
+    pub connect_timeout_ms: u64,
+    /// Bound on one request, from sending it to its answer (including SSE
+    /// resumption). Default 30000.
+    pub request_timeout_ms: u64,
+    /// Bound on the DELETE that closes a session. Default 5000.
+    pub close_timeout_ms: u64,
+    /// Largest response body accepted, in bytes. Default 4 MiB.
+    pub max_body_bytes: usize,
+    /// Treat HTTP 400 with JSON-RPC error -32000 "No valid session ID" (the
+    /// TypeScript SDK's answer to an unknown session) as a 404, so sessions
+    /// are re-initialized after a restart of such a server. Default true.
+    pub session_400_is_expired: bool,
+    /// How many times an SSE stream that ended early is resumed with GET
+    /// `Last-Event-ID`. Default 3.
+    pub max_resumes: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            url: String::new(),
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 30_000,
+            close_timeout_ms: 5_000,
+            max_body_bytes: 4 * 1024 * 1024,
+            session_400_is_expired: true,
+            max_resumes: 3,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The defaults, for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        HttpConfig {
+            url: url.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Where requests go, from the URL.
+#[derive(Clone, Debug)]
+struct Target {
+    host: String,
+    port: u16,
+    authority: HeaderValue,
+    path: Uri,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Target, TransportError> {
+        let bad = |why: &str| TransportError::InvalidUrl(format!("{url:?}: {why}"));
+        let uri: Uri = url.parse().map_err(|e| bad(&format!("{e}")))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => return Err(bad("https is not supported (plain http only)")),
+            Some(other) => return Err(bad(&format!("unsupported scheme {other:?}"))),
+            None => return Err(bad("no scheme (expected http://host:port/path)")),
+        }
+        let authority = uri.authority().ok_or_else(|| bad("no host"))?;
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let path = uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .filter(|p| !p.is_empty())
+            .unwrap_or("/");
+        Ok(Target {
+            host: host.to_owned(),
+            port: authority.port_u16().unwrap_or(80),
+            authority: HeaderValue::from_str(authority.as_str()).map_err(|_| bad("bad host"))?,
+            path: path.parse().map_err(|_| bad("bad path"))?,
+        })
+    }
+}
+
+struct Shared<D> {
+    dialer: D,
+    cfg: HttpConfig,
+    target: Target,
+    clock: Arc<dyn Clock>,
+}
+
+/// The Streamable HTTP [`Connector`], over any [`Dialer`].
+pub struct HttpConnector<D: Dialer> {
+    shared: Arc<Shared<D>>,
+}
+
+impl<D: Dialer> Clone for HttpConnector<D> {
+    fn clone(&self) -> Self {
+        HttpConnector {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<D: Dialer> HttpConnector<D> {
+    /// A connector to `cfg.url` through `dialer`, timing out on `clock`.
+    /// Fails with [`TransportError::InvalidUrl`] if the URL is not a plain
+    /// `http://host[:port][/path]`.
+    pub fn new(dialer: D, cfg: HttpConfig, clock: Arc<dyn Clock>) -> Result<Self, TransportError> {
+        let target = Target::parse(&cfg.url)?;
+        Ok(HttpConnector {
+            shared: Arc::new(Shared {
+                dialer,
+                cfg,
+                target,
+                clock,
+            }),
+        })
+    }
+
+    /// The transport settings.
+    pub fn config(&self) -> &HttpConfig {
+        &self.shared.cfg
+    }
+}
+
+/// Runs `fut` for at most `limit` of clock time.
+async fn within<T>(
+    clock: &dyn Clock,
+    limit: Duration,
+    what: &str,
+    fut: impl Future<Output = Result<T, TransportError>>,
+) -> Result<T, TransportError> {
+    let deadline = clock.now() + limit;
+    tokio::select! {
+        biased;
+        r = fut => r,
+        _ = clock.sleep_until(deadline) => Err(TransportError::Timeout {
+            what: what.to_owned(),
+            after_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+        }),
+    }
+}
+
+impl<D: Dialer> Shared<D> {
+    /// Dials and handshakes a new HTTP/1.1 connection, within the connect
+    /// timeout; its connection task is spawned.
+    async fn open(&self) -> Result<SendRequest<Full<Bytes>>, TransportError> {
+        let limit = Duration::from_millis(self.cfg.connect_timeout_ms);
+        within(&*self.clock, limit, "connect", async {
+            let t = &self.target;
+            let stream = self
+                .dialer
+                .dial(&t.host, t.port)
+                .await
+                .map_err(|e| TransportError::Connect(format!("{}:{}: {e}", t.host, t.port)))?;
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| TransportError::Connect(format!("HTTP handshake: {e}")))?;
+            tokio::spawn(async move {
+                // Ends when the server closes or every sender is dropped;
+                // errors surface on the request that was in flight.
+                let _ = conn.await;
+            });
+            Ok(sender)
+        })
+        .await
+    }
+}
+
+impl<D: Dialer> Connector for HttpConnector<D> {
+    type Connection = HttpConnection<D>;
+
+    async fn connect(&self) -> Result<HttpConnection<D>, TransportError> {
+        let sender = self.shared.open().await?;
+        Ok(HttpConnection {
+            shared: self.shared.clone(),
+            sender: tokio::sync::Mutex::new(Some(sender)),
+            session: Mutex::new(SessionHeaders::default()),
+            next_id: AtomicU64::new(0),
+        })
+    }
+}
+
+/// Headers every request after `initialize` carries.
+#[derive(Clone, Debug, Default)]
+struct SessionHeaders {
+    id: Option<HeaderValue>,
+    version: Option<HeaderValue>,
+}
+
+/// One MCP session over Streamable HTTP.
+pub struct HttpConnection<D: Dialer> {
+    shared: Arc<Shared<D>>,
+    /// The keep-alive connection; `None` or closed means dial again.
+    sender: tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>,
+    session: Mutex<SessionHeaders>,
+    next_id: AtomicU64,
+}
+
+/// A request to send.
+struct Outbound<'a> {
+    method: Method,
+    body: Option<Bytes>,
+    last_event_id: Option<&'a str>,
+}
+
+impl<D: Dialer> HttpConnection<D> {
+    fn request(&self, out: &Outbound<'_>) -> Result<Request<Full<Bytes>>, TransportError> {
+        let t = &self.shared.target;
+        let mut req = Request::builder()
+            .method(out.method.clone())
+            .uri(t.path.clone())
+            .header(HOST, t.authority.clone());
+        req = match out.method {
+            Method::POST => req
+                .header(CONTENT_TYPE, "application/json")
+                .header(ACCEPT, "application/json, text/event-stream"),
+            Method::GET => req.header(ACCEPT, "text/event-stream"),
+            _ => req,
+        };
+        if let Some(id) = out.last_event_id {
+            let v = HeaderValue::from_str(id)
+                .map_err(|_| TransportError::Protocol(format!("unusable SSE event id {id:?}")))?;
+            req = req.header("last-event-id", v);
+        }
+        let session = lock(&self.session).clone();
+        if let Some(id) = session.id {
+            req = req.header("mcp-session-id", id);
+        }
+        if let Some(v) = session.version {
+            req = req.header("mcp-protocol-version", v);
+        }
+        req.body(Full::new(out.body.clone().unwrap_or_default()))
+            .map_err(|e| TransportError::Protocol(e.to_string()))
+    }
+
+    /// Sends one request on the keep-alive connection, dialing again if the
+    /// server closed it, and returns the response head and body.
+    async fn exchange(
+        &self,
+        out: &Outbound<'_>,
+    ) -> Result<Response<hyper::body::Incoming>, TransportError> {
+        let mut slot = self.sender.lock().await;
+        let reusable = match slot.as_mut() {
+            Some(s) => !s.is_closed() && s.ready().await.is_ok(),
+            None => false,
+        };
+        if !reusable {
+            *slot = Some(self.shared.open().await?);
+        }
+        let Some(sender) = slot.as_mut() else {
+            unreachable!("set just above")
+        };
+        sender
+            .send_request(self.request(out)?)
+            .await
+            .map_err(|e| TransportError::Closed(e.to_string()))
+    }
+
+    fn expect(&self, id: Option<u64>) -> Expect {
+        let cfg = &self.shared.cfg;
+        Expect {
+            id,
+            had_session: lock(&self.session).id.is_some(),
+            quirk_400: cfg.session_400_is_expired,
+            max_body: cfg.max_body_bytes,
+        }
+    }
+
+    /// POSTs one message and reads its answer, resuming an SSE stream that
+    /// ends early, all within the request timeout. Returns the answer and
+    /// the `Mcp-Session-Id` header of the first response.
+    async fn post(
+        &self,
+        what: &str,
+        id: Option<u64>,
+        body: Bytes,
+    ) -> Result<(Reply, Option<HeaderValue>), TransportError> {
+        let cfg = &self.shared.cfg;
+        let clock = &*self.shared.clock;
+        let expect = self.expect(id);
+        within(
+            clock,
+            Duration::from_millis(cfg.request_timeout_ms),
+            what,
+            async {
+                let post = Outbound {
+                    method: Method::POST,
+                    body: Some(body),
+                    last_event_id: None,
+                };
+                let (parts, body) = self.exchange(&post).await?.into_parts();
+                let session_id = parts.headers.get("mcp-session-id").cloned();
+                let mut reply = response::read(parts.status, &parts.headers, body, expect).await?;
+                let mut resumes = 0;
+                while let Reply::Ended {
+                    last_event_id: Some(last),
+                    retry,
+                } = &reply
+                {
+                    if resumes >= cfg.max_resumes {
+                        break;
+                    }
+                    resumes += 1;
+                    if let Some(wait) = retry {
+                        clock.sleep_until(clock.now() + *wait).await;
+                    }
+                    let get = Outbound {
+                        method: Method::GET,
+                        body: None,
+                        last_event_id: Some(last),
+                    };
+                    let (parts, body) = self.exchange(&get).await?.into_parts();
+                    reply = response::read(parts.status, &parts.headers, body, expect).await?;
+                }
+                match reply {
+                    Reply::Ended { .. } => Err(TransportError::Closed(format!(
+                        "SSE stream ended before the response ({resumes} resumption(s))"
+                    ))),
+                    reply => Ok((reply, session_id)),
+                }
+            },
+        )
+        .await
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn result(reply: Reply) -> Result<Value, TransportError> {
+        match reply {
+            Reply::Result(v) => Ok(v),
+            other => Err(TransportError::Protocol(format!(
+                "expected a response, got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Checks an `Mcp-Session-Id`: 1 to 128 visible ASCII characters.
+fn valid_session_id(v: &HeaderValue) -> Result<String, TransportError> {
+    let bytes = v.as_bytes();
+    let ok = (1..=128).contains(&bytes.len()) && bytes.iter().all(|b| (0x21..=0x7e).contains(b));
+    match (ok, v.to_str()) {
+        (true, Ok(s)) => Ok(s.to_owned()),
+        _ => Err(TransportError::InvalidSessionId {
+            got: String::from_utf8_lossy(bytes).into_owned(),
+        }),
+    }
+}
+
+impl<D: Dialer> Connection for HttpConnection<D> {
+    async fn initialize(&self, params: &InitializeParams) -> Result<Initialized, TransportError> {
+        let id = self.next_id();
+        let body = Outgoing::request(id, "initialize", Some(jsonrpc::initialize_params(params)))
+            .to_bytes();
+        let (reply, header) = self.post("initialize", Some(id), body).await?;
+        let result = Self::result(reply)?;
+        // The session id counts only on a successful initialize (error
+        // responses may carry one too).
+        let session_id = header.as_ref().map(valid_session_id).transpose()?;
+        let init = jsonrpc::initialized(&result, session_id)?;
+        let mut s = lock(&self.session);
+        s.id = header;
+        if init.protocol_version.as_str() >= FIRST_VERSION_WITH_HEADER {
+            s.version = HeaderValue::from_str(&init.protocol_version).ok();
+        }
+        Ok(init)
+    }
+
+    async fn notify_initialized(&self) -> Result<(), TransportError> {
+        let body = Outgoing::notification("notifications/initialized").to_bytes();
+        self.post("notifications/initialized", None, body)
+            .await
+            .map(|_| ())
+    }
+
+    async fn request(&self, op: &Operation) -> Result<Value, TransportError> {
+        let id = self.next_id();
+        let body = Outgoing::request(id, op.method(), jsonrpc::operation_params(op)).to_bytes();
+        let (reply, _) = self.post(op.method(), Some(id), body).await?;
+        jsonrpc::check_tool_result(op, Self::result(reply)?)
+    }
+
+    async fn close(&self) -> Result<(), TransportError> {
+        if lock(&self.session).id.is_none() {
+            return Ok(()); // stateless: nothing to end on the server
+        }
+        let limit = Duration::from_millis(self.shared.cfg.close_timeout_ms);
+        within(&*self.shared.clock, limit, "DELETE", async {
+            let delete = Outbound {
+                method: Method::DELETE,
+                body: None,
+                last_event_id: None,
+            };
+            // Never wait behind a request in flight (an SSE stream can last):
+            // use the keep-alive connection only if it is free.
+            let response = match self.sender.try_lock() {
+                Ok(_) => self.exchange(&delete).await?,
+                Err(_) => {
+                    let mut fresh = self.shared.open().await?;
+                    fresh
+                        .send_request(self.request(&delete)?)
+                        .await
+                        .map_err(|e| TransportError::Closed(e.to_string()))?
+                }
+            };
+            match response.status().as_u16() {
+                // 405: the server does not let clients end sessions; 404: it
+                // already forgot it. Either way the session is over for us.
+                200..=299 | 404 | 405 => Ok(()),
+                s @ 500..=599 => Err(TransportError::ServerError { status: s }),
+                s => Err(TransportError::Http { status: s }),
+            }
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let t = Target::parse("http://127.0.0.1:8931/mcp?x=1").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.to_string().as_str()),
+            ("127.0.0.1", 8931, "/mcp?x=1")
+        );
+        assert_eq!(t.authority, "127.0.0.1:8931");
+        let t = Target::parse("http://[::1]/").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", 80));
+        for bad in [
+            "https://x/mcp",
+            "ftp://x",
+            "127.0.0.1:80/mcp",
+            "",
+            "http://",
+        ] {
+            assert!(
+                matches!(Target::parse(bad), Err(TransportError::InvalidUrl(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn session_ids() {
+        assert_eq!(
+            valid_session_id(&HeaderValue::from_static("abc-123")).unwrap(),
+            "abc-123"
+        );
+        for bad in ["", "a b", &"x".repeat(129)] {
+            let v = HeaderValue::from_str(bad).unwrap();
+            assert!(
+                matches!(
+                    valid_session_id(&v),
+                    Err(TransportError::InvalidSessionId { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        let v = HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap();
+        assert!(valid_session_id(&v).is_err());
+    }
+}
