@@ -22,7 +22,7 @@ use crate::lease::Lease;
 use crate::metrics::{CloseReason, SessionMetrics};
 use crate::modes::{self, ModeData, Return};
 use crate::observe::{Event, EventKind, EventSink, NoopSink, VuId};
-use crate::session::Cell;
+use crate::session::{Cell, SessionState};
 use crate::transport::{Connection, Connector, InitializeParams};
 
 /// A live session as the manager's state holds it.
@@ -458,6 +458,11 @@ impl<C: Connector> Inner<C> {
                 Return::Drop => EventKind::LeaseDropped,
             },
         );
+        if how == Return::Release {
+            // Kept, or handed straight to a waiter (then active again), or
+            // closed below (then it ends expired or closed from idle).
+            entry.item.set_state(SessionState::Idle);
+        }
         modes::give_back(self, &mut st, vu, entry, how, now);
         if let Some(d) = deadline {
             self.deadline_added(&mut st, d);
@@ -480,6 +485,7 @@ impl<C: Connector> Inner<C> {
                 .with_session(&entry.item.id));
         }
         st.leased += 1;
+        entry.item.set_state(SessionState::Active);
         let reconnect = created && st.modes.take_replacement(vu);
         if reconnect {
             st.metrics.reconnects += 1;

@@ -33,6 +33,30 @@ impl SessionState {
     pub fn is_terminal(self) -> bool {
         matches!(self, SessionState::Expired | SessionState::Closed)
     }
+
+    /// Whether `self → next` is a legal transition:
+    ///
+    /// ```text
+    /// creating ──▶ active ⇄ idle
+    ///     │          │       │
+    ///     └──────────┴───────┴──▶ expired | closed   (terminal)
+    /// ```
+    ///
+    /// `creating → closed` is a session the server initialized but the
+    /// client could not complete; `expired` (TTL or idle) is reached only
+    /// from `idle` or, at release past TTL, from `active`. Staying in the
+    /// same state is not a transition.
+    pub fn can_become(self, next: SessionState) -> bool {
+        use SessionState::*;
+        matches!(
+            (self, next),
+            (Creating, Active)
+                | (Active, Idle)
+                | (Idle, Active)
+                | (Creating | Active | Idle, Closed)
+                | (Active | Idle, Expired)
+        )
+    }
 }
 
 impl fmt::Display for SessionState {
@@ -81,47 +105,88 @@ pub(crate) struct Cell<X> {
     pub id: String,
     pub protocol_version: String,
     pub conn: X,
-    closed: Mutex<Option<CloseReason>>,
+    status: Mutex<Status>,
+}
+
+/// Where a session is, and why it ended if it did.
+#[derive(Clone, Copy, Debug)]
+struct Status {
+    state: SessionState,
+    closed: Option<CloseReason>,
 }
 
 impl<X> Cell<X> {
+    /// A session the server has just initialized (state `creating`).
     pub fn new(key: u64, id: String, protocol_version: String, conn: X) -> Self {
         Cell {
             key,
             id,
             protocol_version,
             conn,
-            closed: Mutex::new(None),
+            status: Mutex::new(Status {
+                state: SessionState::Creating,
+                closed: None,
+            }),
         }
     }
 
-    /// Marks the session closed for `reason`. Only the first call wins, and
-    /// only the winner may count the close: so every session is counted
-    /// under exactly one reason, however many paths race to close it.
+    /// Moves an open session to `next` (`active` or `idle`). A closed
+    /// session stays closed: a lease given back after `close()` must not
+    /// revive it.
+    pub fn set_state(&self, next: SessionState) {
+        let mut s = lock(&self.status);
+        if s.state.is_terminal() || s.state == next {
+            return;
+        }
+        debug_assert!(
+            s.state.can_become(next),
+            "illegal transition {} -> {next}",
+            s.state
+        );
+        s.state = next;
+    }
+
+    /// The current state.
+    pub fn state(&self) -> SessionState {
+        lock(&self.status).state
+    }
+
+    /// Marks the session closed for `reason` (state `expired` for an
+    /// eviction, `closed` otherwise). Only the first call wins, and only the
+    /// winner may count the close: so every session is counted under exactly
+    /// one reason, however many paths race to close it.
     pub fn mark_closed(&self, reason: CloseReason) -> bool {
-        let mut c = lock(&self.closed);
-        if c.is_some() {
+        let mut s = lock(&self.status);
+        if s.closed.is_some() {
             return false;
         }
-        *c = Some(reason);
+        let next = if reason.is_eviction() {
+            SessionState::Expired
+        } else {
+            SessionState::Closed
+        };
+        debug_assert!(
+            s.state.can_become(next),
+            "illegal transition {} -> {next}",
+            s.state
+        );
+        *s = Status {
+            state: next,
+            closed: Some(reason),
+        };
         true
     }
 
     /// Why the session was closed, if it was.
     pub fn closed(&self) -> Option<CloseReason> {
-        *lock(&self.closed)
+        lock(&self.status).closed
     }
 
     pub fn info(&self, e: &Entry<impl Sized>, vu: VuId, d: &Deadlines) -> SessionInfo {
-        let state = match self.closed() {
-            None => SessionState::Active,
-            Some(r) if r.is_eviction() => SessionState::Expired,
-            Some(_) => SessionState::Closed,
-        };
         SessionInfo {
             id: self.id.clone(),
             vu,
-            state,
+            state: self.state(),
             protocol_version: self.protocol_version.clone(),
             created_at: e.created_at,
             last_used_at: e.last_used,
@@ -129,5 +194,54 @@ impl<X> Cell<X> {
             idle_expires_at: d.idle_deadline(e),
             operation_count: e.ops,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SessionState::{self, *};
+
+    #[test]
+    fn transition_table() {
+        let all = [Creating, Active, Idle, Expired, Closed];
+        let legal: Vec<(SessionState, SessionState)> = all
+            .iter()
+            .flat_map(|a| all.iter().map(move |b| (*a, *b)))
+            .filter(|(a, b)| a.can_become(*b))
+            .collect();
+        assert_eq!(
+            legal,
+            vec![
+                (Creating, Active),
+                (Creating, Closed),
+                (Active, Idle),
+                (Active, Expired),
+                (Active, Closed),
+                (Idle, Active),
+                (Idle, Expired),
+                (Idle, Closed),
+            ]
+        );
+        assert!(all
+            .iter()
+            .filter(|s| s.is_terminal())
+            .eq([Expired, Closed].iter()));
+    }
+
+    #[test]
+    fn closed_sessions_stay_closed() {
+        let c = super::Cell::new(1, "s".into(), "2025-11-25".into(), ());
+        assert_eq!(c.state(), Creating);
+        c.set_state(Active);
+        c.set_state(Idle);
+        assert!(c.mark_closed(crate::metrics::CloseReason::Idle));
+        assert_eq!(c.state(), Expired);
+        assert!(
+            !c.mark_closed(crate::metrics::CloseReason::Shutdown),
+            "first close wins"
+        );
+        c.set_state(Active);
+        assert_eq!(c.state(), Expired);
+        assert_eq!(c.closed(), Some(crate::metrics::CloseReason::Idle));
     }
 }

@@ -14,7 +14,7 @@ use mcp_session::transport::scripted::ScriptedConnector;
 use mcp_session::transport::Operation;
 use mcp_session::{
     Clock, ErrorKind, EventKind, Instant, Manager, ManagerBuilder, Mode, SessionConfig,
-    SessionMetrics, TokioClock, VersionPolicy,
+    SessionMetrics, SessionState, TokioClock, VersionPolicy,
 };
 
 type M = Manager<ScriptedConnector>;
@@ -502,6 +502,7 @@ async fn close_closes_everything_fails_waiters_and_is_idempotent() {
         idle.release();
         let mut held = w.manager.acquire(2).await.unwrap();
         let held_id = held.id().to_owned();
+        assert_eq!(held.info().state, SessionState::Active, "{mode}");
         let waiter = (mode == Mode::Pool).then(|| {
             let m = w.manager.clone();
             tokio::spawn(async move { m.acquire(3).await.map(|_| ()) })
@@ -512,6 +513,11 @@ async fn close_closes_everything_fails_waiters_and_is_idempotent() {
             let e = waiter.await.unwrap().unwrap_err();
             assert_eq!(e.kind, ErrorKind::ManagerClosed, "{mode}: waiter woken");
         }
+        assert_eq!(
+            held.info().state,
+            SessionState::Closed,
+            "{mode}: closed under the VU"
+        );
         let sent = w.server.operation_log().len();
         let e = held.call(&Operation::Ping).await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::SessionClosed, "{mode}");
