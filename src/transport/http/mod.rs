@@ -442,16 +442,18 @@ impl<D: Dialer> Connection for HttpConnection<D> {
                 last_event_id: None,
             };
             // Never wait behind a request in flight (an SSE stream can last):
-            // use the keep-alive connection only if it is free.
-            let response = match self.sender.try_lock() {
-                Ok(_) => self.exchange(&delete).await?,
-                Err(_) => {
-                    let mut fresh = self.shared.open().await?;
-                    fresh
-                        .send_request(self.request(&delete)?)
-                        .await
-                        .map_err(|e| TransportError::Closed(e.to_string()))?
-                }
+            // use the keep-alive connection only if it is free. The probe's
+            // guard is dropped at the end of this statement: held across the
+            // match below, `exchange` would wait on it until the timeout.
+            let free = self.sender.try_lock().is_ok();
+            let response = if free {
+                self.exchange(&delete).await?
+            } else {
+                let mut fresh = self.shared.open().await?;
+                fresh
+                    .send_request(self.request(&delete)?)
+                    .await
+                    .map_err(|e| TransportError::Closed(e.to_string()))?
             };
             match response.status().as_u16() {
                 // 405: the server does not let clients end sessions; 404: it
@@ -511,5 +513,63 @@ mod tests {
         }
         let v = HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap();
         assert!(valid_session_id(&v).is_err());
+    }
+
+    /// `close` on an idle session sends its DELETE on the keep-alive
+    /// connection and returns at once (it once waited on its own lock until
+    /// the close timeout, and the DELETE was never sent).
+    #[tokio::test]
+    async fn close_sends_delete_without_waiting_for_the_timeout() {
+        use hyper::service::service_fn;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::<Method>::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let log = log.clone();
+                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    lock(&log).push(req.method().clone());
+                    let init = br#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":"t","version":"1"}}}"#;
+                    let resp = match *req.method() {
+                        Method::DELETE => Response::builder().status(405).body(Full::default()),
+                        _ => Response::builder()
+                            .header(CONTENT_TYPE, "application/json")
+                            .header("mcp-session-id", "s1")
+                            .body(Full::new(Bytes::from_static(init))),
+                    };
+                    async move { resp }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc),
+                );
+            }
+        });
+        let cfg = HttpConfig {
+            close_timeout_ms: 2_000,
+            ..HttpConfig::new(format!("http://127.0.0.1:{port}/mcp"))
+        };
+        let clock = Arc::new(crate::TokioClock::new());
+        let conn = HttpConnector::new(super::super::TcpDialer, cfg, clock)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let params = InitializeParams {
+            protocol_version: "2025-11-25".into(),
+            client_name: "t".into(),
+            client_version: "1".into(),
+        };
+        assert_eq!(
+            conn.initialize(&params)
+                .await
+                .unwrap()
+                .session_id
+                .as_deref(),
+            Some("s1")
+        );
+        assert_eq!(conn.close().await, Ok(()));
+        assert_eq!(*lock(&seen), [Method::POST, Method::DELETE]);
     }
 }
