@@ -298,10 +298,21 @@ impl<D: Dialer> HttpConnection<D> {
         let Some(sender) = slot.as_mut() else {
             unreachable!("set just above")
         };
-        sender
-            .send_request(self.request(out)?)
-            .await
-            .map_err(|e| TransportError::Closed(e.to_string()))
+        let closed = |e: hyper::Error| TransportError::Closed(e.to_string());
+        match sender.send_request(self.request(out)?).await {
+            // The server closed the idle keep-alive connection just before
+            // this request (its close had not been read yet): hyper cancels a
+            // request it never wrote. Nothing reached the server, so send it
+            // once more on a new connection.
+            Err(e) if reusable && e.is_canceled() => {
+                let sender = slot.insert(self.shared.open().await?);
+                sender
+                    .send_request(self.request(out)?)
+                    .await
+                    .map_err(closed)
+            }
+            r => r.map_err(closed),
+        }
     }
 
     fn expect(&self, id: Option<u64>) -> Expect {
@@ -340,17 +351,27 @@ impl<D: Dialer> HttpConnection<D> {
                 let session_id = parts.headers.get("mcp-session-id").cloned();
                 let mut reply = response::read(parts.status, &parts.headers, body, expect).await?;
                 let mut resumes = 0;
+                // Like an EventSource, the last event id and the last
+                // `retry:` outlive one stream: a resumed stream that ends
+                // without new ones is resumed again from the same id, after
+                // the same wait.
+                let (mut last_id, mut wait) = (None, None);
                 while let Reply::Ended {
-                    last_event_id: Some(last),
+                    last_event_id,
                     retry,
-                } = &reply
+                } = reply
                 {
-                    if resumes >= cfg.max_resumes {
-                        break;
-                    }
+                    last_id = last_event_id.or(last_id);
+                    wait = retry.or(wait);
+                    let Some(last) = last_id.as_deref().filter(|_| resumes < cfg.max_resumes)
+                    else {
+                        return Err(TransportError::Closed(format!(
+                            "SSE stream ended before the response ({resumes} resumption(s))"
+                        )));
+                    };
                     resumes += 1;
-                    if let Some(wait) = retry {
-                        clock.sleep_until(clock.now() + *wait).await;
+                    if let Some(wait) = wait {
+                        clock.sleep_until(clock.now() + wait).await;
                     }
                     let get = Outbound {
                         method: Method::GET,
@@ -360,12 +381,7 @@ impl<D: Dialer> HttpConnection<D> {
                     let (parts, body) = self.exchange(&get).await?.into_parts();
                     reply = response::read(parts.status, &parts.headers, body, expect).await?;
                 }
-                match reply {
-                    Reply::Ended { .. } => Err(TransportError::Closed(format!(
-                        "SSE stream ended before the response ({resumes} resumption(s))"
-                    ))),
-                    reply => Ok((reply, session_id)),
-                }
+                Ok((reply, session_id))
             },
         )
         .await
