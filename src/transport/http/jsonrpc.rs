@@ -85,10 +85,16 @@ struct Message {
     id: Option<Value>,
     #[serde(default)]
     method: Option<String>,
-    #[serde(default)]
+    /// `Some` whenever the member is present, `null` included (a valid
+    /// result): a plain `Option` would read `"result": null` as absent.
+    #[serde(default, deserialize_with = "present")]
     result: Option<Value>,
     #[serde(default)]
     error: Option<ErrorObject>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// What one incoming message means for a request with id `want`.

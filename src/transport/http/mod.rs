@@ -13,10 +13,12 @@
 //! (including SSE resumption), and close.
 
 mod jsonrpc;
+#[cfg(test)]
+mod props;
 mod response;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -224,6 +226,7 @@ impl<D: Dialer> Connector for HttpConnector<D> {
             sender: tokio::sync::Mutex::new(Some(sender)),
             session: Mutex::new(SessionHeaders::default()),
             next_id: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
         })
     }
 }
@@ -242,6 +245,26 @@ pub struct HttpConnection<D: Dialer> {
     sender: tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>,
     session: Mutex<SessionHeaders>,
     next_id: AtomicU64,
+    /// Requests between their POST and the end of their answer (an SSE
+    /// body is read after `sender` is unlocked, and keeps the connection).
+    in_flight: AtomicUsize,
+}
+
+/// Counts a request in flight for as long as it lives (dropped on return,
+/// on error, on timeout, or when the caller drops the future).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A request to send.
@@ -337,6 +360,7 @@ impl<D: Dialer> HttpConnection<D> {
         let cfg = &self.shared.cfg;
         let clock = &*self.shared.clock;
         let expect = self.expect(id);
+        let _in_flight = InFlight::enter(&self.in_flight);
         within(
             clock,
             Duration::from_millis(cfg.request_timeout_ms),
@@ -458,10 +482,13 @@ impl<D: Dialer> Connection for HttpConnection<D> {
                 last_event_id: None,
             };
             // Never wait behind a request in flight (an SSE stream can last):
-            // use the keep-alive connection only if it is free. The probe's
-            // guard is dropped at the end of this statement: held across the
-            // match below, `exchange` would wait on it until the timeout.
-            let free = self.sender.try_lock().is_ok();
+            // use the keep-alive connection only if it is free: no request
+            // is sending or still reading its answer (an SSE body is read
+            // after the lock is released, and hyper sends nothing else on
+            // the connection until it ends). The probe's guard is dropped at
+            // the end of this statement: held across the match below,
+            // `exchange` would wait on it until the timeout.
+            let free = self.in_flight.load(Ordering::SeqCst) == 0 && self.sender.try_lock().is_ok();
             let response = if free {
                 self.exchange(&delete).await?
             } else {
