@@ -9,6 +9,8 @@
 #![warn(missing_docs)]
 
 pub mod dialer;
+pub mod listener;
+pub mod server;
 
 /// The session library this crate simulates, re-exported for convenience.
 pub use mcp_session;

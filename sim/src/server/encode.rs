@@ -1,0 +1,228 @@
+//! How an answer goes on the wire: one JSON body, or a Server-Sent Events
+//! stream, cut into chunks.
+//!
+//! A Streamable HTTP server may answer a POSTed request either way, and a
+//! client must handle both, including an SSE stream that carries
+//! notifications before the response and bytes that arrive in arbitrary
+//! pieces (a line, or a JSON value, cut in the middle). The choice and the
+//! cut points come from the server's seeded random stream, so every shape is
+//! exercised and every run of a seed produces the same bytes in the same
+//! pieces.
+//!
+//! [`Chunked`] is the body type of every response. It hands hyper one piece
+//! at a time and yields to the scheduler between pieces, so hyper flushes
+//! each piece as its own write instead of coalescing the whole body: the
+//! pieces become separate segments on the (simulated or real) network.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The media type of an answer to a JSON-RPC request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// `application/json`: the response as one JSON value.
+    Json,
+    /// `text/event-stream`: events, the response in the last one.
+    Sse,
+}
+
+impl Format {
+    /// The `Content-Type` header value.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Sse => "text/event-stream",
+        }
+    }
+
+    /// Draws the format of one answer: SSE with probability `sse_ratio`
+    /// (clamped to 0..=1). Always takes one draw from `rng`, so the stream
+    /// stays aligned whatever the ratio.
+    pub fn draw(rng: &mut ChaCha8Rng, sse_ratio: f64) -> Format {
+        let x: f64 = rng.random();
+        if x < sse_ratio.clamp(0.0, 1.0) {
+            Format::Sse
+        } else {
+            Format::Json
+        }
+    }
+}
+
+/// A JSON value's bytes.
+pub fn json(msg: &Value) -> Bytes {
+    // Serializing a `Value` cannot fail.
+    Bytes::from(serde_json::to_vec(msg).unwrap_or_default())
+}
+
+/// One SSE event carrying `msg`, with event id `id`.
+pub fn sse_event(id: u64, msg: &Value) -> String {
+    format!("id: {id}\nevent: message\ndata: {msg}\n\n")
+}
+
+/// An SSE stream body: `before` (notifications) then `response`, one event
+/// each, with consecutive ids from `first_id`.
+pub fn sse(before: &[Value], response: &Value, first_id: u64) -> Bytes {
+    let mut out = String::new();
+    for (id, msg) in (first_id..).zip(before.iter().chain(std::iter::once(response))) {
+        out.push_str(&sse_event(id, msg));
+    }
+    Bytes::from(out)
+}
+
+/// Cuts `len` bytes into at most `pieces` pieces at points drawn from `rng`:
+/// the sorted, distinct cut offsets (each in `1..len`). Takes exactly
+/// `pieces - 1` draws when there is anything to cut.
+pub fn draw_cuts(rng: &mut ChaCha8Rng, len: usize, pieces: u32) -> Vec<usize> {
+    if len < 2 || pieces < 2 {
+        return Vec::new();
+    }
+    let mut cuts: Vec<usize> = (1..pieces).map(|_| rng.random_range(1..len)).collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    cuts
+}
+
+/// `body` cut at `cuts` (sorted offsets inside it).
+pub fn split(body: &Bytes, cuts: &[usize]) -> Vec<Bytes> {
+    let mut out = Vec::with_capacity(cuts.len() + 1);
+    let mut from = 0;
+    for &at in cuts.iter().filter(|&&at| at > 0 && at < body.len()) {
+        if at > from {
+            out.push(body.slice(from..at));
+            from = at;
+        }
+    }
+    if from < body.len() {
+        out.push(body.slice(from..));
+    }
+    out
+}
+
+/// A response body sent as a sequence of pieces, each flushed on its own.
+#[derive(Debug, Default)]
+pub struct Chunked {
+    pieces: VecDeque<Bytes>,
+    /// Whether the next poll yields before handing out a piece.
+    yield_next: bool,
+    /// The total length, when announced (`Content-Length`); `None` sends the
+    /// body with chunked transfer encoding, as streams usually are.
+    exact: Option<u64>,
+}
+
+impl Chunked {
+    /// An empty body.
+    pub fn empty() -> Self {
+        Chunked {
+            exact: Some(0),
+            ..Chunked::default()
+        }
+    }
+
+    /// A body of `pieces`, with a `Content-Length` if `announce_length`.
+    pub fn new(pieces: Vec<Bytes>, announce_length: bool) -> Self {
+        let total: usize = pieces.iter().map(Bytes::len).sum();
+        Chunked {
+            pieces: pieces.into_iter().filter(|p| !p.is_empty()).collect(),
+            yield_next: false,
+            exact: announce_length.then_some(total as u64),
+        }
+    }
+
+    /// A body of one piece, with a `Content-Length`.
+    pub fn whole(body: Bytes) -> Self {
+        Chunked::new(vec![body], true)
+    }
+}
+
+impl Body for Chunked {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.pieces.is_empty() {
+            return Poll::Ready(None);
+        }
+        if self.yield_next {
+            // Pending makes hyper write out what it has before asking for
+            // more; waking at once means no time passes.
+            self.yield_next = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let piece = self.pieces.pop_front();
+        self.yield_next = !self.pieces.is_empty();
+        Poll::Ready(piece.map(|p| Ok(Frame::data(p))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pieces.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.exact {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use serde_json::json;
+
+    #[test]
+    fn sse_events_carry_ids_and_end_with_the_response() {
+        let n = json!({"jsonrpc":"2.0","method":"notifications/message"});
+        let r = json!({"jsonrpc":"2.0","id":1,"result":{}});
+        let body = sse(std::slice::from_ref(&n), &r, 7);
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            format!("id: 7\nevent: message\ndata: {n}\n\nid: 8\nevent: message\ndata: {r}\n\n")
+        );
+    }
+
+    #[test]
+    fn cuts_reassemble_to_the_body() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let body = Bytes::from_static(b"0123456789abcdef");
+        for pieces in 0..20 {
+            let cuts = draw_cuts(&mut rng, body.len(), pieces);
+            assert!(cuts.len() < pieces.max(1) as usize);
+            let parts = split(&body, &cuts);
+            assert_eq!(parts.len(), cuts.len() + 1);
+            assert_eq!(parts.concat(), body.to_vec());
+            assert!(parts.iter().all(|p| !p.is_empty()));
+        }
+        assert_eq!(split(&Bytes::new(), &[]), Vec::<Bytes>::new());
+    }
+
+    #[test]
+    fn the_same_seed_draws_the_same_shapes() {
+        let draw = |seed| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            (0..32)
+                .map(|_| (Format::draw(&mut rng, 0.5), draw_cuts(&mut rng, 100, 4)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draw(9), draw(9));
+        assert_ne!(draw(9), draw(10));
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        assert!((0..100).all(|_| Format::draw(&mut rng, 0.0) == Format::Json));
+        assert!((0..100).all(|_| Format::draw(&mut rng, 1.0) == Format::Sse));
+    }
+}

@@ -1,0 +1,167 @@
+//! What the server did, as a log of plain values.
+//!
+//! Every request the server handles, and every change to its sessions, is
+//! appended to an in-memory log as a [`Stamped`] [`ServerEvent`]: simulated
+//! milliseconds since the server's start, and what happened. The log is the
+//! server's side of the story for assertions ("the server saw the DELETE",
+//! "the 404 came after the early expiry") and the raw material of the
+//! determinism check: run a seed twice, serialize both logs, compare the
+//! bytes. So every field is a deterministic value (no addresses, no wall
+//! time, no hash-ordered collections), and everything the seed decides (the
+//! answer format, how many pieces a body was cut into) is in it: a log that
+//! left them out could not catch a run that drew differently.
+
+use serde::{Deserialize, Serialize};
+
+use super::encode::Format;
+use super::hooks::SessionIdFault;
+use super::sessions::ExpiryReason;
+
+/// One event and when it happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamped {
+    /// Milliseconds of simulated time since the server's start.
+    pub at_ms: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: ServerEvent,
+}
+
+/// What happened on the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ServerEvent {
+    /// `serve` began: the `run`-th time (2 and more: after a restart).
+    Started {
+        /// 1 for the first run.
+        run: u64,
+    },
+    /// Every session was dropped on purpose (a restart that loses state).
+    SessionsCleared {
+        /// How many were live.
+        dropped: usize,
+    },
+    /// `initialize` created a session.
+    SessionCreated {
+        /// The new session's id.
+        session: String,
+        /// The protocol revision the client asked for.
+        requested: String,
+        /// The revision answered.
+        answered: String,
+        /// What the `Mcp-Session-Id` header carried.
+        id_header: SessionIdFault,
+    },
+    /// `initialize` was refused with 503: `max_sessions` are live.
+    SessionLimit {
+        /// The limit.
+        max: usize,
+    },
+    /// A JSON-RPC request on a session (other than `initialize`).
+    Request {
+        /// The session it named.
+        session: String,
+        /// The JSON-RPC method.
+        method: String,
+        /// For `tools/call`: the tool's name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tool: Option<String>,
+    },
+    /// The answer to a JSON-RPC request (`initialize` included) went out.
+    Answered {
+        /// The session (for `initialize`: the one it created, if any).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
+        /// The JSON-RPC method answered.
+        method: String,
+        /// JSON or SSE.
+        format: Format,
+        /// How many pieces the body was cut into.
+        pieces: usize,
+        /// The JSON-RPC error code, for an error response.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<i64>,
+    },
+    /// A notification on a session (answered 202).
+    Notification {
+        /// The session it named.
+        session: String,
+        /// The notification's method.
+        method: String,
+    },
+    /// A JSON-RPC response from the client (answered 202).
+    ClientResponse {
+        /// The session it named.
+        session: String,
+    },
+    /// DELETE ended a session (answered 200).
+    Deleted {
+        /// The session ended.
+        session: String,
+    },
+    /// A request named a session that is not live: unknown, terminated or
+    /// expired. Answered 404, or 400 with the TypeScript SDK's body.
+    UnknownSession {
+        /// The id the request carried.
+        session: String,
+        /// The HTTP method.
+        http: String,
+        /// The JSON-RPC method, for a POST that had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<String>,
+        /// 404, or 400.
+        status: u16,
+    },
+    /// A request other than `initialize` carried no `Mcp-Session-Id`
+    /// (answered 400).
+    MissingSession {
+        /// The HTTP method.
+        http: String,
+        /// The JSON-RPC method, for a POST that had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<String>,
+    },
+    /// A session ended without a DELETE.
+    Expired {
+        /// The session.
+        session: String,
+        /// TTL, idle, or early (on purpose).
+        reason: ExpiryReason,
+    },
+    /// A request the protocol does not allow, refused at the HTTP level
+    /// (wrong path or method, bad headers, unparsable body).
+    Rejected {
+        /// The HTTP method.
+        http: String,
+        /// The status answered.
+        status: u16,
+        /// Why, in a few words.
+        why: String,
+    },
+    /// A request answered with an injected HTTP failure.
+    Injected {
+        /// The HTTP method.
+        http: String,
+        /// The status answered (500, 503, ...).
+        status: u16,
+    },
+    /// The next `count` requests will be answered with `status`.
+    FailuresArmed {
+        /// How many requests.
+        count: u32,
+        /// The status they get.
+        status: u16,
+    },
+    /// `initialize` now answers this protocol revision whatever is asked
+    /// (`None`: negotiates again).
+    VersionForced {
+        /// The revision forced.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+    },
+    /// `initialize` answers now carry this kind of `Mcp-Session-Id`.
+    SessionIdFaultSet {
+        /// Sent, omitted, or garbled.
+        fault: SessionIdFault,
+    },
+}

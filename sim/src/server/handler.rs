@@ -1,0 +1,621 @@
+//! Request → response decisions: routing, the Streamable HTTP rules,
+//! JSON-RPC, and the tools.
+//!
+//! [`decide`] is synchronous and does no I/O: it gets the whole request (the
+//! body already read), the server's state and the time, and returns what to
+//! answer, logging what it did on the way. Only two things are left to the
+//! async caller: waiting (the `slow` tool sleeps on simulated time before
+//! its answer), and putting the answer on the wire, where the seeded stream
+//! picks JSON or SSE and the chunking (see [`super::encode`]).
+//!
+//! The rules, in the order they are checked (each one answers at once):
+//!
+//! 1. sessions whose deadline has passed expire (logged, then unknown);
+//! 2. an armed injected failure answers with its status;
+//! 3. a path other than the MCP endpoint is 404;
+//! 4. GET is 405 (this server opens no standalone SSE stream, which the
+//!    spec allows), and so is every method but POST and DELETE;
+//! 5. DELETE needs a live session id: 200 and the session ends;
+//! 6. POST needs `Accept` with both `application/json` and
+//!    `text/event-stream` (406), a JSON `Content-Type` (415), and one
+//!    JSON-RPC message (400 with a JSON-RPC error otherwise; batches are not
+//!    supported, as in revisions since 2025-06-18);
+//! 7. `initialize` creates a session (503 when `max_sessions` are live);
+//!    everything else needs `Mcp-Session-Id` (400 without, 404 — or the
+//!    TypeScript SDK's 400 — for one that is not live) and, if it sends
+//!    `MCP-Protocol-Version`, a revision this server speaks (400);
+//! 8. notifications and client responses are 202 with no body; requests get
+//!    a JSON-RPC response: `ping`, `tools/list`, `tools/call`, or -32601.
+
+use std::time::Duration;
+
+use hyper::header::{ACCEPT, CONTENT_TYPE};
+use hyper::{HeaderMap, Method, StatusCode};
+use serde_json::{json, Map, Value};
+
+use super::events::ServerEvent;
+use super::sessions::Full;
+use super::{ServerConfig, State, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS};
+
+/// The request, as `decide` sees it.
+pub(crate) struct Req<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+}
+
+/// What to answer.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    /// Extra headers (the content type is set from the body).
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Body,
+}
+
+/// The body of an answer.
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// No body.
+    Empty,
+    /// A plain JSON body, sent whole (errors at the HTTP level).
+    Json(Value),
+    /// The JSON-RPC response to a request: JSON or SSE, as the seed says.
+    Rpc(Rpc),
+}
+
+/// A JSON-RPC response to send.
+#[derive(Debug)]
+pub(crate) struct Rpc {
+    /// The session it belongs to.
+    pub session: Option<String>,
+    /// The method it answers.
+    pub method: String,
+    /// The request's id.
+    pub id: Value,
+    /// The result, or the error code and message.
+    pub outcome: Result<Value, (i64, String)>,
+}
+
+impl Rpc {
+    /// The response message.
+    pub fn message(&self) -> Value {
+        match &self.outcome {
+            Ok(result) => json!({"jsonrpc": "2.0", "id": self.id, "result": result}),
+            Err((code, message)) => json!({
+                "jsonrpc": "2.0",
+                "id": self.id,
+                "error": {"code": code, "message": message},
+            }),
+        }
+    }
+}
+
+/// What the caller does next.
+#[derive(Debug)]
+pub(crate) enum Decision {
+    /// Answer now.
+    Now(Answer),
+    /// Wait (on simulated time), then answer.
+    After { wait: Duration, answer: Answer },
+}
+
+/// JSON-RPC error codes.
+const PARSE_ERROR: i64 = -32700;
+const INVALID_REQUEST: i64 = -32600;
+const METHOD_NOT_FOUND: i64 = -32601;
+const INVALID_PARAMS: i64 = -32602;
+const INTERNAL_ERROR: i64 = -32603;
+/// The implementation-defined server error the TypeScript SDK uses for
+/// transport-level refusals, and the `jsonrpc_error` tool raises.
+const SERVER_ERROR: i64 = -32000;
+/// The TypeScript SDK's code for "Session not found".
+const SESSION_NOT_FOUND: i64 = -32001;
+
+/// The TypeScript SDK's message for an unknown session, which clients match.
+pub(crate) const NO_VALID_SESSION: &str = "Bad Request: No valid session ID provided";
+
+/// Decides the answer to `req` at `now` (ms since the server's start).
+pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Decision {
+    for (session, reason) in st.sessions.expire_due(now) {
+        st.record(now, ServerEvent::Expired { session, reason });
+    }
+    let http = req.method.as_str().to_owned();
+    if let Some(status) = st.hooks.take_failure() {
+        st.record(now, ServerEvent::Injected { http, status });
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let message = format!("{status} (injected)");
+        return Decision::Now(error_answer(status, INTERNAL_ERROR, &message));
+    }
+    if req.path != cfg.path {
+        return Decision::Now(reject(st, now, http, StatusCode::NOT_FOUND, "no such path"));
+    }
+    match *req.method {
+        Method::POST => post(st, cfg, now, req),
+        Method::DELETE => Decision::Now(delete(st, cfg, now, req)),
+        _ => {
+            let why = if *req.method == Method::GET {
+                "no standalone SSE stream"
+            } else {
+                "method not allowed"
+            };
+            let mut a = reject(st, now, http, StatusCode::METHOD_NOT_ALLOWED, why);
+            a.headers.push(("allow", "POST, DELETE".into()));
+            Decision::Now(a)
+        }
+    }
+}
+
+/// Logs a refusal and builds its answer (a JSON-RPC error body, id null).
+fn reject(st: &mut State, now: u64, http: String, status: StatusCode, why: &str) -> Answer {
+    st.record(
+        now,
+        ServerEvent::Rejected {
+            http,
+            status: status.as_u16(),
+            why: why.to_owned(),
+        },
+    );
+    let code = if status == StatusCode::BAD_REQUEST {
+        INVALID_REQUEST
+    } else {
+        SERVER_ERROR
+    };
+    let reason = status.canonical_reason().unwrap_or("Error");
+    error_answer(status, code, &format!("{reason}: {why}"))
+}
+
+/// An HTTP error with a JSON-RPC error body (id null), as the TypeScript SDK
+/// answers transport-level refusals.
+fn error_answer(status: StatusCode, code: i64, message: &str) -> Answer {
+    Answer {
+        status,
+        headers: Vec::new(),
+        body: Body::Json(json!({
+            "jsonrpc": "2.0",
+            "error": {"code": code, "message": message},
+            "id": null,
+        })),
+    }
+}
+
+/// The `Mcp-Session-Id` header, if present and readable.
+fn session_header(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("mcp-session-id")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+/// The answer to a request naming a session that is not live.
+fn unknown_session(
+    st: &mut State,
+    cfg: &ServerConfig,
+    now: u64,
+    session: String,
+    http: String,
+    method: Option<String>,
+) -> Answer {
+    let (status, code, message) = if cfg.answer_400_for_unknown_session {
+        (StatusCode::BAD_REQUEST, SERVER_ERROR, NO_VALID_SESSION)
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            SESSION_NOT_FOUND,
+            "Session not found",
+        )
+    };
+    st.record(
+        now,
+        ServerEvent::UnknownSession {
+            session,
+            http,
+            method,
+            status: status.as_u16(),
+        },
+    );
+    error_answer(status, code, message)
+}
+
+/// The answer to a request that needs a session and names none.
+fn missing_session(st: &mut State, now: u64, http: String, method: Option<String>) -> Answer {
+    st.record(now, ServerEvent::MissingSession { http, method });
+    error_answer(
+        StatusCode::BAD_REQUEST,
+        SERVER_ERROR,
+        "Bad Request: Mcp-Session-Id header is required",
+    )
+}
+
+fn delete(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Answer {
+    let http = req.method.as_str().to_owned();
+    let Some(session) = session_header(req.headers) else {
+        return missing_session(st, now, http, None);
+    };
+    if !st.sessions.remove(&session) {
+        return unknown_session(st, cfg, now, session, http, None);
+    }
+    st.record(now, ServerEvent::Deleted { session });
+    Answer {
+        status: StatusCode::OK,
+        headers: Vec::new(),
+        body: Body::Empty,
+    }
+}
+
+/// Whether the `Accept` header admits `media` (exactly, or by a wildcard).
+fn accepts(headers: &HeaderMap, media: &str) -> bool {
+    let family = media.split('/').next().unwrap_or("");
+    headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|m| {
+            m.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .any(|m| m == media || m == "*/*" || m.strip_suffix("/*") == Some(family))
+}
+
+/// One JSON-RPC message from the client, classified.
+enum Message {
+    Request {
+        id: Value,
+        method: String,
+        params: Value,
+    },
+    Notification {
+        method: String,
+    },
+    Response,
+}
+
+/// Reads the body as one JSON-RPC message, or says why it is not one.
+fn parse(body: &[u8]) -> Result<Message, (i64, &'static str)> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| (PARSE_ERROR, "Parse error"))?;
+    let Value::Object(obj) = value else {
+        return Err(if value.is_array() {
+            (
+                INVALID_REQUEST,
+                "Invalid Request: batches are not supported",
+            )
+        } else {
+            (INVALID_REQUEST, "Invalid Request: not a JSON-RPC message")
+        });
+    };
+    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err((INVALID_REQUEST, "Invalid Request: jsonrpc must be \"2.0\""));
+    }
+    let id = obj.get("id").filter(|id| id.is_string() || id.is_number());
+    match (obj.get("method").and_then(Value::as_str), id) {
+        (Some(method), Some(id)) => Ok(Message::Request {
+            id: id.clone(),
+            method: method.to_owned(),
+            params: obj.get("params").cloned().unwrap_or(Value::Null),
+        }),
+        (Some(_), None) if obj.contains_key("id") => Err((
+            INVALID_REQUEST,
+            "Invalid Request: id must be a string or number",
+        )),
+        (Some(method), None) => Ok(Message::Notification {
+            method: method.to_owned(),
+        }),
+        (None, Some(_)) if obj.contains_key("result") || obj.contains_key("error") => {
+            Ok(Message::Response)
+        }
+        _ => Err((INVALID_REQUEST, "Invalid Request")),
+    }
+}
+
+fn post(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Decision {
+    let http = req.method.as_str().to_owned();
+    if !(accepts(req.headers, "application/json") && accepts(req.headers, "text/event-stream")) {
+        let why = "client must accept both application/json and text/event-stream";
+        return Decision::Now(reject(st, now, http, StatusCode::NOT_ACCEPTABLE, why));
+    }
+    let json_body = req
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json_body {
+        let why = "Content-Type must be application/json";
+        return Decision::Now(reject(
+            st,
+            now,
+            http,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            why,
+        ));
+    }
+    let message = match parse(req.body) {
+        Ok(m) => m,
+        Err((code, message)) => {
+            st.record(
+                now,
+                ServerEvent::Rejected {
+                    http,
+                    status: 400,
+                    why: message.to_owned(),
+                },
+            );
+            return Decision::Now(error_answer(StatusCode::BAD_REQUEST, code, message));
+        }
+    };
+    if let Message::Request { id, method, params } = &message {
+        if method == "initialize" {
+            return Decision::Now(initialize(st, now, id, params));
+        }
+    }
+    let rpc_method = match &message {
+        Message::Request { method, .. } | Message::Notification { method } => Some(method.clone()),
+        Message::Response => None,
+    };
+    let Some(session) = session_header(req.headers) else {
+        return Decision::Now(missing_session(st, now, http, rpc_method));
+    };
+    if !st.sessions.touch(&session, now) {
+        return Decision::Now(unknown_session(st, cfg, now, session, http, rpc_method));
+    }
+    if let Some(v) = req.headers.get("mcp-protocol-version") {
+        let v = String::from_utf8_lossy(v.as_bytes());
+        if !SUPPORTED_PROTOCOL_VERSIONS.contains(&v.as_ref()) {
+            let why = format!("Unsupported protocol version: {v}");
+            return Decision::Now(reject(st, now, http, StatusCode::BAD_REQUEST, &why));
+        }
+    }
+    match message {
+        Message::Notification { method } => {
+            if method == "notifications/initialized" {
+                st.sessions.mark_initialized(&session);
+            }
+            st.record(now, ServerEvent::Notification { session, method });
+            Decision::Now(accepted())
+        }
+        Message::Response => {
+            st.record(now, ServerEvent::ClientResponse { session });
+            Decision::Now(accepted())
+        }
+        Message::Request { id, method, params } => request(st, now, session, id, method, &params),
+    }
+}
+
+/// 202 Accepted, no body: a notification or response was received.
+fn accepted() -> Answer {
+    Answer {
+        status: StatusCode::ACCEPTED,
+        headers: Vec::new(),
+        body: Body::Empty,
+    }
+}
+
+/// The answer `200 OK` carrying the response `rpc`.
+fn ok(rpc: Rpc) -> Answer {
+    Answer {
+        status: StatusCode::OK,
+        headers: Vec::new(),
+        body: Body::Rpc(rpc),
+    }
+}
+
+fn initialize(st: &mut State, now: u64, id: &Value, params: &Value) -> Answer {
+    let rpc = |session: Option<String>, outcome| Rpc {
+        session,
+        method: "initialize".into(),
+        id: id.clone(),
+        outcome,
+    };
+    let Some(requested) = params.get("protocolVersion").and_then(Value::as_str) else {
+        let missing = (
+            INVALID_PARAMS,
+            "Invalid params: protocolVersion is required".into(),
+        );
+        return ok(rpc(None, Err(missing)));
+    };
+    let answered = match &st.hooks.protocol_version {
+        Some(forced) => forced.clone(),
+        None if SUPPORTED_PROTOCOL_VERSIONS.contains(&requested) => requested.to_owned(),
+        None => LATEST_PROTOCOL_VERSION.to_owned(),
+    };
+    let session = match st.sessions.create(now, answered.clone()) {
+        Ok(session) => session,
+        Err(Full { max }) => {
+            st.record(now, ServerEvent::SessionLimit { max });
+            let message = format!("Service Unavailable: {max} sessions are live");
+            let mut a = error_answer(StatusCode::SERVICE_UNAVAILABLE, SERVER_ERROR, &message);
+            if let Body::Json(body) = &mut a.body {
+                body["id"] = id.clone();
+            }
+            return a;
+        }
+    };
+    st.record(
+        now,
+        ServerEvent::SessionCreated {
+            session: session.clone(),
+            requested: requested.to_owned(),
+            answered: answered.clone(),
+            id_header: st.hooks.session_id,
+        },
+    );
+    let header = st.hooks.session_id_header(&session);
+    let result = json!({
+        "protocolVersion": answered,
+        "capabilities": {
+            "tools": {"listChanged": false},
+            "logging": {},
+        },
+        "serverInfo": {"name": "mcp-sim", "version": env!("CARGO_PKG_VERSION")},
+        "instructions": "A simulated MCP server: tools echo, slow, fail, jsonrpc_error.",
+    });
+    let mut a = ok(rpc(Some(session), Ok(result)));
+    if let Some(h) = header {
+        a.headers.push(("mcp-session-id", h));
+    }
+    a
+}
+
+/// The tools, as `tools/list` describes them.
+fn tools() -> Value {
+    let object = |properties: Value, required: &[&str]| json!({"type": "object", "properties": properties, "required": required});
+    json!([
+        {
+            "name": "echo",
+            "description": "Returns its text argument as text content.",
+            "inputSchema": object(json!({"text": {"type": "string"}}), &["text"]),
+        },
+        {
+            "name": "slow",
+            "description": "Sleeps for `ms` milliseconds, then answers.",
+            "inputSchema": object(json!({"ms": {"type": "integer", "minimum": 0}}), &["ms"]),
+        },
+        {
+            "name": "fail",
+            "description": "Always fails: a result with isError true.",
+            "inputSchema": object(json!({}), &[]),
+        },
+        {
+            "name": "jsonrpc_error",
+            "description": "Always answers with JSON-RPC error -32000.",
+            "inputSchema": object(json!({}), &[]),
+        },
+    ])
+}
+
+/// A `tools/call` result with one text content.
+fn text_result(text: &str, is_error: bool) -> Value {
+    let mut r = json!({"content": [{"type": "text", "text": text}]});
+    if is_error {
+        r["isError"] = Value::Bool(true);
+    }
+    r
+}
+
+fn request(
+    st: &mut State,
+    now: u64,
+    session: String,
+    id: Value,
+    method: String,
+    params: &Value,
+) -> Decision {
+    let tool = (method == "tools/call")
+        .then(|| {
+            params
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .flatten();
+    st.record(
+        now,
+        ServerEvent::Request {
+            session: session.clone(),
+            method: method.clone(),
+            tool: tool.clone(),
+        },
+    );
+    let empty = Map::new();
+    let args = params
+        .get("arguments")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let mut wait = None;
+    let outcome = match (method.as_str(), tool.as_deref()) {
+        ("ping", _) => Ok(json!({})),
+        ("tools/list", _) => Ok(json!({"tools": tools()})),
+        ("tools/call", Some("echo")) => match args.get("text").and_then(Value::as_str) {
+            Some(text) => Ok(text_result(text, false)),
+            None => Err((
+                INVALID_PARAMS,
+                "echo: argument text (a string) is required".into(),
+            )),
+        },
+        ("tools/call", Some("slow")) => match args.get("ms").and_then(Value::as_u64) {
+            Some(ms) => {
+                wait = Some(Duration::from_millis(ms));
+                Ok(text_result(&format!("slept {ms} ms"), false))
+            }
+            None => Err((
+                INVALID_PARAMS,
+                "slow: argument ms (an integer) is required".into(),
+            )),
+        },
+        ("tools/call", Some("fail")) => Ok(text_result("fail: failed on purpose", true)),
+        ("tools/call", Some("jsonrpc_error")) => {
+            Err((SERVER_ERROR, "jsonrpc_error: raised on purpose".into()))
+        }
+        ("tools/call", Some(other)) => Err((INVALID_PARAMS, format!("Unknown tool: {other}"))),
+        ("tools/call", None) => Err((INVALID_PARAMS, "tools/call: name is required".into())),
+        (other, _) => Err((METHOD_NOT_FOUND, format!("Method not found: {other}"))),
+    };
+    let answer = ok(Rpc {
+        session: Some(session),
+        method,
+        id,
+        outcome,
+    });
+    match wait {
+        Some(wait) => Decision::After { wait, answer },
+        None => Decision::Now(answer),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn accept_needs_both_types_or_wildcards() {
+        let both = headers(&[("accept", "application/json, text/event-stream")]);
+        assert!(accepts(&both, "application/json") && accepts(&both, "text/event-stream"));
+        let json_only = headers(&[("accept", "application/json")]);
+        assert!(!accepts(&json_only, "text/event-stream"));
+        let split = headers(&[("accept", "application/json;q=0.9"), ("accept", "text/*")]);
+        assert!(accepts(&split, "application/json") && accepts(&split, "text/event-stream"));
+        assert!(accepts(&headers(&[("accept", "*/*")]), "text/event-stream"));
+        assert!(!accepts(&HeaderMap::new(), "application/json"));
+    }
+
+    #[test]
+    fn messages_are_classified() {
+        let req = parse(br#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#);
+        assert!(matches!(req, Ok(Message::Request { ref method, .. }) if method == "ping"));
+        let note = parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        assert!(matches!(note, Ok(Message::Notification { .. })));
+        let resp = parse(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
+        assert!(matches!(resp, Ok(Message::Response)));
+        for (bad, code) in [
+            (&b"{"[..], PARSE_ERROR),
+            (
+                br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#,
+                INVALID_REQUEST,
+            ),
+            (
+                br#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#,
+                INVALID_REQUEST,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#,
+                INVALID_REQUEST,
+            ),
+            (br#"{"jsonrpc":"2.0"}"#, INVALID_REQUEST),
+        ] {
+            assert_eq!(parse(bad).err().map(|e| e.0), Some(code));
+        }
+    }
+}

@@ -1,0 +1,658 @@
+//! The simulated MCP server: Streamable HTTP (revision 2025-11-25, and
+//! the older revisions' clients), generic over its listener.
+//!
+//! What is tested against it must pass against real servers, so it follows
+//! the spec where real servers do, and can be switched to the best-known
+//! quirk where they do not (the TypeScript SDK's 400 for an unknown session).
+//! The rules are in `handler.rs` (request → response decisions), what goes
+//! on the wire in [`encode`], the session table in [`sessions`].
+//!
+//! # Shape
+//!
+//! A [`Server`] is a cheap, cloneable handle to one server's state: its
+//! config, its session table, its seeded random stream, its run-time fault
+//! switches ([`hooks`]) and its event log ([`events`]). [`Server::serve`]
+//! accepts connections from any [`Listener`] (turmoil's in simulation,
+//! tokio's on loopback) and serves each with hyper's HTTP/1.1 server in a
+//! task of its own. Tests keep a clone of the handle outside the simulation
+//! to flip switches and read the log.
+//!
+//! # Restarts
+//!
+//! turmoil's crash stops the host's software and closes its sockets; bounce
+//! (or a restart after a crash) runs the host closure *again*. The handle
+//! outlives both, so whether sessions survive a restart is the closure's
+//! decision, made on purpose: call [`Server::forget_sessions`] at the top of
+//! the closure to model a server that keeps sessions in memory (every
+//! client then gets 404 for its old session), or leave it out to model one
+//! with a shared session store. Session ids keep counting either way, as
+//! random ids would not repeat.
+//!
+//! ```no_run
+//! use mcp_sim::server::{Server, ServerConfig};
+//!
+//! let server = Server::new(ServerConfig { seed: 7, ..ServerConfig::default() });
+//! let mut sim = turmoil::Builder::new().rng_seed(7).build();
+//! let handle = server.clone();
+//! sim.host("server", move || {
+//!     let server = handle.clone();
+//!     async move {
+//!         server.forget_sessions(); // in-memory sessions: a restart loses them
+//!         let listener = turmoil::net::TcpListener::bind(("0.0.0.0", 8080)).await?;
+//!         server.serve(listener).await?;
+//!         Ok(())
+//!     }
+//! });
+//! // ... sim.client(...), sim.run(), then read server.events()
+//! ```
+//!
+//! # Determinism
+//!
+//! Nothing here reads the wall clock, spawns a thread, iterates a hash map
+//! or draws from an unseeded generator: time is simulated time (see
+//! [`Server::elapsed_ms`]), and every random choice
+//! (JSON or SSE, where a body is cut) comes from one `ChaCha8Rng` seeded
+//! with [`ServerConfig::seed`], drawn in the order answers are sent. The same
+//! seed and the same client behaviour give the same event log, byte for
+//! byte.
+
+pub mod encode;
+pub mod events;
+mod handler;
+pub mod hooks;
+pub mod sessions;
+mod time;
+
+use std::convert::Infallible;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use self::encode::{Chunked, Format};
+use self::handler::{Answer, Body, Decision, Req};
+use self::sessions::{Limits, Sessions};
+use self::time::Timebase;
+use crate::listener::Listener;
+
+pub use self::events::{ServerEvent, Stamped};
+pub use self::hooks::{Hooks, SessionIdFault};
+pub use self::sessions::ExpiryReason;
+
+/// The protocol revisions this server speaks, oldest first.
+pub const SUPPORTED_PROTOCOL_VERSIONS: [&str; 4] =
+    ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+
+/// The revision answered to a client that asks for one this server does not
+/// speak.
+pub const LATEST_PROTOCOL_VERSION: &str = "2025-11-25";
+
+/// How the server behaves. A plain serde value (durations in milliseconds),
+/// so a simulation schedule can carry it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Seed of the server's random stream (answer formats, body cuts).
+    pub seed: u64,
+    /// The MCP endpoint's path. Default `/mcp`.
+    pub path: String,
+    /// Share of answers sent as SSE rather than JSON, from 0 (all JSON) to
+    /// 1 (all SSE). Default 0.5.
+    pub sse_ratio: f64,
+    /// `notifications/message` events sent before the response in an SSE
+    /// answer. Default 0.
+    pub notifications_before_response: u32,
+    /// Answer bodies (JSON or SSE) are cut at seeded points into at most
+    /// this many pieces, each written on its own. 0 or 1: one piece.
+    /// Default 1.
+    pub split_chunks: u32,
+    /// Server-side session time to live, from creation (`None`: forever).
+    #[serde(with = "opt_ms")]
+    pub session_ttl: Option<Duration>,
+    /// Server-side idle limit: a session not used for this long expires
+    /// (`None`: never).
+    #[serde(with = "opt_ms")]
+    pub session_idle: Option<Duration>,
+    /// Most live sessions; `initialize` beyond it gets 503 (`None`: no
+    /// limit).
+    pub max_sessions: Option<usize>,
+    /// Answer requests for an unknown session with the TypeScript SDK's 400
+    /// "Bad Request: No valid session ID provided" instead of 404.
+    pub answer_400_for_unknown_session: bool,
+    /// Largest request body read, in bytes (413 beyond). Default 1 MiB.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            seed: 0,
+            path: "/mcp".into(),
+            sse_ratio: 0.5,
+            notifications_before_response: 0,
+            split_chunks: 1,
+            session_ttl: None,
+            session_idle: None,
+            max_sessions: None,
+            answer_400_for_unknown_session: false,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// `Option<Duration>` as optional whole milliseconds.
+mod opt_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}
+
+/// Whole milliseconds of `d`, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A handle to one simulated MCP server. Clones share the server.
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: ServerConfig,
+    state: Mutex<State>,
+}
+
+/// Everything that changes, behind one lock that is never held across an
+/// `.await`.
+pub(crate) struct State {
+    pub sessions: Sessions,
+    pub rng: ChaCha8Rng,
+    pub hooks: Hooks,
+    events: Vec<Stamped>,
+    /// The next SSE event id (unique across the server's life).
+    next_event_id: u64,
+    /// How many times `serve` has started.
+    runs: u64,
+    time: Timebase,
+}
+
+impl State {
+    /// Appends an event to the log.
+    pub fn record(&mut self, at_ms: u64, event: ServerEvent) {
+        self.events.push(Stamped { at_ms, event });
+    }
+
+    fn now(&mut self) -> u64 {
+        self.time.now_ms()
+    }
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.lock();
+        f.debug_struct("Server")
+            .field("cfg", &self.inner.cfg)
+            .field("live_sessions", &st.sessions.len())
+            .field("events", &st.events.len())
+            .field("hooks", &st.hooks)
+            .finish()
+    }
+}
+
+impl Server {
+    /// A server with `cfg`. It serves nothing until [`Server::serve`].
+    pub fn new(cfg: ServerConfig) -> Server {
+        let limits = Limits {
+            ttl_ms: cfg.session_ttl.map(millis),
+            idle_ms: cfg.session_idle.map(millis),
+            max_sessions: cfg.max_sessions,
+        };
+        let state = State {
+            sessions: Sessions::new(limits),
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            hooks: Hooks {
+                fail_status: 503,
+                ..Hooks::default()
+            },
+            events: Vec::new(),
+            next_event_id: 1,
+            runs: 0,
+            time: Timebase::default(),
+        };
+        Server {
+            inner: Arc::new(Inner {
+                cfg,
+                state: Mutex::new(state),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock fails the simulation
+        // anyway; the state itself stays consistent (every change is one
+        // step), so carry on with it.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The server's config.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.cfg
+    }
+
+    /// Serves MCP on `listener` until accepting fails, each connection in a
+    /// spawned task (hyper HTTP/1.1, keep-alive, no `Date` header: it would
+    /// come from the real clock).
+    ///
+    /// Each call is a new run of the server (logged as
+    /// [`ServerEvent::Started`]); state carries over from the previous run
+    /// unless [`Server::forget_sessions`] is called (see the module docs on
+    /// restarts).
+    pub async fn serve<L: Listener>(&self, listener: L) -> io::Result<()> {
+        {
+            let mut st = self.lock();
+            st.runs += 1;
+            let (now, run) = (st.now(), st.runs);
+            st.record(now, ServerEvent::Started { run });
+        }
+        let mut http = http1::Builder::new();
+        http.auto_date_header(false);
+        loop {
+            let (stream, _peer) = listener.accept().await?;
+            let server = self.clone();
+            let service = service_fn(move |req| {
+                let server = server.clone();
+                async move { Ok::<_, Infallible>(server.handle(req).await) }
+            });
+            let conn = http.serve_connection(TokioIo::new(stream), service);
+            tokio::spawn(async move {
+                // Ends when the client closes the connection (or it breaks:
+                // nothing to do about that on this side).
+                let _ = conn.await;
+            });
+        }
+    }
+
+    /// Handles one HTTP request.
+    async fn handle(&self, req: Request<Incoming>) -> Response<Chunked> {
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, self.inner.cfg.max_body_bytes)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                let mut st = self.lock();
+                let now = st.now();
+                st.record(
+                    now,
+                    ServerEvent::Rejected {
+                        http: parts.method.as_str().to_owned(),
+                        status: 413,
+                        why: "body too large or unreadable".into(),
+                    },
+                );
+                return status_only(StatusCode::PAYLOAD_TOO_LARGE);
+            }
+        };
+        let req = Req {
+            method: &parts.method,
+            path: parts.uri.path(),
+            headers: &parts.headers,
+            body: &body,
+        };
+        let decision = {
+            let mut st = self.lock();
+            let now = st.now();
+            handler::decide(&mut st, &self.inner.cfg, now, &req)
+        };
+        let answer = match decision {
+            Decision::Now(answer) => answer,
+            Decision::After { wait, answer } => {
+                tokio::time::sleep(wait).await;
+                answer
+            }
+        };
+        self.render(answer)
+    }
+
+    /// Puts an answer on the wire: a JSON-RPC response goes out as JSON or
+    /// SSE, cut into pieces, as the seeded stream says (and is logged).
+    fn render(&self, answer: Answer) -> Response<Chunked> {
+        let cfg = &self.inner.cfg;
+        let mut builder = Response::builder().status(answer.status);
+        for (name, value) in answer.headers {
+            // A garbled session id is still a valid header value (visible
+            // ASCII and spaces); anything else would be our bug.
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                builder = builder.header(name, v);
+            }
+        }
+        let body = match answer.body {
+            Body::Empty => Chunked::empty(),
+            Body::Json(v) => {
+                builder = builder.header(CONTENT_TYPE, "application/json");
+                Chunked::whole(encode::json(&v))
+            }
+            Body::Rpc(rpc) => {
+                let mut st = self.lock();
+                let now = st.now();
+                let format = Format::draw(&mut st.rng, cfg.sse_ratio);
+                let message = rpc.message();
+                let bytes = match format {
+                    Format::Json => encode::json(&message),
+                    Format::Sse => {
+                        let n = cfg.notifications_before_response;
+                        let notes: Vec<Value> = (1..=n)
+                            .map(|k| {
+                                json!({
+                                    "jsonrpc": "2.0",
+                                    "method": "notifications/message",
+                                    "params": {
+                                        "level": "info",
+                                        "logger": "mcp-sim",
+                                        "data": format!("{}: notice {k} of {n}", rpc.method),
+                                    },
+                                })
+                            })
+                            .collect();
+                        let first = st.next_event_id;
+                        st.next_event_id += u64::from(n) + 1;
+                        encode::sse(&notes, &message, first)
+                    }
+                };
+                let cuts = encode::draw_cuts(&mut st.rng, bytes.len(), cfg.split_chunks);
+                let pieces = encode::split(&bytes, &cuts);
+                st.record(
+                    now,
+                    ServerEvent::Answered {
+                        session: rpc.session.clone(),
+                        method: rpc.method.clone(),
+                        format,
+                        pieces: pieces.len(),
+                        error: rpc.outcome.as_ref().err().map(|e| e.0),
+                    },
+                );
+                builder = builder.header(CONTENT_TYPE, format.content_type());
+                if format == Format::Sse {
+                    builder = builder.header(CACHE_CONTROL, "no-cache");
+                }
+                // A JSON body announces its length; a stream is sent with
+                // chunked transfer encoding, as streams are.
+                Chunked::new(pieces, format == Format::Json)
+            }
+        };
+        builder
+            .body(body)
+            .unwrap_or_else(|_| status_only(StatusCode::INTERNAL_SERVER_ERROR))
+    }
+
+    /// The event log so far.
+    pub fn events(&self) -> Vec<Stamped> {
+        self.lock().events.clone()
+    }
+
+    /// The event log as JSON lines (one event per line): the canonical
+    /// bytes two runs of a seed are compared by.
+    pub fn events_json(&self) -> String {
+        let st = self.lock();
+        let mut out = String::new();
+        for e in &st.events {
+            // Serializing these plain values cannot fail.
+            out.push_str(&serde_json::to_string(e).unwrap_or_default());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The ids of the live sessions, oldest first.
+    pub fn live_sessions(&self) -> Vec<String> {
+        self.lock().sessions.ids()
+    }
+
+    /// Milliseconds of simulated time since the server's start (tokio time
+    /// outside a simulation; 0 before it has started; read from outside
+    /// the simulation's hosts, the last time the server read).
+    pub fn elapsed_ms(&self) -> u64 {
+        self.lock().now()
+    }
+
+    /// Forgets every session, as a restart of a server that keeps them in
+    /// memory does; call it at the top of the host closure. Returns how
+    /// many were dropped.
+    pub fn forget_sessions(&self) -> usize {
+        let mut st = self.lock();
+        let now = st.now();
+        let dropped = st.sessions.clear();
+        st.record(now, ServerEvent::SessionsCleared { dropped });
+        dropped
+    }
+
+    /// Expires session `id` now, ahead of any limit: the next request that
+    /// names it gets 404 (or the 400 quirk). Returns `false` if it was not
+    /// live.
+    pub fn expire_session(&self, id: &str) -> bool {
+        let mut st = self.lock();
+        let now = st.now();
+        let removed = st.sessions.remove(id);
+        if removed {
+            st.record(
+                now,
+                ServerEvent::Expired {
+                    session: id.to_owned(),
+                    reason: ExpiryReason::Early,
+                },
+            );
+        }
+        removed
+    }
+
+    /// Answers the next `count` HTTP requests (of any kind) with `status`
+    /// (e.g. 500 or 503) and a JSON-RPC error body. `count` 0 disarms.
+    pub fn fail_next(&self, count: u32, status: u16) {
+        let mut st = self.lock();
+        let now = st.now();
+        st.hooks.fail_next = count;
+        st.hooks.fail_status = status;
+        st.record(now, ServerEvent::FailuresArmed { count, status });
+    }
+
+    /// Makes `initialize` answer `version` whatever the client asked
+    /// (`None`: negotiate again).
+    pub fn answer_protocol_version(&self, version: Option<&str>) {
+        let mut st = self.lock();
+        let now = st.now();
+        st.hooks.protocol_version = version.map(str::to_owned);
+        st.record(
+            now,
+            ServerEvent::VersionForced {
+                version: version.map(str::to_owned),
+            },
+        );
+    }
+
+    /// Sets what `initialize` answers carry in `Mcp-Session-Id`.
+    pub fn set_session_id_fault(&self, fault: SessionIdFault) {
+        let mut st = self.lock();
+        let now = st.now();
+        st.hooks.session_id = fault;
+        st.record(now, ServerEvent::SessionIdFaultSet { fault });
+    }
+
+    /// The switches as they are now.
+    pub fn hooks(&self) -> Hooks {
+        self.lock().hooks.clone()
+    }
+}
+
+/// An answer with a status and no body.
+fn status_only(status: StatusCode) -> Response<Chunked> {
+    let mut r = Response::new(Chunked::empty());
+    *r.status_mut() = status;
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
+
+    /// An in-memory stream that records the size of every write.
+    struct CountingIo {
+        inner: DuplexStream,
+        writes: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl AsyncRead for CountingIo {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for CountingIo {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+            if let Poll::Ready(Ok(n)) = r {
+                self.writes.lock().unwrap().push(n);
+            }
+            r
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    /// A listener that hands out one prepared connection, then waits
+    /// forever: the server is generic over where connections come from.
+    struct OneConnection(Mutex<Option<CountingIo>>);
+
+    impl Listener for OneConnection {
+        type Stream = CountingIo;
+
+        async fn accept(&self) -> io::Result<(CountingIo, std::net::SocketAddr)> {
+            let next = self.0.lock().unwrap().take();
+            match next {
+                Some(io) => Ok((io, ([127, 0, 0, 1], 1).into())),
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    /// Each piece of a cut body leaves in a write of its own, so the client
+    /// really receives it in pieces.
+    #[tokio::test]
+    async fn every_piece_is_a_write_of_its_own() {
+        let server = Server::new(ServerConfig {
+            seed: 1,
+            sse_ratio: 1.0,
+            notifications_before_response: 2,
+            split_chunks: 6,
+            ..ServerConfig::default()
+        });
+        let (mut client, inner) = tokio::io::duplex(1 << 16);
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let io = CountingIo {
+            inner,
+            writes: writes.clone(),
+        };
+        let serving = tokio::spawn({
+            let server = server.clone();
+            async move { server.serve(OneConnection(Mutex::new(Some(io)))).await }
+        });
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}"#;
+        let request = format!(
+            "POST /mcp HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             accept: application/json, text/event-stream\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        client.write_all(request.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        while !got.ends_with(b"0\r\n\r\n") {
+            let mut buf = [0u8; 4096];
+            let n = client.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("mcp-session-id: srv-1\r\n"), "{text}");
+        assert!(text.contains("transfer-encoding: chunked\r\n"), "{text}");
+        assert!(!text.to_ascii_lowercase().contains("\r\ndate:"), "{text}");
+        assert!(text.contains(r#""protocolVersion":"2025-06-18""#), "{text}");
+        let pieces = server
+            .events()
+            .into_iter()
+            .find_map(|s| match s.event {
+                ServerEvent::Answered { pieces, .. } => Some(pieces),
+                _ => None,
+            })
+            .unwrap();
+        assert!(pieces > 2, "seed 1 cuts the body: {pieces}");
+        // One write per piece (hyper sends the head with the first piece,
+        // and the end of the stream with the last).
+        assert!(
+            writes.lock().unwrap().len() >= pieces,
+            "{pieces}: {writes:?}"
+        );
+        serving.abort();
+    }
+
+    #[test]
+    fn config_is_a_plain_serde_value_in_milliseconds() {
+        let cfg = ServerConfig {
+            session_ttl: Some(Duration::from_millis(1500)),
+            max_sessions: Some(3),
+            ..ServerConfig::default()
+        };
+        let v = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(v["session_ttl"], 1500);
+        assert_eq!(v["session_idle"], Value::Null);
+        let back: ServerConfig = serde_json::from_value(v).unwrap();
+        assert_eq!(back, cfg);
+        let partial: ServerConfig =
+            serde_json::from_str(r#"{"seed": 4, "session_idle": 250}"#).unwrap();
+        assert_eq!(partial.session_idle, Some(Duration::from_millis(250)));
+        assert_eq!(partial.path, "/mcp");
+        assert!(serde_json::from_str::<ServerConfig>(r#"{"sed": 4}"#).is_err());
+    }
+}
