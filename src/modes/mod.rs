@@ -146,7 +146,7 @@ pub(crate) fn evict_due<C: Connector>(
                 p.unpark(w);
             }
             let fx = p.core.evict(now);
-            pool::apply(inner, st, fx, now);
+            pool::apply(inner, st, fx, now, None);
         }
         ModeData::PerVu(t) => {
             for (vu, cell, reason) in t.evict(now) {

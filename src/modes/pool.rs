@@ -118,6 +118,7 @@ pub(crate) fn apply<C: Connector>(
     st: &mut State<C::Connection>,
     fx: Effects<Sess<C::Connection>>,
     now: Instant,
+    vu: Option<VuId>,
 ) {
     if fx.is_empty() {
         // The common release: the entry went idle, nothing to carry out.
@@ -129,7 +130,7 @@ pub(crate) fn apply<C: Connector>(
     let mut pending = Vec::new();
     while let Some(fx) = first.take().or_else(|| pending.pop()) {
         for (cell, reason) in fx.closes {
-            inner.begin_close(st, &cell, reason, None);
+            inner.begin_close(st, &cell, reason, vu);
         }
         for (w, grant) in fx.grants {
             let p = data(st);
@@ -190,7 +191,7 @@ impl<C: Connector> Drop for PoolAcquire<'_, C> {
                     None,
                     EventKind::AcquireCancelled { waiting: true },
                 );
-                apply(inner, &mut st, fx, now);
+                apply(inner, &mut st, fx, now, Some(self.vu));
                 drop(st);
                 inner.wake_evictor();
             }
@@ -204,7 +205,7 @@ impl<C: Connector> Drop for PoolAcquire<'_, C> {
                     EventKind::AcquireCancelled { waiting: false },
                 );
                 inner.emit(Some(self.vu), None, EventKind::SlotFreed);
-                apply(inner, &mut st, fx, now);
+                apply(inner, &mut st, fx, now, Some(self.vu));
             }
         }
     }
@@ -326,7 +327,7 @@ pub(crate) async fn acquire<C: Connector>(
         Err(e) => {
             let fx = data(&mut st).core.cancel_reservation(r);
             inner.emit(Some(vu), None, EventKind::SlotFreed);
-            apply(inner, &mut st, fx, now);
+            apply(inner, &mut st, fx, now, Some(vu));
             Err(e)
         }
     }
@@ -352,6 +353,5 @@ pub(crate) fn give_back<C: Connector>(
             p.core.discard(entry, how.close_reason())
         }
     };
-    let _ = vu;
-    apply(inner, st, fx, now);
+    apply(inner, st, fx, now, Some(vu));
 }
