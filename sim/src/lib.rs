@@ -9,8 +9,10 @@
 #![warn(missing_docs)]
 
 pub mod dialer;
+pub mod faults;
 pub mod listener;
 pub mod server;
+pub mod topology;
 
 /// The session library this crate simulates, re-exported for convenience.
 pub use mcp_session;

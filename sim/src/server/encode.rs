@@ -13,9 +13,11 @@
 //! at a time and yields to the scheduler between pieces, so hyper flushes
 //! each piece as its own write instead of coalescing the whole body: the
 //! pieces become separate segments on the (simulated or real) network.
+//! It can also end in an error after its pieces ([`Chunked::reset_after`]),
+//! which makes hyper abort the connection mid-body: the client sees the
+//! connection die halfway through an answer.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -66,7 +68,12 @@ pub fn json(msg: &Value) -> Bytes {
 
 /// One SSE event carrying `msg`, with event id `id`.
 pub fn sse_event(id: u64, msg: &Value) -> String {
-    format!("id: {id}\nevent: message\ndata: {msg}\n\n")
+    sse_data_event(id, &msg.to_string())
+}
+
+/// One SSE event whose data is `data` (one line), with event id `id`.
+pub fn sse_data_event(id: u64, data: &str) -> String {
+    format!("id: {id}\nevent: message\ndata: {data}\n\n")
 }
 
 /// An SSE stream body: `before` (notifications) then `response`, one event
@@ -108,6 +115,22 @@ pub fn split(body: &Bytes, cuts: &[usize]) -> Vec<Bytes> {
     out
 }
 
+/// The message cut `at` its middle: never valid JSON when `msg` is an
+/// object or an array (a proper prefix of one lacks its closing bracket).
+pub fn malformed(msg: &Value) -> Bytes {
+    let whole = json(msg);
+    let mut at = whole.len() / 2;
+    while at > 0 && std::str::from_utf8(&whole[..at]).is_err() {
+        at -= 1;
+    }
+    whole.slice(..at.max(1).min(whole.len()))
+}
+
+/// The error a [`Chunked`] body ends with when it is cut off on purpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("response aborted on purpose (injected connection reset)")]
+pub struct Aborted;
+
 /// A response body sent as a sequence of pieces, each flushed on its own.
 #[derive(Debug, Default)]
 pub struct Chunked {
@@ -117,6 +140,8 @@ pub struct Chunked {
     /// The total length, when announced (`Content-Length`); `None` sends the
     /// body with chunked transfer encoding, as streams usually are.
     exact: Option<u64>,
+    /// Whether the body fails with [`Aborted`] after its pieces.
+    abort: bool,
 }
 
 impl Chunked {
@@ -135,6 +160,7 @@ impl Chunked {
             pieces: pieces.into_iter().filter(|p| !p.is_empty()).collect(),
             yield_next: false,
             exact: announce_length.then_some(total as u64),
+            abort: false,
         }
     }
 
@@ -142,17 +168,30 @@ impl Chunked {
     pub fn whole(body: Bytes) -> Self {
         Chunked::new(vec![body], true)
     }
+
+    /// A body that sends `pieces` and then fails, so hyper aborts the
+    /// connection: an answer cut off by a reset. `announced` is the
+    /// `Content-Length` to promise (the whole answer's, which the pieces
+    /// fall short of), or `None` for chunked transfer encoding.
+    pub fn reset_after(pieces: Vec<Bytes>, announced: Option<u64>) -> Self {
+        Chunked {
+            pieces: pieces.into_iter().filter(|p| !p.is_empty()).collect(),
+            yield_next: false,
+            exact: announced,
+            abort: true,
+        }
+    }
 }
 
 impl Body for Chunked {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = Aborted;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if self.pieces.is_empty() {
+    ) -> Poll<Option<Result<Frame<Bytes>, Aborted>>> {
+        if self.pieces.is_empty() && !self.abort {
             return Poll::Ready(None);
         }
         if self.yield_next {
@@ -162,13 +201,18 @@ impl Body for Chunked {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        let piece = self.pieces.pop_front();
-        self.yield_next = !self.pieces.is_empty();
-        Poll::Ready(piece.map(|p| Ok(Frame::data(p))))
+        let Some(piece) = self.pieces.pop_front() else {
+            // Everything before the cut went out (the yield above flushed
+            // it); now the connection dies.
+            self.abort = false;
+            return Poll::Ready(Some(Err(Aborted)));
+        };
+        self.yield_next = !self.pieces.is_empty() || self.abort;
+        Poll::Ready(Some(Ok(Frame::data(piece))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.pieces.is_empty()
+        self.pieces.is_empty() && !self.abort
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -209,6 +253,46 @@ mod tests {
             assert!(parts.iter().all(|p| !p.is_empty()));
         }
         assert_eq!(split(&Bytes::new(), &[]), Vec::<Bytes>::new());
+    }
+
+    #[test]
+    fn malformed_is_never_json() {
+        for msg in [
+            json!({"jsonrpc":"2.0","id":1,"result":{}}),
+            json!({"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"héllo wörld"}]}}),
+            json!({}),
+        ] {
+            let bad = malformed(&msg);
+            assert!(!bad.is_empty());
+            assert!(serde_json::from_slice::<Value>(&bad).is_err(), "{bad:?}");
+            assert!(std::str::from_utf8(&bad).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_reset_body_sends_its_pieces_then_fails() {
+        let mut body = Chunked::reset_after(
+            vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cd")],
+            Some(10),
+        );
+        assert_eq!(body.size_hint().exact(), Some(10));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut got = Vec::new();
+        loop {
+            assert!(!body.is_end_stream());
+            match Pin::new(&mut body).poll_frame(&mut cx) {
+                Poll::Pending => continue,
+                Poll::Ready(Some(Ok(f))) => got.push(f.into_data().unwrap()),
+                Poll::Ready(Some(Err(Aborted))) => break,
+                Poll::Ready(None) => panic!("ended without the error"),
+            }
+        }
+        assert_eq!(got.concat(), b"abcd");
+        assert!(body.is_end_stream());
+        assert!(matches!(
+            Pin::new(&mut body).poll_frame(&mut cx),
+            Poll::Ready(None)
+        ));
     }
 
     #[test]

@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::encode::Format;
-use super::hooks::SessionIdFault;
+use super::hooks::{AnswerFault, SessionIdFault};
 use super::sessions::ExpiryReason;
 
 /// One event and when it happened.
@@ -81,6 +81,10 @@ pub enum ServerEvent {
         /// The JSON-RPC error code, for an error response.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<i64>,
+        /// How the answer was spoiled on purpose, if it was (`pieces` then
+        /// counts what was sent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fault: Option<AnswerFault>,
     },
     /// A notification on a session (answered 202).
     Notification {
@@ -151,6 +155,40 @@ pub enum ServerEvent {
         count: u32,
         /// The status they get.
         status: u16,
+    },
+    /// Every `every`-th request from now on will be answered with `status`
+    /// (`every` 0: no more).
+    PeriodicFailuresArmed {
+        /// The period, in requests.
+        every: u32,
+        /// The status they get.
+        status: u16,
+    },
+    /// The next `count` JSON-RPC answers will be spoiled with `fault`.
+    AnswerFaultsArmed {
+        /// How many answers.
+        count: u32,
+        /// What is done to them.
+        fault: AnswerFault,
+    },
+    /// The next `count` `initialize` requests will be answered `delay_ms`
+    /// late.
+    SlowInitializeArmed {
+        /// How many requests.
+        count: u32,
+        /// The delay, in milliseconds.
+        delay_ms: u64,
+    },
+    /// An answer is held back on purpose (a slow `initialize`): it goes out
+    /// `delay_ms` from now, if the client still listens.
+    Delayed {
+        /// The session the answer belongs to, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
+        /// The JSON-RPC method answered.
+        method: String,
+        /// The delay, in milliseconds.
+        delay_ms: u64,
     },
     /// `initialize` now answers this protocol revision whatever is asked
     /// (`None`: negotiates again).

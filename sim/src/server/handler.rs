@@ -12,7 +12,9 @@
 //!
 //! 1. sessions whose deadline has passed expire (logged, then unknown);
 //! 2. an armed injected failure answers with its status;
-//! 3. a path other than the MCP endpoint is 404;
+//! 3. with `localhost_only`, a `Host` or `Origin` header that names a host
+//!    other than loopback is 403 (DNS rebinding protection); a path other
+//!    than the MCP endpoint is 404;
 //! 4. GET is 405 (this server opens no standalone SSE stream, which the
 //!    spec allows), and so is every method but POST and DELETE;
 //! 5. DELETE needs a live session id: 200 and the session ends;
@@ -20,16 +22,21 @@
 //!    `text/event-stream` (406), a JSON `Content-Type` (415), and one
 //!    JSON-RPC message (400 with a JSON-RPC error otherwise; batches are not
 //!    supported, as in revisions since 2025-06-18);
-//! 7. `initialize` creates a session (503 when `max_sessions` are live);
+//! 7. `initialize` creates a session (503 when `max_sessions` are live),
+//!    and is answered late if a slow `initialize` is armed;
 //!    everything else needs `Mcp-Session-Id` (400 without, 404 — or the
 //!    TypeScript SDK's 400 — for one that is not live) and, if it sends
 //!    `MCP-Protocol-Version`, a revision this server speaks (400);
 //! 8. notifications and client responses are 202 with no body; requests get
-//!    a JSON-RPC response: `ping`, `tools/list`, `tools/call`, or -32601.
+//!    a JSON-RPC response: `ping`, `logging/setLevel` (a valid level is
+//!    accepted, not applied: the only log messages are the `info`
+//!    notifications some SSE answers carry), `tools/list`, `tools/call`, or
+//!    -32601.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
-use hyper::header::{ACCEPT, CONTENT_TYPE};
+use hyper::header::{ACCEPT, CONTENT_TYPE, HOST, ORIGIN};
 use hyper::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Map, Value};
 
@@ -128,6 +135,11 @@ pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>
         let message = format!("{status} (injected)");
         return Decision::Now(error_answer(status, INTERNAL_ERROR, &message));
     }
+    if cfg.localhost_only {
+        if let Some(why) = not_loopback(req.headers) {
+            return Decision::Now(reject(st, now, http, StatusCode::FORBIDDEN, &why));
+        }
+    }
     if req.path != cfg.path {
         return Decision::Now(reject(st, now, http, StatusCode::NOT_FOUND, "no such path"));
     }
@@ -145,6 +157,42 @@ pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>
             Decision::Now(a)
         }
     }
+}
+
+/// Why the request's `Host` or `Origin` header does not name a loopback
+/// host, if one of them does not. A browser tricked by DNS rebinding sends
+/// the attacker's name in both; a missing header has nothing to check.
+fn not_loopback(headers: &HeaderMap) -> Option<String> {
+    if let Some(host) = headers.get(HOST) {
+        let host = String::from_utf8_lossy(host.as_bytes());
+        if !is_loopback_authority(&host) {
+            return Some(format!("Host {host} is not a loopback host"));
+        }
+    }
+    if let Some(origin) = headers.get(ORIGIN) {
+        let origin = String::from_utf8_lossy(origin.as_bytes());
+        let authority = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"));
+        if !authority.is_some_and(is_loopback_authority) {
+            return Some(format!("Origin {origin} is not a loopback origin"));
+        }
+    }
+    None
+}
+
+/// Whether `authority` (`host` or `host:port`, an IPv6 host in brackets)
+/// names `localhost` or a loopback address.
+fn is_loopback_authority(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || port.starts_with(':') => v6,
+            _ => return false,
+        },
+        None => authority.split_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Logs a refusal and builds its answer (a JSON-RPC error body, id null).
@@ -349,7 +397,26 @@ fn post(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Decision
     };
     if let Message::Request { id, method, params } = &message {
         if method == "initialize" {
-            return Decision::Now(initialize(st, now, id, params));
+            let answer = initialize(st, now, id, params);
+            let Some(delay_ms) = st.hooks.take_slow_initialize() else {
+                return Decision::Now(answer);
+            };
+            let session = match &answer.body {
+                Body::Rpc(rpc) => rpc.session.clone(),
+                _ => None,
+            };
+            st.record(
+                now,
+                ServerEvent::Delayed {
+                    session,
+                    method: method.clone(),
+                    delay_ms,
+                },
+            );
+            return Decision::After {
+                wait: Duration::from_millis(delay_ms),
+                answer,
+            };
         }
     }
     let rpc_method = match &message {
@@ -381,7 +448,9 @@ fn post(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Decision
             st.record(now, ServerEvent::ClientResponse { session });
             Decision::Now(accepted())
         }
-        Message::Request { id, method, params } => request(st, now, session, id, method, &params),
+        Message::Request { id, method, params } => {
+            request(st, cfg, now, session, id, method, &params)
+        }
     }
 }
 
@@ -460,10 +529,28 @@ fn initialize(st: &mut State, now: u64, id: &Value, params: &Value) -> Answer {
     a
 }
 
-/// The tools, as `tools/list` describes them.
-fn tools() -> Value {
+/// The text of the conformance suite's `test_simple_text` tool.
+const SIMPLE_TEXT: &str = "This is a simple text response for testing.";
+/// The text of the conformance suite's `test_error_handling` tool.
+const ERROR_TEXT: &str = "This tool intentionally returns an error for testing";
+
+/// The logging levels of `logging/setLevel`, least severe first.
+const LOG_LEVELS: [&str; 8] = [
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+];
+
+/// The tools, as `tools/list` describes them (with `conformance`, the
+/// conformance suite's two as well).
+fn tools(conformance: bool) -> Value {
     let object = |properties: Value, required: &[&str]| json!({"type": "object", "properties": properties, "required": required});
-    json!([
+    let mut tools = json!([
         {
             "name": "echo",
             "description": "Returns its text argument as text content.",
@@ -484,7 +571,22 @@ fn tools() -> Value {
             "description": "Always answers with JSON-RPC error -32000.",
             "inputSchema": object(json!({}), &[]),
         },
-    ])
+    ]);
+    if conformance {
+        if let Value::Array(list) = &mut tools {
+            list.push(json!({
+                "name": "test_simple_text",
+                "description": "Returns a fixed text (the conformance suite's tools-call-simple-text).",
+                "inputSchema": object(json!({}), &[]),
+            }));
+            list.push(json!({
+                "name": "test_error_handling",
+                "description": "Always fails: a result with isError true (the conformance suite's tools-call-error).",
+                "inputSchema": object(json!({}), &[]),
+            }));
+        }
+    }
+    tools
 }
 
 /// A `tools/call` result with one text content.
@@ -498,6 +600,7 @@ fn text_result(text: &str, is_error: bool) -> Value {
 
 fn request(
     st: &mut State,
+    cfg: &ServerConfig,
     now: u64,
     session: String,
     id: Value,
@@ -528,7 +631,17 @@ fn request(
     let mut wait = None;
     let outcome = match (method.as_str(), tool.as_deref()) {
         ("ping", _) => Ok(json!({})),
-        ("tools/list", _) => Ok(json!({"tools": tools()})),
+        ("logging/setLevel", _) => match params.get("level").and_then(Value::as_str) {
+            Some(level) if LOG_LEVELS.contains(&level) => Ok(json!({})),
+            _ => Err((
+                INVALID_PARAMS,
+                format!(
+                    "logging/setLevel: level must be one of {}",
+                    LOG_LEVELS.join(", ")
+                ),
+            )),
+        },
+        ("tools/list", _) => Ok(json!({"tools": tools(cfg.conformance_tools)})),
         ("tools/call", Some("echo")) => match args.get("text").and_then(Value::as_str) {
             Some(text) => Ok(text_result(text, false)),
             None => Err((
@@ -549,6 +662,12 @@ fn request(
         ("tools/call", Some("fail")) => Ok(text_result("fail: failed on purpose", true)),
         ("tools/call", Some("jsonrpc_error")) => {
             Err((SERVER_ERROR, "jsonrpc_error: raised on purpose".into()))
+        }
+        ("tools/call", Some("test_simple_text")) if cfg.conformance_tools => {
+            Ok(text_result(SIMPLE_TEXT, false))
+        }
+        ("tools/call", Some("test_error_handling")) if cfg.conformance_tools => {
+            Ok(text_result(ERROR_TEXT, true))
         }
         ("tools/call", Some(other)) => Err((INVALID_PARAMS, format!("Unknown tool: {other}"))),
         ("tools/call", None) => Err((INVALID_PARAMS, "tools/call: name is required".into())),
@@ -589,6 +708,46 @@ mod tests {
         assert!(accepts(&split, "application/json") && accepts(&split, "text/event-stream"));
         assert!(accepts(&headers(&[("accept", "*/*")]), "text/event-stream"));
         assert!(!accepts(&HeaderMap::new(), "application/json"));
+    }
+
+    #[test]
+    fn only_loopback_hosts_and_origins_pass() {
+        for ok in [
+            "localhost",
+            "LOCALHOST:8080",
+            "127.0.0.1",
+            "127.0.0.1:3000",
+            "127.9.8.7:1",
+            "[::1]",
+            "[::1]:8080",
+        ] {
+            assert!(is_loopback_authority(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example.com",
+            "evil.example.com:8080",
+            "localhost.evil.example.com",
+            "10.0.0.1:80",
+            "[::2]:80",
+            "[::1",
+            "[::1]x",
+            "",
+        ] {
+            assert!(!is_loopback_authority(bad), "{bad}");
+        }
+        let h = |pairs: &[(&'static str, &str)]| not_loopback(&headers(pairs));
+        assert_eq!(h(&[]), None);
+        assert_eq!(
+            h(&[("host", "127.0.0.1:9"), ("origin", "http://localhost:3000")]),
+            None
+        );
+        assert!(h(&[("host", "evil.example.com")]).is_some());
+        assert!(h(&[
+            ("host", "127.0.0.1:9"),
+            ("origin", "http://evil.example.com")
+        ])
+        .is_some());
+        assert!(h(&[("host", "127.0.0.1:9"), ("origin", "null")]).is_some());
     }
 
     #[test]

@@ -8,10 +8,21 @@
 //! here; what only the server can do is:
 //!
 //! - answer the next N requests with an HTTP failure (500, 503, ...),
+//! - answer every N-th request with that failure, for as long as it is on
+//!   (a steadily flaky server rather than a burst),
+//! - spoil the next N JSON-RPC answers on the wire ([`AnswerFault`]): a
+//!   malformed JSON body, an SSE stream that ends before the response, a
+//!   connection torn down halfway through the body,
+//! - answer the next N `initialize` requests only after a delay,
 //! - answer `initialize` with a given protocol revision, whatever was asked,
 //! - omit or garble the `Mcp-Session-Id` header of `initialize` answers,
 //! - and, as methods on the handle rather than switches here, expire one
 //!   session early and forget every session.
+//!
+//! Every switch is consumed or read at a fixed point of the request path,
+//! and none of them draws from the server's random stream: a fault changes
+//! what one answer looks like, never the draws that shape the answers after
+//! it.
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +41,37 @@ pub enum SessionIdFault {
     Garbled,
 }
 
+/// How a JSON-RPC answer (status 200, JSON or SSE) is spoiled on the wire.
+///
+/// Each one models a real failure a client must survive with a typed error
+/// and without hanging; where the answer is cut is fixed (the middle of the
+/// response), not drawn, so arming one never shifts the server's random
+/// stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerFault {
+    /// The response message is cut in half: not valid JSON (in a JSON
+    /// body, or in the `data` of the SSE event that carries it).
+    Malformed,
+    /// The answer goes out as SSE (whatever the drawn format), and the
+    /// stream ends cleanly halfway through the response event: the
+    /// notifications before it arrive, the response never does.
+    Truncated,
+    /// Half of the answer's bytes go out, then the server aborts the
+    /// connection (no end of body: a JSON body falls short of its
+    /// `Content-Length`, an SSE stream lacks its last chunk).
+    Reset,
+}
+
+impl AnswerFault {
+    /// Every fault, in the order [`Hooks::take_answer_fault`] takes them.
+    pub const ALL: [AnswerFault; 3] = [
+        AnswerFault::Reset,
+        AnswerFault::Truncated,
+        AnswerFault::Malformed,
+    ];
+}
+
 /// The current settings of every switch.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hooks {
@@ -37,6 +79,29 @@ pub struct Hooks {
     pub fail_next: u32,
     /// The status injected failures get.
     pub fail_status: u16,
+    /// Every this many requests, one is answered with `fail_status` (the
+    /// N-th, the 2N-th, ...); 0: off. Counts every HTTP request the server
+    /// sees while it is on, whatever its answer.
+    #[serde(default)]
+    pub fail_every: u32,
+    /// Requests counted towards `fail_every` since it was last set.
+    #[serde(default)]
+    pub fail_every_seen: u64,
+    /// JSON-RPC answers still to be sent malformed.
+    #[serde(default)]
+    pub malformed_next: u32,
+    /// JSON-RPC answers still to be sent as a truncated SSE stream.
+    #[serde(default)]
+    pub truncated_next: u32,
+    /// JSON-RPC answers still to be cut off by a connection reset.
+    #[serde(default)]
+    pub reset_next: u32,
+    /// `initialize` requests still to be answered late.
+    #[serde(default)]
+    pub slow_initialize_next: u32,
+    /// How late, in milliseconds of (simulated) time.
+    #[serde(default)]
+    pub slow_initialize_ms: u64,
     /// The protocol revision `initialize` answers, if forced.
     pub protocol_version: Option<String>,
     /// What `initialize` answers put in `Mcp-Session-Id`.
@@ -44,13 +109,52 @@ pub struct Hooks {
 }
 
 impl Hooks {
-    /// Takes one injected failure, if any is armed: its status.
+    /// Takes one injected failure, if any is armed: its status. Called
+    /// once per request: an armed burst (`fail_next`) goes first, and every
+    /// request counts towards `fail_every`.
     pub fn take_failure(&mut self) -> Option<u16> {
-        if self.fail_next == 0 {
+        let periodic = self.fail_every > 0 && {
+            self.fail_every_seen += 1;
+            self.fail_every_seen % u64::from(self.fail_every) == 0
+        };
+        if self.fail_next > 0 {
+            self.fail_next -= 1;
+            return Some(self.fail_status);
+        }
+        periodic.then_some(self.fail_status)
+    }
+
+    /// The counter of answers still to be spoiled by `fault`.
+    pub fn answer_fault_count(&mut self, fault: AnswerFault) -> &mut u32 {
+        match fault {
+            AnswerFault::Malformed => &mut self.malformed_next,
+            AnswerFault::Truncated => &mut self.truncated_next,
+            AnswerFault::Reset => &mut self.reset_next,
+        }
+    }
+
+    /// Takes one armed answer fault, if any, for the JSON-RPC answer being
+    /// sent. One answer gets at most one fault; with several armed, a reset
+    /// goes first, then a truncation, then a malformed body.
+    pub fn take_answer_fault(&mut self) -> Option<AnswerFault> {
+        AnswerFault::ALL.into_iter().find(|&fault| {
+            let n = self.answer_fault_count(fault);
+            let armed = *n > 0;
+            if armed {
+                *n -= 1;
+            }
+            armed
+        })
+    }
+
+    /// Takes one armed slow `initialize`, if any: how long to wait (ms)
+    /// before answering.
+    pub fn take_slow_initialize(&mut self) -> Option<u64> {
+        if self.slow_initialize_next == 0 {
             return None;
         }
-        self.fail_next -= 1;
-        Some(self.fail_status)
+        self.slow_initialize_next -= 1;
+        Some(self.slow_initialize_ms)
     }
 
     /// The header value for session `id` under the current fault, or `None`
@@ -61,5 +165,58 @@ impl Hooks {
             SessionIdFault::Omitted => None,
             SessionIdFault::Garbled => Some(format!("{id} garbled")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_nth_request_fails_and_a_burst_goes_first() {
+        let mut h = Hooks {
+            fail_status: 503,
+            fail_every: 3,
+            ..Hooks::default()
+        };
+        let got: Vec<_> = (0..7).map(|_| h.take_failure()).collect();
+        assert_eq!(got, [None, None, Some(503), None, None, Some(503), None]);
+        h.fail_next = 1;
+        assert_eq!(h.take_failure(), Some(503), "the burst");
+        assert_eq!(h.take_failure(), Some(503), "the 9th request");
+        h.fail_every = 0;
+        assert_eq!((0..4).filter_map(|_| h.take_failure()).count(), 0);
+    }
+
+    #[test]
+    fn answer_faults_are_taken_one_per_answer_reset_first() {
+        let mut h = Hooks::default();
+        assert_eq!(h.take_answer_fault(), None);
+        *h.answer_fault_count(AnswerFault::Malformed) = 1;
+        *h.answer_fault_count(AnswerFault::Reset) = 2;
+        *h.answer_fault_count(AnswerFault::Truncated) = 1;
+        let taken: Vec<_> = std::iter::from_fn(|| h.take_answer_fault()).collect();
+        assert_eq!(
+            taken,
+            [
+                AnswerFault::Reset,
+                AnswerFault::Reset,
+                AnswerFault::Truncated,
+                AnswerFault::Malformed
+            ]
+        );
+        assert_eq!(h, Hooks::default());
+    }
+
+    #[test]
+    fn slow_initialize_counts_down() {
+        let mut h = Hooks {
+            slow_initialize_next: 2,
+            slow_initialize_ms: 700,
+            ..Hooks::default()
+        };
+        assert_eq!(h.take_slow_initialize(), Some(700));
+        assert_eq!(h.take_slow_initialize(), Some(700));
+        assert_eq!(h.take_slow_initialize(), None);
     }
 }

@@ -68,6 +68,7 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
@@ -78,7 +79,7 @@ use hyper_util::rt::TokioIo;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use self::encode::{Chunked, Format};
 use self::handler::{Answer, Body, Decision, Req};
@@ -87,7 +88,7 @@ use self::time::Timebase;
 use crate::listener::Listener;
 
 pub use self::events::{ServerEvent, Stamped};
-pub use self::hooks::{Hooks, SessionIdFault};
+pub use self::hooks::{AnswerFault, Hooks, SessionIdFault};
 pub use self::sessions::ExpiryReason;
 
 /// The protocol revisions this server speaks, oldest first.
@@ -132,6 +133,17 @@ pub struct ServerConfig {
     pub answer_400_for_unknown_session: bool,
     /// Largest request body read, in bytes (413 beyond). Default 1 MiB.
     pub max_body_bytes: usize,
+    /// Refuse with 403 any request whose `Host` or `Origin` header names a
+    /// host other than `localhost`, 127.0.0.0/8 or `[::1]`: the DNS
+    /// rebinding protection the spec requires of servers on localhost.
+    /// Off by default, because simulated hosts have names (`server`);
+    /// `mcp-sim serve` turns it on.
+    pub localhost_only: bool,
+    /// Also offer the tools the official conformance suite's server
+    /// scenarios call by name, `test_simple_text` and
+    /// `test_error_handling`. Off by default, so the simulation sees only
+    /// the four tools of its own; `mcp-sim serve` turns it on.
+    pub conformance_tools: bool,
 }
 
 impl Default for ServerConfig {
@@ -147,6 +159,8 @@ impl Default for ServerConfig {
             max_sessions: None,
             answer_400_for_unknown_session: false,
             max_body_bytes: 1024 * 1024,
+            localhost_only: false,
+            conformance_tools: false,
         }
     }
 }
@@ -360,32 +374,54 @@ impl Server {
             Body::Rpc(rpc) => {
                 let mut st = self.lock();
                 let now = st.now();
-                let format = Format::draw(&mut st.rng, cfg.sse_ratio);
+                // Always drawn, faulted or not: the stream stays aligned.
+                let drawn = Format::draw(&mut st.rng, cfg.sse_ratio);
+                let fault = st.hooks.take_answer_fault();
+                let format = match fault {
+                    Some(AnswerFault::Truncated) => Format::Sse,
+                    _ => drawn,
+                };
                 let message = rpc.message();
-                let bytes = match format {
-                    Format::Json => encode::json(&message),
+                let response = match fault {
+                    Some(AnswerFault::Malformed) => encode::malformed(&message),
+                    _ => encode::json(&message),
+                };
+                let (whole, response_at) = match format {
+                    Format::Json => (response, 0),
                     Format::Sse => {
                         let n = cfg.notifications_before_response;
-                        let notes: Vec<Value> = (1..=n)
-                            .map(|k| {
-                                json!({
-                                    "jsonrpc": "2.0",
-                                    "method": "notifications/message",
-                                    "params": {
-                                        "level": "info",
-                                        "logger": "mcp-sim",
-                                        "data": format!("{}: notice {k} of {n}", rpc.method),
-                                    },
-                                })
-                            })
-                            .collect();
                         let first = st.next_event_id;
                         st.next_event_id += u64::from(n) + 1;
-                        encode::sse(&notes, &message, first)
+                        let mut out = String::new();
+                        for k in 1..=n {
+                            let note = json!({
+                                "jsonrpc": "2.0",
+                                "method": "notifications/message",
+                                "params": {
+                                    "level": "info",
+                                    "logger": "mcp-sim",
+                                    "data": format!("{}: notice {k} of {n}", rpc.method),
+                                },
+                            });
+                            out.push_str(&encode::sse_event(first + u64::from(k) - 1, &note));
+                        }
+                        let at = out.len();
+                        let data = String::from_utf8_lossy(&response);
+                        out.push_str(&encode::sse_data_event(first + u64::from(n), &data));
+                        (Bytes::from(out), at)
                     }
                 };
-                let cuts = encode::draw_cuts(&mut st.rng, bytes.len(), cfg.split_chunks);
-                let pieces = encode::split(&bytes, &cuts);
+                // What goes out: everything, or up to the middle of the
+                // response (a truncated stream), or half of it all (a reset).
+                let sent = match fault {
+                    Some(AnswerFault::Truncated) => {
+                        whole.slice(..response_at + (whole.len() - response_at) / 2)
+                    }
+                    Some(AnswerFault::Reset) => whole.slice(..(whole.len() / 2).max(1)),
+                    _ => whole.clone(),
+                };
+                let cuts = encode::draw_cuts(&mut st.rng, sent.len(), cfg.split_chunks);
+                let pieces = encode::split(&sent, &cuts);
                 st.record(
                     now,
                     ServerEvent::Answered {
@@ -394,6 +430,7 @@ impl Server {
                         format,
                         pieces: pieces.len(),
                         error: rpc.outcome.as_ref().err().map(|e| e.0),
+                        fault,
                     },
                 );
                 builder = builder.header(CONTENT_TYPE, format.content_type());
@@ -402,7 +439,12 @@ impl Server {
                 }
                 // A JSON body announces its length; a stream is sent with
                 // chunked transfer encoding, as streams are.
-                Chunked::new(pieces, format == Format::Json)
+                let json = format == Format::Json;
+                if fault == Some(AnswerFault::Reset) {
+                    Chunked::reset_after(pieces, json.then_some(whole.len() as u64))
+                } else {
+                    Chunked::new(pieces, json)
+                }
             }
         };
         builder
@@ -480,6 +522,20 @@ impl Server {
         st.record(now, ServerEvent::FailuresArmed { count, status });
     }
 
+    /// Answers every `every`-th HTTP request from now on (of any kind)
+    /// with `status` and a JSON-RPC error body: a server that fails
+    /// steadily rather than in one burst. `every` 0 turns it off. The count
+    /// starts again at each call; a burst armed with [`Server::fail_next`]
+    /// is answered first.
+    pub fn fail_every(&self, every: u32, status: u16) {
+        let mut st = self.lock();
+        let now = st.now();
+        st.hooks.fail_every = every;
+        st.hooks.fail_every_seen = 0;
+        st.hooks.fail_status = status;
+        st.record(now, ServerEvent::PeriodicFailuresArmed { every, status });
+    }
+
     /// Makes `initialize` answer `version` whatever the client asked
     /// (`None`: negotiate again).
     pub fn answer_protocol_version(&self, version: Option<&str>) {
@@ -492,6 +548,39 @@ impl Server {
                 version: version.map(str::to_owned),
             },
         );
+    }
+
+    /// Spoils the next `count` JSON-RPC answers with `fault` (`count` 0
+    /// disarms it). Counts of different faults are kept apart; one answer
+    /// takes at most one (see [`Hooks::take_answer_fault`]).
+    pub fn arm_answer_fault(&self, fault: AnswerFault, count: u32) {
+        let mut st = self.lock();
+        let now = st.now();
+        *st.hooks.answer_fault_count(fault) = count;
+        st.record(now, ServerEvent::AnswerFaultsArmed { count, fault });
+    }
+
+    /// Answers the next `count` `initialize` requests `delay` late (of
+    /// simulated time, in simulation): slower than a client's timeout, a
+    /// session is created that the client never learns of. `count` 0
+    /// disarms.
+    pub fn slow_initialize(&self, count: u32, delay: Duration) {
+        let mut st = self.lock();
+        let now = st.now();
+        let delay_ms = millis(delay);
+        st.hooks.slow_initialize_next = count;
+        st.hooks.slow_initialize_ms = delay_ms;
+        st.record(now, ServerEvent::SlowInitializeArmed { count, delay_ms });
+    }
+
+    /// Tells the server how much simulated time has passed, for controls
+    /// pulled from outside the simulation's hosts (between `sim.step()`s,
+    /// where `turmoil::sim_elapsed` has no host to read): the events they
+    /// log are then stamped with the simulation's time rather than the last
+    /// time the server read it. `sim_elapsed` is `Sim::elapsed()`. A no-op
+    /// for a server that reads tokio time (outside a simulation).
+    pub fn advance_clock_to(&self, sim_elapsed: Duration) {
+        self.lock().time.observe_sim(sim_elapsed);
     }
 
     /// Sets what `initialize` answers carry in `Mcp-Session-Id`.
@@ -518,6 +607,7 @@ fn status_only(status: StatusCode) -> Response<Chunked> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     use std::pin::Pin;
     use std::task::{Context, Poll};

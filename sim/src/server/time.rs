@@ -65,4 +65,24 @@ impl Timebase {
         }
         self.last_ms
     }
+
+    /// Takes a reading of turmoil's simulated time from outside a host
+    /// (`Sim::elapsed()` between steps): moves the last reading forward, and
+    /// fixes an unset origin there, as a first read inside a host would.
+    /// A server on tokio time ignores it.
+    pub fn observe_sim(&mut self, sim_elapsed: Duration) {
+        let origin = match self.base {
+            Base::Sim { origin } => origin,
+            Base::Unset => {
+                self.base = Base::Sim {
+                    origin: sim_elapsed,
+                };
+                sim_elapsed
+            }
+            Base::Tokio { .. } => return,
+        };
+        let d = sim_elapsed.saturating_sub(origin);
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.last_ms = self.last_ms.max(ms);
+    }
 }

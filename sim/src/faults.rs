@@ -1,0 +1,1354 @@
+//! The fault catalogue: everything that can go wrong between a worker and an
+//! MCP server, as plain values, drawn from a seed, applied to a turmoil
+//! simulation.
+//!
+//! # Three layers
+//!
+//! - [`FaultKind`] names a kind of failure; a set of kinds is what a
+//!   scenario switches on.
+//! - [`FaultEvent`] is one concrete failure with its parameters (which
+//!   host, which link, how long, how many); a [`FaultPlan`] is a list of
+//!   them, each at a millisecond of simulated time. A plan is a plain serde
+//!   value: it can be printed, saved, diffed, written by hand, and replayed.
+//! - [`Applier`] executes a plan in a turmoil [`Sim`]: it steps the
+//!   simulation (`sim.step()`, one tick at a time) and, as each event's
+//!   time comes, pulls turmoil's own controls (crash, bounce, partition,
+//!   hold, per-link latency) or the server's run-time hooks
+//!   ([`crate::server::hooks`]). What it did is kept as a log of
+//!   [`Applied`] actions.
+//!
+//! # Why the plan is separate from the run
+//!
+//! A failing run must replay exactly, and shrink: both need the faults to
+//! be data fixed before the run starts, not decisions taken while it runs.
+//! So faults never react to what the client does; they happen at fixed
+//! simulated times, and the only run-time input is what the target looks
+//! like at that moment (which session an early expiry hits is picked from
+//! the server's live sessions, in id order).
+//!
+//! # Determinism
+//!
+//! [`FaultPlan::generate`] draws from its own ChaCha stream: the seed's
+//! ChaCha8 generator on stream [`FAULT_STREAM`]. The server draws from
+//! stream 0 of its own seed, and a workload from its own stream, so turning
+//! a fault kind on or off changes the fault plan and nothing else that was
+//! drawn. The applier only steps the simulation and acts between steps, in
+//! a fixed order (time, then ends before starts, then plan order), and
+//! keeps its state in `BTreeMap`s: the same plan on the same world does the
+//! same things at the same ticks.
+//!
+//! # The catalogue
+//!
+//! | kind | how it is injected |
+//! |---|---|
+//! | crash | `sim.crash(server)`, `sim.bounce(server)` after `down_ms` |
+//! | bounce | `sim.bounce(server)` |
+//! | partition | `sim.partition(worker, server)`, `sim.repair` after the span |
+//! | hold | `sim.hold(worker, server)`, `sim.release` after the span |
+//! | latency range, spike | `sim.set_link_latency` + `set_link_max_message_latency`, the world's baseline after the span |
+//! | early expiry | [`Server::expire_session`] |
+//! | 500/503 bursts | [`Server::fail_next`] |
+//! | malformed JSON, truncated SSE, connection reset | [`Server::arm_answer_fault`] |
+//! | slow initialize | [`Server::slow_initialize`] |
+//! | version mismatch | [`Server::answer_protocol_version`] for the span |
+//! | missing / invalid session id | [`Server::set_session_id_fault`] for the span |
+//!
+//! Whether a restart loses the server's sessions is the server host's
+//! business (see [`crate::topology::ServerSpec::keep_sessions`]), not the
+//! fault's.
+//!
+//! # Spans and bursts
+//!
+//! A fault with a span (a crash's downtime, a partition, a hold, a latency
+//! change, a forced protocol version, a session-id fault) is applied at its
+//! start and undone at its end. Spans of the same sort on the same target
+//! stack: the most recent one in force wins, and the target is restored
+//! when the last one ends (a server crashed twice over restarts once, at
+//! the end of the later downtime). A bounce of a crashed server is skipped:
+//! turmoil's bounce would start it early.
+//!
+//! A burst (5xx, malformed, truncated, reset, slow initialize) arms a
+//! counter on the server that requests use up; a burst armed while one of
+//! the same sort is still pending replaces it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use turmoil::Sim;
+
+use crate::server::{AnswerFault, Server, SessionIdFault};
+use crate::topology::Latency;
+
+/// The ChaCha stream fault plans are drawn from ("faults" in ASCII): apart
+/// from the server's (stream 0) and a workload's, whatever seeds they use.
+pub const FAULT_STREAM: u64 = 0x6661_756c_7473;
+
+/// A kind of failure: what a scenario switches on or off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The server host crashes and restarts after a downtime: in-flight
+    /// requests die with the connection, connects hang until it is back,
+    /// and every session is lost (404 after).
+    Crash,
+    /// The server host restarts at once (turmoil's bounce): connections
+    /// die, sessions are lost.
+    Bounce,
+    /// Every message between a worker and a server is dropped for a span.
+    Partition,
+    /// Every message between a worker and a server is held for a span, then
+    /// delivered late.
+    Hold,
+    /// The latency of a worker–server link is drawn from a range for a
+    /// span.
+    LatencyRange,
+    /// The latency of a worker–server link jumps to one high value for a
+    /// span.
+    LatencySpike,
+    /// The server expires one live session early (404 for it after).
+    EarlyExpiry,
+    /// The server answers a burst of requests with HTTP 500 or 503.
+    ServerErrors,
+    /// The server sends JSON-RPC answers that are not valid JSON.
+    MalformedJson,
+    /// The server's SSE answers end before the response.
+    TruncatedSse,
+    /// The server answers `initialize` later than the client waits.
+    SlowInitialize,
+    /// The server answers `initialize` with a protocol revision other than
+    /// the one asked for, for a span.
+    VersionMismatch,
+    /// The server's `initialize` answers carry no `Mcp-Session-Id`, for a
+    /// span.
+    MissingSessionId,
+    /// The server's `initialize` answers carry an invalid `Mcp-Session-Id`,
+    /// for a span.
+    InvalidSessionId,
+    /// The server's connection dies halfway through an answer.
+    ConnectionReset,
+}
+
+impl FaultKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [FaultKind; 15] = [
+        FaultKind::Crash,
+        FaultKind::Bounce,
+        FaultKind::Partition,
+        FaultKind::Hold,
+        FaultKind::LatencyRange,
+        FaultKind::LatencySpike,
+        FaultKind::EarlyExpiry,
+        FaultKind::ServerErrors,
+        FaultKind::MalformedJson,
+        FaultKind::TruncatedSse,
+        FaultKind::SlowInitialize,
+        FaultKind::VersionMismatch,
+        FaultKind::MissingSessionId,
+        FaultKind::InvalidSessionId,
+        FaultKind::ConnectionReset,
+    ];
+
+    /// The snake_case name (as in a serialized plan).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Crash => "crash",
+            FaultKind::Bounce => "bounce",
+            FaultKind::Partition => "partition",
+            FaultKind::Hold => "hold",
+            FaultKind::LatencyRange => "latency_range",
+            FaultKind::LatencySpike => "latency_spike",
+            FaultKind::EarlyExpiry => "early_expiry",
+            FaultKind::ServerErrors => "server_errors",
+            FaultKind::MalformedJson => "malformed_json",
+            FaultKind::TruncatedSse => "truncated_sse",
+            FaultKind::SlowInitialize => "slow_initialize",
+            FaultKind::VersionMismatch => "version_mismatch",
+            FaultKind::MissingSessionId => "missing_session_id",
+            FaultKind::InvalidSessionId => "invalid_session_id",
+            FaultKind::ConnectionReset => "connection_reset",
+        }
+    }
+
+    /// Whether events of this kind act on a worker–server link (and so
+    /// need a worker to target).
+    pub fn is_link_fault(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Partition
+                | FaultKind::Hold
+                | FaultKind::LatencyRange
+                | FaultKind::LatencySpike
+        )
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A fault kind name that is not in the catalogue.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown fault kind {name:?} (expected one of: {})", FaultKind::ALL.map(FaultKind::as_str).join(", "))]
+pub struct UnknownFaultKind {
+    /// The name given.
+    pub name: String,
+}
+
+impl FromStr for FaultKind {
+    type Err = UnknownFaultKind;
+
+    fn from_str(s: &str) -> Result<Self, UnknownFaultKind> {
+        FaultKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownFaultKind { name: s.to_owned() })
+    }
+}
+
+/// One concrete failure. Hosts are named as in the topology; times are
+/// milliseconds of simulated time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fault", rename_all = "snake_case")]
+pub enum FaultEvent {
+    /// Crash `server`; restart it `down_ms` later.
+    Crash {
+        /// The server host.
+        server: String,
+        /// How long it stays down.
+        down_ms: u64,
+    },
+    /// Restart `server` at once.
+    Bounce {
+        /// The server host.
+        server: String,
+    },
+    /// Drop every message between `worker` and `server` for `span_ms`.
+    Partition {
+        /// The worker host.
+        worker: String,
+        /// The server host.
+        server: String,
+        /// How long.
+        span_ms: u64,
+    },
+    /// Hold every message between `worker` and `server` for `span_ms`,
+    /// then deliver them.
+    Hold {
+        /// The worker host.
+        worker: String,
+        /// The server host.
+        server: String,
+        /// How long.
+        span_ms: u64,
+    },
+    /// Draw each message's latency on the link from `min_ms..=max_ms`
+    /// (turmoil's exponential curve) for `span_ms`.
+    LatencyRange {
+        /// The worker host.
+        worker: String,
+        /// The server host.
+        server: String,
+        /// Least latency.
+        min_ms: u64,
+        /// Most latency.
+        max_ms: u64,
+        /// How long.
+        span_ms: u64,
+    },
+    /// Every message on the link takes `latency_ms` for `span_ms`.
+    LatencySpike {
+        /// The worker host.
+        worker: String,
+        /// The server host.
+        server: String,
+        /// The latency of each message.
+        latency_ms: u64,
+        /// How long.
+        span_ms: u64,
+    },
+    /// Expire one live session of `server` early: the `pick`-th (modulo
+    /// their number) in id order. Nothing if none is live.
+    EarlyExpiry {
+        /// The server host.
+        server: String,
+        /// Which session.
+        pick: u32,
+    },
+    /// Answer the next `count` requests to `server` with `status`.
+    ServerErrors {
+        /// The server host.
+        server: String,
+        /// 500, 503, ...
+        status: u16,
+        /// How many requests.
+        count: u32,
+    },
+    /// Send the next `count` JSON-RPC answers of `server` malformed.
+    MalformedJson {
+        /// The server host.
+        server: String,
+        /// How many answers.
+        count: u32,
+    },
+    /// Send the next `count` JSON-RPC answers of `server` as SSE streams
+    /// that end before the response.
+    TruncatedSse {
+        /// The server host.
+        server: String,
+        /// How many answers.
+        count: u32,
+    },
+    /// Answer the next `count` `initialize` requests to `server`
+    /// `delay_ms` late.
+    SlowInitialize {
+        /// The server host.
+        server: String,
+        /// How late.
+        delay_ms: u64,
+        /// How many requests.
+        count: u32,
+    },
+    /// `server` answers `initialize` with `version` whatever is asked, for
+    /// `span_ms`.
+    VersionMismatch {
+        /// The server host.
+        server: String,
+        /// The revision answered.
+        version: String,
+        /// How long.
+        span_ms: u64,
+    },
+    /// `server`'s `initialize` answers carry no `Mcp-Session-Id` for
+    /// `span_ms`.
+    MissingSessionId {
+        /// The server host.
+        server: String,
+        /// How long.
+        span_ms: u64,
+    },
+    /// `server`'s `initialize` answers carry an invalid `Mcp-Session-Id`
+    /// for `span_ms`.
+    InvalidSessionId {
+        /// The server host.
+        server: String,
+        /// How long.
+        span_ms: u64,
+    },
+    /// Cut the next `count` JSON-RPC answers of `server` off with a
+    /// connection reset halfway through.
+    ConnectionReset {
+        /// The server host.
+        server: String,
+        /// How many answers.
+        count: u32,
+    },
+}
+
+impl FaultEvent {
+    /// The event's kind.
+    pub fn kind(&self) -> FaultKind {
+        match self {
+            FaultEvent::Crash { .. } => FaultKind::Crash,
+            FaultEvent::Bounce { .. } => FaultKind::Bounce,
+            FaultEvent::Partition { .. } => FaultKind::Partition,
+            FaultEvent::Hold { .. } => FaultKind::Hold,
+            FaultEvent::LatencyRange { .. } => FaultKind::LatencyRange,
+            FaultEvent::LatencySpike { .. } => FaultKind::LatencySpike,
+            FaultEvent::EarlyExpiry { .. } => FaultKind::EarlyExpiry,
+            FaultEvent::ServerErrors { .. } => FaultKind::ServerErrors,
+            FaultEvent::MalformedJson { .. } => FaultKind::MalformedJson,
+            FaultEvent::TruncatedSse { .. } => FaultKind::TruncatedSse,
+            FaultEvent::SlowInitialize { .. } => FaultKind::SlowInitialize,
+            FaultEvent::VersionMismatch { .. } => FaultKind::VersionMismatch,
+            FaultEvent::MissingSessionId { .. } => FaultKind::MissingSessionId,
+            FaultEvent::InvalidSessionId { .. } => FaultKind::InvalidSessionId,
+            FaultEvent::ConnectionReset { .. } => FaultKind::ConnectionReset,
+        }
+    }
+
+    /// The server host the event targets.
+    pub fn server(&self) -> &str {
+        match self {
+            FaultEvent::Crash { server, .. }
+            | FaultEvent::Bounce { server }
+            | FaultEvent::Partition { server, .. }
+            | FaultEvent::Hold { server, .. }
+            | FaultEvent::LatencyRange { server, .. }
+            | FaultEvent::LatencySpike { server, .. }
+            | FaultEvent::EarlyExpiry { server, .. }
+            | FaultEvent::ServerErrors { server, .. }
+            | FaultEvent::MalformedJson { server, .. }
+            | FaultEvent::TruncatedSse { server, .. }
+            | FaultEvent::SlowInitialize { server, .. }
+            | FaultEvent::VersionMismatch { server, .. }
+            | FaultEvent::MissingSessionId { server, .. }
+            | FaultEvent::InvalidSessionId { server, .. }
+            | FaultEvent::ConnectionReset { server, .. } => server,
+        }
+    }
+
+    /// The worker host of a link fault.
+    pub fn worker(&self) -> Option<&str> {
+        match self {
+            FaultEvent::Partition { worker, .. }
+            | FaultEvent::Hold { worker, .. }
+            | FaultEvent::LatencyRange { worker, .. }
+            | FaultEvent::LatencySpike { worker, .. } => Some(worker),
+            _ => None,
+        }
+    }
+
+    /// How long the fault lasts once applied, for faults that are undone
+    /// (`None`: applied once, or consumed by requests).
+    pub fn span_ms(&self) -> Option<u64> {
+        match self {
+            FaultEvent::Crash { down_ms, .. } => Some(*down_ms),
+            FaultEvent::Partition { span_ms, .. }
+            | FaultEvent::Hold { span_ms, .. }
+            | FaultEvent::LatencyRange { span_ms, .. }
+            | FaultEvent::LatencySpike { span_ms, .. }
+            | FaultEvent::VersionMismatch { span_ms, .. }
+            | FaultEvent::MissingSessionId { span_ms, .. }
+            | FaultEvent::InvalidSessionId { span_ms, .. } => Some(*span_ms),
+            _ => None,
+        }
+    }
+}
+
+/// A fault event at a time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scheduled {
+    /// Milliseconds of simulated time since the simulation's start.
+    pub at_ms: u64,
+    /// What happens.
+    #[serde(flatten)]
+    pub event: FaultEvent,
+}
+
+/// A list of fault events in time order: what goes wrong in one run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultPlan {
+    /// The events, sorted by `at_ms` (ties keep their order).
+    pub events: Vec<Scheduled>,
+}
+
+/// Where and how much a generated plan may fail. Kinds that need a target
+/// the topology lacks (a link fault without workers, anything without
+/// servers) are left out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultSpace {
+    /// The kinds switched on. Default: all.
+    pub kinds: BTreeSet<FaultKind>,
+    /// Worker hosts link faults may hit.
+    pub workers: Vec<String>,
+    /// Server hosts faults may hit.
+    pub servers: Vec<String>,
+    /// Events start at or after this time (ms). Default 100.
+    pub start_ms: u64,
+    /// ... and before this one (ms). Default 5000.
+    pub end_ms: u64,
+    /// How many events. Default 6.
+    pub events: u32,
+    /// The longest span (downtime, partition, ...) in ms; spans are drawn
+    /// from `50..=max_span_ms`. Default 1000.
+    pub max_span_ms: u64,
+    /// The most requests a burst (5xx, malformed, truncated, reset) hits;
+    /// counts are drawn from `1..=max_count`. Default 3.
+    pub max_count: u32,
+    /// The most latency of a latency range or spike (ms). Default 1500.
+    pub max_latency_ms: u64,
+    /// How late a slow `initialize` answers (ms): past the client's request
+    /// timeout, to exercise it. Default 35000 (past the library's default
+    /// 30 s).
+    pub slow_initialize_ms: u64,
+    /// The revisions a version mismatch may answer; one is drawn. Default:
+    /// an older supported revision and one no client speaks.
+    pub mismatched_versions: Vec<String>,
+}
+
+impl Default for FaultSpace {
+    fn default() -> Self {
+        FaultSpace {
+            kinds: FaultKind::ALL.into_iter().collect(),
+            workers: Vec::new(),
+            servers: Vec::new(),
+            start_ms: 100,
+            end_ms: 5_000,
+            events: 6,
+            max_span_ms: 1_000,
+            max_count: 3,
+            max_latency_ms: 1_500,
+            slow_initialize_ms: 35_000,
+            mismatched_versions: vec!["2024-11-05".into(), "1999-01-01".into()],
+        }
+    }
+}
+
+impl FaultSpace {
+    /// The defaults, over these hosts.
+    pub fn new(
+        workers: impl IntoIterator<Item = impl Into<String>>,
+        servers: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        FaultSpace {
+            workers: workers.into_iter().map(Into::into).collect(),
+            servers: servers.into_iter().map(Into::into).collect(),
+            ..FaultSpace::default()
+        }
+    }
+
+    /// The same space with only `kinds` switched on.
+    pub fn only(mut self, kinds: impl IntoIterator<Item = FaultKind>) -> Self {
+        self.kinds = kinds.into_iter().collect();
+        self
+    }
+
+    /// The kinds that can be drawn: switched on, and with a target.
+    pub fn drawable(&self) -> Vec<FaultKind> {
+        if self.servers.is_empty() {
+            return Vec::new();
+        }
+        self.kinds
+            .iter()
+            .copied()
+            .filter(|k| !k.is_link_fault() || !self.workers.is_empty())
+            .collect()
+    }
+}
+
+/// A number in `lo..=hi` (`lo` if the range is empty).
+fn draw(rng: &mut ChaCha8Rng, lo: u64, hi: u64) -> u64 {
+    if hi <= lo {
+        lo
+    } else {
+        rng.random_range(lo..=hi)
+    }
+}
+
+/// One of `items` (which must not be empty).
+fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
+    &items[rng.random_range(0..items.len())]
+}
+
+impl FaultPlan {
+    /// A plan of `events`, sorted by time (ties keep their order).
+    pub fn new(mut events: Vec<Scheduled>) -> Self {
+        events.sort_by_key(|s| s.at_ms);
+        FaultPlan { events }
+    }
+
+    /// No faults.
+    pub fn none() -> Self {
+        FaultPlan::default()
+    }
+
+    /// A plan drawn from `seed` over `space`, on the fault stream
+    /// ([`FAULT_STREAM`]): the same seed and space give the same plan.
+    ///
+    /// Each event draws, in order: its time in `start_ms..end_ms`, its kind
+    /// (uniform over [`FaultSpace::drawable`]), then its target and
+    /// parameters (see [`FaultSpace`] for the ranges).
+    pub fn generate(seed: u64, space: &FaultSpace) -> FaultPlan {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(FAULT_STREAM);
+        let kinds = space.drawable();
+        if kinds.is_empty() {
+            return FaultPlan::none();
+        }
+        let max_span = space.max_span_ms.max(50);
+        let max_count = u64::from(space.max_count.max(1));
+        let events = (0..space.events)
+            .map(|_| {
+                let at_ms = if space.end_ms > space.start_ms {
+                    rng.random_range(space.start_ms..space.end_ms)
+                } else {
+                    space.start_ms
+                };
+                let kind = *pick(&mut rng, &kinds);
+                let server = pick(&mut rng, &space.servers).clone();
+                let worker = |rng: &mut ChaCha8Rng| pick(rng, &space.workers).clone();
+                let span = |rng: &mut ChaCha8Rng| draw(rng, 50, max_span);
+                let count = |rng: &mut ChaCha8Rng| draw(rng, 1, max_count) as u32;
+                let event = match kind {
+                    FaultKind::Crash => FaultEvent::Crash {
+                        server,
+                        down_ms: span(&mut rng),
+                    },
+                    FaultKind::Bounce => FaultEvent::Bounce { server },
+                    FaultKind::Partition => FaultEvent::Partition {
+                        worker: worker(&mut rng),
+                        server,
+                        span_ms: span(&mut rng),
+                    },
+                    FaultKind::Hold => FaultEvent::Hold {
+                        worker: worker(&mut rng),
+                        server,
+                        span_ms: span(&mut rng),
+                    },
+                    FaultKind::LatencyRange => {
+                        let worker = worker(&mut rng);
+                        let min_ms = draw(&mut rng, 0, space.max_latency_ms / 4);
+                        let max_ms =
+                            draw(&mut rng, min_ms + 1, space.max_latency_ms.max(min_ms + 1));
+                        FaultEvent::LatencyRange {
+                            worker,
+                            server,
+                            min_ms,
+                            max_ms,
+                            span_ms: span(&mut rng),
+                        }
+                    }
+                    FaultKind::LatencySpike => {
+                        let worker = worker(&mut rng);
+                        let latency_ms =
+                            draw(&mut rng, space.max_latency_ms / 4, space.max_latency_ms);
+                        FaultEvent::LatencySpike {
+                            worker,
+                            server,
+                            latency_ms,
+                            span_ms: span(&mut rng),
+                        }
+                    }
+                    FaultKind::EarlyExpiry => FaultEvent::EarlyExpiry {
+                        server,
+                        pick: rng.random_range(0..u32::MAX),
+                    },
+                    FaultKind::ServerErrors => FaultEvent::ServerErrors {
+                        server,
+                        status: if rng.random_bool(0.5) { 500 } else { 503 },
+                        count: count(&mut rng),
+                    },
+                    FaultKind::MalformedJson => FaultEvent::MalformedJson {
+                        server,
+                        count: count(&mut rng),
+                    },
+                    FaultKind::TruncatedSse => FaultEvent::TruncatedSse {
+                        server,
+                        count: count(&mut rng),
+                    },
+                    FaultKind::SlowInitialize => FaultEvent::SlowInitialize {
+                        server,
+                        delay_ms: space.slow_initialize_ms,
+                        count: count(&mut rng),
+                    },
+                    FaultKind::VersionMismatch => FaultEvent::VersionMismatch {
+                        server,
+                        version: if space.mismatched_versions.is_empty() {
+                            "1999-01-01".into()
+                        } else {
+                            pick(&mut rng, &space.mismatched_versions).clone()
+                        },
+                        span_ms: span(&mut rng),
+                    },
+                    FaultKind::MissingSessionId => FaultEvent::MissingSessionId {
+                        server,
+                        span_ms: span(&mut rng),
+                    },
+                    FaultKind::InvalidSessionId => FaultEvent::InvalidSessionId {
+                        server,
+                        span_ms: span(&mut rng),
+                    },
+                    FaultKind::ConnectionReset => FaultEvent::ConnectionReset {
+                        server,
+                        count: count(&mut rng),
+                    },
+                };
+                Scheduled { at_ms, event }
+            })
+            .collect();
+        FaultPlan::new(events)
+    }
+
+    /// Whether the plan has no events.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// How many events.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The kinds in the plan.
+    pub fn kinds(&self) -> BTreeSet<FaultKind> {
+        self.events.iter().map(|s| s.event.kind()).collect()
+    }
+
+    /// When the last fault is over (ms): the latest start or end of a span.
+    pub fn end_ms(&self) -> u64 {
+        self.events
+            .iter()
+            .map(|s| s.at_ms.saturating_add(s.event.span_ms().unwrap_or(0)))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The plan as pretty JSON (the form to print, save and replay).
+    pub fn to_json(&self) -> String {
+        // Serializing these plain values cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// What the applier did, or why it did nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// `sim.crash(server)`.
+    Crash {
+        /// The server host.
+        server: String,
+    },
+    /// `sim.bounce(server)` after a crash: it starts again.
+    Restart {
+        /// The server host.
+        server: String,
+    },
+    /// `sim.bounce(server)`.
+    Bounce {
+        /// The server host.
+        server: String,
+    },
+    /// `sim.partition(worker, server)`.
+    Partition {
+        /// The worker host.
+        worker: String,
+        /// The server host.
+        server: String,
+    },
+    /// `sim.hold(worker, server)`.
+    Hold {
+        /// The worker host.
+        worker: String,
+        /// The server host.
+        server: String,
+    },
+    /// `sim.repair` / `sim.release`: the link carries messages again (held
+    /// ones are delivered).
+    Heal {
+        /// The worker host.
+        worker: String,
+        /// The server host.
+        server: String,
+    },
+    /// The link's latency range was set (back to the world's baseline at
+    /// the end of a span).
+    Latency {
+        /// The worker host.
+        worker: String,
+        /// The server host.
+        server: String,
+        /// Least latency.
+        min_ms: u64,
+        /// Most latency.
+        max_ms: u64,
+    },
+    /// A session was expired on the server.
+    Expire {
+        /// The server host.
+        server: String,
+        /// The session.
+        session: String,
+    },
+    /// HTTP failures were armed.
+    ServerErrors {
+        /// The server host.
+        server: String,
+        /// Their status.
+        status: u16,
+        /// How many.
+        count: u32,
+    },
+    /// Spoiled answers were armed.
+    AnswerFault {
+        /// The server host.
+        server: String,
+        /// What is done to them.
+        fault: AnswerFault,
+        /// How many.
+        count: u32,
+    },
+    /// Slow `initialize` answers were armed.
+    SlowInitialize {
+        /// The server host.
+        server: String,
+        /// How late.
+        delay_ms: u64,
+        /// How many.
+        count: u32,
+    },
+    /// `initialize` answers were forced to a revision (`None`: negotiated
+    /// again).
+    Version {
+        /// The server host.
+        server: String,
+        /// The revision.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+    },
+    /// What `initialize` answers carry in `Mcp-Session-Id` was set.
+    SessionId {
+        /// The server host.
+        server: String,
+        /// Sent, omitted or garbled.
+        fault: SessionIdFault,
+    },
+    /// The event had nothing to act on.
+    Skipped {
+        /// Why, in a few words.
+        why: String,
+    },
+}
+
+/// One thing the applier did, and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// Simulated ms when it was done (`Sim::elapsed`).
+    pub at_ms: u64,
+    /// The index of the plan event it belongs to.
+    pub event: usize,
+    /// What was done.
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// A plan that names a host the world does not have.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// No server host of that name.
+    #[error("fault event {event} names server {name:?}, which is not in the topology")]
+    UnknownServer {
+        /// The event's index in the plan.
+        event: usize,
+        /// The name.
+        name: String,
+    },
+    /// No worker host of that name.
+    #[error("fault event {event} names worker {name:?}, which is not in the topology")]
+    UnknownWorker {
+        /// The event's index in the plan.
+        event: usize,
+        /// The name.
+        name: String,
+    },
+}
+
+/// The start or the end of an event, at a time. Sorted by time, then ends
+/// before starts (a span ending at t and one starting at t do not overlap),
+/// then plan order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Due {
+    at_ms: u64,
+    start: bool,
+    event: usize,
+}
+
+/// A link, as a pair of host names.
+type Link = (String, String);
+
+/// How a link is blocked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Block {
+    Partition,
+    Hold,
+}
+
+/// Spans in force on one target: `(event, setting)`, oldest first; the
+/// last one is the one applied.
+type Stack<T> = Vec<(usize, T)>;
+
+/// Executes a [`FaultPlan`] in a turmoil simulation, by stepping it.
+///
+/// ```no_run
+/// # use std::collections::BTreeMap;
+/// # use mcp_sim::faults::{Applier, FaultPlan};
+/// # use mcp_sim::topology::Latency;
+/// # fn go(sim: &mut turmoil::Sim<'static>, servers: BTreeMap<String, mcp_sim::server::Server>, plan: FaultPlan) -> turmoil::Result {
+/// let mut applier = Applier::new(&plan, servers, ["worker-1"], Latency::default())?;
+/// applier.run(sim)?; // steps until every client is done
+/// for done in applier.log() {
+///     println!("{}ms: {:?}", done.at_ms, done.action);
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Applier {
+    plan: Vec<Scheduled>,
+    due: Vec<Due>,
+    next: usize,
+    servers: BTreeMap<String, Server>,
+    baseline: Latency,
+    crashed: BTreeMap<String, Stack<()>>,
+    blocked: BTreeMap<Link, Stack<Block>>,
+    latency: BTreeMap<Link, Stack<Latency>>,
+    versions: BTreeMap<String, Stack<String>>,
+    session_ids: BTreeMap<String, Stack<SessionIdFault>>,
+    log: Vec<Applied>,
+}
+
+impl Applier {
+    /// An applier of `plan` to a world with these server handles (by host
+    /// name) and worker hosts, whose links have `baseline` latency (what a
+    /// latency fault restores). Fails if the plan names a host the world
+    /// does not have.
+    pub fn new(
+        plan: &FaultPlan,
+        servers: BTreeMap<String, Server>,
+        workers: impl IntoIterator<Item = impl Into<String>>,
+        baseline: Latency,
+    ) -> Result<Applier, PlanError> {
+        let workers: BTreeSet<String> = workers.into_iter().map(Into::into).collect();
+        let mut due = Vec::new();
+        for (i, s) in plan.events.iter().enumerate() {
+            let server = s.event.server();
+            if !servers.contains_key(server) {
+                return Err(PlanError::UnknownServer {
+                    event: i,
+                    name: server.to_owned(),
+                });
+            }
+            if let Some(w) = s.event.worker() {
+                if !workers.contains(w) {
+                    return Err(PlanError::UnknownWorker {
+                        event: i,
+                        name: w.to_owned(),
+                    });
+                }
+            }
+            due.push(Due {
+                at_ms: s.at_ms,
+                start: true,
+                event: i,
+            });
+            if let Some(span) = s.event.span_ms() {
+                due.push(Due {
+                    at_ms: s.at_ms.saturating_add(span),
+                    start: false,
+                    event: i,
+                });
+            }
+        }
+        due.sort();
+        Ok(Applier {
+            plan: plan.events.clone(),
+            due,
+            next: 0,
+            servers,
+            baseline,
+            crashed: BTreeMap::new(),
+            blocked: BTreeMap::new(),
+            latency: BTreeMap::new(),
+            versions: BTreeMap::new(),
+            session_ids: BTreeMap::new(),
+            log: Vec::new(),
+        })
+    }
+
+    /// Steps `sim` until every client host is done, applying each event as
+    /// its time comes (before the step that starts at that time). Fails as
+    /// the simulation does (a client error, or its duration running out).
+    /// Events still due when the clients are done are not applied.
+    pub fn run(&mut self, sim: &mut Sim<'_>) -> turmoil::Result {
+        loop {
+            self.apply_due(sim);
+            if sim.step()? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Applies every start and end due at or before `sim.elapsed()`, in
+    /// order. For driving the simulation by hand: call it before each
+    /// `sim.step()`.
+    pub fn apply_due(&mut self, sim: &mut Sim<'_>) {
+        let now = sim.elapsed();
+        let now_ms = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+        while let Some(&due) = self.due.get(self.next) {
+            if due.at_ms > now_ms {
+                break;
+            }
+            self.next += 1;
+            for server in self.servers.values() {
+                server.advance_clock_to(now);
+            }
+            let event = self.plan[due.event].event.clone();
+            let actions = if due.start {
+                self.start(sim, due.event, &event)
+            } else {
+                self.end(sim, due.event, &event)
+            };
+            self.log.extend(actions.into_iter().map(|action| Applied {
+                at_ms: now_ms,
+                event: due.event,
+                action,
+            }));
+        }
+    }
+
+    /// Whether every start and end has been applied.
+    pub fn is_done(&self) -> bool {
+        self.next >= self.due.len()
+    }
+
+    /// What was done so far.
+    pub fn log(&self) -> &[Applied] {
+        &self.log
+    }
+
+    /// The log, consumed.
+    pub fn into_log(self) -> Vec<Applied> {
+        self.log
+    }
+
+    fn server(&self, name: &str) -> &Server {
+        // Checked in `new`.
+        &self.servers[name]
+    }
+
+    fn start(&mut self, sim: &mut Sim<'_>, i: usize, event: &FaultEvent) -> Vec<Action> {
+        let server = event.server().to_owned();
+        match event {
+            FaultEvent::Crash { .. } => {
+                let stack = self.crashed.entry(server.clone()).or_default();
+                stack.push((i, ()));
+                if stack.len() > 1 {
+                    return vec![skipped("already down")];
+                }
+                sim.crash(server.as_str());
+                vec![Action::Crash { server }]
+            }
+            FaultEvent::Bounce { .. } => {
+                if self.crashed.get(&server).is_some_and(|s| !s.is_empty()) {
+                    return vec![skipped("server is down")];
+                }
+                sim.bounce(server.as_str());
+                vec![Action::Bounce { server }]
+            }
+            FaultEvent::Partition { worker, .. } | FaultEvent::Hold { worker, .. } => {
+                let block = if matches!(event, FaultEvent::Hold { .. }) {
+                    Block::Hold
+                } else {
+                    Block::Partition
+                };
+                let link = (worker.clone(), server);
+                let stack = self.blocked.entry(link.clone()).or_default();
+                let before = stack.last().map(|&(_, b)| b);
+                stack.push((i, block));
+                relink(sim, &link, before, Some(block))
+            }
+            FaultEvent::LatencyRange {
+                worker,
+                min_ms,
+                max_ms,
+                ..
+            } => self.push_latency(
+                sim,
+                i,
+                (worker.clone(), server),
+                Latency::new(*min_ms, *max_ms),
+            ),
+            FaultEvent::LatencySpike {
+                worker, latency_ms, ..
+            } => self.push_latency(
+                sim,
+                i,
+                (worker.clone(), server),
+                Latency::new(*latency_ms, *latency_ms),
+            ),
+            FaultEvent::EarlyExpiry { pick, .. } => {
+                let s = self.server(&server);
+                let live = s.live_sessions();
+                if live.is_empty() {
+                    return vec![skipped("no live session")];
+                }
+                let session = live[*pick as usize % live.len()].clone();
+                s.expire_session(&session);
+                vec![Action::Expire { server, session }]
+            }
+            FaultEvent::ServerErrors { status, count, .. } => {
+                self.server(&server).fail_next(*count, *status);
+                vec![Action::ServerErrors {
+                    server,
+                    status: *status,
+                    count: *count,
+                }]
+            }
+            FaultEvent::MalformedJson { count, .. } => {
+                self.arm(server, AnswerFault::Malformed, *count)
+            }
+            FaultEvent::TruncatedSse { count, .. } => {
+                self.arm(server, AnswerFault::Truncated, *count)
+            }
+            FaultEvent::ConnectionReset { count, .. } => {
+                self.arm(server, AnswerFault::Reset, *count)
+            }
+            FaultEvent::SlowInitialize {
+                delay_ms, count, ..
+            } => {
+                self.server(&server)
+                    .slow_initialize(*count, Duration::from_millis(*delay_ms));
+                vec![Action::SlowInitialize {
+                    server,
+                    delay_ms: *delay_ms,
+                    count: *count,
+                }]
+            }
+            FaultEvent::VersionMismatch { version, .. } => {
+                let stack = self.versions.entry(server.clone()).or_default();
+                stack.push((i, version.clone()));
+                self.server(&server).answer_protocol_version(Some(version));
+                vec![Action::Version {
+                    server,
+                    version: Some(version.clone()),
+                }]
+            }
+            FaultEvent::MissingSessionId { .. } | FaultEvent::InvalidSessionId { .. } => {
+                let fault = if matches!(event, FaultEvent::MissingSessionId { .. }) {
+                    SessionIdFault::Omitted
+                } else {
+                    SessionIdFault::Garbled
+                };
+                let stack = self.session_ids.entry(server.clone()).or_default();
+                stack.push((i, fault));
+                self.server(&server).set_session_id_fault(fault);
+                vec![Action::SessionId { server, fault }]
+            }
+        }
+    }
+
+    fn end(&mut self, sim: &mut Sim<'_>, i: usize, event: &FaultEvent) -> Vec<Action> {
+        let server = event.server().to_owned();
+        match event {
+            FaultEvent::Crash { .. } => {
+                let stack = self.crashed.entry(server.clone()).or_default();
+                stack.retain(|&(e, _)| e != i);
+                if !stack.is_empty() {
+                    return vec![skipped("another downtime goes on")];
+                }
+                sim.bounce(server.as_str());
+                vec![Action::Restart { server }]
+            }
+            FaultEvent::Partition { worker, .. } | FaultEvent::Hold { worker, .. } => {
+                let link = (worker.clone(), server);
+                let stack = self.blocked.entry(link.clone()).or_default();
+                let before = stack.last().map(|&(_, b)| b);
+                stack.retain(|&(e, _)| e != i);
+                let after = stack.last().map(|&(_, b)| b);
+                relink(sim, &link, before, after)
+            }
+            FaultEvent::LatencyRange { worker, .. } | FaultEvent::LatencySpike { worker, .. } => {
+                let link = (worker.clone(), server);
+                let stack = self.latency.entry(link.clone()).or_default();
+                stack.retain(|&(e, _)| e != i);
+                let now = stack.last().map_or(self.baseline, |&(_, l)| l);
+                set_latency(sim, &link, now)
+            }
+            FaultEvent::VersionMismatch { .. } => {
+                let stack = self.versions.entry(server.clone()).or_default();
+                stack.retain(|(e, _)| *e != i);
+                let version = stack.last().map(|(_, v)| v.clone());
+                self.server(&server)
+                    .answer_protocol_version(version.as_deref());
+                vec![Action::Version { server, version }]
+            }
+            FaultEvent::MissingSessionId { .. } | FaultEvent::InvalidSessionId { .. } => {
+                let stack = self.session_ids.entry(server.clone()).or_default();
+                stack.retain(|&(e, _)| e != i);
+                let fault = stack.last().map_or(SessionIdFault::Sent, |&(_, f)| f);
+                self.server(&server).set_session_id_fault(fault);
+                vec![Action::SessionId { server, fault }]
+            }
+            // Nothing else has an end.
+            _ => Vec::new(),
+        }
+    }
+
+    fn push_latency(&mut self, sim: &mut Sim<'_>, i: usize, link: Link, l: Latency) -> Vec<Action> {
+        self.latency.entry(link.clone()).or_default().push((i, l));
+        set_latency(sim, &link, l)
+    }
+
+    fn arm(&mut self, server: String, fault: AnswerFault, count: u32) -> Vec<Action> {
+        self.server(&server).arm_answer_fault(fault, count);
+        vec![Action::AnswerFault {
+            server,
+            fault,
+            count,
+        }]
+    }
+}
+
+fn skipped(why: &str) -> Action {
+    Action::Skipped {
+        why: why.to_owned(),
+    }
+}
+
+/// Moves a link from one blocked state to another (`None`: healthy).
+fn relink(
+    sim: &mut Sim<'_>,
+    link: &Link,
+    before: Option<Block>,
+    after: Option<Block>,
+) -> Vec<Action> {
+    let (worker, server) = (link.0.as_str(), link.1.as_str());
+    if before == after {
+        return vec![skipped("the link is already so")];
+    }
+    let mut actions = Vec::new();
+    // Undo the old state first: turmoil does not combine hold and
+    // partition on one link.
+    match before {
+        Some(Block::Hold) => sim.release(worker, server),
+        Some(Block::Partition) => sim.repair(worker, server),
+        None => {}
+    }
+    let (w, s) = (worker.to_owned(), server.to_owned());
+    match after {
+        Some(Block::Hold) => {
+            sim.hold(worker, server);
+            actions.push(Action::Hold {
+                worker: w,
+                server: s,
+            });
+        }
+        Some(Block::Partition) => {
+            sim.partition(worker, server);
+            actions.push(Action::Partition {
+                worker: w,
+                server: s,
+            });
+        }
+        None => actions.push(Action::Heal {
+            worker: w,
+            server: s,
+        }),
+    }
+    actions
+}
+
+/// Sets the latency range of a link.
+fn set_latency(sim: &mut Sim<'_>, link: &Link, l: Latency) -> Vec<Action> {
+    let (worker, server) = (link.0.as_str(), link.1.as_str());
+    // `set_link_latency` sets both ends of the range; then the top.
+    sim.set_link_latency(worker, server, Duration::from_millis(l.min_ms));
+    sim.set_link_max_message_latency(worker, server, Duration::from_millis(l.max_ms));
+    vec![Action::Latency {
+        worker: worker.to_owned(),
+        server: server.to_owned(),
+        min_ms: l.min_ms,
+        max_ms: l.max_ms,
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn space() -> FaultSpace {
+        FaultSpace::new(["w1", "w2"], ["s1", "s2"])
+    }
+
+    #[test]
+    fn kinds_round_trip_through_their_names() {
+        for k in FaultKind::ALL {
+            assert_eq!(k.as_str().parse::<FaultKind>(), Ok(k));
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        let e = "nope".parse::<FaultKind>().unwrap_err();
+        assert!(e.to_string().contains("connection_reset"), "{e}");
+    }
+
+    #[test]
+    fn the_same_seed_draws_the_same_plan() {
+        let a = FaultPlan::generate(7, &space());
+        assert_eq!(a, FaultPlan::generate(7, &space()));
+        assert_ne!(a, FaultPlan::generate(8, &space()));
+        assert_eq!(a.len(), 6);
+        assert!(a.events.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+        assert!(a.events.iter().all(|s| (100..5_000).contains(&s.at_ms)));
+        let back: FaultPlan = serde_json::from_str(&a.to_json()).unwrap();
+        assert_eq!(back, a);
+    }
+
+    #[test]
+    fn only_enabled_kinds_with_targets_are_drawn() {
+        let only = space().only([FaultKind::Crash, FaultKind::Hold]);
+        for seed in 0..20 {
+            let kinds = FaultPlan::generate(seed, &only).kinds();
+            assert!(kinds.is_subset(&[FaultKind::Crash, FaultKind::Hold].into()));
+        }
+        let no_workers = FaultSpace::new(Vec::<String>::new(), ["s"]);
+        assert!(no_workers.drawable().iter().all(|k| !k.is_link_fault()));
+        assert!(FaultPlan::generate(1, &space().only([])).is_empty());
+        assert!(
+            FaultPlan::generate(1, &FaultSpace::default()).is_empty(),
+            "no servers"
+        );
+    }
+
+    #[test]
+    fn the_plan_stream_is_not_the_servers() {
+        // The server's stream for the same u64 is stream 0: different
+        // numbers.
+        let mut fault = ChaCha8Rng::seed_from_u64(3);
+        fault.set_stream(FAULT_STREAM);
+        let mut server = ChaCha8Rng::seed_from_u64(3);
+        let a: [u64; 4] = std::array::from_fn(|_| fault.random());
+        let b: [u64; 4] = std::array::from_fn(|_| server.random());
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn ends_come_before_starts_at_the_same_time() {
+        let plan = FaultPlan::new(vec![
+            Scheduled {
+                at_ms: 100,
+                event: FaultEvent::Bounce { server: "s".into() },
+            },
+            Scheduled {
+                at_ms: 0,
+                event: FaultEvent::Crash {
+                    server: "s".into(),
+                    down_ms: 100,
+                },
+            },
+        ]);
+        assert_eq!(plan.end_ms(), 100);
+        let servers = [("s".to_owned(), Server::new(Default::default()))].into();
+        let a = Applier::new(&plan, servers, Vec::<String>::new(), Latency::default()).unwrap();
+        let order: Vec<_> = a.due.iter().map(|d| (d.at_ms, d.start, d.event)).collect();
+        assert_eq!(order, [(0, true, 0), (100, false, 0), (100, true, 1)]);
+    }
+
+    #[test]
+    fn unknown_hosts_are_refused() {
+        let plan = FaultPlan::new(vec![Scheduled {
+            at_ms: 0,
+            event: FaultEvent::Hold {
+                worker: "w9".into(),
+                server: "s".into(),
+                span_ms: 1,
+            },
+        }]);
+        let servers = || [("s".to_owned(), Server::new(Default::default()))].into();
+        let e = Applier::new(&plan, servers(), ["w1"], Latency::default()).err();
+        assert_eq!(
+            e,
+            Some(PlanError::UnknownWorker {
+                event: 0,
+                name: "w9".into()
+            })
+        );
+        let e = Applier::new(&plan, BTreeMap::new(), ["w9"], Latency::default()).err();
+        assert!(matches!(e, Some(PlanError::UnknownServer { .. })));
+        assert!(Applier::new(&plan, servers(), ["w9"], Latency::default()).is_ok());
+    }
+}

@@ -1,0 +1,451 @@
+//! Building a simulated world: server hosts, worker hosts, and the VUs that
+//! run inside the workers.
+//!
+//! # Shape
+//!
+//! A [`Topology`] lists one or more server hosts (each runs a
+//! [`Server`] on port [`PORT`]) and one or more worker hosts. A worker is
+//! one turmoil client host running ONE [`Manager`] over
+//! `HttpConnector<TurmoilDialer>`, and its VUs as tokio tasks inside that
+//! host, all sharing the manager, the way a load generator runs them. One
+//! turmoil host per VU would be the obvious alternative and the wrong one:
+//! turmoil links every pair of hosts, and the measured cost per simulated
+//! request is up to 60 times higher.
+//!
+//! [`Topology::build`] takes the VU program (a closure from [`Vu`] to a
+//! future) and returns a [`World`]: the turmoil [`Sim`], the server handles
+//! (their event logs and fault hooks) and, once run, each VU's result and
+//! each worker's final [`SessionMetrics`]. [`World::run`] runs it as is;
+//! [`World::run_with`] runs it under a [`FaultPlan`].
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use mcp_session::SessionConfig;
+//! use mcp_session::transport::Operation;
+//! use mcp_sim::server::ServerConfig;
+//! use mcp_sim::topology::{Topology, WorkerSpec};
+//!
+//! let mut world = Topology::new(7, Duration::from_secs(30))
+//!     .server("server", ServerConfig { seed: 7, ..ServerConfig::default() })
+//!     .worker(WorkerSpec::new("worker", "server", SessionConfig::pool(4), 16))
+//!     .build(|vu| async move {
+//!         let mut lease = vu.manager.acquire(vu.id).await?;
+//!         let r = lease.call(&Operation::Ping).await;
+//!         lease.release();
+//!         r.map(|_| ())
+//!     });
+//! world.run().expect("simulation");
+//! for (vu, outcome) in world.take_results() {
+//!     println!("{}/{}: {outcome:?}", vu.worker, vu.vu);
+//! }
+//! println!("{}", world.server_events_json());
+//! ```
+//!
+//! # Determinism
+//!
+//! turmoil's random generator has a fixed seed ([`Topology::new`]), and with
+//! `--cfg tokio_unstable` turmoil seeds each host's runtime from it; the
+//! simulation has an explicit duration, so a hang is an error at a known
+//! simulated time, never a stuck test. Hosts are registered in a fixed
+//! order (servers, then workers, each in the order given), results are kept
+//! in `BTreeMap`s, and nothing reads the wall clock.
+//!
+//! # Restarts
+//!
+//! A crash or a bounce runs a server host's closure again. By default the
+//! closure starts with [`Server::forget_sessions`] (a server that keeps
+//! sessions in memory: a restart loses them, and clients get 404);
+//! [`ServerSpec::keep_sessions`] models a server with a shared store.
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use turmoil::Sim;
+
+use mcp_session::transport::{HttpConfig, HttpConnector};
+use mcp_session::{Clock, Manager, ManagerBuilder, SessionConfig, SessionMetrics, TokioClock};
+
+use crate::dialer::TurmoilDialer;
+use crate::faults::{Applied, Applier, FaultPlan};
+use crate::server::{Server, ServerConfig};
+
+/// The port every server host listens on.
+pub const PORT: u16 = 8080;
+
+/// The manager a worker runs: the library's, over turmoil TCP.
+pub type SimManager = Manager<HttpConnector<TurmoilDialer>>;
+
+/// A range of message latency on a link, in milliseconds (turmoil draws
+/// each message's from an exponential curve over it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Least latency.
+    pub min_ms: u64,
+    /// Most latency.
+    pub max_ms: u64,
+}
+
+impl Latency {
+    /// `min_ms..=max_ms` (a `max_ms` below `min_ms` is raised to it).
+    pub fn new(min_ms: u64, max_ms: u64) -> Latency {
+        Latency {
+            min_ms,
+            max_ms: max_ms.max(min_ms),
+        }
+    }
+
+    /// Exactly `ms` for every message.
+    pub fn fixed(ms: u64) -> Latency {
+        Latency::new(ms, ms)
+    }
+}
+
+impl Default for Latency {
+    /// turmoil's default: 0 to 100 ms.
+    fn default() -> Self {
+        Latency::new(0, 100)
+    }
+}
+
+/// A server host.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServerSpec {
+    /// The host name (what URLs and fault events name).
+    pub name: String,
+    /// How the server behaves.
+    pub config: ServerConfig,
+    /// Whether sessions survive a restart (a shared session store).
+    /// Default false: a restart loses them.
+    pub keep_sessions: bool,
+}
+
+impl ServerSpec {
+    /// A server `name` with `config`, losing its sessions on a restart.
+    pub fn new(name: impl Into<String>, config: ServerConfig) -> Self {
+        ServerSpec {
+            name: name.into(),
+            config,
+            keep_sessions: false,
+        }
+    }
+}
+
+/// A worker host: one manager, `vus` VUs as tasks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkerSpec {
+    /// The host name.
+    pub name: String,
+    /// The server host its manager talks to.
+    pub server: String,
+    /// The manager's config.
+    pub session: SessionConfig,
+    /// The transport's settings; `url` is set by [`Topology::build`] to the
+    /// server's (`http://<server>:8080<path>`).
+    pub http: HttpConfig,
+    /// How many VUs (ids `1..=vus`).
+    pub vus: u64,
+}
+
+impl WorkerSpec {
+    /// A worker `name` of `vus` VUs, whose manager (`session`) talks to
+    /// `server`, with the transport's default timeouts.
+    pub fn new(
+        name: impl Into<String>,
+        server: impl Into<String>,
+        session: SessionConfig,
+        vus: u64,
+    ) -> Self {
+        WorkerSpec {
+            name: name.into(),
+            server: server.into(),
+            session,
+            http: HttpConfig::default(),
+            vus,
+        }
+    }
+
+    /// The same worker with these transport settings (timeouts, ...).
+    pub fn http(mut self, http: HttpConfig) -> Self {
+        self.http = http;
+        self
+    }
+}
+
+/// What a VU program gets: who it is, and its worker's manager.
+#[derive(Clone)]
+pub struct Vu {
+    /// The worker host it runs in.
+    pub worker: String,
+    /// Its id, from 1 (unique within the worker; pass it to `acquire`).
+    pub id: u64,
+    /// The worker's manager, shared by all its VUs.
+    pub manager: SimManager,
+}
+
+/// A VU, as results are keyed.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct VuKey {
+    /// The worker host.
+    pub worker: String,
+    /// The VU's id.
+    pub vu: u64,
+}
+
+/// A world to build: its seed, its duration, its hosts.
+#[derive(Clone, Debug)]
+pub struct Topology {
+    seed: u64,
+    duration: Duration,
+    latency: Latency,
+    servers: Vec<ServerSpec>,
+    workers: Vec<WorkerSpec>,
+}
+
+impl Topology {
+    /// An empty world whose turmoil generator is seeded with `seed` and
+    /// whose simulation fails once `duration` of simulated time has passed
+    /// with a worker still running.
+    pub fn new(seed: u64, duration: Duration) -> Self {
+        Topology {
+            seed,
+            duration,
+            latency: Latency::default(),
+            servers: Vec::new(),
+            workers: Vec::new(),
+        }
+    }
+
+    /// The latency of every link (default: turmoil's, 0 to 100 ms). Latency
+    /// faults restore it when they end.
+    pub fn latency(mut self, latency: Latency) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Adds a server host `name` with `config` (losing its sessions on a
+    /// restart).
+    pub fn server(self, name: impl Into<String>, config: ServerConfig) -> Self {
+        self.server_spec(ServerSpec::new(name, config))
+    }
+
+    /// Adds a server host.
+    pub fn server_spec(mut self, spec: ServerSpec) -> Self {
+        self.servers.push(spec);
+        self
+    }
+
+    /// Adds a worker host.
+    pub fn worker(mut self, spec: WorkerSpec) -> Self {
+        self.workers.push(spec);
+        self
+    }
+
+    /// Builds the simulation: registers the server hosts, then the workers,
+    /// each of which starts its manager, spawns `program(vu)` for each of
+    /// its VUs, collects their results, closes the manager and records its
+    /// metrics. Nothing runs until [`World::run`] or [`World::run_with`].
+    ///
+    /// # Panics
+    ///
+    /// If a worker names a server that is not in the topology, or two hosts
+    /// share a name.
+    pub fn build<T, F, Fut>(self, program: F) -> World<T>
+    where
+        T: Send + 'static,
+        F: Fn(Vu) -> Fut + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        let mut names: Vec<&str> = self
+            .servers
+            .iter()
+            .map(|s| s.name.as_str())
+            .chain(self.workers.iter().map(|w| w.name.as_str()))
+            .collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            panic!("two hosts are named {:?}", w[0]);
+        }
+        let mut sim = turmoil::Builder::new()
+            .rng_seed(self.seed)
+            .simulation_duration(self.duration)
+            .min_message_latency(Duration::from_millis(self.latency.min_ms))
+            .max_message_latency(Duration::from_millis(self.latency.max_ms))
+            .build();
+
+        let mut servers = BTreeMap::new();
+        for spec in &self.servers {
+            let server = Server::new(spec.config.clone());
+            let handle = server.clone();
+            let forget = !spec.keep_sessions;
+            sim.host(spec.name.as_str(), move || {
+                let server = handle.clone();
+                async move {
+                    if forget {
+                        server.forget_sessions();
+                    }
+                    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
+                    server.serve(listener).await?;
+                    Ok(())
+                }
+            });
+            servers.insert(spec.name.clone(), server);
+        }
+
+        let results = Arc::new(Mutex::new(BTreeMap::new()));
+        let metrics = Arc::new(Mutex::new(BTreeMap::new()));
+        let program = Rc::new(program);
+        for spec in &self.workers {
+            let server = self
+                .servers
+                .iter()
+                .find(|s| s.name == spec.server)
+                .unwrap_or_else(|| {
+                    panic!("worker {} names unknown server {}", spec.name, spec.server)
+                });
+            let http = HttpConfig {
+                url: format!("http://{}:{PORT}{}", server.name, server.config.path),
+                ..spec.http.clone()
+            };
+            let (name, session, vus) = (spec.name.clone(), spec.session.clone(), spec.vus);
+            let (program, results, metrics) = (program.clone(), results.clone(), metrics.clone());
+            sim.client(spec.name.as_str(), async move {
+                let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
+                let connector = HttpConnector::new(TurmoilDialer, http, clock.clone())?;
+                let manager = ManagerBuilder::new(session).clock(clock).start(connector)?;
+                let tasks: Vec<_> = (1..=vus)
+                    .map(|id| {
+                        let vu = Vu {
+                            worker: name.clone(),
+                            id,
+                            manager: manager.clone(),
+                        };
+                        (id, tokio::spawn(program(vu)))
+                    })
+                    .collect();
+                for (id, task) in tasks {
+                    let out = task.await?;
+                    let key = VuKey {
+                        worker: name.clone(),
+                        vu: id,
+                    };
+                    lock(&results).insert(key, out);
+                }
+                manager.close().await;
+                lock(&metrics).insert(name, manager.metrics());
+                Ok(())
+            });
+        }
+
+        World {
+            sim,
+            servers,
+            workers: self.workers.iter().map(|w| w.name.clone()).collect(),
+            latency: self.latency,
+            results,
+            metrics,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A built world: the simulation, and handles to what it produces.
+pub struct World<T> {
+    sim: Sim<'static>,
+    servers: BTreeMap<String, Server>,
+    workers: Vec<String>,
+    latency: Latency,
+    results: Arc<Mutex<BTreeMap<VuKey, T>>>,
+    metrics: Arc<Mutex<BTreeMap<String, SessionMetrics>>>,
+}
+
+impl<T> World<T> {
+    /// Runs until every worker is done (no faults). Fails as turmoil does:
+    /// a worker returned an error (a VU task panicked, the manager could not
+    /// start), or the simulation's duration ran out first.
+    pub fn run(&mut self) -> turmoil::Result {
+        self.sim.run()
+    }
+
+    /// Runs until every worker is done, applying `plan` on the way (see
+    /// [`Applier`]), and returns what was applied. Fails if the plan names a
+    /// host this world lacks, or as [`World::run`] does.
+    pub fn run_with(&mut self, plan: &FaultPlan) -> Result<Vec<Applied>, Box<dyn Error>> {
+        let mut applier = Applier::new(plan, self.servers.clone(), &self.workers, self.latency)?;
+        applier.run(&mut self.sim)?;
+        Ok(applier.into_log())
+    }
+
+    /// The turmoil simulation, to drive or inspect by hand.
+    pub fn sim(&mut self) -> &mut Sim<'static> {
+        &mut self.sim
+    }
+
+    /// Simulated time so far.
+    pub fn elapsed(&self) -> Duration {
+        self.sim.elapsed()
+    }
+
+    /// The server host `name`'s handle (its log, its hooks).
+    ///
+    /// # Panics
+    ///
+    /// If there is no such server.
+    pub fn server(&self, name: &str) -> &Server {
+        self.servers
+            .get(name)
+            .unwrap_or_else(|| panic!("no server host {name:?}"))
+    }
+
+    /// Every server handle, by host name.
+    pub fn servers(&self) -> &BTreeMap<String, Server> {
+        &self.servers
+    }
+
+    /// The worker host names, in the order given.
+    pub fn workers(&self) -> &[String] {
+        &self.workers
+    }
+
+    /// The links' baseline latency.
+    pub fn baseline_latency(&self) -> Latency {
+        self.latency
+    }
+
+    /// Every VU's result so far (taken: a second call returns only what
+    /// finished since).
+    pub fn take_results(&self) -> BTreeMap<VuKey, T> {
+        std::mem::take(&mut *lock(&self.results))
+    }
+
+    /// Each worker's manager metrics, taken after its VUs finished and it
+    /// closed.
+    pub fn metrics(&self) -> BTreeMap<String, SessionMetrics> {
+        lock(&self.metrics).clone()
+    }
+
+    /// Every server's event log as JSON lines, servers in name order, each
+    /// line with a `server` field: the canonical bytes two runs of a seed
+    /// are compared by.
+    pub fn server_events_json(&self) -> String {
+        let mut out = String::new();
+        for (name, server) in &self.servers {
+            for e in server.events() {
+                let mut v = serde_json::to_value(&e).unwrap_or_default();
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert("server".into(), name.clone().into());
+                }
+                out.push_str(&v.to_string());
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
