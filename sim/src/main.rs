@@ -1,0 +1,40 @@
+//! `mcp-sim`: the command line of the simulation crate.
+//!
+//! This file only parses, dispatches and maps outcomes to exit codes; each
+//! subcommand lives in its own module under `cli/`. Exit codes:
+//!
+//! - 0: the command did its job (for `serve`: it ran until Ctrl-C);
+//! - 1: it could not (for `serve`: the port could not be bound);
+//! - 2: a usage error, from clap or from our own checks of the values
+//!   clap let through (an unknown fault profile, a non-loopback host).
+//!
+//! Usage errors are one line on stderr and never a panic.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, Failure};
+
+fn main() -> ExitCode {
+    // `parse` prints clap's own errors and exits 2 (0 for --help/--version).
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Serve(args) => cli::serve::run(args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => {
+            eprintln!("{message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(message)) => {
+            eprintln!("{message}");
+            ExitCode::from(1)
+        }
+    }
+}
