@@ -783,7 +783,10 @@ fn truncated_sse_after_notifications_is_resumed_and_refused() {
     );
     let o = run(&setup, &plan);
     let errors = o.assert_errors("truncated + resume", |e| {
-        is_op(e, |t| matches!(t, TransportError::Http { status: 405 }))
+        is_op(
+            e,
+            |t| matches!(t, TransportError::Closed(m) if m.contains("resumption refused")),
+        )
     });
     assert_eq!(errors.len(), 1);
     let resumed = o

@@ -197,11 +197,9 @@ impl<D: Dialer> Shared<D> {
         let limit = Duration::from_millis(self.cfg.connect_timeout_ms);
         within(&*self.clock, limit, "connect", async {
             let t = &self.target;
-            let stream = self
-                .dialer
-                .dial(&t.host, t.port)
-                .await
-                .map_err(|e| TransportError::Connect(format!("{}:{}: {e}", t.host, t.port)))?;
+            let stream = self.dialer.dial(&t.host, t.port).await.map_err(|e| {
+                TransportError::Connect(format!("{}:{}: {:?}: {e}", t.host, t.port, e.kind()))
+            })?;
             let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
                 .map_err(|e| TransportError::Connect(format!("HTTP handshake: {e}")))?;
@@ -403,6 +401,15 @@ impl<D: Dialer> HttpConnection<D> {
                         last_event_id: Some(last),
                     };
                     let (parts, body) = self.exchange(&get).await?.into_parts();
+                    if parts.status == hyper::StatusCode::METHOD_NOT_ALLOWED {
+                        // The spec's answer of a server without GET streams:
+                        // the failure is the stream that ended early, not
+                        // the GET.
+                        return Err(TransportError::Closed(format!(
+                            "SSE stream ended before the response; resumption refused \
+                             (GET answered 405) after {resumes} attempt(s)"
+                        )));
+                    }
                     reply = response::read(parts.status, &parts.headers, body, expect).await?;
                 }
                 Ok((reply, session_id))
