@@ -715,28 +715,39 @@ fn spoiled(o: &Outcome, fault: AnswerFault) -> Vec<Format> {
         .collect()
 }
 
-#[test]
-fn malformed_json_in_either_format_is_a_typed_error() {
-    let setup = Setup::new(9, Mode::Reuse);
-    let plan = at(
-        550,
-        FaultEvent::MalformedJson {
-            server: server(),
-            count: 4,
-        },
-    );
-    let o = run(&setup, &plan);
-    let errors = o.assert_errors("malformed", |e| {
-        is_op(e, |t| matches!(t, TransportError::MalformedJson(_)))
-    });
+/// Four answers spoiled by `event` (`fault` on the server), in both JSON
+/// and SSE: each gives an operation error that `expected` accepts, every
+/// call ends by its deadline, and the client recovers.
+fn spoiled_answers_are_typed_errors(
+    seed: u64,
+    event: FaultEvent,
+    fault: AnswerFault,
+    expected: fn(&TransportError) -> bool,
+) {
+    let setup = Setup::new(seed, Mode::Reuse);
+    let o = run(&setup, &at(550, event));
+    let errors = o.assert_errors(&format!("{fault:?}"), |e| is_op(e, expected));
     assert_eq!(errors.len(), 4);
-    let formats = spoiled(&o, AnswerFault::Malformed);
+    let formats = spoiled(&o, fault);
     assert!(
         formats.contains(&Format::Json) && formats.contains(&Format::Sse),
         "both shapes: {formats:?}"
     );
     o.assert_bounded();
     o.assert_recovered(5);
+}
+
+#[test]
+fn malformed_json_in_either_format_is_a_typed_error() {
+    spoiled_answers_are_typed_errors(
+        9,
+        FaultEvent::MalformedJson {
+            server: server(),
+            count: 4,
+        },
+        AnswerFault::Malformed,
+        |t| matches!(t, TransportError::MalformedJson(_)),
+    );
 }
 
 #[test]
@@ -800,26 +811,15 @@ fn truncated_sse_after_notifications_is_resumed_and_refused() {
 
 #[test]
 fn connection_reset_mid_answer_is_a_closed_connection() {
-    let setup = Setup::new(11, Mode::Reuse);
-    let plan = at(
-        550,
+    spoiled_answers_are_typed_errors(
+        11,
         FaultEvent::ConnectionReset {
             server: server(),
             count: 4,
         },
+        AnswerFault::Reset,
+        |t| matches!(t, TransportError::Closed(_)),
     );
-    let o = run(&setup, &plan);
-    let errors = o.assert_errors("reset", |e| {
-        is_op(e, |t| matches!(t, TransportError::Closed(_)))
-    });
-    assert_eq!(errors.len(), 4);
-    let formats = spoiled(&o, AnswerFault::Reset);
-    assert!(
-        formats.contains(&Format::Json) && formats.contains(&Format::Sse),
-        "both shapes: {formats:?}"
-    );
-    o.assert_bounded();
-    o.assert_recovered(5);
 }
 
 // ------------------------------------------------------------- initialize --
