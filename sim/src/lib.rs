@@ -8,11 +8,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod dialer;
 pub mod faults;
 pub mod listener;
 pub mod server;
 pub mod topology;
+pub mod trace;
 
 /// The session library this crate simulates, re-exported for convenience.
 pub use mcp_session;

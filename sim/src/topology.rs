@@ -67,6 +67,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use turmoil::Sim;
 
+use mcp_session::observe::EventSink;
 use mcp_session::transport::{HttpConfig, HttpConnector};
 use mcp_session::{Clock, Manager, ManagerBuilder, SessionConfig, SessionMetrics, TokioClock};
 
@@ -204,6 +205,17 @@ pub struct Topology {
     latency: Latency,
     servers: Vec<ServerSpec>,
     workers: Vec<WorkerSpec>,
+    sinks: Sinks,
+}
+
+/// Event sinks installed on workers' managers, by worker name.
+#[derive(Clone, Default)]
+struct Sinks(BTreeMap<String, Arc<dyn EventSink>>);
+
+impl std::fmt::Debug for Sinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 impl Topology {
@@ -217,7 +229,17 @@ impl Topology {
             latency: Latency::default(),
             servers: Vec::new(),
             workers: Vec::new(),
+            sinks: Sinks::default(),
         }
+    }
+
+    /// Installs `sink` as the event sink of worker `worker`'s manager (for
+    /// example a [`crate::trace::TraceRecorder`]). Without one, a manager
+    /// reports to no sink. A second call for the same worker replaces the
+    /// first.
+    pub fn event_sink(mut self, worker: impl Into<String>, sink: Arc<dyn EventSink>) -> Self {
+        self.sinks.0.insert(worker.into(), sink);
+        self
     }
 
     /// The latency of every link (default: turmoil's, 0 to 100 ms). Latency
@@ -312,11 +334,16 @@ impl Topology {
                 ..spec.http.clone()
             };
             let (name, session, vus) = (spec.name.clone(), spec.session.clone(), spec.vus);
+            let sink = self.sinks.0.get(&spec.name).cloned();
             let (program, results, metrics) = (program.clone(), results.clone(), metrics.clone());
             sim.client(spec.name.as_str(), async move {
                 let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
                 let connector = HttpConnector::new(TurmoilDialer, http, clock.clone())?;
-                let manager = ManagerBuilder::new(session).clock(clock).start(connector)?;
+                let mut builder = ManagerBuilder::new(session).clock(clock);
+                if let Some(sink) = sink.clone() {
+                    builder = builder.events(sink);
+                }
+                let manager = builder.start(connector)?;
                 let tasks: Vec<_> = (1..=vus)
                     .map(|id| {
                         let vu = Vu {

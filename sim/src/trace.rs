@@ -1,0 +1,385 @@
+//! The trace of a run: every manager event, every server event and whatever
+//! the VUs report, one [`TraceEvent`] per line, in simulated time.
+//!
+//! # Time
+//!
+//! Each event carries `t_ms`, milliseconds of turmoil simulated time since
+//! the simulation's start, so events of different hosts line up:
+//!
+//! - a manager [`Event`]'s `at` is read from the manager's clock, whose
+//!   origin is the moment the manager started. [`TraceRecorder::record`]
+//!   runs inside the worker host (the manager emits its events there), so it
+//!   stamps the event with [`turmoil::sim_elapsed`] at record time; only
+//!   outside a simulation (a lease dropped after the runtime, a unit test)
+//!   does it fall back to `at` plus the recorder's `origin_ms`. The manager's
+//!   own reading is kept in `detail.clock_ms` (and an `acquire_wait`'s
+//!   deadline, on the same clock, in `detail.deadline_ms`), so laws that
+//!   compare manager instants compare like with like;
+//! - a server's [`Stamped`] event counts from the server's start (its first
+//!   time read, at simulated time 0 in a topology world); [`Trace::push_server`]
+//!   adds an `origin_ms` offset for servers that started later.
+//!
+//! # Canonical form
+//!
+//! [`Trace::to_jsonl`] writes one JSON object per event and `\n` after each,
+//! fields in declaration order (absent options left out, `detail` omitted
+//! when null), integers and strings only. [`Trace::hash`] is the hex SHA-256
+//! of those bytes: two runs of a seed are equal exactly when their hashes are.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use mcp_session::observe::{Event, EventKind, EventSink};
+
+use crate::server::{ServerEvent, Stamped};
+
+/// Who reported an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A worker's session manager (its `EventSink`).
+    Manager,
+    /// A simulated MCP server (its event log).
+    Server,
+    /// A VU program.
+    Vu,
+}
+
+impl Source {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Manager => "manager",
+            Source::Server => "server",
+            Source::Vu => "vu",
+        }
+    }
+}
+
+/// One event of the trace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceEvent {
+    /// Simulated milliseconds since the simulation's start.
+    pub t_ms: u64,
+    /// The host it happened on (worker or server).
+    pub host: String,
+    /// Who reported it.
+    pub source: Source,
+    /// The event's name (`acquire_ok`, `session_created`, ...).
+    pub event: String,
+    /// The session concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// The VU concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vu: Option<u64>,
+    /// The rest of the event's fields (a JSON object, or null).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub detail: Value,
+}
+
+impl TraceEvent {
+    /// A detail field as an unsigned integer.
+    pub fn u64(&self, field: &str) -> Option<u64> {
+        self.detail.get(field).and_then(Value::as_u64)
+    }
+
+    /// A detail field as a boolean.
+    pub fn bool(&self, field: &str) -> Option<bool> {
+        self.detail.get(field).and_then(Value::as_bool)
+    }
+
+    /// A detail field as a string.
+    pub fn str(&self, field: &str) -> Option<&str> {
+        self.detail.get(field).and_then(Value::as_str)
+    }
+
+    /// Whether this is the manager event `name` (snake_case).
+    pub fn is(&self, name: &str) -> bool {
+        self.source == Source::Manager && self.event == name
+    }
+
+    /// The manager's clock reading of a manager event (`detail.clock_ms`),
+    /// else `t_ms`.
+    pub fn clock_ms(&self) -> u64 {
+        self.u64("clock_ms").unwrap_or(self.t_ms)
+    }
+
+    /// Converts a manager event of host `host`, stamped at `t_ms`.
+    pub fn from_manager(host: &str, t_ms: u64, e: &Event) -> TraceEvent {
+        let mut v = serde_json::to_value(&e.kind).unwrap_or(Value::Null);
+        let (name, mut detail) = split_tag(&mut v);
+        if let EventKind::AcquireWait { deadline, .. } = &e.kind {
+            detail.remove("deadline");
+            detail.insert("deadline_ms".into(), deadline.as_millis().into());
+        }
+        detail.insert("clock_ms".into(), e.at.as_millis().into());
+        TraceEvent {
+            t_ms,
+            host: host.to_owned(),
+            source: Source::Manager,
+            event: name,
+            session: e.session.clone(),
+            vu: e.vu.map(|v| v.0),
+            detail: Value::Object(detail),
+        }
+    }
+
+    /// Converts a server event of host `host`; `origin_ms` is the
+    /// simulated time of the server's start.
+    pub fn from_server(host: &str, origin_ms: u64, s: &Stamped) -> TraceEvent {
+        let mut v = serde_json::to_value(&s.event).unwrap_or(Value::Null);
+        let (name, mut detail) = split_tag(&mut v);
+        let session = match detail.remove("session") {
+            Some(Value::String(id)) => Some(id),
+            Some(other) => {
+                detail.insert("session".into(), other);
+                None
+            }
+            None => None,
+        };
+        TraceEvent {
+            t_ms: origin_ms + s.at_ms,
+            host: host.to_owned(),
+            source: Source::Server,
+            event: name,
+            session,
+            vu: None,
+            detail: if detail.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(detail)
+            },
+        }
+    }
+
+    /// One aligned line for a human: time, host, source, VU, session,
+    /// event, detail.
+    pub fn line(&self) -> String {
+        let vu = self
+            .vu
+            .map_or_else(|| "-".to_owned(), |v| format!("vu-{v}"));
+        let detail = match &self.detail {
+            Value::Null => String::new(),
+            d => d.to_string(),
+        };
+        format!(
+            "{:>8}ms  {:<10} {:<7} {:<6} {:<12} {:<22} {}",
+            self.t_ms,
+            self.host,
+            self.source.as_str(),
+            vu,
+            self.session.as_deref().unwrap_or("-"),
+            self.event,
+            detail
+        )
+        .trim_end()
+        .to_owned()
+    }
+}
+
+/// Splits a serde-tagged value (`{"event": name, ...}`) into its name and
+/// the remaining fields.
+fn split_tag(v: &mut Value) -> (String, serde_json::Map<String, Value>) {
+    let mut map = match v.take() {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    let name = match map.remove("event") {
+        Some(Value::String(s)) => s,
+        _ => "unknown".to_owned(),
+    };
+    (name, map)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Records one worker host's events: install it as the manager's
+/// [`EventSink`] (see [`crate::topology::Topology::event_sink`]); VU
+/// programs may add their own with [`TraceRecorder::record_vu`]. Clones
+/// share one log.
+#[derive(Clone, Debug)]
+pub struct TraceRecorder {
+    host: String,
+    origin_ms: u64,
+    events: Arc<Mutex<Vec<TraceEvent>>>,
+}
+
+impl TraceRecorder {
+    /// A recorder for worker host `host`, whose manager starts at simulated
+    /// time 0.
+    pub fn new(host: impl Into<String>) -> Self {
+        Self::with_origin(host, 0)
+    }
+
+    /// A recorder for a manager started at simulated `origin_ms` (used only
+    /// when an event is recorded outside the simulation).
+    pub fn with_origin(host: impl Into<String>, origin_ms: u64) -> Self {
+        TraceRecorder {
+            host: host.into(),
+            origin_ms,
+            events: Arc::default(),
+        }
+    }
+
+    /// The host name.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Simulated ms now, if inside a simulation.
+    fn now_ms() -> Option<u64> {
+        turmoil::sim_elapsed().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Records a VU's own event (`detail`: a small JSON value, null for
+    /// none), stamped with the simulated time (0 outside a simulation).
+    pub fn record_vu(&self, vu: u64, event: &str, session: Option<&str>, detail: Value) {
+        let e = TraceEvent {
+            t_ms: Self::now_ms().unwrap_or(self.origin_ms),
+            host: self.host.clone(),
+            source: Source::Vu,
+            event: event.to_owned(),
+            session: session.map(str::to_owned),
+            vu: Some(vu),
+            detail,
+        };
+        lock(&self.events).push(e);
+    }
+
+    /// A copy of the events so far, in recording order.
+    pub fn events(&self) -> Vec<TraceEvent> {
+        lock(&self.events).clone()
+    }
+}
+
+impl EventSink for TraceRecorder {
+    fn record(&self, event: &Event) {
+        let t_ms = Self::now_ms().unwrap_or(self.origin_ms + event.at.as_millis());
+        let e = TraceEvent::from_manager(&self.host, t_ms, event);
+        lock(&self.events).push(e);
+    }
+}
+
+/// A whole trace: events in order of simulated time.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trace {
+    /// The events.
+    pub events: Vec<TraceEvent>,
+}
+
+/// A line of a JSONL trace that did not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("trace line {line}: {source}")]
+pub struct ParseError {
+    /// The line number, from 1.
+    pub line: usize,
+    /// Why.
+    #[source]
+    pub source: serde_json::Error,
+}
+
+impl Trace {
+    /// A trace of these events, as given.
+    pub fn new(events: Vec<TraceEvent>) -> Self {
+        Trace { events }
+    }
+
+    /// Merges the recorders' events (recorders in the order given) and the
+    /// servers' logs (`(host, events)` in the order given, starting at
+    /// simulated time 0), then orders everything by `t_ms`, keeping each
+    /// source's own order and, within a millisecond, the order of the
+    /// inputs.
+    pub fn collect<'a>(
+        recorders: impl IntoIterator<Item = &'a TraceRecorder>,
+        servers: impl IntoIterator<Item = (&'a str, Vec<Stamped>)>,
+    ) -> Trace {
+        let mut t = Trace::default();
+        for r in recorders {
+            t.events.extend(r.events());
+        }
+        for (host, log) in servers {
+            t.push_server(host, 0, &log);
+        }
+        t.sort();
+        t
+    }
+
+    /// Appends server host `host`'s log, started at simulated `origin_ms`
+    /// (call [`Trace::sort`] after appending).
+    pub fn push_server(&mut self, host: &str, origin_ms: u64, log: &[Stamped]) {
+        self.events.extend(
+            log.iter()
+                .map(|s| TraceEvent::from_server(host, origin_ms, s)),
+        );
+    }
+
+    /// Appends one server event.
+    pub fn push_server_event(&mut self, host: &str, t_ms: u64, event: ServerEvent) {
+        let s = Stamped { at_ms: t_ms, event };
+        self.events.push(TraceEvent::from_server(host, 0, &s));
+    }
+
+    /// Orders the events by `t_ms` (stable: ties keep their order).
+    pub fn sort(&mut self) {
+        self.events.sort_by_key(|e| e.t_ms);
+    }
+
+    /// The canonical bytes: one JSON object per line, `\n` after each.
+    pub fn to_jsonl(&self) -> String {
+        let mut out = String::new();
+        for e in &self.events {
+            out.push_str(&serde_json::to_string(e).unwrap_or_default());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Parses what [`Trace::to_jsonl`] wrote (blank lines are skipped).
+    pub fn from_jsonl(text: &str) -> Result<Trace, ParseError> {
+        let mut events = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let e = serde_json::from_str(line).map_err(|source| ParseError {
+                line: i + 1,
+                source,
+            })?;
+            events.push(e);
+        }
+        Ok(Trace { events })
+    }
+
+    /// Hex SHA-256 of [`Trace::to_jsonl`].
+    pub fn hash(&self) -> String {
+        let digest = Sha256::digest(self.to_jsonl().as_bytes());
+        let mut hex = String::with_capacity(64);
+        for b in digest {
+            let _ = write!(hex, "{b:02x}");
+        }
+        hex
+    }
+
+    /// The human timeline: one aligned line per event.
+    pub fn timeline(&self) -> String {
+        self.timeline_range(0, self.events.len())
+    }
+
+    /// The timeline of events `from..to` (clamped), each line prefixed by
+    /// its index.
+    pub fn timeline_range(&self, from: usize, to: usize) -> String {
+        let to = to.min(self.events.len());
+        let mut out = String::new();
+        for (i, e) in self.events.iter().enumerate().take(to).skip(from) {
+            let _ = writeln!(out, "#{i:<5} {}", e.line());
+        }
+        out
+    }
+}
