@@ -1,7 +1,7 @@
 //! The pool as a pure state machine (sans-IO).
 //!
 //! No futures, no locks, no clock: every method takes `now` and returns a
-//! decision, and the async shell ([`crate::modes::pool`]) carries the
+//! decision, and the async shell (`modes/pool.rs`) carries the
 //! decisions out (opens sessions, wakes waiters, closes sessions). Keeping the
 //! races here, in plain data, is what lets tests step through them one event
 //! at a time and lets a property test check the laws after every step.
