@@ -1,0 +1,264 @@
+//! Running a [`Schedule`]: build the world through [`crate::topology`] (one
+//! server host, the schedule's workers, a [`TraceRecorder`] on every
+//! worker), run it under the fault plan, collect the trace, audit it, and
+//! return a [`Report`].
+//!
+//! Nothing here reads the wall clock: how long a run took in real time is
+//! the caller's business.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::json;
+
+use mcp_session::transport::Operation;
+use mcp_session::{ErrorKind, Mode, SessionMetrics};
+
+use crate::audit::{audit, AuditConfig, Violation};
+use crate::schedule::{Op, Schedule, Step, SERVER_HOST};
+use crate::topology::{Topology, Vu, WorkerSpec};
+use crate::trace::{Trace, TraceRecorder};
+
+/// What one run produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The seed.
+    pub seed: u64,
+    /// What was run.
+    pub schedule: Schedule,
+    /// Each worker's final manager metrics, by host.
+    pub metrics: BTreeMap<String, SessionMetrics>,
+    /// Each VU's steps that ended in an error, by worker host and VU id.
+    pub vu_errors: BTreeMap<String, BTreeMap<u64, u32>>,
+    /// The hex SHA-256 of the trace's canonical bytes.
+    pub trace_hash: String,
+    /// Each law, with how many times the audit checked it.
+    pub checks: BTreeMap<String, u64>,
+    /// The broken laws (first violation of each).
+    pub violations: Vec<Violation>,
+    /// The reachability goals, with how often each was reached.
+    pub goals: BTreeMap<String, u64>,
+    /// Why the simulation itself failed (a worker's error, or the simulated
+    /// duration running out: a hang), if it did.
+    pub sim_error: Option<String>,
+    /// Simulated time when the run ended (ms).
+    pub simulated_ms: u64,
+    /// The whole trace (not serialized: write it with
+    /// [`Trace::to_jsonl`]).
+    #[serde(skip)]
+    pub trace: Trace,
+}
+
+impl Report {
+    /// Whether the run finished and broke no law.
+    pub fn is_clean(&self) -> bool {
+        self.sim_error.is_none() && self.violations.is_empty()
+    }
+
+    /// The command line that replays this run.
+    pub fn replay_line(&self) -> String {
+        format!(
+            "cargo run -p mcp-sim -- replay {} {}",
+            self.scenario, self.seed
+        )
+    }
+
+    /// A failure message for a human: each broken law with its first
+    /// violating event, the timeline around it, the schedule as JSON and the
+    /// replay line. Empty for a clean run.
+    pub fn failure_text(&self) -> String {
+        if self.is_clean() {
+            return String::new();
+        }
+        let mut out = format!("scenario {} seed {}\n", self.scenario, self.seed);
+        if let Some(e) = &self.sim_error {
+            out.push_str(&format!(
+                "simulation failed at {}ms: {e}\n",
+                self.simulated_ms
+            ));
+            let n = self.trace.events.len();
+            out.push_str("last events:\n");
+            out.push_str(&self.trace.timeline_range(n.saturating_sub(20), n));
+        }
+        for v in &self.violations {
+            out.push_str(&format!(
+                "law {} broken at event #{}: {}\n",
+                v.law, v.event_index, v.message
+            ));
+            out.push_str(
+                &self
+                    .trace
+                    .timeline_range(v.event_index.saturating_sub(12), v.event_index + 5),
+            );
+        }
+        out.push_str("schedule:\n");
+        out.push_str(&self.schedule.to_json());
+        out.push_str("\nreplay: ");
+        out.push_str(&self.replay_line());
+        out.push('\n');
+        out
+    }
+}
+
+/// The operation of a step.
+fn operation(op: &Op, worker: &str, vu: u64, step: usize) -> Operation {
+    match op {
+        Op::Ping => Operation::Ping,
+        Op::Echo => Operation::ToolsCall {
+            name: "echo".into(),
+            arguments: json!({ "text": format!("{worker}/{vu}/{step}") }),
+        },
+        Op::Slow { ms } => Operation::ToolsCall {
+            name: "slow".into(),
+            arguments: json!({ "ms": ms }),
+        },
+    }
+}
+
+/// Runs one VU's program; returns how many steps ended in an error. Stops
+/// early once the manager is closed.
+async fn run_vu(vu: Vu, steps: Vec<Step>, recorder: TraceRecorder) -> u32 {
+    let mut errors = 0;
+    let think = |ms: u64| tokio::time::sleep(Duration::from_millis(ms));
+    for (i, step) in steps.iter().enumerate() {
+        match step {
+            Step::Call { op, think_ms } => {
+                match vu.manager.acquire(vu.id).await {
+                    Ok(mut lease) => {
+                        let r = lease.call(&operation(op, &vu.worker, vu.id, i)).await;
+                        match &r {
+                            Err(e) if e.is_session_expired() => lease.invalidate(),
+                            _ => lease.release(),
+                        }
+                        if let Err(e) = r {
+                            errors += 1;
+                            let detail = json!({ "step": i, "error": e.kind_name() });
+                            recorder.record_vu(vu.id, "vu_error", e.session.as_deref(), detail);
+                        }
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        let detail = json!({ "step": i, "error": e.kind_name() });
+                        recorder.record_vu(vu.id, "vu_error", None, detail);
+                        if matches!(e.kind, ErrorKind::ManagerClosed) {
+                            break;
+                        }
+                    }
+                }
+                think(*think_ms).await;
+            }
+            Step::CancelAcquire { after_ms, think_ms } => {
+                let closed = tokio::select! {
+                    biased;
+                    r = vu.manager.acquire(vu.id) => match r {
+                        Ok(lease) => {
+                            lease.release();
+                            false
+                        }
+                        Err(e) => matches!(e.kind, ErrorKind::ManagerClosed),
+                    },
+                    () = think(*after_ms) => false,
+                };
+                if closed {
+                    break;
+                }
+                think(*think_ms).await;
+            }
+            Step::CloseManager => vu.manager.close().await,
+        }
+    }
+    errors
+}
+
+/// Runs `schedule` (of scenario `scenario`, drawn from `seed`) and audits
+/// its trace.
+pub fn run(schedule: &Schedule, scenario: &str, seed: u64) -> Report {
+    let recorders: BTreeMap<String, TraceRecorder> = schedule
+        .workers
+        .iter()
+        .map(|w| (w.name.clone(), TraceRecorder::new(w.name.clone())))
+        .collect();
+    let programs: BTreeMap<(String, u64), Vec<Step>> = schedule
+        .workers
+        .iter()
+        .flat_map(|w| {
+            w.vus
+                .iter()
+                .enumerate()
+                .map(|(i, p)| ((w.name.clone(), i as u64 + 1), p.steps.clone()))
+        })
+        .collect();
+
+    let mut topology = Topology::new(seed, Duration::from_millis(schedule.duration_ms))
+        .latency(schedule.latency)
+        .server(SERVER_HOST, schedule.server.clone());
+    for w in &schedule.workers {
+        topology = topology
+            .worker(
+                WorkerSpec::new(
+                    w.name.clone(),
+                    SERVER_HOST,
+                    schedule.session.clone(),
+                    w.vus.len() as u64,
+                )
+                .http(schedule.http.clone()),
+            )
+            .event_sink(w.name.clone(), Arc::new(recorders[&w.name].clone()));
+    }
+    let (programs, vu_recorders) = (Arc::new(programs), Arc::new(recorders.clone()));
+    let mut world = topology.build(move |vu: Vu| {
+        let steps = programs
+            .get(&(vu.worker.clone(), vu.id))
+            .cloned()
+            .unwrap_or_default();
+        let recorder = vu_recorders[&vu.worker].clone();
+        run_vu(vu, steps, recorder)
+    });
+
+    let sim_error = world
+        .run_with(&schedule.faults)
+        .err()
+        .map(|e| e.to_string());
+    let simulated_ms = u64::try_from(world.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut vu_errors: BTreeMap<String, BTreeMap<u64, u32>> = BTreeMap::new();
+    for (key, n) in world.take_results() {
+        vu_errors.entry(key.worker).or_default().insert(key.vu, n);
+    }
+    let metrics = world.metrics();
+    let trace = Trace::collect(
+        recorders.values(),
+        [(SERVER_HOST, world.server(SERVER_HOST).events())],
+    );
+    let mut cfg = if schedule.session.mode == Mode::Pool {
+        AuditConfig::pool(
+            schedule.session.pool_size,
+            schedule.session.acquire_timeout_ms,
+        )
+    } else {
+        AuditConfig {
+            slack_ms: 1,
+            ..AuditConfig::default()
+        }
+    };
+    cfg = cfg.with_metrics(metrics.clone());
+    let audit = audit(&trace, &cfg);
+
+    Report {
+        scenario: scenario.to_owned(),
+        seed,
+        schedule: schedule.clone(),
+        metrics,
+        vu_errors,
+        trace_hash: trace.hash(),
+        checks: audit.checks,
+        violations: audit.violations,
+        goals: audit.goals,
+        sim_error,
+        simulated_ms,
+        trace,
+    }
+}

@@ -1,0 +1,338 @@
+//! A [`Schedule`]: everything one run does, as a plain serde value drawn
+//! from a [`Scenario`] and one `u64` seed.
+//!
+//! # Streams
+//!
+//! Every choice comes from the seed's `ChaCha8Rng`, one stream per purpose:
+//! [`WORKLOAD_STREAM`] (config variations, VU counts and programs),
+//! [`SWARM_STREAM`] (which of the scenario's fault kinds this seed switches
+//! on), [`SERVER_STREAM`] (the server's knobs) and the fault plan's own
+//! [`crate::faults::FAULT_STREAM`]. Switching a fault kind on or off, or
+//! adding one to a scenario, changes the plan and nothing that was drawn for
+//! the workload or the server.
+//!
+//! # Swarm testing
+//!
+//! Each seed switches on a random non-empty subset of the scenario's fault
+//! kinds (each kind with probability one half), so some runs see one kind
+//! of failure often instead of every kind rarely.
+//!
+//! TODO: proptest strategies over `Schedule` (from the same streams) and
+//! shrinking of a failing schedule to a minimal one; the regression seed
+//! file.
+
+use std::collections::BTreeSet;
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use mcp_session::transport::HttpConfig;
+use mcp_session::{Mode, SessionConfig, VersionPolicy};
+
+use crate::faults::{FaultKind, FaultPlan, FaultSpace};
+use crate::scenarios::Scenario;
+use crate::server::ServerConfig;
+use crate::topology::Latency;
+
+/// The workload's ChaCha stream ("workload" in ASCII).
+pub const WORKLOAD_STREAM: u64 = 0x776f_726b_6c6f_6164;
+/// The swarm subset's ChaCha stream ("swarm" in ASCII).
+pub const SWARM_STREAM: u64 = 0x73_7761_726d;
+/// The server knobs' ChaCha stream ("server" in ASCII).
+pub const SERVER_STREAM: u64 = 0x7365_7276_6572;
+
+/// The one server host's name.
+pub const SERVER_HOST: &str = "server";
+
+/// The name of worker host `i` (from 1).
+pub fn worker_host(i: u64) -> String {
+    format!("worker-{i}")
+}
+
+/// An MCP operation a VU step runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// `ping`.
+    Ping,
+    /// `tools/call` of `echo`.
+    Echo,
+    /// `tools/call` of `slow`, sleeping `ms` on the server.
+    Slow {
+        /// How long the tool sleeps.
+        ms: u64,
+    },
+}
+
+/// One step of a VU's program.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// Acquire, run `op`, give the lease back (invalidate after a
+    /// session-expired error, else release), then think `think_ms`.
+    Call {
+        /// The operation.
+        op: Op,
+        /// Think time after the step.
+        think_ms: u64,
+    },
+    /// Start an acquire and drop it after `after_ms` if it has not
+    /// finished (a lease got in time is released at once), then think.
+    CancelAcquire {
+        /// When the acquire is dropped.
+        after_ms: u64,
+        /// Think time after the step.
+        think_ms: u64,
+    },
+    /// Close the worker's manager (every VU then meets a closed manager).
+    CloseManager,
+}
+
+/// One VU's steps.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Program {
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+/// One worker host: its VUs' programs (VU `i` runs `vus[i - 1]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerPlan {
+    /// The host name.
+    pub name: String,
+    /// Each VU's program.
+    pub vus: Vec<Program>,
+}
+
+/// Everything one run does: a plain serde value, to print, save and replay.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// The seed it was drawn from (also turmoil's and the server's).
+    pub seed: u64,
+    /// Every worker's manager config.
+    pub session: SessionConfig,
+    /// Every worker's transport settings.
+    pub http: HttpConfig,
+    /// The worker hosts and their VUs' programs.
+    pub workers: Vec<WorkerPlan>,
+    /// The server host's config.
+    pub server: ServerConfig,
+    /// The links' baseline latency.
+    pub latency: Latency,
+    /// The fault kinds this seed switched on (swarm testing).
+    pub fault_kinds: BTreeSet<FaultKind>,
+    /// The faults.
+    pub faults: FaultPlan,
+    /// The simulation's bound on simulated time (ms).
+    pub duration_ms: u64,
+}
+
+/// A ChaCha8 generator for `seed` on `stream`.
+fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    rng
+}
+
+/// A number in `range.0..=range.1` (`range.0` if empty).
+fn within(rng: &mut ChaCha8Rng, range: (u64, u64)) -> u64 {
+    if range.1 <= range.0 {
+        range.0
+    } else {
+        rng.random_range(range.0..=range.1)
+    }
+}
+
+/// Whether a `pct` percent chance came up.
+fn chance(rng: &mut ChaCha8Rng, pct: u32) -> bool {
+    pct > 0 && rng.random_range(0..100) < pct
+}
+
+impl Schedule {
+    /// The schedule of `scenario` for `seed`: the same pair always gives the
+    /// same schedule.
+    pub fn generate(scenario: &Scenario, seed: u64) -> Schedule {
+        let mut w = stream(seed, WORKLOAD_STREAM);
+        let session = vary_session(scenario, &mut w);
+        let workers = (1..=scenario.workers.max(1))
+            .map(|i| {
+                let vus = within(&mut w, scenario.vus).max(1);
+                WorkerPlan {
+                    name: worker_host(i),
+                    vus: (1..=vus).map(|vu| program(scenario, vu, &mut w)).collect(),
+                }
+            })
+            .collect::<Vec<_>>();
+
+        let mut sw = stream(seed, SWARM_STREAM);
+        let mut fault_kinds: BTreeSet<FaultKind> = scenario
+            .fault_kinds
+            .iter()
+            .copied()
+            .filter(|_| sw.random_bool(0.5))
+            .collect();
+        if fault_kinds.is_empty() && !scenario.fault_kinds.is_empty() {
+            let all: Vec<_> = scenario.fault_kinds.iter().copied().collect();
+            fault_kinds.insert(all[sw.random_range(0..all.len())]);
+        }
+
+        let mut sv = stream(seed, SERVER_STREAM);
+        let server = ServerConfig {
+            seed,
+            sse_ratio: [0.0, 0.5, 1.0][sv.random_range(0..3)],
+            split_chunks: sv.random_range(1..=3),
+            session_idle: scenario
+                .server_idle_ms
+                .map(std::time::Duration::from_millis),
+            ..ServerConfig::default()
+        };
+        let latency = Latency::new(sv.random_range(0..=2), sv.random_range(2..=10));
+
+        let faults = if scenario.fault_events == 0 || fault_kinds.is_empty() {
+            FaultPlan::none()
+        } else {
+            let space = FaultSpace {
+                kinds: fault_kinds.clone(),
+                workers: workers.iter().map(|w| w.name.clone()).collect(),
+                servers: vec![SERVER_HOST.to_owned()],
+                start_ms: 100,
+                end_ms: scenario.fault_end_ms,
+                events: scenario.fault_events,
+                max_span_ms: 800,
+                slow_initialize_ms: scenario.http.request_timeout_ms + 300,
+                ..FaultSpace::default()
+            };
+            FaultPlan::generate(seed, &space)
+        };
+
+        Schedule {
+            seed,
+            session,
+            http: scenario.http.clone(),
+            workers,
+            server,
+            latency,
+            fault_kinds,
+            faults,
+            duration_ms: scenario.duration_ms,
+        }
+    }
+
+    /// The schedule as pretty JSON.
+    pub fn to_json(&self) -> String {
+        // Serializing these plain values cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// How many VUs in all.
+    pub fn vu_count(&self) -> usize {
+        self.workers.iter().map(|w| w.vus.len()).sum()
+    }
+}
+
+/// The scenario's config with the seed's variations.
+fn vary_session(scenario: &Scenario, rng: &mut ChaCha8Rng) -> SessionConfig {
+    let mut s = scenario.session.clone();
+    if scenario.vary.pool_size && s.mode == Mode::Pool {
+        s.pool_size = rng.random_range(1..=s.pool_size.max(1));
+    }
+    if scenario.vary.churn {
+        if rng.random_bool(0.5) {
+            s.churn_interval_ops = rng.random_range(1..=4);
+            s.churn_interval_ms = 0;
+        } else {
+            s.churn_interval_ops = 0;
+            s.churn_interval_ms = rng.random_range(100..=500);
+        }
+    }
+    if scenario.vary.version_policy {
+        s.protocol_version_policy =
+            VersionPolicy::ALL[rng.random_range(0..VersionPolicy::ALL.len())];
+    }
+    s
+}
+
+/// VU `vu`'s program.
+fn program(scenario: &Scenario, vu: u64, rng: &mut ChaCha8Rng) -> Program {
+    let n = within(
+        rng,
+        (u64::from(scenario.steps.0), u64::from(scenario.steps.1)),
+    );
+    let mut steps: Vec<Step> = (0..n)
+        .map(|_| {
+            let think_ms = within(rng, scenario.think_ms);
+            if chance(rng, scenario.cancel_pct) {
+                Step::CancelAcquire {
+                    after_ms: within(rng, scenario.cancel_after_ms),
+                    think_ms,
+                }
+            } else if chance(rng, scenario.slow_pct) {
+                Step::Call {
+                    op: Op::Slow {
+                        ms: within(rng, scenario.slow_ms),
+                    },
+                    think_ms,
+                }
+            } else if rng.random_bool(0.5) {
+                Step::Call {
+                    op: Op::Echo,
+                    think_ms,
+                }
+            } else {
+                Step::Call {
+                    op: Op::Ping,
+                    think_ms,
+                }
+            }
+        })
+        .collect();
+    if scenario.close_mid_run && vu == 1 {
+        let at = rng.random_range(0..=steps.len());
+        steps.insert(at, Step::CloseManager);
+    }
+    Program { steps }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_draws_the_same_schedule() {
+        for s in Scenario::all() {
+            let a = Schedule::generate(&s, 5);
+            assert_eq!(a, Schedule::generate(&s, 5), "{}", s.name);
+            a.session.validate().expect("valid config");
+            let back: Schedule = serde_json::from_str(&a.to_json()).expect("round trip");
+            assert_eq!(back, a);
+        }
+    }
+
+    #[test]
+    fn fault_kinds_do_not_shift_the_workload() {
+        let s = Scenario::pool();
+        let mut fewer = s.clone();
+        fewer.fault_kinds = [FaultKind::Bounce].into();
+        for seed in 0..10 {
+            let (a, b) = (
+                Schedule::generate(&s, seed),
+                Schedule::generate(&fewer, seed),
+            );
+            assert_eq!(a.workers, b.workers);
+            assert_eq!(a.session, b.session);
+            assert_eq!(a.server, b.server);
+            assert!(b.fault_kinds.is_subset(&fewer.fault_kinds));
+        }
+    }
+
+    #[test]
+    fn swarm_subsets_vary_by_seed() {
+        let s = Scenario::reuse();
+        let subsets: BTreeSet<_> = (0..20)
+            .map(|seed| Schedule::generate(&s, seed).fault_kinds)
+            .collect();
+        assert!(subsets.len() > 3, "{subsets:?}");
+        assert!(subsets.iter().all(|k| !k.is_empty()));
+    }
+}

@@ -1,0 +1,125 @@
+//! The seeded sweep: every built-in scenario over a few seeds, each run
+//! audited; no law may break and every run must finish. Then the
+//! determinism meta-check: one seed per scenario, run twice in this
+//! process, gives the same trace hash.
+//!
+//! `MCP_SIM_SEEDS=N` sweeps seeds `0..N` (default 3); `MCP_SIM_SEED=S` runs
+//! exactly seed `S`. A failure prints the law, the seed, the schedule as
+//! JSON, a timeline excerpt and the line that replays it.
+
+use mcp_sim::faults::FaultKind;
+use mcp_sim::run::{run, Report};
+use mcp_sim::scenarios::Scenario;
+use mcp_sim::schedule::Schedule;
+
+/// The seeds to sweep, from the environment.
+fn seeds() -> Vec<u64> {
+    let var = |name: &str| {
+        std::env::var(name).ok().map(|v| {
+            v.trim()
+                .parse::<u64>()
+                .unwrap_or_else(|e| panic!("{name}={v:?}: {e}"))
+        })
+    };
+    if let Some(seed) = var("MCP_SIM_SEED") {
+        return vec![seed];
+    }
+    (0..var("MCP_SIM_SEEDS").unwrap_or(3)).collect()
+}
+
+fn run_seed(scenario: &Scenario, seed: u64) -> Report {
+    let schedule = Schedule::generate(scenario, seed);
+    run(&schedule, &scenario.name, seed)
+}
+
+#[test]
+fn sweep_every_scenario() {
+    let mut failures = Vec::new();
+    let mut goals = std::collections::BTreeMap::<String, u64>::new();
+    for scenario in Scenario::all() {
+        for seed in seeds() {
+            let report = run_seed(&scenario, seed);
+            for (g, n) in &report.goals {
+                *goals.entry(g.clone()).or_default() += n;
+            }
+            if !report.is_clean() {
+                eprintln!("{}", report.failure_text());
+                failures.push(format!(
+                    "{} seed {}: {}",
+                    scenario.name,
+                    seed,
+                    report
+                        .violations
+                        .iter()
+                        .map(|v| v.law.clone())
+                        .chain(report.sim_error.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+    }
+    eprintln!("goals reached over the sweep: {goals:?}");
+    assert!(
+        failures.is_empty(),
+        "failing runs:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// Whether a schedule restarts the server (a crash or a bounce).
+fn restarts(schedule: &Schedule) -> bool {
+    schedule
+        .faults
+        .kinds()
+        .iter()
+        .any(|k| matches!(k, FaultKind::Crash | FaultKind::Bounce))
+}
+
+/// Runs `seed` of `scenario` twice; panics if the trace hashes differ.
+fn assert_deterministic(scenario: &Scenario, seed: u64) {
+    let a = run_seed(scenario, seed);
+    let b = run_seed(scenario, seed);
+    assert!(!a.trace.events.is_empty(), "{}: empty trace", scenario.name);
+    assert_eq!(
+        a.trace_hash,
+        b.trace_hash,
+        "{} seed {seed} is not deterministic\nreplay: {}",
+        scenario.name,
+        a.replay_line()
+    );
+}
+
+/// Every scenario, the first seed from the sweep's on whose plan does not
+/// restart the server, run twice: the same trace hash.
+///
+/// Restarts are left out here because they are not deterministic within
+/// one process: a turmoil crash or bounce drops the host's tokio runtime,
+/// which shuts its tasks down shard by shard, and a task's shard is its
+/// process-wide task id modulo 4. The order in which the server's
+/// connections die (and so the order the workers see the resets) then
+/// depends on how many tasks the process spawned before, in any thread.
+/// `restarts_are_deterministic_in_process` (ignored) shows it.
+#[test]
+fn same_seed_same_trace_hash() {
+    for scenario in Scenario::all() {
+        let seed = (seeds()[0]..)
+            .find(|&s| !restarts(&Schedule::generate(&scenario, s)))
+            .unwrap_or_default();
+        assert_deterministic(&scenario, seed);
+    }
+}
+
+/// The same check on seeds whose plans restart the server: fails today
+/// (see [`same_seed_same_trace_hash`]); run with `--ignored`.
+#[test]
+#[ignore = "a restart's task shutdown order depends on tokio's process-wide task ids"]
+fn restarts_are_deterministic_in_process() {
+    for scenario in Scenario::all() {
+        for seed in seeds() {
+            if restarts(&Schedule::generate(&scenario, seed)) {
+                assert_deterministic(&scenario, seed);
+            }
+        }
+    }
+}
