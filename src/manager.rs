@@ -305,11 +305,19 @@ impl<C: Connector> Inner<C> {
                 return Err(self.acquire_failed(vu, ErrorKind::ManagerClosed));
             }
         }
+        // Pool acquires report their own cancellation (waiting or creating);
+        // for the other modes a dropped acquire was creating a session.
+        let mut cancelled = CancelWatch {
+            inner: self,
+            vu,
+            armed: self.cfg.mode != Mode::Pool,
+        };
         let r = match self.cfg.mode {
             Mode::Pool => modes::pool::acquire(self, vu, wait).await,
             Mode::Reuse | Mode::Churn => modes::reuse::acquire(self, vu).await,
             Mode::PerRequest => modes::per_request::acquire(self, vu).await,
         };
+        cancelled.armed = false;
         if let Err(e) = &r {
             let _st = self.lock();
             let kind = match e.kind {
@@ -559,6 +567,27 @@ impl<C: Connector> Drop for Inner<C> {
     fn drop(&mut self) {
         // Let the evictor see that its manager is gone.
         self.evictor_wake.notify_one();
+    }
+}
+
+/// Reports an acquire whose future was dropped before it ended (so every
+/// `AcquireStart` in a trace has an end).
+struct CancelWatch<'a, C: Connector> {
+    inner: &'a Inner<C>,
+    vu: VuId,
+    armed: bool,
+}
+
+impl<C: Connector> Drop for CancelWatch<'_, C> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _st = self.inner.lock();
+            self.inner.emit(
+                Some(self.vu),
+                None,
+                EventKind::AcquireCancelled { waiting: false },
+            );
+        }
     }
 }
 

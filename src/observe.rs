@@ -85,6 +85,13 @@ pub enum EventKind {
         /// Whether it was waiting in the pool queue (rather than creating).
         waiting: bool,
     },
+    /// A queued pool acquire was given what it waited for: a released
+    /// session (`session` is set) or a free slot to create one in (`slot`).
+    /// Emitted when the grant is made, before the waiter's task runs.
+    WaiterGranted {
+        /// A slot (the waiter will create a session) rather than a session.
+        slot: bool,
+    },
     /// A pool slot was reserved for the acquire, which now creates a session.
     SlotReserved,
     /// A reserved slot was freed without a session (create failed or was

@@ -203,6 +203,27 @@ async fn reuse_invalidate_after_404_reconnects() {
     assert_eq!(w.manager.metrics().reconnects, 1);
 }
 
+#[tokio::test(start_paused = true)]
+async fn cancelled_acquire_is_reported_in_every_mode() {
+    for mode in [Mode::Reuse, Mode::PerRequest, Mode::Churn, Mode::Pool] {
+        let w = world(cfg(mode, 0, 0));
+        w.server.set_initialize_latency(Duration::from_millis(100));
+        let r = tokio::time::timeout(Duration::from_millis(10), w.manager.acquire(1)).await;
+        assert!(r.is_err(), "{mode}: the acquire was cut off while creating");
+        settle().await;
+        let cancelled = w
+            .events
+            .kinds()
+            .into_iter()
+            .filter(|k| *k == EventKind::AcquireCancelled { waiting: false })
+            .count();
+        assert_eq!(cancelled, 1, "{mode}: one cancellation reported");
+        // Nothing is left behind: the VU is not busy and can acquire again.
+        ping(&w.manager, 1).await;
+        assert_accounting(&w.manager.metrics());
+    }
+}
+
 // ---------------------------------------------------------- per_request --
 
 #[tokio::test(start_paused = true)]

@@ -31,7 +31,7 @@ pub(crate) struct PoolData<X> {
     pub core: PoolCore<Sess<X>>,
     /// Queued waiters, in the core's queue order, with the waker of the
     /// task to wake when a grant arrives (or the wait ends otherwise).
-    parked: VecDeque<(WaiterId, Option<Waker>)>,
+    parked: VecDeque<(WaiterId, VuId, Option<Waker>)>,
     /// Grants handed to waiters whose tasks have not run yet. A wait thus
     /// allocates nothing: no channel, just these two reused buffers.
     mailbox: Vec<(WaiterId, Grant<Sess<X>>)>,
@@ -54,27 +54,25 @@ impl<X> PoolData<X> {
     /// closed by the manager (they are in its registry).
     pub fn close(&mut self) {
         let _ = self.core.close();
-        for (_, waker) in self.parked.drain(..) {
+        for (_, _, waker) in self.parked.drain(..) {
             waker.into_iter().for_each(Waker::wake);
         }
     }
 
     /// Unparks waiter `w` (granted, timed out or cancelled) and wakes it.
-    /// Returns whether it was parked. Grants go to the head waiter, so the
+    /// Returns its VU if it was parked. Grants go to the head waiter, so the
     /// front is checked first.
-    pub fn unpark(&mut self, w: WaiterId) -> bool {
-        let i = if self.parked.front().is_some_and(|(id, _)| *id == w) {
+    pub fn unpark(&mut self, w: WaiterId) -> Option<VuId> {
+        let i = if self.parked.front().is_some_and(|(id, _, _)| *id == w) {
             0
         } else {
-            match self.parked.iter().position(|(id, _)| *id == w) {
-                Some(i) => i,
-                None => return false,
-            }
+            self.parked.iter().position(|(id, _, _)| *id == w)?
         };
-        if let Some((_, Some(waker))) = self.parked.remove(i) {
+        let (_, vu, waker) = self.parked.remove(i)?;
+        if let Some(waker) = waker {
             waker.wake();
         }
-        true
+        Some(vu)
     }
 
     /// Takes the grant delivered to waiter `w`, if any.
@@ -90,8 +88,8 @@ impl<X> PoolData<X> {
         if let Some(g) = self.collect(w) {
             return Some(Some(g));
         }
-        match self.parked.iter_mut().find(|(id, _)| *id == w) {
-            Some((_, slot)) => {
+        match self.parked.iter_mut().find(|(id, _, _)| *id == w) {
+            Some((_, _, slot)) => {
                 if !slot.as_ref().is_some_and(|old| old.will_wake(waker)) {
                     *slot = Some(waker.clone());
                 }
@@ -134,7 +132,12 @@ pub(crate) fn apply<C: Connector>(
         }
         for (w, grant) in fx.grants {
             let p = data(st);
-            if p.unpark(w) {
+            if let Some(waiter_vu) = p.unpark(w) {
+                let (slot, session) = match &grant {
+                    Grant::Session(e) => (false, Some(e.item.id.as_str())),
+                    Grant::Slot(_) => (true, None),
+                };
+                inner.emit(Some(waiter_vu), session, EventKind::WaiterGranted { slot });
                 p.mailbox.push((w, grant));
                 continue;
             }
@@ -248,7 +251,7 @@ pub(crate) async fn acquire<C: Connector>(
             } => {
                 st.metrics.pool_waits += 1;
                 st.metrics.acquire_wait.count += 1;
-                data(&mut st).parked.push_back((waiter, None));
+                data(&mut st).parked.push_back((waiter, vu, None));
                 inner.deadline_added(&mut st, deadline);
                 inner.emit(
                     Some(vu),
