@@ -90,30 +90,21 @@ fn assert_deterministic(scenario: &Scenario, seed: u64) {
     );
 }
 
-/// Every scenario, the first seed from the sweep's on whose plan does not
-/// restart the server, run twice: the same trace hash.
-///
-/// Restarts are left out here because they are not deterministic within
-/// one process: a turmoil crash or bounce drops the host's tokio runtime,
-/// which shuts its tasks down shard by shard, and a task's shard is its
-/// process-wide task id modulo 4. The order in which the server's
-/// connections die (and so the order the workers see the resets) then
-/// depends on how many tasks the process spawned before, in any thread.
-/// `restarts_are_deterministic_in_process` (ignored) shows it.
+/// Every scenario, the sweep's first seed, run twice in one process: the
+/// same trace hash.
 #[test]
 fn same_seed_same_trace_hash() {
     for scenario in Scenario::all() {
-        let seed = (seeds()[0]..)
-            .find(|&s| !restarts(&Schedule::generate(&scenario, s)))
-            .unwrap_or_default();
-        assert_deterministic(&scenario, seed);
+        assert_deterministic(&scenario, seeds()[0]);
     }
 }
 
-/// The same check on seeds whose plans restart the server: fails today
-/// (see [`same_seed_same_trace_hash`]); run with `--ignored`.
+/// The same check on every sweep seed whose plan crashes or bounces a
+/// server. A crash drops the host's tokio runtime; the simulated server
+/// drives its connections inside its own task so that they die in a fixed
+/// order (spawned per connection, they died in tokio's process-wide task-id
+/// order, and a run depended on what the process had run before).
 #[test]
-#[ignore = "a restart's task shutdown order depends on tokio's process-wide task ids"]
 fn restarts_are_deterministic_in_process() {
     for scenario in Scenario::all() {
         for seed in seeds() {

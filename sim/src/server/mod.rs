@@ -69,6 +69,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
@@ -294,19 +295,31 @@ impl Server {
         }
         let mut http = http1::Builder::new();
         http.auto_date_header(false);
+        // Every connection is driven here, inside this one task, rather than
+        // spawned: a crash drops this task, and with it the connections in
+        // the set's own (insertion-determined) order. Spawned tasks would be
+        // dropped in tokio's task-id order, and task ids count across the
+        // whole process, so a restart would depend on what ran before it.
+        let mut conns = FuturesUnordered::new();
         loop {
-            let (stream, _peer) = listener.accept().await?;
-            let server = self.clone();
-            let service = service_fn(move |req| {
-                let server = server.clone();
-                async move { Ok::<_, Infallible>(server.handle(req).await) }
-            });
-            let conn = http.serve_connection(TokioIo::new(stream), service);
-            tokio::spawn(async move {
-                // Ends when the client closes the connection (or it breaks:
-                // nothing to do about that on this side).
-                let _ = conn.await;
-            });
+            tokio::select! {
+                biased;
+                accepted = listener.accept() => {
+                    let (stream, _peer) = accepted?;
+                    let server = self.clone();
+                    let service = service_fn(move |req| {
+                        let server = server.clone();
+                        async move { Ok::<_, Infallible>(server.handle(req).await) }
+                    });
+                    let conn = http.serve_connection(TokioIo::new(stream), service);
+                    conns.push(async move {
+                        // Ends when the client closes the connection (or it
+                        // breaks: nothing to do about that on this side).
+                        let _ = conn.await;
+                    });
+                }
+                Some(()) = conns.next(), if !conns.is_empty() => {}
+            }
         }
     }
 
