@@ -430,9 +430,19 @@ impl<C: Connector> Inner<C> {
             let (me, cell) = (self.arc(), cell.clone());
             rt.spawn(async move {
                 // A failed DELETE changes nothing for the client: the session
-                // is closed on our side either way.
-                let _ = cell.conn.close().await;
+                // is closed on our side either way. It is reported, so an
+                // audit can tell a refused or unreachable close from a leak.
+                let result = cell.conn.close().await;
                 let mut st = me.lock();
+                if let Err(e) = result {
+                    me.emit(
+                        None,
+                        Some(&cell.id),
+                        EventKind::CloseFailed {
+                            error: e.to_string(),
+                        },
+                    );
+                }
                 st.closing -= 1;
                 me.notify_if_quiet(&st);
             });

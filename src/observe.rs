@@ -125,6 +125,13 @@ pub enum EventKind {
         /// Why.
         reason: CloseReason,
     },
+    /// The transport's close of a session (the HTTP DELETE) failed: the
+    /// server refused it or could not be reached. The session is closed on
+    /// the client all the same; the server may still hold it.
+    CloseFailed {
+        /// What the transport said.
+        error: String,
+    },
     /// `Manager::close` started.
     ManagerClosing,
     /// `Manager::close` finished: every session is closed.

@@ -568,6 +568,26 @@ async fn close_closes_everything_fails_waiters_and_is_idempotent() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_failed_delete_is_reported_and_the_session_still_counts_closed() {
+    let w = world(cfg(Mode::Reuse, 0, 0));
+    let id = ping(&w.manager, 1).await;
+    w.server.fail_next_closes(1);
+    w.manager.close().await;
+    let m = w.manager.metrics();
+    assert_eq!((m.closed.shutdown, m.live()), (1, 0));
+    assert_accounting(&m);
+    assert_eq!(w.server.live(), vec![id.clone()], "the server kept it");
+    let failed: Vec<_> = w
+        .events
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e.kind, EventKind::CloseFailed { .. }))
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].session.as_deref(), Some(id.as_str()));
+}
+
+#[tokio::test(start_paused = true)]
 async fn events_carry_clock_time_vu_and_session() {
     let w = world(cfg(Mode::Reuse, 0, 0));
     sleep_ms(5).await;

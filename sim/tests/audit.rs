@@ -246,6 +246,26 @@ fn clean_close() {
     breaks("clean_close", t, &pool1(), 15);
 }
 
+/// A session whose DELETE the client sent and saw fail (refused by the
+/// server, or the server unreachable) is excused: the law is "closed where
+/// reachable". Without the failure report the same trace is a leak.
+#[test]
+fn clean_close_excuses_a_reported_failed_delete() {
+    let mut t = clean();
+    t.remove(15); // the server never saw the DELETE succeed
+    let failed = m(
+        10,
+        0,
+        "s1",
+        "close_failed",
+        json!({ "error": "HTTP 503: server error" }),
+    );
+    t.insert(15, failed);
+    let r = audit(&Trace::new(t), &pool1());
+    assert!(r.violation("clean_close").is_none(), "{:#?}", r.violations);
+    assert!(r.violations.is_empty(), "{:#?}", r.violations);
+}
+
 #[test]
 fn jsonl_round_trip() {
     let t = Trace::new(clean());

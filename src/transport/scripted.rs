@@ -34,6 +34,7 @@ struct Server {
     fail_initializes: u32,
     fail_initialized: u32,
     fail_operations: u32,
+    fail_closes: u32,
     next_id: u64,
     connects: u64,
     live: BTreeSet<String>,
@@ -97,6 +98,12 @@ impl ScriptedConnector {
     /// The next `n` operations fail with a JSON-RPC error.
     pub fn fail_next_operations(&self, n: u32) {
         self.with(|s| s.fail_operations = n);
+    }
+
+    /// The next `n` closes (DELETE) fail with HTTP 503; the server keeps
+    /// those sessions.
+    pub fn fail_next_closes(&self, n: u32) {
+        self.with(|s| s.fail_closes = n);
     }
 
     /// The server forgets session `id`: later requests on it get 404.
@@ -265,12 +272,17 @@ impl Connection for ScriptedConnection {
 
     async fn close(&self) -> Result<(), TransportError> {
         self.server.delay(self.server.latency()).await;
-        if let Some(id) = self.session() {
-            self.server.with(|s| {
+        match self.session() {
+            Some(id) => self.server.with(|s| {
+                if s.fail_closes > 0 {
+                    s.fail_closes -= 1;
+                    return Err(TransportError::ServerError { status: 503 });
+                }
                 s.deleted.push(id.clone());
                 s.live.remove(&id);
-            });
+                Ok(())
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
