@@ -8,9 +8,10 @@
 //! loopback) are refused by the subcommand as a [`Failure::Usage`]: one
 //! line naming the bad value and what is accepted, also exit status 2.
 //!
-//! Only `serve` exists so far; `sweep`, `replay`, `audit` and `drill` will
-//! join it here as siblings.
+//! `serve` and `replay` exist so far; `sweep`, `audit` and `drill` will
+//! join them here as siblings.
 
+pub mod replay;
 pub mod serve;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the simulated MCP server on loopback TCP until Ctrl-C.
     Serve(serve::ServeArgs),
+    /// Run one seed of a scenario (or a saved schedule) and print its audit,
+    /// goals and trace hash.
+    Replay(replay::ReplayArgs),
 }
 
 /// Why a subcommand did not do its job; `main` turns it into an exit code.

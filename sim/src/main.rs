@@ -3,10 +3,13 @@
 //! This file only parses, dispatches and maps outcomes to exit codes; each
 //! subcommand lives in its own module under `cli/`. Exit codes:
 //!
-//! - 0: the command did its job (for `serve`: it ran until Ctrl-C);
-//! - 1: it could not (for `serve`: the port could not be bound);
+//! - 0: the command did its job (for `serve`: it ran until Ctrl-C; for
+//!   `replay`: the run finished and broke no law);
+//! - 1: it could not (for `serve`: the port could not be bound; for
+//!   `replay`: a law was broken or the simulation failed);
 //! - 2: a usage error, from clap or from our own checks of the values
-//!   clap let through (an unknown fault profile, a non-loopback host).
+//!   clap let through (an unknown fault profile, a non-loopback host, an
+//!   unknown scenario, an unreadable or invalid schedule file).
 //!
 //! Usage errors are one line on stderr and never a panic.
 #![forbid(unsafe_code)]
@@ -25,6 +28,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Serve(args) => cli::serve::run(args),
+        Command::Replay(args) => cli::replay::run(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

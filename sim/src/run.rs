@@ -71,6 +71,13 @@ impl Report {
     /// violating event, the timeline around it, the schedule as JSON and the
     /// replay line. Empty for a clean run.
     pub fn failure_text(&self) -> String {
+        self.failure_text_with_replay(&self.replay_line())
+    }
+
+    /// [`Report::failure_text`] ending with `replay` as the command that
+    /// replays the run: for a run whose schedule did not come from a
+    /// scenario and seed (`mcp-sim replay --schedule FILE`).
+    pub fn failure_text_with_replay(&self, replay: &str) -> String {
         if self.is_clean() {
             return String::new();
         }
@@ -98,7 +105,7 @@ impl Report {
         out.push_str("schedule:\n");
         out.push_str(&self.schedule.to_json());
         out.push_str("\nreplay: ");
-        out.push_str(&self.replay_line());
+        out.push_str(replay);
         out.push('\n');
         out
     }
