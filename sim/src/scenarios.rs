@@ -63,6 +63,10 @@ pub struct Scenario {
     pub duration_ms: u64,
 }
 
+/// How many seeds the test sweep runs of a scenario by default (see
+/// [`Scenario::default_seeds`]).
+pub const DEFAULT_SEEDS: u64 = 3;
+
 /// What a seed may vary in a scenario's manager config.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vary {
@@ -353,6 +357,20 @@ impl Scenario {
     /// The built-in scenario `name`, if there is one.
     pub fn by_name(name: &str) -> Option<Scenario> {
         Scenario::all().into_iter().find(|s| s.name == name)
+    }
+
+    /// How many seeds (`0..n`) the test sweep runs of this scenario by
+    /// default ([`DEFAULT_SEEDS`], more where a goal is rare).
+    /// `eviction-race` runs 40: it is the one scenario whose seeds reach
+    /// `waiter_served_after_failed_create` (first at seed 11) and
+    /// `acquire_cancelled_creating` (first at seed 32) at a useful rate, and
+    /// the built-in scenarios together must reach every goal within their
+    /// default seed counts (`sim/tests/goals.rs`). A run takes milliseconds.
+    pub fn default_seeds(&self) -> u64 {
+        match self.name.as_str() {
+            "eviction-race" => 40,
+            _ => DEFAULT_SEEDS,
+        }
     }
 
     /// The names of the built-in scenarios, in order.

@@ -3,17 +3,18 @@
 //! determinism meta-check: one seed per scenario, run twice in this
 //! process, gives the same trace hash.
 //!
-//! `MCP_SIM_SEEDS=N` sweeps seeds `0..N` (default 3); `MCP_SIM_SEED=S` runs
-//! exactly seed `S`. A failure prints the law, the seed, the schedule as
-//! JSON, a timeline excerpt and the line that replays it.
+//! `MCP_SIM_SEEDS=N` sweeps seeds `0..N` (by default each scenario's
+//! [`Scenario::default_seeds`]); `MCP_SIM_SEED=S` runs exactly seed `S`.
+//! A failure prints the law, the seed, the schedule as JSON, a timeline
+//! excerpt and the line that replays it.
 
 use mcp_sim::faults::FaultKind;
 use mcp_sim::run::{run, Report};
 use mcp_sim::scenarios::Scenario;
 use mcp_sim::schedule::Schedule;
 
-/// The seeds to sweep, from the environment.
-fn seeds() -> Vec<u64> {
+/// The seeds to sweep of `scenario`, from the environment.
+fn seeds(scenario: &Scenario) -> Vec<u64> {
     let var = |name: &str| {
         std::env::var(name).ok().map(|v| {
             v.trim()
@@ -24,7 +25,7 @@ fn seeds() -> Vec<u64> {
     if let Some(seed) = var("MCP_SIM_SEED") {
         return vec![seed];
     }
-    (0..var("MCP_SIM_SEEDS").unwrap_or(3)).collect()
+    (0..var("MCP_SIM_SEEDS").unwrap_or_else(|| scenario.default_seeds())).collect()
 }
 
 fn run_seed(scenario: &Scenario, seed: u64) -> Report {
@@ -37,7 +38,7 @@ fn sweep_every_scenario() {
     let mut failures = Vec::new();
     let mut goals = std::collections::BTreeMap::<String, u64>::new();
     for scenario in Scenario::all() {
-        for seed in seeds() {
+        for seed in seeds(&scenario) {
             let report = run_seed(&scenario, seed);
             for (g, n) in &report.goals {
                 *goals.entry(g.clone()).or_default() += n;
@@ -95,7 +96,7 @@ fn assert_deterministic(scenario: &Scenario, seed: u64) {
 #[test]
 fn same_seed_same_trace_hash() {
     for scenario in Scenario::all() {
-        assert_deterministic(&scenario, seeds()[0]);
+        assert_deterministic(&scenario, seeds(&scenario)[0]);
     }
 }
 
@@ -107,7 +108,7 @@ fn same_seed_same_trace_hash() {
 #[test]
 fn restarts_are_deterministic_in_process() {
     for scenario in Scenario::all() {
-        for seed in seeds() {
+        for seed in seeds(&scenario) {
             if restarts(&Schedule::generate(&scenario, seed)) {
                 assert_deterministic(&scenario, seed);
             }
