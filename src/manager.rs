@@ -289,7 +289,8 @@ impl<C: Connector> Inner<C> {
         }
     }
 
-    /// Wakes the evictor: the set of idle sessions changed.
+    /// Wakes the evictor to look at its deadlines again (the manager closed,
+    /// or a grant handed back may have made a session idle).
     pub fn wake_evictor(&self) {
         self.evictor_wake.notify_one();
     }
