@@ -1,29 +1,70 @@
 //! The audit: the laws of `semantics.md` ("Laws that hold in ours at every
-//! instant"), each a named check computed from a [`Trace`] alone (plus the
-//! pool limits of the config, in [`AuditConfig`]), and the reachability
-//! goals visible in a trace, counted.
+//! instant"), each a named check computed from a [`Trace`] alone (plus what
+//! the manager was configured with, in [`AuditConfig`]), and the
+//! reachability goals visible in a trace, counted.
 //!
-//! # What a trace shows, and what it cannot
+//! # The pool model
 //!
-//! The manager reports every state change under its lock, but a pool grant
-//! (a released session or a freed slot handed to the head waiter) is not an
-//! event of its own: it shows only when the waiter's task runs (its
-//! `acquire_ok`, or for a slot the `created` / `slot_freed` of the creation
-//! it starts). The pool model below is therefore built to err on the safe
-//! side for each law:
+//! The manager reports every state change of the pool under its lock, in
+//! order, so the audit replays the pool exactly, per worker host:
 //!
-//! - `pool_bound` counts sessions in use, idle (or in transit to a waiter)
-//!   and the reservations it can see (`slot_reserved`, or a `created` by a
-//!   VU that had none: a slot granted to a waiter). It never counts more
-//!   than the pool holds, so a violation is real;
-//! - `no_wait_with_capacity` flags an `acquire_wait` only when an idle
-//!   session is visible, or when the free slots exceed the pending waiters
-//!   (each of which may hold an unseen slot grant);
-//! - `fifo` flags a waiter that got a session while an earlier waiter was
-//!   still waiting and that earlier waiter then timed out or got a session
-//!   later (a waiter whose wait ended ambiguously, by a slot grant or a
-//!   cancellation, is not judged). It assumes woken tasks run in wake order,
-//!   as on turmoil's single-threaded runtimes.
+//! - sessions: in use (by one VU), idle, being created in a reserved slot,
+//!   or granted to a waiter (`waiter_granted` with the session: handed to
+//!   that waiter, whose task has not run yet);
+//! - reservations, per VU: `slot_reserved` (a free slot taken by an
+//!   acquire), or `waiter_granted` with `slot` (a free slot handed to a
+//!   waiter); each ends with the session's `acquire_ok`, a `slot_freed`, or
+//!   the acquire failing;
+//! - the waiter queue, in arrival order (`acquire_wait`, with its deadline),
+//!   left by a grant, a timeout, a cancellation or the manager's close.
+//!
+//! One release, invalidation, failed create or eviction is a short chain of
+//! events (`released`, then `closed` and `waiter_granted` as the pool
+//! passes the capacity on): the capacity law is checked where a chain ends,
+//! at the next event that is not part of it. A waiter whose deadline has
+//! come may already have been dropped from the queue by the evictor (that
+//! is not an event: its `acquire_timeout` follows when its task runs), so
+//! the laws about waiting count only waiters whose deadline is still ahead.
+//!
+//! # The laws, as checked
+//!
+//! - `pool_bound`: after every event, the sessions in use, idle or granted
+//!   plus the reserved slots are at most `pool_size`; a session is created
+//!   only in a slot its VU holds, a slot is freed only by its holder, and
+//!   an acquire that ends without a session holds no grant and no slot.
+//! - `one_holder`: a session is handed out or granted only when nobody
+//!   holds it (or it was granted to that very VU), and given back only by
+//!   its holder.
+//! - `no_use_after_close`: no operation starts on a session the client
+//!   closed or invalidated.
+//! - `acquire_ends_by_deadline`: every `acquire_start` ends (with a
+//!   session, a timeout, an error or a cancellation); a pool timeout comes
+//!   no later than its deadline (plus slack) after waiting no longer than
+//!   `acquire_timeout_ms`; no acquire is still queued past its deadline.
+//! - `fifo`: a grant goes to the earliest queued waiter whose deadline is
+//!   ahead (one passed over because its deadline had come must then end
+//!   without a session); no acquire takes an idle session or a free slot
+//!   while such a waiter is queued; a waiter leaves the queue with a
+//!   session only through a grant.
+//! - `no_wait_with_capacity`: where a chain ends (and where a waiter
+//!   arrives), no waiter whose deadline is ahead is queued while a session
+//!   is idle or a slot is free.
+//! - `created_equals_server_initialized`: every session a manager counts
+//!   created was initialized by a server, and every session a server saw
+//!   `notifications/initialized` for was counted by a manager.
+//! - `closed_split_by_reason`: each session is created once and closed
+//!   once, with one reason; a churned session had reached its churn
+//!   interval; after `close()` none is open; the metrics' counts by reason
+//!   match the trace.
+//! - `reconnects_exact`: a session created after an invalidation (in pool
+//!   mode: any, in the others: the same VU's) is flagged `reconnect`, and
+//!   no other is; the metrics agree.
+//! - `clean_close`: after `close()` no server still holds a session the
+//!   client created, unless its DELETE was reported failed.
+//! - `metrics_match_trace`: the manager's counters say what happened
+//!   (the reference's defects 4 to 6 were counters that drifted): pool
+//!   waits, pool timeouts and cancelled waits equal their events, and the
+//!   TTL, idle and total eviction counts equal the evictions closed.
 //!
 //! Laws about the server (`created_equals_server_initialized`,
 //! `clean_close`) are checked only when the trace holds server events.
@@ -31,13 +72,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mcp_session::{CloseReason, SessionMetrics};
+use mcp_session::{CloseReason, Mode, SessionConfig, SessionMetrics, VersionPolicy};
 use serde::Serialize;
 
 use crate::trace::{Source, Trace, TraceEvent};
 
 /// The laws, by name, in report order.
-pub const LAWS: [&str; 10] = [
+pub const LAWS: [&str; 11] = [
     "pool_bound",
     "one_holder",
     "no_use_after_close",
@@ -48,9 +89,12 @@ pub const LAWS: [&str; 10] = [
     "closed_split_by_reason",
     "reconnects_exact",
     "clean_close",
+    "metrics_match_trace",
 ];
 
-/// What the audit needs besides the trace.
+/// What the audit needs besides the trace: the manager's configuration
+/// (every field optional: a trace audited without it is checked for what
+/// can be checked, and the goals that need it are not counted).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AuditConfig {
     /// `pool_size` in pool mode (`None`: another mode; the pool laws are
@@ -64,16 +108,52 @@ pub struct AuditConfig {
     pub slack_ms: u64,
     /// Each worker's final metrics, by host, to check the trace against.
     pub metrics: BTreeMap<String, SessionMetrics>,
+    /// The manager's mode, if known (`None` with a `pool_size`: pool).
+    pub mode: Option<Mode>,
+    /// `ttl_ms`, when TTL eviction is on.
+    pub ttl_ms: Option<u64>,
+    /// `max_idle_ms`, when idle eviction is on.
+    pub idle_ms: Option<u64>,
+    /// In churn mode, churn after this many operations.
+    pub churn_ops: Option<u64>,
+    /// In churn mode, churn once a session is this old (ms; used only when
+    /// `churn_ops` is `None`, as in the manager).
+    pub churn_ms: Option<u64>,
+    /// The protocol version policy.
+    pub version_policy: Option<VersionPolicy>,
 }
 
 impl AuditConfig {
-    /// Pool mode with `pool_size` and `acquire_timeout_ms`, 1 ms of slack.
+    /// Pool mode with `pool_size` and `acquire_timeout_ms`, 1 ms of slack,
+    /// nothing else known.
     pub fn pool(pool_size: usize, acquire_timeout_ms: u64) -> Self {
         AuditConfig {
             pool_size: Some(pool_size),
             acquire_timeout_ms: Some(acquire_timeout_ms),
             slack_ms: 1,
+            mode: Some(Mode::Pool),
+            ..AuditConfig::default()
+        }
+    }
+
+    /// Everything the audit can use of a manager's config, 1 ms of slack.
+    pub fn for_session(cfg: &SessionConfig) -> Self {
+        let pool = cfg.mode == Mode::Pool;
+        let churn = cfg.mode == Mode::Churn;
+        let positive = |v: u64| (v > 0).then_some(v);
+        AuditConfig {
+            pool_size: pool.then_some(cfg.pool_size),
+            acquire_timeout_ms: pool.then_some(cfg.acquire_timeout_ms),
+            slack_ms: 1,
             metrics: BTreeMap::new(),
+            mode: Some(cfg.mode),
+            ttl_ms: positive(cfg.ttl_ms),
+            idle_ms: positive(cfg.max_idle_ms),
+            churn_ops: churn.then_some(cfg.churn_interval_ops).and_then(positive),
+            churn_ms: (churn && cfg.churn_interval_ops == 0)
+                .then_some(cfg.churn_interval_ms)
+                .and_then(positive),
+            version_policy: Some(cfg.protocol_version_policy),
         }
     }
 
@@ -81,6 +161,12 @@ impl AuditConfig {
     pub fn with_metrics(mut self, metrics: BTreeMap<String, SessionMetrics>) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// The mode, as far as known.
+    fn effective_mode(&self) -> Option<Mode> {
+        self.mode
+            .or_else(|| self.pool_size.is_some().then_some(Mode::Pool))
     }
 }
 
@@ -141,23 +227,57 @@ pub fn audit(trace: &Trace, cfg: &AuditConfig) -> AuditReport {
     a.finish()
 }
 
-/// The goals recognised from a trace.
+/// The reachability goals ("sometimes"): states a sweep must reach, each
+/// counted every time a trace shows it. "Clock" is the manager's clock
+/// (`detail.clock_ms`).
 ///
-/// Counted: `pool_wait`, `pool_timeout`, `waiter_served_after_release`,
-/// `waiter_served_after_failed_create` (a `slot_freed` after a failed create
-/// while waiters were pending, whose head waiter then created a session),
-/// `idle_eviction`, `ttl_eviction_idle`, `ttl_in_use_closed_on_release`,
-/// `recreate_after_404` (an `acquire_ok` with `reconnect`), `churn`,
-/// `version_mismatch_rejected`, `acquire_cancelled_waiting`,
-/// `acquire_cancelled_creating`, `close_with_waiters_pending` (a waiter
-/// failed with manager-closed).
-///
-/// TODO (not visible reliably in a trace as it stands): acquire at the exact
-/// instant of an eviction deadline (needs the deadline in the trace); 404 →
-/// re-create split by mode (the mode is not in the trace); churn by ops vs
-/// by time (the trigger is not in the `closed` event); server crash during
-/// initialize (needs fault events in the trace).
-pub const GOALS: [&str; 13] = [
+/// - `pool_wait`: an acquire joined the pool's waiter queue
+///   (`acquire_wait`).
+/// - `pool_timeout`: a queued acquire timed out (`acquire_timeout`).
+/// - `waiter_served_after_release`: a waiter got a session a release handed
+///   to it (its `waiter_granted` with the session, then its `acquire_ok`).
+/// - `waiter_served_after_failed_create`: a create failed, its freed slot
+///   was granted to the head waiter (`slot_freed` not after a
+///   cancellation, then `waiter_granted` with `slot`), and that waiter
+///   created a session in it (`created`).
+/// - `idle_eviction`: a session was closed for idling too long.
+/// - `ttl_eviction_idle`: an idle session was closed at its TTL.
+/// - `ttl_in_use_closed_on_release`: a session that reached its TTL while
+///   in use was closed when it was released.
+/// - `acquire_at_eviction_deadline`: an acquire started (`acquire_start`)
+///   at exactly the clock millisecond of an idle session's eviction
+///   deadline (its `released` clock plus `max_idle_ms`, or the clock of its
+///   creating `acquire_ok` plus `ttl_ms`, whichever comes first): the
+///   session still idle then, or evicted in that very millisecond. In pool
+///   mode any VU's acquire counts; in the other modes, the acquire of the
+///   VU whose session it is. Needs [`AuditConfig::idle_ms`] or
+///   [`AuditConfig::ttl_ms`].
+/// - `recreate_after_404_reuse`, `recreate_after_404_pool`,
+///   `recreate_after_404_churn`: in that mode, a session was created to
+///   replace one invalidated after a 404 (`acquire_ok` with `reconnect`).
+///   Needs [`AuditConfig::mode`] (or a `pool_size`).
+/// - `churn_by_ops`: in churn mode by operation count, a session was
+///   retired (`closed`, reason `churned`) after its `churn_interval_ops`
+///   operations.
+/// - `churn_by_time`: in churn mode by age, a session was retired once
+///   `churn_interval_ms` old.
+/// - `version_mismatch_rejected_strict`: under the `strict` version policy,
+///   an acquire failed with `version_negotiation` (the server answered
+///   another protocol revision than asked for).
+/// - `server_crash_during_initialize`: a server crashed or was bounced
+///   (the fault event `crash` or `bounce` in the trace) while a session's
+///   `initialize` handshake was under way on both sides: the server had
+///   taken its `initialize` (`session_created`) and not yet received its
+///   `notifications/initialized`, and the client was still making it (the
+///   VU whose `created` names it had not got it yet, or, before the
+///   client's `created`, a creation that began no later than the server's
+///   `session_created` was still open). Counted once per crash or bounce.
+/// - `acquire_cancelled_waiting`: an acquire was dropped while queued.
+/// - `acquire_cancelled_creating`: an acquire was dropped while creating a
+///   session.
+/// - `close_with_waiters_pending`: the manager closed while acquires were
+///   queued, and a queued acquire failed with manager-closed.
+pub const GOALS: [&str; 18] = [
     "pool_wait",
     "pool_timeout",
     "waiter_served_after_release",
@@ -165,63 +285,117 @@ pub const GOALS: [&str; 13] = [
     "idle_eviction",
     "ttl_eviction_idle",
     "ttl_in_use_closed_on_release",
-    "recreate_after_404",
-    "churn",
-    "version_mismatch_rejected",
+    "acquire_at_eviction_deadline",
+    "recreate_after_404_reuse",
+    "recreate_after_404_pool",
+    "recreate_after_404_churn",
+    "churn_by_ops",
+    "churn_by_time",
+    "version_mismatch_rejected_strict",
+    "server_crash_during_initialize",
     "acquire_cancelled_waiting",
     "acquire_cancelled_creating",
     "close_with_waiters_pending",
 ];
 
-/// A session in the pool model.
+/// Where a session is, in the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum PoolSt {
-    /// Being created in a reservation (counted with the reservation).
-    Creating,
-    /// Leased; `closed` if the manager closed it meanwhile.
-    InUse { closed: bool },
-    /// Idle in the pool.
+enum St {
+    /// Initialized by the server for `vu`, not handed out yet (in pool
+    /// mode: inside `vu`'s reservation).
+    Creating { vu: u64 },
+    /// Leased to `vu`; `closed` if the manager closed it meanwhile.
+    InUse { vu: u64, closed: bool },
+    /// Kept idle.
     Idle,
-    /// Released while waiters were pending: maybe handed to one.
-    Transit,
+    /// Handed to waiter `vu` by the pool, not yet picked up.
+    Granted { vu: u64 },
 }
 
-/// How a waiter's wait ended, for `fifo`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum WaitEnd {
-    Session,
-    Timeout,
-    Ambiguous,
+/// One session of the model.
+#[derive(Clone, Copy, Debug)]
+struct Sess {
+    st: St,
+    /// Clock of its creating `acquire_ok` (its TTL counts from there).
+    created_ms: Option<u64>,
+    /// Clock of its last `released` (its idle time counts from there).
+    released_ms: Option<u64>,
+    /// The VU that last held it.
+    owner: Option<u64>,
+    /// Operations started on it.
+    ops: u64,
 }
 
-/// One pool waiter.
+impl Sess {
+    fn new(st: St) -> Self {
+        Sess {
+            st,
+            created_ms: None,
+            released_ms: None,
+            owner: None,
+            ops: 0,
+        }
+    }
+}
+
+/// One queued acquire.
 #[derive(Clone, Debug)]
 struct Waiter {
     vu: u64,
     seq: u64,
+    /// When it times out (manager clock).
+    deadline: u64,
+    /// A grant that went to a later waiter while this one was queued with
+    /// its deadline come (so it must have been dropped already): the index
+    /// of that grant, and the later waiter.
+    passed_over: Option<(usize, u64)>,
 }
 
-/// One worker host's state.
+/// One open acquire.
+#[derive(Clone, Copy, Debug)]
+struct Open {
+    /// The `acquire_start`'s index.
+    index: usize,
+    /// Its pool deadline, once it waits.
+    deadline: Option<u64>,
+}
+
+/// One worker host's model.
 #[derive(Default)]
 struct Host {
-    // pool model
-    sessions: BTreeMap<String, PoolSt>,
+    sessions: BTreeMap<String, Sess>,
+    /// Reserved slots per VU (pool mode).
     reserved: BTreeMap<u64, u64>,
     waiting: Vec<Waiter>,
     next_seq: u64,
-    /// Waiters that got a session: (arrival seq, serve index).
-    served: Vec<(u64, usize)>,
-    /// Waiters granted a slot freed by a failed create, awaiting their
-    /// `created`.
-    freed_for: BTreeSet<u64>,
+    /// The session granted to each waiter, not picked up yet.
+    granted: BTreeMap<u64, String>,
+    /// Waiters dropped from the queue by the manager's close.
+    closed_out: BTreeSet<u64>,
+    /// Waiters granted a slot a failed create freed.
+    failed_create_grant: BTreeSet<u64>,
+    /// When each VU's creation began (trace time), while it runs.
+    creating_since: BTreeMap<u64, u64>,
+    /// Sessions evicted at their deadline: (clock, owner), of the current
+    /// millisecond.
+    evicted_now: Vec<(u64, Option<u64>)>,
+    /// The previous event: name (`slot_freed_cancelled` for a slot freed
+    /// by a cancelled create), VU and session.
+    prev: Option<(String, Option<u64>, Option<String>)>,
+    /// A chain of effects whose end has not been seen: the capacity law is
+    /// checked at its end (the index of its last event).
+    pending_capacity: Option<usize>,
+    /// The last event's clock.
+    clock: u64,
     // holders and closes
     holder: BTreeMap<String, u64>,
     closed: BTreeMap<String, usize>,
     invalidated: BTreeSet<String>,
     created: BTreeMap<String, usize>,
+    created_by: BTreeMap<String, u64>,
     reasons: BTreeMap<String, u64>,
     // acquires
-    open: BTreeMap<u64, Vec<(usize, Option<u64>)>>,
+    open: BTreeMap<u64, Vec<Open>>,
     // reconnects
     owed_pool: u64,
     owed_vu: BTreeSet<u64>,
@@ -232,14 +406,60 @@ struct Host {
     /// unreachable, so the server may rightly still hold them.
     close_failed: BTreeSet<String>,
     last_index: usize,
-    last_release: Option<String>,
+    /// How many of each manager event (a cancelled wait counted apart, as
+    /// `acquire_cancelled_waiting`), for `metrics_match_trace`.
+    events: BTreeMap<String, u64>,
 }
+
+impl Host {
+    /// Sessions in use, idle or granted, plus reservations.
+    fn occupancy(&self) -> u64 {
+        let sessions = self
+            .sessions
+            .values()
+            .filter(|s| !matches!(s.st, St::Creating { .. }))
+            .count() as u64;
+        sessions + self.reserved.values().sum::<u64>()
+    }
+
+    fn idle(&self) -> usize {
+        self.sessions.values().filter(|s| s.st == St::Idle).count()
+    }
+
+    /// Waiters whose deadline is still ahead at `clock`.
+    fn live_waiters(&self, clock: u64) -> impl Iterator<Item = &Waiter> {
+        self.waiting.iter().filter(move |w| w.deadline > clock)
+    }
+
+    fn prev_is(&self, event: &str) -> bool {
+        self.prev.as_ref().is_some_and(|p| p.0 == event)
+    }
+}
+
+/// The events that are effects of the one before them, inside one
+/// critical section of the manager.
+const CHAIN_LINKS: [&str; 2] = ["closed", "waiter_granted"];
+
+/// The events after which capacity may be passed on by the events that
+/// follow (their chain).
+const CHAIN_STARTS: [&str; 7] = [
+    "released",
+    "invalidated",
+    "lease_dropped",
+    "slot_freed",
+    "closed",
+    "acquire_cancelled",
+    "waiter_granted",
+];
 
 struct Auditor<'a> {
     trace: &'a Trace,
     cfg: &'a AuditConfig,
     hosts: BTreeMap<String, Host>,
     finished: BTreeMap<String, Host>,
+    /// Per server host: sessions whose `initialize` it took and whose
+    /// `notifications/initialized` it has not received, with the time.
+    handshakes: BTreeMap<String, BTreeMap<String, u64>>,
     checks: BTreeMap<String, u64>,
     first: BTreeMap<String, (usize, String)>,
     goals: BTreeMap<String, u64>,
@@ -252,6 +472,7 @@ impl<'a> Auditor<'a> {
             cfg,
             hosts: BTreeMap::new(),
             finished: BTreeMap::new(),
+            handshakes: BTreeMap::new(),
             checks: LAWS.iter().map(|l| ((*l).to_owned(), 0)).collect(),
             first: BTreeMap::new(),
             goals: GOALS.iter().map(|g| ((*g).to_owned(), 0)).collect(),
@@ -273,8 +494,11 @@ impl<'a> Auditor<'a> {
     fn run(&mut self) {
         let trace = self.trace;
         for (i, e) in trace.events.iter().enumerate() {
-            if e.source == Source::Manager {
-                self.manager_event(i, e);
+            match e.source {
+                Source::Manager => self.manager_event(i, e),
+                Source::Server => self.server_event(e),
+                Source::Fault => self.fault_event(e),
+                Source::Vu => {}
             }
         }
         let hosts: Vec<String> = self.hosts.keys().cloned().collect();
@@ -284,163 +508,178 @@ impl<'a> Auditor<'a> {
         self.server_laws();
     }
 
+    /// Follows each server's open handshakes.
+    fn server_event(&mut self, e: &TraceEvent) {
+        let open = self.handshakes.entry(e.host.clone()).or_default();
+        let sid = e.session.clone().unwrap_or_default();
+        match e.event.as_str() {
+            "session_created" => {
+                open.insert(sid, e.t_ms);
+            }
+            "notification" if e.str("method") == Some("notifications/initialized") => {
+                open.remove(&sid);
+            }
+            "deleted" | "expired" => {
+                open.remove(&sid);
+            }
+            "sessions_cleared" => open.clear(),
+            _ => {}
+        }
+    }
+
+    /// A server going down: was an `initialize` handshake under way?
+    fn fault_event(&mut self, e: &TraceEvent) {
+        if !matches!(e.event.as_str(), "crash" | "bounce") {
+            return;
+        }
+        let Some(open) = self.handshakes.get(&e.host) else {
+            return;
+        };
+        let hit = open.iter().any(|(sid, &taken)| {
+            match self
+                .hosts
+                .values()
+                .find_map(|h| h.created_by.get(sid).map(|vu| (h, *vu)))
+            {
+                // The client has the answer and is finishing (the
+                // `initialized` notification): still making it?
+                Some((h, vu)) => {
+                    h.creating_since.contains_key(&vu)
+                        && h.sessions
+                            .get(sid)
+                            .is_some_and(|s| s.st == St::Creating { vu })
+                }
+                // No answer yet: a creation open since before the server
+                // took it.
+                None => self
+                    .hosts
+                    .values()
+                    .any(|h| h.creating_since.values().any(|&since| since <= taken)),
+            }
+        });
+        if hit {
+            self.goal("server_crash_during_initialize");
+        }
+    }
+
     fn manager_event(&mut self, i: usize, e: &TraceEvent) {
-        let pool = self.cfg.pool_size;
-        let host = std::mem::take(self.hosts.entry(e.host.clone()).or_default());
-        let mut h = host;
+        let mut h = std::mem::take(self.hosts.entry(e.host.clone()).or_default());
         h.last_index = i;
+        let clock = e.clock_ms();
+        let name = e.event.as_str();
         let vu = e.vu.unwrap_or(0);
         let sid = e.session.clone().unwrap_or_default();
-        let prev_release = h.last_release.take();
-        match e.event.as_str() {
-            "acquire_start" => {
-                self.check("acquire_ends_by_deadline");
-                h.open.entry(vu).or_default().push((i, None));
+        let counted = if name == "acquire_cancelled" && e.bool("waiting") == Some(true) {
+            "acquire_cancelled_waiting"
+        } else {
+            name
+        };
+        *h.events.entry(counted.to_owned()).or_default() += 1;
+        if !CHAIN_LINKS.contains(&name) {
+            if let Some(at) = h.pending_capacity.take() {
+                let at_clock = h.clock;
+                self.capacity(&h, at, at_clock);
             }
+        }
+        h.evicted_now.retain(|(t, _)| *t >= clock);
+        self.overdue_waiters(&h, i, clock);
+        match name {
+            "acquire_start" => self.acquire_start(&mut h, i, e, vu, clock),
             "acquire_wait" => {
                 self.goal("pool_wait");
+                let deadline = e.u64("deadline_ms").unwrap_or(u64::MAX);
                 if let Some(o) = h.open.get_mut(&vu).and_then(|v| v.last_mut()) {
-                    o.1 = e.u64("deadline_ms");
-                }
-                if let Some(size) = pool {
-                    self.check("no_wait_with_capacity");
-                    let idle = h.sessions.values().filter(|s| **s == PoolSt::Idle).count();
-                    let occ = occupancy(&h);
-                    if idle > 0 {
-                        self.fail(
-                            "no_wait_with_capacity",
-                            i,
-                            format!("vu-{vu} waits while {idle} session(s) are idle"),
-                        );
-                    } else if occ + (h.waiting.len() as u64) < size as u64 {
-                        self.fail(
-                            "no_wait_with_capacity",
-                            i,
-                            format!(
-                                "vu-{vu} waits while only {occ} of {size} are taken and {} wait",
-                                h.waiting.len()
-                            ),
-                        );
-                    }
+                    o.deadline = Some(deadline);
                 }
                 h.next_seq += 1;
                 h.waiting.push(Waiter {
                     vu,
                     seq: h.next_seq,
+                    deadline,
+                    passed_over: None,
                 });
             }
-            "acquire_ok" => {
-                let created = e.bool("created").unwrap_or(false);
-                let reconnect = e.bool("reconnect").unwrap_or(false);
-                self.end_acquire(&mut h, i, vu, None);
-                let end = if created {
-                    WaitEnd::Ambiguous
-                } else {
-                    WaitEnd::Session
-                };
-                if let Some(w) = self.end_wait(&mut h, i, vu, end) {
-                    if !created {
-                        self.goal("waiter_served_after_release");
-                    }
-                    let _ = w;
-                }
-                // one holder
-                self.check("one_holder");
-                if let Some(other) = h.holder.get(&sid) {
-                    let msg = format!("{sid} handed to vu-{vu} while vu-{other} holds it");
-                    self.fail("one_holder", i, msg);
-                }
-                h.holder.insert(sid.clone(), vu);
-                // pool model
-                if created {
-                    let r = h.reserved.entry(vu).or_default();
-                    *r = r.saturating_sub(1);
-                }
-                h.sessions
-                    .insert(sid.clone(), PoolSt::InUse { closed: false });
-                // reconnects
-                if created {
-                    self.check("reconnects_exact");
-                    let owed = if pool.is_some() {
-                        let o = h.owed_pool > 0;
-                        h.owed_pool = h.owed_pool.saturating_sub(1);
-                        o
-                    } else {
-                        h.owed_vu.remove(&vu)
-                    };
-                    if owed != reconnect {
-                        self.fail(
-                            "reconnects_exact",
-                            i,
-                            format!(
-                                "{sid} created for vu-{vu}: reconnect={reconnect}, but a \
-                                 replacement was {}owed",
-                                if owed { "" } else { "not " }
-                            ),
-                        );
-                    }
-                }
-                if reconnect {
-                    h.reconnects += 1;
-                    self.goal("recreate_after_404");
-                }
-            }
+            "waiter_granted" => self.waiter_granted(&mut h, i, e, vu, &sid, clock),
+            "acquire_ok" => self.acquire_ok(&mut h, i, e, vu, &sid, clock),
             "acquire_timeout" => {
                 self.goal("pool_timeout");
                 let waited = e.u64("waited_ms");
-                self.end_acquire(&mut h, i, vu, Some((e.clock_ms(), waited)));
-                self.end_wait(&mut h, i, vu, WaitEnd::Timeout);
-                h.reserved.remove(&vu);
+                self.end_acquire(&mut h, i, vu, Some((clock, waited)));
+                self.leave_queue(&mut h, vu);
+                self.ends_holding_nothing(&mut h, i, vu);
+                h.creating_since.remove(&vu);
             }
             "acquire_error" => {
-                if e.str("error") == Some("version_negotiation") {
-                    self.goal("version_mismatch_rejected");
+                if e.str("error") == Some("version_negotiation")
+                    && self.cfg.version_policy == Some(VersionPolicy::Strict)
+                {
+                    self.goal("version_mismatch_rejected_strict");
                 }
-                self.end_acquire(&mut h, i, vu, None);
-                let was_waiting = h.waiting.iter().any(|w| w.vu == vu);
-                if was_waiting && e.str("error") == Some("manager_closed") {
+                if e.str("error") == Some("manager_closed") && h.closed_out.remove(&vu) {
                     self.goal("close_with_waiters_pending");
                 }
-                self.end_wait(&mut h, i, vu, WaitEnd::Ambiguous);
-                h.reserved.remove(&vu);
+                self.end_acquire(&mut h, i, vu, None);
+                self.leave_queue(&mut h, vu);
+                if h.closing {
+                    // A session granted but not picked up before the
+                    // close, or a slot whose session the closed pool
+                    // refused: gone with the pool.
+                    if let Some(g) = h.granted.remove(&vu) {
+                        h.sessions.remove(&g);
+                    }
+                    h.reserved.remove(&vu);
+                } else {
+                    self.ends_holding_nothing(&mut h, i, vu);
+                }
+                h.creating_since.remove(&vu);
             }
             "acquire_cancelled" => {
-                if e.bool("waiting") == Some(true) {
+                let waiting = e.bool("waiting") == Some(true);
+                if waiting {
                     self.goal("acquire_cancelled_waiting");
                 } else {
                     self.goal("acquire_cancelled_creating");
                 }
                 self.end_acquire(&mut h, i, vu, None);
-                self.end_wait(&mut h, i, vu, WaitEnd::Ambiguous);
-                h.reserved.remove(&vu);
+                h.creating_since.remove(&vu);
+                let queued = self.leave_queue(&mut h, vu);
+                if waiting && !queued {
+                    // Granted before its task ran: the grant goes back to
+                    // the pool (and on to the next waiter, if any).
+                    if let Some(g) = h.granted.remove(&vu) {
+                        if let Some(s) = h.sessions.get_mut(&g) {
+                            s.st = St::Idle;
+                        }
+                    } else if let Some(r) = h.reserved.get_mut(&vu) {
+                        *r = r.saturating_sub(1);
+                    }
+                }
             }
             "slot_reserved" => {
+                self.overtakes(&h, i, vu, clock, "reserves a free slot");
                 *h.reserved.entry(vu).or_default() += 1;
+                h.creating_since.insert(vu, e.t_ms);
             }
             "slot_freed" => {
-                self.end_wait(&mut h, i, vu, WaitEnd::Ambiguous);
-                if let Some(r) = h.reserved.get_mut(&vu) {
-                    *r = r.saturating_sub(1);
+                let held = h.reserved.get(&vu).copied().unwrap_or(0);
+                if self.cfg.pool_size.is_some() {
+                    self.check("pool_bound");
+                    if held == 0 {
+                        self.fail(
+                            "pool_bound",
+                            i,
+                            format!("vu-{vu} frees a slot it does not hold"),
+                        );
+                    }
                 }
-                if let Some(head) = h.waiting.first() {
-                    h.freed_for.insert(head.vu);
+                if held > 1 {
+                    h.reserved.insert(vu, held - 1);
+                } else {
+                    h.reserved.remove(&vu);
                 }
+                h.creating_since.remove(&vu);
             }
-            "created" => {
-                self.check("closed_split_by_reason");
-                if h.freed_for.remove(&vu) {
-                    self.goal("waiter_served_after_failed_create");
-                }
-                self.end_wait(&mut h, i, vu, WaitEnd::Ambiguous);
-                let r = h.reserved.entry(vu).or_default();
-                if *r == 0 {
-                    *r = 1;
-                }
-                h.sessions.insert(sid.clone(), PoolSt::Creating);
-                if h.created.insert(sid.clone(), i).is_some() {
-                    self.fail("closed_split_by_reason", i, format!("{sid} created twice"));
-                }
-            }
+            "created" => self.created(&mut h, i, vu, &sid),
             "operation_start" => {
                 self.check("no_use_after_close");
                 if h.closed.contains_key(&sid) {
@@ -456,85 +695,17 @@ impl<'a> Auditor<'a> {
                         format!("operation on {sid} after it was invalidated"),
                     );
                 }
+                if let Some(s) = h.sessions.get_mut(&sid) {
+                    s.ops += 1;
+                }
             }
             "released" | "invalidated" | "lease_dropped" => {
-                match h.holder.get(&sid) {
-                    Some(v) if *v == vu => {
-                        h.holder.remove(&sid);
-                    }
-                    other => {
-                        let msg = format!(
-                            "vu-{vu} gives back {sid}, held by {}",
-                            other.map_or("nobody".to_owned(), |v| format!("vu-{v}"))
-                        );
-                        self.fail("one_holder", i, msg);
-                    }
-                }
-                if e.event == "released" {
-                    let closed =
-                        matches!(h.sessions.get(&sid), Some(PoolSt::InUse { closed: true }))
-                            || h.closed.contains_key(&sid);
-                    if closed {
-                        h.sessions.remove(&sid);
-                    } else if h.waiting.is_empty() {
-                        h.sessions.insert(sid.clone(), PoolSt::Idle);
-                    } else {
-                        h.sessions.insert(sid.clone(), PoolSt::Transit);
-                    }
-                    h.last_release = Some(sid.clone());
-                } else {
-                    h.sessions.remove(&sid);
-                    if e.event == "invalidated" {
-                        h.invalidated.insert(sid.clone());
-                        if !h.closing {
-                            h.owed_pool += 1;
-                            h.owed_vu.insert(vu);
-                        }
-                    }
-                }
+                self.give_back(&mut h, i, name, vu, &sid, clock);
             }
-            "closed" => {
-                let reason = e.str("reason").unwrap_or("unknown").to_owned();
-                *h.reasons.entry(reason.clone()).or_default() += 1;
-                match reason.as_str() {
-                    "idle" => self.goal("idle_eviction"),
-                    "churned" => self.goal("churn"),
-                    "ttl" => {
-                        if prev_release.as_deref() == Some(sid.as_str()) {
-                            self.goal("ttl_in_use_closed_on_release");
-                        } else if h.sessions.get(&sid) == Some(&PoolSt::Idle) || pool.is_none() {
-                            self.goal("ttl_eviction_idle");
-                        }
-                    }
-                    _ => {}
-                }
-                if !h.created.contains_key(&sid) {
-                    self.fail(
-                        "closed_split_by_reason",
-                        i,
-                        format!("{sid} closed ({reason}) but never created"),
-                    );
-                }
-                if h.closed.insert(sid.clone(), i).is_some() {
-                    self.fail(
-                        "closed_split_by_reason",
-                        i,
-                        format!("{sid} closed twice (again for {reason})"),
-                    );
-                }
-                match h.sessions.get(&sid).copied() {
-                    Some(PoolSt::InUse { .. }) => {
-                        h.sessions
-                            .insert(sid.clone(), PoolSt::InUse { closed: true });
-                    }
-                    Some(_) => {
-                        h.sessions.remove(&sid);
-                    }
-                    None => {}
-                }
-            }
+            "closed" => self.closed(&mut h, i, e, &sid, clock),
             "manager_closing" => {
                 h.closing = true;
+                h.closed_out = h.waiting.drain(..).map(|w| w.vu).collect();
             }
             "close_failed" => {
                 h.close_failed.insert(sid.clone());
@@ -544,9 +715,9 @@ impl<'a> Auditor<'a> {
             }
             _ => {}
         }
-        if let Some(size) = pool {
+        if let Some(size) = self.cfg.pool_size {
             self.check("pool_bound");
-            let occ = occupancy(&h);
+            let occ = h.occupancy();
             if occ > size as u64 {
                 self.fail(
                     "pool_bound",
@@ -554,8 +725,497 @@ impl<'a> Auditor<'a> {
                     format!("{occ} sessions/slots taken > pool_size {size}"),
                 );
             }
+            if CHAIN_STARTS.contains(&name) {
+                h.pending_capacity = Some(i);
+            } else {
+                self.capacity(&h, i, clock);
+            }
         }
+        // A slot freed by a failed create (not by a cancellation).
+        let cancelled_creating = h
+            .prev
+            .as_ref()
+            .is_some_and(|p| p.0 == "acquire_cancelled" && p.1 == e.vu);
+        h.prev = Some((
+            if name == "slot_freed" && cancelled_creating {
+                "slot_freed_cancelled".to_owned()
+            } else {
+                name.to_owned()
+            },
+            e.vu,
+            e.session.clone(),
+        ));
+        h.clock = clock;
         self.hosts.insert(e.host.clone(), h);
+    }
+
+    fn acquire_start(&mut self, h: &mut Host, i: usize, e: &TraceEvent, vu: u64, clock: u64) {
+        self.check("acquire_ends_by_deadline");
+        h.open.entry(vu).or_default().push(Open {
+            index: i,
+            deadline: None,
+        });
+        if self.cfg.effective_mode() != Some(Mode::Pool) {
+            h.creating_since.insert(vu, e.t_ms);
+        }
+        // At the exact instant of an eviction deadline?
+        let (ttl, idle) = (self.cfg.ttl_ms, self.cfg.idle_ms);
+        if ttl.is_none() && idle.is_none() {
+            return;
+        }
+        let any_vu = self.cfg.pool_size.is_some();
+        let mine = |owner: Option<u64>| any_vu || owner == Some(vu);
+        let at_deadline = h
+            .sessions
+            .values()
+            .any(|s| s.st == St::Idle && mine(s.owner) && deadline(s, ttl, idle) == Some(clock))
+            || h.evicted_now
+                .iter()
+                .any(|(t, owner)| *t == clock && mine(*owner));
+        if at_deadline {
+            self.goal("acquire_at_eviction_deadline");
+        }
+    }
+
+    /// An acquire that takes capacity directly while live waiters are
+    /// queued overtakes them.
+    fn overtakes(&mut self, h: &Host, i: usize, vu: u64, clock: u64, what: &str) {
+        if self.cfg.pool_size.is_none() {
+            return;
+        }
+        self.check("fifo");
+        if let Some(w) = h.live_waiters(clock).find(|w| w.vu != vu) {
+            self.fail(
+                "fifo",
+                i,
+                format!(
+                    "vu-{vu} {what} while vu-{} (waiter #{}) is queued",
+                    w.vu, w.seq
+                ),
+            );
+        }
+    }
+
+    fn waiter_granted(
+        &mut self,
+        h: &mut Host,
+        i: usize,
+        e: &TraceEvent,
+        vu: u64,
+        sid: &str,
+        clock: u64,
+    ) {
+        self.check("fifo");
+        let slot = e.bool("slot") == Some(true);
+        let Some(pos) = h.waiting.iter().position(|w| w.vu == vu) else {
+            self.fail(
+                "fifo",
+                i,
+                format!("a grant to vu-{vu}, which is not queued"),
+            );
+            return;
+        };
+        let me = h.waiting[pos].seq;
+        for w in &mut h.waiting[..pos] {
+            if w.deadline > clock {
+                let msg = format!(
+                    "vu-{vu} (waiter #{me}) is served before vu-{} (waiter #{}), \
+                     queued ahead of it until {}ms",
+                    w.vu, w.seq, w.deadline
+                );
+                self.fail("fifo", i, msg);
+            } else {
+                // Its deadline had come: the pool may have dropped it
+                // already, and then it must not be served later.
+                w.passed_over.get_or_insert((i, vu));
+            }
+        }
+        let w = h.waiting.remove(pos);
+        if let Some((at, by)) = w.passed_over {
+            self.fail(
+                "fifo",
+                at,
+                format!(
+                    "vu-{by} was served while vu-{vu} (waiter #{}) was queued ahead of it; \
+                     vu-{vu} was served later, at event #{i}",
+                    w.seq
+                ),
+            );
+        }
+        if slot {
+            *h.reserved.entry(vu).or_default() += 1;
+            h.creating_since.insert(vu, e.t_ms);
+            if h.prev_is("slot_freed") {
+                h.failed_create_grant.insert(vu);
+            }
+            return;
+        }
+        self.check("one_holder");
+        match h.sessions.get_mut(sid) {
+            Some(s) if s.st == St::Idle => {
+                s.st = St::Granted { vu };
+                h.granted.insert(vu, sid.to_owned());
+            }
+            other => {
+                let what = match other.map(|s| s.st) {
+                    Some(St::InUse { vu: v, .. }) => format!("held by vu-{v}"),
+                    Some(St::Granted { vu: v }) => format!("granted to vu-{v}"),
+                    Some(St::Creating { vu: v }) => format!("being created by vu-{v}"),
+                    Some(St::Idle) => "idle".to_owned(),
+                    None => "not in the pool".to_owned(),
+                };
+                self.fail(
+                    "one_holder",
+                    i,
+                    format!("{sid} granted to vu-{vu} while {what}"),
+                );
+            }
+        }
+    }
+
+    fn acquire_ok(
+        &mut self,
+        h: &mut Host,
+        i: usize,
+        e: &TraceEvent,
+        vu: u64,
+        sid: &str,
+        clock: u64,
+    ) {
+        let pool = self.cfg.pool_size.is_some();
+        let created = e.bool("created").unwrap_or(false);
+        let reconnect = e.bool("reconnect").unwrap_or(false);
+        // Handing a VU a session is its first use: a closed or invalidated
+        // one must never be handed out (the reference's defects 1 and 3).
+        self.check("no_use_after_close");
+        if h.closed.contains_key(sid) {
+            let msg = format!("{sid} handed to vu-{vu} after it was closed");
+            self.fail("no_use_after_close", i, msg);
+        } else if h.invalidated.contains(sid) {
+            let msg = format!("{sid} handed to vu-{vu} after it was invalidated");
+            self.fail("no_use_after_close", i, msg);
+        }
+        self.end_acquire(h, i, vu, None);
+        h.creating_since.remove(&vu);
+        if created {
+            let r = h.reserved.entry(vu).or_default();
+            *r = r.saturating_sub(1);
+            if *r == 0 {
+                h.reserved.remove(&vu);
+            }
+        } else if pool {
+            if h.granted.get(&vu).map(String::as_str) == Some(sid) {
+                h.granted.remove(&vu);
+                self.goal("waiter_served_after_release");
+            } else if h.waiting.iter().any(|w| w.vu == vu) {
+                self.check("fifo");
+                self.fail(
+                    "fifo",
+                    i,
+                    format!("vu-{vu} leaves the queue with {sid}, never granted to it"),
+                );
+                self.leave_queue(h, vu);
+            } else {
+                self.overtakes(h, i, vu, clock, &format!("takes idle {sid}"));
+            }
+        }
+        // one holder
+        self.check("one_holder");
+        if let Some(other) = h.holder.get(sid) {
+            let msg = format!("{sid} handed to vu-{vu} while vu-{other} holds it");
+            self.fail("one_holder", i, msg);
+        } else if let Some(St::Granted { vu: g }) = h.sessions.get(sid).map(|s| s.st) {
+            if g != vu {
+                let msg = format!("{sid} handed to vu-{vu} while granted to vu-{g}");
+                self.fail("one_holder", i, msg);
+            }
+        }
+        h.holder.insert(sid.to_owned(), vu);
+        let s = h
+            .sessions
+            .entry(sid.to_owned())
+            .or_insert_with(|| Sess::new(St::Idle));
+        s.st = St::InUse { vu, closed: false };
+        s.owner = Some(vu);
+        if created {
+            s.created_ms = Some(clock);
+        }
+        // reconnects
+        if created {
+            self.check("reconnects_exact");
+            let owed = if pool {
+                let o = h.owed_pool > 0;
+                h.owed_pool = h.owed_pool.saturating_sub(1);
+                o
+            } else {
+                h.owed_vu.remove(&vu)
+            };
+            if owed != reconnect {
+                self.fail(
+                    "reconnects_exact",
+                    i,
+                    format!(
+                        "{sid} created for vu-{vu}: reconnect={reconnect}, but a \
+                         replacement was {}owed",
+                        if owed { "" } else { "not " }
+                    ),
+                );
+            }
+        }
+        if reconnect {
+            h.reconnects += 1;
+            match self.cfg.effective_mode() {
+                Some(Mode::Reuse) => self.goal("recreate_after_404_reuse"),
+                Some(Mode::Pool) => self.goal("recreate_after_404_pool"),
+                Some(Mode::Churn) => self.goal("recreate_after_404_churn"),
+                _ => {}
+            }
+        }
+    }
+
+    fn created(&mut self, h: &mut Host, i: usize, vu: u64, sid: &str) {
+        self.check("closed_split_by_reason");
+        if self.cfg.pool_size.is_some() {
+            self.check("pool_bound");
+            if h.reserved.get(&vu).copied().unwrap_or(0) == 0 {
+                self.fail(
+                    "pool_bound",
+                    i,
+                    format!("{sid} created by vu-{vu}, which holds no reserved slot"),
+                );
+            }
+        }
+        if h.failed_create_grant.remove(&vu) {
+            self.goal("waiter_served_after_failed_create");
+        }
+        h.sessions
+            .insert(sid.to_owned(), Sess::new(St::Creating { vu }));
+        h.created_by.insert(sid.to_owned(), vu);
+        if h.created.insert(sid.to_owned(), i).is_some() {
+            self.fail("closed_split_by_reason", i, format!("{sid} created twice"));
+        }
+    }
+
+    fn give_back(&mut self, h: &mut Host, i: usize, name: &str, vu: u64, sid: &str, clock: u64) {
+        self.check("one_holder");
+        match h.holder.get(sid) {
+            Some(v) if *v == vu => {
+                h.holder.remove(sid);
+            }
+            other => {
+                let msg = format!(
+                    "vu-{vu} gives back {sid}, held by {}",
+                    other.map_or("nobody".to_owned(), |v| format!("vu-{v}"))
+                );
+                self.fail("one_holder", i, msg);
+            }
+        }
+        if name == "released" {
+            let closed = matches!(
+                h.sessions.get(sid).map(|s| s.st),
+                Some(St::InUse { closed: true, .. })
+            ) || h.closed.contains_key(sid);
+            if closed {
+                h.sessions.remove(sid);
+            } else {
+                let s = h
+                    .sessions
+                    .entry(sid.to_owned())
+                    .or_insert_with(|| Sess::new(St::Idle));
+                s.st = St::Idle;
+                s.released_ms = Some(clock);
+                s.owner = Some(vu);
+            }
+        } else {
+            h.sessions.remove(sid);
+            if name == "invalidated" {
+                h.invalidated.insert(sid.to_owned());
+                if !h.closing {
+                    h.owed_pool += 1;
+                    h.owed_vu.insert(vu);
+                }
+            }
+        }
+    }
+
+    fn closed(&mut self, h: &mut Host, i: usize, e: &TraceEvent, sid: &str, clock: u64) {
+        let reason = e.str("reason").unwrap_or("unknown").to_owned();
+        *h.reasons.entry(reason.clone()).or_default() += 1;
+        let s = h.sessions.get(sid).copied();
+        let was_idle = s.is_some_and(|s| s.st == St::Idle);
+        // Closed by its release (in the same critical section): the
+        // release just before, in the same millisecond.
+        let after_release = h.clock == clock
+            && h.prev
+                .as_ref()
+                .is_some_and(|p| p.0 == "released" && p.2.as_deref() == Some(sid));
+        match reason.as_str() {
+            "idle" => self.goal("idle_eviction"),
+            "ttl" if after_release => self.goal("ttl_in_use_closed_on_release"),
+            "ttl" if was_idle => self.goal("ttl_eviction_idle"),
+            "churned" => self.churned(i, sid, s, clock),
+            _ => {}
+        }
+        if let (Some(s), "idle" | "ttl") = (s, reason.as_str()) {
+            if was_idle
+                && !after_release
+                && deadline(&s, self.cfg.ttl_ms, self.cfg.idle_ms) == Some(clock)
+            {
+                h.evicted_now.push((clock, s.owner));
+            }
+        }
+        if !h.created.contains_key(sid) {
+            self.fail(
+                "closed_split_by_reason",
+                i,
+                format!("{sid} closed ({reason}) but never created"),
+            );
+        }
+        if h.closed.insert(sid.to_owned(), i).is_some() {
+            self.fail(
+                "closed_split_by_reason",
+                i,
+                format!("{sid} closed twice (again for {reason})"),
+            );
+        }
+        match s.map(|s| s.st) {
+            Some(St::InUse { vu, .. }) => {
+                if let Some(s) = h.sessions.get_mut(sid) {
+                    s.st = St::InUse { vu, closed: true };
+                }
+            }
+            Some(St::Granted { .. }) => {
+                // Closed with the manager: its waiter fails when it runs;
+                // until then the grant is where it was.
+            }
+            Some(_) => {
+                h.sessions.remove(sid);
+            }
+            None => {}
+        }
+    }
+
+    /// A session retired by churn: by the trigger the config names, and
+    /// only once it was due.
+    fn churned(&mut self, i: usize, sid: &str, s: Option<Sess>, clock: u64) {
+        let Some(s) = s else { return };
+        if let Some(n) = self.cfg.churn_ops {
+            self.check("closed_split_by_reason");
+            if s.ops >= n {
+                self.goal("churn_by_ops");
+            } else {
+                self.fail(
+                    "closed_split_by_reason",
+                    i,
+                    format!("{sid} churned after {} of {n} operations", s.ops),
+                );
+            }
+        } else if let Some(ms) = self.cfg.churn_ms {
+            self.check("closed_split_by_reason");
+            let age = s.created_ms.map(|c| clock.saturating_sub(c));
+            if age.is_some_and(|a| a >= ms) {
+                self.goal("churn_by_time");
+            } else {
+                self.fail(
+                    "closed_split_by_reason",
+                    i,
+                    format!("{sid} churned at age {age:?}ms, before {ms}ms"),
+                );
+            }
+        }
+    }
+
+    /// The capacity law at the end of a chain (index `at`, clock `clock`):
+    /// no live waiter while a session is idle or a slot is free.
+    fn capacity(&mut self, h: &Host, at: usize, clock: u64) {
+        let Some(size) = self.cfg.pool_size else {
+            return;
+        };
+        if h.closing {
+            return;
+        }
+        self.check("no_wait_with_capacity");
+        let Some(w) = h.live_waiters(clock).next() else {
+            return;
+        };
+        let (idle, occ) = (h.idle(), h.occupancy());
+        let n = h.live_waiters(clock).count();
+        if idle > 0 {
+            self.fail(
+                "no_wait_with_capacity",
+                at,
+                format!(
+                    "vu-{} waits (with {} other waiter(s)) while {idle} session(s) are idle",
+                    w.vu,
+                    n - 1
+                ),
+            );
+        } else if occ < size as u64 {
+            self.fail(
+                "no_wait_with_capacity",
+                at,
+                format!(
+                    "vu-{} waits (with {} other waiter(s)) while only {occ} of {size} are taken",
+                    w.vu,
+                    n - 1
+                ),
+            );
+        }
+    }
+
+    /// Waiters still queued past their deadline (plus slack).
+    fn overdue_waiters(&mut self, h: &Host, i: usize, clock: u64) {
+        let slack = self.cfg.slack_ms;
+        if let Some(w) = h
+            .waiting
+            .iter()
+            .find(|w| clock > w.deadline.saturating_add(slack))
+        {
+            self.fail(
+                "acquire_ends_by_deadline",
+                i,
+                format!(
+                    "vu-{} is still waiting at {clock}ms, past its deadline {}ms",
+                    w.vu, w.deadline
+                ),
+            );
+        }
+    }
+
+    /// A pool acquire that ends without a session must not still hold a
+    /// granted session or a reserved slot: they would be lost to the pool.
+    /// (Dropped from the model either way, so that one leak is reported
+    /// once.)
+    fn ends_holding_nothing(&mut self, h: &mut Host, i: usize, vu: u64) {
+        if self.cfg.pool_size.is_none() {
+            return;
+        }
+        self.check("pool_bound");
+        if let Some(g) = h.granted.remove(&vu) {
+            h.sessions.remove(&g);
+            self.fail(
+                "pool_bound",
+                i,
+                format!("vu-{vu}'s acquire ends without {g}, which was granted to it"),
+            );
+        }
+        if h.reserved.remove(&vu).is_some_and(|n| n > 0) {
+            self.fail(
+                "pool_bound",
+                i,
+                format!("vu-{vu}'s acquire ends holding a reserved slot"),
+            );
+        }
+    }
+
+    /// Takes the VU out of the queue without a session; returns whether it
+    /// was queued.
+    fn leave_queue(&mut self, h: &mut Host, vu: u64) -> bool {
+        let Some(pos) = h.waiting.iter().position(|w| w.vu == vu) else {
+            return false;
+        };
+        h.waiting.remove(pos);
+        true
     }
 
     /// Ends the VU's open acquire; `timeout` is `(clock_ms, waited_ms)` of a
@@ -579,7 +1239,7 @@ impl<'a> Auditor<'a> {
             return;
         };
         let slack = self.cfg.slack_ms;
-        match open.1 {
+        match open.deadline {
             Some(deadline) if now > deadline + slack => self.fail(
                 "acquire_ends_by_deadline",
                 i,
@@ -603,59 +1263,25 @@ impl<'a> Auditor<'a> {
         }
     }
 
-    /// Ends the VU's pool wait, if it is waiting; returns its arrival seq.
-    fn end_wait(&mut self, h: &mut Host, i: usize, vu: u64, end: WaitEnd) -> Option<u64> {
-        let pos = h.waiting.iter().position(|w| w.vu == vu)?;
-        let w = h.waiting.remove(pos);
-        if self.cfg.pool_size.is_none() {
-            return Some(w.seq);
-        }
-        self.check("fifo");
-        if end != WaitEnd::Ambiguous {
-            // A later waiter already got a session while this one waited.
-            if let Some((seq, at)) = h.served.iter().find(|(s, _)| *s > w.seq) {
-                let msg = format!(
-                    "waiter #{seq} was served before vu-{vu} (waiter #{}), which then {}",
-                    w.seq,
-                    if end == WaitEnd::Timeout {
-                        "timed out"
-                    } else {
-                        "got a session"
-                    }
-                );
-                let at = *at;
-                self.fail("fifo", at, msg);
-            }
-        }
-        if end == WaitEnd::Session {
-            h.served.push((w.seq, i));
-        }
-        // Forget serves no pending waiter can be judged against.
-        if let Some(min) = h.waiting.iter().map(|w| w.seq).min() {
-            h.served.retain(|(s, _)| *s > min);
-        } else {
-            h.served.clear();
-        }
-        Some(w.seq)
-    }
-
     fn end_of_host(&mut self, name: &str) {
         let Some(h) = self.hosts.remove(name) else {
             return;
         };
+        if let Some(at) = h.pending_capacity {
+            self.capacity(&h, at, h.clock);
+        }
         for (vu, open) in &h.open {
-            if let Some((i, _)) = open.first() {
+            if let Some(o) = open.first() {
                 self.fail(
                     "acquire_ends_by_deadline",
-                    *i,
+                    o.index,
                     format!("vu-{vu}'s acquire never ended"),
                 );
             }
         }
         if let Some(at) = h.closed_at {
-            for (sid, i) in &h.created {
+            for sid in h.created.keys() {
                 if !h.closed.contains_key(sid) {
-                    let _ = i;
                     self.fail(
                         "closed_split_by_reason",
                         at,
@@ -692,6 +1318,7 @@ impl<'a> Auditor<'a> {
                     );
                 }
             }
+            self.metrics_match_trace(&h, m, name, at);
             self.check("reconnects_exact");
             if m.reconnects != h.reconnects {
                 self.fail(
@@ -705,6 +1332,57 @@ impl<'a> Auditor<'a> {
             }
         }
         self.finished.insert(name.to_owned(), h);
+    }
+
+    /// `metrics_match_trace` for host `name` with final metrics `m`.
+    fn metrics_match_trace(&mut self, h: &Host, m: &SessionMetrics, name: &str, at: usize) {
+        let events = |event: &str| h.events.get(event).copied().unwrap_or(0);
+        let reason = |r: CloseReason| h.reasons.get(r.as_str()).copied().unwrap_or(0);
+        let (ttl, idle) = (reason(CloseReason::Ttl), reason(CloseReason::Idle));
+        let pairs = [
+            (
+                "pool_waits",
+                m.pool_waits,
+                "acquire_wait events",
+                events("acquire_wait"),
+            ),
+            (
+                "acquire_wait.count",
+                m.acquire_wait.count,
+                "acquire_wait events",
+                events("acquire_wait"),
+            ),
+            (
+                "pool_timeouts",
+                m.pool_timeouts,
+                "acquire_timeout events",
+                events("acquire_timeout"),
+            ),
+            (
+                "acquire_wait.cancelled",
+                m.acquire_wait.cancelled,
+                "waits cancelled",
+                events("acquire_cancelled_waiting"),
+            ),
+            ("ttl_evictions", m.ttl_evictions, "ttl closes", ttl),
+            ("idle_evictions", m.idle_evictions, "idle closes", idle),
+            (
+                "total_evicted",
+                m.total_evicted,
+                "ttl and idle closes",
+                ttl + idle,
+            ),
+        ];
+        for (counter, value, what, seen) in pairs {
+            self.check("metrics_match_trace");
+            if value != seen {
+                self.fail(
+                    "metrics_match_trace",
+                    at,
+                    format!("{name}: metrics {counter} = {value} but {seen} {what}"),
+                );
+            }
+        }
     }
 
     fn server_laws(&mut self) {
@@ -821,12 +1499,13 @@ impl<'a> Auditor<'a> {
     }
 }
 
-/// Sessions in use, idle or in transit, plus visible reservations.
-fn occupancy(h: &Host) -> u64 {
-    let sessions = h
-        .sessions
-        .values()
-        .filter(|s| **s != PoolSt::Creating)
-        .count() as u64;
-    sessions + h.reserved.values().sum::<u64>()
+/// An idle session's eviction deadline (manager clock): the earlier of its
+/// TTL and idle deadlines, as far as known.
+fn deadline(s: &Sess, ttl: Option<u64>, idle: Option<u64>) -> Option<u64> {
+    let ttl = ttl.and_then(|t| s.created_ms.map(|c| c + t));
+    let idle = idle.and_then(|t| s.released_ms.map(|r| r + t));
+    match (ttl, idle) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }

@@ -472,6 +472,23 @@ pub struct FaultSpace {
     /// The revisions a version mismatch may answer; one is drawn. Default:
     /// an older supported revision and one no client speaks.
     pub mismatched_versions: Vec<String>,
+    /// Percent of the events after the first that are drawn as follow-ups
+    /// of an earlier event (one drawn uniformly among those before it)
+    /// rather than at a uniform time: placed where the earlier event has
+    /// its effect, so that faults meet the traffic the earlier one caused
+    /// (see [`FaultPlan::generate`]), and may fall after `end_ms`. Default
+    /// 0: every time uniform.
+    pub follow_pct: u32,
+    /// How far after the earlier event's effect a follow-up lands: drawn
+    /// from `0..=follow_gap_ms`. Default 300.
+    pub follow_gap_ms: u64,
+    /// Percent of the events of a kind that acts on `initialize` only
+    /// (slow initialize, a forced protocol version, a session-id fault),
+    /// and follow nothing, that are armed at 0 ms rather than at a uniform
+    /// time: before the clients make their first sessions, which is when
+    /// a client that keeps its sessions (reuse, pool, churn) initializes
+    /// at all, short of a restart or an expiry. Default 0.
+    pub initialize_first_pct: u32,
 }
 
 impl Default for FaultSpace {
@@ -488,6 +505,9 @@ impl Default for FaultSpace {
             max_latency_ms: 1_500,
             slow_initialize_ms: 35_000,
             mismatched_versions: vec!["2024-11-05".into(), "1999-01-01".into()],
+            follow_pct: 0,
+            follow_gap_ms: 300,
+            initialize_first_pct: 0,
         }
     }
 }
@@ -524,6 +544,74 @@ impl FaultSpace {
     }
 }
 
+/// Where a drawn event has its effect on the traffic: when, and whether
+/// that is a restart (after which clients initialize new sessions).
+#[derive(Clone, Copy, Debug)]
+struct Effect {
+    at_ms: u64,
+    restart: bool,
+}
+
+impl Effect {
+    /// The effect of `event` starting at `at_ms`, on its own: a crash's
+    /// at its restart, a bounce's at once, anything else's at its start.
+    fn of(at_ms: u64, event: &FaultEvent) -> Effect {
+        match event {
+            FaultEvent::Crash { down_ms, .. } => Effect {
+                at_ms: at_ms.saturating_add(*down_ms),
+                restart: true,
+            },
+            FaultEvent::Bounce { .. } => Effect {
+                at_ms,
+                restart: true,
+            },
+            _ => Effect {
+                at_ms,
+                restart: false,
+            },
+        }
+    }
+}
+
+/// Whether a fault acts on `initialize` only.
+fn initialize_only(kind: FaultKind) -> bool {
+    matches!(
+        kind,
+        FaultKind::SlowInitialize
+            | FaultKind::VersionMismatch
+            | FaultKind::MissingSessionId
+            | FaultKind::InvalidSessionId
+    )
+}
+
+/// When a follow-up `event` of `lead` (whose effect is `effect`) starts,
+/// and where it has its own effect.
+///
+/// - After a restart clients find their sessions gone and initialize new
+///   ones. A fault that acts on `initialize` only (slow initialize, a
+///   forced protocol version, a session-id fault) is armed between the
+///   lead's start and that restart (while the server is down, for a
+///   crash), so it is in force for those re-initializations, and its
+///   effect is the restart's.
+/// - Anything else lands `0..=gap_ms` after the lead's effect: after a
+///   restart, among the re-initializations (a second restart then cuts
+///   them short, slowed down or not); after an early expiry, among the
+///   requests that find the session gone.
+fn follow_up(
+    rng: &mut ChaCha8Rng,
+    lead: &Scheduled,
+    effect: Effect,
+    event: &FaultEvent,
+    gap_ms: u64,
+) -> (u64, Effect) {
+    if effect.restart && initialize_only(event.kind()) {
+        let at_ms = draw(rng, lead.at_ms.min(effect.at_ms), effect.at_ms);
+        return (at_ms, effect);
+    }
+    let at_ms = effect.at_ms.saturating_add(draw(rng, 0, gap_ms));
+    (at_ms, Effect::of(at_ms, event))
+}
+
 /// A number in `lo..=hi` (`lo` if the range is empty).
 fn draw(rng: &mut ChaCha8Rng, lo: u64, hi: u64) -> u64 {
     if hi <= lo {
@@ -553,9 +641,25 @@ impl FaultPlan {
     /// A plan drawn from `seed` over `space`, on the fault stream
     /// ([`FAULT_STREAM`]): the same seed and space give the same plan.
     ///
-    /// Each event draws, in order: its time in `start_ms..end_ms`, its kind
-    /// (uniform over [`FaultSpace::drawable`]), then its target and
-    /// parameters (see [`FaultSpace`] for the ranges).
+    /// Each event draws, in order: whether it follows an earlier event
+    /// (with [`FaultSpace::follow_pct`], from the second event on; nothing
+    /// is drawn when it is 0) and which; unless it follows, its time in
+    /// `start_ms..end_ms`; its kind (uniform over
+    /// [`FaultSpace::drawable`]); its target and parameters (see
+    /// [`FaultSpace`] for the ranges); then, for a follow-up, its time
+    /// relative to where the event it follows has its effect, and for any
+    /// other event that acts on `initialize` only, whether it is armed at
+    /// 0 ms instead (with [`FaultSpace::initialize_first_pct`]; nothing is
+    /// drawn when it is 0). With both percentages 0 a plan is drawn as it
+    /// always was.
+    ///
+    /// Where a follow-up lands: clients initialize new sessions after a
+    /// restart (a crash's end, a bounce), so a fault that acts on
+    /// `initialize` only is armed between the restart's start and the
+    /// restart (in force for those re-initializations), and anything else
+    /// up to [`FaultSpace::follow_gap_ms`] after the restart, among them (a
+    /// second restart cuts them short); a follow-up of any other event
+    /// lands up to `follow_gap_ms` after it.
     pub fn generate(seed: u64, space: &FaultSpace) -> FaultPlan {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(FAULT_STREAM);
@@ -565,19 +669,27 @@ impl FaultPlan {
         }
         let max_span = space.max_span_ms.max(50);
         let max_count = u64::from(space.max_count.max(1));
-        let events = (0..space.events)
-            .map(|_| {
-                let at_ms = if space.end_ms > space.start_ms {
+        let mut drawn: Vec<(Scheduled, Effect)> = Vec::new();
+        for _ in 0..space.events {
+            let lead = (!drawn.is_empty()
+                && space.follow_pct > 0
+                && rng.random_range(0..100) < space.follow_pct)
+                .then(|| drawn[rng.random_range(0..drawn.len())].clone());
+            // A follow-up's time is drawn last, from its lead's.
+            let uniform_ms = lead.is_none().then(|| {
+                if space.end_ms > space.start_ms {
                     rng.random_range(space.start_ms..space.end_ms)
                 } else {
                     space.start_ms
-                };
+                }
+            });
+            let event = {
                 let kind = *pick(&mut rng, &kinds);
                 let server = pick(&mut rng, &space.servers).clone();
                 let worker = |rng: &mut ChaCha8Rng| pick(rng, &space.workers).clone();
                 let span = |rng: &mut ChaCha8Rng| draw(rng, 50, max_span);
                 let count = |rng: &mut ChaCha8Rng| draw(rng, 1, max_count) as u32;
-                let event = match kind {
+                match kind {
                     FaultKind::Crash => FaultEvent::Crash {
                         server,
                         down_ms: span(&mut rng),
@@ -660,11 +772,27 @@ impl FaultPlan {
                         server,
                         count: count(&mut rng),
                     },
-                };
-                Scheduled { at_ms, event }
-            })
-            .collect();
-        FaultPlan::new(events)
+                }
+            };
+            let (at_ms, effect) = match (&lead, uniform_ms) {
+                (Some((lead, effect)), _) => {
+                    follow_up(&mut rng, lead, *effect, &event, space.follow_gap_ms)
+                }
+                (None, uniform_ms) => {
+                    let first = initialize_only(event.kind())
+                        && space.initialize_first_pct > 0
+                        && rng.random_range(0..100) < space.initialize_first_pct;
+                    let at_ms = if first {
+                        0
+                    } else {
+                        uniform_ms.unwrap_or(space.start_ms)
+                    };
+                    (at_ms, Effect::of(at_ms, &event))
+                }
+            };
+            drawn.push((Scheduled { at_ms, event }, effect));
+        }
+        FaultPlan::new(drawn.into_iter().map(|(s, _)| s).collect())
     }
 
     /// Whether the plan has no events.
@@ -1292,6 +1420,80 @@ mod tests {
             FaultPlan::generate(1, &FaultSpace::default()).is_empty(),
             "no servers"
         );
+    }
+
+    /// Every follow-up lands where some earlier event has its effect.
+    #[test]
+    fn follow_ups_land_after_their_lead() {
+        let space = FaultSpace {
+            follow_pct: 100,
+            follow_gap_ms: 40,
+            ..space().only([FaultKind::Bounce, FaultKind::ServerErrors])
+        };
+        for seed in 0..20 {
+            let plan = FaultPlan::generate(seed, &space);
+            assert_eq!(plan.len(), 6);
+            let first = plan.events[0].at_ms;
+            assert!((100..5_000).contains(&first), "{plan:?}");
+            // Each event but the first is within 40 ms of an earlier one
+            // (bounces and 5xx bursts have their effect at once).
+            for (i, e) in plan.events.iter().enumerate().skip(1) {
+                let near = plan.events[..i]
+                    .iter()
+                    .any(|l| (l.at_ms..=l.at_ms + 40).contains(&e.at_ms));
+                assert!(near, "seed {seed}: {e:?} follows nothing in {plan:?}");
+            }
+        }
+    }
+
+    /// A fault on `initialize` that follows a crash is armed while the
+    /// server is down; a crash that follows one comes after its restart.
+    #[test]
+    fn follow_ups_of_a_crash_meet_the_re_initializations() {
+        let space = FaultSpace {
+            events: 2,
+            follow_pct: 100,
+            ..space().only([FaultKind::Crash, FaultKind::SlowInitialize])
+        };
+        let mut seen = BTreeSet::new();
+        for seed in 0..64 {
+            let plan = FaultPlan::generate(seed, &space);
+            let (lead, next) = (&plan.events[0], &plan.events[1]);
+            let FaultEvent::Crash { down_ms, .. } = lead.event else {
+                continue;
+            };
+            let restart = lead.at_ms + down_ms;
+            match next.event.kind() {
+                FaultKind::SlowInitialize => {
+                    assert!((lead.at_ms..=restart).contains(&next.at_ms), "{plan:?}");
+                }
+                _ => assert!((restart..=restart + 300).contains(&next.at_ms), "{plan:?}"),
+            }
+            seen.insert(next.event.kind());
+        }
+        assert_eq!(seen.len(), 2, "{seen:?}");
+    }
+
+    #[test]
+    fn initialize_faults_can_be_armed_first() {
+        let first = FaultSpace {
+            initialize_first_pct: 100,
+            ..space().only([FaultKind::SlowInitialize, FaultKind::Bounce])
+        };
+        for seed in 0..10 {
+            for e in FaultPlan::generate(seed, &first).events {
+                let on_initialize = e.event.kind() == FaultKind::SlowInitialize;
+                assert_eq!(e.at_ms == 0, on_initialize, "{e:?}");
+            }
+        }
+        // Switched off, nothing is drawn for it: the plan is unchanged.
+        let off = FaultSpace {
+            initialize_first_pct: 0,
+            follow_gap_ms: 1,
+            ..first
+        };
+        let plain = space().only([FaultKind::SlowInitialize, FaultKind::Bounce]);
+        assert_eq!(FaultPlan::generate(3, &off), FaultPlan::generate(3, &plain));
     }
 
     #[test]

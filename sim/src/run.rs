@@ -14,12 +14,12 @@ use serde::Serialize;
 use serde_json::json;
 
 use mcp_session::transport::Operation;
-use mcp_session::{ErrorKind, Mode, SessionMetrics};
+use mcp_session::{ErrorKind, SessionMetrics};
 
 use crate::audit::{audit, AuditConfig, Violation};
 use crate::schedule::{Op, Schedule, Step, SERVER_HOST};
 use crate::topology::{Topology, Vu, WorkerSpec};
-use crate::trace::{Trace, TraceRecorder};
+use crate::trace::{Source, Trace, TraceRecorder};
 
 /// What one run produced.
 #[derive(Clone, Debug, Serialize)]
@@ -57,6 +57,49 @@ impl Report {
     /// Whether the run finished and broke no law.
     pub fn is_clean(&self) -> bool {
         self.sim_error.is_none() && self.violations.is_empty()
+    }
+
+    /// How many MCP operations the VUs ran: the manager's `operation_end`
+    /// events (each `ping` or `tools/call` sent on a session, successful or
+    /// not). Session setup and teardown (`initialize`, the `initialized`
+    /// notification, DELETE) are not counted: see
+    /// [`Report::server_requests`] for every exchange on the wire.
+    pub fn operations(&self) -> u64 {
+        let n = self
+            .trace
+            .events
+            .iter()
+            .filter(|e| e.is("operation_end"))
+            .count();
+        n as u64
+    }
+
+    /// How many HTTP requests the server handled: one per request, whatever
+    /// the answer (an `initialize`, a notification, an operation, a DELETE,
+    /// an SSE resumption GET, a refusal, an injected failure), counted from
+    /// the server's events in the trace. Requests lost on the network
+    /// before reaching the server are not counted.
+    pub fn server_requests(&self) -> u64 {
+        /// The server events logged exactly once per request handled.
+        const PER_REQUEST: [&str; 10] = [
+            "session_created",
+            "session_limit",
+            "request",
+            "notification",
+            "client_response",
+            "deleted",
+            "unknown_session",
+            "missing_session",
+            "rejected",
+            "injected",
+        ];
+        let n = self
+            .trace
+            .events
+            .iter()
+            .filter(|e| e.source == Source::Server && PER_REQUEST.contains(&e.event.as_str()))
+            .count();
+        n as u64
     }
 
     /// The command line that replays this run.
@@ -226,32 +269,23 @@ pub fn run(schedule: &Schedule, scenario: &str, seed: u64) -> Report {
         run_vu(vu, steps, recorder)
     });
 
-    let sim_error = world
-        .run_with(&schedule.faults)
-        .err()
-        .map(|e| e.to_string());
+    let (sim_error, applied) = match world.run_with(&schedule.faults) {
+        Ok(applied) => (None, applied),
+        Err(e) => (Some(e.to_string()), Vec::new()),
+    };
     let simulated_ms = u64::try_from(world.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut vu_errors: BTreeMap<String, BTreeMap<u64, u32>> = BTreeMap::new();
     for (key, n) in world.take_results() {
         vu_errors.entry(key.worker).or_default().insert(key.vu, n);
     }
     let metrics = world.metrics();
-    let trace = Trace::collect(
+    let mut trace = Trace::collect(
         recorders.values(),
         [(SERVER_HOST, world.server(SERVER_HOST).events())],
     );
-    let mut cfg = if schedule.session.mode == Mode::Pool {
-        AuditConfig::pool(
-            schedule.session.pool_size,
-            schedule.session.acquire_timeout_ms,
-        )
-    } else {
-        AuditConfig {
-            slack_ms: 1,
-            ..AuditConfig::default()
-        }
-    };
-    cfg = cfg.with_metrics(metrics.clone());
+    trace.push_faults(&applied);
+    trace.sort();
+    let cfg = AuditConfig::for_session(&schedule.session).with_metrics(metrics.clone());
     let audit = audit(&trace, &cfg);
 
     Report {

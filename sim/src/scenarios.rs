@@ -54,8 +54,18 @@ pub struct Scenario {
     pub fault_kinds: BTreeSet<FaultKind>,
     /// How many fault events a plan holds (0: no faults).
     pub fault_events: u32,
-    /// Faults start before this simulated time (ms).
+    /// Faults start at or after this simulated time (ms).
+    pub fault_start_ms: u64,
+    /// Faults start before this simulated time (ms), and before the
+    /// workload's estimated end ([`crate::schedule::busy_ms`]).
     pub fault_end_ms: u64,
+    /// Percent of a plan's events (after the first) that follow an earlier
+    /// one, where it has its effect ([`crate::faults::FaultSpace::follow_pct`]).
+    pub fault_follow_pct: u32,
+    /// Percent of think times set to exactly `max_idle_ms`: the VU's next
+    /// acquire then falls on the idle deadline of the session it just
+    /// released (an acquire racing its eviction).
+    pub deadline_think_pct: u32,
     /// The server's session idle limit, if any (ms).
     pub server_idle_ms: Option<u64>,
     /// The simulation's bound on simulated time (ms): a run still going
@@ -65,7 +75,11 @@ pub struct Scenario {
 
 /// How many seeds the test sweep runs of a scenario by default (see
 /// [`Scenario::default_seeds`]).
-pub const DEFAULT_SEEDS: u64 = 3;
+pub const DEFAULT_SEEDS: u64 = 6;
+
+/// How many seeds `mcp-sim sweep` runs of a scenario by default (see
+/// [`Scenario::sweep_seeds`]).
+pub const SWEEP_SEEDS: u64 = 500;
 
 /// What a seed may vary in a scenario's manager config.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,7 +88,8 @@ pub struct Vary {
     pub pool_size: bool,
     /// Churn by operations (1..=4) or by time (100..=500 ms), drawn.
     pub churn: bool,
-    /// The version policy drawn from strict, supported and none.
+    /// The version policy drawn: strict (the default) half the time,
+    /// supported or none a quarter each.
     pub version_policy: bool,
 }
 
@@ -93,15 +108,10 @@ fn http() -> HttpConfig {
 
 impl Scenario {
     /// A scenario `name` in `mode` with the common defaults: one worker of
-    /// 2 to 6 VUs doing 4 to 10 steps, no faults.
-    ///
-    /// Cancelled acquires are drawn only in pool mode for now: in the other
-    /// modes the library emits no `acquire_cancelled` event when an acquire
-    /// is dropped, so the audit's `acquire_ends_by_deadline` reports the
-    /// acquire as never ended. TODO: draw them in every mode once every mode
-    /// reports the cancellation.
+    /// 2 to 6 VUs doing 4 to 10 steps (5% of them cancelled acquires), no
+    /// faults; faults, when switched on, start from 20 ms and a quarter of
+    /// them follow an earlier one.
     fn base(name: &str, doc: &str, session: SessionConfig) -> Scenario {
-        let cancel_pct = if session.mode == Mode::Pool { 5 } else { 0 };
         Scenario {
             name: name.into(),
             doc: doc.into(),
@@ -113,13 +123,16 @@ impl Scenario {
             think_ms: (0, 120),
             slow_ms: (20, 200),
             slow_pct: 15,
-            cancel_pct,
+            cancel_pct: 5,
             cancel_after_ms: (0, 50),
             close_mid_run: false,
             vary: Vary::default(),
             fault_kinds: BTreeSet::new(),
             fault_events: 0,
+            fault_start_ms: 20,
             fault_end_ms: 3_000,
+            fault_follow_pct: 25,
+            deadline_think_pct: 0,
             server_idle_ms: None,
             duration_ms: 120_000,
         }
@@ -193,17 +206,25 @@ impl Scenario {
         s
     }
 
-    /// `churn`: sessions replaced after some operations or some time.
+    /// `churn`: sessions replaced after some operations or some time; the
+    /// sessions a bounce or an early expiry takes are re-created.
     pub fn churn() -> Scenario {
         Scenario::base(
             "churn",
-            "churn mode: sessions replaced by operation count or by age; expiries",
+            "churn mode: sessions replaced by operation count or by age; expiries, bounces and 5xx",
             SessionConfig {
                 churn_interval_ops: 2,
                 ..SessionConfig::with_mode(Mode::Churn)
             },
         )
-        .faults(2, [FaultKind::EarlyExpiry, FaultKind::ServerErrors])
+        .faults(
+            3,
+            [
+                FaultKind::EarlyExpiry,
+                FaultKind::Bounce,
+                FaultKind::ServerErrors,
+            ],
+        )
         .vary_churn()
     }
 
@@ -213,7 +234,9 @@ impl Scenario {
     }
 
     /// `eviction-race`: idle and TTL limits as short as the think times, so
-    /// acquires, releases and evictions meet.
+    /// acquires, releases and evictions meet; 15% of think times are
+    /// exactly the idle limit, so an acquire often comes at the very
+    /// millisecond an idle session is due.
     pub fn eviction_race() -> Scenario {
         let mut s = Scenario::base(
             "eviction-race",
@@ -228,6 +251,7 @@ impl Scenario {
         .faults(2, [FaultKind::EarlyExpiry, FaultKind::LatencySpike]);
         s.vus = (3, 8);
         s.think_ms = (50, 300);
+        s.deadline_think_pct = 15;
         s.server_idle_ms = Some(2_000);
         s.vary.pool_size = true;
         s
@@ -256,7 +280,10 @@ impl Scenario {
     }
 
     /// `server-crash`: the server crashes, restarts, stalls initialize or
-    /// cuts connections.
+    /// cuts connections. Five faults, 40% of them following an earlier one
+    /// (a second restart among the re-initializations after a first), and
+    /// a slow initialize armed from the start (for the first sessions), so
+    /// that restarts often cut an `initialize` short.
     pub fn server_crash() -> Scenario {
         let mut s = Scenario::base(
             "server-crash",
@@ -267,7 +294,7 @@ impl Scenario {
             },
         )
         .faults(
-            3,
+            5,
             [
                 FaultKind::Crash,
                 FaultKind::Bounce,
@@ -276,6 +303,7 @@ impl Scenario {
             ],
         );
         s.vus = (3, 8);
+        s.fault_follow_pct = 40;
         s
     }
 
@@ -360,17 +388,26 @@ impl Scenario {
     }
 
     /// How many seeds (`0..n`) the test sweep runs of this scenario by
-    /// default ([`DEFAULT_SEEDS`], more where a goal is rare).
-    /// `eviction-race` runs 40: it is the one scenario whose seeds reach
-    /// `waiter_served_after_failed_create` (first at seed 11) and
-    /// `acquire_cancelled_creating` (first at seed 32) at a useful rate, and
-    /// the built-in scenarios together must reach every goal within their
-    /// default seed counts (`sim/tests/goals.rs`). A run takes milliseconds.
+    /// default ([`DEFAULT_SEEDS`], more where a goal is rare): the
+    /// built-in scenarios together must reach every goal within their
+    /// default seed counts (`sim/tests/goals.rs`). `eviction-race` runs 10:
+    /// its seeds reach the rarer eviction and pool paths
+    /// (`ttl_eviction_idle`, `waiter_served_after_failed_create`) at a
+    /// lower rate than the others reach theirs. A run takes milliseconds.
     pub fn default_seeds(&self) -> u64 {
         match self.name.as_str() {
-            "eviction-race" => 40,
+            "eviction-race" => 10,
             _ => DEFAULT_SEEDS,
         }
+    }
+
+    /// How many seeds (`0..n`) `mcp-sim sweep` and `mcp-sim audit` run of
+    /// this scenario when not told: [`SWEEP_SEEDS`] (or the test count, if
+    /// ever larger). The main job is a thorough search, the test sweep a
+    /// quick one: 500 seeds of each of the ten scenarios take about a dozen
+    /// seconds on two cores in a release build.
+    pub fn sweep_seeds(&self) -> u64 {
+        SWEEP_SEEDS.max(self.default_seeds())
     }
 
     /// The names of the built-in scenarios, in order.

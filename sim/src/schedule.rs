@@ -196,12 +196,7 @@ impl Schedule {
                 kinds: fault_kinds.clone(),
                 workers: workers.iter().map(|w| w.name.clone()).collect(),
                 servers: vec![SERVER_HOST.to_owned()],
-                start_ms: 100,
-                end_ms: scenario.fault_end_ms,
-                events: scenario.fault_events,
-                max_span_ms: 800,
-                slow_initialize_ms: scenario.http.request_timeout_ms + 300,
-                ..FaultSpace::default()
+                ..fault_space(scenario, &session, busy_ms(&session, &workers))
             };
             FaultPlan::generate(seed, &space)
         };
@@ -229,6 +224,104 @@ impl Schedule {
     pub fn vu_count(&self) -> usize {
         self.workers.iter().map(|w| w.vus.len()).sum()
     }
+
+    /// A rough estimate of how long the workload keeps its workers busy
+    /// (simulated ms, no faults): see [`busy_ms`].
+    pub fn busy_ms(&self) -> u64 {
+        busy_ms(&self.session, &self.workers)
+    }
+}
+
+/// What one operation is taken to cost on top of its tool's own time
+/// (ms): a round trip or two on the baseline links.
+const OP_MS: u64 = 10;
+
+/// A rough estimate of how long a workload keeps its workers busy
+/// (simulated ms, no faults), to aim the fault plan at the busy period:
+/// per worker, the longer of its longest VU program (its operations and
+/// think times) and, in pool mode, the operations of all its VUs shared
+/// among `pool_size` sessions (at most the longest program with every
+/// acquire waiting out its timeout); a worker whose manager is closed
+/// part-way is busy until then. The slowest worker's.
+pub fn busy_ms(session: &SessionConfig, workers: &[WorkerPlan]) -> u64 {
+    let op = |o: &Op| match o {
+        Op::Slow { ms } => OP_MS + ms,
+        Op::Ping | Op::Echo => OP_MS,
+    };
+    workers
+        .iter()
+        .map(|w| {
+            let mut longest = 0;
+            let mut longest_waiting = 0;
+            let mut ops = 0;
+            let mut closed_at: Option<u64> = None;
+            for p in &w.vus {
+                let mut t = 0;
+                let mut calls = 0;
+                for step in &p.steps {
+                    match step {
+                        Step::Call { op: o, think_ms } => {
+                            ops += op(o);
+                            calls += 1;
+                            t += op(o) + think_ms;
+                        }
+                        Step::CancelAcquire { after_ms, think_ms } => {
+                            t += after_ms.min(&OP_MS) + think_ms;
+                        }
+                        Step::CloseManager => {
+                            closed_at = Some(closed_at.map_or(t, |c| c.min(t)));
+                        }
+                    }
+                }
+                longest = longest.max(t);
+                longest_waiting = longest_waiting.max(t + calls * session.acquire_timeout_ms);
+            }
+            // Shared by the pool, but no acquire waits longer than its
+            // timeout.
+            let shared = if session.mode == Mode::Pool {
+                (ops / session.pool_size.max(1) as u64).min(longest_waiting)
+            } else {
+                0
+            };
+            let busy = longest.max(shared);
+            closed_at.map_or(busy, |c| busy.min(c))
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The fault space of `scenario` for a workload busy for about `busy_ms`
+/// (hosts and kinds left empty): faults start in the busy period, from
+/// [`Scenario::fault_start_ms`] to the earlier of the estimated end of the
+/// work ([`busy_ms`]) and [`Scenario::fault_end_ms`] (at least 100 ms
+/// wide), so they meet the traffic rather than an idle world; spans up to
+/// 800 ms; a slow `initialize` answers 300 ms after the client gave up
+/// waiting; [`Scenario::fault_follow_pct`] of the events follow an earlier
+/// one; and, unless the manager makes a session per request (and so
+/// initializes all the time), a fault that acts on `initialize` only and
+/// follows nothing is armed at the start, for the clients' first sessions
+/// (later, such clients initialize only after a restart or an expiry,
+/// which follow-ups aim at).
+pub fn fault_space(scenario: &Scenario, session: &SessionConfig, busy_ms: u64) -> FaultSpace {
+    let start_ms = scenario.fault_start_ms;
+    let end_ms = scenario.fault_end_ms.min(busy_ms).max(start_ms + 100);
+    FaultSpace {
+        kinds: BTreeSet::new(),
+        workers: Vec::new(),
+        servers: Vec::new(),
+        start_ms,
+        end_ms,
+        events: scenario.fault_events,
+        max_span_ms: 800,
+        slow_initialize_ms: scenario.http.request_timeout_ms + 300,
+        follow_pct: scenario.fault_follow_pct,
+        initialize_first_pct: if session.mode == Mode::PerRequest {
+            0
+        } else {
+            100
+        },
+        ..FaultSpace::default()
+    }
 }
 
 /// The scenario's config with the seed's variations.
@@ -247,8 +340,13 @@ fn vary_session(scenario: &Scenario, rng: &mut ChaCha8Rng) -> SessionConfig {
         }
     }
     if scenario.vary.version_policy {
-        s.protocol_version_policy =
-            VersionPolicy::ALL[rng.random_range(0..VersionPolicy::ALL.len())];
+        // The default policy, strict, half the time; the others a quarter
+        // each.
+        s.protocol_version_policy = match rng.random_range(0..4) {
+            0 | 1 => VersionPolicy::Strict,
+            2 => VersionPolicy::Supported,
+            _ => VersionPolicy::None,
+        };
     }
     s
 }
@@ -262,6 +360,11 @@ fn program(scenario: &Scenario, vu: u64, rng: &mut ChaCha8Rng) -> Program {
     let mut steps: Vec<Step> = (0..n)
         .map(|_| {
             let think_ms = within(rng, scenario.think_ms);
+            let think_ms = if chance(rng, scenario.deadline_think_pct) {
+                scenario.session.max_idle_ms
+            } else {
+                think_ms
+            };
             if chance(rng, scenario.cancel_pct) {
                 Step::CancelAcquire {
                     after_ms: within(rng, scenario.cancel_after_ms),
@@ -324,6 +427,46 @@ mod tests {
             assert_eq!(a.server, b.server);
             assert!(b.fault_kinds.is_subset(&fewer.fault_kinds));
         }
+    }
+
+    /// Faults that follow nothing start inside the workload's estimated
+    /// busy period (or at 0 ms, a fault on `initialize` armed for the first
+    /// sessions).
+    #[test]
+    fn faults_start_in_the_busy_period() {
+        for mut s in Scenario::all() {
+            s.fault_follow_pct = 0;
+            for seed in 0..10 {
+                let sch = Schedule::generate(&s, seed);
+                let space = fault_space(&s, &sch.session, sch.busy_ms());
+                assert!(space.end_ms <= sch.busy_ms().max(s.fault_start_ms + 100));
+                for e in &sch.faults.events {
+                    let window = (space.start_ms..space.end_ms).contains(&e.at_ms);
+                    assert!(window || e.at_ms == 0, "{} {seed}: {e:?}", s.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn eviction_race_thinks_exactly_the_idle_limit_sometimes() {
+        let s = Scenario::eviction_race();
+        let thinks: Vec<u64> = (0..5)
+            .flat_map(|seed| Schedule::generate(&s, seed).workers)
+            .flat_map(|w| w.vus)
+            .flat_map(|p| p.steps)
+            .filter_map(|step| match step {
+                Step::Call { think_ms, .. } | Step::CancelAcquire { think_ms, .. } => {
+                    Some(think_ms)
+                }
+                Step::CloseManager => None,
+            })
+            .collect();
+        let at = thinks
+            .iter()
+            .filter(|t| **t == s.session.max_idle_ms)
+            .count();
+        assert!(at > 0 && at < thinks.len() / 2, "{at} of {}", thinks.len());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The trace of a run: every manager event, every server event and whatever
-//! the VUs report, one [`TraceEvent`] per line, in simulated time.
+//! The trace of a run: every manager event, every server event, every
+//! fault the fault plan applied and whatever the VUs report, one
+//! [`TraceEvent`] per line, in simulated time.
 //!
 //! # Time
 //!
@@ -17,7 +18,11 @@
 //!   compare manager instants compare like with like;
 //! - a server's [`Stamped`] event counts from the server's start (its first
 //!   time read, at simulated time 0 in a topology world); [`Trace::push_server`]
-//!   adds an `origin_ms` offset for servers that started later.
+//!   adds an `origin_ms` offset for servers that started later;
+//! - a fault the [`crate::faults::Applier`] applied ([`Applied`]) is stamped
+//!   with the simulated time it was applied at, between two steps of the
+//!   simulation: before anything the hosts did in that millisecond, so
+//!   [`Trace::sort`] puts fault events first within their millisecond.
 //!
 //! # Canonical form
 //!
@@ -35,6 +40,7 @@ use sha2::{Digest, Sha256};
 
 use mcp_session::observe::{Event, EventKind, EventSink};
 
+use crate::faults::Applied;
 use crate::server::{ServerEvent, Stamped};
 
 /// Who reported an event.
@@ -47,6 +53,8 @@ pub enum Source {
     Server,
     /// A VU program.
     Vu,
+    /// The fault applier (a crash, a partition, ...: [`Applied`]).
+    Fault,
 }
 
 impl Source {
@@ -56,6 +64,7 @@ impl Source {
             Source::Manager => "manager",
             Source::Server => "server",
             Source::Vu => "vu",
+            Source::Fault => "fault",
         }
     }
 }
@@ -154,6 +163,51 @@ impl TraceEvent {
             } else {
                 Value::Object(detail)
             },
+        }
+    }
+
+    /// Converts what the fault applier did: the event is the action's name
+    /// (`crash`, `restart`, `bounce`, `partition`, `heal`, `expire`,
+    /// `skipped`, ...), the host is the server it acted on (for a link, the
+    /// server end; the worker is in `detail.worker`; empty for a skipped
+    /// event, whose `detail.why` says why), an early expiry's
+    /// session is the event's session, and `detail.plan_event` is the index
+    /// of the plan event it belongs to.
+    pub fn from_fault(a: &Applied) -> TraceEvent {
+        let mut v = serde_json::to_value(&a.action).unwrap_or(Value::Null);
+        let mut map = match v.take() {
+            Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        let name = match map.remove("action") {
+            Some(Value::String(s)) => s,
+            _ => "unknown".to_owned(),
+        };
+        let host = match map.remove("server") {
+            Some(Value::String(s)) => s,
+            Some(other) => {
+                map.insert("server".into(), other);
+                String::new()
+            }
+            None => String::new(),
+        };
+        let session = match map.remove("session") {
+            Some(Value::String(id)) => Some(id),
+            Some(other) => {
+                map.insert("session".into(), other);
+                None
+            }
+            None => None,
+        };
+        map.insert("plan_event".into(), (a.event as u64).into());
+        TraceEvent {
+            t_ms: a.at_ms,
+            host,
+            source: Source::Fault,
+            event: name,
+            session,
+            vu: None,
+            detail: Value::Object(map),
         }
     }
 
@@ -320,15 +374,25 @@ impl Trace {
         );
     }
 
+    /// Appends what the fault applier did (call [`Trace::sort`] after
+    /// appending).
+    pub fn push_faults(&mut self, log: &[Applied]) {
+        self.events.extend(log.iter().map(TraceEvent::from_fault));
+    }
+
     /// Appends one server event.
     pub fn push_server_event(&mut self, host: &str, t_ms: u64, event: ServerEvent) {
         let s = Stamped { at_ms: t_ms, event };
         self.events.push(TraceEvent::from_server(host, 0, &s));
     }
 
-    /// Orders the events by `t_ms` (stable: ties keep their order).
+    /// Orders the events by `t_ms`, fault events first within a
+    /// millisecond (a fault is applied between two steps of the
+    /// simulation, before the hosts run at that time); otherwise stable:
+    /// ties keep their order.
     pub fn sort(&mut self) {
-        self.events.sort_by_key(|e| e.t_ms);
+        self.events
+            .sort_by_key(|e| (e.t_ms, u8::from(e.source != Source::Fault)));
     }
 
     /// The canonical bytes: one JSON object per line, `\n` after each.

@@ -1,17 +1,21 @@
-//! The audit's laws on hand-written traces (one clean trace, and one trace
-//! breaking each law), the JSONL round trip, and one seeded topology world
-//! with trace recorders: every law holds, goals are reported, and the same
-//! seed gives the same trace hash.
+//! The audit's laws on hand-written traces: one clean trace, and traces
+//! breaking each law (every pool law several ways, each caught, named, at
+//! its first violating event), traces the pool may legitimately produce
+//! that must stay clean, the goals that need the manager's config or the
+//! fault events, the JSONL round trip, and one seeded topology world with
+//! trace recorders: every law holds, goals are reported, and the same seed
+//! gives the same trace hash.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use mcp_session::transport::{HttpConfig, Operation};
-use mcp_session::SessionConfig;
-use mcp_sim::audit::{audit, AuditConfig, LAWS};
-use mcp_sim::faults::{FaultEvent, FaultPlan, Scheduled};
+use mcp_session::{Mode, SessionConfig, VersionPolicy};
+use mcp_sim::audit::{audit, AuditConfig, AuditReport, GOALS, LAWS};
+use mcp_sim::faults::{Action, Applied, FaultEvent, FaultPlan, Scheduled};
 use mcp_sim::server::ServerConfig;
 use mcp_sim::topology::{Latency, Topology, Vu, WorkerSpec};
 use mcp_sim::trace::{Source, Trace, TraceEvent, TraceRecorder};
@@ -50,16 +54,42 @@ fn s(t: u64, session: &str, event: &str, detail: Value) -> TraceEvent {
     }
 }
 
+/// A fault event at `t` (what the applier did to the server).
+fn fault(t: u64, action: Action) -> TraceEvent {
+    TraceEvent::from_fault(&Applied {
+        at_ms: t,
+        event: 0,
+        action,
+    })
+}
+
 fn ok(created: bool, reconnect: bool) -> Value {
     json!({ "created": created, "reconnect": reconnect, "waited_ms": 0 })
+}
+
+fn wait(deadline_ms: u64) -> Value {
+    json!({ "position": 0, "deadline_ms": deadline_ms })
+}
+
+fn granted(slot: bool) -> Value {
+    json!({ "slot": slot })
+}
+
+fn closed(reason: &str) -> Value {
+    json!({ "reason": reason })
 }
 
 fn none() -> Value {
     Value::Null
 }
 
-/// Pool of one: vu 1 creates s1 and uses it, vu 2 waits and gets it after
-/// the release; the manager closes, the server sees the DELETE.
+fn initialized() -> Value {
+    json!({ "method": "notifications/initialized" })
+}
+
+/// Pool of one: vu 1 creates s1 and uses it, vu 2 waits, is granted s1 at
+/// the release and gets it; the manager closes, the server sees the
+/// DELETE.
 fn clean() -> Vec<TraceEvent> {
     vec![
         m(0, 1, "", "acquire_start", none()),
@@ -67,20 +97,9 @@ fn clean() -> Vec<TraceEvent> {
         s(1, "s1", "session_created", json!({})),
         m(2, 1, "s1", "created", none()),
         m(2, 1, "s1", "acquire_ok", ok(true, false)),
-        s(
-            3,
-            "s1",
-            "notification",
-            json!({ "method": "notifications/initialized" }),
-        ),
+        s(3, "s1", "notification", initialized()),
         m(4, 2, "", "acquire_start", none()),
-        m(
-            4,
-            2,
-            "",
-            "acquire_wait",
-            json!({ "position": 0, "deadline_ms": 1004 }),
-        ),
+        m(4, 2, "", "acquire_wait", wait(1004)),
         m(5, 1, "s1", "operation_start", json!({ "method": "ping" })),
         m(
             6,
@@ -90,10 +109,11 @@ fn clean() -> Vec<TraceEvent> {
             json!({ "method": "ping", "error": null }),
         ),
         m(7, 1, "s1", "released", none()),
+        m(7, 2, "s1", "waiter_granted", granted(false)),
         m(7, 2, "s1", "acquire_ok", ok(false, false)),
         m(8, 2, "s1", "released", none()),
         m(9, 0, "", "manager_closing", none()),
-        m(9, 0, "s1", "closed", json!({ "reason": "shutdown" })),
+        m(9, 0, "s1", "closed", closed("shutdown")),
         s(10, "s1", "deleted", none()),
         m(11, 0, "", "manager_closed", none()),
     ]
@@ -103,62 +123,355 @@ fn pool1() -> AuditConfig {
     AuditConfig::pool(1, 1000)
 }
 
-/// Asserts `events` break `law` first at `index` (and report it).
-fn breaks(law: &str, events: Vec<TraceEvent>, cfg: &AuditConfig, index: usize) {
-    let r = audit(&Trace::new(events.clone()), cfg);
+fn pool2() -> AuditConfig {
+    AuditConfig::pool(2, 1000)
+}
+
+fn run(events: &[TraceEvent], cfg: &AuditConfig) -> AuditReport {
+    audit(&Trace::new(events.to_vec()), cfg)
+}
+
+/// Asserts `events` break `law` first at `index`, with a message, and
+/// break no law outside `also`.
+fn breaks_with(law: &str, events: Vec<TraceEvent>, cfg: &AuditConfig, index: usize, also: &[&str]) {
+    let r = run(&events, cfg);
     let v = r
         .violation(law)
         .unwrap_or_else(|| panic!("{law} not broken: {:#?}", r.violations));
     assert_eq!(v.event_index, index, "{law}: {v:#?}");
     assert_eq!(v.event, events[index], "{law}");
     assert!(!v.context.is_empty());
+    assert!(!v.message.is_empty());
+    let others: Vec<&str> = r
+        .violations
+        .iter()
+        .map(|v| v.law.as_str())
+        .filter(|l| *l != law && !also.contains(l))
+        .collect();
+    assert!(others.is_empty(), "{law}: also broken: {:#?}", r.violations);
+}
+
+/// Asserts `events` break `law` (and only it) first at `index`.
+fn breaks(law: &str, events: Vec<TraceEvent>, cfg: &AuditConfig, index: usize) {
+    breaks_with(law, events, cfg, index, &[]);
+}
+
+fn assert_clean(events: &[TraceEvent], cfg: &AuditConfig) -> AuditReport {
+    let r = run(events, cfg);
+    assert!(r.is_clean(), "{:#?}", r.violations);
+    r
+}
+
+/// The metrics a manager reports for [`clean`]: one session created and
+/// closed on shutdown, one wait served.
+fn clean_metrics() -> mcp_session::SessionMetrics {
+    let mut metrics = mcp_session::SessionMetrics {
+        total_created: 1,
+        pool_waits: 1,
+        ..Default::default()
+    };
+    metrics.acquire_wait.count = 1;
+    metrics.acquire_wait.served = 1;
+    metrics.closed.shutdown = 1;
+    metrics
 }
 
 #[test]
 fn clean_trace_passes_every_law() {
-    let r = audit(&Trace::new(clean()), &pool1());
-    assert!(r.is_clean(), "{:#?}", r.violations);
+    let cfg = pool1().with_metrics([(W.to_owned(), clean_metrics())].into());
+    let r = assert_clean(&clean(), &cfg);
     for law in LAWS {
         assert!(r.checks[law] > 0, "{law} never checked: {:?}", r.checks);
     }
     assert_eq!(r.goals["pool_wait"], 1);
     assert_eq!(r.goals["waiter_served_after_release"], 1);
     assert_eq!(r.closed[W]["shutdown"], 1);
+    assert_eq!(r.goals.len(), GOALS.len());
+    let names: BTreeSet<&str> = GOALS.iter().copied().collect();
+    assert_eq!(names.len(), GOALS.len(), "goal names are unique");
+}
+
+// ------------------------------------------------------------ pool laws --
+
+/// vu 1 holds the pool's only session s1 (events 0-3).
+fn holding() -> Vec<TraceEvent> {
+    vec![
+        m(0, 1, "", "acquire_start", none()),
+        m(0, 1, "", "slot_reserved", none()),
+        m(2, 1, "s1", "created", none()),
+        m(2, 1, "s1", "acquire_ok", ok(true, false)),
+    ]
 }
 
 #[test]
-fn pool_bound() {
-    let mut t = clean();
-    // vu 2 gets a slot of its own while vu 1 holds the only one.
-    t.truncate(7);
+fn pool_bound_a_second_slot_reserved_in_a_full_pool() {
+    let mut t = holding();
+    t.push(m(4, 2, "", "acquire_start", none()));
     t.push(m(4, 2, "", "slot_reserved", none()));
-    breaks("pool_bound", t, &pool1(), 7);
+    breaks_with("pool_bound", t, &pool1(), 5, &["acquire_ends_by_deadline"]);
 }
 
 #[test]
-fn one_holder() {
-    let mut t = clean();
-    // The release is gone: vu 2 gets s1 while vu 1 holds it.
-    t.remove(10);
-    breaks("one_holder", t, &pool1(), 10);
+fn pool_bound_a_slot_granted_to_a_waiter_in_a_full_pool() {
+    let mut t = holding();
+    t.push(m(4, 2, "", "acquire_start", none()));
+    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
+    // Nothing was freed, yet the waiter is granted a slot.
+    t.push(m(5, 2, "", "waiter_granted", granted(true)));
+    breaks_with("pool_bound", t, &pool1(), 6, &["acquire_ends_by_deadline"]);
 }
 
 #[test]
-fn no_use_after_close() {
-    let mut t = clean();
-    t.truncate(15);
+fn pool_bound_a_session_created_outside_any_slot() {
+    let mut t = holding();
+    t.push(m(4, 1, "s1", "released", none()));
+    t.push(m(5, 2, "", "acquire_start", none()));
+    // No slot_reserved: s2 is created in no slot (and s1 is idle).
+    t.push(m(6, 2, "s2", "created", none()));
+    breaks_with("pool_bound", t, &pool1(), 6, &["acquire_ends_by_deadline"]);
+}
+
+#[test]
+fn pool_bound_a_slot_freed_that_was_not_held() {
+    let mut t = holding();
+    t.push(m(4, 2, "", "acquire_start", none()));
+    t.push(m(4, 2, "", "slot_freed", none()));
+    t.push(m(4, 2, "", "acquire_error", json!({ "error": "connect" })));
+    breaks("pool_bound", t, &pool1(), 5);
+}
+
+#[test]
+fn pool_bound_an_acquire_that_ends_holding_its_grant() {
+    let mut t = holding();
+    t.push(m(4, 2, "", "acquire_start", none()));
+    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
+    t.push(m(7, 1, "s1", "invalidated", none()));
+    t.push(m(7, 1, "s1", "closed", closed("invalidated")));
+    t.push(m(7, 2, "", "waiter_granted", granted(true)));
+    // It times out all the same: the slot it was granted is lost.
     t.push(m(
-        10,
+        1004,
         2,
-        "s1",
-        "operation_start",
-        json!({ "method": "ping" }),
+        "",
+        "acquire_timeout",
+        json!({ "waited_ms": 1000 }),
     ));
-    breaks("no_use_after_close", t, &pool1(), 15);
+    breaks("pool_bound", t, &pool1(), 9);
 }
 
 #[test]
-fn acquire_ends_by_deadline() {
+fn one_holder_a_session_handed_out_twice() {
+    let mut t = clean();
+    // The release is gone: vu 2 gets s1 while vu 1 holds it (and it was
+    // granted while held).
+    t.remove(10);
+    breaks_with("one_holder", t, &pool1(), 10, &["closed_split_by_reason"]);
+}
+
+#[test]
+fn one_holder_an_idle_session_taken_by_two() {
+    let mut t = holding();
+    t.push(m(4, 1, "s1", "released", none()));
+    t.push(m(5, 2, "", "acquire_start", none()));
+    t.push(m(5, 2, "s1", "acquire_ok", ok(false, false)));
+    t.push(m(6, 3, "", "acquire_start", none()));
+    t.push(m(6, 3, "s1", "acquire_ok", ok(false, false)));
+    breaks("one_holder", t, &pool2(), 8);
+}
+
+#[test]
+fn one_holder_a_give_back_by_another_vu() {
+    let mut t = holding();
+    t.push(m(4, 2, "s1", "released", none()));
+    breaks("one_holder", t, &pool1(), 4);
+}
+
+#[test]
+fn fifo_a_later_waiter_granted_first() {
+    let mut t = holding();
+    t.push(m(4, 2, "", "acquire_start", none()));
+    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
+    t.push(m(5, 3, "", "acquire_start", none()));
+    t.push(m(5, 3, "", "acquire_wait", wait(1005)));
+    t.push(m(7, 1, "s1", "released", none()));
+    t.push(m(7, 3, "s1", "waiter_granted", granted(false)));
+    t.push(m(7, 3, "s1", "acquire_ok", ok(false, false)));
+    t.push(m(
+        1004,
+        2,
+        "",
+        "acquire_timeout",
+        json!({ "waited_ms": 1000 }),
+    ));
+    breaks("fifo", t, &pool1(), 9);
+}
+
+/// The same order is fine when the earlier waiter's deadline had come: the
+/// pool had dropped it (it times out when its task runs).
+#[test]
+fn fifo_passing_a_waiter_whose_deadline_came_is_fine() {
+    let mut t = holding();
+    t.push(m(4, 2, "", "acquire_start", none()));
+    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
+    t.push(m(5, 3, "", "acquire_start", none()));
+    t.push(m(5, 3, "", "acquire_wait", wait(1005)));
+    t.push(m(1004, 1, "s1", "released", none()));
+    t.push(m(1004, 3, "s1", "waiter_granted", granted(false)));
+    t.push(m(1004, 3, "s1", "acquire_ok", ok(false, false)));
+    t.push(m(
+        1004,
+        2,
+        "",
+        "acquire_timeout",
+        json!({ "waited_ms": 1000 }),
+    ));
+    assert_clean(&t, &pool1());
+}
+
+/// ... but not if the passed waiter is then served after all.
+#[test]
+fn fifo_a_passed_waiter_served_later() {
+    let mut t = holding();
+    t.push(m(4, 2, "", "acquire_start", none()));
+    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
+    t.push(m(5, 3, "", "acquire_start", none()));
+    t.push(m(5, 3, "", "acquire_wait", wait(1005)));
+    t.push(m(1004, 1, "s1", "released", none()));
+    t.push(m(1004, 3, "s1", "waiter_granted", granted(false)));
+    t.push(m(1004, 3, "s1", "acquire_ok", ok(false, false)));
+    t.push(m(1005, 3, "s1", "released", none()));
+    t.push(m(1005, 2, "s1", "waiter_granted", granted(false)));
+    t.push(m(1005, 2, "s1", "acquire_ok", ok(false, false)));
+    breaks("fifo", t, &pool1(), 9);
+}
+
+#[test]
+fn fifo_an_acquire_overtakes_the_queue() {
+    let mut t = holding();
+    t.push(m(4, 2, "", "acquire_start", none()));
+    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
+    // The release keeps s1 idle instead of granting it, and a newcomer
+    // takes it ahead of the waiter.
+    t.push(m(7, 1, "s1", "released", none()));
+    t.push(m(8, 3, "", "acquire_start", none()));
+    t.push(m(8, 3, "s1", "acquire_ok", ok(false, false)));
+    t.push(m(
+        1004,
+        2,
+        "",
+        "acquire_timeout",
+        json!({ "waited_ms": 1000 }),
+    ));
+    // The capacity law sees the idle session first (at the release).
+    breaks_with("fifo", t, &pool1(), 8, &["no_wait_with_capacity"]);
+}
+
+#[test]
+fn fifo_a_waiter_served_without_a_grant() {
+    let mut t = holding();
+    t.push(m(4, 2, "", "acquire_start", none()));
+    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
+    t.push(m(7, 1, "s1", "released", none()));
+    t.push(m(7, 2, "s1", "acquire_ok", ok(false, false)));
+    breaks_with("fifo", t, &pool1(), 7, &["no_wait_with_capacity"]);
+}
+
+#[test]
+fn fifo_a_grant_to_an_acquire_that_is_not_queued() {
+    let mut t = holding();
+    t.push(m(7, 1, "s1", "released", none()));
+    t.push(m(7, 2, "s1", "waiter_granted", granted(false)));
+    breaks("fifo", t, &pool1(), 5);
+}
+
+#[test]
+fn no_wait_with_capacity_waiting_beside_a_free_slot() {
+    let t = clean()[..8].to_vec();
+    breaks_with(
+        "no_wait_with_capacity",
+        t,
+        &pool2(),
+        7,
+        &["acquire_ends_by_deadline"],
+    );
+}
+
+#[test]
+fn no_wait_with_capacity_waiting_beside_an_idle_session() {
+    let mut t = holding();
+    t.push(m(4, 2, "", "acquire_start", none()));
+    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
+    // Released with a waiter queued, and not granted: idle while it waits.
+    t.push(m(7, 1, "s1", "released", none()));
+    t.push(m(
+        1004,
+        2,
+        "",
+        "acquire_timeout",
+        json!({ "waited_ms": 1000 }),
+    ));
+    breaks("no_wait_with_capacity", t, &pool1(), 6);
+}
+
+#[test]
+fn no_wait_with_capacity_a_slot_freed_and_not_passed_on() {
+    let mut t = vec![
+        m(0, 1, "", "acquire_start", none()),
+        m(0, 1, "", "slot_reserved", none()),
+        m(1, 2, "", "acquire_start", none()),
+        m(1, 2, "", "acquire_wait", wait(1001)),
+        // The create fails; its slot is freed, and not granted.
+        m(5, 1, "", "slot_freed", none()),
+        m(5, 1, "", "acquire_error", json!({ "error": "connect" })),
+    ];
+    t.push(m(
+        1001,
+        2,
+        "",
+        "acquire_timeout",
+        json!({ "waited_ms": 1000 }),
+    ));
+    // Found where the chain of the failure ends (at its slot_freed).
+    breaks("no_wait_with_capacity", t, &pool1(), 4);
+}
+
+/// A release, its session past TTL closed and the freed slot granted: the
+/// chain ends with capacity passed on, so it is clean.
+#[test]
+fn no_wait_with_capacity_a_chain_that_passes_the_slot_on_is_fine() {
+    let mut t = holding();
+    t.push(m(4, 2, "", "acquire_start", none()));
+    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
+    t.push(m(7, 1, "s1", "released", none()));
+    t.push(m(7, 1, "s1", "closed", closed("ttl")));
+    t.push(m(7, 2, "", "waiter_granted", granted(true)));
+    t.push(m(9, 2, "s2", "created", none()));
+    t.push(m(9, 2, "s2", "acquire_ok", ok(true, false)));
+    let r = assert_clean(&t, &pool1());
+    assert_eq!(r.goals["ttl_in_use_closed_on_release"], 1);
+}
+
+/// A waiter cancelled after its grant, before its task ran: the session
+/// goes back and on to the next waiter.
+#[test]
+fn a_grant_handed_back_by_a_cancelled_waiter_is_passed_on() {
+    let mut t = holding();
+    t.push(m(4, 2, "", "acquire_start", none()));
+    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
+    t.push(m(5, 3, "", "acquire_start", none()));
+    t.push(m(5, 3, "", "acquire_wait", wait(1005)));
+    t.push(m(7, 1, "s1", "released", none()));
+    t.push(m(7, 2, "s1", "waiter_granted", granted(false)));
+    t.push(m(7, 2, "", "acquire_cancelled", json!({ "waiting": true })));
+    t.push(m(7, 3, "s1", "waiter_granted", granted(false)));
+    t.push(m(7, 3, "s1", "acquire_ok", ok(false, false)));
+    let r = assert_clean(&t, &pool1());
+    assert_eq!(r.goals["acquire_cancelled_waiting"], 1);
+    assert_eq!(r.goals["waiter_served_after_release"], 1);
+}
+
+#[test]
+fn acquire_ends_by_deadline_a_timeout_after_the_deadline() {
     let mut t = clean();
     t.truncate(10);
     t.push(m(
@@ -169,40 +482,62 @@ fn acquire_ends_by_deadline() {
         json!({ "waited_ms": 1496 }),
     ));
     breaks("acquire_ends_by_deadline", t, &pool1(), 10);
-    // An acquire that never ends.
-    let mut t = clean();
-    t.truncate(8);
+}
+
+#[test]
+fn acquire_ends_by_deadline_an_acquire_that_never_ends() {
+    let t = clean()[..8].to_vec();
     breaks("acquire_ends_by_deadline", t, &pool1(), 6);
 }
 
 #[test]
-fn fifo() {
-    let mut t = clean();
-    t.truncate(8);
-    t.push(m(4, 3, "", "acquire_start", none()));
-    t.push(m(
-        4,
-        3,
-        "",
-        "acquire_wait",
-        json!({ "position": 1, "deadline_ms": 1004 }),
-    ));
-    t.push(m(7, 1, "s1", "released", none()));
-    t.push(m(7, 3, "s1", "acquire_ok", ok(false, false)));
-    t.push(m(
-        1004,
-        2,
-        "",
-        "acquire_timeout",
-        json!({ "waited_ms": 1000 }),
-    ));
-    breaks("fifo", t, &pool1(), 11);
+fn acquire_ends_by_deadline_still_queued_past_the_deadline() {
+    let mut t = holding();
+    t.push(m(4, 2, "", "acquire_start", none()));
+    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
+    // At 1100 the waiter is still queued: found there, before it ends.
+    t.push(m(1100, 1, "s1", "released", none()));
+    t.push(m(1100, 2, "s1", "waiter_granted", granted(false)));
+    t.push(m(1100, 2, "s1", "acquire_ok", ok(false, false)));
+    breaks("acquire_ends_by_deadline", t, &pool1(), 6);
 }
 
 #[test]
-fn no_wait_with_capacity() {
-    let t = clean()[..8].to_vec();
-    breaks("no_wait_with_capacity", t, &AuditConfig::pool(2, 1000), 7);
+fn acquire_ends_by_deadline_a_wait_longer_than_the_timeout() {
+    let mut t = holding();
+    t.push(m(4, 2, "", "acquire_start", none()));
+    // The manager reports a deadline past acquire_timeout_ms, and keeps it.
+    t.push(m(4, 2, "", "acquire_wait", wait(1504)));
+    t.push(m(
+        1504,
+        2,
+        "",
+        "acquire_timeout",
+        json!({ "waited_ms": 1500 }),
+    ));
+    breaks("acquire_ends_by_deadline", t, &pool1(), 6);
+}
+
+// ------------------------------------------------------------ other laws --
+
+#[test]
+fn no_use_after_close() {
+    let mut t = clean();
+    t.truncate(16);
+    t.push(m(
+        10,
+        2,
+        "s1",
+        "operation_start",
+        json!({ "method": "ping" }),
+    ));
+    breaks_with(
+        "no_use_after_close",
+        t,
+        &pool1(),
+        16,
+        &["closed_split_by_reason"],
+    );
 }
 
 #[test]
@@ -215,35 +550,93 @@ fn created_equals_server_initialized() {
 #[test]
 fn closed_split_by_reason() {
     let mut t = clean();
-    t.remove(14);
-    breaks("closed_split_by_reason", t, &pool1(), 15);
+    t.remove(15);
+    breaks_with("closed_split_by_reason", t, &pool1(), 16, &["clean_close"]);
     // Metrics that disagree with the trace.
-    let mut metrics = mcp_session::SessionMetrics {
-        total_created: 1,
-        ..Default::default()
-    };
+    let mut metrics = clean_metrics();
+    metrics.closed.shutdown = 0;
     metrics.closed.idle = 1;
     let cfg = pool1().with_metrics([(W.to_owned(), metrics)].into());
-    breaks("closed_split_by_reason", clean(), &cfg, 16);
+    breaks("closed_split_by_reason", clean(), &cfg, 17);
+}
+
+#[test]
+fn metrics_match_trace() {
+    // A cancelled wait counted as a pool timeout (the reference's defect 6).
+    let mut metrics = clean_metrics();
+    metrics.pool_timeouts = 1;
+    let cfg = pool1().with_metrics([(W.to_owned(), metrics)].into());
+    breaks("metrics_match_trace", clean(), &cfg, 17);
+    // An eviction counted nowhere (defect 5): a TTL close with no count.
+    let mut t = clean();
+    t[15] = m(9, 0, "s1", "closed", closed("ttl"));
+    let mut metrics = clean_metrics();
+    metrics.closed.shutdown = 0;
+    metrics.closed.ttl = 1;
+    let cfg = pool1().with_metrics([(W.to_owned(), metrics)].into());
+    breaks("metrics_match_trace", t, &cfg, 17);
+}
+
+#[test]
+fn no_use_after_close_a_closed_session_handed_out() {
+    // The pool closes s1 (idle), then hands it to vu-2 all the same (the
+    // reference's defect 1: an invalidated session back in the idle list).
+    let t = vec![
+        m(0, 1, "", "acquire_start", none()),
+        m(0, 1, "", "slot_reserved", none()),
+        m(2, 1, "s1", "created", none()),
+        m(2, 1, "s1", "acquire_ok", ok(true, false)),
+        m(3, 1, "s1", "invalidated", none()),
+        m(3, 1, "s1", "closed", closed("invalidated")),
+        m(4, 2, "", "acquire_start", none()),
+        m(4, 2, "s1", "acquire_ok", ok(false, false)),
+    ];
+    let r = run(&t, &pool1());
+    let v = r.violation("no_use_after_close").expect("caught");
+    assert_eq!(v.event_index, 7, "{v:#?}");
+    assert!(v.message.contains("handed to vu-2"), "{}", v.message);
+}
+
+#[test]
+fn closed_split_by_reason_a_churn_before_its_interval() {
+    let cfg = AuditConfig {
+        churn_ops: Some(3),
+        ..AuditConfig::for_session(&SessionConfig::with_mode(Mode::Churn))
+    };
+    let t = vec![
+        m(0, 1, "", "acquire_start", none()),
+        m(2, 1, "s1", "created", none()),
+        m(2, 1, "s1", "acquire_ok", ok(true, false)),
+        m(3, 1, "s1", "operation_start", json!({ "method": "ping" })),
+        m(4, 1, "s1", "released", none()),
+        m(4, 1, "s1", "closed", closed("churned")),
+    ];
+    breaks("closed_split_by_reason", t, &cfg, 5);
 }
 
 #[test]
 fn reconnects_exact() {
     let mut t = clean()[..6].to_vec();
     t.push(m(5, 1, "s1", "invalidated", none()));
-    t.push(m(5, 1, "s1", "closed", json!({ "reason": "invalidated" })));
+    t.push(m(5, 1, "s1", "closed", closed("invalidated")));
     t.push(m(6, 1, "", "acquire_start", none()));
     t.push(m(6, 1, "", "slot_reserved", none()));
     t.push(m(7, 1, "s2", "created", none()));
     t.push(m(7, 1, "s2", "acquire_ok", ok(true, false)));
-    breaks("reconnects_exact", t, &pool1(), 11);
+    breaks_with(
+        "reconnects_exact",
+        t,
+        &pool1(),
+        11,
+        &["created_equals_server_initialized"],
+    );
 }
 
 #[test]
 fn clean_close() {
     let mut t = clean();
-    t.remove(15);
-    breaks("clean_close", t, &pool1(), 15);
+    t.remove(16);
+    breaks("clean_close", t, &pool1(), 16);
 }
 
 /// A session whose DELETE the client sent and saw fail (refused by the
@@ -252,7 +645,7 @@ fn clean_close() {
 #[test]
 fn clean_close_excuses_a_reported_failed_delete() {
     let mut t = clean();
-    t.remove(15); // the server never saw the DELETE succeed
+    t.remove(16); // the server never saw the DELETE succeed
     let failed = m(
         10,
         0,
@@ -260,15 +653,270 @@ fn clean_close_excuses_a_reported_failed_delete() {
         "close_failed",
         json!({ "error": "HTTP 503: server error" }),
     );
-    t.insert(15, failed);
-    let r = audit(&Trace::new(t), &pool1());
+    t.insert(16, failed);
+    let r = run(&t, &pool1());
     assert!(r.violation("clean_close").is_none(), "{:#?}", r.violations);
     assert!(r.violations.is_empty(), "{:#?}", r.violations);
 }
 
+// ------------------------------------------------------------ goals --
+
+/// In pool mode with a 150 ms idle limit: s1 released at 10 is due at 160;
+/// an acquire at exactly 160 counts, whether the eviction ran first in that
+/// millisecond or not.
+#[test]
+fn acquire_at_an_eviction_deadline() {
+    let cfg = AuditConfig {
+        idle_ms: Some(150),
+        ttl_ms: Some(600),
+        ..pool2()
+    };
+    let base = || {
+        let mut t = holding();
+        t.push(m(10, 1, "s1", "released", none()));
+        t
+    };
+    // The acquire first: it finds s1 due, closes it, creates another.
+    let mut t = base();
+    t.push(m(160, 2, "", "acquire_start", none()));
+    t.push(m(160, 0, "s1", "closed", closed("idle")));
+    t.push(m(160, 2, "", "slot_reserved", none()));
+    t.push(m(162, 2, "s2", "created", none()));
+    t.push(m(162, 2, "s2", "acquire_ok", ok(true, false)));
+    let r = assert_clean(&t, &cfg);
+    assert_eq!(r.goals["acquire_at_eviction_deadline"], 1);
+    assert_eq!(r.goals["idle_eviction"], 1);
+    // The evictor first, then the acquire in the same millisecond.
+    let mut t = base();
+    t.push(m(160, 0, "s1", "closed", closed("idle")));
+    t.push(m(160, 2, "", "acquire_start", none()));
+    t.push(m(160, 2, "", "slot_reserved", none()));
+    t.push(m(162, 2, "s2", "created", none()));
+    t.push(m(162, 2, "s2", "acquire_ok", ok(true, false)));
+    let r = assert_clean(&t, &cfg);
+    assert_eq!(r.goals["acquire_at_eviction_deadline"], 1);
+    // One millisecond early: the session is still good, no goal.
+    let mut t = base();
+    t.push(m(159, 2, "", "acquire_start", none()));
+    t.push(m(159, 2, "s1", "acquire_ok", ok(false, false)));
+    let r = assert_clean(&t, &cfg);
+    assert_eq!(r.goals["acquire_at_eviction_deadline"], 0);
+    // The TTL deadline: created (acquire_ok) at 2, due at 602.
+    let mut t = base();
+    t.push(m(100, 1, "", "acquire_start", none()));
+    t.push(m(100, 1, "s1", "acquire_ok", ok(false, false)));
+    t.push(m(500, 1, "s1", "released", none()));
+    t.push(m(602, 3, "", "acquire_start", none()));
+    t.push(m(602, 0, "s1", "closed", closed("ttl")));
+    t.push(m(602, 3, "", "slot_reserved", none()));
+    let r = run(&t, &cfg);
+    assert_eq!(r.goals["acquire_at_eviction_deadline"], 1);
+    assert_eq!(r.goals["ttl_eviction_idle"], 1);
+    // Without the limits in the config, the goal is not counted.
+    let r = run(&t, &pool2());
+    assert_eq!(r.goals["acquire_at_eviction_deadline"], 0);
+}
+
+/// A re-creation after a 404, counted under the mode.
+#[test]
+fn recreate_after_404_is_split_by_mode() {
+    let t = |vu_session: &str| {
+        vec![
+            m(0, 1, "", "acquire_start", none()),
+            m(2, 1, vu_session, "created", none()),
+            m(2, 1, vu_session, "acquire_ok", ok(true, false)),
+            m(3, 1, vu_session, "invalidated", none()),
+            m(3, 1, vu_session, "closed", closed("invalidated")),
+            m(4, 1, "", "acquire_start", none()),
+            m(5, 1, "s2", "created", none()),
+            m(5, 1, "s2", "acquire_ok", ok(true, true)),
+        ]
+    };
+    for (mode, goal) in [
+        (Mode::Reuse, "recreate_after_404_reuse"),
+        (Mode::Churn, "recreate_after_404_churn"),
+    ] {
+        let cfg = AuditConfig::for_session(&SessionConfig::with_mode(mode));
+        let r = assert_clean(&t("s1"), &cfg);
+        assert_eq!(r.goals[goal], 1, "{mode:?}");
+        let total: u64 = GOALS
+            .iter()
+            .filter(|g| g.starts_with("recreate_after_404"))
+            .map(|g| r.goals[*g])
+            .sum();
+        assert_eq!(total, 1, "{mode:?}");
+    }
+    let mut p = holding();
+    p.push(m(3, 1, "s1", "invalidated", none()));
+    p.push(m(3, 1, "s1", "closed", closed("invalidated")));
+    p.push(m(4, 1, "", "acquire_start", none()));
+    p.push(m(4, 1, "", "slot_reserved", none()));
+    p.push(m(5, 1, "s2", "created", none()));
+    p.push(m(5, 1, "s2", "acquire_ok", ok(true, true)));
+    let r = assert_clean(&p, &pool1());
+    assert_eq!(r.goals["recreate_after_404_pool"], 1);
+}
+
+/// Churn goals by the configured trigger, once the trigger was reached.
+#[test]
+fn churn_is_split_by_trigger() {
+    let t = vec![
+        m(0, 1, "", "acquire_start", none()),
+        m(2, 1, "s1", "created", none()),
+        m(2, 1, "s1", "acquire_ok", ok(true, false)),
+        m(3, 1, "s1", "operation_start", json!({ "method": "ping" })),
+        m(3, 1, "s1", "operation_start", json!({ "method": "ping" })),
+        m(302, 1, "s1", "released", none()),
+        m(302, 1, "s1", "closed", closed("churned")),
+    ];
+    let by_ops = AuditConfig::for_session(&SessionConfig {
+        churn_interval_ops: 2,
+        ..SessionConfig::with_mode(Mode::Churn)
+    });
+    let r = assert_clean(&t, &by_ops);
+    assert_eq!((r.goals["churn_by_ops"], r.goals["churn_by_time"]), (1, 0));
+    let by_time = AuditConfig::for_session(&SessionConfig {
+        churn_interval_ops: 0,
+        churn_interval_ms: 300,
+        ..SessionConfig::with_mode(Mode::Churn)
+    });
+    let r = assert_clean(&t, &by_time);
+    assert_eq!((r.goals["churn_by_ops"], r.goals["churn_by_time"]), (0, 1));
+}
+
+/// A version-negotiation failure counts only under `strict`.
+#[test]
+fn version_mismatch_rejected_under_strict_only() {
+    let t = vec![
+        m(0, 1, "", "acquire_start", none()),
+        m(2, 1, "s1", "created", none()),
+        m(2, 1, "s1", "closed", closed("failed")),
+        m(
+            2,
+            1,
+            "s1",
+            "acquire_error",
+            json!({ "error": "version_negotiation" }),
+        ),
+    ];
+    for (policy, n) in [
+        (VersionPolicy::Strict, 1),
+        (VersionPolicy::Supported, 0),
+        (VersionPolicy::None, 0),
+    ] {
+        let cfg = AuditConfig::for_session(&SessionConfig {
+            protocol_version_policy: policy,
+            ..SessionConfig::with_mode(Mode::PerRequest)
+        });
+        let r = assert_clean(&t, &cfg);
+        assert_eq!(r.goals["version_mismatch_rejected_strict"], n, "{policy:?}");
+    }
+}
+
+/// A crash while the server holds an `initialize` it has not answered and
+/// the client still waits for it; not when the handshake was over, nor
+/// when the client had given up before the crash.
+#[test]
+fn server_crash_during_initialize() {
+    let cfg = pool2();
+    let start = || {
+        vec![
+            m(0, 1, "", "acquire_start", none()),
+            m(0, 1, "", "slot_reserved", none()),
+            s(2, "s1", "session_created", json!({})),
+            s(
+                2,
+                "s1",
+                "delayed",
+                json!({ "method": "initialize", "delay_ms": 1800 }),
+            ),
+        ]
+    };
+    let crash = |t| fault(t, Action::Crash { server: S.into() });
+    // The crash cuts the initialize short: the create fails.
+    let mut t = start();
+    t.push(crash(400));
+    t.push(m(400, 1, "", "slot_freed", none()));
+    t.push(m(
+        400,
+        1,
+        "",
+        "acquire_error",
+        json!({ "error": "initialize" }),
+    ));
+    let r = assert_clean(&t, &cfg);
+    assert_eq!(r.goals["server_crash_during_initialize"], 1);
+    // The client gave up (a timeout) before the crash: not counted.
+    let mut t = start();
+    t.push(m(300, 1, "", "slot_freed", none()));
+    t.push(m(
+        300,
+        1,
+        "",
+        "acquire_error",
+        json!({ "error": "initialize" }),
+    ));
+    t.push(crash(400));
+    let r = assert_clean(&t, &cfg);
+    assert_eq!(r.goals["server_crash_during_initialize"], 0);
+    // The client got the answer and is sending `initialized`: counted.
+    let mut t = start();
+    t.push(m(3, 1, "s1", "created", none()));
+    t.push(fault(4, Action::Bounce { server: S.into() }));
+    t.push(m(5, 1, "s1", "closed", closed("failed")));
+    t.push(m(5, 1, "", "slot_freed", none()));
+    t.push(m(
+        5,
+        1,
+        "s1",
+        "acquire_error",
+        json!({ "error": "initialized_notification" }),
+    ));
+    let r = assert_clean(&t, &cfg);
+    assert_eq!(r.goals["server_crash_during_initialize"], 1);
+    // The handshake was over (the server got `initialized`): not counted.
+    let mut t = start();
+    t.push(m(3, 1, "s1", "created", none()));
+    t.push(s(4, "s1", "notification", initialized()));
+    t.push(m(5, 1, "s1", "acquire_ok", ok(true, false)));
+    t.push(crash(6));
+    let r = assert_clean(&t, &cfg);
+    assert_eq!(r.goals["server_crash_during_initialize"], 0);
+}
+
+// ------------------------------------------------------------ the trace --
+
+#[test]
+fn fault_events_come_first_in_their_millisecond() {
+    let mut t = Trace::new(vec![
+        m(5, 1, "", "acquire_start", none()),
+        s(5, "s1", "session_created", json!({})),
+    ]);
+    t.push_faults(&[Applied {
+        at_ms: 5,
+        event: 3,
+        action: Action::Expire {
+            server: S.into(),
+            session: "s1".into(),
+        },
+    }]);
+    t.sort();
+    let e = &t.events[0];
+    assert_eq!(
+        (e.source, e.event.as_str(), e.host.as_str()),
+        (Source::Fault, "expire", S)
+    );
+    assert_eq!(e.session.as_deref(), Some("s1"));
+    assert_eq!(e.u64("plan_event"), Some(3));
+    assert_eq!(t.events[1].event, "acquire_start");
+    assert!(e.line().contains("fault"), "{}", e.line());
+}
+
 #[test]
 fn jsonl_round_trip() {
-    let t = Trace::new(clean());
+    let mut events = clean();
+    events.push(fault(12, Action::Bounce { server: S.into() }));
+    let t = Trace::new(events);
     let text = t.to_jsonl();
     assert!(text.ends_with('\n') && !text.contains('\r'));
     let back = Trace::from_jsonl(&text).expect("parse");
@@ -355,8 +1003,10 @@ fn run_world(seed: u64) -> (Trace, mcp_sim::audit::AuditReport) {
             },
         },
     ]);
-    world.run_with(&plan).expect("simulation");
-    let trace = Trace::collect([&recorder], [(S, world.server(S).events())]);
+    let applied = world.run_with(&plan).expect("simulation");
+    let mut trace = Trace::collect([&recorder], [(S, world.server(S).events())]);
+    trace.push_faults(&applied);
+    trace.sort();
     let cfg = AuditConfig::pool(POOL, TIMEOUT_MS).with_metrics(world.metrics());
     let report = audit(&trace, &cfg);
     (trace, report)
