@@ -16,6 +16,8 @@ pub mod run;
 pub mod scenarios;
 pub mod schedule;
 pub mod server;
+pub mod strategy;
+pub mod sweep;
 pub mod topology;
 pub mod trace;
 

@@ -2,11 +2,17 @@
 //! `scenario seed` per line, `#` comments): each must run to the end with
 //! a clean audit and give the same trace hash twice. A line naming an
 //! unknown scenario or not of that shape fails the test with its line
-//! number.
+//! number. A seed that breaks a law is shrunk as the sweep shrinks one
+//! (`sim/tests/sweep.rs`), and printed with both replay lines.
+//!
+//! The proptest regression files (`sim/proptest-regressions/`) are
+//! replayed by the property tests they belong to
+//! (`sim/tests/proptest_schedules.rs`).
 
 use mcp_sim::run::{run, Report};
 use mcp_sim::scenarios::Scenario;
 use mcp_sim::schedule::Schedule;
+use mcp_sim::strategy::{failure_dir, shrink_failure, DEFAULT_BUDGET};
 
 /// The regression file, relative to the `mcp-sim` crate.
 const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/regressions.txt");
@@ -83,7 +89,9 @@ fn committed_regression_seeds_replay_clean_and_stable() {
         let (a, b) = (replay(entry), replay(entry));
         let at = format!("{FILE}:{}: {} {}", entry.line, entry.scenario, entry.seed);
         if !a.is_clean() {
-            eprintln!("{}", a.failure_text());
+            let shrunk = shrink_failure(&a, DEFAULT_BUDGET);
+            let saved = shrunk.save(&failure_dir()).ok();
+            eprintln!("{}", shrunk.text(saved.as_deref()));
             failures.push(format!("{at}: audit not clean"));
         }
         if a.trace_hash != b.trace_hash {

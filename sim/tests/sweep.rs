@@ -5,27 +5,71 @@
 //!
 //! `MCP_SIM_SEEDS=N` sweeps seeds `0..N` (by default each scenario's
 //! [`Scenario::default_seeds`]); `MCP_SIM_SEED=S` runs exactly seed `S`.
-//! A failure prints the law, the seed, the schedule as JSON, a timeline
-//! excerpt and the line that replays it.
+//!
+//! A failing seed's schedule is shrunk ([`shrink_failure`]: re-run while
+//! one of the laws it broke is still broken, at most
+//! `MCP_SIM_SHRINK_BUDGET` runs, default [`DEFAULT_BUDGET`], 0 to skip) and
+//! saved as `target/mcp-sim-failures/<scenario>-<seed>.min.json`. The
+//! failure prints the law, the seed, the shrunk schedule as JSON, the
+//! shrunk run's timeline around the violation, and two replay lines: the
+//! seed's (`cargo run -p mcp-sim -- replay <scenario> <seed>`, the original
+//! run) and the shrunk schedule's (`... replay --schedule FILE`).
 
 use mcp_sim::faults::FaultKind;
 use mcp_sim::run::{run, Report};
 use mcp_sim::scenarios::Scenario;
 use mcp_sim::schedule::Schedule;
+use mcp_sim::strategy::{failure_dir, shrink_failure, ScheduleSize, DEFAULT_BUDGET};
+
+/// A `u64` from the environment variable `name`, if set.
+fn var(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|v| {
+        v.trim()
+            .parse::<u64>()
+            .unwrap_or_else(|e| panic!("{name}={v:?}: {e}"))
+    })
+}
 
 /// The seeds to sweep of `scenario`, from the environment.
 fn seeds(scenario: &Scenario) -> Vec<u64> {
-    let var = |name: &str| {
-        std::env::var(name).ok().map(|v| {
-            v.trim()
-                .parse::<u64>()
-                .unwrap_or_else(|e| panic!("{name}={v:?}: {e}"))
-        })
-    };
     if let Some(seed) = var("MCP_SIM_SEED") {
         return vec![seed];
     }
     (0..var("MCP_SIM_SEEDS").unwrap_or_else(|| scenario.default_seeds())).collect()
+}
+
+/// Prints the failure of `report`, its schedule shrunk first (unless the
+/// budget is 0); returns a one-line summary.
+fn report_failure(report: &Report) -> String {
+    let budget = var("MCP_SIM_SHRINK_BUDGET").map_or(DEFAULT_BUDGET, |b| b as usize);
+    let laws = report
+        .violations
+        .iter()
+        .map(|v| v.law.clone())
+        .chain(report.sim_error.clone())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let summary = format!("{} seed {}: {laws}", report.scenario, report.seed);
+    if budget == 0 {
+        eprintln!("{}", report.failure_text());
+        return summary;
+    }
+    let shrunk = shrink_failure(report, budget);
+    let saved = match shrunk.save(&failure_dir()) {
+        Ok(path) => Some(path),
+        Err(e) => {
+            eprintln!("could not save the shrunk schedule: {e}");
+            None
+        }
+    };
+    eprintln!("{}", shrunk.text(saved.as_deref()));
+    format!(
+        "{summary} (shrunk to {}{})",
+        ScheduleSize::of(shrunk.schedule()),
+        saved
+            .map(|p| format!(", {}", p.display()))
+            .unwrap_or_default()
+    )
 }
 
 fn run_seed(scenario: &Scenario, seed: u64) -> Report {
@@ -44,19 +88,7 @@ fn sweep_every_scenario() {
                 *goals.entry(g.clone()).or_default() += n;
             }
             if !report.is_clean() {
-                eprintln!("{}", report.failure_text());
-                failures.push(format!(
-                    "{} seed {}: {}",
-                    scenario.name,
-                    seed,
-                    report
-                        .violations
-                        .iter()
-                        .map(|v| v.law.clone())
-                        .chain(report.sim_error.clone())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
+                failures.push(report_failure(&report));
             }
         }
     }
