@@ -8,11 +8,14 @@
 //! loopback) are refused by the subcommand as a [`Failure::Usage`]: one
 //! line naming the bad value and what is accepted, also exit status 2.
 //!
-//! `serve` and `replay` exist so far; `sweep`, `audit` and `drill` will
-//! join them here as siblings.
+//! Each subcommand is a sibling module with its `...Args` and `run`.
 
+pub mod audit;
+pub mod drill;
+pub mod merge;
 pub mod replay;
 pub mod serve;
+pub mod sweep;
 
 use clap::{Parser, Subcommand};
 
@@ -26,13 +29,24 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Every built-in scenario over its default seeds, in parallel, audited:
+    /// the project's main job.
+    Sweep(sweep::SweepArgs),
+    /// One report from the JSON reports of several `sweep --shard` runs.
+    Merge(merge::MergeArgs),
     /// Run the simulated MCP server on loopback TCP until Ctrl-C.
     Serve(serve::ServeArgs),
     /// Run one seed of a scenario (or a saved schedule) and print its audit,
     /// goals and trace hash.
     Replay(replay::ReplayArgs),
+    /// A correctness report in Markdown: laws, goals, determinism, metrics.
+    Audit(audit::AuditArgs),
+    /// Load-test a real MCP server over TCP with the session manager.
+    Drill(drill::DrillArgs),
 }
 
 /// Why a subcommand did not do its job; `main` turns it into an exit code.

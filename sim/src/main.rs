@@ -29,6 +29,10 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Serve(args) => cli::serve::run(args),
         Command::Replay(args) => cli::replay::run(args),
+        Command::Sweep(args) => cli::sweep::run(args),
+        Command::Merge(args) => cli::merge::run(args),
+        Command::Audit(args) => cli::audit::run(args),
+        Command::Drill(args) => cli::drill::run(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

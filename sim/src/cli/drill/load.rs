@@ -1,0 +1,554 @@
+//! The drill's run: the runtime, the probe, the VU loops, progress, and the
+//! end (grace period, cancellation, closing the manager).
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use mcp_session::transport::{HttpConnector, TcpDialer, TransportError};
+use mcp_session::{
+    Clock, ErrorKind, Lease, Manager, ManagerBuilder, Mode, SessionConfig, SessionError,
+    SessionMetrics, TokioClock,
+};
+
+use super::stats::Stats;
+use super::{format_duration, DrillOp, Failure, Plan};
+
+/// The connector every drill uses: Streamable HTTP over tokio TCP.
+type Conn = HttpConnector<TcpDialer>;
+
+/// `clientInfo.name` the drill sends in `initialize`.
+pub(crate) const CLIENT_NAME: &str = "mcp-sim-drill";
+
+/// Progress refresh on a terminal.
+const BAR_EVERY: Duration = Duration::from_millis(200);
+/// Progress lines when stderr is not a terminal.
+const LINE_EVERY: Duration = Duration::from_secs(1);
+
+/// What the probe session found.
+#[derive(Debug, Clone)]
+pub(crate) struct Probe {
+    /// The protocol revision the server agreed to.
+    pub protocol_version: String,
+    /// The probe session's id.
+    pub session_id: String,
+    /// How long the probe's operation took.
+    pub latency: Duration,
+}
+
+/// Everything a finished drill measured.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    /// The probe before the load.
+    pub probe: Probe,
+    /// Every VU's counts, merged.
+    pub stats: Stats,
+    /// From the start of the load until the last VU stopped.
+    pub elapsed: Duration,
+    /// Whether Ctrl-C ended the load early.
+    pub interrupted: bool,
+    /// The manager's metrics when the VUs had stopped, before it closed.
+    pub at_end: SessionMetrics,
+    /// The manager's metrics after it closed.
+    pub metrics: SessionMetrics,
+    /// A VU task that did not end normally (a bug), if any.
+    pub vu_failure: Option<String>,
+}
+
+/// Builds the runtime `--threads` asks for and runs the drill on it.
+pub(crate) fn execute(plan: &Plan) -> Result<Outcome, Failure> {
+    let mut builder = if plan.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(plan.threads);
+        b
+    };
+    let runtime = builder
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(format!("mcp-sim drill: cannot start tokio: {e}")))?;
+    runtime.block_on(drill(plan))
+}
+
+/// Where the load is: running, no new operations, or cancel what is in
+/// flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    Run,
+    Stop,
+    Cancel,
+}
+
+/// What every VU shares.
+struct Shared {
+    manager: Manager<Conn>,
+    clock: Arc<dyn Clock>,
+    op: mcp_session::transport::Operation,
+    think: Duration,
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+async fn drill(plan: &Plan) -> Result<Outcome, Failure> {
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
+    let connector = HttpConnector::new(TcpDialer, plan.http.clone(), clock.clone())
+        .map_err(|e| Failure::Usage(format!("mcp-sim drill: bad --url: {e}")))?;
+    let probe = probe(plan, &connector, &clock).await?;
+    let manager = ManagerBuilder::new(plan.config.clone())
+        .clock(clock.clone())
+        .client_info(CLIENT_NAME, env!("CARGO_PKG_VERSION"))
+        .start(connector)
+        .map_err(|e| Failure::Runtime(format!("mcp-sim drill: cannot start the manager: {e}")))?;
+    if !plan.quiet {
+        eprintln!(
+            "mcp-sim drill: {} speaks MCP {} (probe {} in {}); {} VUs, {} mode, {}",
+            plan.url,
+            probe.protocol_version,
+            plan.op.label,
+            format_latency(probe.latency),
+            plan.vus,
+            plan.config.mode,
+            format_duration(plan.duration),
+        );
+    }
+
+    let shared = Arc::new(Shared {
+        manager: manager.clone(),
+        clock: clock.clone(),
+        op: plan.op.op.clone(),
+        think: plan.think,
+        ok: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+    });
+    let (phase_tx, phase_rx) = watch::channel(Phase::Run);
+    let mut vus = JoinSet::new();
+    let start = clock.now();
+    for vu in 1..=u64::from(plan.vus) {
+        let stats = Stats::new().map_err(|e| Failure::Runtime(format!("mcp-sim drill: {e}")))?;
+        vus.spawn(vu_loop(shared.clone(), vu, stats, phase_rx.clone()));
+    }
+    drop(phase_rx);
+
+    // The load: until the deadline or Ctrl-C, with progress.
+    let deadline = start + plan.duration;
+    let mut progress = Progress::new(plan);
+    let interrupted = {
+        let ctrl_c = interrupt().fuse();
+        tokio::pin!(ctrl_c);
+        loop {
+            let now = clock.now();
+            if now >= deadline {
+                break false;
+            }
+            let wake = progress
+                .every()
+                .map_or(deadline, |e| (now + e).min(deadline));
+            tokio::select! {
+                biased;
+                () = &mut ctrl_c => break true,
+                () = clock.sleep_until(wake) => {}
+            }
+            progress.update(clock.now() - start, &shared);
+        }
+    };
+
+    // The end: no new operations; those in flight get the grace period
+    // (cut short by Ctrl-C), then are cancelled.
+    let _ = phase_tx.send(Phase::Stop);
+    let grace_end = clock.now() + plan.grace;
+    let mut total = Stats::new().map_err(|e| Failure::Runtime(format!("mcp-sim drill: {e}")))?;
+    let mut vu_failure = None;
+    let mut cancelling = false;
+    {
+        let ctrl_c = interrupt().fuse();
+        tokio::pin!(ctrl_c);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut ctrl_c, if !cancelling => {
+                    cancelling = true;
+                    let _ = phase_tx.send(Phase::Cancel);
+                }
+                () = clock.sleep_until(grace_end), if !cancelling => {
+                    cancelling = true;
+                    let _ = phase_tx.send(Phase::Cancel);
+                }
+                joined = vus.join_next() => match joined {
+                    None => break,
+                    Some(Ok(stats)) => total.merge(stats),
+                    Some(Err(e)) => {
+                        vu_failure.get_or_insert_with(|| format!("a VU task failed: {e}"));
+                    }
+                },
+            }
+        }
+    }
+    let elapsed = clock.now() - start;
+    progress.finish();
+    let at_end = manager.metrics();
+    manager.close().await;
+    let metrics = manager.metrics();
+    Ok(Outcome {
+        probe,
+        stats: total,
+        elapsed,
+        interrupted,
+        at_end,
+        metrics,
+        vu_failure,
+    })
+}
+
+/// Completes on Ctrl-C; never, if Ctrl-C cannot be watched.
+async fn interrupt() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// One VU: acquire, operate, give back, think; until told to stop.
+async fn vu_loop(
+    sh: Arc<Shared>,
+    vu: u64,
+    mut stats: Stats,
+    mut phase: watch::Receiver<Phase>,
+) -> Stats {
+    // Failures in a row: a VU whose server is down backs off (10 ms,
+    // doubling, at most 1 s) instead of spinning on refused connects.
+    let mut failing: u32 = 0;
+    while *phase.borrow() == Phase::Run {
+        tokio::select! {
+            biased;
+            _ = phase.wait_for(|p| *p >= Phase::Cancel) => {
+                stats.cancelled += 1;
+                return stats;
+            }
+            done = iteration(&sh, vu) => match done {
+                Ok((acquire, call)) => {
+                    stats.succeeded(acquire, call);
+                    sh.ok.fetch_add(1, Ordering::Relaxed);
+                    failing = 0;
+                }
+                Err(e) => {
+                    stats.failed(&e);
+                    sh.failed.fetch_add(1, Ordering::Relaxed);
+                    failing = failing.saturating_add(1);
+                }
+            },
+        }
+        let pause = if failing > 0 {
+            sh.think.max(backoff(failing))
+        } else {
+            sh.think
+        };
+        if !pause.is_zero() {
+            let until = sh.clock.now() + pause;
+            tokio::select! {
+                biased;
+                _ = phase.wait_for(|p| *p >= Phase::Stop) => {}
+                () = sh.clock.sleep_until(until) => {}
+            }
+        }
+    }
+    stats
+}
+
+/// The pause after `failing` failures in a row: 10 ms, doubling, at most
+/// 1 s.
+fn backoff(failing: u32) -> Duration {
+    let exp = failing.saturating_sub(1).min(7);
+    Duration::from_millis(10u64 << exp).min(Duration::from_secs(1))
+}
+
+/// One operation: acquire, call, give the session back. `Ok` holds the
+/// acquire and call times.
+async fn iteration(sh: &Shared, vu: u64) -> Result<(Duration, Duration), SessionError> {
+    let t0 = sh.clock.now();
+    let mut lease = sh.manager.acquire(vu).await?;
+    let t1 = sh.clock.now();
+    let result = lease.call(&sh.op).await;
+    let t2 = sh.clock.now();
+    match result {
+        Ok(_) => {
+            lease.release();
+            Ok((t1 - t0, t2 - t1))
+        }
+        Err(e) => {
+            give_back_failed(lease, &e);
+            Err(e)
+        }
+    }
+}
+
+/// Gives back a session whose operation failed: invalidated when the
+/// server lost it (the next one counts as a reconnect), dropped (closed,
+/// not reused) when the connection broke or timed out mid-request, else
+/// released (the server answered; the session is fine).
+fn give_back_failed(lease: Lease<Conn>, e: &SessionError) {
+    match &e.kind {
+        ErrorKind::SessionExpired => lease.invalidate(),
+        ErrorKind::Operation(TransportError::Timeout { .. } | TransportError::Closed(_)) => {
+            drop(lease)
+        }
+        _ => lease.release(),
+    }
+}
+
+/// Makes one session, runs the operation once, closes it: the server is
+/// reachable and speaks MCP, or the error says what it does instead.
+async fn probe(plan: &Plan, connector: &Conn, clock: &Arc<dyn Clock>) -> Result<Probe, Failure> {
+    let config = SessionConfig {
+        protocol_version: plan.config.protocol_version.clone(),
+        protocol_version_policy: plan.config.protocol_version_policy,
+        ..SessionConfig::with_mode(Mode::PerRequest)
+    };
+    let manager = ManagerBuilder::new(config)
+        .clock(clock.clone())
+        .client_info(CLIENT_NAME, env!("CARGO_PKG_VERSION"))
+        .start(connector.clone())
+        .map_err(|e| Failure::Runtime(format!("mcp-sim drill: cannot start the manager: {e}")))?;
+    // A 5xx is the server's answer of the moment, not a wrong URL: try
+    // again (a flaky server is still worth a drill).
+    let mut attempt = 1;
+    let result = loop {
+        let result = probe_once(&manager, &plan.op, clock).await;
+        match result {
+            Err(e) if attempt < PROBE_ATTEMPTS && is_server_error(&e) => {
+                attempt += 1;
+                clock.sleep_until(clock.now() + PROBE_PAUSE).await;
+            }
+            other => break other,
+        }
+    };
+    manager.close().await;
+    result.map_err(|e| Failure::Runtime(probe_failure(&plan.url, &plan.op.label, &e)))
+}
+
+/// How many times the probe is tried when the server answers 5xx.
+const PROBE_ATTEMPTS: u32 = 3;
+/// The pause between two probe attempts.
+const PROBE_PAUSE: Duration = Duration::from_millis(100);
+
+fn is_server_error(e: &SessionError) -> bool {
+    matches!(
+        &e.kind,
+        ErrorKind::Connect(TransportError::ServerError { .. })
+            | ErrorKind::Initialize(TransportError::ServerError { .. })
+            | ErrorKind::InitializedNotification(TransportError::ServerError { .. })
+            | ErrorKind::Operation(TransportError::ServerError { .. })
+    )
+}
+
+async fn probe_once(
+    manager: &Manager<Conn>,
+    op: &DrillOp,
+    clock: &Arc<dyn Clock>,
+) -> Result<Probe, SessionError> {
+    let mut lease = manager.acquire(0).await?;
+    let info = lease.info();
+    let t0 = clock.now();
+    let result = lease.call(&op.op).await;
+    let latency = clock.now() - t0;
+    match result {
+        Ok(_) => {
+            lease.release();
+            Ok(Probe {
+                protocol_version: info.protocol_version,
+                session_id: info.id,
+                latency,
+            })
+        }
+        Err(e) => {
+            give_back_failed(lease, &e);
+            Err(e)
+        }
+    }
+}
+
+/// The one line a failed probe prints: the URL and what went wrong.
+pub(crate) fn probe_failure(url: &str, op: &str, e: &SessionError) -> String {
+    match &e.kind {
+        ErrorKind::Connect(t) => format!("mcp-sim drill: cannot reach {url}: {t}"),
+        ErrorKind::Initialize(t) => {
+            format!("mcp-sim drill: {url} does not answer as an MCP server: initialize failed: {t}")
+        }
+        ErrorKind::VersionNegotiation { .. } => {
+            format!(
+                "mcp-sim drill: {url}: {} (--version-policy supported or none is more lenient)",
+                e.kind
+            )
+        }
+        ErrorKind::InitializedNotification(t) => {
+            format!("mcp-sim drill: {url}: notifications/initialized failed: {t}")
+        }
+        ErrorKind::SessionExpired => format!(
+            "mcp-sim drill: {url}: the server lost the new probe session at its first {op} (404)"
+        ),
+        ErrorKind::Operation(t) => format!("mcp-sim drill: {url}: the probe's {op} failed: {t}"),
+        _ => format!("mcp-sim drill: {url}: the probe failed: {e}"),
+    }
+}
+
+/// A latency for people: `850ns`, `41.2µs`, `0.41ms`, `12.30ms`, `1.52s`.
+pub(crate) fn format_latency(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos < 1_000 {
+        format!("{nanos}ns")
+    } else if nanos < 100_000 {
+        format!("{:.1}µs", nanos as f64 / 1_000.0)
+    } else if nanos < 1_000_000_000 {
+        format!("{:.2}ms", nanos as f64 / 1_000_000.0)
+    } else {
+        format!("{:.2}s", d.as_secs_f64())
+    }
+}
+
+/// Live progress on stderr: a bar on a terminal, lines otherwise, or none.
+struct Progress {
+    bar: Option<ProgressBar>,
+    lines: bool,
+    total: Duration,
+    last_done: u64,
+    last_at: Duration,
+}
+
+impl Progress {
+    fn new(plan: &Plan) -> Self {
+        let tty = !plan.quiet && std::io::stderr().is_terminal();
+        let bar = tty.then(|| {
+            let len = u64::try_from(plan.duration.as_millis()).unwrap_or(u64::MAX);
+            let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template("{bar:30} {msg}") {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar
+        });
+        Progress {
+            bar,
+            lines: !plan.quiet && !tty,
+            total: plan.duration,
+            last_done: 0,
+            last_at: Duration::ZERO,
+        }
+    }
+
+    /// How often to update, `None` for never.
+    fn every(&self) -> Option<Duration> {
+        if self.bar.is_some() {
+            Some(BAR_EVERY)
+        } else if self.lines {
+            Some(LINE_EVERY)
+        } else {
+            None
+        }
+    }
+
+    fn update(&mut self, elapsed: Duration, sh: &Shared) {
+        if self.bar.is_none() && !self.lines {
+            return;
+        }
+        let ok = sh.ok.load(Ordering::Relaxed);
+        let failed = sh.failed.load(Ordering::Relaxed);
+        let done = ok + failed;
+        let span = elapsed.saturating_sub(self.last_at).as_secs_f64();
+        let rate = if span > 0.0 {
+            (done - self.last_done.min(done)) as f64 / span
+        } else {
+            0.0
+        };
+        self.last_done = done;
+        self.last_at = elapsed;
+        let live = sh.manager.metrics().live_sessions;
+        let text = format!(
+            "{}/{}  ok {ok}  failed {failed}  {rate:.0} op/s  live sessions {live}",
+            format_elapsed(elapsed),
+            format_duration(self.total),
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+                bar.set_message(text);
+            }
+            None => eprintln!("mcp-sim drill: {text}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Elapsed time to a tenth of a second: `3.0s`.
+fn format_elapsed(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcp_session::Op;
+
+    #[test]
+    fn backoff_doubles_from_10ms_to_at_most_1s() {
+        let ms = |n| backoff(n).as_millis();
+        assert_eq!((ms(1), ms(2), ms(3), ms(7)), (10, 20, 40, 640));
+        assert_eq!((ms(8), ms(9), ms(u32::MAX)), (1000, 1000, 1000));
+    }
+
+    #[test]
+    fn latencies_print_in_a_readable_unit() {
+        assert_eq!(format_latency(Duration::from_nanos(850)), "850ns");
+        assert_eq!(format_latency(Duration::from_nanos(41_240)), "41.2µs");
+        assert_eq!(format_latency(Duration::from_micros(412)), "0.41ms");
+        assert_eq!(format_latency(Duration::from_micros(12_300)), "12.30ms");
+        assert_eq!(format_latency(Duration::from_millis(1_520)), "1.52s");
+    }
+
+    #[test]
+    fn probe_failures_name_the_url_and_what_went_wrong() {
+        let url = "http://127.0.0.1:1/mcp";
+        let connect = SessionError::new(
+            Op::Acquire,
+            ErrorKind::Connect(TransportError::Connect("refused".into())),
+        );
+        assert_eq!(
+            probe_failure(url, "ping", &connect),
+            "mcp-sim drill: cannot reach http://127.0.0.1:1/mcp: connect: refused"
+        );
+        let init = SessionError::new(
+            Op::Acquire,
+            ErrorKind::Initialize(TransportError::Http { status: 404 }),
+        );
+        assert_eq!(
+            probe_failure(url, "ping", &init),
+            "mcp-sim drill: http://127.0.0.1:1/mcp does not answer as an MCP server: \
+             initialize failed: HTTP status 404"
+        );
+        let op = SessionError::new(
+            Op::Use,
+            ErrorKind::Operation(TransportError::JsonRpc {
+                code: -32601,
+                message: "Method not found".into(),
+            }),
+        );
+        assert_eq!(
+            probe_failure(url, "tools/list", &op),
+            "mcp-sim drill: http://127.0.0.1:1/mcp: the probe's tools/list failed: \
+             JSON-RPC error -32601: Method not found"
+        );
+        assert!(is_server_error(&SessionError::new(
+            Op::Use,
+            ErrorKind::Operation(TransportError::ServerError { status: 503 })
+        )));
+        assert!(!is_server_error(&op));
+    }
+}
