@@ -242,6 +242,11 @@ async fn per_request_new_session_every_acquire_closed_on_release() {
 #[tokio::test(start_paused = true)]
 async fn per_request_invalidate_counts_a_reconnect_for_that_vu() {
     let w = world(cfg(Mode::PerRequest, 0, 0));
+    // A released or dropped session is not replaced by a reconnect.
+    ping(&w.manager, 1).await;
+    drop(w.manager.acquire(1).await.unwrap());
+    ping(&w.manager, 1).await;
+    assert_eq!(w.manager.metrics().reconnects, 0);
     let lease = w.manager.acquire(1).await.unwrap();
     lease.invalidate();
     ping(&w.manager, 2).await;
@@ -288,6 +293,7 @@ async fn pool_waiter_gets_released_session_and_wait_is_counted() {
     assert_eq!(waiter.await.unwrap().unwrap(), id);
     let m = w.manager.metrics();
     assert_eq!((m.pool_timeouts, m.acquire_wait.served), (0, 1));
+    assert_eq!((m.pool_waits, m.acquire_wait.count), (1, 1));
     assert_eq!(m.acquire_wait.max_ms, 40);
     assert!(w.events.kinds().contains(&EventKind::AcquireOk {
         created: false,
@@ -341,6 +347,8 @@ async fn pool_failed_create_frees_the_slot_and_wakes_the_next_waiter() {
         .expect("served after the failed create freed the slot");
     let m = w.manager.metrics();
     assert_eq!((m.total_created, m.pool_waits, m.pool_timeouts), (1, 1, 0));
+    // A slot handed to a waiter serves its wait as a session would.
+    assert_eq!((m.acquire_wait.count, m.acquire_wait.served), (1, 1));
     w.manager.check_invariants().unwrap();
 }
 
@@ -375,6 +383,49 @@ async fn pool_invalidate_frees_the_slot_and_counts_the_replacement() {
     let next = w.manager.acquire(2).await.unwrap();
     assert_ne!(next.id(), dead);
     assert_eq!(w.manager.metrics().reconnects, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pool_waiter_cancelled_behind_the_head_leaves_the_head_served() {
+    let w = world(pool_cfg(1, 10_000));
+    let held = w.manager.acquire(1).await.unwrap();
+    let id = held.id().to_owned();
+    // A waiter that releases what it gets, and says what it got.
+    let wait = |vu: u64| {
+        let m = w.manager.clone();
+        tokio::spawn(async move {
+            let lease = m.acquire(vu).await?;
+            let id = lease.id().to_owned();
+            lease.release();
+            Ok::<_, mcp_session::SessionError>(id)
+        })
+    };
+    let head = wait(2);
+    sleep_ms(1).await;
+    let middle = wait(3);
+    sleep_ms(1).await;
+    let tail = wait(4);
+    sleep_ms(1).await;
+    middle.abort();
+    sleep_ms(1).await;
+    assert_eq!(w.manager.metrics().acquire_wait.cancelled, 1);
+    held.release();
+    assert_eq!(head.await.unwrap().unwrap(), id, "the head waiter is served first");
+    assert_eq!(tail.await.unwrap().unwrap(), id, "then the one behind the cancelled");
+    w.manager.check_invariants().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn pool_dropped_or_released_lease_is_no_reconnect() {
+    // Only a session invalidated after a 404 is replaced by a reconnect: a
+    // lease dropped without a word closes its session, and the next one
+    // created is a plain creation.
+    let w = world(pool_cfg(1, 1000));
+    drop(w.manager.acquire(1).await.unwrap());
+    let next = w.manager.acquire(2).await.unwrap();
+    next.release();
+    let m = w.manager.metrics();
+    assert_eq!((m.total_created, m.reconnects, m.closed.dropped), (2, 0, 1));
 }
 
 // ---------------------------------------------------------------- churn --
