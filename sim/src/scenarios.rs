@@ -66,6 +66,11 @@ pub struct Scenario {
     /// acquire then falls on the idle deadline of the session it just
     /// released (an acquire racing its eviction).
     pub deadline_think_pct: u32,
+    /// How far (ms) a deadline think time may fall either side of
+    /// `max_idle_ms`, drawn evenly from `-spread..=spread`: with 1, the next
+    /// acquire comes a millisecond before, at or after the deadline (0:
+    /// exactly at it, with no extra draw).
+    pub deadline_think_spread_ms: u64,
     /// The server's session idle limit, if any (ms).
     pub server_idle_ms: Option<u64>,
     /// The simulation's bound on simulated time (ms): a run still going
@@ -133,6 +138,7 @@ impl Scenario {
             fault_end_ms: 3_000,
             fault_follow_pct: 25,
             deadline_think_pct: 0,
+            deadline_think_spread_ms: 0,
             server_idle_ms: None,
             duration_ms: 120_000,
         }
@@ -145,12 +151,18 @@ impl Scenario {
     }
 
     /// `reuse`: one session per VU, kept across operations; 404s from
-    /// expiries and restarts lead to re-creation.
+    /// expiries and restarts lead to re-creation. The idle limit (100 ms)
+    /// is within the think times, and a fifth of them fall a millisecond
+    /// before, at or after it: a VU's acquire races the eviction of its own
+    /// session (the reference's defect 3 lived there).
     pub fn reuse() -> Scenario {
-        Scenario::base(
+        let mut s = Scenario::base(
             "reuse",
-            "reuse mode: one session per VU; expiries, bounces and 5xx",
-            SessionConfig::with_mode(Mode::Reuse),
+            "reuse mode: one session per VU, idle limit within the think times; expiries, bounces and 5xx",
+            SessionConfig {
+                max_idle_ms: 100,
+                ..SessionConfig::with_mode(Mode::Reuse)
+            },
         )
         .faults(
             3,
@@ -161,7 +173,10 @@ impl Scenario {
                 FaultKind::ConnectionReset,
                 FaultKind::LatencySpike,
             ],
-        )
+        );
+        s.deadline_think_pct = 20;
+        s.deadline_think_spread_ms = 1;
+        s
     }
 
     /// `per_request`: a new session for every operation; spoiled answers.

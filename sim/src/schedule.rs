@@ -361,7 +361,13 @@ fn program(scenario: &Scenario, vu: u64, rng: &mut ChaCha8Rng) -> Program {
         .map(|_| {
             let think_ms = within(rng, scenario.think_ms);
             let think_ms = if chance(rng, scenario.deadline_think_pct) {
-                scenario.session.max_idle_ms
+                let spread = scenario.deadline_think_spread_ms;
+                if spread == 0 {
+                    scenario.session.max_idle_ms
+                } else {
+                    (scenario.session.max_idle_ms + within(rng, (0, 2 * spread)))
+                        .saturating_sub(spread)
+                }
             } else {
                 think_ms
             };
