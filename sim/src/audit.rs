@@ -681,20 +681,7 @@ impl<'a> Auditor<'a> {
             }
             "created" => self.created(&mut h, i, vu, &sid),
             "operation_start" => {
-                self.check("no_use_after_close");
-                if h.closed.contains_key(&sid) {
-                    self.fail(
-                        "no_use_after_close",
-                        i,
-                        format!("operation on {sid} after it was closed"),
-                    );
-                } else if h.invalidated.contains(&sid) {
-                    self.fail(
-                        "no_use_after_close",
-                        i,
-                        format!("operation on {sid} after it was invalidated"),
-                    );
-                }
+                self.use_of(&h, i, &sid, &format!("operation on {sid}"));
                 if let Some(s) = h.sessions.get_mut(&sid) {
                     s.ops += 1;
                 }
@@ -873,6 +860,23 @@ impl<'a> Auditor<'a> {
         }
     }
 
+    /// `no_use_after_close` at event `i`, a use (`what`) of session `sid`.
+    fn use_of(&mut self, h: &Host, i: usize, sid: &str, what: &str) {
+        self.check("no_use_after_close");
+        let after = if h.closed.contains_key(sid) {
+            "closed"
+        } else if h.invalidated.contains(sid) {
+            "invalidated"
+        } else {
+            return;
+        };
+        self.fail(
+            "no_use_after_close",
+            i,
+            format!("{what} after it was {after}"),
+        );
+    }
+
     fn acquire_ok(
         &mut self,
         h: &mut Host,
@@ -887,14 +891,7 @@ impl<'a> Auditor<'a> {
         let reconnect = e.bool("reconnect").unwrap_or(false);
         // Handing a VU a session is its first use: a closed or invalidated
         // one must never be handed out (the reference's defects 1 and 3).
-        self.check("no_use_after_close");
-        if h.closed.contains_key(sid) {
-            let msg = format!("{sid} handed to vu-{vu} after it was closed");
-            self.fail("no_use_after_close", i, msg);
-        } else if h.invalidated.contains(sid) {
-            let msg = format!("{sid} handed to vu-{vu} after it was invalidated");
-            self.fail("no_use_after_close", i, msg);
-        }
+        self.use_of(h, i, sid, &format!("{sid} handed to vu-{vu}"));
         self.end_acquire(h, i, vu, None);
         h.creating_since.remove(&vu);
         if created {

@@ -12,41 +12,11 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mcp-sim");
+mod common;
 
-/// `mcp-sim serve --port 0`, killed when dropped.
-struct Serve {
-    url: String,
-    _child: tokio::process::Child,
-}
-
-impl Serve {
-    async fn start(extra: &[&str]) -> Serve {
-        let mut child = tokio::process::Command::new(BIN)
-            .args(["serve", "--port", "0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn mcp-sim serve");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("the listening line within 30 s")
-            .expect("read stdout")
-            .expect("a line before stdout closed");
-        let url = line
-            .strip_prefix("mcp-sim serve: listening on ")
-            .unwrap_or_else(|| panic!("not the listening line: {line:?}"))
-            .to_owned();
-        Serve { url, _child: child }
-    }
-}
+use common::{Serve, BIN};
 
 /// Runs `mcp-sim drill` with `args` and waits for it.
 async fn drill(args: &[&str]) -> Output {

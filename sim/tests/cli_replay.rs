@@ -8,27 +8,19 @@
 //! they run side by side (no threads in this file).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output};
 
 use mcp_sim::run::{run, Report};
 use mcp_sim::scenarios::Scenario;
 use mcp_sim::schedule::Schedule;
 use mcp_sim::trace::Trace;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mcp-sim");
+mod common;
+
+use common::spawn;
 
 /// The seed of the cross-process checks (one the sweep test also runs).
 const SEED: u64 = 2;
-
-fn spawn(args: &[&str]) -> Child {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mcp-sim")
-}
 
 fn output(args: &[&str]) -> Output {
     spawn(args).wait_with_output().expect("run mcp-sim")

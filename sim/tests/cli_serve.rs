@@ -5,17 +5,18 @@
 
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use mcp_session::transport::{
     Connection, Connector, HttpConfig, HttpConnector, InitializeParams, Operation, TcpDialer,
 };
 use mcp_session::{Clock, TokioClock};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mcp-sim");
+mod common;
+
+use common::{Serve, BIN};
 
 fn run(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -77,25 +78,7 @@ fn other_usage_errors_exit_2() {
 /// the library's own client initializes, lists and calls tools there.
 #[tokio::test]
 async fn serve_prints_its_address_and_answers_initialize() {
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["serve", "--port", "0", "--seed", "3"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn mcp-sim serve");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("the listening line within 30 s")
-        .expect("read stdout")
-        .expect("a line before stdout closed");
-    let url = line
-        .strip_prefix("mcp-sim serve: listening on ")
-        .unwrap_or_else(|| panic!("not the listening line: {line:?}"))
-        .to_owned();
+    let Serve { url, mut child } = Serve::start(&["--seed", "3"]).await;
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     assert!(url.ends_with("/mcp"), "{url}");
     let authority = url

@@ -10,23 +10,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output};
 
 use mcp_sim::audit::{GOALS, LAWS};
 use mcp_sim::scenarios::Scenario;
 use mcp_sim::sweep::{run_seed, SeedRange, Shard, SweepReport, FORMAT};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mcp-sim");
+mod common;
 
-fn spawn(args: &[&str]) -> Child {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mcp-sim")
-}
+use common::spawn;
 
 fn wait(child: Child) -> Output {
     child.wait_with_output().expect("wait for mcp-sim")
