@@ -410,8 +410,16 @@ async fn pool_waiter_cancelled_behind_the_head_leaves_the_head_served() {
     sleep_ms(1).await;
     assert_eq!(w.manager.metrics().acquire_wait.cancelled, 1);
     held.release();
-    assert_eq!(head.await.unwrap().unwrap(), id, "the head waiter is served first");
-    assert_eq!(tail.await.unwrap().unwrap(), id, "then the one behind the cancelled");
+    assert_eq!(
+        head.await.unwrap().unwrap(),
+        id,
+        "the head waiter is served first"
+    );
+    assert_eq!(
+        tail.await.unwrap().unwrap(),
+        id,
+        "then the one behind the cancelled"
+    );
     w.manager.check_invariants().unwrap();
 }
 
