@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod baseline;
 pub mod dialer;
 pub mod faults;
 pub mod listener;

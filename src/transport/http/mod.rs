@@ -25,7 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
+use hyper::header::{HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, Response, Uri};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
@@ -273,33 +273,43 @@ struct Outbound<'a> {
 }
 
 impl<D: Dialer> HttpConnection<D> {
+    /// The request `out` on this session. Built in place rather than with
+    /// `Request::builder()`, whose by-value chain moves the whole request
+    /// head at every header and parses every name and value again: this
+    /// runs for every request. Same headers, same order.
     fn request(&self, out: &Outbound<'_>) -> Result<Request<Full<Bytes>>, TransportError> {
         let t = &self.shared.target;
-        let mut req = Request::builder()
-            .method(out.method.clone())
-            .uri(t.path.clone())
-            .header(HOST, t.authority.clone());
-        req = match out.method {
-            Method::POST => req
-                .header(CONTENT_TYPE, "application/json")
-                .header(ACCEPT, "application/json, text/event-stream"),
-            Method::GET => req.header(ACCEPT, "text/event-stream"),
-            _ => req,
-        };
+        let mut req = Request::new(Full::new(out.body.clone().unwrap_or_default()));
+        *req.method_mut() = out.method.clone();
+        *req.uri_mut() = t.path.clone();
+        let headers = req.headers_mut();
+        headers.append(HOST, t.authority.clone());
+        match out.method {
+            Method::POST => {
+                headers.append(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                headers.append(
+                    ACCEPT,
+                    HeaderValue::from_static("application/json, text/event-stream"),
+                );
+            }
+            Method::GET => {
+                headers.append(ACCEPT, HeaderValue::from_static("text/event-stream"));
+            }
+            _ => {}
+        }
         if let Some(id) = out.last_event_id {
             let v = HeaderValue::from_str(id)
                 .map_err(|_| TransportError::Protocol(format!("unusable SSE event id {id:?}")))?;
-            req = req.header("last-event-id", v);
+            headers.append(HeaderName::from_static("last-event-id"), v);
         }
         let session = lock(&self.session).clone();
         if let Some(id) = session.id {
-            req = req.header("mcp-session-id", id);
+            headers.append(HeaderName::from_static("mcp-session-id"), id);
         }
         if let Some(v) = session.version {
-            req = req.header("mcp-protocol-version", v);
+            headers.append(HeaderName::from_static("mcp-protocol-version"), v);
         }
-        req.body(Full::new(out.body.clone().unwrap_or_default()))
-            .map_err(|e| TransportError::Protocol(e.to_string()))
+        Ok(req)
     }
 
     /// Sends one request on the keep-alive connection, dialing again if the

@@ -1,0 +1,74 @@
+//! The benchmark's baseline, the bare hyper-over-turmoil request loop: it
+//! does the requests it is asked for (counted on both ends), and it is a
+//! deterministic simulation like the rest.
+
+use std::time::Duration;
+
+use mcp_sim::baseline::{run_bare, BareLoop};
+use mcp_sim::run::run;
+use mcp_sim::scenarios::Scenario;
+use mcp_sim::schedule::Schedule;
+use mcp_sim::topology::Latency;
+
+#[test]
+fn every_requested_operation_reaches_the_server_and_is_answered() {
+    let report = run_bare(&[3, 2], 7, Latency::new(1, 5), 42);
+    assert_eq!(report.served, 35, "{report:?}");
+    assert_eq!(report.ops, 35, "{report:?}");
+    assert!(report.simulated_ms > 0, "{report:?}");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_simulated_time() {
+    let a = run_bare(&[4], 10, Latency::new(0, 10), 9);
+    let b = run_bare(&[4], 10, Latency::new(0, 10), 9);
+    assert_eq!(a, b);
+    let slow = BareLoop::new(&[4], 10, Latency::new(0, 10), 9)
+        .think(Duration::from_millis(50))
+        .run()
+        .expect("bare loop");
+    assert_eq!(slow.served, 40);
+    // Ten requests with 50 ms of thinking after each.
+    assert!(
+        slow.simulated_ms >= a.simulated_ms + 500,
+        "{slow:?} vs {a:?}"
+    );
+}
+
+#[test]
+fn a_matching_loop_makes_as_many_requests_on_the_same_vus() {
+    let scenario = Scenario::partition();
+    let report = run(&Schedule::generate(&scenario, 3), &scenario.name, 3);
+    let requests = report.server_requests();
+    assert!(requests >= report.operations(), "{requests}");
+    assert!(report.operations() > 0);
+    let bare = BareLoop::matching(&report);
+    let vus: Vec<usize> = report
+        .schedule
+        .workers
+        .iter()
+        .map(|w| w.vus.len())
+        .collect();
+    assert_eq!(bare.vus_per_worker, vus);
+    assert_eq!(bare.latency, report.schedule.latency);
+    assert!(bare.total_ops() >= requests);
+    assert!(bare.total_ops() < requests + vus.iter().sum::<usize>() as u64);
+    let done = bare.run().expect("bare loop");
+    assert_eq!(done.served, bare.total_ops());
+    assert_eq!(done.ops, bare.total_ops());
+}
+
+#[test]
+fn a_loop_that_reconnects_still_does_every_request() {
+    let once = run_bare(&[2], 9, Latency::fixed(2), 5);
+    let churn = BareLoop::new(&[2], 9, Latency::fixed(2), 5)
+        .requests_per_connection(4)
+        .run()
+        .expect("bare loop");
+    assert_eq!((churn.served, churn.ops), (18, 18));
+    // Two more connections per VU, each a handshake's round trip.
+    assert!(
+        churn.simulated_ms > once.simulated_ms,
+        "{churn:?} vs {once:?}"
+    );
+}
