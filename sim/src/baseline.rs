@@ -211,6 +211,7 @@ impl BareLoop {
             .simulation_duration(self.duration)
             .min_message_latency(Duration::from_millis(self.latency.min_ms))
             .max_message_latency(Duration::from_millis(self.latency.max_ms))
+            .tcp_capacity(crate::topology::TCP_CAPACITY)
             .build();
         let served = Arc::new(AtomicU64::new(0));
         let ops = Arc::new(AtomicU64::new(0));

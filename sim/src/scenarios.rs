@@ -29,7 +29,8 @@ pub struct Scenario {
     pub http: HttpConfig,
     /// Worker hosts.
     pub workers: u64,
-    /// VUs per worker, drawn from `vus.0..=vus.1`.
+    /// VUs per worker, drawn from `vus.0..=vus.1` log-uniformly (each
+    /// doubling band as likely).
     pub vus: (u64, u64),
     /// Steps per VU, drawn from `steps.0..=steps.1`.
     pub steps: (u32, u32),
@@ -113,7 +114,7 @@ fn http() -> HttpConfig {
 
 impl Scenario {
     /// A scenario `name` in `mode` with the common defaults: one worker of
-    /// 2 to 6 VUs doing 4 to 10 steps (5% of them cancelled acquires), no
+    /// 1 to 64 VUs (drawn log-uniformly) doing 4 to 10 steps (5% of them cancelled acquires), no
     /// faults; faults, when switched on, start from 20 ms and a quarter of
     /// them follow an earlier one.
     fn base(name: &str, doc: &str, session: SessionConfig) -> Scenario {
@@ -123,7 +124,7 @@ impl Scenario {
             session,
             http: http(),
             workers: 1,
-            vus: (2, 6),
+            vus: (1, 64),
             steps: (4, 10),
             think_ms: (0, 120),
             slow_ms: (20, 200),

@@ -144,6 +144,25 @@ fn within(rng: &mut ChaCha8Rng, range: (u64, u64)) -> u64 {
     }
 }
 
+/// A VU count in `range.0..=range.1` (at least 1), drawn log-uniformly:
+/// first a doubling band (1, 2-3, 4-7, ..., 32-63, 64), each as likely, then
+/// a count within it. Most runs are small enough for a race to stand out
+/// and some are large enough for real contention, at a fraction of the
+/// cost of a uniform draw over 1-64. Integers only: the same draw on every
+/// platform (no floating-point `ln`/`exp`).
+fn vu_count(rng: &mut ChaCha8Rng, range: (u64, u64)) -> u64 {
+    let (lo, hi) = (range.0.max(1), range.1.max(range.0).max(1));
+    let (first, last) = (lo.ilog2(), hi.ilog2());
+    let band = if last > first {
+        rng.random_range(first..=last)
+    } else {
+        first
+    };
+    let band_lo = (1u64 << band).max(lo);
+    let band_hi = ((1u64 << band) - 1 + (1u64 << band)).min(hi);
+    within(rng, (band_lo, band_hi))
+}
+
 /// Whether a `pct` percent chance came up.
 fn chance(rng: &mut ChaCha8Rng, pct: u32) -> bool {
     pct > 0 && rng.random_range(0..100) < pct
@@ -157,7 +176,7 @@ impl Schedule {
         let session = vary_session(scenario, &mut w);
         let workers = (1..=scenario.workers.max(1))
             .map(|i| {
-                let vus = within(&mut w, scenario.vus).max(1);
+                let vus = vu_count(&mut w, scenario.vus);
                 WorkerPlan {
                     name: worker_host(i),
                     vus: (1..=vus).map(|vu| program(scenario, vu, &mut w)).collect(),
@@ -406,6 +425,29 @@ fn program(scenario: &Scenario, vu: u64, rng: &mut ChaCha8Rng) -> Program {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vu_counts_cover_their_range_by_doubling_bands() {
+        let mut rng = stream(7, WORKLOAD_STREAM);
+        let draws: Vec<u64> = (0..7000).map(|_| vu_count(&mut rng, (1, 64))).collect();
+        assert!(draws.iter().all(|n| (1..=64).contains(n)));
+        // Seven bands (1, 2-3, ..., 32-63, 64), about 1000 draws each.
+        for (lo, hi) in [
+            (1, 1),
+            (2, 3),
+            (4, 7),
+            (8, 15),
+            (16, 31),
+            (32, 63),
+            (64, 64),
+        ] {
+            let n = draws.iter().filter(|d| (lo..=hi).contains(*d)).count();
+            assert!((800..1200).contains(&n), "{lo}-{hi}: {n}");
+        }
+        assert_eq!(vu_count(&mut rng, (5, 5)), 5);
+        assert_eq!(vu_count(&mut rng, (0, 0)), 1);
+        assert!((6..=14).contains(&vu_count(&mut rng, (6, 14))));
+    }
 
     #[test]
     fn the_same_seed_draws_the_same_schedule() {

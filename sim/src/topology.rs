@@ -81,6 +81,13 @@ pub const PORT: u16 = 8080;
 /// The manager a worker runs: the library's, over turmoil TCP.
 pub type SimManager = Manager<HttpConnector<TurmoilDialer>>;
 
+/// Each simulated host's TCP buffer, which in turmoil is also a listening
+/// socket's accept backlog (turmoil's default is 64). A worker of 64 VUs in
+/// per-request mode opens 64 connections in one tick, besides its DELETEs:
+/// a full backlog is a panic in turmoil, where a real kernel would drop the
+/// SYN, so it is sized well past any scenario's burst.
+pub const TCP_CAPACITY: usize = 4096;
+
 /// A range of message latency on a link, in milliseconds (turmoil draws
 /// each message's from an exponential curve over it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,6 +304,7 @@ impl Topology {
             .simulation_duration(self.duration)
             .min_message_latency(Duration::from_millis(self.latency.min_ms))
             .max_message_latency(Duration::from_millis(self.latency.max_ms))
+            .tcp_capacity(TCP_CAPACITY)
             .build();
 
         let mut servers = BTreeMap::new();
