@@ -563,7 +563,17 @@ impl<'a> Auditor<'a> {
     }
 
     fn manager_event(&mut self, i: usize, e: &TraceEvent) {
-        let mut h = std::mem::take(self.hosts.entry(e.host.clone()).or_default());
+        // The host's state is moved out for the event (an empty one stays
+        // in its place) and back at the end; its name is copied only the
+        // first time.
+        if !self.hosts.contains_key(e.host.as_str()) {
+            self.hosts.insert(e.host.clone(), Host::default());
+        }
+        let mut h = self
+            .hosts
+            .get_mut(e.host.as_str())
+            .map(std::mem::take)
+            .unwrap_or_default();
         h.last_index = i;
         let clock = e.clock_ms();
         let name = e.event.as_str();
@@ -733,7 +743,9 @@ impl<'a> Auditor<'a> {
             e.session.clone(),
         ));
         h.clock = clock;
-        self.hosts.insert(e.host.clone(), h);
+        if let Some(slot) = self.hosts.get_mut(e.host.as_str()) {
+            *slot = h;
+        }
     }
 
     fn acquire_start(&mut self, h: &mut Host, i: usize, e: &TraceEvent, vu: u64, clock: u64) {

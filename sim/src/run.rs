@@ -279,9 +279,10 @@ pub fn run(schedule: &Schedule, scenario: &str, seed: u64) -> Report {
         vu_errors.entry(key.worker).or_default().insert(key.vu, n);
     }
     let metrics = world.metrics();
-    let mut trace = Trace::collect(
+    // The recorders and the server are done with: move their logs out.
+    let mut trace = Trace::collect_taken(
         recorders.values(),
-        [(SERVER_HOST, world.server(SERVER_HOST).events())],
+        [(SERVER_HOST, world.server(SERVER_HOST).take_events())],
     );
     trace.push_faults(&applied);
     trace.sort();

@@ -311,6 +311,13 @@ impl TraceRecorder {
     pub fn events(&self) -> Vec<TraceEvent> {
         lock(&self.events).clone()
     }
+
+    /// The events so far, in recording order, moved out of the log (which
+    /// is left empty): what [`TraceRecorder::events`] returns, without the
+    /// copy, for a caller done with the recorder.
+    pub fn take_events(&self) -> Vec<TraceEvent> {
+        std::mem::take(&mut *lock(&self.events))
+    }
 }
 
 impl EventSink for TraceRecorder {
@@ -365,6 +372,29 @@ impl Trace {
         t
     }
 
+    /// [`Trace::collect`], moving the recorders' events out of them
+    /// ([`TraceRecorder::take_events`]) instead of copying them: for a
+    /// caller done with the recorders. Same trace.
+    pub fn collect_taken<'a>(
+        recorders: impl IntoIterator<Item = &'a TraceRecorder>,
+        servers: impl IntoIterator<Item = (&'a str, Vec<Stamped>)>,
+    ) -> Trace {
+        let mut t = Trace::default();
+        for r in recorders {
+            let events = r.take_events();
+            if t.events.is_empty() {
+                t.events = events;
+            } else {
+                t.events.extend(events);
+            }
+        }
+        for (host, log) in servers {
+            t.push_server(host, 0, &log);
+        }
+        t.sort();
+        t
+    }
+
     /// Appends server host `host`'s log, started at simulated `origin_ms`
     /// (call [`Trace::sort`] after appending).
     pub fn push_server(&mut self, host: &str, origin_ms: u64, log: &[Stamped]) {
@@ -397,12 +427,25 @@ impl Trace {
 
     /// The canonical bytes: one JSON object per line, `\n` after each.
     pub fn to_jsonl(&self) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
+        self.each_line(|line| out.extend_from_slice(line));
+        // serde_json writes UTF-8 only.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Calls `f` with each event's canonical line (its JSON, then `\n`),
+    /// written into one reused buffer.
+    fn each_line(&self, mut f: impl FnMut(&[u8])) {
+        let mut buf = Vec::with_capacity(256);
         for e in &self.events {
-            out.push_str(&serde_json::to_string(e).unwrap_or_default());
-            out.push('\n');
+            buf.clear();
+            if serde_json::to_writer(&mut buf, e).is_err() {
+                // As `to_string(e).unwrap_or_default()`: an empty line.
+                buf.clear();
+            }
+            buf.push(b'\n');
+            f(&buf);
         }
-        out
     }
 
     /// Parses what [`Trace::to_jsonl`] wrote (blank lines are skipped).
@@ -423,7 +466,9 @@ impl Trace {
 
     /// Hex SHA-256 of [`Trace::to_jsonl`].
     pub fn hash(&self) -> String {
-        let digest = Sha256::digest(self.to_jsonl().as_bytes());
+        let mut hasher = Sha256::new();
+        self.each_line(|line| hasher.update(line));
+        let digest = hasher.finalize();
         let mut hex = String::with_capacity(64);
         for b in digest {
             let _ = write!(hex, "{b:02x}");

@@ -470,6 +470,13 @@ impl Server {
         self.lock().events.clone()
     }
 
+    /// The event log so far, moved out (the log is left empty): what
+    /// [`Server::events`] returns, without the copy, for a caller done with
+    /// the server.
+    pub fn take_events(&self) -> Vec<Stamped> {
+        std::mem::take(&mut self.lock().events)
+    }
+
     /// The event log as JSON lines (one event per line): the canonical
     /// bytes two runs of a seed are compared by.
     pub fn events_json(&self) -> String {
