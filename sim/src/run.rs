@@ -3,8 +3,9 @@
 //! worker), run it under the fault plan, collect the trace, audit it, and
 //! return a [`Report`].
 //!
-//! Nothing here reads the wall clock: how long a run took in real time is
-//! the caller's business.
+//! The wall clock is read twice per run, around it, for
+//! [`Report::wall_ms`]; nothing inside the simulation reads it, and the
+//! trace (and so its hash) never holds it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,6 +48,9 @@ pub struct Report {
     pub sim_error: Option<String>,
     /// Simulated time when the run ended (ms).
     pub simulated_ms: u64,
+    /// Real time the whole call took (ms): drawing nothing from it, the
+    /// simulation cannot depend on it; it is not in the trace.
+    pub wall_ms: f64,
     /// The whole trace (not serialized: write it with
     /// [`Trace::to_jsonl`]).
     #[serde(skip)]
@@ -227,6 +231,10 @@ async fn run_vu(vu: Vu, steps: Vec<Step>, recorder: TraceRecorder) -> u32 {
 /// Runs `schedule` (of scenario `scenario`, drawn from `seed`) and audits
 /// its trace.
 pub fn run(schedule: &Schedule, scenario: &str, seed: u64) -> Report {
+    // The one wall-clock reading of a run: around it, never inside the
+    // simulation, and it lands only in `Report::wall_ms`.
+    #[allow(clippy::disallowed_types, clippy::disallowed_methods)]
+    let started = std::time::Instant::now();
     let recorders: BTreeMap<String, TraceRecorder> = schedule
         .workers
         .iter()
@@ -301,6 +309,7 @@ pub fn run(schedule: &Schedule, scenario: &str, seed: u64) -> Report {
         goals: audit.goals,
         sim_error,
         simulated_ms,
+        wall_ms: started.elapsed().as_secs_f64() * 1_000.0,
         trace,
     }
 }
