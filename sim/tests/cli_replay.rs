@@ -8,7 +8,7 @@
 //! they run side by side (no threads in this file).
 
 use std::path::PathBuf;
-use std::process::{Child, Output};
+use std::process::Child;
 
 use mcp_sim::run::{run, Report};
 use mcp_sim::scenarios::Scenario;
@@ -17,14 +17,10 @@ use mcp_sim::trace::Trace;
 
 mod common;
 
-use common::spawn;
+use common::{output, spawn, usage_error};
 
 /// The seed of the cross-process checks (one the sweep test also runs).
 const SEED: u64 = 2;
-
-fn output(args: &[&str]) -> Output {
-    spawn(args).wait_with_output().expect("run mcp-sim")
-}
 
 /// A fresh scratch directory for this test binary's files.
 fn scratch(name: &str) -> PathBuf {
@@ -34,20 +30,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
-}
-
-/// Runs `args`, expects a usage error: exit status 2, nothing on stdout,
-/// and stderr naming every string in `named`. Returns stderr.
-fn usage_error(args: &[&str], named: &[&str]) -> String {
-    let out = output(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    assert!(out.stdout.is_empty(), "{args:?}: stdout {:?}", out.stdout);
-    for name in named {
-        assert!(stderr.contains(name), "{args:?}: {name} not in {stderr}");
-    }
-    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-    stderr
 }
 
 /// The hash on the `trace-hash: <hex>` line of a replay's stdout.

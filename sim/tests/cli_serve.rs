@@ -3,7 +3,6 @@
 //! listening line and answers MCP over loopback (then it is killed).
 //! Nothing here listens anywhere but 127.0.0.1.
 
-use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 use serde_json::json;
@@ -16,29 +15,7 @@ use mcp_session::{Clock, TokioClock};
 
 mod common;
 
-use common::{Serve, BIN};
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run mcp-sim")
-}
-
-/// Runs `args`, expects a usage error: exit status 2, nothing on stdout,
-/// and stderr naming every string in `named`. Returns stderr.
-fn usage_error(args: &[&str], named: &[&str]) -> String {
-    let out = run(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    assert!(out.stdout.is_empty(), "{args:?}: stdout {:?}", out.stdout);
-    for name in named {
-        assert!(stderr.contains(name), "{args:?}: {name} not in {stderr}");
-    }
-    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-    stderr
-}
+use common::{usage_error, Serve};
 
 #[test]
 fn unknown_fault_profile_is_one_line_naming_it_and_the_accepted() {

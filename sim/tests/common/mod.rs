@@ -4,7 +4,7 @@
 //! Each test file compiles this module on its own and uses part of it.
 #![allow(dead_code)]
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -21,6 +21,26 @@ pub fn spawn(args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn mcp-sim")
+}
+
+/// Runs `mcp-sim ARGS...` to the end.
+pub fn output(args: &[&str]) -> Output {
+    spawn(args).wait_with_output().expect("run mcp-sim")
+}
+
+/// Runs `mcp-sim ARGS...` and expects a usage error: exit status 2, nothing
+/// on stdout, no panic, and stderr naming every string in `named`. Returns
+/// stderr.
+pub fn usage_error(args: &[&str], named: &[&str]) -> String {
+    let out = output(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(out.stdout.is_empty(), "{args:?}: stdout {:?}", out.stdout);
+    for name in named {
+        assert!(stderr.contains(name), "{args:?}: {name} not in {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    stderr
 }
 
 /// `mcp-sim serve --port 0 EXTRA...`, killed when dropped.
