@@ -60,7 +60,8 @@
 //!   mode: any, in the others: the same VU's) is flagged `reconnect`, and
 //!   no other is; the metrics agree.
 //! - `clean_close`: after `close()` no server still holds a session the
-//!   client created, unless its DELETE was reported failed.
+//!   client created, unless its DELETE was reported failed; and no worker
+//!   host still holds a TCP stream ([`AuditConfig::streams_at_end`]).
 //! - `metrics_match_trace`: the manager's counters say what happened
 //!   (the reference's defects 4 to 6 were counters that drifted): pool
 //!   waits, pool timeouts and cancelled waits equal their events, and the
@@ -108,6 +109,10 @@ pub struct AuditConfig {
     pub slack_ms: u64,
     /// Each worker's final metrics, by host, to check the trace against.
     pub metrics: BTreeMap<String, SessionMetrics>,
+    /// Each worker's TCP streams still held after its manager was closed
+    /// (`crate::topology::World::streams_at_end`), for `clean_close`: each
+    /// must be 0.
+    pub streams_at_end: BTreeMap<String, i64>,
     /// The manager's mode, if known (`None` with a `pool_size`: pool).
     pub mode: Option<Mode>,
     /// `ttl_ms`, when TTL eviction is on.
@@ -146,6 +151,7 @@ impl AuditConfig {
             acquire_timeout_ms: pool.then_some(cfg.acquire_timeout_ms),
             slack_ms: 1,
             metrics: BTreeMap::new(),
+            streams_at_end: BTreeMap::new(),
             mode: Some(cfg.mode),
             ttl_ms: positive(cfg.ttl_ms),
             idle_ms: positive(cfg.max_idle_ms),
@@ -155,6 +161,13 @@ impl AuditConfig {
                 .and_then(positive),
             version_policy: Some(cfg.protocol_version_policy),
         }
+    }
+
+    /// The same config, checking that each worker's TCP streams at the end
+    /// are these (all must be 0).
+    pub fn with_streams_at_end(mut self, streams: BTreeMap<String, i64>) -> Self {
+        self.streams_at_end = streams;
+        self
     }
 
     /// The same config, checking the trace against these metrics.
@@ -506,6 +519,7 @@ impl<'a> Auditor<'a> {
             self.end_of_host(&h);
         }
         self.server_laws();
+        self.streams_at_end();
     }
 
     /// Follows each server's open handshakes.
@@ -1389,6 +1403,27 @@ impl<'a> Auditor<'a> {
                     "metrics_match_trace",
                     at,
                     format!("{name}: metrics {counter} = {value} but {seen} {what}"),
+                );
+            }
+        }
+    }
+
+    /// `clean_close` of the connections: no worker host keeps a TCP stream
+    /// once its manager is closed.
+    fn streams_at_end(&mut self) {
+        let last = self.trace.events.len().saturating_sub(1);
+        let cfg = self.cfg;
+        for (host, &held) in &cfg.streams_at_end {
+            self.check("clean_close");
+            if held != 0 {
+                let at = self
+                    .finished
+                    .get(host)
+                    .map_or(last, |h| h.closed_at.unwrap_or(h.last_index));
+                self.fail(
+                    "clean_close",
+                    at,
+                    format!("{host} still holds {held} TCP stream(s) after close"),
                 );
             }
         }

@@ -294,7 +294,9 @@ pub fn run(schedule: &Schedule, scenario: &str, seed: u64) -> Report {
     );
     trace.push_faults(&applied);
     trace.sort();
-    let cfg = AuditConfig::for_session(&schedule.session).with_metrics(metrics.clone());
+    let cfg = AuditConfig::for_session(&schedule.session)
+        .with_metrics(metrics.clone())
+        .with_streams_at_end(world.streams_at_end());
     let audit = audit(&trace, &cfg);
 
     Report {

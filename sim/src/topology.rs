@@ -88,6 +88,11 @@ pub type SimManager = Manager<HttpConnector<TurmoilDialer>>;
 /// SYN, so it is sized well past any scenario's burst.
 pub const TCP_CAPACITY: usize = 4096;
 
+/// How long a worker waits, after closing and dropping its manager, before
+/// counting its host's open TCP streams: time for the connection tasks to
+/// see their handles gone and drop their sockets.
+pub const STREAMS_SETTLE: Duration = Duration::from_millis(50);
+
 /// A range of message latency on a link, in milliseconds (turmoil draws
 /// each message's from an exponential curve over it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -328,6 +333,7 @@ impl Topology {
 
         let results = Arc::new(Mutex::new(BTreeMap::new()));
         let metrics = Arc::new(Mutex::new(BTreeMap::new()));
+        let streams = Arc::new(Mutex::new(BTreeMap::new()));
         let program = Rc::new(program);
         for spec in &self.workers {
             let server = self
@@ -344,9 +350,11 @@ impl Topology {
             let (name, session, vus) = (spec.name.clone(), spec.session.clone(), spec.vus);
             let sink = self.sinks.0.get(&spec.name).cloned();
             let (program, results, metrics) = (program.clone(), results.clone(), metrics.clone());
+            let streams = streams.clone();
             sim.client(spec.name.as_str(), async move {
                 let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
-                let connector = HttpConnector::new(TurmoilDialer, http, clock.clone())?;
+                let dialer = TurmoilDialer::new();
+                let connector = HttpConnector::new(dialer.clone(), http, clock.clone())?;
                 let mut builder = ManagerBuilder::new(session).clock(clock);
                 if let Some(sink) = sink.clone() {
                     builder = builder.events(sink);
@@ -371,7 +379,17 @@ impl Topology {
                     lock(&results).insert(key, out);
                 }
                 manager.close().await;
-                lock(&metrics).insert(name, manager.metrics());
+                lock(&metrics).insert(name.clone(), manager.metrics());
+                // Every connection the manager made must be gone once it is
+                // closed: drop it, give the connection tasks a moment of
+                // simulated time to end, and count what this host still
+                // holds (turmoil's count less its phantom entries, see
+                // `crate::dialer`).
+                drop(manager);
+                tokio::time::sleep(STREAMS_SETTLE).await;
+                let counted = turmoil::established_tcp_stream_count_on(name.as_str());
+                let held = counted as i64 - dialer.phantom_streams() as i64;
+                lock(&streams).insert(name, held);
                 Ok(())
             });
         }
@@ -383,6 +401,7 @@ impl Topology {
             latency: self.latency,
             results,
             metrics,
+            streams,
         }
     }
 }
@@ -399,6 +418,7 @@ pub struct World<T> {
     latency: Latency,
     results: Arc<Mutex<BTreeMap<VuKey, T>>>,
     metrics: Arc<Mutex<BTreeMap<String, SessionMetrics>>>,
+    streams: Arc<Mutex<BTreeMap<String, i64>>>,
 }
 
 impl<T> World<T> {
@@ -464,6 +484,15 @@ impl<T> World<T> {
     /// closed.
     pub fn metrics(&self) -> BTreeMap<String, SessionMetrics> {
         lock(&self.metrics).clone()
+    }
+
+    /// Each finished worker's TCP streams still held after its manager was
+    /// closed and dropped: `turmoil::established_tcp_stream_count_on` its
+    /// host, less the phantom entries of refused or abandoned connects
+    /// ([`TurmoilDialer::phantom_streams`]). Anything but 0 is a
+    /// connection leaked (or, below 0, a phantom miscounted).
+    pub fn streams_at_end(&self) -> BTreeMap<String, i64> {
+        lock(&self.streams).clone()
     }
 
     /// Every server's event log as JSON lines, servers in name order, each

@@ -561,6 +561,16 @@ fn closed_split_by_reason() {
 }
 
 #[test]
+fn clean_close_a_tcp_stream_left_on_a_worker() {
+    let cfg = pool1().with_streams_at_end([(W.to_owned(), 1)].into());
+    let r = run(&clean(), &cfg);
+    let v = r.violation("clean_close").expect("caught");
+    assert!(v.message.contains("1 TCP stream"), "{}", v.message);
+    let cfg = pool1().with_streams_at_end([(W.to_owned(), 0)].into());
+    assert!(run(&clean(), &cfg).violation("clean_close").is_none());
+}
+
+#[test]
 fn metrics_match_trace() {
     // A cancelled wait counted as a pool timeout (the reference's defect 6).
     let mut metrics = clean_metrics();

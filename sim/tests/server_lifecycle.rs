@@ -71,7 +71,8 @@ fn http() -> HttpConfig {
 /// A manager over turmoil TCP, on the simulated clock (call inside a host).
 fn manager(cfg: SessionConfig, http: HttpConfig) -> M {
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
-    let connector = HttpConnector::new(TurmoilDialer, http, clock.clone()).expect("valid URL");
+    let connector =
+        HttpConnector::new(TurmoilDialer::new(), http, clock.clone()).expect("valid URL");
     ManagerBuilder::new(cfg)
         .clock(clock)
         .start(connector)
