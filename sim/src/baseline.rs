@@ -177,12 +177,7 @@ impl BareLoop {
     /// simulated time to about the run's (see the module docs on
     /// fairness).
     pub fn matching(report: &Report) -> Self {
-        let vus: Vec<usize> = report
-            .schedule
-            .workers
-            .iter()
-            .map(|w| w.vus.len())
-            .collect();
+        let vus = report.schedule.vus_per_worker();
         let total_vus = vus.iter().sum::<usize>().max(1);
         let requests = usize::try_from(report.server_requests()).unwrap_or(usize::MAX);
         let ops_per_vu = requests.div_ceil(total_vus).max(1);

@@ -239,6 +239,11 @@ impl Schedule {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
+    /// Each worker's VU count, in worker order.
+    pub fn vus_per_worker(&self) -> Vec<usize> {
+        self.workers.iter().map(|w| w.vus.len()).collect()
+    }
+
     /// How many VUs in all.
     pub fn vu_count(&self) -> usize {
         self.workers.iter().map(|w| w.vus.len()).sum()

@@ -43,12 +43,7 @@ fn a_matching_loop_makes_as_many_requests_on_the_same_vus() {
     assert!(requests >= report.operations(), "{requests}");
     assert!(report.operations() > 0);
     let bare = BareLoop::matching(&report);
-    let vus: Vec<usize> = report
-        .schedule
-        .workers
-        .iter()
-        .map(|w| w.vus.len())
-        .collect();
+    let vus = report.schedule.vus_per_worker();
     assert_eq!(bare.vus_per_worker, vus);
     assert_eq!(bare.latency, report.schedule.latency);
     assert!(bare.total_ops() >= requests);
