@@ -138,7 +138,7 @@ fn churn_loop(report: &Report) -> BareLoop {
         .count();
     let l = BareLoop::matching(report);
     let per_vu = sessions.div_ceil(l.vus_per_worker.iter().sum::<usize>().max(1));
-    let every = l.ops_per_vu.div_ceil(per_vu.max(1));
+    let every = l.ops_per_vu().div_ceil(per_vu.max(1));
     l.requests_per_connection(every)
 }
 

@@ -8,7 +8,7 @@
 //! and worker hosts named as a schedule names them ([`worker_host`]), each
 //! running its VUs as tokio tasks, with the same turmoil seed, tick and link
 //! latency. Each VU opens ONE HTTP/1.1 connection to the server and sends
-//! `ops_per_vu` POSTs of a JSON-RPC `tools/call` body on it, one after the
+//! its share of [`BareLoop::requests`] POSTs of a JSON-RPC `tools/call` body on it, one after the
 //! other, reading each answer whole. The server is hyper's HTTP/1.1 server
 //! answering every request with the same small JSON-RPC result. No session
 //! manager, no MCP session (no `initialize`, no DELETE), no trace, no
@@ -20,9 +20,11 @@
 //! answered by the server. For a scenario run, that is
 //! [`Report::server_requests`] (every `initialize`, `initialized`
 //! notification, operation, SSE resumption and DELETE the simulated server
-//! handled), and [`BareLoop::matching`] builds a bare loop that makes at
-//! least as many (the count spread evenly over the same VUs, rounded up).
-//! Per exchange, both sides then pay the same simulated network (turmoil
+//! handled), and [`BareLoop::matching`] builds a bare loop that makes
+//! exactly as many, spread evenly over the same VUs (rounding up would
+//! flatter the bare loop: with both sides' wall time mostly spent on the
+//! same simulated time, a few extra exchanges lower its cost per
+//! exchange without costing it more). Per exchange, both sides then pay the same simulated network (turmoil
 //! TCP, the same latency range, the same hosts) and the same HTTP/1.1 code
 //! (hyper on both ends, bodies read whole, connections driven from one
 //! server task as [`crate::server::Server::serve`] drives them); what is
@@ -90,13 +92,15 @@ const RESULT: &[u8] =
 const PATH: &str = "/mcp";
 
 /// A bare request loop to run: how many VUs on how many workers, how many
-/// requests each, on what network.
+/// requests in all (spread evenly over the VUs), on what network.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BareLoop {
     /// VUs on each worker host (worker `i + 1` runs `vus_per_worker[i]`).
     pub vus_per_worker: Vec<usize>,
-    /// Requests each VU sends.
-    pub ops_per_vu: usize,
+    /// Requests the VUs send in all: each VU sends this divided by the
+    /// number of VUs, and the first VUs (in worker order) one more each
+    /// for the remainder ([`BareLoop::requests_of`]).
+    pub requests: usize,
     /// Simulated time each VU waits after each answer (default zero).
     pub think: Duration,
     /// A VU opens a new connection after this many requests on one
@@ -145,9 +149,10 @@ impl BareLoop {
     /// A loop of `ops_per_vu` requests per VU, `vus_per_worker[i]` VUs on
     /// worker `i + 1`, no think time.
     pub fn new(vus_per_worker: &[usize], ops_per_vu: usize, latency: Latency, seed: u64) -> Self {
+        let vus: usize = vus_per_worker.iter().sum();
         BareLoop {
             vus_per_worker: vus_per_worker.to_vec(),
-            ops_per_vu,
+            requests: vus * ops_per_vu,
             think: Duration::ZERO,
             requests_per_connection: None,
             latency,
@@ -171,16 +176,26 @@ impl BareLoop {
         self
     }
 
+    /// The same loop sending `requests` in all, spread evenly over its VUs
+    /// (see [`BareLoop::requests`]).
+    pub fn total_requests(mut self, requests: usize) -> Self {
+        self.requests = requests;
+        self
+    }
+
     /// The loop that matches a scenario run: the same seed, latency and VUs
-    /// per worker; at least [`Report::server_requests`] requests in all,
-    /// spread evenly over the VUs; and a think time that brings its
-    /// simulated time to about the run's (see the module docs on
-    /// fairness).
+    /// per worker; exactly [`Report::server_requests`] requests in all
+    /// (at least one), spread evenly over the VUs; and a think time that
+    /// brings its simulated time to about the run's (see the module docs
+    /// on fairness).
     pub fn matching(report: &Report) -> Self {
         let vus = report.schedule.vus_per_worker();
-        let total_vus = vus.iter().sum::<usize>().max(1);
-        let requests = usize::try_from(report.server_requests()).unwrap_or(usize::MAX);
-        let ops_per_vu = requests.div_ceil(total_vus).max(1);
+        let requests = usize::try_from(report.server_requests())
+            .unwrap_or(usize::MAX)
+            .max(1);
+        let probe =
+            BareLoop::new(&vus, 0, report.schedule.latency, report.seed).total_requests(requests);
+        let ops_per_vu = probe.ops_per_vu().max(1);
         // A round trip is two messages of turmoil's mean latency (its
         // exponential curve, rate 5 over the range: a fifth of the way up)
         // plus about a tick each way. Think time fills the rest of the
@@ -189,13 +204,33 @@ impl BareLoop {
         let round_trip_ms = 2 * (latency.min_ms + (latency.max_ms - latency.min_ms) / 5) + 2;
         let busy_ms = round_trip_ms * ops_per_vu as u64;
         let think_ms = report.simulated_ms.saturating_sub(busy_ms) / ops_per_vu as u64;
-        BareLoop::new(&vus, ops_per_vu, latency, report.seed).think(Duration::from_millis(think_ms))
+        probe.think(Duration::from_millis(think_ms))
     }
 
     /// How many requests the loop sends in all.
     pub fn total_ops(&self) -> u64 {
-        let vus: usize = self.vus_per_worker.iter().sum();
-        (vus * self.ops_per_vu) as u64
+        self.requests as u64
+    }
+
+    /// How many requests the busiest VU sends (the others send as many or
+    /// one fewer).
+    pub fn ops_per_vu(&self) -> usize {
+        let vus = self.vus_per_worker.iter().sum::<usize>();
+        if vus == 0 {
+            0
+        } else {
+            self.requests.div_ceil(vus)
+        }
+    }
+
+    /// How many requests VU `index` sends, counting VUs from 0 across the
+    /// workers in order (worker 1's first).
+    pub fn requests_of(&self, index: usize) -> usize {
+        let vus = self.vus_per_worker.iter().sum::<usize>();
+        if vus == 0 {
+            return 0;
+        }
+        self.requests / vus + usize::from(index < self.requests % vus)
     }
 
     /// Runs the loop. Fails as turmoil does: a VU's request failed (a bug,
@@ -215,14 +250,20 @@ impl BareLoop {
         sim.host(SERVER_HOST, move || serve(counter.clone()));
 
         let authority = HeaderValue::from_str(&format!("{SERVER_HOST}:{PORT}"))?;
+        let mut first_vu = 0;
         for (i, &vus) in self.vus_per_worker.iter().enumerate() {
             let name = worker_host(i as u64 + 1);
-            let (n, think, per_conn) = (self.ops_per_vu, self.think, self.requests_per_connection);
+            let counts: Vec<usize> = (first_vu..first_vu + vus)
+                .map(|k| self.requests_of(k))
+                .collect();
+            first_vu += vus;
+            let (think, per_conn) = (self.think, self.requests_per_connection);
             let (ops, authority) = (ops.clone(), authority.clone());
             let worker = name.clone();
             sim.client(name.as_str(), async move {
                 let tasks: Vec<_> = (1..=vus)
-                    .map(|vu| {
+                    .zip(counts)
+                    .map(|(vu, n)| {
                         let client = Client {
                             worker: worker.clone(),
                             vu,
@@ -311,6 +352,9 @@ impl Client {
     /// connection or a new one every `per_conn`; returns how many were
     /// answered with 200.
     async fn run(self, n: usize, think: Duration, per_conn: Option<usize>) -> Result<u64, String> {
+        if n == 0 {
+            return Ok(0);
+        }
         let mut sender = self.connect().await?;
         let mut ok = 0;
         for step in 0..n {

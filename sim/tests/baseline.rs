@@ -46,11 +46,23 @@ fn a_matching_loop_makes_as_many_requests_on_the_same_vus() {
     let vus = report.schedule.vus_per_worker();
     assert_eq!(bare.vus_per_worker, vus);
     assert_eq!(bare.latency, report.schedule.latency);
-    assert!(bare.total_ops() >= requests);
-    assert!(bare.total_ops() < requests + vus.iter().sum::<usize>() as u64);
+    assert_eq!(bare.total_ops(), requests);
     let done = bare.run().expect("bare loop");
     assert_eq!(done.served, bare.total_ops());
     assert_eq!(done.ops, bare.total_ops());
+}
+
+#[test]
+fn requests_are_spread_over_the_vus_with_the_remainder_first() {
+    let bare = BareLoop::new(&[2, 1], 0, Latency::fixed(1), 3).total_requests(8);
+    let counts: Vec<usize> = (0..3).map(|k| bare.requests_of(k)).collect();
+    assert_eq!(counts, [3, 3, 2]);
+    assert_eq!(bare.ops_per_vu(), 3);
+    let done = bare.run().expect("bare loop");
+    assert_eq!((done.served, done.ops), (8, 8));
+    // Fewer requests than VUs: the idle VUs do not even connect.
+    let few = BareLoop::new(&[4], 0, Latency::fixed(1), 3).total_requests(1);
+    assert_eq!(few.run().expect("bare loop").served, 1);
 }
 
 #[test]
