@@ -65,6 +65,11 @@ use mcp_sim::scenarios::Scenario;
 use mcp_sim::schedule::Schedule;
 use mcp_sim::trace::Source;
 
+/// The allocator `mcp-sim` itself runs with (see its `main.rs`): both
+/// sides of the comparison are measured with it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Samples per function (criterion's least).
 const SAMPLES: usize = 10;
 

@@ -375,14 +375,14 @@ struct Open {
 
 /// One worker host's model.
 #[derive(Default)]
-struct Host {
-    sessions: BTreeMap<String, Sess>,
+struct Host<'a> {
+    sessions: BTreeMap<&'a str, Sess>,
     /// Reserved slots per VU (pool mode).
     reserved: BTreeMap<u64, u64>,
     waiting: Vec<Waiter>,
     next_seq: u64,
     /// The session granted to each waiter, not picked up yet.
-    granted: BTreeMap<u64, String>,
+    granted: BTreeMap<u64, &'a str>,
     /// Waiters dropped from the queue by the manager's close.
     closed_out: BTreeSet<u64>,
     /// Waiters granted a slot a failed create freed.
@@ -394,19 +394,19 @@ struct Host {
     evicted_now: Vec<(u64, Option<u64>)>,
     /// The previous event: name (`slot_freed_cancelled` for a slot freed
     /// by a cancelled create), VU and session.
-    prev: Option<(String, Option<u64>, Option<String>)>,
+    prev: Option<Prev<'a>>,
     /// A chain of effects whose end has not been seen: the capacity law is
     /// checked at its end (the index of its last event).
     pending_capacity: Option<usize>,
     /// The last event's clock.
     clock: u64,
     // holders and closes
-    holder: BTreeMap<String, u64>,
-    closed: BTreeMap<String, usize>,
-    invalidated: BTreeSet<String>,
-    created: BTreeMap<String, usize>,
-    created_by: BTreeMap<String, u64>,
-    reasons: BTreeMap<String, u64>,
+    holder: BTreeMap<&'a str, u64>,
+    closed: BTreeMap<&'a str, usize>,
+    invalidated: BTreeSet<&'a str>,
+    created: BTreeMap<&'a str, usize>,
+    created_by: BTreeMap<&'a str, u64>,
+    reasons: BTreeMap<&'a str, u64>,
     // acquires
     open: BTreeMap<u64, Vec<Open>>,
     // reconnects
@@ -417,14 +417,24 @@ struct Host {
     closed_at: Option<usize>,
     /// Sessions whose transport close (DELETE) failed: refused or
     /// unreachable, so the server may rightly still hold them.
-    close_failed: BTreeSet<String>,
+    close_failed: BTreeSet<&'a str>,
     last_index: usize,
     /// How many of each manager event (a cancelled wait counted apart, as
     /// `acquire_cancelled_waiting`), for `metrics_match_trace`.
-    events: BTreeMap<String, u64>,
+    events: BTreeMap<&'a str, u64>,
 }
 
-impl Host {
+/// The event before, as `Host::prev` keeps it.
+#[derive(Clone, Copy)]
+struct Prev<'a> {
+    /// Its name (`slot_freed_cancelled` for a slot freed by a cancelled
+    /// create).
+    name: &'a str,
+    vu: Option<u64>,
+    session: Option<&'a str>,
+}
+
+impl Host<'_> {
     /// Sessions in use, idle or granted, plus reservations.
     fn occupancy(&self) -> u64 {
         let sessions = self
@@ -445,7 +455,7 @@ impl Host {
     }
 
     fn prev_is(&self, event: &str) -> bool {
-        self.prev.as_ref().is_some_and(|p| p.0 == event)
+        self.prev.is_some_and(|p| p.name == event)
     }
 }
 
@@ -468,14 +478,14 @@ const CHAIN_STARTS: [&str; 7] = [
 struct Auditor<'a> {
     trace: &'a Trace,
     cfg: &'a AuditConfig,
-    hosts: BTreeMap<String, Host>,
-    finished: BTreeMap<String, Host>,
+    hosts: BTreeMap<&'a str, Host<'a>>,
+    finished: BTreeMap<&'a str, Host<'a>>,
     /// Per server host: sessions whose `initialize` it took and whose
     /// `notifications/initialized` it has not received, with the time.
-    handshakes: BTreeMap<String, BTreeMap<String, u64>>,
-    checks: BTreeMap<String, u64>,
-    first: BTreeMap<String, (usize, String)>,
-    goals: BTreeMap<String, u64>,
+    handshakes: BTreeMap<&'a str, BTreeMap<&'a str, u64>>,
+    checks: BTreeMap<&'static str, u64>,
+    first: BTreeMap<&'static str, (usize, String)>,
+    goals: BTreeMap<&'static str, u64>,
 }
 
 impl<'a> Auditor<'a> {
@@ -486,22 +496,22 @@ impl<'a> Auditor<'a> {
             hosts: BTreeMap::new(),
             finished: BTreeMap::new(),
             handshakes: BTreeMap::new(),
-            checks: LAWS.iter().map(|l| ((*l).to_owned(), 0)).collect(),
+            checks: LAWS.iter().map(|l| (*l, 0)).collect(),
             first: BTreeMap::new(),
-            goals: GOALS.iter().map(|g| ((*g).to_owned(), 0)).collect(),
+            goals: GOALS.iter().map(|g| (*g, 0)).collect(),
         }
     }
 
-    fn check(&mut self, law: &str) {
-        *self.checks.entry(law.to_owned()).or_default() += 1;
+    fn check(&mut self, law: &'static str) {
+        *self.checks.entry(law).or_default() += 1;
     }
 
-    fn fail(&mut self, law: &str, index: usize, message: String) {
-        self.first.entry(law.to_owned()).or_insert((index, message));
+    fn fail(&mut self, law: &'static str, index: usize, message: String) {
+        self.first.entry(law).or_insert((index, message));
     }
 
-    fn goal(&mut self, goal: &str) {
-        *self.goals.entry(goal.to_owned()).or_default() += 1;
+    fn goal(&mut self, goal: &'static str) {
+        *self.goals.entry(goal).or_default() += 1;
     }
 
     fn run(&mut self) {
@@ -514,27 +524,27 @@ impl<'a> Auditor<'a> {
                 Source::Vu => {}
             }
         }
-        let hosts: Vec<String> = self.hosts.keys().cloned().collect();
+        let hosts: Vec<&'a str> = self.hosts.keys().copied().collect();
         for h in hosts {
-            self.end_of_host(&h);
+            self.end_of_host(h);
         }
         self.server_laws();
         self.streams_at_end();
     }
 
     /// Follows each server's open handshakes.
-    fn server_event(&mut self, e: &TraceEvent) {
-        let open = self.handshakes.entry(e.host.clone()).or_default();
-        let sid = e.session.clone().unwrap_or_default();
+    fn server_event(&mut self, e: &'a TraceEvent) {
+        let open = self.handshakes.entry(e.host.as_str()).or_default();
+        let sid = e.session.as_deref().unwrap_or_default();
         match e.event.as_str() {
             "session_created" => {
                 open.insert(sid, e.t_ms);
             }
             "notification" if e.str("method") == Some("notifications/initialized") => {
-                open.remove(&sid);
+                open.remove(sid);
             }
             "deleted" | "expired" => {
-                open.remove(&sid);
+                open.remove(sid);
             }
             "sessions_cleared" => open.clear(),
             _ => {}
@@ -542,25 +552,25 @@ impl<'a> Auditor<'a> {
     }
 
     /// A server going down: was an `initialize` handshake under way?
-    fn fault_event(&mut self, e: &TraceEvent) {
+    fn fault_event(&mut self, e: &'a TraceEvent) {
         if !matches!(e.event.as_str(), "crash" | "bounce") {
             return;
         }
-        let Some(open) = self.handshakes.get(&e.host) else {
+        let Some(open) = self.handshakes.get(e.host.as_str()) else {
             return;
         };
         let hit = open.iter().any(|(sid, &taken)| {
             match self
                 .hosts
                 .values()
-                .find_map(|h| h.created_by.get(sid).map(|vu| (h, *vu)))
+                .find_map(|h| h.created_by.get(*sid).map(|vu| (h, *vu)))
             {
                 // The client has the answer and is finishing (the
                 // `initialized` notification): still making it?
                 Some((h, vu)) => {
                     h.creating_since.contains_key(&vu)
                         && h.sessions
-                            .get(sid)
+                            .get(*sid)
                             .is_some_and(|s| s.st == St::Creating { vu })
                 }
                 // No answer yet: a creation open since before the server
@@ -576,12 +586,12 @@ impl<'a> Auditor<'a> {
         }
     }
 
-    fn manager_event(&mut self, i: usize, e: &TraceEvent) {
+    fn manager_event(&mut self, i: usize, e: &'a TraceEvent) {
         // The host's state is moved out for the event (an empty one stays
         // in its place) and back at the end; its name is copied only the
         // first time.
         if !self.hosts.contains_key(e.host.as_str()) {
-            self.hosts.insert(e.host.clone(), Host::default());
+            self.hosts.insert(e.host.as_str(), Host::default());
         }
         let mut h = self
             .hosts
@@ -592,13 +602,13 @@ impl<'a> Auditor<'a> {
         let clock = e.clock_ms();
         let name = e.event.as_str();
         let vu = e.vu.unwrap_or(0);
-        let sid = e.session.clone().unwrap_or_default();
+        let sid = e.session.as_deref().unwrap_or_default();
         let counted = if name == "acquire_cancelled" && e.bool("waiting") == Some(true) {
             "acquire_cancelled_waiting"
         } else {
             name
         };
-        *h.events.entry(counted.to_owned()).or_default() += 1;
+        *h.events.entry(counted).or_default() += 1;
         if !CHAIN_LINKS.contains(&name) {
             if let Some(at) = h.pending_capacity.take() {
                 let at_clock = h.clock;
@@ -623,8 +633,8 @@ impl<'a> Auditor<'a> {
                     passed_over: None,
                 });
             }
-            "waiter_granted" => self.waiter_granted(&mut h, i, e, vu, &sid, clock),
-            "acquire_ok" => self.acquire_ok(&mut h, i, e, vu, &sid, clock),
+            "waiter_granted" => self.waiter_granted(&mut h, i, e, vu, sid, clock),
+            "acquire_ok" => self.acquire_ok(&mut h, i, e, vu, sid, clock),
             "acquire_timeout" => {
                 self.goal("pool_timeout");
                 let waited = e.u64("waited_ms");
@@ -680,7 +690,7 @@ impl<'a> Auditor<'a> {
                 }
             }
             "slot_reserved" => {
-                self.overtakes(&h, i, vu, clock, "reserves a free slot");
+                self.overtakes(&h, i, vu, clock, format_args!("reserves a free slot"));
                 *h.reserved.entry(vu).or_default() += 1;
                 h.creating_since.insert(vu, e.t_ms);
             }
@@ -703,23 +713,23 @@ impl<'a> Auditor<'a> {
                 }
                 h.creating_since.remove(&vu);
             }
-            "created" => self.created(&mut h, i, vu, &sid),
+            "created" => self.created(&mut h, i, vu, sid),
             "operation_start" => {
-                self.use_of(&h, i, &sid, &format!("operation on {sid}"));
-                if let Some(s) = h.sessions.get_mut(&sid) {
+                self.use_of(&h, i, sid, format_args!("operation on {sid}"));
+                if let Some(s) = h.sessions.get_mut(sid) {
                     s.ops += 1;
                 }
             }
             "released" | "invalidated" | "lease_dropped" => {
-                self.give_back(&mut h, i, name, vu, &sid, clock);
+                self.give_back(&mut h, i, name, vu, sid, clock);
             }
-            "closed" => self.closed(&mut h, i, e, &sid, clock),
+            "closed" => self.closed(&mut h, i, e, sid, clock),
             "manager_closing" => {
                 h.closing = true;
                 h.closed_out = h.waiting.drain(..).map(|w| w.vu).collect();
             }
             "close_failed" => {
-                h.close_failed.insert(sid.clone());
+                h.close_failed.insert(sid);
             }
             "manager_closed" => {
                 h.closed_at = Some(i);
@@ -745,24 +755,23 @@ impl<'a> Auditor<'a> {
         // A slot freed by a failed create (not by a cancellation).
         let cancelled_creating = h
             .prev
-            .as_ref()
-            .is_some_and(|p| p.0 == "acquire_cancelled" && p.1 == e.vu);
-        h.prev = Some((
-            if name == "slot_freed" && cancelled_creating {
-                "slot_freed_cancelled".to_owned()
+            .is_some_and(|p| p.name == "acquire_cancelled" && p.vu == e.vu);
+        h.prev = Some(Prev {
+            name: if name == "slot_freed" && cancelled_creating {
+                "slot_freed_cancelled"
             } else {
-                name.to_owned()
+                name
             },
-            e.vu,
-            e.session.clone(),
-        ));
+            vu: e.vu,
+            session: e.session.as_deref(),
+        });
         h.clock = clock;
         if let Some(slot) = self.hosts.get_mut(e.host.as_str()) {
             *slot = h;
         }
     }
 
-    fn acquire_start(&mut self, h: &mut Host, i: usize, e: &TraceEvent, vu: u64, clock: u64) {
+    fn acquire_start(&mut self, h: &mut Host<'a>, i: usize, e: &TraceEvent, vu: u64, clock: u64) {
         self.check("acquire_ends_by_deadline");
         h.open.entry(vu).or_default().push(Open {
             index: i,
@@ -792,7 +801,7 @@ impl<'a> Auditor<'a> {
 
     /// An acquire that takes capacity directly while live waiters are
     /// queued overtakes them.
-    fn overtakes(&mut self, h: &Host, i: usize, vu: u64, clock: u64, what: &str) {
+    fn overtakes(&mut self, h: &Host, i: usize, vu: u64, clock: u64, what: std::fmt::Arguments) {
         if self.cfg.pool_size.is_none() {
             return;
         }
@@ -811,11 +820,11 @@ impl<'a> Auditor<'a> {
 
     fn waiter_granted(
         &mut self,
-        h: &mut Host,
+        h: &mut Host<'a>,
         i: usize,
         e: &TraceEvent,
         vu: u64,
-        sid: &str,
+        sid: &'a str,
         clock: u64,
     ) {
         self.check("fifo");
@@ -867,7 +876,7 @@ impl<'a> Auditor<'a> {
         match h.sessions.get_mut(sid) {
             Some(s) if s.st == St::Idle => {
                 s.st = St::Granted { vu };
-                h.granted.insert(vu, sid.to_owned());
+                h.granted.insert(vu, sid);
             }
             other => {
                 let what = match other.map(|s| s.st) {
@@ -887,7 +896,7 @@ impl<'a> Auditor<'a> {
     }
 
     /// `no_use_after_close` at event `i`, a use (`what`) of session `sid`.
-    fn use_of(&mut self, h: &Host, i: usize, sid: &str, what: &str) {
+    fn use_of(&mut self, h: &Host, i: usize, sid: &str, what: std::fmt::Arguments) {
         self.check("no_use_after_close");
         let after = if h.closed.contains_key(sid) {
             "closed"
@@ -905,11 +914,11 @@ impl<'a> Auditor<'a> {
 
     fn acquire_ok(
         &mut self,
-        h: &mut Host,
+        h: &mut Host<'a>,
         i: usize,
         e: &TraceEvent,
         vu: u64,
-        sid: &str,
+        sid: &'a str,
         clock: u64,
     ) {
         let pool = self.cfg.pool_size.is_some();
@@ -917,7 +926,7 @@ impl<'a> Auditor<'a> {
         let reconnect = e.bool("reconnect").unwrap_or(false);
         // Handing a VU a session is its first use: a closed or invalidated
         // one must never be handed out (the reference's defects 1 and 3).
-        self.use_of(h, i, sid, &format!("{sid} handed to vu-{vu}"));
+        self.use_of(h, i, sid, format_args!("{sid} handed to vu-{vu}"));
         self.end_acquire(h, i, vu, None);
         h.creating_since.remove(&vu);
         if created {
@@ -927,7 +936,7 @@ impl<'a> Auditor<'a> {
                 h.reserved.remove(&vu);
             }
         } else if pool {
-            if h.granted.get(&vu).map(String::as_str) == Some(sid) {
+            if h.granted.get(&vu) == Some(&sid) {
                 h.granted.remove(&vu);
                 self.goal("waiter_served_after_release");
             } else if h.waiting.iter().any(|w| w.vu == vu) {
@@ -939,7 +948,7 @@ impl<'a> Auditor<'a> {
                 );
                 self.leave_queue(h, vu);
             } else {
-                self.overtakes(h, i, vu, clock, &format!("takes idle {sid}"));
+                self.overtakes(h, i, vu, clock, format_args!("takes idle {sid}"));
             }
         }
         // one holder
@@ -953,11 +962,8 @@ impl<'a> Auditor<'a> {
                 self.fail("one_holder", i, msg);
             }
         }
-        h.holder.insert(sid.to_owned(), vu);
-        let s = h
-            .sessions
-            .entry(sid.to_owned())
-            .or_insert_with(|| Sess::new(St::Idle));
+        h.holder.insert(sid, vu);
+        let s = h.sessions.entry(sid).or_insert_with(|| Sess::new(St::Idle));
         s.st = St::InUse { vu, closed: false };
         s.owner = Some(vu);
         if created {
@@ -996,7 +1002,7 @@ impl<'a> Auditor<'a> {
         }
     }
 
-    fn created(&mut self, h: &mut Host, i: usize, vu: u64, sid: &str) {
+    fn created(&mut self, h: &mut Host<'a>, i: usize, vu: u64, sid: &'a str) {
         self.check("closed_split_by_reason");
         if self.cfg.pool_size.is_some() {
             self.check("pool_bound");
@@ -1011,15 +1017,22 @@ impl<'a> Auditor<'a> {
         if h.failed_create_grant.remove(&vu) {
             self.goal("waiter_served_after_failed_create");
         }
-        h.sessions
-            .insert(sid.to_owned(), Sess::new(St::Creating { vu }));
-        h.created_by.insert(sid.to_owned(), vu);
-        if h.created.insert(sid.to_owned(), i).is_some() {
+        h.sessions.insert(sid, Sess::new(St::Creating { vu }));
+        h.created_by.insert(sid, vu);
+        if h.created.insert(sid, i).is_some() {
             self.fail("closed_split_by_reason", i, format!("{sid} created twice"));
         }
     }
 
-    fn give_back(&mut self, h: &mut Host, i: usize, name: &str, vu: u64, sid: &str, clock: u64) {
+    fn give_back(
+        &mut self,
+        h: &mut Host<'a>,
+        i: usize,
+        name: &str,
+        vu: u64,
+        sid: &'a str,
+        clock: u64,
+    ) {
         self.check("one_holder");
         match h.holder.get(sid) {
             Some(v) if *v == vu => {
@@ -1041,10 +1054,7 @@ impl<'a> Auditor<'a> {
             if closed {
                 h.sessions.remove(sid);
             } else {
-                let s = h
-                    .sessions
-                    .entry(sid.to_owned())
-                    .or_insert_with(|| Sess::new(St::Idle));
+                let s = h.sessions.entry(sid).or_insert_with(|| Sess::new(St::Idle));
                 s.st = St::Idle;
                 s.released_ms = Some(clock);
                 s.owner = Some(vu);
@@ -1052,7 +1062,7 @@ impl<'a> Auditor<'a> {
         } else {
             h.sessions.remove(sid);
             if name == "invalidated" {
-                h.invalidated.insert(sid.to_owned());
+                h.invalidated.insert(sid);
                 if !h.closing {
                     h.owed_pool += 1;
                     h.owed_vu.insert(vu);
@@ -1061,25 +1071,24 @@ impl<'a> Auditor<'a> {
         }
     }
 
-    fn closed(&mut self, h: &mut Host, i: usize, e: &TraceEvent, sid: &str, clock: u64) {
-        let reason = e.str("reason").unwrap_or("unknown").to_owned();
-        *h.reasons.entry(reason.clone()).or_default() += 1;
+    fn closed(&mut self, h: &mut Host<'a>, i: usize, e: &'a TraceEvent, sid: &'a str, clock: u64) {
+        let reason = e.str("reason").unwrap_or("unknown");
+        *h.reasons.entry(reason).or_default() += 1;
         let s = h.sessions.get(sid).copied();
         let was_idle = s.is_some_and(|s| s.st == St::Idle);
         // Closed by its release (in the same critical section): the
         // release just before, in the same millisecond.
         let after_release = h.clock == clock
             && h.prev
-                .as_ref()
-                .is_some_and(|p| p.0 == "released" && p.2.as_deref() == Some(sid));
-        match reason.as_str() {
+                .is_some_and(|p| p.name == "released" && p.session == Some(sid));
+        match reason {
             "idle" => self.goal("idle_eviction"),
             "ttl" if after_release => self.goal("ttl_in_use_closed_on_release"),
             "ttl" if was_idle => self.goal("ttl_eviction_idle"),
             "churned" => self.churned(i, sid, s, clock),
             _ => {}
         }
-        if let (Some(s), "idle" | "ttl") = (s, reason.as_str()) {
+        if let (Some(s), "idle" | "ttl") = (s, reason) {
             if was_idle
                 && !after_release
                 && deadline(&s, self.cfg.ttl_ms, self.cfg.idle_ms) == Some(clock)
@@ -1094,7 +1103,7 @@ impl<'a> Auditor<'a> {
                 format!("{sid} closed ({reason}) but never created"),
             );
         }
-        if h.closed.insert(sid.to_owned(), i).is_some() {
+        if h.closed.insert(sid, i).is_some() {
             self.fail(
                 "closed_split_by_reason",
                 i,
@@ -1215,7 +1224,7 @@ impl<'a> Auditor<'a> {
         }
         self.check("pool_bound");
         if let Some(g) = h.granted.remove(&vu) {
-            h.sessions.remove(&g);
+            h.sessions.remove(g);
             self.fail(
                 "pool_bound",
                 i,
@@ -1286,7 +1295,7 @@ impl<'a> Auditor<'a> {
         }
     }
 
-    fn end_of_host(&mut self, name: &str) {
+    fn end_of_host(&mut self, name: &'a str) {
         let Some(h) = self.hosts.remove(name) else {
             return;
         };
@@ -1354,7 +1363,7 @@ impl<'a> Auditor<'a> {
                 );
             }
         }
-        self.finished.insert(name.to_owned(), h);
+        self.finished.insert(name, h);
     }
 
     /// `metrics_match_trace` for host `name` with final metrics `m`.
@@ -1418,7 +1427,7 @@ impl<'a> Auditor<'a> {
             if held != 0 {
                 let at = self
                     .finished
-                    .get(host)
+                    .get(host.as_str())
                     .map_or(last, |h| h.closed_at.unwrap_or(h.last_index));
                 self.fail(
                     "clean_close",
@@ -1435,21 +1444,21 @@ impl<'a> Auditor<'a> {
             return;
         }
         let mut server_created = BTreeSet::new();
-        let mut live: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut live: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         let mut notified = Vec::new();
         for (i, e) in trace.events.iter().enumerate() {
             if e.source != Source::Server {
                 continue;
             }
-            let sid = e.session.clone().unwrap_or_default();
-            let set = live.entry(e.host.clone()).or_default();
+            let sid = e.session.as_deref().unwrap_or_default();
+            let set = live.entry(e.host.as_str()).or_default();
             match e.event.as_str() {
                 "session_created" => {
-                    server_created.insert(sid.clone());
+                    server_created.insert(sid);
                     set.insert(sid);
                 }
                 "deleted" | "expired" => {
-                    set.remove(&sid);
+                    set.remove(sid);
                 }
                 "sessions_cleared" => set.clear(),
                 "notification" if e.str("method") == Some("notifications/initialized") => {
@@ -1462,7 +1471,7 @@ impl<'a> Auditor<'a> {
         let finished = std::mem::take(&mut self.finished);
         for (host, h) in &finished {
             for (sid, i) in &h.created {
-                all_created.insert(sid.clone());
+                all_created.insert(*sid);
                 if sid.starts_with("local-") {
                     continue;
                 }
@@ -1493,7 +1502,7 @@ impl<'a> Auditor<'a> {
         }
         for (i, sid) in notified {
             self.check("created_equals_server_initialized");
-            if !all_created.contains(&sid) {
+            if !all_created.contains(sid) {
                 self.fail(
                     "created_equals_server_initialized",
                     i,
@@ -1532,15 +1541,23 @@ impl<'a> Auditor<'a> {
         let closed = self
             .finished
             .iter()
-            .map(|(h, st)| (h.clone(), st.reasons.clone()))
+            .map(|(h, st)| {
+                let reasons = st.reasons.iter().map(|(r, n)| ((*r).to_owned(), *n));
+                ((*h).to_owned(), reasons.collect())
+            })
             .collect();
         AuditReport {
-            checks: self.checks,
+            checks: owned_keys(&self.checks),
             violations,
             closed,
-            goals: self.goals,
+            goals: owned_keys(&self.goals),
         }
     }
+}
+
+/// `map` with its keys copied into `String`s.
+fn owned_keys(map: &BTreeMap<&str, u64>) -> BTreeMap<String, u64> {
+    map.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
 }
 
 /// An idle session's eviction deadline (manager clock): the earlier of its
