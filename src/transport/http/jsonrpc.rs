@@ -120,10 +120,38 @@ pub(crate) fn classify(value: Value, want: u64) -> Result<Incoming, TransportErr
     }
     let msg: Message = serde_json::from_value(value)
         .map_err(|e| TransportError::MalformedJson(format!("not a JSON-RPC message: {e}")))?;
-    if msg.method.is_some() || msg.id != Some(Value::from(want)) {
-        return Ok(Incoming::Other);
+    Ok(incoming(msg, want))
+}
+
+/// [`classify`] of a message's bytes, as `classify(serde_json::from_slice(bytes)?, want)`
+/// would give (a body that is not JSON: [`TransportError::MalformedJson`]
+/// with the parser's message) but parsed once: a single JSON object goes
+/// straight into [`Message`], and only a batch, a duplicated member or a
+/// message of the wrong shape takes the way through [`Value`] (for the
+/// same answer or error as before).
+pub(crate) fn classify_slice(bytes: &[u8], want: u64) -> Result<Incoming, TransportError> {
+    // Only an object: serde would also read a struct from a JSON array,
+    // which here is a batch.
+    let object = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{');
+    if object {
+        if let Ok(msg) = serde_json::from_slice::<Message>(bytes) {
+            return Ok(incoming(msg, want));
+        }
     }
-    Ok(Incoming::Response(match (msg.result, msg.error) {
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| TransportError::MalformedJson(e.to_string()))?;
+    classify(value, want)
+}
+
+/// What a parsed message means for request `want`.
+fn incoming(msg: Message, want: u64) -> Incoming {
+    if msg.method.is_some() || msg.id != Some(Value::from(want)) {
+        return Incoming::Other;
+    }
+    Incoming::Response(match (msg.result, msg.error) {
         (_, Some(e)) => Err(TransportError::JsonRpc {
             code: e.code,
             message: e.message,
@@ -132,7 +160,7 @@ pub(crate) fn classify(value: Value, want: u64) -> Result<Incoming, TransportErr
         (None, None) => Err(TransportError::MalformedJson(
             "response has neither result nor error".into(),
         )),
-    }))
+    })
 }
 
 /// Parses an `InitializeResult`.

@@ -24,6 +24,11 @@
 //!   with exactly the last event id and `retry:` of the complete events
 //!   before the cut (what resumption sends), or `Closed` when the cut is a
 //!   transport error. A JSON body with our response yields its result.
+//! - **One parse is two.** `jsonrpc::classify_slice` (the message parsed
+//!   once, straight into its struct) gives what parsing into a `Value` and
+//!   then classifying gives, for JSON-RPC-shaped and arbitrary values,
+//!   pretty or compact, padded, with a member repeated, and for arbitrary
+//!   bytes: the same response, the same `Other`, the same error.
 
 use std::time::Duration;
 
@@ -37,6 +42,7 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::{json, Value};
 
+use super::jsonrpc::{classify, classify_slice, Incoming};
 use super::response::{self, Expect, Reply};
 use crate::transport::TransportError;
 
@@ -572,7 +578,50 @@ fn same(a: &Outcome, b: &Outcome) -> bool {
 
 // ------------------------------------------------------------ properties --
 
+/// `classify_slice` as the two steps it stands for.
+fn classify_in_two_steps(bytes: &[u8], want: u64) -> Result<Incoming, TransportError> {
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| TransportError::MalformedJson(e.to_string()))?;
+    classify(value, want)
+}
+
 proptest! {
+    #[test]
+    fn parsing_once_classifies_as_parsing_twice(
+        v in prop_oneof![rpc_value(), json_value()],
+        pretty in any::<bool>(),
+        pad in "[ \t\r\n]{0,2}",
+        dup in prop::option::of(("id|method|result|error", json_value())),
+        want in 0u64..4,
+    ) {
+        let text = if pretty {
+            serde_json::to_string_pretty(&v).unwrap()
+        } else {
+            v.to_string()
+        };
+        let mut bytes = format!("{pad}{text}{pad}").into_bytes();
+        // A member repeated at the end of an object: `Value` keeps the
+        // last, a struct refuses it.
+        if let (Some((k, x)), Some(b'}')) = (dup, bytes.iter().rev().find(|b| !b.is_ascii_whitespace()).copied()) {
+            if v.as_object().is_some_and(|o| !o.is_empty()) {
+                let end = bytes.iter().rposition(|&b| b == b'}').unwrap();
+                let extra = format!(",{}:{x}", Value::from(k));
+                bytes.splice(end..end, extra.into_bytes());
+            }
+        }
+        prop_assert_eq!(classify_slice(&bytes, want), classify_in_two_steps(&bytes, want));
+    }
+
+    #[test]
+    fn parsing_once_fails_as_parsing_twice_on_arbitrary_bytes(
+        bytes in prop_oneof![
+            vec(any::<u8>(), 0..64),
+            "\\{[\\{\\}\\[\\]\",:0-9a-z ]{0,40}".prop_map(String::into_bytes),
+        ],
+        want in 0u64..4,
+    ) {
+        prop_assert_eq!(classify_slice(&bytes, want), classify_in_two_steps(&bytes, want));
+    }
     #[test]
     fn arbitrary_bytes_give_a_typed_outcome(
         status in status(),

@@ -148,9 +148,7 @@ where
     match ctype.as_deref() {
         Some("application/json") => {
             let bytes = read_all(body, expect.max_body).await?;
-            let value: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| TransportError::MalformedJson(e.to_string()))?;
-            match jsonrpc::classify(value, want)? {
+            match jsonrpc::classify_slice(&bytes, want)? {
                 Incoming::Response(r) => r.map(Reply::Result),
                 Incoming::Other => Err(TransportError::Protocol(
                     "JSON body does not hold the response to the request".into(),
@@ -242,9 +240,7 @@ where
         let Some(data) = event.data.filter(|d| !d.trim().is_empty()) else {
             continue;
         };
-        let value: Value = serde_json::from_str(&data)
-            .map_err(|e| TransportError::MalformedJson(e.to_string()))?;
-        if let Incoming::Response(r) = jsonrpc::classify(value, want)? {
+        if let Incoming::Response(r) = jsonrpc::classify_slice(data.as_bytes(), want)? {
             return r.map(Reply::Result);
         }
     }
