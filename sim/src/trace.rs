@@ -31,11 +31,12 @@
 //! when null), integers and strings only. [`Trace::hash`] is the hex SHA-256
 //! of those bytes: two runs of a seed are equal exactly when their hashes are.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use mcp_session::observe::{Event, EventKind, EventSink};
@@ -118,20 +119,27 @@ impl TraceEvent {
         self.u64("clock_ms").unwrap_or(self.t_ms)
     }
 
-    /// Converts a manager event of host `host`, stamped at `t_ms`.
+    /// Converts a manager event of host `host`, stamped at `t_ms`: the
+    /// event's serde form (tag `event` as the name, its fields as the
+    /// detail), an `acquire_wait`'s `deadline` as `deadline_ms`, plus
+    /// `clock_ms`, the manager's clock reading.
     pub fn from_manager(host: &str, t_ms: u64, e: &Event) -> TraceEvent {
-        let mut v = serde_json::to_value(&e.kind).unwrap_or(Value::Null);
-        let (name, mut detail) = split_tag(&mut v);
-        if let EventKind::AcquireWait { deadline, .. } = &e.kind {
-            detail.remove("deadline");
-            detail.insert("deadline_ms".into(), deadline.as_millis().into());
-        }
+        let (name, mut detail) = match manager_fields(&e.kind) {
+            Some(known) => known,
+            None => {
+                // A kind added to the library since `manager_fields` was
+                // written: its serde form, as for every kind.
+                let mut v = serde_json::to_value(&e.kind).unwrap_or(Value::Null);
+                let (name, detail) = split_tag(&mut v);
+                (Cow::Owned(name), detail)
+            }
+        };
         detail.insert("clock_ms".into(), e.at.as_millis().into());
         TraceEvent {
             t_ms,
             host: host.to_owned(),
             source: Source::Manager,
-            event: name,
+            event: name.into_owned(),
             session: e.session.clone(),
             vu: e.vu.map(|v| v.0),
             detail: Value::Object(detail),
@@ -139,23 +147,31 @@ impl TraceEvent {
     }
 
     /// Converts a server event of host `host`; `origin_ms` is the
-    /// simulated time of the server's start.
+    /// simulated time of the server's start. The event's serde form: tag
+    /// `event` as the name, a `session` string as the event's session, the
+    /// other fields as the detail (null when there are none).
     pub fn from_server(host: &str, origin_ms: u64, s: &Stamped) -> TraceEvent {
-        let mut v = serde_json::to_value(&s.event).unwrap_or(Value::Null);
-        let (name, mut detail) = split_tag(&mut v);
-        let session = match detail.remove("session") {
-            Some(Value::String(id)) => Some(id),
-            Some(other) => {
-                detail.insert("session".into(), other);
-                None
+        let (name, session, detail) = match server_fields(&s.event) {
+            Some(known) => known,
+            None => {
+                let mut v = serde_json::to_value(&s.event).unwrap_or(Value::Null);
+                let (name, mut detail) = split_tag(&mut v);
+                let session = match detail.remove("session") {
+                    Some(Value::String(id)) => Some(id),
+                    Some(other) => {
+                        detail.insert("session".into(), other);
+                        None
+                    }
+                    None => None,
+                };
+                (Cow::Owned(name), session, detail)
             }
-            None => None,
         };
         TraceEvent {
             t_ms: origin_ms + s.at_ms,
             host: host.to_owned(),
             source: Source::Server,
-            event: name,
+            event: name.into_owned(),
             session,
             vu: None,
             detail: if detail.is_empty() {
@@ -234,6 +250,122 @@ impl TraceEvent {
         .trim_end()
         .to_owned()
     }
+}
+
+/// A manager event kind's name and detail fields, built directly: what its
+/// serde form gives (see [`TraceEvent::from_manager`]) without building a
+/// tagged `Value` and taking it apart on every event. `None` for a kind this
+/// function does not know (the library's enum is non-exhaustive).
+fn manager_fields(kind: &EventKind) -> Option<(Cow<'static, str>, Map<String, Value>)> {
+    let mut d = Map::new();
+    let name = match kind {
+        EventKind::AcquireStart => "acquire_start",
+        EventKind::AcquireWait { position, deadline } => {
+            d.insert("position".into(), (*position as u64).into());
+            d.insert("deadline_ms".into(), deadline.as_millis().into());
+            "acquire_wait"
+        }
+        EventKind::AcquireOk {
+            created,
+            reconnect,
+            waited_ms,
+        } => {
+            d.insert("created".into(), (*created).into());
+            d.insert("reconnect".into(), (*reconnect).into());
+            d.insert("waited_ms".into(), (*waited_ms).into());
+            "acquire_ok"
+        }
+        EventKind::AcquireTimeout { waited_ms } => {
+            d.insert("waited_ms".into(), (*waited_ms).into());
+            "acquire_timeout"
+        }
+        EventKind::AcquireError { error } => {
+            d.insert("error".into(), (*error).into());
+            "acquire_error"
+        }
+        EventKind::AcquireCancelled { waiting } => {
+            d.insert("waiting".into(), (*waiting).into());
+            "acquire_cancelled"
+        }
+        EventKind::WaiterGranted { slot } => {
+            d.insert("slot".into(), (*slot).into());
+            "waiter_granted"
+        }
+        EventKind::SlotReserved => "slot_reserved",
+        EventKind::SlotFreed => "slot_freed",
+        EventKind::Created => "created",
+        EventKind::OperationStart { method } => {
+            d.insert("method".into(), (*method).into());
+            "operation_start"
+        }
+        EventKind::OperationEnd { method, error } => {
+            d.insert("method".into(), (*method).into());
+            d.insert("error".into(), error.map_or(Value::Null, Value::from));
+            "operation_end"
+        }
+        EventKind::Released => "released",
+        EventKind::Invalidated => "invalidated",
+        EventKind::LeaseDropped => "lease_dropped",
+        EventKind::Closed { reason } => {
+            d.insert("reason".into(), reason.as_str().into());
+            "closed"
+        }
+        EventKind::CloseFailed { error } => {
+            d.insert("error".into(), error.as_str().into());
+            "close_failed"
+        }
+        EventKind::ManagerClosing => "manager_closing",
+        EventKind::ManagerClosed => "manager_closed",
+        _ => return None,
+    };
+    Some((Cow::Borrowed(name), d))
+}
+
+/// The server events of every exchange (a request, its answer, a
+/// notification, a DELETE), split as [`TraceEvent::from_server`] splits
+/// their serde form, built directly; `None` for the rest, which take the
+/// serde way.
+fn server_fields(
+    event: &ServerEvent,
+) -> Option<(Cow<'static, str>, Option<String>, Map<String, Value>)> {
+    let mut d = Map::new();
+    let (name, session) = match event {
+        ServerEvent::Request {
+            session,
+            method,
+            tool,
+        } => {
+            d.insert("method".into(), method.as_str().into());
+            if let Some(tool) = tool {
+                d.insert("tool".into(), tool.as_str().into());
+            }
+            ("request", Some(session))
+        }
+        ServerEvent::Answered {
+            session,
+            method,
+            format,
+            pieces,
+            error,
+            fault: None,
+        } => {
+            d.insert("method".into(), method.as_str().into());
+            d.insert("format".into(), format.as_str().into());
+            d.insert("pieces".into(), (*pieces as u64).into());
+            if let Some(code) = error {
+                d.insert("error".into(), (*code).into());
+            }
+            ("answered", session.as_ref())
+        }
+        ServerEvent::Notification { session, method } => {
+            d.insert("method".into(), method.as_str().into());
+            ("notification", Some(session))
+        }
+        ServerEvent::ClientResponse { session } => ("client_response", Some(session)),
+        ServerEvent::Deleted { session } => ("deleted", Some(session)),
+        _ => return None,
+    };
+    Some((Cow::Borrowed(name), session.cloned(), d))
 }
 
 /// Splits a serde-tagged value (`{"event": name, ...}`) into its name and
@@ -490,5 +622,169 @@ impl Trace {
             let _ = writeln!(out, "#{i:<5} {}", e.line());
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use mcp_session::clock::Instant;
+    use mcp_session::metrics::CloseReason;
+
+    use super::*;
+
+    /// Every kind of manager event, each field set to something telling.
+    fn every_kind() -> Vec<EventKind> {
+        let at = |ms| Instant::ZERO + Duration::from_millis(ms);
+        let mut kinds = vec![
+            EventKind::AcquireStart,
+            EventKind::AcquireWait {
+                position: 3,
+                deadline: at(1234),
+            },
+            EventKind::AcquireOk {
+                created: true,
+                reconnect: false,
+                waited_ms: 17,
+            },
+            EventKind::AcquireTimeout { waited_ms: 40 },
+            EventKind::AcquireError {
+                error: "version_negotiation",
+            },
+            EventKind::AcquireCancelled { waiting: true },
+            EventKind::WaiterGranted { slot: false },
+            EventKind::SlotReserved,
+            EventKind::SlotFreed,
+            EventKind::Created,
+            EventKind::OperationStart {
+                method: "tools/call",
+            },
+            EventKind::OperationEnd {
+                method: "ping",
+                error: None,
+            },
+            EventKind::OperationEnd {
+                method: "ping",
+                error: Some("session_not_found"),
+            },
+            EventKind::Released,
+            EventKind::Invalidated,
+            EventKind::LeaseDropped,
+            EventKind::CloseFailed {
+                error: "refused \"x\"".into(),
+            },
+            EventKind::ManagerClosing,
+            EventKind::ManagerClosed,
+        ];
+        kinds.extend(CloseReason::ALL.map(|reason| EventKind::Closed { reason }));
+        kinds
+    }
+
+    /// The conversion by way of the kind's serde form (how every event was
+    /// converted before `manager_fields`).
+    fn through_serde(kind: &EventKind) -> (String, Map<String, Value>) {
+        let mut v = serde_json::to_value(kind).unwrap();
+        let (name, mut detail) = split_tag(&mut v);
+        if let EventKind::AcquireWait { deadline, .. } = kind {
+            detail.remove("deadline");
+            detail.insert("deadline_ms".into(), deadline.as_millis().into());
+        }
+        (name, detail)
+    }
+
+    #[test]
+    fn manager_fields_are_the_serde_form_of_every_kind() {
+        for kind in every_kind() {
+            let (name, detail) = manager_fields(&kind).expect("a known kind");
+            assert_eq!(
+                (name.into_owned(), detail),
+                through_serde(&kind),
+                "{kind:?}"
+            );
+        }
+    }
+
+    /// Server events of every shape `server_fields` builds, and some it
+    /// leaves to serde.
+    fn server_events() -> Vec<ServerEvent> {
+        use crate::server::encode::Format;
+        use crate::server::AnswerFault;
+        let answered = |session: Option<&str>, format, error, fault| ServerEvent::Answered {
+            session: session.map(str::to_owned),
+            method: "tools/call".into(),
+            format,
+            pieces: 3,
+            error,
+            fault,
+        };
+        vec![
+            ServerEvent::Request {
+                session: "srv-1".into(),
+                method: "tools/call".into(),
+                tool: Some("echo".into()),
+            },
+            ServerEvent::Request {
+                session: "srv-1".into(),
+                method: "ping".into(),
+                tool: None,
+            },
+            answered(Some("srv-1"), Format::Json, None, None),
+            answered(None, Format::Sse, Some(-32601), None),
+            answered(
+                Some("srv-2"),
+                Format::Sse,
+                None,
+                Some(AnswerFault::Truncated),
+            ),
+            ServerEvent::Notification {
+                session: "srv-1".into(),
+                method: "notifications/initialized".into(),
+            },
+            ServerEvent::ClientResponse {
+                session: "srv-\"3".into(),
+            },
+            ServerEvent::Deleted {
+                session: "srv-1".into(),
+            },
+            ServerEvent::Started { run: 2 },
+            ServerEvent::SessionsCleared { dropped: 0 },
+        ]
+    }
+
+    #[test]
+    fn server_events_convert_as_their_serde_form() {
+        for event in server_events() {
+            let mut v = serde_json::to_value(&event).unwrap();
+            let (name, mut detail) = split_tag(&mut v);
+            let session = match detail.remove("session") {
+                Some(Value::String(id)) => Some(id),
+                _ => None,
+            };
+            let detail = if detail.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(detail)
+            };
+            let t = TraceEvent::from_server("server", 5, &Stamped { at_ms: 2, event });
+            assert_eq!((t.event, t.session, t.detail), (name, session, detail));
+            assert_eq!(t.t_ms, 7);
+        }
+    }
+
+    #[test]
+    fn a_manager_event_carries_its_clock_reading() {
+        let e = Event {
+            at: Instant::ZERO + Duration::from_millis(250),
+            vu: Some(7.into()),
+            session: Some("s-1".into()),
+            kind: EventKind::AcquireTimeout { waited_ms: 40 },
+        };
+        let t = TraceEvent::from_manager("worker-1", 251, &e);
+        let line = serde_json::to_string(&t).unwrap();
+        assert_eq!(
+            line,
+            r#"{"t_ms":251,"host":"worker-1","source":"manager","event":"acquire_timeout","session":"s-1","vu":7,"detail":{"clock_ms":250,"waited_ms":40}}"#
+        );
     }
 }

@@ -39,6 +39,14 @@ pub enum Format {
 }
 
 impl Format {
+    /// The snake_case name (its serde form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Sse => "sse",
+        }
+    }
+
     /// The `Content-Type` header value.
     pub fn content_type(self) -> &'static str {
         match self {
