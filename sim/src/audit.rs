@@ -478,7 +478,11 @@ const CHAIN_STARTS: [&str; 7] = [
 struct Auditor<'a> {
     trace: &'a Trace,
     cfg: &'a AuditConfig,
-    hosts: BTreeMap<&'a str, Host<'a>>,
+    /// Each worker host's model, boxed: moved out for each of its events
+    /// and back, a pointer's move rather than the whole model's.
+    hosts: BTreeMap<&'a str, Box<Host<'a>>>,
+    /// An empty model that stands in for the one moved out.
+    spare: Option<Box<Host<'a>>>,
     finished: BTreeMap<&'a str, Host<'a>>,
     /// Per server host: sessions whose `initialize` it took and whose
     /// `notifications/initialized` it has not received, with the time.
@@ -494,6 +498,7 @@ impl<'a> Auditor<'a> {
             trace,
             cfg,
             hosts: BTreeMap::new(),
+            spare: None,
             finished: BTreeMap::new(),
             handshakes: BTreeMap::new(),
             checks: LAWS.iter().map(|l| (*l, 0)).collect(),
@@ -587,17 +592,16 @@ impl<'a> Auditor<'a> {
     }
 
     fn manager_event(&mut self, i: usize, e: &'a TraceEvent) {
-        // The host's state is moved out for the event (an empty one stays
-        // in its place) and back at the end; its name is copied only the
-        // first time.
-        if !self.hosts.contains_key(e.host.as_str()) {
-            self.hosts.insert(e.host.as_str(), Host::default());
-        }
-        let mut h = self
-            .hosts
-            .get_mut(e.host.as_str())
-            .map(std::mem::take)
-            .unwrap_or_default();
+        // The host's model is moved out for the event (the spare empty one
+        // stands in) and back at the end.
+        let spare = self.spare.take().unwrap_or_default();
+        let mut h = match self.hosts.get_mut(e.host.as_str()) {
+            Some(slot) => std::mem::replace(slot, spare),
+            None => {
+                self.hosts.insert(e.host.as_str(), spare);
+                Box::default()
+            }
+        };
         h.last_index = i;
         let clock = e.clock_ms();
         let name = e.event.as_str();
@@ -767,7 +771,7 @@ impl<'a> Auditor<'a> {
         });
         h.clock = clock;
         if let Some(slot) = self.hosts.get_mut(e.host.as_str()) {
-            *slot = h;
+            self.spare = Some(std::mem::replace(slot, h));
         }
     }
 
@@ -1363,7 +1367,7 @@ impl<'a> Auditor<'a> {
                 );
             }
         }
-        self.finished.insert(name, h);
+        self.finished.insert(name, *h);
     }
 
     /// `metrics_match_trace` for host `name` with final metrics `m`.

@@ -126,7 +126,11 @@ pub fn split(body: &Bytes, cuts: &[usize]) -> Vec<Bytes> {
 /// The message cut `at` its middle: never valid JSON when `msg` is an
 /// object or an array (a proper prefix of one lacks its closing bracket).
 pub fn malformed(msg: &Value) -> Bytes {
-    let whole = json(msg);
+    malformed_bytes(json(msg))
+}
+
+/// [`malformed`] of a message already serialized (`whole`).
+pub fn malformed_bytes(whole: Bytes) -> Bytes {
     let mut at = whole.len() / 2;
     while at > 0 && std::str::from_utf8(&whole[..at]).is_err() {
         at -= 1;

@@ -38,6 +38,7 @@ use std::time::Duration;
 
 use hyper::header::{ACCEPT, CONTENT_TYPE, HOST, ORIGIN};
 use hyper::{HeaderMap, Method, StatusCode};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::events::ServerEvent;
@@ -85,8 +86,52 @@ pub(crate) struct Rpc {
     pub outcome: Result<Value, (i64, String)>,
 }
 
+/// A response as it goes on the wire: members in the order a
+/// `serde_json::Value` object keeps them (sorted), so the bytes are those
+/// of [`Rpc::message`].
+#[derive(Serialize)]
+struct WireResponse<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<WireError<'a>>,
+    id: &'a Value,
+    jsonrpc: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a Value>,
+}
+
+/// A JSON-RPC error object, members sorted.
+#[derive(Serialize)]
+struct WireError<'a> {
+    code: i64,
+    message: &'a str,
+}
+
 impl Rpc {
-    /// The response message.
+    /// The response message's bytes: [`Rpc::message`] serialized, without
+    /// building it.
+    pub fn to_bytes(&self) -> bytes::Bytes {
+        let (result, error) = match &self.outcome {
+            Ok(result) => (Some(result), None),
+            Err((code, message)) => (
+                None,
+                Some(WireError {
+                    code: *code,
+                    message,
+                }),
+            ),
+        };
+        let wire = WireResponse {
+            error,
+            id: &self.id,
+            jsonrpc: "2.0",
+            result,
+        };
+        // Serializing plain values cannot fail.
+        serde_json::to_vec(&wire).unwrap_or_default().into()
+    }
+
+    /// The response message (what [`Rpc::to_bytes`] writes, as a value).
+    #[cfg(test)]
     pub fn message(&self) -> Value {
         match &self.outcome {
             Ok(result) => json!({"jsonrpc": "2.0", "id": self.id, "result": result}),
@@ -689,6 +734,29 @@ fn request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_response_goes_on_the_wire_as_its_message_serialized() {
+        let rpc = |id: Value, outcome| Rpc {
+            session: None,
+            method: "tools/call".into(),
+            id,
+            outcome,
+        };
+        let cases = [
+            rpc(
+                json!(7),
+                Ok(json!({"content": [{"type": "text", "text": "a\"b"}]})),
+            ),
+            rpc(json!("req-1"), Ok(Value::Null)),
+            rpc(json!(0), Err((-32601, "Method not found: \"x\"".into()))),
+            rpc(json!(2), Ok(json!({"z": 1, "a": {"y": [], "b": null}}))),
+        ];
+        for r in &cases {
+            let want = serde_json::to_vec(&r.message()).unwrap();
+            assert_eq!(&r.to_bytes()[..], &want[..], "{r:?}");
+        }
+    }
     use hyper::header::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

@@ -394,10 +394,9 @@ impl Server {
                     Some(AnswerFault::Truncated) => Format::Sse,
                     _ => drawn,
                 };
-                let message = rpc.message();
                 let response = match fault {
-                    Some(AnswerFault::Malformed) => encode::malformed(&message),
-                    _ => encode::json(&message),
+                    Some(AnswerFault::Malformed) => encode::malformed_bytes(rpc.to_bytes()),
+                    _ => rpc.to_bytes(),
                 };
                 let (whole, response_at) = match format {
                     Format::Json => (response, 0),
