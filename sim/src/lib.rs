@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod baseline;
+pub mod canonical;
 pub mod dialer;
 pub mod faults;
 pub mod listener;

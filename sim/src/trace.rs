@@ -571,10 +571,7 @@ impl Trace {
         let mut buf = Vec::with_capacity(256);
         for e in &self.events {
             buf.clear();
-            if serde_json::to_writer(&mut buf, e).is_err() {
-                // As `to_string(e).unwrap_or_default()`: an empty line.
-                buf.clear();
-            }
+            crate::canonical::write_event(&mut buf, e);
             buf.push(b'\n');
             f(&buf);
         }
