@@ -28,10 +28,14 @@
 //! of a seed goes to drawing the schedule, hashing the trace and auditing
 //! it (timed again after criterion, on the finished report).
 //!
-//! `MCP_SIM_BENCH_CHURN=1` adds a third function, `bare-churn`: the same
-//! bare loop opening a new connection as often as the run made sessions
-//! (our transport keeps one connection per MCP session), and two columns
-//! with its µs per exchange and our ratio to it.
+//! `MCP_SIM_BENCH_SHAPE=1` adds a third function, `bare-shaped`: the same
+//! bare loop with the run's network shape, opening a new connection as
+//! often as the run made sessions (our transport keeps one connection per
+//! MCP session) and answering in as many pieces per answer as the
+//! simulated server did on average (see `mcp_sim::baseline`), and a
+//! column with its µs per exchange and our ratio to it: what our CPU
+//! costs once both sides move the same TCP segments.
+//! The ratio to the plain bare loop stays the benchmark's target.
 //!
 //! `MCP_SIM_BENCH_SEEDS` (comma-separated, default `1`) picks the seeds:
 //! one iteration runs each of them once (and its matching bare loop), and
@@ -39,8 +43,8 @@
 //!
 //! `MCP_SIM_BENCH_PROFILE=N` skips criterion and runs each scenario's
 //! seeds `N` times (the bare loops instead with
-//! `MCP_SIM_BENCH_PROFILE_BARE=1`, with the connection churn too if
-//! `MCP_SIM_BENCH_CHURN=1`; one scenario with
+//! `MCP_SIM_BENCH_PROFILE_BARE=1`, with the run's shape if
+//! `MCP_SIM_BENCH_SHAPE=1`; one scenario with
 //! `MCP_SIM_BENCH_SCENARIO=name`): a fixed workload to run under a
 //! profiler, e.g. `valgrind --tool=callgrind`, whose instruction counts
 //! do not depend on the machine's load.
@@ -87,14 +91,14 @@ struct Row {
     reports: Vec<Report>,
     /// What their matching bare loops did.
     bare: Vec<BareReport>,
-    /// What the bare loops with the runs' connection churn did, if asked.
-    churn: Vec<BareReport>,
+    /// What the bare loops with the runs' network shape did, if asked.
+    shaped: Vec<BareReport>,
     /// criterion's calls of `ours`.
     ours_samples: Samples,
     /// criterion's calls of `bare`.
     bare_samples: Samples,
-    /// criterion's calls of `bare-churn`.
-    churn_samples: Samples,
+    /// criterion's calls of `bare-shaped`.
+    shaped_samples: Samples,
 }
 
 impl Row {
@@ -122,29 +126,36 @@ impl Row {
         self.bare.iter().map(|b| b.simulated_ms).sum()
     }
 
-    fn churn_exchanges(&self) -> u64 {
-        self.churn.iter().map(|b| b.served).sum()
+    fn shaped_exchanges(&self) -> u64 {
+        self.shaped.iter().map(|b| b.served).sum()
     }
 }
 
-/// Whether to bench the bare loop with the runs' connection churn too.
-fn churn_wanted() -> bool {
-    std::env::var_os("MCP_SIM_BENCH_CHURN").is_some()
+/// Whether to bench the bare loop with the runs' network shape too.
+fn shape_wanted() -> bool {
+    std::env::var_os("MCP_SIM_BENCH_SHAPE").is_some()
 }
 
-/// [`BareLoop::matching`] `report`, opening a new connection as often as
-/// the run made MCP sessions (at least one per VU).
-fn churn_loop(report: &Report) -> BareLoop {
-    let sessions = report
-        .trace
-        .events
-        .iter()
-        .filter(|e| e.source == Source::Server && e.event == "session_created")
-        .count();
+/// [`BareLoop::matching`] `report`, with its network shape: a new
+/// connection as often as the run made MCP sessions (at least one per VU),
+/// and each answer in as many pieces as the simulated server's answers
+/// had on average (rounded).
+fn shaped_loop(report: &Report) -> BareLoop {
+    let server = |name: &'static str| {
+        report
+            .trace
+            .events
+            .iter()
+            .filter(move |e| e.source == Source::Server && e.event == name)
+    };
+    let sessions = server("session_created").count();
+    let answers = server("answered").count();
+    let pieces: u64 = server("answered").filter_map(|e| e.u64("pieces")).sum();
     let l = BareLoop::matching(report);
     let per_vu = sessions.div_ceil(l.vus_per_worker.iter().sum::<usize>().max(1));
     let every = l.ops_per_vu().div_ceil(per_vu.max(1));
-    l.requests_per_connection(every)
+    let per_answer = (pieces as f64 / answers.max(1) as f64).round() as usize;
+    l.requests_per_connection(every).response_pieces(per_answer)
 }
 
 /// An environment variable, parsed.
@@ -224,8 +235,8 @@ fn profile(n: u32, scenarios: &[Scenario], seeds: &[u64]) {
             .iter()
             .map(|&s| {
                 let report = full_run(scenario, s);
-                if churn_wanted() {
-                    churn_loop(&report)
+                if shape_wanted() {
+                    shaped_loop(&report)
                 } else {
                     BareLoop::matching(&report)
                 }
@@ -292,19 +303,19 @@ fn main() {
             eprintln!("warning: {} seed {} is not clean", r.scenario, r.seed);
         }
         let loops: Vec<BareLoop> = reports.iter().map(BareLoop::matching).collect();
-        let churn: Vec<BareLoop> = if churn_wanted() {
-            reports.iter().map(churn_loop).collect()
+        let shaped: Vec<BareLoop> = if shape_wanted() {
+            reports.iter().map(shaped_loop).collect()
         } else {
             Vec::new()
         };
         let row = Row {
             name: scenario.name.clone(),
             bare: loops.iter().map(bare_run).collect(),
-            churn: churn.iter().map(bare_run).collect(),
+            shaped: shaped.iter().map(bare_run).collect(),
             reports,
             ours_samples: Samples::default(),
             bare_samples: Samples::default(),
-            churn_samples: Samples::default(),
+            shaped_samples: Samples::default(),
         };
 
         let mut group = c.benchmark_group(scenario.name.as_str());
@@ -325,9 +336,9 @@ fn main() {
         });
         group.throughput(Throughput::Elements(row.bare_exchanges()));
         bench_bare(&mut group, "bare", &loops, &row.bare_samples);
-        if !churn.is_empty() {
-            group.throughput(Throughput::Elements(row.churn_exchanges()));
-            bench_bare(&mut group, "bare-churn", &churn, &row.churn_samples);
+        if !shaped.is_empty() {
+            group.throughput(Throughput::Elements(row.shaped_exchanges()));
+            bench_bare(&mut group, "bare-shaped", &shaped, &row.shaped_samples);
         }
         group.finish();
         rows.push(row);
@@ -397,10 +408,10 @@ fn print_table(rows: &[Row], scenarios: &[Scenario]) {
         let ratio = ours_exch / bare_exch;
         ratios.push(ratio);
         let (generate, hash, check) = phases(scenario, &row.reports);
-        let churn = per_iteration(&row.churn_samples).map(|d| {
-            let exch = us(d) / row.churn_exchanges().max(1) as f64;
+        let shaped = per_iteration(&row.shaped_samples).map(|d| {
+            let exch = us(d) / row.shaped_exchanges().max(1) as f64;
             format!(
-                "  churn: {exch:>6.1} µs/exch, ratio {:.2}",
+                "  shaped bare: {exch:>6.1} µs/exch, ratio {:.2}",
                 ours_exch / exch
             )
         });
@@ -422,7 +433,7 @@ fn print_table(rows: &[Row], scenarios: &[Scenario]) {
             generate,
             hash,
             check,
-            churn.unwrap_or_default(),
+            shaped.unwrap_or_default(),
         );
     }
     if !ratios.is_empty() {

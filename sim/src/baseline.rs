@@ -41,14 +41,25 @@
 //! connection. The benchmark prints that number too, but the ratio is per
 //! exchange.
 //!
-//! What the baseline does *not* match, and which is therefore counted as
-//! our cost:
+//! What the baseline does *not* match by default, and which is therefore
+//! counted as our cost (the network's *shape*: how many TCP segments an
+//! exchange takes, each one turmoil work on both ends):
 //!
 //! - connections: the bare loop keeps one per VU for its whole life (like
 //!   `reuse` mode); our transport opens one per MCP session, so modes that
 //!   make many sessions (`per_request`, `churn`) also pay for connection
 //!   setup and teardown. [`BareLoop::requests_per_connection`] gives the
-//!   bare loop the same churn, to see how much of a difference that is;
+//!   bare loop the same churn;
+//! - answer pieces: the bare server answers in one write; the simulated
+//!   server cuts a schedule-chosen share of its answers into up to three
+//!   pieces, each its own segment (so the client's reader meets split
+//!   lines and values). [`BareLoop::response_pieces`] cuts the bare
+//!   answers too.
+//!
+//! The benchmark can run the bare loop with both matched as well
+//! (`MCP_SIM_BENCH_SHAPE=1`): what is left then is our CPU alone. And it
+//! matches, always:
+//!
 //! - simulated time: the bare loop sends the next request as soon as the
 //!   answer is in, unless [`BareLoop::think`] says otherwise. Each turmoil
 //!   tick of simulated time costs wall time even when nothing happens, so
@@ -71,7 +82,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
@@ -81,6 +92,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::run::Report;
 use crate::schedule::{worker_host, SERVER_HOST};
+use crate::server::encode::Chunked;
 use crate::topology::{Latency, PORT};
 
 /// The bare server's answer to every request: a `tools/call` result of the
@@ -106,6 +118,12 @@ pub struct BareLoop {
     /// A VU opens a new connection after this many requests on one
     /// (`None`, the default: one connection for the VU's whole life).
     pub requests_per_connection: Option<usize>,
+    /// The server sends each answer in this many pieces (at least 1), each
+    /// a write of its own, with chunked transfer encoding when more than
+    /// one, as the simulated server sends a body it cuts
+    /// ([`crate::server::encode::Chunked`]). Default 1: one write with a
+    /// `Content-Length`.
+    pub response_pieces: usize,
     /// The links' latency.
     pub latency: Latency,
     /// turmoil's seed.
@@ -155,6 +173,7 @@ impl BareLoop {
             requests: vus * ops_per_vu,
             think: Duration::ZERO,
             requests_per_connection: None,
+            response_pieces: 1,
             latency,
             seed,
             duration: Duration::from_secs(600),
@@ -173,6 +192,13 @@ impl BareLoop {
     /// churn of modes that make a connection per MCP session.
     pub fn requests_per_connection(mut self, n: usize) -> Self {
         self.requests_per_connection = Some(n.max(1));
+        self
+    }
+
+    /// The same loop with the server sending each answer in `n` pieces
+    /// (see [`BareLoop::response_pieces`]).
+    pub fn response_pieces(mut self, n: usize) -> Self {
+        self.response_pieces = n.max(1);
         self
     }
 
@@ -247,7 +273,8 @@ impl BareLoop {
         let ops = Arc::new(AtomicU64::new(0));
 
         let counter = served.clone();
-        sim.host(SERVER_HOST, move || serve(counter.clone()));
+        let pieces = self.response_pieces;
+        sim.host(SERVER_HOST, move || serve(counter.clone(), pieces));
 
         let authority = HeaderValue::from_str(&format!("{SERVER_HOST}:{PORT}"))?;
         let mut first_vu = 0;
@@ -290,8 +317,8 @@ impl BareLoop {
 
 /// The bare server: hyper HTTP/1.1 on turmoil TCP, every connection driven
 /// from this one task (as the simulated server drives them), every request's
-/// body read whole and answered with [`RESULT`].
-async fn serve(served: Arc<AtomicU64>) -> turmoil::Result {
+/// body read whole and answered with [`RESULT`], in `pieces` pieces.
+async fn serve(served: Arc<AtomicU64>, pieces: usize) -> turmoil::Result {
     let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
     let mut http = hyper::server::conn::http1::Builder::new();
     // The simulated server sends no `Date` (it would read the real clock).
@@ -309,7 +336,7 @@ async fn serve(served: Arc<AtomicU64>) -> turmoil::Result {
                         // Read the request whole, as a real server must.
                         let _ = req.into_body().collect().await;
                         served.fetch_add(1, Ordering::Relaxed);
-                        let mut resp = Response::new(Full::new(Bytes::from_static(RESULT)));
+                        let mut resp = Response::new(answer(pieces));
                         resp.headers_mut()
                             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                         Ok::<_, Infallible>(resp)
@@ -323,6 +350,21 @@ async fn serve(served: Arc<AtomicU64>) -> turmoil::Result {
             Some(()) = conns.next(), if !conns.is_empty() => {}
         }
     }
+}
+
+/// [`RESULT`] as a body: whole, or cut into `pieces` nearly equal pieces
+/// sent with chunked transfer encoding, each flushed on its own.
+fn answer(pieces: usize) -> Either<Full<Bytes>, Chunked> {
+    let whole = Bytes::from_static(RESULT);
+    if pieces <= 1 {
+        return Either::Left(Full::new(whole));
+    }
+    let size = whole.len().div_ceil(pieces);
+    let cut = (0..whole.len())
+        .step_by(size.max(1))
+        .map(|at| whole.slice(at..(at + size).min(whole.len())))
+        .collect();
+    Either::Right(Chunked::new(cut, false))
 }
 
 /// One VU of the bare loop.

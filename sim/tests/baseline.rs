@@ -66,6 +66,20 @@ fn requests_are_spread_over_the_vus_with_the_remainder_first() {
 }
 
 #[test]
+fn a_loop_whose_answers_come_in_pieces_still_does_every_request() {
+    let whole = run_bare(&[2], 6, Latency::fixed(2), 5);
+    let cut = BareLoop::new(&[2], 6, Latency::fixed(2), 5)
+        .response_pieces(3)
+        .run()
+        .expect("bare loop");
+    assert_eq!((cut.served, cut.ops), (12, 12));
+    assert!(
+        cut.simulated_ms >= whole.simulated_ms,
+        "{cut:?} vs {whole:?}"
+    );
+}
+
+#[test]
 fn a_loop_that_reconnects_still_does_every_request() {
     let once = run_bare(&[2], 9, Latency::fixed(2), 5);
     let churn = BareLoop::new(&[2], 9, Latency::fixed(2), 5)
