@@ -321,13 +321,14 @@ fn manager_fields(kind: &EventKind) -> Option<(Cow<'static, str>, Map<String, Va
     Some((Cow::Borrowed(name), d))
 }
 
+/// A server event split for the trace: name, session, detail.
+type ServerFields = (Cow<'static, str>, Option<String>, Map<String, Value>);
+
 /// The server events of every exchange (a request, its answer, a
 /// notification, a DELETE), split as [`TraceEvent::from_server`] splits
 /// their serde form, built directly; `None` for the rest, which take the
 /// serde way.
-fn server_fields(
-    event: &ServerEvent,
-) -> Option<(Cow<'static, str>, Option<String>, Map<String, Value>)> {
+fn server_fields(event: &ServerEvent) -> Option<ServerFields> {
     let mut d = Map::new();
     let (name, session) = match event {
         ServerEvent::Request {
