@@ -33,12 +33,15 @@
 //!    notifications some SSE answers carry), `tools/list`, `tools/call`, or
 //!    -32601.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use hyper::header::{ACCEPT, CONTENT_TYPE, HOST, ORIGIN};
 use hyper::{HeaderMap, Method, StatusCode};
-use serde::Serialize;
+
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::events::ServerEvent;
@@ -339,6 +342,19 @@ fn delete(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Answer
 /// Whether the `Accept` header admits `media` (exactly, or by a wildcard),
 /// ignoring ASCII case. `media` is lowercase. Compared in place: this runs
 /// twice for every POST, so it allocates nothing.
+/// Whether the client accepts both `application/json` and
+/// `text/event-stream`, as a POST must. The `Accept` header every MCP
+/// client sends, exactly, is recognized before [`accepts`] parses it.
+fn accepts_both(headers: &HeaderMap) -> bool {
+    let mut all = headers.get_all(ACCEPT).iter();
+    if let (Some(only), None) = (all.next(), all.next()) {
+        if only.as_bytes() == b"application/json, text/event-stream" {
+            return true;
+        }
+    }
+    accepts(headers, "application/json") && accepts(headers, "text/event-stream")
+}
+
 fn accepts(headers: &HeaderMap, media: &str) -> bool {
     let family = media.split('/').next().unwrap_or("");
     headers
@@ -356,6 +372,7 @@ fn accepts(headers: &HeaderMap, media: &str) -> bool {
 }
 
 /// One JSON-RPC message from the client, classified.
+#[derive(Debug, PartialEq)]
 enum Message {
     Request {
         id: Value,
@@ -368,8 +385,76 @@ enum Message {
     Response,
 }
 
+/// The members of a JSON-RPC message the server looks at, read in one
+/// pass: `Some` for each member present (`null` included), strings
+/// borrowed from the body where they need no unescaping.
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(borrow)]
+    jsonrpc: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "present")]
+    id: Option<Value>,
+    #[serde(borrow)]
+    method: Option<Cow<'a, str>>,
+    #[serde(default)]
+    params: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    result: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    error: Option<IgnoredAny>,
+}
+
+/// `Some` whenever the member is there, even as `null`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// Reads the body as one JSON-RPC message, or says why it is not one.
+///
+/// A JSON object of the usual shape is read straight into [`Wire`]; only
+/// anything else (a batch, a member of an unexpected type, a member given
+/// twice, bytes that are not JSON) goes through a `Value`, which gives the
+/// same answer: [`parse_value`].
 fn parse(body: &[u8]) -> Result<Message, (i64, &'static str)> {
+    let object = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{');
+    if object {
+        if let Ok(w) = serde_json::from_slice::<Wire<'_>>(body) {
+            return classify_wire(w);
+        }
+    }
+    parse_value(body)
+}
+
+/// [`parse`]'s rules applied to a message read into [`Wire`].
+fn classify_wire(w: Wire<'_>) -> Result<Message, (i64, &'static str)> {
+    if w.jsonrpc.as_deref() != Some("2.0") {
+        return Err((INVALID_REQUEST, "Invalid Request: jsonrpc must be \"2.0\""));
+    }
+    let has_id = w.id.is_some();
+    let id = w.id.filter(|id| id.is_string() || id.is_number());
+    match (w.method, id) {
+        (Some(method), Some(id)) => Ok(Message::Request {
+            id,
+            method: method.into_owned(),
+            params: w.params.unwrap_or(Value::Null),
+        }),
+        (Some(_), None) if has_id => Err((
+            INVALID_REQUEST,
+            "Invalid Request: id must be a string or number",
+        )),
+        (Some(method), None) => Ok(Message::Notification {
+            method: method.into_owned(),
+        }),
+        (None, Some(_)) if w.result.is_some() || w.error.is_some() => Ok(Message::Response),
+        _ => Err((INVALID_REQUEST, "Invalid Request")),
+    }
+}
+
+/// [`parse`] by way of a `Value`: every body, whatever its shape.
+fn parse_value(body: &[u8]) -> Result<Message, (i64, &'static str)> {
     let value: Value = serde_json::from_slice(body).map_err(|_| (PARSE_ERROR, "Parse error"))?;
     let Value::Object(obj) = value else {
         return Err(if value.is_array() {
@@ -407,7 +492,7 @@ fn parse(body: &[u8]) -> Result<Message, (i64, &'static str)> {
 
 fn post(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Decision {
     let http = req.method.as_str().to_owned();
-    if !(accepts(req.headers, "application/json") && accepts(req.headers, "text/event-stream")) {
+    if !accepts_both(req.headers) {
         let why = "client must accept both application/json and text/event-stream";
         return Decision::Now(reject(st, now, http, StatusCode::NOT_ACCEPTABLE, why));
     }
@@ -735,6 +820,86 @@ fn request(
 mod tests {
     use super::*;
 
+    /// JSON values of the kinds a JSON-RPC member may (or must not) hold.
+    fn member_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Value::Null),
+            Just(json!("2.0")),
+            Just(json!("1.0")),
+            Just(json!(2.0)),
+            (0u64..5).prop_map(Value::from),
+            "[a-z/]{0,12}".prop_map(Value::from),
+            Just(json!("esc\\aped \"method\"")),
+            Just(json!({"name": "echo", "arguments": {"text": "hi"}})),
+            Just(json!([1, 2])),
+            Just(json!(true)),
+        ]
+    }
+
+    /// A member: usually one of `likely`, else any member value.
+    fn member(likely: Vec<Value>) -> impl proptest::strategy::Strategy<Value = Option<Value>> {
+        use proptest::prelude::*;
+        proptest::option::weighted(
+            0.7,
+            prop_oneof![3 => proptest::sample::select(likely), 2 => member_value()],
+        )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(1024))]
+
+        /// Reading a message in one pass gives what reading it through a
+        /// `Value` gives: the same request, notification, response or
+        /// error, for well-formed and malformed messages, a member given
+        /// twice, batches and arbitrary bytes.
+        #[test]
+        fn parsing_in_one_pass_is_parsing_through_a_value(
+            jsonrpc in member(vec![json!("2.0")]),
+            id in member(vec![json!(1), json!("a")]),
+            method in member(vec![json!("tools/call"), json!("notifications/initialized")]),
+            params in member(vec![json!({"name": "echo"})]),
+            result in member(vec![json!({})]),
+            error in member(vec![json!({"code": 1, "message": "m"})]),
+            again in proptest::option::of((
+                proptest::sample::select(vec!["jsonrpc", "id", "method", "x"]),
+                member_value(),
+            )),
+            wrap in 0u8..5,
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24),
+        ) {
+            // Members written in order, a repeat at the end (a `Value`
+            // keeps the last; a struct refuses repeats).
+            let mut members: Vec<(&str, Value)> = [
+                ("jsonrpc", jsonrpc),
+                ("id", id),
+                ("method", method),
+                ("params", params),
+                ("result", result),
+                ("error", error),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+            members.extend(again);
+            let object = format!(
+                "{{{}}}",
+                members
+                    .iter()
+                    .map(|(k, v)| format!("\"{k}\":{v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            let body = match wrap {
+                0 | 1 => object.into_bytes(),
+                2 => format!("  \n{object} ").into_bytes(),
+                3 => format!("[{object}]").into_bytes(),
+                _ => junk,
+            };
+            proptest::prop_assert_eq!(parse(&body), parse_value(&body));
+        }
+    }
+
     #[test]
     fn a_response_goes_on_the_wire_as_its_message_serialized() {
         let rpc = |id: Value, outcome| Rpc {
@@ -771,12 +936,24 @@ mod tests {
     fn accept_needs_both_types_or_wildcards() {
         let both = headers(&[("accept", "application/json, text/event-stream")]);
         assert!(accepts(&both, "application/json") && accepts(&both, "text/event-stream"));
+        assert!(accepts_both(&both));
         let json_only = headers(&[("accept", "application/json")]);
         assert!(!accepts(&json_only, "text/event-stream"));
         let split = headers(&[("accept", "application/json;q=0.9"), ("accept", "text/*")]);
         assert!(accepts(&split, "application/json") && accepts(&split, "text/event-stream"));
         assert!(accepts(&headers(&[("accept", "*/*")]), "text/event-stream"));
         assert!(!accepts(&HeaderMap::new(), "application/json"));
+        // The exact header is recognized at once; anything else is parsed.
+        assert!(accepts_both(&split));
+        assert!(!accepts_both(&json_only));
+        assert!(!accepts_both(&HeaderMap::new()));
+        let twice = headers(&[
+            ("accept", "application/json, text/event-stream"),
+            ("accept", "text/plain"),
+        ]);
+        assert!(accepts_both(&twice));
+        let neither = headers(&[("accept", "text/plain"), ("accept", "image/png")]);
+        assert!(!accepts_both(&neither));
     }
 
     #[test]
