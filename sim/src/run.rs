@@ -35,7 +35,7 @@ pub struct Report {
     pub metrics: BTreeMap<String, SessionMetrics>,
     /// Each VU's steps that ended in an error, by worker host and VU id.
     pub vu_errors: BTreeMap<String, BTreeMap<u64, u32>>,
-    /// The hex SHA-256 of the trace's canonical bytes.
+    /// The hex BLAKE3 of the trace's canonical bytes.
     pub trace_hash: String,
     /// Each law, with how many times the audit checked it.
     pub checks: BTreeMap<String, u64>,

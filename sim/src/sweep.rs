@@ -289,7 +289,7 @@ pub struct SeedResult {
     pub scenario: String,
     /// The seed.
     pub seed: u64,
-    /// The hex SHA-256 of the trace (what `mcp-sim replay` prints as
+    /// The hex BLAKE3 of the trace (what `mcp-sim replay` prints as
     /// `trace-hash`); `None` when the run panicked.
     pub trace_hash: Option<String>,
     /// How many events the trace held.

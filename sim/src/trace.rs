@@ -28,7 +28,7 @@
 //!
 //! [`Trace::to_jsonl`] writes one JSON object per event and `\n` after each,
 //! fields in declaration order (absent options left out, `detail` omitted
-//! when null), integers and strings only. [`Trace::hash`] is the hex SHA-256
+//! when null), integers and strings only. [`Trace::hash`] is the hex BLAKE3
 //! of those bytes: two runs of a seed are equal exactly when their hashes are.
 
 use std::borrow::Cow;
@@ -37,7 +37,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use mcp_session::observe::{Event, EventKind, EventSink};
 
@@ -468,6 +467,9 @@ pub struct Trace {
     pub events: Vec<TraceEvent>,
 }
 
+/// How many bytes of canonical lines [`Trace::hash`] hashes at a time.
+const HASH_BLOCK: usize = 64 * 1024;
+
 /// A line of a JSONL trace that did not parse.
 #[derive(Debug, thiserror::Error)]
 #[error("trace line {line}: {source}")]
@@ -594,16 +596,22 @@ impl Trace {
         Ok(Trace { events })
     }
 
-    /// Hex SHA-256 of [`Trace::to_jsonl`].
+    /// Hex BLAKE3 of [`Trace::to_jsonl`]. The lines are gathered into
+    /// blocks of [`HASH_BLOCK`] bytes before they are hashed: BLAKE3 is
+    /// several times faster on large inputs than on one short line at a
+    /// time, and the digest is the same either way.
     pub fn hash(&self) -> String {
-        let mut hasher = Sha256::new();
-        self.each_line(|line| hasher.update(line));
-        let digest = hasher.finalize();
-        let mut hex = String::with_capacity(64);
-        for b in digest {
-            let _ = write!(hex, "{b:02x}");
-        }
-        hex
+        let mut hasher = blake3::Hasher::new();
+        let mut block = Vec::with_capacity(HASH_BLOCK + 1024);
+        self.each_line(|line| {
+            block.extend_from_slice(line);
+            if block.len() >= HASH_BLOCK {
+                hasher.update(&block);
+                block.clear();
+            }
+        });
+        hasher.update(&block);
+        hasher.finalize().to_hex().to_string()
     }
 
     /// The human timeline: one aligned line per event.

@@ -132,7 +132,7 @@ fn unwritable_trace_file_is_a_usage_error() {
 /// The determinism meta-check across processes: every scenario at [`SEED`]
 /// is run here and in two separate `replay` processes (the second also
 /// writing `--trace` and printing `--timeline`); all three hashes agree, and
-/// so does the SHA-256 of the written trace.
+/// so does the hash of the written trace.
 #[test]
 fn replay_in_separate_processes_prints_the_in_process_hash() {
     let dir = scratch("cross_process");

@@ -20,6 +20,11 @@ fn canonical_lines_are_serde_json_lines_on_every_scenario() {
                 assert_eq!(*line, serde_json::to_string(e).unwrap());
             }
             assert_eq!(Trace::from_jsonl(&jsonl).unwrap(), report.trace);
+            // The hash is BLAKE3 of exactly those bytes, however they were
+            // fed to it.
+            let whole = blake3::hash(jsonl.as_bytes()).to_hex().to_string();
+            assert_eq!(report.trace.hash(), whole);
+            assert_eq!(report.trace_hash, whole);
             events += lines.len();
         }
     }

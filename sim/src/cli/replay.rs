@@ -22,7 +22,7 @@
 //! 6. `trace-hash: <hex>` on a line of its own.
 //!
 //! `--trace FILE` also writes the trace as JSONL (the canonical bytes: the
-//! file's SHA-256 is the printed hash).
+//! file's BLAKE3 is the printed hash).
 //!
 //! Exit status: 0 when the run finished and broke no law, 1 when it did not
 //! (one line on stderr says so), 2 on a usage error: an unknown scenario, a
