@@ -155,14 +155,7 @@ impl TraceEvent {
             None => {
                 let mut v = serde_json::to_value(&s.event).unwrap_or(Value::Null);
                 let (name, mut detail) = split_tag(&mut v);
-                let session = match detail.remove("session") {
-                    Some(Value::String(id)) => Some(id),
-                    Some(other) => {
-                        detail.insert("session".into(), other);
-                        None
-                    }
-                    None => None,
-                };
+                let session = take_string(&mut detail, "session");
                 (Cow::Owned(name), session, detail)
             }
         };
@@ -198,22 +191,8 @@ impl TraceEvent {
             Some(Value::String(s)) => s,
             _ => "unknown".to_owned(),
         };
-        let host = match map.remove("server") {
-            Some(Value::String(s)) => s,
-            Some(other) => {
-                map.insert("server".into(), other);
-                String::new()
-            }
-            None => String::new(),
-        };
-        let session = match map.remove("session") {
-            Some(Value::String(id)) => Some(id),
-            Some(other) => {
-                map.insert("session".into(), other);
-                None
-            }
-            None => None,
-        };
+        let host = take_string(&mut map, "server").unwrap_or_default();
+        let session = take_string(&mut map, "session");
         map.insert("plan_event".into(), (a.event as u64).into());
         TraceEvent {
             t_ms: a.at_ms,
@@ -366,6 +345,18 @@ fn server_fields(event: &ServerEvent) -> Option<ServerFields> {
         _ => return None,
     };
     Some((Cow::Borrowed(name), session.cloned(), d))
+}
+
+/// Takes member `key` out of `map` if it is a string; any other value stays.
+fn take_string(map: &mut Map<String, Value>, key: &str) -> Option<String> {
+    match map.remove(key) {
+        Some(Value::String(s)) => Some(s),
+        Some(other) => {
+            map.insert(key.to_owned(), other);
+            None
+        }
+        None => None,
+    }
 }
 
 /// Splits a serde-tagged value (`{"event": name, ...}`) into its name and
