@@ -31,7 +31,6 @@
 //! when null), integers and strings only. [`Trace::hash`] is the hex BLAKE3
 //! of those bytes: two runs of a seed are equal exactly when their hashes are.
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -124,13 +123,12 @@ impl TraceEvent {
     /// `clock_ms`, the manager's clock reading.
     pub fn from_manager(host: &str, t_ms: u64, e: &Event) -> TraceEvent {
         let (name, mut detail) = match manager_fields(&e.kind) {
-            Some(known) => known,
+            Some((name, detail)) => (name.to_owned(), detail),
             None => {
                 // A kind added to the library since `manager_fields` was
                 // written: its serde form, as for every kind.
                 let mut v = serde_json::to_value(&e.kind).unwrap_or(Value::Null);
-                let (name, detail) = split_tag(&mut v);
-                (Cow::Owned(name), detail)
+                split_tag(&mut v)
             }
         };
         detail.insert("clock_ms".into(), e.at.as_millis().into());
@@ -138,7 +136,7 @@ impl TraceEvent {
             t_ms,
             host: host.to_owned(),
             source: Source::Manager,
-            event: name.into_owned(),
+            event: name,
             session: e.session.clone(),
             vu: e.vu.map(|v| v.0),
             detail: Value::Object(detail),
@@ -151,19 +149,19 @@ impl TraceEvent {
     /// other fields as the detail (null when there are none).
     pub fn from_server(host: &str, origin_ms: u64, s: &Stamped) -> TraceEvent {
         let (name, session, detail) = match server_fields(&s.event) {
-            Some(known) => known,
+            Some((name, session, detail)) => (name.to_owned(), session, detail),
             None => {
                 let mut v = serde_json::to_value(&s.event).unwrap_or(Value::Null);
                 let (name, mut detail) = split_tag(&mut v);
                 let session = take_string(&mut detail, "session");
-                (Cow::Owned(name), session, detail)
+                (name, session, detail)
             }
         };
         TraceEvent {
             t_ms: origin_ms + s.at_ms,
             host: host.to_owned(),
             source: Source::Server,
-            event: name.into_owned(),
+            event: name,
             session,
             vu: None,
             detail: if detail.is_empty() {
@@ -234,7 +232,7 @@ impl TraceEvent {
 /// serde form gives (see [`TraceEvent::from_manager`]) without building a
 /// tagged `Value` and taking it apart on every event. `None` for a kind this
 /// function does not know (the library's enum is non-exhaustive).
-fn manager_fields(kind: &EventKind) -> Option<(Cow<'static, str>, Map<String, Value>)> {
+fn manager_fields(kind: &EventKind) -> Option<(&'static str, Map<String, Value>)> {
     let mut d = Map::new();
     let name = match kind {
         EventKind::AcquireStart => "acquire_start",
@@ -296,11 +294,11 @@ fn manager_fields(kind: &EventKind) -> Option<(Cow<'static, str>, Map<String, Va
         EventKind::ManagerClosed => "manager_closed",
         _ => return None,
     };
-    Some((Cow::Borrowed(name), d))
+    Some((name, d))
 }
 
 /// A server event split for the trace: name, session, detail.
-type ServerFields = (Cow<'static, str>, Option<String>, Map<String, Value>);
+type ServerFields = (&'static str, Option<String>, Map<String, Value>);
 
 /// The server events of every exchange (a request, its answer, a
 /// notification, a DELETE), split as [`TraceEvent::from_server`] splits
@@ -344,7 +342,7 @@ fn server_fields(event: &ServerEvent) -> Option<ServerFields> {
         ServerEvent::Deleted { session } => ("deleted", Some(session)),
         _ => return None,
     };
-    Some((Cow::Borrowed(name), session.cloned(), d))
+    Some((name, session.cloned(), d))
 }
 
 /// Takes member `key` out of `map` if it is a string; any other value stays.
@@ -694,11 +692,7 @@ mod tests {
     fn manager_fields_are_the_serde_form_of_every_kind() {
         for kind in every_kind() {
             let (name, detail) = manager_fields(&kind).expect("a known kind");
-            assert_eq!(
-                (name.into_owned(), detail),
-                through_serde(&kind),
-                "{kind:?}"
-            );
+            assert_eq!((name.to_owned(), detail), through_serde(&kind), "{kind:?}");
         }
     }
 
