@@ -8,8 +8,8 @@
 //! and worker hosts named as a schedule names them ([`worker_host`]), each
 //! running its VUs as tokio tasks, with the same turmoil seed, tick and link
 //! latency. Each VU opens ONE HTTP/1.1 connection to the server and sends
-//! its share of [`BareLoop::requests`] POSTs of a JSON-RPC `tools/call` body on it, one after the
-//! other, reading each answer whole. The server is hyper's HTTP/1.1 server
+//! its share of [`BareLoop::requests`] POSTs of a JSON-RPC
+//! `tools/call` body on it, one after the other, reading each answer whole. The server is hyper's HTTP/1.1 server
 //! answering every request with the same small JSON-RPC result. No session
 //! manager, no MCP session (no `initialize`, no DELETE), no trace, no
 //! audit, no faults.
@@ -24,10 +24,11 @@
 //! exactly as many, spread evenly over the same VUs (rounding up would
 //! flatter the bare loop: with both sides' wall time mostly spent on the
 //! same simulated time, a few extra exchanges lower its cost per
-//! exchange without costing it more). Per exchange, both sides then pay the same simulated network (turmoil
-//! TCP, the same latency range, the same hosts) and the same HTTP/1.1 code
-//! (hyper on both ends, bodies read whole, connections driven from one
-//! server task as [`crate::server::Server::serve`] drives them); what is
+//! exchange without costing it more). Per exchange, both sides then pay
+//! the same simulated network (turmoil TCP, the same latency range, the
+//! same hosts) and the same HTTP/1.1 code (hyper on both ends, bodies read
+//! whole, connections driven from one server task as
+//! [`crate::server::Server::serve`] drives them); what is
 //! left in the difference is our stack: the session manager and its mode,
 //! the Streamable HTTP transport (JSON-RPC encoding, SSE parsing, timeouts
 //! on the clock), the event sink and trace, the simulated MCP server's
