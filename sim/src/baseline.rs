@@ -9,8 +9,9 @@
 //! running its VUs as tokio tasks, with the same turmoil seed, tick and link
 //! latency. Each VU opens ONE HTTP/1.1 connection to the server and sends
 //! its share of [`BareLoop::requests`] POSTs of a JSON-RPC
-//! `tools/call` body on it, one after the other, reading each answer whole. The server is hyper's HTTP/1.1 server
-//! answering every request with the same small JSON-RPC result. No session
+//! `tools/call` body on it, one after the other, reading each answer
+//! whole. The server is hyper's HTTP/1.1 server answering every request
+//! with the same small JSON-RPC result. No session
 //! manager, no MCP session (no `initialize`, no DELETE), no trace, no
 //! audit, no faults.
 //!

@@ -586,7 +586,7 @@ impl Trace {
     }
 
     /// Hex BLAKE3 of [`Trace::to_jsonl`]. The lines are gathered into
-    /// blocks of [`HASH_BLOCK`] bytes before they are hashed: BLAKE3 is
+    /// blocks of 64 KiB before they are hashed: BLAKE3 is
     /// several times faster on large inputs than on one short line at a
     /// time, and the digest is the same either way.
     pub fn hash(&self) -> String {
