@@ -539,9 +539,9 @@ impl<'a> Auditor<'a> {
 
     /// Follows each server's open handshakes.
     fn server_event(&mut self, e: &'a TraceEvent) {
-        let open = self.handshakes.entry(e.host.as_str()).or_default();
+        let open = self.handshakes.entry(&*e.host).or_default();
         let sid = e.session.as_deref().unwrap_or_default();
-        match e.event.as_str() {
+        match &*e.event {
             "session_created" => {
                 open.insert(sid, e.t_ms);
             }
@@ -558,10 +558,10 @@ impl<'a> Auditor<'a> {
 
     /// A server going down: was an `initialize` handshake under way?
     fn fault_event(&mut self, e: &'a TraceEvent) {
-        if !matches!(e.event.as_str(), "crash" | "bounce") {
+        if !matches!(&*e.event, "crash" | "bounce") {
             return;
         }
-        let Some(open) = self.handshakes.get(e.host.as_str()) else {
+        let Some(open) = self.handshakes.get(&*e.host) else {
             return;
         };
         let hit = open.iter().any(|(sid, &taken)| {
@@ -595,16 +595,16 @@ impl<'a> Auditor<'a> {
         // The host's model is moved out for the event (the spare empty one
         // stands in) and back at the end.
         let spare = self.spare.take().unwrap_or_default();
-        let mut h = match self.hosts.get_mut(e.host.as_str()) {
+        let mut h = match self.hosts.get_mut(&*e.host) {
             Some(slot) => std::mem::replace(slot, spare),
             None => {
-                self.hosts.insert(e.host.as_str(), spare);
+                self.hosts.insert(&*e.host, spare);
                 Box::default()
             }
         };
         h.last_index = i;
         let clock = e.clock_ms();
-        let name = e.event.as_str();
+        let name = &*e.event;
         let vu = e.vu.unwrap_or(0);
         let sid = e.session.as_deref().unwrap_or_default();
         let counted = if name == "acquire_cancelled" && e.bool("waiting") == Some(true) {
@@ -770,7 +770,7 @@ impl<'a> Auditor<'a> {
             session: e.session.as_deref(),
         });
         h.clock = clock;
-        if let Some(slot) = self.hosts.get_mut(e.host.as_str()) {
+        if let Some(slot) = self.hosts.get_mut(&*e.host) {
             self.spare = Some(std::mem::replace(slot, h));
         }
     }
@@ -1455,8 +1455,8 @@ impl<'a> Auditor<'a> {
                 continue;
             }
             let sid = e.session.as_deref().unwrap_or_default();
-            let set = live.entry(e.host.as_str()).or_default();
-            match e.event.as_str() {
+            let set = live.entry(&*e.host).or_default();
+            match &*e.event {
                 "session_created" => {
                     server_created.insert(sid);
                     set.insert(sid);
@@ -1530,12 +1530,12 @@ impl<'a> Auditor<'a> {
                     event_index: i,
                     event: events.get(i).cloned().unwrap_or_else(|| TraceEvent {
                         t_ms: 0,
-                        host: String::new(),
+                        host: "".into(),
                         source: Source::Manager,
-                        event: String::new(),
+                        event: "".into(),
                         session: None,
                         vu: None,
-                        detail: serde_json::Value::Null,
+                        detail: crate::detail::Detail::new(),
                     }),
                     context: events.get(from..to).map(<[_]>::to_vec).unwrap_or_default(),
                     message: message.clone(),

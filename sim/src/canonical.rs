@@ -31,9 +31,17 @@ pub fn write_event(out: &mut Vec<u8>, e: &TraceEvent) {
         out.extend_from_slice(b",\"vu\":");
         write_u64(out, vu);
     }
-    if !e.detail.is_null() {
-        out.extend_from_slice(b",\"detail\":");
-        write_value(out, &e.detail);
+    if !e.detail.is_empty() {
+        out.extend_from_slice(b",\"detail\":{");
+        for (i, (key, value)) in e.detail.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, key);
+            out.push(b':');
+            write_value(out, value);
+        }
+        out.push(b'}');
     }
     out.push(b'}');
 }
@@ -116,6 +124,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::detail::Detail;
     use crate::trace::Source;
 
     fn canonical(e: &TraceEvent) -> String {
@@ -125,6 +134,7 @@ mod tests {
     }
 
     fn event(session: Option<&str>, vu: Option<u64>, detail: Value) -> TraceEvent {
+        let detail = Detail::try_from(detail).expect("a detail is an object");
         TraceEvent {
             t_ms: 1234,
             host: "worker-1".into(),
@@ -157,9 +167,12 @@ mod tests {
                 json!({"nested": {"z": {}, "a": [], "m": [{"k": "v"}]}, "neg": i64::MIN}),
             ),
             event(Some(""), None, json!({})),
-            event(None, None, json!([1, "x"])),
-            event(None, None, json!("just a string")),
-            event(None, None, json!(0.1)),
+            event(None, None, json!({"list": [1, "x"]})),
+            event(
+                None,
+                None,
+                json!({"s": "just a string", "f": 0.1, "t": true}),
+            ),
         ];
         for (i, e) in cases.iter().enumerate() {
             let mut e = e.clone();

@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod baseline;
 pub mod canonical;
+pub mod detail;
 pub mod dialer;
 pub mod faults;
 pub mod listener;

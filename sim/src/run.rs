@@ -18,6 +18,7 @@ use mcp_session::transport::Operation;
 use mcp_session::{ErrorKind, SessionMetrics};
 
 use crate::audit::{audit, AuditConfig, Violation};
+use crate::detail::Detail;
 use crate::schedule::{Op, Schedule, Step, SERVER_HOST};
 use crate::topology::{Topology, Vu, WorkerSpec};
 use crate::trace::{Source, Trace, TraceRecorder};
@@ -101,7 +102,7 @@ impl Report {
             .trace
             .events
             .iter()
-            .filter(|e| e.source == Source::Server && PER_REQUEST.contains(&e.event.as_str()))
+            .filter(|e| e.source == Source::Server && PER_REQUEST.contains(&&*e.event))
             .count();
         n as u64
     }
@@ -173,6 +174,15 @@ fn operation(op: &Op, worker: &str, vu: u64, step: usize) -> Operation {
     }
 }
 
+/// The detail of a `vu_error` event: the step that failed and the error's
+/// kind.
+fn vu_error(step: usize, error: &'static str) -> Detail {
+    let mut d = Detail::with_capacity(2);
+    d.insert("error", error);
+    d.insert("step", step as u64);
+    d
+}
+
 /// Runs one VU's program; returns how many steps ended in an error. Stops
 /// early once the manager is closed.
 async fn run_vu(vu: Vu, steps: Vec<Step>, recorder: TraceRecorder) -> u32 {
@@ -190,13 +200,13 @@ async fn run_vu(vu: Vu, steps: Vec<Step>, recorder: TraceRecorder) -> u32 {
                         }
                         if let Err(e) = r {
                             errors += 1;
-                            let detail = json!({ "step": i, "error": e.kind_name() });
+                            let detail = vu_error(i, e.kind_name());
                             recorder.record_vu(vu.id, "vu_error", e.session.as_deref(), detail);
                         }
                     }
                     Err(e) => {
                         errors += 1;
-                        let detail = json!({ "step": i, "error": e.kind_name() });
+                        let detail = vu_error(i, e.kind_name());
                         recorder.record_vu(vu.id, "vu_error", None, detail);
                         if matches!(e.kind, ErrorKind::ManagerClosed) {
                             break;

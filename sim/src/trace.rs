@@ -31,14 +31,16 @@
 //! when null), integers and strings only. [`Trace::hash`] is the hex BLAKE3
 //! of those bytes: two runs of a seed are equal exactly when their hashes are.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use mcp_session::observe::{Event, EventKind, EventSink};
 
+use crate::detail::Detail;
 use crate::faults::Applied;
 use crate::server::{ServerEvent, Stamped};
 
@@ -73,21 +75,23 @@ impl Source {
 pub struct TraceEvent {
     /// Simulated milliseconds since the simulation's start.
     pub t_ms: u64,
-    /// The host it happened on (worker or server).
-    pub host: String,
+    /// The host it happened on (worker or server), shared by the events of
+    /// a host.
+    pub host: Arc<str>,
     /// Who reported it.
     pub source: Source,
-    /// The event's name (`acquire_ok`, `session_created`, ...).
-    pub event: String,
+    /// The event's name (`acquire_ok`, `session_created`, ...): static
+    /// for the events a run records, owned for a parsed trace.
+    pub event: Cow<'static, str>,
     /// The session concerned, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
     /// The VU concerned, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vu: Option<u64>,
-    /// The rest of the event's fields (a JSON object, or null).
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub detail: Value,
+    /// The rest of the event's fields (a JSON object, left out when empty).
+    #[serde(default, skip_serializing_if = "Detail::is_empty")]
+    pub detail: Detail,
 }
 
 impl TraceEvent {
@@ -121,25 +125,26 @@ impl TraceEvent {
     /// event's serde form (tag `event` as the name, its fields as the
     /// detail), an `acquire_wait`'s `deadline` as `deadline_ms`, plus
     /// `clock_ms`, the manager's clock reading.
-    pub fn from_manager(host: &str, t_ms: u64, e: &Event) -> TraceEvent {
+    pub fn from_manager(host: &Arc<str>, t_ms: u64, e: &Event) -> TraceEvent {
         let (name, mut detail) = match manager_fields(&e.kind) {
-            Some((name, detail)) => (name.to_owned(), detail),
+            Some((name, detail)) => (Cow::Borrowed(name), detail),
             None => {
                 // A kind added to the library since `manager_fields` was
                 // written: its serde form, as for every kind.
                 let mut v = serde_json::to_value(&e.kind).unwrap_or(Value::Null);
-                split_tag(&mut v)
+                let (name, detail) = split_tag(&mut v);
+                (Cow::Owned(name), detail)
             }
         };
-        detail.insert("clock_ms".into(), e.at.as_millis().into());
+        detail.insert("clock_ms", e.at.as_millis());
         TraceEvent {
             t_ms,
-            host: host.to_owned(),
+            host: Arc::clone(host),
             source: Source::Manager,
             event: name,
             session: e.session.clone(),
             vu: e.vu.map(|v| v.0),
-            detail: Value::Object(detail),
+            detail,
         }
     }
 
@@ -147,28 +152,24 @@ impl TraceEvent {
     /// simulated time of the server's start. The event's serde form: tag
     /// `event` as the name, a `session` string as the event's session, the
     /// other fields as the detail (null when there are none).
-    pub fn from_server(host: &str, origin_ms: u64, s: &Stamped) -> TraceEvent {
+    pub fn from_server(host: &Arc<str>, origin_ms: u64, s: &Stamped) -> TraceEvent {
         let (name, session, detail) = match server_fields(&s.event) {
-            Some((name, session, detail)) => (name.to_owned(), session, detail),
+            Some((name, session, detail)) => (Cow::Borrowed(name), session, detail),
             None => {
                 let mut v = serde_json::to_value(&s.event).unwrap_or(Value::Null);
                 let (name, mut detail) = split_tag(&mut v);
                 let session = take_string(&mut detail, "session");
-                (name, session, detail)
+                (Cow::Owned(name), session, detail)
             }
         };
         TraceEvent {
             t_ms: origin_ms + s.at_ms,
-            host: host.to_owned(),
+            host: Arc::clone(host),
             source: Source::Server,
             event: name,
             session,
             vu: None,
-            detail: if detail.is_empty() {
-                Value::Null
-            } else {
-                Value::Object(detail)
-            },
+            detail,
         }
     }
 
@@ -182,8 +183,8 @@ impl TraceEvent {
     pub fn from_fault(a: &Applied) -> TraceEvent {
         let mut v = serde_json::to_value(&a.action).unwrap_or(Value::Null);
         let mut map = match v.take() {
-            Value::Object(m) => m,
-            _ => serde_json::Map::new(),
+            Value::Object(m) => Detail::from(m),
+            _ => Detail::new(),
         };
         let name = match map.remove("action") {
             Some(Value::String(s)) => s,
@@ -191,15 +192,15 @@ impl TraceEvent {
         };
         let host = take_string(&mut map, "server").unwrap_or_default();
         let session = take_string(&mut map, "session");
-        map.insert("plan_event".into(), (a.event as u64).into());
+        map.insert("plan_event", a.event as u64);
         TraceEvent {
             t_ms: a.at_ms,
-            host,
+            host: host.into(),
             source: Source::Fault,
-            event: name,
+            event: Cow::Owned(name),
             session,
             vu: None,
-            detail: Value::Object(map),
+            detail: map,
         }
     }
 
@@ -209,9 +210,11 @@ impl TraceEvent {
         let vu = self
             .vu
             .map_or_else(|| "-".to_owned(), |v| format!("vu-{v}"));
-        let detail = match &self.detail {
-            Value::Null => String::new(),
-            d => d.to_string(),
+        let detail = if self.detail.is_empty() {
+            String::new()
+        } else {
+            // Serializing a detail into a string cannot fail.
+            serde_json::to_string(&self.detail).unwrap_or_default()
         };
         format!(
             "{:>8}ms  {:<10} {:<7} {:<6} {:<12} {:<22} {}",
@@ -232,13 +235,14 @@ impl TraceEvent {
 /// serde form gives (see [`TraceEvent::from_manager`]) without building a
 /// tagged `Value` and taking it apart on every event. `None` for a kind this
 /// function does not know (the library's enum is non-exhaustive).
-fn manager_fields(kind: &EventKind) -> Option<(&'static str, Map<String, Value>)> {
-    let mut d = Map::new();
+fn manager_fields(kind: &EventKind) -> Option<(&'static str, Detail)> {
+    // Room for the fields and `clock_ms`.
+    let mut d = Detail::with_capacity(4);
     let name = match kind {
         EventKind::AcquireStart => "acquire_start",
         EventKind::AcquireWait { position, deadline } => {
-            d.insert("position".into(), (*position as u64).into());
-            d.insert("deadline_ms".into(), deadline.as_millis().into());
+            d.insert("position", *position as u64);
+            d.insert("deadline_ms", deadline.as_millis());
             "acquire_wait"
         }
         EventKind::AcquireOk {
@@ -246,48 +250,48 @@ fn manager_fields(kind: &EventKind) -> Option<(&'static str, Map<String, Value>)
             reconnect,
             waited_ms,
         } => {
-            d.insert("created".into(), (*created).into());
-            d.insert("reconnect".into(), (*reconnect).into());
-            d.insert("waited_ms".into(), (*waited_ms).into());
+            d.insert("created", *created);
+            d.insert("reconnect", *reconnect);
+            d.insert("waited_ms", *waited_ms);
             "acquire_ok"
         }
         EventKind::AcquireTimeout { waited_ms } => {
-            d.insert("waited_ms".into(), (*waited_ms).into());
+            d.insert("waited_ms", *waited_ms);
             "acquire_timeout"
         }
         EventKind::AcquireError { error } => {
-            d.insert("error".into(), (*error).into());
+            d.insert("error", *error);
             "acquire_error"
         }
         EventKind::AcquireCancelled { waiting } => {
-            d.insert("waiting".into(), (*waiting).into());
+            d.insert("waiting", *waiting);
             "acquire_cancelled"
         }
         EventKind::WaiterGranted { slot } => {
-            d.insert("slot".into(), (*slot).into());
+            d.insert("slot", *slot);
             "waiter_granted"
         }
         EventKind::SlotReserved => "slot_reserved",
         EventKind::SlotFreed => "slot_freed",
         EventKind::Created => "created",
         EventKind::OperationStart { method } => {
-            d.insert("method".into(), (*method).into());
+            d.insert("method", *method);
             "operation_start"
         }
         EventKind::OperationEnd { method, error } => {
-            d.insert("method".into(), (*method).into());
-            d.insert("error".into(), error.map_or(Value::Null, Value::from));
+            d.insert("method", *method);
+            d.insert("error", error.map_or(Value::Null, Value::from));
             "operation_end"
         }
         EventKind::Released => "released",
         EventKind::Invalidated => "invalidated",
         EventKind::LeaseDropped => "lease_dropped",
         EventKind::Closed { reason } => {
-            d.insert("reason".into(), reason.as_str().into());
+            d.insert("reason", reason.as_str());
             "closed"
         }
         EventKind::CloseFailed { error } => {
-            d.insert("error".into(), error.as_str().into());
+            d.insert("error", error.as_str());
             "close_failed"
         }
         EventKind::ManagerClosing => "manager_closing",
@@ -298,23 +302,23 @@ fn manager_fields(kind: &EventKind) -> Option<(&'static str, Map<String, Value>)
 }
 
 /// A server event split for the trace: name, session, detail.
-type ServerFields = (&'static str, Option<String>, Map<String, Value>);
+type ServerFields = (&'static str, Option<String>, Detail);
 
 /// The server events of every exchange (a request, its answer, a
 /// notification, a DELETE), split as [`TraceEvent::from_server`] splits
 /// their serde form, built directly; `None` for the rest, which take the
 /// serde way.
 fn server_fields(event: &ServerEvent) -> Option<ServerFields> {
-    let mut d = Map::new();
+    let mut d = Detail::new();
     let (name, session) = match event {
         ServerEvent::Request {
             session,
             method,
             tool,
         } => {
-            d.insert("method".into(), method.as_str().into());
+            d.insert("method", method.as_str());
             if let Some(tool) = tool {
-                d.insert("tool".into(), tool.as_str().into());
+                d.insert("tool", tool.as_str());
             }
             ("request", Some(session))
         }
@@ -326,16 +330,16 @@ fn server_fields(event: &ServerEvent) -> Option<ServerFields> {
             error,
             fault: None,
         } => {
-            d.insert("method".into(), method.as_str().into());
-            d.insert("format".into(), format.as_str().into());
-            d.insert("pieces".into(), (*pieces as u64).into());
+            d.insert("method", method.as_str());
+            d.insert("format", format.as_str());
+            d.insert("pieces", *pieces as u64);
             if let Some(code) = error {
-                d.insert("error".into(), (*code).into());
+                d.insert("error", *code);
             }
             ("answered", session.as_ref())
         }
         ServerEvent::Notification { session, method } => {
-            d.insert("method".into(), method.as_str().into());
+            d.insert("method", method.as_str());
             ("notification", Some(session))
         }
         ServerEvent::ClientResponse { session } => ("client_response", Some(session)),
@@ -346,7 +350,7 @@ fn server_fields(event: &ServerEvent) -> Option<ServerFields> {
 }
 
 /// Takes member `key` out of `map` if it is a string; any other value stays.
-fn take_string(map: &mut Map<String, Value>, key: &str) -> Option<String> {
+fn take_string(map: &mut Detail, key: &str) -> Option<String> {
     match map.remove(key) {
         Some(Value::String(s)) => Some(s),
         Some(other) => {
@@ -359,10 +363,10 @@ fn take_string(map: &mut Map<String, Value>, key: &str) -> Option<String> {
 
 /// Splits a serde-tagged value (`{"event": name, ...}`) into its name and
 /// the remaining fields.
-fn split_tag(v: &mut Value) -> (String, serde_json::Map<String, Value>) {
+fn split_tag(v: &mut Value) -> (String, Detail) {
     let mut map = match v.take() {
-        Value::Object(m) => m,
-        _ => serde_json::Map::new(),
+        Value::Object(m) => Detail::from(m),
+        _ => Detail::new(),
     };
     let name = match map.remove("event") {
         Some(Value::String(s)) => s,
@@ -381,7 +385,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// share one log.
 #[derive(Clone, Debug)]
 pub struct TraceRecorder {
-    host: String,
+    host: Arc<str>,
     origin_ms: u64,
     events: Arc<Mutex<Vec<TraceEvent>>>,
 }
@@ -389,13 +393,13 @@ pub struct TraceRecorder {
 impl TraceRecorder {
     /// A recorder for worker host `host`, whose manager starts at simulated
     /// time 0.
-    pub fn new(host: impl Into<String>) -> Self {
+    pub fn new(host: impl Into<Arc<str>>) -> Self {
         Self::with_origin(host, 0)
     }
 
     /// A recorder for a manager started at simulated `origin_ms` (used only
     /// when an event is recorded outside the simulation).
-    pub fn with_origin(host: impl Into<String>, origin_ms: u64) -> Self {
+    pub fn with_origin(host: impl Into<Arc<str>>, origin_ms: u64) -> Self {
         TraceRecorder {
             host: host.into(),
             origin_ms,
@@ -413,14 +417,14 @@ impl TraceRecorder {
         turmoil::sim_elapsed().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 
-    /// Records a VU's own event (`detail`: a small JSON value, null for
-    /// none), stamped with the simulated time (0 outside a simulation).
-    pub fn record_vu(&self, vu: u64, event: &str, session: Option<&str>, detail: Value) {
+    /// Records a VU's own event (`detail`: its fields, empty for none),
+    /// stamped with the simulated time (0 outside a simulation).
+    pub fn record_vu(&self, vu: u64, event: &'static str, session: Option<&str>, detail: Detail) {
         let e = TraceEvent {
             t_ms: Self::now_ms().unwrap_or(self.origin_ms),
-            host: self.host.clone(),
+            host: Arc::clone(&self.host),
             source: Source::Vu,
-            event: event.to_owned(),
+            event: Cow::Borrowed(event),
             session: session.map(str::to_owned),
             vu: Some(vu),
             detail,
@@ -522,9 +526,10 @@ impl Trace {
     /// Appends server host `host`'s log, started at simulated `origin_ms`
     /// (call [`Trace::sort`] after appending).
     pub fn push_server(&mut self, host: &str, origin_ms: u64, log: &[Stamped]) {
+        let host: Arc<str> = host.into();
         self.events.extend(
             log.iter()
-                .map(|s| TraceEvent::from_server(host, origin_ms, s)),
+                .map(|s| TraceEvent::from_server(&host, origin_ms, s)),
         );
     }
 
@@ -537,7 +542,8 @@ impl Trace {
     /// Appends one server event.
     pub fn push_server_event(&mut self, host: &str, t_ms: u64, event: ServerEvent) {
         let s = Stamped { at_ms: t_ms, event };
-        self.events.push(TraceEvent::from_server(host, 0, &s));
+        self.events
+            .push(TraceEvent::from_server(&host.into(), 0, &s));
     }
 
     /// Orders the events by `t_ms`, fault events first within a
@@ -678,21 +684,45 @@ mod tests {
 
     /// The conversion by way of the kind's serde form (how every event was
     /// converted before `manager_fields`).
-    fn through_serde(kind: &EventKind) -> (String, Map<String, Value>) {
-        let mut v = serde_json::to_value(kind).unwrap();
-        let (name, mut detail) = split_tag(&mut v);
+    fn through_serde(kind: &EventKind) -> (String, Value) {
+        let (name, mut detail) = serde_form(serde_json::to_value(kind).unwrap());
         if let EventKind::AcquireWait { deadline, .. } = kind {
             detail.remove("deadline");
             detail.insert("deadline_ms".into(), deadline.as_millis().into());
         }
-        (name, detail)
+        (name, object_or_null(detail))
+    }
+
+    /// A tagged serde value's name and other members, taken apart with
+    /// serde_json's own map (not `split_tag`).
+    fn serde_form(v: Value) -> (String, serde_json::Map<String, Value>) {
+        let Value::Object(mut map) = v else {
+            panic!("a tagged enum serializes as an object: {v}")
+        };
+        let Some(Value::String(name)) = map.remove("event") else {
+            panic!("no `event` tag in {map:?}")
+        };
+        (name, map)
+    }
+
+    /// The detail a trace event shows: the object, or null when empty.
+    fn object_or_null(map: serde_json::Map<String, Value>) -> Value {
+        if map.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(map)
+        }
     }
 
     #[test]
     fn manager_fields_are_the_serde_form_of_every_kind() {
         for kind in every_kind() {
             let (name, detail) = manager_fields(&kind).expect("a known kind");
-            assert_eq!((name.to_owned(), detail), through_serde(&kind), "{kind:?}");
+            assert_eq!(
+                (name.to_owned(), detail.to_value()),
+                through_serde(&kind),
+                "{kind:?}"
+            );
         }
     }
 
@@ -746,19 +776,18 @@ mod tests {
     #[test]
     fn server_events_convert_as_their_serde_form() {
         for event in server_events() {
-            let mut v = serde_json::to_value(&event).unwrap();
-            let (name, mut detail) = split_tag(&mut v);
+            let (name, mut detail) = serde_form(serde_json::to_value(&event).unwrap());
             let session = match detail.remove("session") {
                 Some(Value::String(id)) => Some(id),
                 _ => None,
             };
-            let detail = if detail.is_empty() {
-                Value::Null
-            } else {
-                Value::Object(detail)
-            };
-            let t = TraceEvent::from_server("server", 5, &Stamped { at_ms: 2, event });
-            assert_eq!((t.event, t.session, t.detail), (name, session, detail));
+            let detail = object_or_null(detail);
+            let host = Arc::from("server");
+            let t = TraceEvent::from_server(&host, 5, &Stamped { at_ms: 2, event });
+            assert_eq!(
+                (t.event.into_owned(), t.session, t.detail.to_value()),
+                (name, session, detail)
+            );
             assert_eq!(t.t_ms, 7);
         }
     }
@@ -771,7 +800,7 @@ mod tests {
             session: Some("s-1".into()),
             kind: EventKind::AcquireTimeout { waited_ms: 40 },
         };
-        let t = TraceEvent::from_manager("worker-1", 251, &e);
+        let t = TraceEvent::from_manager(&Arc::from("worker-1"), 251, &e);
         let line = serde_json::to_string(&t).unwrap();
         assert_eq!(
             line,

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use mcp_session::transport::{HttpConfig, Operation};
 use mcp_session::{Mode, SessionConfig, VersionPolicy};
 use mcp_sim::audit::{audit, AuditConfig, AuditReport, GOALS, LAWS};
+use mcp_sim::detail::Detail;
 use mcp_sim::faults::{Action, Applied, FaultEvent, FaultPlan, Scheduled};
 use mcp_sim::server::ServerConfig;
 use mcp_sim::topology::{Latency, Topology, Vu, WorkerSpec};
@@ -24,7 +25,7 @@ const W: &str = "worker";
 const S: &str = "server";
 
 /// A manager event at `t`, by `vu`, on `session`.
-fn m(t: u64, vu: u64, session: &str, event: &str, detail: Value) -> TraceEvent {
+fn m(t: u64, vu: u64, session: &str, event: &'static str, detail: Value) -> TraceEvent {
     let mut detail = match detail {
         Value::Object(o) => o,
         _ => serde_json::Map::new(),
@@ -37,12 +38,12 @@ fn m(t: u64, vu: u64, session: &str, event: &str, detail: Value) -> TraceEvent {
         event: event.into(),
         session: (!session.is_empty()).then(|| session.to_owned()),
         vu: (vu > 0).then_some(vu),
-        detail: Value::Object(detail),
+        detail: Detail::from(detail),
     }
 }
 
 /// A server event at `t` on `session`.
-fn s(t: u64, session: &str, event: &str, detail: Value) -> TraceEvent {
+fn s(t: u64, session: &str, event: &'static str, detail: Value) -> TraceEvent {
     TraceEvent {
         t_ms: t,
         host: S.into(),
@@ -50,7 +51,7 @@ fn s(t: u64, session: &str, event: &str, detail: Value) -> TraceEvent {
         event: event.into(),
         session: (!session.is_empty()).then(|| session.to_owned()),
         vu: None,
-        detail,
+        detail: Detail::try_from(detail).expect("a detail is an object or null"),
     }
 }
 
@@ -913,7 +914,7 @@ fn fault_events_come_first_in_their_millisecond() {
     t.sort();
     let e = &t.events[0];
     assert_eq!(
-        (e.source, e.event.as_str(), e.host.as_str()),
+        (e.source, &*e.event, &*e.host),
         (Source::Fault, "expire", S)
     );
     assert_eq!(e.session.as_deref(), Some("s1"));
