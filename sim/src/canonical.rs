@@ -32,16 +32,22 @@ pub fn write_event(out: &mut Vec<u8>, e: &TraceEvent) {
         write_u64(out, vu);
     }
     if !e.detail.is_empty() {
-        out.extend_from_slice(b",\"detail\":{");
-        for (i, (key, value)) in e.detail.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_str(out, key);
-            out.push(b':');
-            write_value(out, value);
+        out.extend_from_slice(b",\"detail\":");
+        write_object(out, e.detail.iter());
+    }
+    out.push(b'}');
+}
+
+/// A JSON object of `members` (already in key order), compact.
+fn write_object<'a>(out: &mut Vec<u8>, members: impl Iterator<Item = (&'a str, &'a Value)>) {
+    out.push(b'{');
+    for (i, (key, value)) in members.enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
-        out.push(b'}');
+        write_str(out, key);
+        out.push(b':');
+        write_value(out, value);
     }
     out.push(b'}');
 }
@@ -71,18 +77,7 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
             }
             out.push(b']');
         }
-        Value::Object(members) => {
-            out.push(b'{');
-            for (i, (key, value)) in members.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, key);
-                out.push(b':');
-                write_value(out, value);
-            }
-            out.push(b'}');
-        }
+        Value::Object(members) => write_object(out, members.iter().map(|(k, v)| (k.as_str(), v))),
     }
 }
 
