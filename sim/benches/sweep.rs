@@ -37,6 +37,13 @@
 //! costs once both sides move the same TCP segments.
 //! The ratio to the plain bare loop stays the benchmark's target.
 //!
+//! `MCP_SIM_BENCH_STACK=1` adds `stack`: the same seeds run by
+//! [`mcp_sim::run::run_untraced`], the same simulation with the
+//! simulation-testing layer left out (no manager events, trace, hash or
+//! audit), and a column with its µs per exchange and its ratio to the bare
+//! loop: what our manager, transport and simulated server cost on their
+//! own.
+//!
 //! `MCP_SIM_BENCH_SEEDS` (comma-separated, default `1`) picks the seeds:
 //! one iteration runs each of them once (and its matching bare loop), and
 //! the table divides by their number.
@@ -44,7 +51,8 @@
 //! `MCP_SIM_BENCH_PROFILE=N` skips criterion and runs each scenario's
 //! seeds `N` times (the bare loops instead with
 //! `MCP_SIM_BENCH_PROFILE_BARE=1`, with the run's shape if
-//! `MCP_SIM_BENCH_SHAPE=1`; one scenario with
+//! `MCP_SIM_BENCH_SHAPE=1`; untraced with `MCP_SIM_BENCH_STACK=1`; one
+//! scenario with
 //! `MCP_SIM_BENCH_SCENARIO=name`): a fixed workload to run under a
 //! profiler, e.g. `valgrind --tool=callgrind`, whose instruction counts
 //! do not depend on the machine's load.
@@ -64,7 +72,7 @@ use criterion::{black_box, Criterion, Throughput};
 
 use mcp_sim::audit::{audit, AuditConfig};
 use mcp_sim::baseline::{BareLoop, BareReport};
-use mcp_sim::run::{run, Report};
+use mcp_sim::run::{run, run_untraced, Report};
 use mcp_sim::scenarios::Scenario;
 use mcp_sim::schedule::Schedule;
 use mcp_sim::trace::Source;
@@ -99,6 +107,8 @@ struct Row {
     bare_samples: Samples,
     /// criterion's calls of `bare-shaped`.
     shaped_samples: Samples,
+    /// criterion's calls of `stack`.
+    stack_samples: Samples,
 }
 
 impl Row {
@@ -134,6 +144,11 @@ impl Row {
 /// Whether to bench the bare loop with the runs' network shape too.
 fn shape_wanted() -> bool {
     std::env::var_os("MCP_SIM_BENCH_SHAPE").is_some()
+}
+
+/// Whether to bench our stack without the simulation-testing layer too.
+fn stack_wanted() -> bool {
+    std::env::var_os("MCP_SIM_BENCH_STACK").is_some()
 }
 
 /// [`BareLoop::matching`] `report`, with its network shape: a new
@@ -247,6 +262,10 @@ fn profile(n: u32, scenarios: &[Scenario], seeds: &[u64]) {
                 loops.iter().for_each(|l| {
                     black_box(bare_run(l));
                 });
+            } else if stack_wanted() {
+                for &seed in seeds {
+                    black_box(run_untraced(&Schedule::generate(scenario, seed), seed));
+                }
             } else {
                 for &seed in seeds {
                     drop(black_box(full_run(scenario, seed)));
@@ -316,6 +335,7 @@ fn main() {
             ours_samples: Samples::default(),
             bare_samples: Samples::default(),
             shaped_samples: Samples::default(),
+            stack_samples: Samples::default(),
         };
 
         let mut group = c.benchmark_group(scenario.name.as_str());
@@ -339,6 +359,27 @@ fn main() {
         if !shaped.is_empty() {
             group.throughput(Throughput::Elements(row.shaped_exchanges()));
             bench_bare(&mut group, "bare-shaped", &shaped, &row.shaped_samples);
+        }
+        if stack_wanted() {
+            // The same simulation as `ours` (sim/tests/sweep.rs), so the
+            // same exchanges; the schedule drawn in the loop, as `ours`
+            // draws it.
+            group.throughput(Throughput::Elements(row.exchanges()));
+            let samples = row.stack_samples.clone();
+            group.bench_function("stack", |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        for &seed in &seeds {
+                            let schedule = Schedule::generate(scenario, seed);
+                            black_box(run_untraced(&schedule, seed));
+                        }
+                    }
+                    let wall = start.elapsed();
+                    samples.borrow_mut().push((iters, wall));
+                    wall
+                });
+            });
         }
         group.finish();
         rows.push(row);
@@ -415,6 +456,13 @@ fn print_table(rows: &[Row], scenarios: &[Scenario]) {
                 ours_exch / exch
             )
         });
+        let stack = per_iteration(&row.stack_samples).map(|d| {
+            let exch = us(d) / row.exchanges().max(1) as f64;
+            format!(
+                "  stack: {exch:>6.1} µs/exch, stack/bare {:.2}",
+                exch / bare_exch
+            )
+        });
         println!(
             "{:<16} {:>7.1} {:>8.1} {:>4.0} {:>5.0} {:>6.0} {:>8.1} {:>8.1} | {:>5.0} {:>6.0} {:>8.1} {:>8.1} | {:>5.2} | {:>5.0} {:>6.0} {:>6.0}{}",
             row.name,
@@ -435,6 +483,9 @@ fn print_table(rows: &[Row], scenarios: &[Scenario]) {
             check,
             shaped.unwrap_or_default(),
         );
+        if let Some(stack) = stack {
+            println!("{:<16}{stack}", "");
+        }
     }
     if !ratios.is_empty() {
         let geo = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();

@@ -19,7 +19,9 @@ use mcp_session::{ErrorKind, SessionMetrics};
 
 use crate::audit::{audit, AuditConfig, Violation};
 use crate::detail::Detail;
+use crate::faults::Applied;
 use crate::schedule::{Op, Schedule, Step, SERVER_HOST};
+use crate::server::Stamped;
 use crate::topology::{Topology, Vu, WorkerSpec};
 use crate::trace::{Source, Trace, TraceRecorder};
 
@@ -238,13 +240,33 @@ async fn run_vu(vu: Vu, steps: Vec<Step>, recorder: TraceRecorder) -> u32 {
     errors
 }
 
-/// Runs `schedule` (of scenario `scenario`, drawn from `seed`) and audits
-/// its trace.
-pub fn run(schedule: &Schedule, scenario: &str, seed: u64) -> Report {
-    // The one wall-clock reading of a run: around it, never inside the
-    // simulation, and it lands only in `Report::wall_ms`.
-    #[allow(clippy::disallowed_types, clippy::disallowed_methods)]
-    let started = std::time::Instant::now();
+/// What simulating a schedule left behind, before any trace is assembled.
+struct Simulated {
+    /// The worker hosts' recorders (their manager events only if the run
+    /// recorded them; the VUs' own events always).
+    recorders: BTreeMap<String, TraceRecorder>,
+    /// The server's own event log.
+    server_log: Vec<Stamped>,
+    /// What the fault plan applied.
+    applied: Vec<Applied>,
+    /// Why the simulation failed, if it did.
+    sim_error: Option<String>,
+    /// Simulated time at the end (ms).
+    simulated_ms: u64,
+    /// Each VU's steps that ended in an error.
+    vu_errors: BTreeMap<String, BTreeMap<u64, u32>>,
+    /// Each worker's final manager metrics.
+    metrics: BTreeMap<String, SessionMetrics>,
+    /// Each worker's established TCP streams at the end.
+    streams_at_end: BTreeMap<String, i64>,
+}
+
+/// Builds `schedule`'s world and runs it to the end. With `record_manager`,
+/// each worker's manager reports its events to the worker's recorder;
+/// without, it has no event sink. Recording reads nothing from the
+/// simulation and draws no randomness: the simulation is the same either
+/// way (`sim/tests/sweep.rs` holds [`run_untraced`] to [`run`]).
+fn simulate(schedule: &Schedule, seed: u64, record_manager: bool) -> Simulated {
     let recorders: BTreeMap<String, TraceRecorder> = schedule
         .workers
         .iter()
@@ -265,17 +287,18 @@ pub fn run(schedule: &Schedule, scenario: &str, seed: u64) -> Report {
         .latency(schedule.latency)
         .server(SERVER_HOST, schedule.server.clone());
     for w in &schedule.workers {
-        topology = topology
-            .worker(
-                WorkerSpec::new(
-                    w.name.clone(),
-                    SERVER_HOST,
-                    schedule.session.clone(),
-                    w.vus.len() as u64,
-                )
-                .http(schedule.http.clone()),
+        topology = topology.worker(
+            WorkerSpec::new(
+                w.name.clone(),
+                SERVER_HOST,
+                schedule.session.clone(),
+                w.vus.len() as u64,
             )
-            .event_sink(w.name.clone(), Arc::new(recorders[&w.name].clone()));
+            .http(schedule.http.clone()),
+        );
+        if record_manager {
+            topology = topology.event_sink(w.name.clone(), Arc::new(recorders[&w.name].clone()));
+        }
     }
     let (programs, vu_recorders) = (Arc::new(programs), Arc::new(recorders.clone()));
     let mut world = topology.build(move |vu: Vu| {
@@ -296,32 +319,84 @@ pub fn run(schedule: &Schedule, scenario: &str, seed: u64) -> Report {
     for (key, n) in world.take_results() {
         vu_errors.entry(key.worker).or_default().insert(key.vu, n);
     }
-    let metrics = world.metrics();
-    // The recorders and the server are done with: move their logs out.
-    let mut trace = Trace::collect_taken(
-        recorders.values(),
-        [(SERVER_HOST, world.server(SERVER_HOST).take_events())],
-    );
-    trace.push_faults(&applied);
+    Simulated {
+        recorders,
+        // The server is done with: move its log out.
+        server_log: world.server(SERVER_HOST).take_events(),
+        applied,
+        sim_error,
+        simulated_ms,
+        vu_errors,
+        metrics: world.metrics(),
+        streams_at_end: world.streams_at_end(),
+    }
+}
+
+/// Runs `schedule` (of scenario `scenario`, drawn from `seed`) and audits
+/// its trace.
+pub fn run(schedule: &Schedule, scenario: &str, seed: u64) -> Report {
+    // The one wall-clock reading of a run: around it, never inside the
+    // simulation, and it lands only in `Report::wall_ms`.
+    #[allow(clippy::disallowed_types, clippy::disallowed_methods)]
+    let started = std::time::Instant::now();
+    let sim = simulate(schedule, seed, true);
+    // The recorders are done with: move their logs out.
+    let mut trace = Trace::collect_taken(sim.recorders.values(), [(SERVER_HOST, sim.server_log)]);
+    trace.push_faults(&sim.applied);
     trace.sort();
     let cfg = AuditConfig::for_session(&schedule.session)
-        .with_metrics(metrics.clone())
-        .with_streams_at_end(world.streams_at_end());
+        .with_metrics(sim.metrics.clone())
+        .with_streams_at_end(sim.streams_at_end);
     let audit = audit(&trace, &cfg);
 
     Report {
         scenario: scenario.to_owned(),
         seed,
         schedule: schedule.clone(),
-        metrics,
-        vu_errors,
+        metrics: sim.metrics,
+        vu_errors: sim.vu_errors,
         trace_hash: trace.hash(),
         checks: audit.checks,
         violations: audit.violations,
         goals: audit.goals,
-        sim_error,
-        simulated_ms,
+        sim_error: sim.sim_error,
+        simulated_ms: sim.simulated_ms,
         wall_ms: started.elapsed().as_secs_f64() * 1_000.0,
         trace,
+    }
+}
+
+/// What [`run_untraced`] leaves: the simulation's outcome, without a trace,
+/// audit or hash.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Untraced {
+    /// Each worker's final manager metrics, by host.
+    pub metrics: BTreeMap<String, SessionMetrics>,
+    /// Each VU's steps that ended in an error, by worker host and VU id.
+    pub vu_errors: BTreeMap<String, BTreeMap<u64, u32>>,
+    /// How many events the simulated server logged (its own records, kept
+    /// as in every run).
+    pub server_events: usize,
+    /// Why the simulation itself failed, if it did.
+    pub sim_error: Option<String>,
+    /// Simulated time when the run ended (ms).
+    pub simulated_ms: u64,
+}
+
+/// Runs `schedule` (drawn from `seed`) as [`run`] does, but with the
+/// simulation-testing layer left out: the managers report no events, and
+/// no trace is assembled, hashed or audited. The same simulation as
+/// [`run`]'s, so it costs what the stack alone costs (our manager,
+/// transport and simulated server over turmoil): the sweep bench's `stack`
+/// measurement (`MCP_SIM_BENCH_STACK=1`). Not a way to test anything: no
+/// law is checked.
+pub fn run_untraced(schedule: &Schedule, seed: u64) -> Untraced {
+    let sim = simulate(schedule, seed, false);
+    Untraced {
+        metrics: sim.metrics,
+        vu_errors: sim.vu_errors,
+        server_events: sim.server_log.len(),
+        sim_error: sim.sim_error,
+        simulated_ms: sim.simulated_ms,
     }
 }

@@ -16,10 +16,11 @@
 //! run) and the shrunk schedule's (`... replay --schedule FILE`).
 
 use mcp_sim::faults::FaultKind;
-use mcp_sim::run::{run, Report};
+use mcp_sim::run::{run, run_untraced, Report, Untraced};
 use mcp_sim::scenarios::Scenario;
 use mcp_sim::schedule::Schedule;
 use mcp_sim::strategy::{failure_dir, shrink_failure, ScheduleSize, DEFAULT_BUDGET};
+use mcp_sim::trace::Source;
 
 /// A `u64` from the environment variable `name`, if set.
 fn var(name: &str) -> Option<u64> {
@@ -144,6 +145,43 @@ fn restarts_are_deterministic_in_process() {
             if restarts(&Schedule::generate(&scenario, seed)) {
                 assert_deterministic(&scenario, seed);
             }
+        }
+    }
+}
+
+/// A run without the simulation-testing layer (no manager events, trace,
+/// hash or audit: what the sweep bench's `stack` measurement runs) is the
+/// same simulation: for every scenario's sweep seeds, the same final
+/// metrics, VU errors, server log length, outcome and simulated time as the
+/// traced run. Otherwise the bench would compare the bare loop with a
+/// different workload.
+#[test]
+fn an_untraced_run_simulates_the_same() {
+    for scenario in Scenario::all() {
+        for seed in seeds(&scenario) {
+            let schedule = Schedule::generate(&scenario, seed);
+            let traced = run(&schedule, &scenario.name, seed);
+            let untraced = run_untraced(&schedule, seed);
+            let server_events = traced
+                .trace
+                .events
+                .iter()
+                .filter(|e| e.source == Source::Server)
+                .count();
+            assert!(server_events > 0, "{} seed {seed}", scenario.name);
+            assert_eq!(
+                untraced,
+                Untraced {
+                    metrics: traced.metrics.clone(),
+                    vu_errors: traced.vu_errors.clone(),
+                    server_events,
+                    sim_error: traced.sim_error.clone(),
+                    simulated_ms: traced.simulated_ms,
+                },
+                "{} seed {seed}\nreplay: {}",
+                scenario.name,
+                traced.replay_line()
+            );
         }
     }
 }
