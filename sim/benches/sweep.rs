@@ -282,13 +282,26 @@ fn bench_bare(
     loops: &[BareLoop],
     samples: &Samples,
 ) {
+    bench_recorded(group, name, samples, || {
+        loops.iter().for_each(|l| {
+            black_box(bare_run(l));
+        });
+    });
+}
+
+/// Benches `iteration` as `name`, keeping each of criterion's calls
+/// (iterations, wall time) in `samples` for the table.
+fn bench_recorded(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    samples: &Samples,
+    mut iteration: impl FnMut(),
+) {
     group.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
-                loops.iter().for_each(|l| {
-                    black_box(bare_run(l));
-                });
+                iteration();
             }
             let wall = start.elapsed();
             samples.borrow_mut().push((iters, wall));
@@ -340,19 +353,10 @@ fn main() {
 
         let mut group = c.benchmark_group(scenario.name.as_str());
         group.throughput(Throughput::Elements(row.exchanges()));
-        let samples = row.ours_samples.clone();
-        group.bench_function("ours", |b| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    for &seed in &seeds {
-                        drop(black_box(full_run(scenario, seed)));
-                    }
-                }
-                let wall = start.elapsed();
-                samples.borrow_mut().push((iters, wall));
-                wall
-            });
+        bench_recorded(&mut group, "ours", &row.ours_samples, || {
+            for &seed in &seeds {
+                drop(black_box(full_run(scenario, seed)));
+            }
         });
         group.throughput(Throughput::Elements(row.bare_exchanges()));
         bench_bare(&mut group, "bare", &loops, &row.bare_samples);
@@ -365,20 +369,11 @@ fn main() {
             // same exchanges; the schedule drawn in the loop, as `ours`
             // draws it.
             group.throughput(Throughput::Elements(row.exchanges()));
-            let samples = row.stack_samples.clone();
-            group.bench_function("stack", |b| {
-                b.iter_custom(|iters| {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        for &seed in &seeds {
-                            let schedule = Schedule::generate(scenario, seed);
-                            black_box(run_untraced(&schedule, seed));
-                        }
-                    }
-                    let wall = start.elapsed();
-                    samples.borrow_mut().push((iters, wall));
-                    wall
-                });
+            bench_recorded(&mut group, "stack", &row.stack_samples, || {
+                for &seed in &seeds {
+                    let schedule = Schedule::generate(scenario, seed);
+                    black_box(run_untraced(&schedule, seed));
+                }
             });
         }
         group.finish();
