@@ -2,7 +2,7 @@
 //!
 //! A trace's hash is taken over one JSON object per event (see
 //! [`crate::trace`]): exactly what `serde_json::to_writer` makes of a
-//! [`TraceEvent`] (fields in declaration order, absent options and a null
+//! [`TraceEvent`] (fields in declaration order, absent options and an empty
 //! `detail` left out, a `detail` object's members in key order, strings
 //! escaped as serde_json escapes them). Every run hashes every event of its
 //! trace, so this module writes those same bytes directly: no serializer

@@ -100,7 +100,7 @@ impl Detail {
 }
 
 impl From<Map<String, Value>> for Detail {
-    /// The map's members (already in key order).
+    /// The map's members, in key order.
     fn from(map: Map<String, Value>) -> Self {
         let mut d = Detail::with_capacity(map.len());
         for (k, v) in map {

@@ -28,7 +28,7 @@
 //!
 //! [`Trace::to_jsonl`] writes one JSON object per event and `\n` after each,
 //! fields in declaration order (absent options left out, `detail` omitted
-//! when null), integers and strings only. [`Trace::hash`] is the hex BLAKE3
+//! when empty), integers and strings only. [`Trace::hash`] is the hex BLAKE3
 //! of those bytes: two runs of a seed are equal exactly when their hashes are.
 
 use std::borrow::Cow;
@@ -151,7 +151,7 @@ impl TraceEvent {
     /// Converts a server event of host `host`; `origin_ms` is the
     /// simulated time of the server's start. The event's serde form: tag
     /// `event` as the name, a `session` string as the event's session, the
-    /// other fields as the detail (null when there are none).
+    /// other fields as the detail (empty when there are none).
     pub fn from_server(host: &Arc<str>, origin_ms: u64, s: &Stamped) -> TraceEvent {
         let (name, session, detail) = match server_fields(&s.event) {
             Some((name, session, detail)) => (Cow::Borrowed(name), session, detail),
