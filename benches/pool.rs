@@ -44,9 +44,10 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use mcp_session::transport::{
-    Connection, Connector, InitializeParams, Initialized, Operation, TransportError,
+    Answer, CallResult, Connection, Connector, InitializeParams, Initialized, InputResponses,
+    ModernParams, Operation, TransportError,
 };
-use mcp_session::{Manager, SessionConfig};
+use mcp_session::{Era, Manager, SessionConfig};
 use serde_json::Value;
 use tokio::runtime::Runtime;
 
@@ -95,8 +96,18 @@ impl Connection for InstantConnection {
         Ok(())
     }
 
-    async fn request(&self, _op: &Operation) -> Result<Value, TransportError> {
-        Ok(Value::Null)
+    fn use_modern(&self, _: Option<&ModernParams>) {}
+
+    fn modern_version(&self) -> Option<String> {
+        None
+    }
+
+    async fn request(
+        &self,
+        _op: &Operation,
+        _input: Option<&InputResponses>,
+    ) -> Result<Answer, TransportError> {
+        Ok(Answer::new(CallResult::from_value(&Value::Null)))
     }
 
     async fn close(&self) -> Result<(), TransportError> {
@@ -135,6 +146,9 @@ fn ours(rt: &Runtime) -> Manager<InstantConnector> {
             ttl_ms: 0,
             max_idle_ms: 0,
             acquire_timeout_ms: 3_600_000,
+            // Sessions made by `initialize` (no era probe): the bench
+            // measures the pool.
+            era: Era::Legacy,
             ..SessionConfig::pool(POOL)
         };
         let m = Manager::start(cfg, InstantConnector::default()).expect("valid config");

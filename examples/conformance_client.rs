@@ -116,7 +116,7 @@ async fn flow(scenario: &str, manager: &Manager<Conn>) -> Result<String, Error> 
             let took = (clock.now() - start).as_millis();
             summary.push_str(&format!(
                 ", {name}({arguments}) -> {:?} in {took}ms",
-                text_of(&result)
+                text_of(&result.to_value())
             ));
         }
     }
@@ -130,7 +130,10 @@ async fn list_tools(lease: &mut mcp_session::Lease<Conn>) -> Result<Vec<Value>, 
     let mut cursor = None;
     // Bounded: a server that keeps returning cursors cannot loop us forever.
     for _ in 0..100 {
-        let page = lease.call(&Operation::ToolsList { cursor }).await?;
+        let page = lease
+            .call(&Operation::ToolsList { cursor })
+            .await?
+            .to_value();
         let listed = page
             .get("tools")
             .and_then(Value::as_array)

@@ -29,6 +29,74 @@ pub const SUPPORTED_PROTOCOL_VERSIONS: [&str; 4] =
 /// The protocol revision requested when none is configured.
 pub const DEFAULT_PROTOCOL_VERSION: &str = "2025-11-25";
 
+/// The stateless (2026-07-28 and later) revisions this library speaks,
+/// oldest first. They have no `initialize`: every request carries its
+/// version in `params._meta`.
+pub const MODERN_PROTOCOL_VERSIONS: [&str; 1] = ["2026-07-28"];
+
+/// The newest legacy (handshake) revision: a revision after it is modern.
+pub const LAST_LEGACY_VERSION: &str = "2025-11-25";
+
+/// Which era of MCP the client speaks to the server.
+///
+/// The 2026-07-28 revision removed `initialize` and `Mcp-Session-Id`; real
+/// servers are legacy-only, dual-era or modern-only. `auto` finds out per
+/// manager with the spec's HTTP backward-compatibility rules (a modern
+/// `server/discover` first, `initialize` only when the answer is not a
+/// modern one) and re-probes when the verdict stops holding.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Era {
+    /// Probe with a modern request, fall back to `initialize` when the
+    /// server does not answer as a modern server.
+    #[default]
+    Auto,
+    /// 2026-07-28 and later only: stateless requests, never `initialize`.
+    Modern,
+    /// 2025-11-25 and earlier only: `initialize`, `Mcp-Session-Id`, DELETE.
+    Legacy,
+}
+
+impl Era {
+    /// Every era setting, in declaration order.
+    pub const ALL: [Era; 3] = [Era::Auto, Era::Modern, Era::Legacy];
+
+    /// The config spelling of the era.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Era::Auto => "auto",
+            Era::Modern => "modern",
+            Era::Legacy => "legacy",
+        }
+    }
+}
+
+impl fmt::Display for Era {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Era {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        Era::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or_else(|| ConfigError::UnknownValue {
+                field: "era",
+                value: s.to_owned(),
+                expected: "one of auto, modern, legacy",
+            })
+    }
+}
+
+/// Whether `version` is a stateless-era revision (after 2025-11-25).
+/// Revision dates sort as strings.
+pub fn is_modern_version(version: &str) -> bool {
+    version > LAST_LEGACY_VERSION
+}
+
 /// How sessions are handed out to virtual users.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -204,6 +272,18 @@ pub enum ConfigError {
         /// The value found.
         value: String,
     },
+    /// `modern_protocol_versions` cannot be offered: empty while a modern
+    /// era may be used, or holding a value that is not a stateless-era
+    /// revision this library speaks, or the same value twice.
+    #[error("modern_protocol_versions: {why} (got {value:?}; this library speaks {known:?})")]
+    BadModernVersions {
+        /// The list as found.
+        value: Vec<String>,
+        /// What is wrong with it.
+        why: String,
+        /// The modern revisions this library speaks.
+        known: Vec<String>,
+    },
     /// The input could not be parsed at all (syntax, wrong type, unknown key).
     #[error("{path}: {message}")]
     Parse {
@@ -226,6 +306,7 @@ impl ConfigError {
                 Some("churn_interval_ms")
             }
             ConfigError::BadProtocolVersion { .. } => Some("protocol_version"),
+            ConfigError::BadModernVersions { .. } => Some("modern_protocol_versions"),
             ConfigError::Parse { path, .. } => Some(path),
         }
     }
@@ -253,7 +334,17 @@ pub struct SessionConfig {
     /// Churn mode: replace a VU's session after this many operations;
     /// 0 = off. Default 1 (when `churn_interval_ms` is not set).
     pub churn_interval_ops: u64,
-    /// Protocol revision asked for in `initialize`. Default `2025-11-25`.
+    /// Which era the client speaks: `auto` (probe, fall back to legacy),
+    /// `modern` (2026-07-28 and later only) or `legacy` (`initialize` and
+    /// sessions only). Default `auto`.
+    pub era: Era,
+    /// The stateless-era revisions offered, in any order; the newest is
+    /// sent first and an `UnsupportedProtocolVersion` answer (-32022) moves
+    /// to the newest one the server also supports. Every entry must be one
+    /// of [`MODERN_PROTOCOL_VERSIONS`]. Default `["2026-07-28"]`.
+    pub modern_protocol_versions: Vec<String>,
+    /// Protocol revision asked for in the legacy era's `initialize`.
+    /// Default `2025-11-25`.
     pub protocol_version: String,
     /// How the server's answered revision is checked. Default `strict`.
     pub protocol_version_policy: VersionPolicy,
@@ -272,6 +363,8 @@ impl Default for SessionConfig {
             max_idle_ms: 60_000,
             churn_interval_ms: 0,
             churn_interval_ops: 1,
+            era: Era::Auto,
+            modern_protocol_versions: MODERN_PROTOCOL_VERSIONS.map(str::to_owned).to_vec(),
             protocol_version: DEFAULT_PROTOCOL_VERSION.to_owned(),
             protocol_version_policy: VersionPolicy::Strict,
             acquire_timeout_ms: 30_000,
@@ -350,7 +443,48 @@ impl SessionConfig {
                 value: self.protocol_version.clone(),
             });
         }
+        self.validate_modern_versions()
+    }
+
+    fn validate_modern_versions(&self) -> Result<(), ConfigError> {
+        let list = &self.modern_protocol_versions;
+        let bad = |why: String| ConfigError::BadModernVersions {
+            value: list.clone(),
+            why,
+            known: MODERN_PROTOCOL_VERSIONS.map(str::to_owned).to_vec(),
+        };
+        if list.is_empty() && self.era != Era::Legacy {
+            return Err(bad(format!(
+                "empty, but era {} may speak the stateless era",
+                self.era
+            )));
+        }
+        for (i, v) in list.iter().enumerate() {
+            if !is_revision_date(v) {
+                return Err(bad(format!("{v:?} is not a YYYY-MM-DD revision date")));
+            }
+            if !is_modern_version(v) {
+                return Err(bad(format!(
+                    "{v:?} is a legacy (initialize) revision; set it as protocol_version"
+                )));
+            }
+            if !MODERN_PROTOCOL_VERSIONS.contains(&v.as_str()) {
+                return Err(bad(format!("{v:?} is not a revision this library speaks")));
+            }
+            if list[..i].contains(v) {
+                return Err(bad(format!("{v:?} is listed twice")));
+            }
+        }
         Ok(())
+    }
+
+    /// The modern revision offered first: the newest of
+    /// `modern_protocol_versions` (`None` when the list is empty).
+    pub fn preferred_modern_version(&self) -> Option<&str> {
+        self.modern_protocol_versions
+            .iter()
+            .map(String::as_str)
+            .max()
     }
 
     /// Parses and validates a JSON config. Missing keys take their defaults;
@@ -431,6 +565,8 @@ struct RawConfig {
     max_idle_ms: Option<Int>,
     churn_interval_ms: Option<Int>,
     churn_interval_ops: Option<Int>,
+    era: Option<String>,
+    modern_protocol_versions: Option<Vec<String>>,
     protocol_version: Option<String>,
     protocol_version_policy: Option<String>,
     acquire_timeout_ms: Option<Int>,
@@ -515,6 +651,13 @@ impl TryFrom<RawConfig> for SessionConfig {
                 raw.churn_interval_ops,
                 ops_default,
             )?,
+            era: match raw.era {
+                Some(s) => s.parse()?,
+                None => d.era,
+            },
+            modern_protocol_versions: raw
+                .modern_protocol_versions
+                .unwrap_or(d.modern_protocol_versions),
             protocol_version: raw.protocol_version.unwrap_or(d.protocol_version),
             protocol_version_policy: match raw.protocol_version_policy {
                 Some(s) => s.parse()?,
@@ -688,6 +831,37 @@ mod tests {
         // Plain serde (without the helpers) validates too.
         let e = serde_json::from_str::<SessionConfig>(r#"{"mode":"pool","pool_size":0}"#);
         assert!(e.unwrap_err().to_string().contains("pool_size"));
+    }
+
+    #[test]
+    fn era_and_modern_versions() {
+        let c = SessionConfig::default();
+        assert_eq!(c.era, Era::Auto);
+        assert_eq!(c.modern_protocol_versions, ["2026-07-28"]);
+        assert_eq!(c.preferred_modern_version(), Some("2026-07-28"));
+        let c = SessionConfig::from_json(r#"{"era":"modern"}"#).unwrap();
+        assert_eq!(c.era, Era::Modern);
+        let c =
+            SessionConfig::from_toml("era = \"legacy\"\nmodern_protocol_versions = []").unwrap();
+        assert_eq!((c.era, c.modern_protocol_versions.len()), (Era::Legacy, 0));
+        let e = json_err(r#"{"era":"stateless"}"#);
+        assert_eq!(e.field(), Some("era"));
+        assert!(e.to_string().contains("\"stateless\""), "{e}");
+        for (list, why) in [
+            (r#"[]"#, "empty"),
+            (r#"["2026-7-28"]"#, "not a YYYY-MM-DD"),
+            (r#"["2025-11-25"]"#, "legacy"),
+            (r#"["2027-01-01"]"#, "not a revision this library speaks"),
+            (r#"["2026-07-28","2026-07-28"]"#, "twice"),
+        ] {
+            let e = json_err(&format!(r#"{{"modern_protocol_versions":{list}}}"#));
+            assert_eq!(e.field(), Some("modern_protocol_versions"), "{e}");
+            assert!(e.to_string().contains(why), "{list}: {e}");
+        }
+        let e = json_err(r#"{"modern_protocol_versions":"2026-07-28"}"#);
+        assert_eq!(e.field(), Some("modern_protocol_versions"), "{e}");
+        assert!(is_modern_version("2026-07-28"));
+        assert!(!is_modern_version("2025-11-25"));
     }
 
     #[test]

@@ -92,6 +92,17 @@ pub enum ErrorKind {
     /// which is [`ErrorKind::SessionExpired`]).
     #[error("operation failed: {0}")]
     Operation(TransportError),
+    /// Stateless era: the `server/discover` that opens a context failed
+    /// (the era probe, or a refresh of a stale discover result). A server
+    /// that does not speak 2026-07-28 with `era = modern` is
+    /// [`TransportError::NotModern`] here.
+    #[error("discover failed: {0}")]
+    Discover(TransportError),
+    /// A stateless-era request was answered as a legacy server answers it:
+    /// the server changed era under the context. Invalidate the lease; the
+    /// manager probes the era again for the next one.
+    #[error("server era changed: {0}")]
+    EraChanged(TransportError),
 }
 
 /// An error from session management.
@@ -122,10 +133,36 @@ impl SessionError {
         self
     }
 
-    /// Whether this error means the server lost the session (the caller
-    /// should invalidate the lease and acquire again).
+    /// Whether this error means the server lost the session (a 404 in the
+    /// legacy era).
     pub fn is_session_expired(&self) -> bool {
         matches!(self.kind, ErrorKind::SessionExpired)
+    }
+
+    /// Whether the server changed era under a stateless-era context.
+    pub fn is_era_changed(&self) -> bool {
+        matches!(self.kind, ErrorKind::EraChanged(_))
+    }
+
+    /// Whether the lease should be invalidated rather than released: the
+    /// server lost the session ([`SessionError::is_session_expired`]) or
+    /// changed era ([`SessionError::is_era_changed`]).
+    pub fn should_invalidate(&self) -> bool {
+        self.is_session_expired() || self.is_era_changed()
+    }
+
+    /// The transport error underneath, if the failure came from the
+    /// network or the server.
+    pub fn transport(&self) -> Option<&TransportError> {
+        match &self.kind {
+            ErrorKind::Connect(e)
+            | ErrorKind::Initialize(e)
+            | ErrorKind::InitializedNotification(e)
+            | ErrorKind::Operation(e)
+            | ErrorKind::Discover(e)
+            | ErrorKind::EraChanged(e) => Some(e),
+            _ => None,
+        }
     }
 
     /// A short, stable name for the kind, for metrics and traces.
@@ -144,6 +181,8 @@ impl SessionError {
             ErrorKind::VersionNegotiation { .. } => "version_negotiation",
             ErrorKind::InitializedNotification(_) => "initialized_notification",
             ErrorKind::Operation(_) => "operation",
+            ErrorKind::Discover(_) => "discover",
+            ErrorKind::EraChanged(_) => "era_changed",
         }
     }
 }

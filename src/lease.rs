@@ -28,15 +28,13 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use crate::error::{ErrorKind, Op, SessionError};
 use crate::eviction::Entry;
 use crate::manager::{Inner, Sess};
 use crate::modes::Return;
 use crate::observe::{EventKind, VuId};
 use crate::session::SessionInfo;
-use crate::transport::{Connection, Connector, Operation, TransportError};
+use crate::transport::{CallResult, Connection, Connector, InputResponses, Operation};
 
 /// One VU's hold on one session. Run operations with [`Lease::call`], then
 /// [`Lease::release`] it — or [`Lease::invalidate`] it when the server said
@@ -79,13 +77,40 @@ impl<C: Connector> Lease<C> {
         e.item.info(e, self.vu, &self.inner.deadlines)
     }
 
-    /// Runs `op` on the session and returns its JSON-RPC result.
+    /// Runs `op` on the session and returns its JSON-RPC result, kept as
+    /// raw JSON and read lazily ([`CallResult`]).
     ///
     /// Fails with [`ErrorKind::SessionClosed`] (and sends nothing) if the
     /// manager has closed the session, with [`ErrorKind::SessionExpired`]
-    /// when the server no longer knows it (invalidate the lease then), and
-    /// with [`ErrorKind::Operation`] for any other failure.
-    pub async fn call(&mut self, op: &Operation) -> Result<Value, SessionError> {
+    /// when the server no longer knows it and [`ErrorKind::EraChanged`]
+    /// when a stateless-era server now answers as a legacy one (invalidate
+    /// the lease then: [`SessionError::should_invalidate`]), and with
+    /// [`ErrorKind::Operation`] for any other failure.
+    ///
+    /// In the stateless era a result may be `input_required`
+    /// ([`CallResult::input_required`]): answer it with
+    /// [`Lease::call_with_input`].
+    pub async fn call(&mut self, op: &Operation) -> Result<CallResult, SessionError> {
+        self.send(op, None).await
+    }
+
+    /// Retries `op` after an `input_required` result (MRTR): the same
+    /// request, with a new JSON-RPC id, `inputResponses` and the exact
+    /// `requestState` of `input` ([`crate::transport::InputRequired::respond`]).
+    /// Nothing of `input` reaches any other request.
+    pub async fn call_with_input(
+        &mut self,
+        op: &Operation,
+        input: &InputResponses,
+    ) -> Result<CallResult, SessionError> {
+        self.send(op, Some(input)).await
+    }
+
+    async fn send(
+        &mut self,
+        op: &Operation,
+        input: Option<&InputResponses>,
+    ) -> Result<CallResult, SessionError> {
         let (vu, inner) = (self.vu, self.inner.clone());
         let Some(entry) = self.entry.as_mut() else {
             return Err(SessionError::new(Op::Use, ErrorKind::SessionClosed));
@@ -106,24 +131,20 @@ impl<C: Connector> Lease<C> {
             );
         }
         entry.ops += 1;
-        let result = cell.conn.request(op).await.map_err(|e| {
-            let kind = match e {
-                TransportError::SessionNotFound => ErrorKind::SessionExpired,
-                e => ErrorKind::Operation(e),
-            };
-            SessionError::new(Op::Use, kind).with_session(&cell.id)
-        });
-        {
-            let _st = inner.lock();
-            inner.emit(
-                Some(vu),
-                Some(&cell.id),
-                EventKind::OperationEnd {
-                    method,
-                    error: result.as_ref().err().map(SessionError::kind_name),
-                },
-            );
-        }
+        let answer = cell.conn.request(op, input).await;
+        let mut st = inner.lock();
+        let result = inner
+            .operation_ended(&mut st, vu, &cell, op, answer)
+            .map_err(|kind| SessionError::new(Op::Use, kind).with_session(&cell.id));
+        inner.emit(
+            Some(vu),
+            Some(&cell.id),
+            EventKind::OperationEnd {
+                method,
+                error: result.as_ref().err().map(SessionError::kind_name),
+            },
+        );
+        drop(st);
         result
     }
 
@@ -133,9 +154,9 @@ impl<C: Connector> Lease<C> {
         self.give_back(Return::Release);
     }
 
-    /// Gives the session back as lost by the server (after a 404): it is
-    /// closed, and the next session made for this VU (in pool mode: for the
-    /// pool) counts as a reconnect.
+    /// Gives the session back as lost by the server (after a 404, or an
+    /// era change): it is closed, and the next session made for this VU
+    /// (in pool mode: for the pool) counts as a reconnect.
     pub fn invalidate(mut self) {
         self.give_back(Return::Invalidate);
     }

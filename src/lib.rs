@@ -35,6 +35,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod era;
 pub mod error;
 pub mod eviction;
 mod lease;
@@ -47,11 +48,12 @@ pub mod session;
 pub mod transport;
 
 pub use clock::{Clock, Instant, ManualClock, TokioClock};
-pub use config::{ConfigError, Mode, SessionConfig, VersionPolicy};
+pub use config::{ConfigError, Era, Mode, SessionConfig, VersionPolicy};
+pub use era::SessionEra;
 pub use error::{ErrorKind, Op, SessionError};
 pub use lease::Lease;
-pub use manager::{Manager, ManagerBuilder};
-pub use metrics::{CloseReason, SessionMetrics};
+pub use manager::{Manager, ManagerBuilder, Negotiated};
+pub use metrics::{CloseReason, EraCounts, EraMetrics, SessionMetrics};
 pub use observe::{Event, EventKind, EventSink, VuId};
 pub use session::{SessionInfo, SessionState};
 

@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 
 use crate::clock::{lock, Clock, Instant, TokioClock};
 use crate::config::{Mode, SessionConfig};
+use crate::era::{self, Decision, EraState, Plan, SessionEra};
 use crate::error::{ErrorKind, Op, SessionError};
 use crate::eviction::{run_evictor, Deadlines, Entry, Evictable};
 use crate::lease::Lease;
@@ -23,7 +24,10 @@ use crate::metrics::{CloseReason, SessionMetrics};
 use crate::modes::{self, ModeData, Return};
 use crate::observe::{Event, EventKind, EventSink, NoopSink, VuId};
 use crate::session::{Cell, SessionState};
-use crate::transport::{Connection, Connector, InitializeParams};
+use crate::transport::{
+    Answer, CallResult, Connection, Connector, Discovery, InitializeParams, Initialized,
+    ModernParams, Operation, TransportError, VersionRetry,
+};
 
 /// A live session as the manager's state holds it.
 pub(crate) type Sess<X> = Arc<Cell<X>>;
@@ -52,6 +56,7 @@ pub struct ManagerBuilder {
     sink: Arc<dyn EventSink>,
     client_name: String,
     client_version: String,
+    capabilities: serde_json::Value,
 }
 
 impl ManagerBuilder {
@@ -64,6 +69,7 @@ impl ManagerBuilder {
             sink: Arc::new(NoopSink),
             client_name: "mcp-session".into(),
             client_version: env!("CARGO_PKG_VERSION").into(),
+            capabilities: serde_json::Value::Object(Default::default()),
         }
     }
 
@@ -79,11 +85,19 @@ impl ManagerBuilder {
         self
     }
 
-    /// `clientInfo` sent in `initialize` (default `mcp-session` and this
-    /// crate's version).
+    /// `clientInfo` sent in `initialize` and in every stateless-era
+    /// request's `_meta` (default `mcp-session` and this crate's version).
     pub fn client_info(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
         self.client_name = name.into();
         self.client_version = version.into();
+        self
+    }
+
+    /// `clientCapabilities` sent in every stateless-era request's `_meta`
+    /// (default `{}`: none of the optional ones). A server may only ask
+    /// (MRTR) for input whose capability the request declared.
+    pub fn client_capabilities(mut self, capabilities: serde_json::Value) -> Self {
+        self.capabilities = capabilities;
         self
     }
 
@@ -106,8 +120,16 @@ impl ManagerBuilder {
         };
         let wake = Arc::new(Notify::new());
         let modes = ModeData::new(&cfg, deadlines);
+        let era = EraState::new(cfg.era, &cfg.modern_protocol_versions);
         let inner = Arc::new_cyclic(|me| Inner {
             me: me.clone(),
+            modern: ModernParams {
+                protocol_version: era.version().to_owned(),
+                offered: cfg.modern_protocol_versions.clone(),
+                capabilities: self.capabilities,
+                client_name: self.client_name.clone(),
+                client_version: self.client_version.clone(),
+            },
             init: InitializeParams {
                 protocol_version: cfg.protocol_version.clone(),
                 client_name: self.client_name,
@@ -119,7 +141,7 @@ impl ManagerBuilder {
             clock: clock.clone(),
             sink_enabled: self.sink.enabled(),
             sink: self.sink,
-            state: Mutex::new(State::new(modes)),
+            state: Mutex::new(State::new(modes, era)),
             evictor_wake: wake.clone(),
             quiet: Notify::new(),
         });
@@ -194,6 +216,25 @@ impl<C: Connector> Manager<C> {
         &self.inner.clock
     }
 
+    /// The era the manager found its server speaks (`None` before the
+    /// first session, or while a doubted verdict waits for its re-probe).
+    pub fn era(&self) -> Option<SessionEra> {
+        self.inner.lock().era.current()
+    }
+
+    /// The era and protocol revision of the session created last: what
+    /// the manager negotiated with its server (`None` before the first).
+    pub fn negotiated(&self) -> Option<Negotiated> {
+        self.inner.lock().negotiated.clone()
+    }
+
+    /// The server's `server/discover` result, while it is fresh (its
+    /// `ttlMs` has not passed since it was answered).
+    pub fn discovery(&self) -> Option<Discovery> {
+        let now = self.inner.clock.now();
+        self.inner.lock().era.discovery(now).cloned()
+    }
+
     /// Checks the pool's internal invariant (pool mode; `Ok` otherwise).
     /// For tests and audits.
     pub fn check_invariants(&self) -> Result<(), String> {
@@ -202,12 +243,24 @@ impl<C: Connector> Manager<C> {
     }
 }
 
+/// What a manager negotiated with its server: the era and revision of the
+/// session it created last.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Negotiated {
+    /// The era.
+    pub era: SessionEra,
+    /// The protocol revision.
+    pub version: String,
+}
+
 /// The shared part of a manager.
 pub(crate) struct Inner<C: Connector> {
     me: Weak<Inner<C>>,
     pub cfg: SessionConfig,
     pub deadlines: Deadlines,
     pub init: InitializeParams,
+    /// The stateless-era envelope (its version is set per context).
+    modern: ModernParams,
     pub connector: C,
     pub clock: Arc<dyn Clock>,
     sink: Arc<dyn EventSink>,
@@ -236,11 +289,17 @@ pub(crate) struct State<X> {
     /// Session creations under way.
     creating: u64,
     pub modes: modes::ModeData<X>,
+    /// The server's era, as far as the manager knows it.
+    pub era: EraState,
+    /// Era and revision of the session created last.
+    negotiated: Option<Negotiated>,
 }
 
 impl<X> State<X> {
-    fn new(modes: modes::ModeData<X>) -> Self {
+    fn new(modes: modes::ModeData<X>, era: EraState) -> Self {
         State {
+            era,
+            negotiated: None,
             closed: false,
             close_reported: false,
             evictor_next: None,
@@ -348,11 +407,16 @@ impl<C: Connector> Inner<C> {
         e
     }
 
-    /// Makes a new session for `vu`: connect, `initialize`, version check,
-    /// `notifications/initialized`. The session is counted as created (and
-    /// registered, so `close()` reaches it) as soon as the server has
-    /// initialized it; if a later step fails or the future is dropped, it is
-    /// closed with reason `failed`.
+    /// Makes a new session for `vu`: connect, then, as the era state
+    /// plans it, either `initialize` + version check +
+    /// `notifications/initialized` (legacy era), or a stateless-era
+    /// context — with a `server/discover` first when the era is unknown,
+    /// doubted, or its discover result is stale (and a fallback to
+    /// `initialize` when the probe finds a legacy server). The session is
+    /// counted as created (and registered, so `close()` reaches it) as soon
+    /// as the server has initialized it (or the context is made); if a later
+    /// step fails or the future is dropped, it is closed with reason
+    /// `failed`.
     pub async fn create_session(&self, vu: VuId) -> Result<Sess<C::Connection>, SessionError> {
         let _creating = CreatingGuard::new(self);
         let err = |kind| SessionError::new(Op::Acquire, kind);
@@ -361,27 +425,39 @@ impl<C: Connector> Inner<C> {
             .connect()
             .await
             .map_err(|e| err(ErrorKind::Connect(e)))?;
-        let init = conn
-            .initialize(&self.init)
-            .await
-            .map_err(|e| err(ErrorKind::Initialize(e)))?;
+        let made = self.open_era(&conn, vu).await?;
         let cell = {
             let mut st = self.lock();
             st.next_key += 1;
             let key = st.next_key;
-            // Stateless servers issue no id: a per-manager counter makes one,
-            // so ids never depend on what else ran in the process.
-            let id = init.session_id.unwrap_or_else(|| format!("local-{key}"));
-            let cell = Arc::new(Cell::new(key, id, init.protocol_version, conn));
+            let (id, era, version) = match made {
+                // Stateless servers issue no id: a per-manager counter makes
+                // one, so ids never depend on what else ran in the process.
+                Made::Legacy(init) => (
+                    init.session_id.unwrap_or_else(|| format!("local-{key}")),
+                    SessionEra::Legacy,
+                    init.protocol_version,
+                ),
+                Made::Modern { version } => (format!("ctx-{key}"), SessionEra::Modern, version),
+            };
+            st.negotiated = Some(Negotiated {
+                era,
+                version: version.clone(),
+            });
+            let cell = Arc::new(Cell::new(key, id, era, version, conn));
             st.live.insert(key, cell.clone());
-            st.metrics.total_created += 1;
-            self.emit(Some(vu), Some(&cell.id), EventKind::Created);
+            st.metrics.record_created(era);
+            self.emit(Some(vu), Some(&cell.id), EventKind::Created { era });
             if st.closed {
                 self.begin_close(&mut st, &cell, CloseReason::Shutdown, Some(vu));
                 return Err(err(ErrorKind::ManagerClosed).with_session(&cell.id));
             }
             cell
         };
+        if cell.era == SessionEra::Modern {
+            // A context needs nothing more: no handshake to complete.
+            return Ok(cell);
+        }
         let half_made = HalfMade {
             inner: self,
             cell: Some(cell.clone()),
@@ -408,6 +484,179 @@ impl<C: Connector> Inner<C> {
         Ok(cell)
     }
 
+    /// The stateless-era envelope at `version`.
+    fn modern_params(&self, version: &str) -> ModernParams {
+        ModernParams {
+            protocol_version: version.to_owned(),
+            ..self.modern.clone()
+        }
+    }
+
+    /// Sets `conn` up in the era the era state plans: `initialize` on it,
+    /// or make it a stateless-era context (probing first if need be).
+    async fn open_era(&self, conn: &C::Connection, vu: VuId) -> Result<Made, SessionError> {
+        let plan = {
+            let st = self.lock();
+            st.era.plan(self.clock.now())
+        };
+        let (version, reprobe) = match plan {
+            Plan::Modern { version } => {
+                conn.use_modern(Some(&self.modern_params(&version)));
+                return Ok(Made::Modern { version });
+            }
+            Plan::Probe { version, reprobe } => (version, reprobe),
+            Plan::Legacy => match conn.initialize(&self.init).await {
+                Ok(init) => return Ok(Made::Legacy(init)),
+                // An `auto` manager whose legacy server now refuses
+                // `initialize` as a modern server does: probe at once.
+                Err(e) if era::initialize_says_modern(&e) => {
+                    let mut st = self.lock();
+                    if !st.era.initialize_refused_as_modern() {
+                        return Err(SessionError::new(Op::Acquire, ErrorKind::Initialize(e)));
+                    }
+                    let version = st.era.version().to_owned();
+                    (version, Some("initialize was answered with a modern error"))
+                }
+                Err(e) => return Err(SessionError::new(Op::Acquire, ErrorKind::Initialize(e))),
+            },
+        };
+        self.probe(conn, vu, &version, reprobe).await
+    }
+
+    /// Sends `server/discover` at `version` on `conn` and acts on the
+    /// verdict: a modern context, a fallback to `initialize`, or an error.
+    async fn probe(
+        &self,
+        conn: &C::Connection,
+        vu: VuId,
+        version: &str,
+        reprobe: Option<&'static str>,
+    ) -> Result<Made, SessionError> {
+        conn.use_modern(Some(&self.modern_params(version)));
+        let answer = conn.request(&Operation::Discover, None).await;
+        let sent = conn.modern_version().unwrap_or_else(|| version.to_owned());
+        let decision = {
+            let mut st = self.lock();
+            let m = &mut st.metrics.eras;
+            m.discover_probes += 1;
+            if reprobe.is_some() {
+                m.era_reprobes += 1;
+            }
+            if let Ok(Answer {
+                renegotiated: Some(r),
+                ..
+            }) = &answer
+            {
+                self.version_retried(&mut st, vu, None, r);
+            }
+            let judged = era::judge_probe(answer.as_ref().map(|a| &a.result), st.era.offered());
+            let decision = st.era.probed(judged, &sent, self.clock.now());
+            let (verdict, said) = match &decision {
+                Decision::Modern => ("modern", None),
+                Decision::FallBack(why) => ("legacy", Some(why.clone())),
+                Decision::Fail(e) => ("failed", Some(e.to_string())),
+            };
+            if verdict == "legacy" {
+                st.metrics.eras.fallbacks_to_legacy += 1;
+            }
+            self.emit(
+                Some(vu),
+                None,
+                EventKind::EraProbed {
+                    version: sent.clone(),
+                    verdict,
+                    reprobe,
+                    answer: said,
+                },
+            );
+            match decision {
+                Decision::Modern => Ok(st.era.version().to_owned()),
+                other => Err(other),
+            }
+        };
+        match decision {
+            Ok(version) => {
+                if version != sent {
+                    conn.use_modern(Some(&self.modern_params(&version)));
+                }
+                Ok(Made::Modern { version })
+            }
+            Err(Decision::FallBack(_)) => {
+                conn.use_modern(None);
+                let init = conn
+                    .initialize(&self.init)
+                    .await
+                    .map_err(|e| SessionError::new(Op::Acquire, ErrorKind::Initialize(e)))?;
+                Ok(Made::Legacy(init))
+            }
+            Err(Decision::Fail(e)) => Err(SessionError::new(Op::Acquire, ErrorKind::Discover(e))),
+            Err(Decision::Modern) => unreachable!("handled above"),
+        }
+    }
+
+    /// A request was retried after -32022: counted, reported, and the
+    /// revision kept for new contexts (call with the lock held).
+    pub fn version_retried(
+        &self,
+        st: &mut State<C::Connection>,
+        vu: VuId,
+        session: Option<&str>,
+        r: &VersionRetry,
+    ) {
+        st.metrics.eras.version_retries += 1;
+        st.era.renegotiated(&r.to);
+        self.emit(
+            Some(vu),
+            session,
+            EventKind::VersionRetried {
+                from: r.from.clone(),
+                to: r.to.clone(),
+            },
+        );
+    }
+
+    /// What an operation's answer tells the era state (call with the lock
+    /// held): a retry after -32022, a fresh discover result, a lost legacy
+    /// session, a modern request answered as legacy. Returns the result,
+    /// or the error kind of a failed operation.
+    pub fn operation_ended(
+        &self,
+        st: &mut State<C::Connection>,
+        vu: VuId,
+        cell: &Sess<C::Connection>,
+        op: &Operation,
+        answer: Result<Answer, TransportError>,
+    ) -> Result<CallResult, ErrorKind> {
+        let e = match answer {
+            Ok(a) => {
+                if let Some(r) = &a.renegotiated {
+                    self.version_retried(st, vu, Some(&cell.id), r);
+                }
+                if *op == Operation::Discover && cell.era == SessionEra::Modern {
+                    if let Some(d) = a.result.discovery() {
+                        st.era.store(d, self.clock.now());
+                    }
+                }
+                return Ok(a.result);
+            }
+            Err(e) => e,
+        };
+        Err(match (e, cell.era) {
+            (TransportError::SessionNotFound, SessionEra::Legacy) => {
+                st.era.legacy_session_lost();
+                ErrorKind::SessionExpired
+            }
+            (e, SessionEra::Modern) if era::answered_as_legacy(&e) => {
+                st.era.modern_answered_as_legacy();
+                st.metrics.eras.era_changes += 1;
+                self.emit(Some(vu), Some(&cell.id), EventKind::EraChanged);
+                ErrorKind::EraChanged(e)
+            }
+            (TransportError::SessionNotFound, _) => ErrorKind::SessionExpired,
+            (e, _) => ErrorKind::Operation(e),
+        })
+    }
+
     /// Decides that `cell` is closed for `reason`: counts it, reports it,
     /// forgets it, and spawns the transport close. A no-op if it was already
     /// closed, so racing paths count each session once.
@@ -421,7 +670,7 @@ impl<C: Connector> Inner<C> {
         if !cell.mark_closed(reason) {
             return;
         }
-        st.metrics.record_close(reason);
+        st.metrics.record_close(reason, cell.era);
         st.live.remove(&cell.key);
         self.emit(vu, Some(&cell.id), EventKind::Closed { reason });
         // Without a runtime (a lease that outlived it) nothing can carry the
@@ -507,7 +756,7 @@ impl<C: Connector> Inner<C> {
         entry.item.set_state(SessionState::Active);
         let reconnect = created && st.modes.take_replacement(vu);
         if reconnect {
-            st.metrics.reconnects += 1;
+            st.metrics.record_reconnect(entry.item.era);
         }
         self.emit(
             Some(vu),
@@ -645,6 +894,12 @@ impl<C: Connector> Drop for HalfMade<'_, C> {
                 .begin_close(&mut st, &cell, CloseReason::Failed, Some(self.vu));
         }
     }
+}
+
+/// How a connection was set up: a legacy session, or a stateless context.
+enum Made {
+    Legacy(Initialized),
+    Modern { version: String },
 }
 
 /// Whole milliseconds of `d`, saturating.

@@ -5,11 +5,15 @@
 //! check ([`SessionMetrics::check_accounting`]):
 //! `total_created == live_sessions + closed.total()`,
 //! `ttl_evictions == closed.ttl`, `idle_evictions == closed.idle`,
-//! `total_evicted == ttl_evictions + idle_evictions`.
+//! `total_evicted == ttl_evictions + idle_evictions`, and each of created,
+//! closed, evicted and reconnects equal to the sum of its legacy-era and
+//! stateless-era counts ([`EraMetrics`]).
 
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::era::SessionEra;
 
 /// Why a session was closed. Every closed session has exactly one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -182,6 +186,65 @@ pub struct SessionMetrics {
     pub closed: ClosedByReason,
     /// Pool acquire wait statistics.
     pub acquire_wait: WaitStats,
+    /// The era negotiation, and the session counters split by era.
+    pub eras: EraMetrics,
+}
+
+/// The session counters of one era.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EraCounts {
+    /// Sessions (stateless era: client contexts) created.
+    pub created: u64,
+    /// Of those, closed (for any reason).
+    pub closed: u64,
+    /// Closed by TTL or idle eviction.
+    pub evicted: u64,
+    /// Closed at their TTL.
+    pub ttl_evictions: u64,
+    /// Closed after idling too long.
+    pub idle_evictions: u64,
+    /// Created to replace one invalidated (after a 404, or an era change).
+    pub reconnects: u64,
+}
+
+/// How the manager found its server's era, and the counters by era.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EraMetrics {
+    /// `server/discover` requests sent to make a context (the first probe
+    /// of an `auto` manager, every re-probe, and every refresh of a stale
+    /// discover result).
+    pub discover_probes: u64,
+    /// Probes answered as a legacy server answers: `initialize` followed.
+    pub fallbacks_to_legacy: u64,
+    /// Requests retried at another revision after -32022.
+    pub version_retries: u64,
+    /// Probes sent because a verdict stopped holding (a legacy session
+    /// lost, a modern request answered as legacy, an `initialize` refused
+    /// with a modern error).
+    pub era_reprobes: u64,
+    /// Stateless-era requests answered as a legacy server answers.
+    pub era_changes: u64,
+    /// The session counters of the legacy era.
+    pub legacy: EraCounts,
+    /// The session counters of the stateless era.
+    pub modern: EraCounts,
+}
+
+impl EraMetrics {
+    /// The counters of `era`.
+    pub fn of(&self, era: SessionEra) -> &EraCounts {
+        match era {
+            SessionEra::Legacy => &self.legacy,
+            SessionEra::Modern => &self.modern,
+        }
+    }
+
+    pub(crate) fn of_mut(&mut self, era: SessionEra) -> &mut EraCounts {
+        match era {
+            SessionEra::Legacy => &mut self.legacy,
+            SessionEra::Modern => &mut self.modern,
+        }
+    }
 }
 
 impl SessionMetrics {
@@ -218,6 +281,25 @@ impl SessionMetrics {
                 self.closed.idle
             ));
         }
+        let (l, m) = (&self.eras.legacy, &self.eras.modern);
+        for (what, by_era, total) in [
+            ("created", l.created + m.created, self.total_created),
+            ("closed", l.closed + m.closed, closed),
+            ("evicted", l.evicted + m.evicted, self.total_evicted),
+            ("ttl", l.ttl_evictions + m.ttl_evictions, self.ttl_evictions),
+            (
+                "idle",
+                l.idle_evictions + m.idle_evictions,
+                self.idle_evictions,
+            ),
+            ("reconnects", l.reconnects + m.reconnects, self.reconnects),
+        ] {
+            if by_era != total {
+                return Err(format!(
+                    "{what} by era: legacy + modern = {by_era} != total {total}"
+                ));
+            }
+        }
         if self.pool_timeouts + self.acquire_wait.served + self.acquire_wait.cancelled
             > self.pool_waits
         {
@@ -232,16 +314,35 @@ impl SessionMetrics {
         Ok(())
     }
 
-    pub(crate) fn record_close(&mut self, reason: CloseReason) {
+    pub(crate) fn record_close(&mut self, reason: CloseReason, era: SessionEra) {
         *self.closed.slot(reason) += 1;
+        let by_era = self.eras.of_mut(era);
+        by_era.closed += 1;
         match reason {
-            CloseReason::Ttl => self.ttl_evictions += 1,
-            CloseReason::Idle => self.idle_evictions += 1,
+            CloseReason::Ttl => {
+                self.ttl_evictions += 1;
+                by_era.ttl_evictions += 1;
+            }
+            CloseReason::Idle => {
+                self.idle_evictions += 1;
+                by_era.idle_evictions += 1;
+            }
             _ => {}
         }
         if reason.is_eviction() {
             self.total_evicted += 1;
+            by_era.evicted += 1;
         }
+    }
+
+    pub(crate) fn record_created(&mut self, era: SessionEra) {
+        self.total_created += 1;
+        self.eras.of_mut(era).created += 1;
+    }
+
+    pub(crate) fn record_reconnect(&mut self, era: SessionEra) {
+        self.reconnects += 1;
+        self.eras.of_mut(era).reconnects += 1;
     }
 
     pub(crate) fn record_wait_end(&mut self, waited: Duration) {

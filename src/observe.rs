@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::clock::Instant;
+use crate::era::SessionEra;
 use crate::metrics::CloseReason;
 
 /// A virtual user's identifier.
@@ -97,9 +98,36 @@ pub enum EventKind {
     /// A reserved slot was freed without a session (create failed or was
     /// cancelled).
     SlotFreed,
-    /// A session was initialized on the server (counted in
-    /// `total_created`).
-    Created,
+    /// A session was initialized on the server, or (stateless era) a
+    /// client context was made (counted in `total_created`).
+    Created {
+        /// The era it speaks.
+        era: SessionEra,
+    },
+    /// A `server/discover` probe was answered: the verdict on the
+    /// server's era (`modern`, `legacy` for a fallback to `initialize`, or
+    /// `failed` when the answer decided nothing) and what the server said.
+    EraProbed {
+        /// The revision probed with.
+        version: String,
+        /// `modern`, `legacy` or `failed`.
+        verdict: &'static str,
+        /// Why the era was probed again, when it had a verdict before.
+        reprobe: Option<&'static str>,
+        /// What the answer was, for `legacy` and `failed`.
+        answer: Option<String>,
+    },
+    /// A request was refused with -32022 and sent again at another
+    /// revision (counted in `version_retries`).
+    VersionRetried {
+        /// The revision refused.
+        from: String,
+        /// The revision retried with.
+        to: String,
+    },
+    /// A stateless-era request was answered as a legacy server answers it
+    /// (counted in `era_changes`); the era is probed again.
+    EraChanged,
     /// An operation is about to be sent on the session.
     OperationStart {
         /// The MCP method.

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::clock::{lock, Instant};
+use crate::era::SessionEra;
 use crate::eviction::{Deadlines, Entry};
 use crate::metrics::CloseReason;
 use crate::observe::VuId;
@@ -81,7 +82,10 @@ pub struct SessionInfo {
     pub vu: VuId,
     /// Its state.
     pub state: SessionState,
-    /// The protocol revision agreed with the server.
+    /// The era the session speaks.
+    pub era: SessionEra,
+    /// The protocol revision agreed with the server (stateless era: the
+    /// revision its requests carry).
     pub protocol_version: String,
     /// When it was created.
     pub created_at: Instant,
@@ -103,6 +107,7 @@ pub struct SessionInfo {
 pub(crate) struct Cell<X> {
     pub key: u64,
     pub id: String,
+    pub era: SessionEra,
     pub protocol_version: String,
     pub conn: X,
     status: Mutex<Status>,
@@ -117,10 +122,11 @@ struct Status {
 
 impl<X> Cell<X> {
     /// A session the server has just initialized (state `creating`).
-    pub fn new(key: u64, id: String, protocol_version: String, conn: X) -> Self {
+    pub fn new(key: u64, id: String, era: SessionEra, protocol_version: String, conn: X) -> Self {
         Cell {
             key,
             id,
+            era,
             protocol_version,
             conn,
             status: Mutex::new(Status {
@@ -187,6 +193,7 @@ impl<X> Cell<X> {
             id: self.id.clone(),
             vu,
             state: self.state(),
+            era: self.era,
             protocol_version: self.protocol_version.clone(),
             created_at: e.created_at,
             last_used_at: e.last_used,
@@ -230,7 +237,13 @@ mod tests {
 
     #[test]
     fn closed_sessions_stay_closed() {
-        let c = super::Cell::new(1, "s".into(), "2025-11-25".into(), ());
+        let c = super::Cell::new(
+            1,
+            "s".into(),
+            crate::SessionEra::Legacy,
+            "2025-11-25".into(),
+            (),
+        );
         assert_eq!(c.state(), Creating);
         c.set_state(Active);
         c.set_state(Idle);

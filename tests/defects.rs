@@ -20,6 +20,7 @@ use mcp_session::{
     Clock, CloseReason, ErrorKind, EventKind, Manager, ManagerBuilder, ManualClock, Mode,
     SessionConfig, TokioClock, VuId,
 };
+use mcp_session::{Era, SessionEra};
 
 type M = Manager<ScriptedConnector>;
 
@@ -36,7 +37,14 @@ struct Rig {
     sink: RecordingSink,
 }
 
+/// The defects are about the legacy era's sessions: the rig pins
+/// `era = legacy`, so no era probe shifts their timing (the probe has
+/// tests of its own in `tests/eras.rs`).
 fn rig_on(cfg: SessionConfig, clock: Arc<dyn Clock>) -> Rig {
+    let cfg = SessionConfig {
+        era: Era::Legacy,
+        ..cfg
+    };
     let server = ScriptedConnector::new(clock.clone());
     let sink = RecordingSink::new();
     let m = ManagerBuilder::new(cfg)
@@ -286,7 +294,9 @@ async fn defect_4_reconnects_and_evictions_counted_apart() {
         EventKind::Closed {
             reason: CloseReason::Ttl,
         },
-        EventKind::Created,
+        EventKind::Created {
+            era: SessionEra::Legacy,
+        },
         ok.clone(),
     ];
     assert_eq!(
@@ -303,7 +313,9 @@ async fn defect_4_reconnects_and_evictions_counted_apart() {
         EventKind::Closed {
             reason: CloseReason::Idle,
         },
-        EventKind::Created,
+        EventKind::Created {
+            era: SessionEra::Legacy,
+        },
         ok,
     ];
     assert_eq!(
@@ -354,7 +366,9 @@ async fn defect_5_pool_evictions_counted() {
             idle.clone(),
             idle,
             EventKind::SlotReserved,
-            EventKind::Created,
+            EventKind::Created {
+                era: SessionEra::Legacy,
+            },
         ],
         "dropped during the acquire"
     );

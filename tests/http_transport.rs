@@ -64,6 +64,21 @@ use mcp_session::transport::{
 };
 use mcp_session::{Clock, ErrorKind, ManagerBuilder, ManualClock, Mode, SessionConfig, TokioClock};
 
+/// [`Connection::request`] without MRTR input, its result as a `Value`
+/// (these tests compare whole results).
+trait RequestValue {
+    fn request_value(
+        &self,
+        op: &Operation,
+    ) -> impl std::future::Future<Output = Result<Value, TransportError>> + Send;
+}
+
+impl<C: Connection> RequestValue for C {
+    async fn request_value(&self, op: &Operation) -> Result<Value, TransportError> {
+        self.request(op, None).await.map(|a| a.result.to_value())
+    }
+}
+
 /// The revision the scripted server answers unless a test says otherwise.
 const V: &str = "2025-11-25";
 /// The session id the scripted server issues.
@@ -557,7 +572,7 @@ async fn json_and_sse_with_content_length_or_chunked() {
     let conn = open(&server.url).await;
     for _ in 0..4 {
         let r = conn
-            .request(&Operation::ToolsList { cursor: None })
+            .request_value(&Operation::ToolsList { cursor: None })
             .await
             .unwrap();
         assert_eq!(r, json!({"tools": [], "n": 1}));
@@ -599,7 +614,7 @@ async fn sse_skips_notifications_server_requests_and_other_ids() {
     })
     .await;
     let conn = open(&server.url).await;
-    let r = conn.request(&tool("t")).await.unwrap();
+    let r = conn.request_value(&tool("t")).await.unwrap();
     assert_eq!(r, json!({"content": [{"type": "text", "text": "done"}]}));
 }
 
@@ -621,7 +636,7 @@ async fn sse_one_byte_chunks_with_lf_crlf_and_cr_line_ends() {
         })
         .await;
         let conn = open(&server.url).await;
-        let r = conn.request(&Operation::Ping).await;
+        let r = conn.request_value(&Operation::Ping).await;
         assert_eq!(r, Ok(json!({"eol": eol})), "{eol:?}");
     }
 }
@@ -643,7 +658,7 @@ async fn sse_empty_priming_event_before_the_response() {
     .await;
     let conn = open(&server.url).await;
     let r = conn
-        .request(&Operation::ResourcesList { cursor: None })
+        .request_value(&Operation::ResourcesList { cursor: None })
         .await;
     assert_eq!(r, Ok(json!({"resources": []})));
 }
@@ -664,13 +679,13 @@ async fn initialize_then_session_and_version_headers_on_every_request() {
         assert_eq!(init.protocol_version, version);
         assert_eq!(init.session_id.as_deref(), Some(SID));
         conn.notify_initialized().await.unwrap();
-        conn.request(&Operation::Ping).await.unwrap();
-        conn.request(&Operation::ToolsList {
+        conn.request_value(&Operation::Ping).await.unwrap();
+        conn.request_value(&Operation::ToolsList {
             cursor: Some("c1".into()),
         })
         .await
         .unwrap();
-        conn.request(&tool("echo")).await.unwrap();
+        conn.request_value(&tool("echo")).await.unwrap();
         conn.close().await.unwrap();
 
         let seen = server.seen();
@@ -754,6 +769,7 @@ async fn initialized_notification_wants_202_and_maps_errors() {
         (
             400,
             TransportError::BadRequest {
+                code: Some(-32600),
                 message: "nope".into(),
             },
         ),
@@ -806,13 +822,14 @@ async fn session_id_of_an_error_response_is_not_adopted() {
     assert_eq!(
         conn.initialize(&params(V)).await,
         Err(TransportError::BadRequest {
+            code: Some(-32000),
             message: "Bad Request: No valid session ID provided".into()
         })
     );
     let init = conn.initialize(&params(V)).await.unwrap();
     assert_eq!(init.session_id, None);
     conn.notify_initialized().await.unwrap();
-    conn.request(&Operation::Ping).await.unwrap();
+    conn.request_value(&Operation::Ping).await.unwrap();
     conn.close().await.unwrap();
     let seen = server.seen();
     assert_eq!(seen.len(), 6, "no DELETE for a session nobody issued");
@@ -834,7 +851,7 @@ async fn stateless_server_gets_no_session_header_and_no_delete() {
     let init = conn.initialize(&params("2025-06-18")).await.unwrap();
     assert_eq!(init.session_id, None);
     conn.notify_initialized().await.unwrap();
-    conn.request(&Operation::Ping).await.unwrap();
+    conn.request_value(&Operation::Ping).await.unwrap();
     conn.close().await.unwrap();
     let seen = server.seen();
     assert_eq!(seen.len(), 3);
@@ -892,7 +909,7 @@ async fn close_does_not_wait_behind_a_request_in_flight() {
     .await;
     let conn = Arc::new(open(&server.url).await);
     let c = conn.clone();
-    let ping = tokio::spawn(async move { c.request(&Operation::Ping).await });
+    let ping = tokio::spawn(async move { c.request_value(&Operation::Ping).await });
     server.wait_requests(3).await;
     settle().await;
     assert_eq!(conn.close().await, Ok(()));
@@ -925,7 +942,7 @@ async fn http_404_with_a_session_is_session_not_found() {
     let server = answering(|_| Answer::status(404)).await;
     let conn = open(&server.url).await;
     assert_eq!(
-        conn.request(&Operation::Ping).await,
+        conn.request_value(&Operation::Ping).await,
         Err(TransportError::SessionNotFound)
     );
     // Without a session id (initialize) a 404 is only a status.
@@ -947,7 +964,7 @@ async fn typescript_400_is_session_not_found_unless_switched_off() {
     let server = answering(move |_| ts()).await;
     let conn = open(&server.url).await;
     assert_eq!(
-        conn.request(&Operation::Ping).await,
+        conn.request_value(&Operation::Ping).await,
         Err(TransportError::SessionNotFound)
     );
     let off = connector_with(
@@ -959,8 +976,9 @@ async fn typescript_400_is_session_not_found_unless_switched_off() {
     );
     let conn = open_on(&off).await;
     assert_eq!(
-        conn.request(&Operation::Ping).await,
+        conn.request_value(&Operation::Ping).await,
         Err(TransportError::BadRequest {
+            code: Some(-32000),
             message: "Bad Request: No valid session ID provided".into()
         })
     );
@@ -989,10 +1007,15 @@ async fn other_400s_are_bad_request() {
     })
     .await;
     let conn = open(&server.url).await;
-    for want in ["Invalid Request", "Bad Request: Server not initialized", ""] {
+    for (code, want) in [
+        (Some(-32600), "Invalid Request"),
+        (Some(-32000), "Bad Request: Server not initialized"),
+        (None, ""),
+    ] {
         assert_eq!(
-            conn.request(&Operation::Ping).await,
+            conn.request_value(&Operation::Ping).await,
             Err(TransportError::BadRequest {
+                code,
                 message: want.into()
             })
         );
@@ -1011,7 +1034,11 @@ async fn auth_server_and_other_statuses() {
     ] {
         let server = answering(move |_| Answer::status(code)).await;
         let conn = open(&server.url).await;
-        assert_eq!(conn.request(&Operation::Ping).await, Err(want), "{code}");
+        assert_eq!(
+            conn.request_value(&Operation::Ping).await,
+            Err(want),
+            "{code}"
+        );
     }
 }
 
@@ -1039,14 +1066,15 @@ async fn jsonrpc_errors_and_tool_errors_in_json_and_sse() {
         .await;
         let conn = open(&server.url).await;
         assert_eq!(
-            conn.request(&Operation::PromptsList { cursor: None }).await,
-            Err(TransportError::JsonRpc {
-                code: -32601,
-                message: "Method not found".into()
+            conn.request_value(&Operation::PromptsList { cursor: None })
+                .await,
+            Err(TransportError::MethodNotFound {
+                method: "Method not found".into(),
+                status: 200
             })
         );
         assert_eq!(
-            conn.request(&tool("fails")).await,
+            conn.request_value(&tool("fails")).await,
             Err(TransportError::ToolError {
                 message: "boom\nbang".into()
             })
@@ -1079,7 +1107,7 @@ async fn request_timeout_on_the_injected_clock_then_the_session_goes_on() {
     for (n, op) in [(3, Operation::Ping), (4, tool("slow"))] {
         let c = conn.clone();
         let op2 = op.clone();
-        let call = tokio::spawn(async move { c.request(&op2).await });
+        let call = tokio::spawn(async move { c.request_value(&op2).await });
         server.wait_requests(n).await;
         until_sleeping(&clock, 1).await;
         clock.advance(Duration::from_millis(999));
@@ -1097,7 +1125,7 @@ async fn request_timeout_on_the_injected_clock_then_the_session_goes_on() {
     // The abandoned exchanges do not wedge the session.
     let next = tokio::spawn({
         let c = conn.clone();
-        async move { c.request(&Operation::Ping).await }
+        async move { c.request_value(&Operation::Ping).await }
     });
     assert_eq!(next.await.unwrap(), Ok(json!({})));
 }
@@ -1112,7 +1140,7 @@ async fn request_timeout_in_real_time() {
     let conn = open_on(&connector_with(cfg, Arc::new(TokioClock::new()))).await;
     let t0 = tokio::time::Instant::now();
     assert_eq!(
-        conn.request(&Operation::Ping).await,
+        conn.request_value(&Operation::Ping).await,
         Err(TransportError::Timeout {
             what: "ping".into(),
             after_ms: 100
@@ -1174,7 +1202,7 @@ async fn connection_closed_or_reset_mid_response_is_closed() {
         })
         .await;
         let conn = open(&url).await;
-        let r = conn.request(&Operation::Ping).await;
+        let r = conn.request_value(&Operation::Ping).await;
         assert!(matches!(r, Err(TransportError::Closed(_))), "{r:?}");
     }
 }
@@ -1195,7 +1223,7 @@ async fn malformed_json_in_a_body_or_an_event() {
     .await;
     let conn = open(&server.url).await;
     for _ in 0..4 {
-        let r = conn.request(&Operation::Ping).await;
+        let r = conn.request_value(&Operation::Ping).await;
         assert!(matches!(r, Err(TransportError::MalformedJson(_))), "{r:?}");
     }
 }
@@ -1219,7 +1247,7 @@ async fn wrong_or_missing_content_type() {
     let conn = open(&server.url).await;
     for want in [Some("text/html"), None, Some("text/plain")] {
         assert_eq!(
-            conn.request(&Operation::Ping).await,
+            conn.request_value(&Operation::Ping).await,
             Err(TransportError::ContentType {
                 got: want.map(str::to_owned)
             })
@@ -1254,12 +1282,12 @@ async fn body_above_the_cap() {
     let conn = open_on(&connector_with(cfg, Arc::new(TokioClock::new()))).await;
     for _ in 0..2 {
         assert_eq!(
-            conn.request(&Operation::Ping).await,
+            conn.request_value(&Operation::Ping).await,
             Err(TransportError::BodyTooLarge { limit: 512 })
         );
     }
     assert_eq!(
-        conn.request(&Operation::Ping).await,
+        conn.request_value(&Operation::Ping).await,
         Ok(json!({"small": true}))
     );
 }
@@ -1306,7 +1334,7 @@ async fn redirects_are_not_followed() {
             answering(move |_| Answer::status(code).header("location", "/elsewhere")).await;
         let conn = open(&server.url).await;
         assert_eq!(
-            conn.request(&Operation::Ping).await,
+            conn.request_value(&Operation::Ping).await,
             Err(TransportError::Redirect {
                 status: code,
                 location: Some("/elsewhere".into())
@@ -1396,7 +1424,7 @@ async fn one_tcp_connection_per_session() {
     .await;
     let conn = open(&server.url).await;
     for _ in 0..6 {
-        conn.request(&Operation::Ping).await.unwrap();
+        conn.request_value(&Operation::Ping).await.unwrap();
     }
     conn.close().await.unwrap();
     let seen = server.seen();
@@ -1423,14 +1451,14 @@ async fn redial_after_the_server_closed_the_connection() {
     })
     .await;
     let conn = open(&server.url).await;
-    conn.request(&Operation::Ping).await.unwrap(); // conn 0, then closed
-    conn.request(&Operation::Ping).await.unwrap(); // conn 1
+    conn.request_value(&Operation::Ping).await.unwrap(); // conn 0, then closed
+    conn.request_value(&Operation::Ping).await.unwrap(); // conn 1
     assert_eq!(server.accepted(), 2);
 
     // The server drops an idle connection without a word.
     server.drop_connections();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    conn.request(&Operation::Ping).await.unwrap(); // conn 2
+    conn.request_value(&Operation::Ping).await.unwrap(); // conn 2
     let seen = server.seen();
     let convs: Vec<usize> = seen.iter().map(|s| s.conn).collect();
     assert_eq!(convs, vec![0, 0, 0, 1, 2]);
@@ -1473,8 +1501,8 @@ async fn ended_sse_stream_is_resumed_with_get_and_last_event_id() {
     })
     .await;
     let conn = open(&server.url).await;
-    conn.request(&Operation::Ping).await.unwrap();
-    let r = conn.request(&tool("long")).await;
+    conn.request_value(&Operation::Ping).await.unwrap();
+    let r = conn.request_value(&tool("long")).await;
     assert_eq!(r, Ok(json!({"content": [], "resumed": true})));
     let seen = server.seen();
     let post = &seen[3];
@@ -1516,7 +1544,7 @@ async fn resumption_keeps_the_last_id_when_a_resumed_stream_has_none() {
     .await;
     let conn = open(&server.url).await;
     assert_eq!(
-        conn.request(&Operation::Ping).await,
+        conn.request_value(&Operation::Ping).await,
         Ok(json!({"late": true}))
     );
     let seen = server.seen();
@@ -1548,7 +1576,7 @@ async fn resumption_gives_up_after_max_resumes() {
         ..config(&server.url)
     };
     let conn = open_on(&connector_with(cfg, Arc::new(TokioClock::new()))).await;
-    let r = conn.request(&Operation::Ping).await;
+    let r = conn.request_value(&Operation::Ping).await;
     assert!(matches!(r, Err(TransportError::Closed(_))), "{r:?}");
     assert_eq!(gets.load(Ordering::SeqCst), 2);
     let ids: Vec<String> = server
@@ -1570,7 +1598,7 @@ async fn resumption_is_typed_and_within_the_request_timeout() {
     })
     .await;
     let conn = open(&server.url).await;
-    match conn.request(&Operation::Ping).await {
+    match conn.request_value(&Operation::Ping).await {
         Err(TransportError::Closed(m)) => assert!(m.contains("resumption refused"), "{m}"),
         other => panic!("expected Closed(resumption refused), got {other:?}"),
     }
@@ -1590,7 +1618,7 @@ async fn resumption_is_typed_and_within_the_request_timeout() {
         ..config(&server.url)
     };
     let conn = open_on(&connector_with(cfg, Arc::new(clock.clone()))).await;
-    let ping = tokio::spawn(async move { conn.request(&Operation::Ping).await });
+    let ping = tokio::spawn(async move { conn.request_value(&Operation::Ping).await });
     // The request timeout and the retry wait.
     until_sleeping(&clock, 2).await;
     clock.advance(Duration::from_millis(1_000));
@@ -1608,7 +1636,7 @@ async fn resumption_is_typed_and_within_the_request_timeout() {
 async fn stream_without_event_ids_is_not_resumed() {
     let server = answering(|_| Answer::sse([ev(&notification("n"))])).await;
     let conn = open(&server.url).await;
-    let r = conn.request(&Operation::Ping).await;
+    let r = conn.request_value(&Operation::Ping).await;
     assert!(matches!(r, Err(TransportError::Closed(_))), "{r:?}");
     assert!(server.seen().iter().all(|s| s.method != Method::GET));
 }

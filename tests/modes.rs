@@ -16,6 +16,7 @@ use mcp_session::{
     Clock, ErrorKind, EventKind, Instant, Manager, ManagerBuilder, Mode, SessionConfig,
     SessionMetrics, SessionState, TokioClock, VersionPolicy,
 };
+use mcp_session::{Era, SessionEra};
 
 type M = Manager<ScriptedConnector>;
 
@@ -26,7 +27,14 @@ struct World {
     clock: Arc<dyn Clock>,
 }
 
+/// The modes' legacy-era behaviour: `era = legacy`, so no era probe
+/// shifts timings and event sequences (the probe has tests of its own in
+/// `tests/eras.rs`).
 fn world(cfg: SessionConfig) -> World {
+    let cfg = SessionConfig {
+        era: Era::Legacy,
+        ..cfg
+    };
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
     let server = ScriptedConnector::new(clock.clone());
     let events = RecordingSink::new();
@@ -657,7 +665,9 @@ async fn events_carry_clock_time_vu_and_session() {
         kinds,
         vec![
             EventKind::AcquireStart,
-            EventKind::Created,
+            EventKind::Created {
+                era: SessionEra::Legacy
+            },
             EventKind::AcquireOk {
                 created: true,
                 reconnect: false,

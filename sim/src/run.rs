@@ -197,7 +197,7 @@ async fn run_vu(vu: Vu, steps: Vec<Step>, recorder: TraceRecorder) -> u32 {
                     Ok(mut lease) => {
                         let r = lease.call(&operation(op, &vu.worker, vu.id, i)).await;
                         match &r {
-                            Err(e) if e.is_session_expired() => lease.invalidate(),
+                            Err(e) if e.should_invalidate() => lease.invalidate(),
                             _ => lease.release(),
                         }
                         if let Err(e) = r {

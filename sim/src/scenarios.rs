@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use mcp_session::transport::HttpConfig;
-use mcp_session::{Mode, SessionConfig};
+use mcp_session::{Era, Mode, SessionConfig};
 
 use crate::faults::FaultKind;
 
@@ -117,11 +117,17 @@ impl Scenario {
     /// 1 to 64 VUs (drawn log-uniformly) doing 4 to 10 steps (5% of them cancelled acquires), no
     /// faults; faults, when switched on, start from 20 ms and a quarter of
     /// them follow an earlier one.
+    ///
+    /// The client speaks the legacy era (`era = legacy`): the simulated
+    /// server does not serve the stateless era yet.
     fn base(name: &str, doc: &str, session: SessionConfig) -> Scenario {
         Scenario {
             name: name.into(),
             doc: doc.into(),
-            session,
+            session: SessionConfig {
+                era: Era::Legacy,
+                ..session
+            },
             http: http(),
             workers: 1,
             vus: (1, 64),

@@ -273,7 +273,28 @@ fn manager_fields(kind: &EventKind) -> Option<(&'static str, Detail)> {
         }
         EventKind::SlotReserved => "slot_reserved",
         EventKind::SlotFreed => "slot_freed",
-        EventKind::Created => "created",
+        EventKind::Created { era } => {
+            d.insert("era", era.as_str());
+            "created"
+        }
+        EventKind::EraProbed {
+            version,
+            verdict,
+            reprobe,
+            answer,
+        } => {
+            d.insert("version", version.as_str());
+            d.insert("verdict", *verdict);
+            d.insert("reprobe", reprobe.map_or(Value::Null, Value::from));
+            d.insert("answer", answer.as_deref().map_or(Value::Null, Value::from));
+            "era_probed"
+        }
+        EventKind::VersionRetried { from, to } => {
+            d.insert("from", from.as_str());
+            d.insert("to", to.as_str());
+            "version_retried"
+        }
+        EventKind::EraChanged => "era_changed",
         EventKind::OperationStart { method } => {
             d.insert("method", *method);
             "operation_start"
@@ -657,7 +678,29 @@ mod tests {
             EventKind::WaiterGranted { slot: false },
             EventKind::SlotReserved,
             EventKind::SlotFreed,
-            EventKind::Created,
+            EventKind::Created {
+                era: mcp_session::SessionEra::Legacy,
+            },
+            EventKind::Created {
+                era: mcp_session::SessionEra::Modern,
+            },
+            EventKind::EraProbed {
+                version: "2026-07-28".into(),
+                verdict: "legacy",
+                reprobe: Some("a legacy session was lost"),
+                answer: Some("HTTP 400 \"x\"".into()),
+            },
+            EventKind::EraProbed {
+                version: "2026-07-28".into(),
+                verdict: "modern",
+                reprobe: None,
+                answer: None,
+            },
+            EventKind::VersionRetried {
+                from: "2026-07-28".into(),
+                to: "2026-07-28".into(),
+            },
+            EventKind::EraChanged,
             EventKind::OperationStart {
                 method: "tools/call",
             },

@@ -234,7 +234,12 @@ async fn a_plain_text_endpoint_is_not_an_mcp_server() {
 #[tokio::test]
 async fn a_non_http_endpoint_is_not_an_mcp_server() {
     let url = canned_server("SSH-2.0-OpenSSH_9.6\r\n").await;
-    probe_fails(&url, &["initialize failed"]).await;
+    // The default era, auto, probes with server/discover first.
+    probe_fails(
+        &url,
+        &["not answer as an MCP server", "server/discover failed"],
+    )
+    .await;
 }
 
 #[tokio::test]

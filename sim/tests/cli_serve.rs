@@ -85,9 +85,11 @@ async fn serve_prints_its_address_and_answers_initialize() {
     assert_eq!(init.session_id.as_deref(), Some("srv-1"));
     conn.notify_initialized().await.expect("initialized");
     let list = conn
-        .request(&Operation::ToolsList { cursor: None })
+        .request(&Operation::ToolsList { cursor: None }, None)
         .await
-        .expect("tools/list");
+        .expect("tools/list")
+        .result
+        .to_value();
     let names: Vec<&str> = list["tools"]
         .as_array()
         .expect("a tools array")
@@ -97,12 +99,17 @@ async fn serve_prints_its_address_and_answers_initialize() {
     assert!(names.contains(&"echo"), "{names:?}");
     assert!(names.contains(&"test_simple_text"), "{names:?}");
     let text = conn
-        .request(&Operation::ToolsCall {
-            name: "test_simple_text".into(),
-            arguments: json!({}),
-        })
+        .request(
+            &Operation::ToolsCall {
+                name: "test_simple_text".into(),
+                arguments: json!({}),
+            },
+            None,
+        )
         .await
-        .expect("tools/call");
+        .expect("tools/call")
+        .result
+        .to_value();
     assert_eq!(
         text["content"][0]["text"],
         "This is a simple text response for testing."

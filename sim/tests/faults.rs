@@ -23,9 +23,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use mcp_session::transport::{HttpConfig, Operation, TransportError};
+use mcp_session::transport::{CallResult, HttpConfig, Operation, TransportError};
 use mcp_session::{ErrorKind, Mode, SessionConfig, SessionError, SessionMetrics};
 use mcp_sim::faults::{Action, Applied, FaultEvent, FaultKind, FaultPlan, FaultSpace, Scheduled};
 use mcp_sim::server::encode::Format;
@@ -47,7 +47,7 @@ struct Step {
     /// The session acquired, or why not.
     session: Result<String, SessionError>,
     /// How long the call took, and what it returned.
-    call: Option<(u64, Result<Value, SessionError>)>,
+    call: Option<(u64, Result<CallResult, SessionError>)>,
 }
 
 impl Step {
@@ -295,7 +295,16 @@ fn run(setup: &Setup, plan: &FaultPlan) -> Outcome {
     o
 }
 
+/// `mode` in the legacy era (the simulated server's only one so far).
 fn session_config(mode: Mode) -> SessionConfig {
+    let cfg = session_config_any_era(mode);
+    SessionConfig {
+        era: mcp_session::Era::Legacy,
+        ..cfg
+    }
+}
+
+fn session_config_any_era(mode: Mode) -> SessionConfig {
     match mode {
         Mode::Pool => SessionConfig {
             acquire_timeout_ms: 1_000,
@@ -953,9 +962,8 @@ fn faults_hit_only_their_own_link_or_server() {
             },
         );
     for (w, s) in [("w1", "s1"), ("w2", "s1"), ("w3", "s2")] {
-        topology = topology.worker(
-            WorkerSpec::new(w, s, SessionConfig::with_mode(Mode::Reuse), 2).http(http.clone()),
-        );
+        topology = topology
+            .worker(WorkerSpec::new(w, s, session_config(Mode::Reuse), 2).http(http.clone()));
     }
     let mut world = topology.build(|vu| probe(vu, 15, 100));
     let plan = FaultPlan::new(vec![

@@ -46,7 +46,8 @@ async fn one_lifecycle_over_loopback_tcp() {
     let list = lease
         .call(&Operation::ToolsList { cursor: None })
         .await
-        .expect("tools/list");
+        .expect("tools/list")
+        .to_value();
     assert_eq!(list["tools"].as_array().map(Vec::len), Some(4), "{list}");
     let r = lease
         .call(&Operation::ToolsCall {
@@ -55,7 +56,12 @@ async fn one_lifecycle_over_loopback_tcp() {
         })
         .await
         .expect("tools/call");
-    assert_eq!(r["content"][0]["text"], "over loopback");
+    assert_eq!(r.text(), "over loopback");
+    // The default era, `auto`, probed first and fell back: the simulated
+    // server speaks only the legacy era.
+    assert_eq!(m.era(), Some(mcp_session::SessionEra::Legacy));
+    let eras = m.metrics().eras;
+    assert_eq!((eras.discover_probes, eras.fallbacks_to_legacy), (1, 1));
     let id = lease.id().to_owned();
     lease.release();
     m.close().await;

@@ -20,9 +20,9 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use mcp_session::transport::{HttpConfig, HttpConnector, Operation, TransportError};
+use mcp_session::transport::{CallResult, HttpConfig, HttpConnector, Operation, TransportError};
 use mcp_session::{
-    Clock, ErrorKind, Manager, ManagerBuilder, Mode, SessionConfig, SessionMetrics, TokioClock,
+    Clock, Era, ErrorKind, Manager, ManagerBuilder, Mode, SessionConfig, SessionMetrics, TokioClock,
 };
 use mcp_sim::dialer::TurmoilDialer;
 use mcp_sim::server::encode::Format;
@@ -69,7 +69,13 @@ fn http() -> HttpConfig {
 }
 
 /// A manager over turmoil TCP, on the simulated clock (call inside a host).
+/// In the legacy era: these tests are about the simulated server's
+/// sessions.
 fn manager(cfg: SessionConfig, http: HttpConfig) -> M {
+    let cfg = SessionConfig {
+        era: Era::Legacy,
+        ..cfg
+    };
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
     let connector =
         HttpConnector::new(TurmoilDialer::new(), http, clock.clone()).expect("valid URL");
@@ -101,7 +107,8 @@ fn tool(name: &str, arguments: Value) -> Operation {
 }
 
 /// The text contents of a `tools/call` result.
-fn texts(result: &Value) -> Vec<String> {
+fn texts(result: &CallResult) -> Vec<String> {
+    let result = result.to_value();
     result["content"]
         .as_array()
         .unwrap_or_else(|| panic!("no content in {result}"))
@@ -194,7 +201,10 @@ fn lifecycle(mode: Mode, sse_ratio: f64, seed: u64) -> Server {
         let m = manager(config(mode), http());
 
         let mut lease = m.acquire(1).await?;
-        let list = lease.call(&Operation::ToolsList { cursor: None }).await?;
+        let list = lease
+            .call(&Operation::ToolsList { cursor: None })
+            .await?
+            .to_value();
         let names: Vec<&str> = list["tools"]
             .as_array()
             .expect("tools")
@@ -206,7 +216,7 @@ fn lifecycle(mode: Mode, sse_ratio: f64, seed: u64) -> Server {
 
         let mut lease = m.acquire(1).await?;
         for _ in 0..3 {
-            assert_eq!(lease.call(&Operation::Ping).await?, json!({}));
+            assert_eq!(lease.call(&Operation::Ping).await?.to_value(), json!({}));
         }
         let text = format!("hello from {mode}");
         let result = lease.call(&echo(&text)).await?;

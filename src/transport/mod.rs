@@ -1,6 +1,8 @@
 //! The network seam: a [`Connector`] opens a [`Connection`], which carries
-//! one MCP session (initialize, the initialized notification, operations,
-//! close).
+//! one MCP session: in the legacy era (2025-11-25 and before) initialize,
+//! the initialized notification, operations and close; in the stateless
+//! era (2026-07-28) a client context — a negotiated version and one
+//! keep-alive connection — whose every request carries its own envelope.
 //!
 //! The manager only ever talks to these traits. The real implementation
 //! (Streamable HTTP over a dialer) and the simulated one plug in here, and so
@@ -8,10 +10,12 @@
 
 pub mod dialer;
 pub mod http;
+mod result;
 pub mod scripted;
 
 pub use dialer::{Dialer, TcpDialer};
 pub use http::{HttpConfig, HttpConnection, HttpConnector};
+pub use result::{CallResult, Discovery, InputRequired, InputResponses, ResultType};
 
 use std::future::Future;
 
@@ -30,23 +34,89 @@ pub trait Connector: Send + Sync + 'static {
 
 /// One MCP session's transport. Methods take `&self` so that the manager can
 /// close a session while a VU holds it.
+///
+/// A new connection speaks the legacy era until [`Connection::use_modern`]
+/// switches it to the stateless one; the manager decides which.
 pub trait Connection: Send + Sync + 'static {
-    /// Sends `initialize`; on success the server has created the session.
+    /// Legacy era: sends `initialize`; on success the server has created
+    /// the session.
     fn initialize(
         &self,
         params: &InitializeParams,
     ) -> impl Future<Output = Result<Initialized, TransportError>> + Send;
 
-    /// Sends `notifications/initialized`.
+    /// Legacy era: sends `notifications/initialized`.
     fn notify_initialized(&self) -> impl Future<Output = Result<(), TransportError>> + Send;
 
-    /// Runs one operation and returns its JSON-RPC `result`.
-    fn request(&self, op: &Operation)
-        -> impl Future<Output = Result<Value, TransportError>> + Send;
+    /// Switches this connection to the stateless era (`Some`): from now on
+    /// every request carries `params._meta` and the routing headers for
+    /// `params`, and nothing of the legacy era (no session id, `ping`, GET,
+    /// DELETE) is sent. `None` switches back to the legacy era (after a
+    /// probe found a legacy server). No I/O.
+    fn use_modern(&self, params: Option<&ModernParams>);
 
-    /// Ends the session on the server (HTTP DELETE for Streamable HTTP).
-    /// Must end in bounded time.
+    /// The modern revision the connection sends now (`None` in the legacy
+    /// era). It changes when the server answers -32022 and the request is
+    /// retried at another revision.
+    fn modern_version(&self) -> Option<String>;
+
+    /// Runs one operation and returns its result. `input` makes it the
+    /// retry of an `input_required` answer (MRTR, modern era only).
+    fn request(
+        &self,
+        op: &Operation,
+        input: Option<&InputResponses>,
+    ) -> impl Future<Output = Result<Answer, TransportError>> + Send;
+
+    /// Ends the session on the server (HTTP DELETE for Streamable HTTP; in
+    /// the stateless era there is nothing to end). Must end in bounded
+    /// time.
     fn close(&self) -> impl Future<Output = Result<(), TransportError>> + Send;
+}
+
+/// What the client sends with every request of the stateless era.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ModernParams {
+    /// The revision to send first (`MCP-Protocol-Version` and `_meta`).
+    pub protocol_version: String,
+    /// Every modern revision the client speaks: an -32022 answer moves to
+    /// the newest of these that the server lists, once per request.
+    pub offered: Vec<String>,
+    /// `clientCapabilities` (`{}`: none of the optional ones).
+    pub capabilities: Value,
+    /// `clientInfo.name`.
+    pub client_name: String,
+    /// `clientInfo.version`.
+    pub client_version: String,
+}
+
+/// The answer to one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The JSON-RPC result.
+    pub result: CallResult,
+    /// Set when the server refused the revision sent (-32022) and the
+    /// request was retried at this one, which the connection now sends.
+    pub renegotiated: Option<VersionRetry>,
+}
+
+/// One retry after an `UnsupportedProtocolVersion` (-32022) answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VersionRetry {
+    /// The revision that was refused.
+    pub from: String,
+    /// The revision the request was sent again with.
+    pub to: String,
+}
+
+impl Answer {
+    /// An answer without renegotiation.
+    pub fn new(result: CallResult) -> Self {
+        Answer {
+            result,
+            renegotiated: None,
+        }
+    }
 }
 
 /// What the client sends in `initialize`.
@@ -73,9 +143,14 @@ pub struct Initialized {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "method")]
 pub enum Operation {
-    /// `ping`.
+    /// `ping` (legacy era only: the stateless era removed it, and a
+    /// modern connection refuses it without sending).
     #[serde(rename = "ping")]
     Ping,
+    /// `server/discover` (stateless era; a legacy server answers it with
+    /// method-not-found).
+    #[serde(rename = "server/discover")]
+    Discover,
     /// `tools/list`, optionally from a pagination cursor.
     #[serde(rename = "tools/list")]
     ToolsList {
@@ -123,6 +198,7 @@ impl Operation {
     pub fn method(&self) -> &'static str {
         match self {
             Operation::Ping => "ping",
+            Operation::Discover => "server/discover",
             Operation::ToolsList { .. } => "tools/list",
             Operation::ToolsCall { .. } => "tools/call",
             Operation::ResourcesList { .. } => "resources/list",
@@ -153,11 +229,80 @@ pub enum TransportError {
     /// carried a session id).
     #[error("session not found on the server")]
     SessionNotFound,
-    /// HTTP 400 (other than a recognised "no valid session" answer).
-    #[error("HTTP 400 bad request: {message}")]
+    /// HTTP 400 (other than a recognised "no valid session" answer or one
+    /// of the 2026-07-28 errors below).
+    #[error("HTTP 400 bad request: {}{message}", code.map(|c| format!("({c}) ")).unwrap_or_default())]
     BadRequest {
+        /// The JSON-RPC error code of the body, if it had one.
+        code: Option<i64>,
         /// The JSON-RPC error message of the body, if it had one.
         message: String,
+    },
+    /// -32020 HeaderMismatch: the routing headers disagree with the body
+    /// (a client bug, or something between client and server that strips
+    /// or rewrites headers).
+    #[error("header mismatch (-32020, HTTP {status}): {message}")]
+    HeaderMismatch {
+        /// The HTTP status.
+        status: u16,
+        /// The server's message.
+        message: String,
+    },
+    /// -32021 MissingRequiredClientCapability: the server cannot serve the
+    /// request without these client capabilities.
+    #[error("server requires client capabilities {required} (-32021): {message}")]
+    MissingCapability {
+        /// `error.data.requiredCapabilities` (a `ClientCapabilities` object).
+        required: Value,
+        /// The server's message.
+        message: String,
+    },
+    /// -32022 UnsupportedProtocolVersion, with no revision in common.
+    #[error("protocol version {requested} not supported (-32022): server supports {supported:?}, client offers {offered:?}")]
+    UnsupportedVersion {
+        /// The revision sent.
+        requested: String,
+        /// `error.data.supported`.
+        supported: Vec<String>,
+        /// The modern revisions the client offers.
+        offered: Vec<String>,
+    },
+    /// -32601: the server has no such method (in the stateless era, HTTP
+    /// 404; e.g. `ping` sent to a modern server).
+    #[error("method not found (-32601, HTTP {status}): {method}")]
+    MethodNotFound {
+        /// The method, or the server's message when it did not name it.
+        method: String,
+        /// The HTTP status (404 in the stateless era, 200 in the legacy).
+        status: u16,
+    },
+    /// The server does not speak the stateless era (`era = modern` and the
+    /// probe was answered like a legacy server answers it).
+    #[error("the server does not speak MCP {version} (stateless): it answered {answer}")]
+    NotModern {
+        /// The revision probed with.
+        version: String,
+        /// What the server answered, in a few words.
+        answer: String,
+    },
+    /// The server's era changed under an open context: a stateless request
+    /// answered like a legacy server answers it. The context is gone
+    /// (invalidate it); the manager probes the era again.
+    #[error("the server no longer speaks the stateless era: {answer}")]
+    EraChanged {
+        /// What the server answered, in a few words.
+        answer: String,
+    },
+    /// An SSE answer of the stateless era ended before the response. The
+    /// era has no resumption: the request is lost (send it again, as a new
+    /// request).
+    #[error("the SSE stream ended before the response; the request is lost (the stateless era has no resumption)")]
+    StreamLost,
+    /// A method the stateless era removed (`ping`): not sent.
+    #[error("{method} does not exist in MCP 2026-07-28 (stateless); not sent")]
+    NotInModernEra {
+        /// The method.
+        method: &'static str,
     },
     /// HTTP 401 or 403.
     #[error("HTTP {status}: not authorized")]

@@ -2,7 +2,8 @@
 //! whose behaviour is scripted: latency on the injected clock, failures of the
 //! next N connects / initializes / initialized notifications / operations,
 //! the protocol version it answers, stateless mode, sessions that expire on
-//! the "server" (404), and a server restart.
+//! the "server" (404), a server restart, and which eras it speaks (legacy
+//! only by default; [`ScriptedConnector::set_eras`]).
 //!
 //! It records what its server saw (sessions initialized, DELETEs, operations
 //! per session), so tests can check the manager's counters against the other
@@ -14,7 +15,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{Connection, Connector, InitializeParams, Initialized, Operation, TransportError};
+use super::{
+    Answer, CallResult, Connection, Connector, InitializeParams, Initialized, InputResponses,
+    ModernParams, Operation, TransportError,
+};
 use crate::clock::{lock, Clock};
 
 /// The scripted test double. Clones share one script and one server.
@@ -35,6 +39,10 @@ struct Server {
     fail_initialized: u32,
     fail_operations: u32,
     fail_closes: u32,
+    speaks_legacy: bool,
+    speaks_modern: bool,
+    discover_ttl_ms: u64,
+    probes: u64,
     next_id: u64,
     connects: u64,
     live: BTreeSet<String>,
@@ -50,8 +58,31 @@ impl ScriptedConnector {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         ScriptedConnector {
             clock,
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(Server {
+                speaks_legacy: true,
+                ..Server::default()
+            })),
         }
+    }
+
+    /// Which eras the server speaks. Legacy-only (the default) answers a
+    /// modern request as the TypeScript SDK 1.x does (400 -32000 "Server
+    /// not initialized"); modern-only answers `initialize` with 404 -32601.
+    pub fn set_eras(&self, legacy: bool, modern: bool) {
+        self.with(|s| {
+            s.speaks_legacy = legacy;
+            s.speaks_modern = modern;
+        });
+    }
+
+    /// `ttlMs` of the server's `server/discover` results (default 0).
+    pub fn set_discover_ttl(&self, ms: u64) {
+        self.with(|s| s.discover_ttl_ms = ms);
+    }
+
+    /// `server/discover` requests received so far.
+    pub fn discover_probes(&self) -> u64 {
+        self.with(|s| s.probes)
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Server) -> R) -> R {
@@ -175,6 +206,7 @@ impl Connector for ScriptedConnector {
         Ok(ScriptedConnection {
             server: self.clone(),
             session: Mutex::new(None),
+            modern: Mutex::new(None),
         })
     }
 }
@@ -183,6 +215,8 @@ impl Connector for ScriptedConnector {
 pub struct ScriptedConnection {
     server: ScriptedConnector,
     session: Mutex<Option<String>>,
+    /// The stateless-era revision in use, once switched to that era.
+    modern: Mutex<Option<String>>,
 }
 
 impl ScriptedConnection {
@@ -195,10 +229,59 @@ impl ScriptedConnection {
         match id {
             Some(id) if !s.live.contains(id) => Err(TransportError::SessionNotFound),
             None if !s.stateless => Err(TransportError::BadRequest {
+                code: None,
                 message: "missing Mcp-Session-Id".into(),
             }),
             _ => Ok(()),
         }
+    }
+}
+
+impl ScriptedConnection {
+    /// A stateless-era request, answered as a dual or modern server would
+    /// (or, if the server speaks only the legacy era, as the TypeScript
+    /// SDK 1.x does).
+    fn modern_answer(
+        s: &mut Server,
+        version: &str,
+        op: &Operation,
+        input: Option<&InputResponses>,
+    ) -> Result<Value, TransportError> {
+        if !s.speaks_modern {
+            return Err(TransportError::BadRequest {
+                code: Some(-32000),
+                message: "Bad Request: Server not initialized".into(),
+            });
+        }
+        if version != "2026-07-28" {
+            return Err(TransportError::UnsupportedVersion {
+                requested: version.to_owned(),
+                supported: vec!["2026-07-28".into()],
+                offered: Vec::new(),
+            });
+        }
+        if *op == Operation::Discover {
+            s.probes += 1;
+            return Ok(json!({
+                "supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}},
+                "resultType": "complete", "ttlMs": s.discover_ttl_ms, "cacheScope": "private",
+            }));
+        }
+        let key = "(modern)".to_owned();
+        *s.operations.entry(key.clone()).or_default() += 1;
+        s.operation_log.push((key, op.method().to_owned()));
+        if s.fail_operations > 0 {
+            s.fail_operations -= 1;
+            return Err(TransportError::JsonRpc {
+                code: -32603,
+                message: "scripted failure".into(),
+            });
+        }
+        Ok(match input {
+            Some(i) => json!({"method": op.method(), "resultType": "complete",
+                "inputResponses": i.input_responses, "requestState": i.request_state()}),
+            None => json!({ "method": op.method(), "resultType": "complete" }),
+        })
     }
 }
 
@@ -213,6 +296,12 @@ impl Connection for ScriptedConnection {
         });
         self.server.delay(d).await;
         let init = self.server.with(|s| {
+            if !s.speaks_legacy {
+                return Err(TransportError::MethodNotFound {
+                    method: "initialize".into(),
+                    status: 404,
+                });
+            }
             if s.fail_initializes > 0 {
                 s.fail_initializes -= 1;
                 return Err(TransportError::ServerError { status: 500 });
@@ -251,23 +340,48 @@ impl Connection for ScriptedConnection {
         })
     }
 
-    async fn request(&self, op: &Operation) -> Result<Value, TransportError> {
+    fn use_modern(&self, params: Option<&ModernParams>) {
+        *lock(&self.session) = None;
+        *lock(&self.modern) = params.map(|p| p.protocol_version.clone());
+    }
+
+    fn modern_version(&self) -> Option<String> {
+        lock(&self.modern).clone()
+    }
+
+    async fn request(
+        &self,
+        op: &Operation,
+        input: Option<&InputResponses>,
+    ) -> Result<Answer, TransportError> {
+        let modern = self.modern_version();
+        if modern.is_some() && *op == Operation::Ping {
+            return Err(TransportError::NotInModernEra { method: "ping" });
+        }
         self.server.delay(self.server.latency()).await;
+        if let Some(version) = modern {
+            return self
+                .server
+                .with(|s| Self::modern_answer(s, &version, op, input))
+                .map(|v| Answer::new(CallResult::from_value(&v)));
+        }
         let id = self.session();
-        self.server.with(|s| {
-            Self::check_session(s, &id)?;
-            let key = id.clone().unwrap_or_else(|| "(stateless)".into());
-            *s.operations.entry(key.clone()).or_default() += 1;
-            s.operation_log.push((key, op.method().to_owned()));
-            if s.fail_operations > 0 {
-                s.fail_operations -= 1;
-                return Err(TransportError::JsonRpc {
-                    code: -32603,
-                    message: "scripted failure".into(),
-                });
-            }
-            Ok(json!({ "method": op.method() }))
-        })
+        self.server
+            .with(|s| {
+                Self::check_session(s, &id)?;
+                let key = id.clone().unwrap_or_else(|| "(stateless)".into());
+                *s.operations.entry(key.clone()).or_default() += 1;
+                s.operation_log.push((key, op.method().to_owned()));
+                if s.fail_operations > 0 {
+                    s.fail_operations -= 1;
+                    return Err(TransportError::JsonRpc {
+                        code: -32603,
+                        message: "scripted failure".into(),
+                    });
+                }
+                Ok(json!({ "method": op.method() }))
+            })
+            .map(|v| Answer::new(CallResult::from_value(&v)))
     }
 
     async fn close(&self) -> Result<(), TransportError> {

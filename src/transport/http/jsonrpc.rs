@@ -2,80 +2,90 @@
 //! it sends, and how to read whatever comes back (a response to us, or a
 //! notification / server request to skip).
 
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
 
-use crate::transport::{InitializeParams, Initialized, Operation, TransportError};
+use crate::transport::{CallResult, InitializeParams, Initialized, Operation, TransportError};
 
-/// An outgoing request or notification (`id: None`).
-#[derive(Serialize)]
-pub(crate) struct Outgoing<'a> {
-    jsonrpc: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<u64>,
-    method: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    params: Option<Value>,
+/// `clientInfo` of `initialize`.
+pub(crate) fn client_info(p: &InitializeParams) -> Value {
+    json!({ "name": p.client_name, "version": p.client_version })
 }
 
-impl<'a> Outgoing<'a> {
-    pub fn request(id: u64, method: &'a str, params: Option<Value>) -> Self {
-        Outgoing {
-            jsonrpc: "2.0",
-            id: Some(id),
-            method,
-            params,
+/// A JSON-RPC error object. `message` and `data` are read leniently: a
+/// server's error is reported, not judged.
+#[derive(Deserialize, Debug, Default)]
+pub(crate) struct ErrorObject {
+    pub code: i64,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub data: Option<Value>,
+}
+
+impl ErrorObject {
+    /// The typed error for this JSON-RPC error, answered with HTTP
+    /// `status`: the 2026-07-28 codes get their own kinds, the rest are
+    /// [`TransportError::JsonRpc`] (or, for a 400, `BadRequest`).
+    pub fn into_error(self, status: u16) -> TransportError {
+        let data = self.data.unwrap_or(Value::Null);
+        match self.code {
+            -32020 => TransportError::HeaderMismatch {
+                status,
+                message: self.message,
+            },
+            -32021 => TransportError::MissingCapability {
+                required: data
+                    .get("requiredCapabilities")
+                    .cloned()
+                    .unwrap_or(Value::Null),
+                message: self.message,
+            },
+            -32022 => TransportError::UnsupportedVersion {
+                requested: data
+                    .get("requested")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                supported: data
+                    .get("supported")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+                offered: Vec::new(),
+            },
+            -32601 => TransportError::MethodNotFound {
+                method: match data {
+                    Value::String(m) => m,
+                    _ => self.message,
+                },
+                status,
+            },
+            code if status == 400 => TransportError::BadRequest {
+                code: Some(code),
+                message: self.message,
+            },
+            code => TransportError::JsonRpc {
+                code,
+                message: self.message,
+            },
         }
     }
-
-    pub fn notification(method: &'a str) -> Self {
-        Outgoing {
-            jsonrpc: "2.0",
-            id: None,
-            method,
-            params: None,
-        }
-    }
-
-    pub fn to_bytes(&self) -> bytes::Bytes {
-        // Serializing these plain structs cannot fail.
-        serde_json::to_vec(self).unwrap_or_default().into()
-    }
 }
 
-/// `initialize` params as MCP defines them.
-pub(crate) fn initialize_params(p: &InitializeParams) -> Value {
-    json!({
-        "protocolVersion": p.protocol_version,
-        "capabilities": {},
-        "clientInfo": { "name": p.client_name, "version": p.client_version },
-    })
-}
-
-/// The params of an operation (`None` when it takes none).
-pub(crate) fn operation_params(op: &Operation) -> Option<Value> {
-    fn cursor(c: &Option<String>) -> Option<Value> {
-        Some(match c {
-            Some(c) => json!({ "cursor": c }),
-            None => json!({}),
-        })
+/// The error object of a JSON-RPC error body, if the body is one.
+pub(crate) fn error_object(body: &[u8]) -> Option<ErrorObject> {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        error: ErrorObject,
     }
-    match op {
-        Operation::Ping => None,
-        Operation::ToolsList { cursor: c }
-        | Operation::ResourcesList { cursor: c }
-        | Operation::PromptsList { cursor: c } => cursor(c),
-        Operation::ToolsCall { name, arguments } | Operation::PromptsGet { name, arguments } => {
-            Some(json!({ "name": name, "arguments": arguments }))
-        }
-        Operation::ResourcesRead { uri } => Some(json!({ "uri": uri })),
-    }
-}
-
-#[derive(Deserialize)]
-struct ErrorObject {
-    code: i64,
-    message: String,
+    serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .map(|b| b.error)
 }
 
 /// Any JSON-RPC message, loosely: enough to tell a response from the rest.
@@ -87,21 +97,22 @@ struct Message {
     method: Option<String>,
     /// `Some` whenever the member is present, `null` included (a valid
     /// result): a plain `Option` would read `"result": null` as absent.
+    /// Kept as raw JSON: a load tester rarely reads results.
     #[serde(default, deserialize_with = "present")]
-    result: Option<Value>,
+    result: Option<Box<RawValue>>,
     #[serde(default)]
     error: Option<ErrorObject>,
 }
 
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
 }
 
 /// What one incoming message means for a request with id `want`.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Incoming {
     /// The response to our request: its result, or its error.
-    Response(Result<Value, TransportError>),
+    Response(Result<CallResult, TransportError>),
     /// A notification, a server request, or a response to someone else:
     /// not what we wait for.
     Other,
@@ -152,11 +163,8 @@ fn incoming(msg: Message, want: u64) -> Incoming {
         return Incoming::Other;
     }
     Incoming::Response(match (msg.result, msg.error) {
-        (_, Some(e)) => Err(TransportError::JsonRpc {
-            code: e.code,
-            message: e.message,
-        }),
-        (Some(r), None) => Ok(r),
+        (_, Some(e)) => Err(e.into_error(200)),
+        (Some(r), None) => CallResult::from_raw(r),
         (None, None) => Err(TransportError::MalformedJson(
             "response has neither result nor error".into(),
         )),
@@ -165,38 +173,33 @@ fn incoming(msg: Message, want: u64) -> Incoming {
 
 /// Parses an `InitializeResult`.
 pub(crate) fn initialized(
-    result: &Value,
+    result: &CallResult,
     session_id: Option<String>,
 ) -> Result<Initialized, TransportError> {
     let version = result
-        .get("protocolVersion")
-        .and_then(Value::as_str)
+        .member("protocolVersion")
+        .and_then(|v| v.as_str().map(str::to_owned))
         .ok_or_else(|| {
             TransportError::MalformedJson("InitializeResult without protocolVersion".into())
         })?;
     Ok(Initialized {
-        protocol_version: version.to_owned(),
+        protocol_version: version,
         session_id,
     })
 }
 
 /// A `tools/call` result with `isError: true` is a failed call, though a
 /// successful JSON-RPC exchange: turn it into an error with its text.
-pub(crate) fn check_tool_result(op: &Operation, result: Value) -> Result<Value, TransportError> {
-    let is_error = matches!(op, Operation::ToolsCall { .. })
-        && result.get("isError").and_then(Value::as_bool) == Some(true);
-    if !is_error {
-        return Ok(result);
+pub(crate) fn check_tool_result(
+    op: &Operation,
+    result: CallResult,
+) -> Result<CallResult, TransportError> {
+    if matches!(op, Operation::ToolsCall { .. }) && result.is_error() {
+        return Err(TransportError::ToolError {
+            message: result.text(),
+        });
     }
-    let text = result
-        .get("content")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c.get("text").and_then(Value::as_str))
-        .collect::<Vec<_>>()
-        .join("\n");
-    Err(TransportError::ToolError { message: text })
+    Ok(result)
 }
 
 /// The TypeScript SDK's answer to an unknown session: HTTP 400 with JSON-RPC
@@ -211,12 +214,6 @@ pub(crate) fn is_no_valid_session(body: &[u8]) -> bool {
     code == Some(-32000) && message.is_some_and(|m| m.contains("No valid session ID"))
 }
 
-/// The message of a JSON-RPC error body, if the body is one.
-pub(crate) fn error_message(body: &[u8]) -> Option<String> {
-    let v: Map<String, Value> = serde_json::from_slice(body).ok()?;
-    v.get("error")?.get("message")?.as_str().map(str::to_owned)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,7 +221,7 @@ mod tests {
     #[test]
     fn picks_our_response_and_skips_the_rest() {
         let r = classify(json!({"jsonrpc":"2.0","id":3,"result":{"ok":1}}), 3).unwrap();
-        assert_eq!(r, Incoming::Response(Ok(json!({"ok":1}))));
+        assert_eq!(r, ok(json!({"ok":1})));
         let n = classify(
             json!({"jsonrpc":"2.0","method":"notifications/progress"}),
             3,
@@ -248,20 +245,94 @@ mod tests {
         );
         assert_eq!(
             e.unwrap(),
+            Incoming::Response(Err(TransportError::MethodNotFound {
+                method: "nope".into(),
+                status: 200,
+            }))
+        );
+        let e = classify(
+            json!({"jsonrpc":"2.0","id":3,"error":{"code":-32603,"message":"boom"}}),
+            3,
+        );
+        assert_eq!(
+            e.unwrap(),
             Incoming::Response(Err(TransportError::JsonRpc {
-                code: -32601,
-                message: "nope".into()
+                code: -32603,
+                message: "boom".into()
             }))
         );
         let batch = classify(
             json!([{"jsonrpc":"2.0","method":"x"},{"jsonrpc":"2.0","id":3,"result":1}]),
             3,
         );
-        assert_eq!(batch.unwrap(), Incoming::Response(Ok(json!(1))));
+        assert_eq!(batch.unwrap(), ok(json!(1)));
         assert!(matches!(
             classify(json!(17), 3),
             Err(TransportError::MalformedJson(_))
         ));
+    }
+
+    fn ok(v: Value) -> Incoming {
+        Incoming::Response(Ok(CallResult::from_value(&v)))
+    }
+
+    #[test]
+    fn modern_error_codes_are_typed() {
+        let e = |v: Value, status| {
+            serde_json::from_value::<ErrorObject>(v)
+                .unwrap()
+                .into_error(status)
+        };
+        assert_eq!(
+            e(json!({"code":-32020,"message":"m"}), 400),
+            TransportError::HeaderMismatch {
+                status: 400,
+                message: "m".into()
+            }
+        );
+        assert_eq!(
+            e(
+                json!({"code":-32021,"message":"m","data":{"requiredCapabilities":{"sampling":{}}}}),
+                400
+            ),
+            TransportError::MissingCapability {
+                required: json!({"sampling":{}}),
+                message: "m".into()
+            }
+        );
+        assert_eq!(
+            e(
+                json!({"code":-32022,"message":"m","data":{"supported":["2026-07-28",5],"requested":"1900-01-01"}}),
+                400
+            ),
+            TransportError::UnsupportedVersion {
+                requested: "1900-01-01".into(),
+                supported: vec!["2026-07-28".into()],
+                offered: vec![],
+            }
+        );
+        assert_eq!(
+            e(
+                json!({"code":-32601,"message":"Method not found","data":"ping"}),
+                404
+            ),
+            TransportError::MethodNotFound {
+                method: "ping".into(),
+                status: 404
+            }
+        );
+        assert_eq!(
+            e(
+                json!({"code":-32000,"message":"Bad Request: Server not initialized"}),
+                400
+            ),
+            TransportError::BadRequest {
+                code: Some(-32000),
+                message: "Bad Request: Server not initialized".into()
+            }
+        );
+        assert!(error_object(b"").is_none());
+        assert!(error_object(br#"{"error":{"message":"no code"}}"#).is_none());
     }
 
     #[test]
@@ -272,7 +343,9 @@ mod tests {
         };
         let r = check_tool_result(
             &op,
-            json!({"isError":true,"content":[{"type":"text","text":"boom"}]}),
+            CallResult::from_value(
+                &json!({"isError":true,"content":[{"type":"text","text":"boom"}]}),
+            ),
         );
         assert_eq!(
             r,
@@ -280,8 +353,12 @@ mod tests {
                 message: "boom".into()
             })
         );
-        assert!(check_tool_result(&op, json!({"content":[]})).is_ok());
-        assert!(check_tool_result(&Operation::Ping, json!({"isError":true})).is_ok());
+        assert!(check_tool_result(&op, CallResult::from_value(&json!({"content":[]}))).is_ok());
+        assert!(check_tool_result(
+            &Operation::Ping,
+            CallResult::from_value(&json!({"isError":true}))
+        )
+        .is_ok());
         let ts = br#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"Bad Request: No valid session ID provided"},"id":null}"#;
         assert!(is_no_valid_session(ts));
         assert!(!is_no_valid_session(
@@ -289,7 +366,7 @@ mod tests {
         ));
         assert!(!is_no_valid_session(b"garbage"));
         assert_eq!(
-            error_message(ts).as_deref(),
+            error_object(ts).map(|e| e.message).as_deref(),
             Some("Bad Request: No valid session ID provided")
         );
     }

@@ -3,19 +3,35 @@
 //!
 //! One HTTP/1.1 connection per MCP session, kept alive across requests and
 //! dialed again when the server has closed it. Every request is a POST of
-//! one JSON-RPC message with `Accept: application/json, text/event-stream`;
-//! after `initialize` every request carries `Mcp-Session-Id` and (for
-//! revisions that define it) `MCP-Protocol-Version`. Answers come as one JSON
-//! body or as an SSE stream; an SSE stream that ends before the answer is
-//! resumed with GET and `Last-Event-ID`. Closing sends DELETE.
+//! one JSON-RPC message with `Accept: application/json, text/event-stream`.
+//! Answers come as one JSON body or as an SSE stream.
+//!
+//! Legacy era: after `initialize` every request carries `Mcp-Session-Id`
+//! and (for revisions that define it) `MCP-Protocol-Version`; an SSE stream
+//! that ends before the answer is resumed with GET and `Last-Event-ID`;
+//! closing sends DELETE.
+//!
+//! Stateless era (2026-07-28, after [`Connection::use_modern`]): every
+//! request carries `params._meta` and the headers `MCP-Protocol-Version`,
+//! `Mcp-Method` and, where the method names something, `Mcp-Name`; never a
+//! session id, `ping`, GET or DELETE. A -32022 answer is retried once at
+//! the newest revision both sides speak. An SSE stream that ends before
+//! the answer is a lost request ([`TransportError::StreamLost`]): this era
+//! has no resumption.
 //!
 //! All waiting is bounded on the injected [`Clock`]: connect, each request
 //! (including SSE resumption), and close.
 
+mod envelope;
 mod jsonrpc;
+mod params;
 #[cfg(test)]
 mod props;
 mod response;
+
+pub use envelope::{
+    decode_header_value, META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION,
+};
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -30,10 +46,11 @@ use hyper::{Method, Request, Response, Uri};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
-use self::jsonrpc::Outgoing;
+use self::envelope::Body;
 use self::response::{Expect, Reply};
 use super::{
-    Connection, Connector, Dialer, InitializeParams, Initialized, Operation, TransportError,
+    Answer, CallResult, Connection, Connector, Dialer, InitializeParams, Initialized,
+    InputResponses, ModernParams, Operation, TransportError, VersionRetry,
 };
 use crate::clock::{lock, Clock};
 
@@ -135,6 +152,9 @@ struct Shared<D> {
     cfg: HttpConfig,
     target: Target,
     clock: Arc<dyn Clock>,
+    /// `Mcp-Param-*` annotations learned from `tools/list` answers: per
+    /// connector, that is per origin, shared by all its contexts.
+    tool_headers: Mutex<params::ToolHeaders>,
 }
 
 /// The Streamable HTTP [`Connector`], over any [`Dialer`].
@@ -162,6 +182,7 @@ impl<D: Dialer> HttpConnector<D> {
                 cfg,
                 target,
                 clock,
+                tool_headers: Mutex::default(),
             }),
         })
     }
@@ -229,11 +250,51 @@ impl<D: Dialer> Connector for HttpConnector<D> {
     }
 }
 
-/// Headers every request after `initialize` carries.
+/// Headers every request after `initialize` carries (legacy era), or the
+/// envelope of every request (stateless era).
 #[derive(Clone, Debug, Default)]
 struct SessionHeaders {
     id: Option<HeaderValue>,
     version: Option<HeaderValue>,
+    modern: Option<Arc<ModernWire>>,
+}
+
+/// What a stateless-era request carries, made once per revision.
+#[derive(Debug)]
+struct ModernWire {
+    params: ModernParams,
+    version: String,
+    header: HeaderValue,
+    /// The `_meta` object's JSON text.
+    meta: String,
+}
+
+impl ModernWire {
+    fn new(params: &ModernParams, version: &str) -> ModernWire {
+        ModernWire {
+            params: params.clone(),
+            version: version.to_owned(),
+            // Revision dates are always header-safe; an odd one is sent
+            // as the server would see it in `_meta` anyway.
+            header: HeaderValue::from_str(version)
+                .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+            meta: envelope::meta_json(
+                version,
+                &params.capabilities,
+                &params.client_name,
+                &params.client_version,
+            ),
+        }
+    }
+}
+
+/// The routing headers of a stateless-era request.
+struct Route<'a> {
+    wire: &'a ModernWire,
+    method: &'a str,
+    name: Option<HeaderValue>,
+    /// `Mcp-Param-*` headers of a `tools/call`.
+    params: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// One MCP session over Streamable HTTP.
@@ -270,6 +331,9 @@ struct Outbound<'a> {
     method: Method,
     body: Option<Bytes>,
     last_event_id: Option<&'a str>,
+    /// Set for a stateless-era request: its routing headers replace the
+    /// session's.
+    route: Option<&'a Route<'a>>,
 }
 
 impl<D: Dialer> HttpConnection<D> {
@@ -301,6 +365,25 @@ impl<D: Dialer> HttpConnection<D> {
             let v = HeaderValue::from_str(id)
                 .map_err(|_| TransportError::Protocol(format!("unusable SSE event id {id:?}")))?;
             headers.append(HeaderName::from_static("last-event-id"), v);
+        }
+        if let Some(route) = out.route {
+            headers.append(
+                HeaderName::from_static("mcp-protocol-version"),
+                route.wire.header.clone(),
+            );
+            headers.append(
+                HeaderName::from_static("mcp-method"),
+                HeaderValue::from_str(route.method).map_err(|_| {
+                    TransportError::Protocol(format!("unusable method name {:?}", route.method))
+                })?,
+            );
+            if let Some(name) = &route.name {
+                headers.append(HeaderName::from_static("mcp-name"), name.clone());
+            }
+            for (name, value) in &route.params {
+                headers.append(name.clone(), value.clone());
+            }
+            return Ok(req);
         }
         let session = lock(&self.session).clone();
         if let Some(id) = session.id {
@@ -364,6 +447,7 @@ impl<D: Dialer> HttpConnection<D> {
         what: &str,
         id: Option<u64>,
         body: Bytes,
+        route: Option<&Route<'_>>,
     ) -> Result<(Reply, Option<HeaderValue>), TransportError> {
         let cfg = &self.shared.cfg;
         let clock = &*self.shared.clock;
@@ -378,10 +462,17 @@ impl<D: Dialer> HttpConnection<D> {
                     method: Method::POST,
                     body: Some(body),
                     last_event_id: None,
+                    route,
                 };
                 let (parts, body) = self.exchange(&post).await?.into_parts();
                 let session_id = parts.headers.get("mcp-session-id").cloned();
                 let mut reply = response::read(parts.status, &parts.headers, body, expect).await?;
+                if route.is_some() {
+                    if let Reply::Ended { .. } = reply {
+                        return Err(TransportError::StreamLost);
+                    }
+                    return Ok((reply, None));
+                }
                 let mut resumes = 0;
                 // Like an EventSource, the last event id and the last
                 // `retry:` outlive one stream: a resumed stream that ends
@@ -409,6 +500,7 @@ impl<D: Dialer> HttpConnection<D> {
                         method: Method::GET,
                         body: None,
                         last_event_id: Some(last),
+                        route: None,
                     };
                     let (parts, body) = self.exchange(&get).await?.into_parts();
                     if parts.status == hyper::StatusCode::METHOD_NOT_ALLOWED {
@@ -432,13 +524,115 @@ impl<D: Dialer> HttpConnection<D> {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn result(reply: Reply) -> Result<Value, TransportError> {
+    fn result(reply: Reply) -> Result<CallResult, TransportError> {
         match reply {
             Reply::Result(v) => Ok(v),
             other => Err(TransportError::Protocol(format!(
                 "expected a response, got {other:?}"
             ))),
         }
+    }
+
+    /// One stateless-era request with `wire`'s envelope.
+    async fn modern_call(
+        &self,
+        wire: &ModernWire,
+        op: &Operation,
+        input: Option<&InputResponses>,
+    ) -> Result<CallResult, TransportError> {
+        let id = self.next_id();
+        let method = op.method();
+        let mut body = Body::request(id, method);
+        body.operation(op);
+        if let Some(input) = input {
+            body.input(input);
+        }
+        body.raw("_meta", &wire.meta);
+        let route = Route {
+            wire,
+            method,
+            name: envelope::mcp_name(op)
+                .map(envelope::header_value)
+                .transpose()?,
+            params: self.param_headers(op),
+        };
+        let (reply, _) = self
+            .post(method, Some(id), body.finish(), Some(&route))
+            .await?;
+        let result = Self::result(reply)?;
+        if let Operation::ToolsList { .. } = op {
+            self.learn_tool_headers(&result);
+        }
+        jsonrpc::check_tool_result(op, result)
+    }
+
+    /// The `Mcp-Param-*` headers of a `tools/call`, from the annotations
+    /// learned so far.
+    fn param_headers(&self, op: &Operation) -> Vec<(HeaderName, HeaderValue)> {
+        let Operation::ToolsCall { name, arguments } = op else {
+            return Vec::new();
+        };
+        let annotated = lock(&self.shared.tool_headers).get(name).cloned();
+        annotated.map_or_else(Vec::new, |p| params::headers_for(&p, arguments))
+    }
+
+    /// Keeps the `x-mcp-header` annotations of a `tools/list` answer.
+    fn learn_tool_headers(&self, result: &CallResult) {
+        let Some(learned) = params::learn(result) else {
+            return;
+        };
+        let mut known = lock(&self.shared.tool_headers);
+        for (tool, headers) in learned {
+            match headers.filter(|h| !h.is_empty()) {
+                Some(h) => known.insert(tool, Arc::new(h)),
+                None => known.remove(&tool),
+            };
+        }
+    }
+
+    /// A stateless-era request; after -32022, once more at the newest
+    /// revision both sides speak (even the same one: a server may refuse a
+    /// revision it supports once, as the conformance suite's does).
+    async fn modern_request(
+        &self,
+        wire: Arc<ModernWire>,
+        op: &Operation,
+        input: Option<&InputResponses>,
+    ) -> Result<Answer, TransportError> {
+        if let Operation::Ping = op {
+            return Err(TransportError::NotInModernEra { method: "ping" });
+        }
+        let supported = match self.modern_call(&wire, op, input).await {
+            Err(TransportError::UnsupportedVersion { supported, .. }) => supported,
+            other => return other.map(Answer::new),
+        };
+        let offered = &wire.params.offered;
+        let Some(to) = crate::era::newest_mutual(offered, &supported) else {
+            return Err(TransportError::UnsupportedVersion {
+                requested: wire.version.clone(),
+                supported,
+                offered: offered.clone(),
+            });
+        };
+        let next = Arc::new(ModernWire::new(&wire.params, &to));
+        lock(&self.session).modern = Some(next.clone());
+        let result = match self.modern_call(&next, op, input).await {
+            Err(TransportError::UnsupportedVersion { supported, .. }) => {
+                Err(TransportError::UnsupportedVersion {
+                    requested: to.clone(),
+                    supported,
+                    offered: offered.clone(),
+                })
+            }
+            other => other,
+        }?;
+        Ok(Answer {
+            result,
+            renegotiated: Some(VersionRetry {
+                from: wire.version.clone(),
+                to,
+            }),
+        })
     }
 }
 
@@ -457,9 +651,13 @@ fn valid_session_id(v: &HeaderValue) -> Result<String, TransportError> {
 impl<D: Dialer> Connection for HttpConnection<D> {
     async fn initialize(&self, params: &InitializeParams) -> Result<Initialized, TransportError> {
         let id = self.next_id();
-        let body = Outgoing::request(id, "initialize", Some(jsonrpc::initialize_params(params)))
-            .to_bytes();
-        let (reply, header) = self.post("initialize", Some(id), body).await?;
+        let mut body = Body::request(id, "initialize");
+        body.field("protocolVersion", &params.protocol_version)
+            .field("capabilities", &Value::Object(Default::default()))
+            .field("clientInfo", &jsonrpc::client_info(params));
+        let (reply, header) = self
+            .post("initialize", Some(id), body.finish(), None)
+            .await?;
         let result = Self::result(reply)?;
         // The session id counts only on a successful initialize (error
         // responses may carry one too).
@@ -474,22 +672,54 @@ impl<D: Dialer> Connection for HttpConnection<D> {
     }
 
     async fn notify_initialized(&self) -> Result<(), TransportError> {
-        let body = Outgoing::notification("notifications/initialized").to_bytes();
-        self.post("notifications/initialized", None, body)
+        let body = Body::notification("notifications/initialized").finish();
+        self.post("notifications/initialized", None, body, None)
             .await
             .map(|_| ())
     }
 
-    async fn request(&self, op: &Operation) -> Result<Value, TransportError> {
+    fn use_modern(&self, params: Option<&ModernParams>) {
+        let mut s = lock(&self.session);
+        s.id = None;
+        s.version = None;
+        s.modern = params.map(|p| Arc::new(ModernWire::new(p, &p.protocol_version)));
+    }
+
+    fn modern_version(&self) -> Option<String> {
+        lock(&self.session)
+            .modern
+            .as_ref()
+            .map(|w| w.version.clone())
+    }
+
+    async fn request(
+        &self,
+        op: &Operation,
+        input: Option<&InputResponses>,
+    ) -> Result<Answer, TransportError> {
+        let modern = lock(&self.session).modern.clone();
+        if let Some(wire) = modern {
+            return self.modern_request(wire, op, input).await;
+        }
+        if input.is_some() {
+            return Err(TransportError::Protocol(
+                "input responses (MRTR) exist only in the stateless era".into(),
+            ));
+        }
         let id = self.next_id();
-        let body = Outgoing::request(id, op.method(), jsonrpc::operation_params(op)).to_bytes();
-        let (reply, _) = self.post(op.method(), Some(id), body).await?;
-        jsonrpc::check_tool_result(op, Self::result(reply)?)
+        let mut body = Body::request(id, op.method());
+        body.operation(op);
+        let (reply, _) = self
+            .post(op.method(), Some(id), body.finish(), None)
+            .await?;
+        jsonrpc::check_tool_result(op, Self::result(reply)?).map(Answer::new)
     }
 
     async fn close(&self) -> Result<(), TransportError> {
         if lock(&self.session).id.is_none() {
-            return Ok(()); // stateless: nothing to end on the server
+            // Stateless server, or the stateless era: nothing to end on
+            // the server.
+            return Ok(());
         }
         let limit = Duration::from_millis(self.shared.cfg.close_timeout_ms);
         within(&*self.shared.clock, limit, "DELETE", async {
@@ -497,6 +727,7 @@ impl<D: Dialer> Connection for HttpConnection<D> {
                 method: Method::DELETE,
                 body: None,
                 last_event_id: None,
+                route: None,
             };
             // Never wait behind a request in flight (an SSE stream can last):
             // use the keep-alive connection only if it is free: no request

@@ -351,7 +351,7 @@ impl Stream {
     /// What reading the first `cut` bytes must give.
     fn expected_at(&self, cut: usize, fail: bool) -> Outcome {
         if cut >= self.response_at {
-            return self.expected.clone().map(Reply::Result);
+            return self.expected.clone().map(result_reply);
         }
         if fail {
             return Err(TransportError::Closed(String::new()));
@@ -481,6 +481,11 @@ fn filler(want: u64) -> impl Strategy<Value = Block> {
     (meta(), data, any::<usize>()).prop_map(|(m, d, slot)| assemble(m, d, slot))
 }
 
+/// A reply carrying `v` as its result.
+fn result_reply(v: Value) -> Reply {
+    Reply::Result(crate::transport::CallResult::from_value(&v))
+}
+
 /// The response to `want` (a result or a JSON-RPC error), and what it
 /// must be read as.
 fn response_msg(want: u64) -> impl Strategy<Value = (Value, Result<Value, TransportError>)> {
@@ -488,7 +493,12 @@ fn response_msg(want: u64) -> impl Strategy<Value = (Value, Result<Value, Transp
         json_value().prop_map(move |r| (json!({"jsonrpc": "2.0", "id": want, "result": r}), Ok(r))),
         (any::<i64>(), "\\PC{0,12}").prop_map(move |(code, message)| (
             json!({"jsonrpc": "2.0", "id": want, "error": {"code": code, "message": message}}),
-            Err(TransportError::JsonRpc { code, message })
+            Err(super::jsonrpc::ErrorObject {
+                code,
+                message,
+                data: None
+            }
+            .into_error(200))
         )),
     ]
 }
@@ -692,7 +702,7 @@ proptest! {
         d in clean_delivery(),
     ) {
         let r = read(200, Some(SSE), &s.bytes, &d, sse_expect(want));
-        prop_assert_eq!(r, s.expected.clone().map(Reply::Result));
+        prop_assert_eq!(r, s.expected.clone().map(result_reply));
     }
 
     #[test]
@@ -717,7 +727,7 @@ proptest! {
     ) {
         let r = read(200, Some(ctype), msg.to_string().as_bytes(), &d, sse_expect(want));
         if id == want {
-            prop_assert_eq!(r, expected.map(Reply::Result));
+            prop_assert_eq!(r, expected.map(result_reply));
         } else {
             prop_assert!(matches!(r, Err(TransportError::Protocol(_))), "{:?}", r);
         }

@@ -8,22 +8,20 @@
 
 use std::time::Duration;
 
+use super::jsonrpc::{self, Incoming};
+use crate::transport::{CallResult, TransportError};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body::Body;
 use http_body_util::BodyExt;
 use hyper::header::{HeaderMap, CONTENT_TYPE, LOCATION};
 use hyper::StatusCode;
-use serde_json::Value;
-
-use super::jsonrpc::{self, Incoming};
-use crate::transport::TransportError;
 
 /// What a response carried.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Reply {
     /// The result of our request.
-    Result(Value),
+    Result(CallResult),
     /// A notification was accepted (202 and no body to read).
     Accepted,
     /// An SSE stream ended before our response: resumable from
@@ -195,16 +193,29 @@ where
                 .map(str::to_owned),
         }),
         404 if expect.had_session => Err(TransportError::SessionNotFound),
-        400 => {
+        400 | 404 => {
             // Small error bodies only: never read a huge body for a message.
             let bytes = read_all(body, expect.max_body.min(64 * 1024))
                 .await
                 .unwrap_or_default();
-            if expect.quirk_400 && expect.had_session && jsonrpc::is_no_valid_session(&bytes) {
+            if code == 400
+                && expect.quirk_400
+                && expect.had_session
+                && jsonrpc::is_no_valid_session(&bytes)
+            {
                 return Err(TransportError::SessionNotFound);
             }
-            Err(TransportError::BadRequest {
-                message: jsonrpc::error_message(&bytes).unwrap_or_default(),
+            // The stateless era answers its own errors with 400 (-32020,
+            // -32021, -32022, -32602) and 404 (-32601): typed by code.
+            Err(match (jsonrpc::error_object(&bytes), code) {
+                (Some(e), 400) => e.into_error(400),
+                (Some(e), _) if e.code == -32601 => e.into_error(404),
+                (Some(e), _) if (-32022..=-32020).contains(&e.code) => e.into_error(404),
+                (None, 400) => TransportError::BadRequest {
+                    code: None,
+                    message: String::new(),
+                },
+                _ => TransportError::Http { status: code },
             })
         }
         401 | 403 => Err(TransportError::Unauthorized { status: code }),
@@ -310,7 +321,7 @@ mod tests {
                 expect(Some(1))
             )
             .await,
-            Ok(Reply::Result(json!({"a":1})))
+            Ok(Reply::Result(CallResult::from_value(&json!({"a":1}))))
         );
         // SSE with a priming event, a notification, CRLF line ends, split
         // across chunks mid-line.
@@ -322,7 +333,7 @@ mod tests {
         ]);
         assert_eq!(
             run(200, "text/event-stream", sse, expect(Some(1))).await,
-            Ok(Reply::Result(json!({"ok":true})))
+            Ok(Reply::Result(CallResult::from_value(&json!({"ok":true}))))
         );
         let ended = chunked(vec![
             "id: 5\nretry: 250\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"x\"}\n\n",
@@ -355,6 +366,26 @@ mod tests {
             run(404, "", empty(), no_sess).await,
             Err(TransportError::Http { status: 404 })
         );
+        let modern_404 = || {
+            Full::new(Bytes::from_static(
+                br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"Method not found","data":"ping"}}"#,
+            ))
+        };
+        assert_eq!(
+            run(404, "application/json", modern_404(), no_sess).await,
+            Err(TransportError::MethodNotFound {
+                method: "ping".into(),
+                status: 404
+            })
+        );
+        let v32022 = Full::new(Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32022,"message":"x","data":{"supported":["2026-07-28"],"requested":"1900-01-01"}}}"#,
+        ));
+        assert!(matches!(
+            run(400, "application/json", v32022, no_sess).await,
+            Err(TransportError::UnsupportedVersion { requested, supported, .. })
+                if requested == "1900-01-01" && supported == ["2026-07-28"]
+        ));
         let ts = Full::new(Bytes::from_static(br#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"Bad Request: No valid session ID provided"},"id":null}"#));
         assert_eq!(
             run(400, "application/json", ts.clone(), expect(Some(1))).await,

@@ -293,7 +293,7 @@ async fn iteration(sh: &Shared, vu: u64) -> Result<(Duration, Duration), Session
 /// released (the server answered; the session is fine).
 fn give_back_failed(lease: Lease<Conn>, e: &SessionError) {
     match &e.kind {
-        ErrorKind::SessionExpired => lease.invalidate(),
+        _ if e.should_invalidate() => lease.invalidate(),
         ErrorKind::Operation(TransportError::Timeout { .. } | TransportError::Closed(_)) => {
             drop(lease)
         }
@@ -341,6 +341,7 @@ fn is_server_error(e: &SessionError) -> bool {
         &e.kind,
         ErrorKind::Connect(TransportError::ServerError { .. })
             | ErrorKind::Initialize(TransportError::ServerError { .. })
+            | ErrorKind::Discover(TransportError::ServerError { .. })
             | ErrorKind::InitializedNotification(TransportError::ServerError { .. })
             | ErrorKind::Operation(TransportError::ServerError { .. })
     )
@@ -379,6 +380,13 @@ pub(crate) fn probe_failure(url: &str, op: &str, e: &SessionError) -> String {
         ErrorKind::Initialize(t) => {
             format!("mcp-sim drill: {url} does not answer as an MCP server: initialize failed: {t}")
         }
+        ErrorKind::Discover(TransportError::NotModern { version, answer }) => format!(
+            "mcp-sim drill: {url} does not speak MCP {version} (stateless): it answered {answer} \
+             (--era auto falls back to the legacy era)"
+        ),
+        ErrorKind::Discover(t) => format!(
+            "mcp-sim drill: {url} does not answer as an MCP server: server/discover failed: {t}"
+        ),
         ErrorKind::VersionNegotiation { .. } => {
             format!(
                 "mcp-sim drill: {url}: {} (--version-policy supported or none is more lenient)",
