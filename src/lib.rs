@@ -6,6 +6,12 @@
 //! timeouts, TTL and idle eviction, re-initialization after a 404, metrics
 //! and typed errors.
 //!
+//! It speaks both eras of MCP ([`Era`]): the legacy one (2025-11-25 and
+//! before: `initialize`, `Mcp-Session-Id`) and the stateless one
+//! (2026-07-28: every request carries its envelope; a "session" is a client
+//! context), finding out which one its server speaks by itself
+//! ([`era`]).
+//!
 //! The library is written against an injectable [`Clock`] and an injectable
 //! network ([`transport::Connector`]), so the same code runs for real, under
 //! paused tokio time in tests, and inside a deterministic simulation
@@ -23,7 +29,7 @@
 //! let mut lease = manager.acquire(1).await?;           // VU 1
 //! match lease.call(&Operation::Ping).await {
 //!     Ok(_) => lease.release(),                          // back to the pool
-//!     Err(e) if e.is_session_expired() => lease.invalidate(),
+//!     Err(e) if e.should_invalidate() => lease.invalidate(),
 //!     Err(e) => return Err(e),
 //! }
 //! manager.close().await;

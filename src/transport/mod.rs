@@ -298,6 +298,16 @@ pub enum TransportError {
     /// request).
     #[error("the SSE stream ended before the response; the request is lost (the stateless era has no resumption)")]
     StreamLost,
+    /// A `tools/call` of a tool that `tools/list` listed with invalid
+    /// `x-mcp-header` annotations: clients must drop such tools, so the
+    /// call is not sent.
+    #[error(
+        "tool {name:?} has invalid x-mcp-header annotations (dropped from tools/list); not called"
+    )]
+    InvalidTool {
+        /// The tool.
+        name: String,
+    },
     /// A method the stateless era removed (`ping`): not sent.
     #[error("{method} does not exist in MCP 2026-07-28 (stateless); not sent")]
     NotInModernEra {

@@ -193,23 +193,24 @@ pub(crate) fn header_safe(v: &str) -> bool {
 }
 
 fn looks_like_sentinel(v: &str) -> bool {
-    let lower = v.to_ascii_lowercase();
-    lower.starts_with("=?base64?") && lower.ends_with("?=")
+    const OPEN: &str = "=?base64?";
+    v.len() >= OPEN.len() + 2
+        && v.as_bytes()[..OPEN.len()].eq_ignore_ascii_case(OPEN.as_bytes())
+        && v.ends_with("?=")
 }
 
 /// The header value for `v`: itself when header-safe, else
 /// `=?base64?<base64 of the UTF-8 bytes>?=` (also for an empty value).
 pub(crate) fn header_value(v: &str) -> Result<HeaderValue, TransportError> {
-    let text = if header_safe(v) {
-        v.to_owned()
+    let made = if header_safe(v) {
+        HeaderValue::from_str(v)
     } else {
-        format!(
+        HeaderValue::from_str(&format!(
             "=?base64?{}?=",
             base64::engine::general_purpose::STANDARD.encode(v.as_bytes())
-        )
+        ))
     };
-    HeaderValue::from_str(&text)
-        .map_err(|_| TransportError::Protocol(format!("cannot send {v:?} as a header value")))
+    made.map_err(|_| TransportError::Protocol(format!("cannot send {v:?} as a header value")))
 }
 
 /// Decodes a header value that may be a base64 sentinel (for tests and

@@ -291,7 +291,7 @@ impl ModernWire {
 /// The routing headers of a stateless-era request.
 struct Route<'a> {
     wire: &'a ModernWire,
-    method: &'a str,
+    method: &'static str,
     name: Option<HeaderValue>,
     /// `Mcp-Param-*` headers of a `tools/call`.
     params: Vec<(HeaderName, HeaderValue)>,
@@ -373,9 +373,7 @@ impl<D: Dialer> HttpConnection<D> {
             );
             headers.append(
                 HeaderName::from_static("mcp-method"),
-                HeaderValue::from_str(route.method).map_err(|_| {
-                    TransportError::Protocol(format!("unusable method name {:?}", route.method))
-                })?,
+                HeaderValue::from_static(route.method),
             );
             if let Some(name) = &route.name {
                 headers.append(HeaderName::from_static("mcp-name"), name.clone());
@@ -554,40 +552,71 @@ impl<D: Dialer> HttpConnection<D> {
             name: envelope::mcp_name(op)
                 .map(envelope::header_value)
                 .transpose()?,
-            params: self.param_headers(op),
+            params: self.param_headers(op)?,
         };
         let (reply, _) = self
             .post(method, Some(id), body.finish(), Some(&route))
             .await?;
-        let result = Self::result(reply)?;
+        let mut result = Self::result(reply)?;
         if let Operation::ToolsList { .. } = op {
-            self.learn_tool_headers(&result);
+            result = self.learn_tool_headers(result);
         }
         jsonrpc::check_tool_result(op, result)
     }
 
     /// The `Mcp-Param-*` headers of a `tools/call`, from the annotations
-    /// learned so far.
-    fn param_headers(&self, op: &Operation) -> Vec<(HeaderName, HeaderValue)> {
+    /// learned so far; an error for a tool dropped for invalid ones.
+    fn param_headers(
+        &self,
+        op: &Operation,
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, TransportError> {
         let Operation::ToolsCall { name, arguments } = op else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let annotated = lock(&self.shared.tool_headers).get(name).cloned();
-        annotated.map_or_else(Vec::new, |p| params::headers_for(&p, arguments))
+        match annotated {
+            None => Ok(Vec::new()),
+            Some(params::Annotated::Headers(p)) => Ok(params::headers_for(&p, arguments)),
+            Some(params::Annotated::Invalid) => {
+                Err(TransportError::InvalidTool { name: name.clone() })
+            }
+        }
     }
 
-    /// Keeps the `x-mcp-header` annotations of a `tools/list` answer.
-    fn learn_tool_headers(&self, result: &CallResult) {
-        let Some(learned) = params::learn(result) else {
-            return;
+    /// Keeps the `x-mcp-header` annotations of a `tools/list` answer, and
+    /// returns the answer without the tools whose annotations are invalid:
+    /// the spec has clients drop them (and warn), and a `tools/call` of one
+    /// is then refused without being sent.
+    fn learn_tool_headers(&self, result: CallResult) -> CallResult {
+        let Some(learned) = params::learn(&result) else {
+            return result;
         };
-        let mut known = lock(&self.shared.tool_headers);
-        for (tool, headers) in learned {
-            match headers.filter(|h| !h.is_empty()) {
-                Some(h) => known.insert(tool, Arc::new(h)),
-                None => known.remove(&tool),
-            };
+        let mut invalid = Vec::new();
+        {
+            let mut known = lock(&self.shared.tool_headers);
+            for (tool, headers) in learned {
+                match headers {
+                    Some(h) if !h.is_empty() => {
+                        known.insert(tool, params::Annotated::Headers(Arc::new(h)));
+                    }
+                    Some(_) => {
+                        known.remove(&tool);
+                    }
+                    None => {
+                        tracing::warn!(
+                            tool = tool.as_str(),
+                            "tools/list: dropped a tool with an invalid x-mcp-header annotation"
+                        );
+                        known.insert(tool.clone(), params::Annotated::Invalid);
+                        invalid.push(tool);
+                    }
+                }
+            }
         }
+        if invalid.is_empty() {
+            return result;
+        }
+        params::without_tools(&result, &invalid)
     }
 
     /// A stateless-era request; after -32022, once more at the newest

@@ -32,8 +32,30 @@ pub(crate) struct ParamHeader {
     pub path: Vec<String>,
 }
 
-/// Tool name → its annotated arguments (only tools that have some).
-pub(crate) type ToolHeaders = BTreeMap<String, Arc<Vec<ParamHeader>>>;
+/// What a `tools/list` said of a tool's annotations.
+#[derive(Clone, Debug)]
+pub(crate) enum Annotated {
+    /// Valid: these arguments go into headers.
+    Headers(Arc<Vec<ParamHeader>>),
+    /// Invalid: the tool was dropped from the list, and is not called.
+    Invalid,
+}
+
+/// Tool name → its annotations (only tools that have some, valid or not).
+pub(crate) type ToolHeaders = BTreeMap<String, Annotated>;
+
+/// `result` (a `tools/list` result) without the tools named in `drop`.
+pub(crate) fn without_tools(result: &CallResult, drop: &[String]) -> CallResult {
+    let mut v = result.to_value();
+    if let Some(Value::Array(tools)) = v.get_mut("tools") {
+        tools.retain(|t| {
+            t.get("name")
+                .and_then(Value::as_str)
+                .is_none_or(|n| !drop.iter().any(|d| d == n))
+        });
+    }
+    CallResult::from_value(&v)
+}
 
 /// Reads a `tools/list` result and returns the annotations of its tools
 /// (`None` when the result mentions no annotation at all, which is nearly
@@ -240,5 +262,8 @@ mod tests {
         assert_eq!(learned[0].0, "t");
         assert_eq!(learned[0].1.as_ref().map(Vec::len), Some(1));
         assert_eq!(learned[1], ("bad".to_owned(), None));
+        let kept = without_tools(&annotated, &["bad".to_owned()]).to_value();
+        assert_eq!(kept["tools"].as_array().map(Vec::len), Some(1));
+        assert_eq!(kept["tools"][0]["name"], "t");
     }
 }
