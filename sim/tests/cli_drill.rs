@@ -1,17 +1,27 @@
 //! `mcp-sim drill`, run as a user runs it: against `mcp-sim serve` on
 //! loopback in every mode (no failed operation, a JSON report that
-//! parses), against a closed port and against endpoints that do not speak
-//! MCP (one line naming the URL, exit status 1, no load), and with bad
-//! values (one line naming the value, exit status 2, no network traffic).
+//! parses), against a canned MCP 2026-07-28 ("stateless") server in every
+//! mode with `--era modern` and `--era auto`, against a closed port and
+//! against endpoints that do not speak MCP, or not the era asked for (one
+//! line naming the URL, exit status 1, no load), and with bad values (one
+//! line naming the value, exit status 2, no network traffic).
+//!
+//! `mcp-sim serve` speaks only the legacy era (2025-11-25) today: `--era
+//! auto` falls back to `initialize` against it, `--era modern` refuses it.
 //!
 //! These are real-network end-to-end tests: each drill runs for one second
 //! of real time. Nothing listens anywhere but 127.0.0.1.
 
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
@@ -46,14 +56,41 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// Drills `serve` for 1 s in `mode` (with `extra` options) and checks what
-/// every clean run shows; returns the JSON report.
+/// every clean run shows; returns the JSON report. The default era, auto,
+/// falls back to the legacy era (`serve` is legacy-only).
 async fn clean_drill(mode: &str, vus: u32, extra: &[&str]) -> Value {
     let server = Serve::start(&[]).await;
-    let json = scratch(&format!("{mode}-{}.json", extra.join("_")));
+    let report = clean_drill_at(&server.url, mode, vus, extra, ("legacy", "2025-11-25")).await;
+    let eras = &report["metrics"]["eras"];
+    let fallbacks = eras["fallbacks_to_legacy"].as_u64().expect("fallbacks");
+    if report["era"]["setting"] == "legacy" {
+        assert_eq!(fallbacks, 0, "{eras}");
+    } else {
+        // Each VU's first session may probe before the first verdict is in.
+        assert!((1..=u64::from(vus)).contains(&fallbacks), "{eras}");
+    }
+    assert_eq!(eras["discover_probes"], fallbacks, "{eras}");
+    assert_eq!(eras["modern"]["created"], 0, "{eras}");
+    report
+}
+
+/// Drills `url` for 1 s in `mode` (with `extra` options), checks what
+/// every clean run shows and that the drill negotiated `(era, version)`;
+/// returns the JSON report.
+async fn clean_drill_at(
+    url: &str,
+    mode: &str,
+    vus: u32,
+    extra: &[&str],
+    (era, version): (&str, &str),
+) -> Value {
+    // Distinct names: drills of several servers run at once.
+    let port = url.rsplit(':').next().unwrap_or("").replace("/mcp", "");
+    let json = scratch(&format!("{mode}-{port}-{}.json", extra.join("_")));
     let vus = vus.to_string();
     let mut args = vec![
         "--url",
-        &server.url,
+        url,
         "--mode",
         mode,
         "--vus",
@@ -69,10 +106,22 @@ async fn clean_drill(mode: &str, vus: u32, extra: &[&str]) -> Value {
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     // Progress: plain lines (stderr is not a terminal here).
-    assert!(stderr.contains("speaks MCP"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("speaks MCP {version} ({era} era")),
+        "{stderr}"
+    );
     assert!(stderr.contains("failed 0"), "{stderr}");
     // The text report.
     assert!(stdout.contains(&format!("{mode} mode")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("negotiated {era} era, MCP {version}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("discover probes"), "{stdout}");
+    assert!(stdout.contains("fallbacks to legacy"), "{stdout}");
+    for row in ["  legacy ", "  modern "] {
+        assert!(stdout.contains(row), "{row} not in {stdout}");
+    }
     assert!(stdout.contains(" ok, 0 failed, "), "{stdout}");
     assert!(!stdout.contains("failed by kind"), "{stdout}");
     for row in ["acquire + op", "p50", "p95", "p99", "sessions after close"] {
@@ -82,7 +131,7 @@ async fn clean_drill(mode: &str, vus: u32, extra: &[&str]) -> Value {
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("the JSON report"))
             .expect("the JSON report parses");
-    assert_eq!(report["url"], server.url.as_str());
+    assert_eq!(report["url"], url);
     assert_eq!(report["mode"], mode);
     assert_eq!(report["vus"], vus.parse::<u64>().expect("vus"));
     assert_eq!(report["duration_ms"], 1000);
@@ -112,7 +161,23 @@ async fn clean_drill(mode: &str, vus: u32, extra: &[&str]) -> Value {
         .sum();
     assert_eq!(closed, created, "every session closed once: {m}");
     assert!(report["sessions_at_end"].is_object());
-    assert_eq!(report["probe"]["protocol_version"], "2025-11-25");
+    assert_eq!(report["probe"]["protocol_version"], version);
+    assert_eq!(report["probe"]["era"], era);
+    assert_eq!(report["era"]["negotiated"], era, "{}", report["era"]);
+    assert_eq!(report["era"]["version"], version, "{}", report["era"]);
+    let setting = extra
+        .iter()
+        .position(|a| *a == "--era")
+        .map_or("auto", |i| extra[i + 1]);
+    assert_eq!(report["era"]["setting"], setting);
+    assert_eq!(report["config"]["era"], setting);
+    // Every session was made, and closed, in the era negotiated.
+    let eras = &m["eras"];
+    assert_eq!(eras[era]["created"], created, "{eras}");
+    assert_eq!(eras[era]["closed"], created, "{eras}");
+    for counter in ["version_retries", "era_reprobes", "era_changes"] {
+        assert_eq!(eras[counter], 0, "{counter}: {eras}");
+    }
     report
 }
 
@@ -163,11 +228,58 @@ async fn churn_mode_replaces_sessions_by_time() {
     assert!(r["metrics"]["closed"]["churned"].as_u64().expect("churned") > 0);
 }
 
+#[tokio::test]
+async fn the_default_op_is_tools_list() {
+    let r = clean_drill("reuse", 1, &[]).await;
+    assert_eq!(r["op"], "tools/list");
+    // One VU: one probe, answered as a legacy server answers it.
+    assert_eq!(r["metrics"]["eras"]["fallbacks_to_legacy"], 1);
+    assert_eq!(r["metrics"]["eras"]["discover_probes"], 1);
+}
+
+#[tokio::test]
+async fn era_legacy_sends_no_discover() {
+    let r = clean_drill("per_request", 2, &["--era", "legacy", "--op", "ping"]).await;
+    assert_eq!(r["op"], "ping");
+    assert_eq!(r["metrics"]["eras"]["discover_probes"], 0);
+    assert_eq!(r["metrics"]["eras"]["fallbacks_to_legacy"], 0);
+}
+
+#[tokio::test]
+async fn era_modern_against_a_legacy_server_is_one_line() {
+    let server = Serve::start(&[]).await;
+    let stderr = probe_fails_with(
+        &server.url,
+        &["--era", "modern"],
+        &["does not speak MCP 2026-07-28", "--era auto"],
+    )
+    .await;
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[tokio::test]
+async fn op_discover_against_a_legacy_server_says_why() {
+    let server = Serve::start(&[]).await;
+    probe_fails_with(
+        &server.url,
+        &["--op", "discover"],
+        &["server/discover", "legacy", "--op list"],
+    )
+    .await;
+}
+
 /// Runs drill against `url` and expects the probe to fail: exit status 1,
 /// nothing on stdout, one line on stderr naming the URL and each of
 /// `named`.
 async fn probe_fails(url: &str, named: &[&str]) -> String {
-    let out = drill(&["--url", url, "--duration", "1s", "--connect-timeout", "2s"]).await;
+    probe_fails_with(url, &[], named).await
+}
+
+/// [`probe_fails`] with `extra` options.
+async fn probe_fails_with(url: &str, extra: &[&str], named: &[&str]) -> String {
+    let mut args = vec!["--url", url, "--duration", "1s", "--connect-timeout", "2s"];
+    args.extend_from_slice(extra);
+    let out = drill(&args).await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(out.stdout.is_empty(), "no report: {}", text(&out.stdout));
@@ -309,6 +421,33 @@ fn bad_values_are_usage_errors_naming_them() {
 }
 
 #[test]
+fn bad_eras_are_usage_errors_naming_them() {
+    usage_error(
+        &["--era", "stateless"],
+        &["--era", "'stateless'", "auto, modern, legacy"],
+    );
+    usage_error(&["--era", ""], &["--era", "''"]);
+    usage_error(
+        &["--era", "modern", "--op", "ping"],
+        &[
+            "--op ping",
+            "ping does not exist in MCP 2026-07-28",
+            "--op list",
+            "--op discover",
+        ],
+    );
+    usage_error(
+        &["--modern-versions", "2025-11-25"],
+        &["--modern-versions", "2025-11-25"],
+    );
+    usage_error(
+        &["--modern-versions", "2026-07-28,tomorrow"],
+        &["--modern-versions", "tomorrow"],
+    );
+    usage_error(&["--modern-versions", ""], &["--modern-versions", "empty"]);
+}
+
+#[test]
 fn configs_the_manager_refuses_name_the_option() {
     usage_error(
         &["--mode", "pool", "--pool-size", "0"],
@@ -361,4 +500,258 @@ fn values_clap_checks_exit_2_too() {
         .expect("run mcp-sim");
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--url"));
+}
+
+/// The revision the canned stateless server speaks.
+const MODERN: &str = "2026-07-28";
+
+/// A JSON-RPC answer of the canned stateless server.
+fn rpc(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// A JSON-RPC error of the canned stateless server, with its status.
+fn rpc_error(status: StatusCode, id: &Value, code: i64, message: &str) -> Response<Full<Bytes>> {
+    rpc(
+        status,
+        &json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}),
+    )
+}
+
+/// How the canned stateless server answers one HTTP request: as a
+/// 2026-07-28-only server does (Python SDK 2.3.0's rules, trimmed): POST
+/// only, no sessions, the routing headers and `params._meta` checked on
+/// every request, `server/discover`, `tools/list` and `tools/call echo`
+/// served, everything else (`initialize`, `ping`) method-not-found.
+async fn modern_answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.method() != hyper::Method::POST {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+        r.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("POST"),
+        );
+        return Ok(r);
+    }
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (version, method_header, name_header) = (
+        header("mcp-protocol-version"),
+        header("mcp-method"),
+        header("mcp-name"),
+    );
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Ok(rpc_error(
+                StatusCode::BAD_REQUEST,
+                &Value::Null,
+                -32700,
+                "body",
+            ))
+        }
+    };
+    let Ok(msg) = serde_json::from_slice::<Value>(&body) else {
+        return Ok(rpc_error(
+            StatusCode::BAD_REQUEST,
+            &Value::Null,
+            -32700,
+            "Parse error",
+        ));
+    };
+    let method = msg["method"].as_str().unwrap_or_default().to_owned();
+    let Some(id) = msg.get("id").cloned() else {
+        // A notification.
+        return Ok(Response::builder()
+            .status(StatusCode::ACCEPTED)
+            .body(Full::new(Bytes::new()))
+            .expect("a 202"));
+    };
+    let meta = &msg["params"]["_meta"];
+    let meta_version = meta["io.modelcontextprotocol/protocolVersion"].as_str();
+    if meta_version.is_none() || !meta["io.modelcontextprotocol/clientCapabilities"].is_object() {
+        return Ok(rpc_error(
+            StatusCode::BAD_REQUEST,
+            &id,
+            -32602,
+            "params._meta",
+        ));
+    }
+    let name = msg["params"]["name"].as_str().map(str::to_owned);
+    let named = matches!(method.as_str(), "tools/call" | "prompts/get");
+    if version.as_deref() != meta_version
+        || method_header.as_deref() != Some(method.as_str())
+        || (named && name_header != name)
+    {
+        return Ok(rpc_error(
+            StatusCode::BAD_REQUEST,
+            &id,
+            -32020,
+            "header mismatch",
+        ));
+    }
+    if meta_version != Some(MODERN) {
+        return Ok(rpc(
+            StatusCode::BAD_REQUEST,
+            &json!({"jsonrpc": "2.0", "id": id, "error": {
+                "code": -32022, "message": "Unsupported protocol version",
+                "data": {"supported": [MODERN], "requested": meta_version}}}),
+        ));
+    }
+    let result = match method.as_str() {
+        "server/discover" => json!({
+            "supportedVersions": [MODERN],
+            "capabilities": {"tools": {}},
+            "resultType": "complete",
+            "ttlMs": 0,
+            "cacheScope": "private",
+        }),
+        "tools/list" => json!({
+            "tools": [{"name": "echo", "inputSchema": {"type": "object",
+                "properties": {"text": {"type": "string"}}}}],
+            "resultType": "complete",
+            "ttlMs": 0,
+            "cacheScope": "private",
+        }),
+        "tools/call" if name.as_deref() == Some("echo") => json!({
+            "content": [{"type": "text",
+                "text": msg["params"]["arguments"]["text"].as_str().unwrap_or_default()}],
+            "isError": false,
+            "resultType": "complete",
+        }),
+        _ => {
+            return Ok(rpc(
+                StatusCode::NOT_FOUND,
+                &json!({"jsonrpc": "2.0", "id": id,
+                    "error": {"code": -32601, "message": "Method not found", "data": method}}),
+            ))
+        }
+    };
+    Ok(rpc(
+        StatusCode::OK,
+        &json!({"jsonrpc": "2.0", "id": id, "result": result}),
+    ))
+}
+
+/// A canned MCP 2026-07-28 (stateless-only) server on a free loopback
+/// port, for as long as the test runs; its URL.
+async fn modern_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let service = hyper::service::service_fn(modern_answer);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}/mcp")
+}
+
+/// Drills the canned stateless server in `mode` with `--era modern` and
+/// `--era auto` (at once, one server each), checks both ran clean in the
+/// modern era, and returns their reports.
+async fn modern_drills(mode: &str, extra: &[&str]) -> [Value; 2] {
+    let (a, b) = (modern_server().await, modern_server().await);
+    let with = |era: &'static str| {
+        let mut v = vec!["--era", era];
+        v.extend_from_slice(extra);
+        v
+    };
+    let (modern, auto) = (with("modern"), with("auto"));
+    let (m, au) = tokio::join!(
+        clean_drill_at(&a, mode, 3, &modern, ("modern", MODERN)),
+        clean_drill_at(&b, mode, 3, &auto, ("modern", MODERN)),
+    );
+    for r in [&m, &au] {
+        let eras = &r["metrics"]["eras"];
+        assert_eq!(eras["fallbacks_to_legacy"], 0, "{eras}");
+        assert_eq!(eras["legacy"]["created"], 0, "{eras}");
+        assert!(
+            eras["discover_probes"].as_u64().expect("probes") >= 1,
+            "{eras}"
+        );
+        // No session ids in this era: contexts are named by the client.
+        assert!(
+            r["probe"]["session_id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("ctx-")),
+            "{}",
+            r["probe"]
+        );
+    }
+    [m, au]
+}
+
+#[tokio::test]
+async fn a_modern_server_in_reuse_mode() {
+    for r in modern_drills("reuse", &[]).await {
+        assert_eq!(r["metrics"]["total_created"], 3);
+        assert_eq!(r["op"], "tools/list");
+    }
+}
+
+#[tokio::test]
+async fn a_modern_server_in_per_request_mode() {
+    for r in modern_drills("per_request", &["--op", "echo"]).await {
+        let ok = r["operations"]["ok"].as_u64().expect("ok");
+        assert_eq!(r["metrics"]["eras"]["modern"]["created"], ok);
+        assert_eq!(r["op"], "tools/call echo");
+    }
+}
+
+#[tokio::test]
+async fn a_modern_server_in_pool_mode() {
+    for r in modern_drills("pool", &["--pool-size", "2", "--op", "discover"]).await {
+        assert_eq!(r["op"], "server/discover");
+        let created = r["metrics"]["total_created"].as_u64().expect("created");
+        assert!((1..=2).contains(&created), "{}", r["metrics"]);
+    }
+}
+
+#[tokio::test]
+async fn a_modern_server_in_churn_mode() {
+    for r in modern_drills("churn", &["--churn-ops", "3"]).await {
+        assert!(r["metrics"]["closed"]["churned"].as_u64().expect("churned") > 0);
+    }
+}
+
+#[tokio::test]
+async fn ping_against_a_server_found_modern_is_one_line() {
+    let url = modern_server().await;
+    probe_fails_with(
+        &url,
+        &["--op", "ping"],
+        &[
+            "2026-07-28",
+            "ping does not exist",
+            "--op list",
+            "--op discover",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_modern_server_refuses_legacy_drills_in_one_line() {
+    // A stateless-only server refuses initialize (no `_meta`): --era
+    // legacy cannot open a session.
+    let url = modern_server().await;
+    probe_fails_with(&url, &["--era", "legacy"], &["initialize failed", "400"]).await;
 }

@@ -9,18 +9,48 @@
 //! `HttpConnector` and `TcpDialer` (MCP's Streamable HTTP over tokio TCP),
 //! in any of the four modes. Each of `--vus` virtual users runs a loop
 //! until `--duration` has passed: acquire a session, run `--op` on it, give
-//! the session back (release it; invalidate it after a 404; drop it after a
-//! timeout or a broken connection, so it is not reused), wait `--think`.
+//! the session back (release it; invalidate it after a 404 or when the
+//! server changed era; drop it after a timeout or a broken connection, so
+//! it is not reused), wait `--think`.
+//!
+//! # Eras
+//!
+//! MCP has two eras, and the drill speaks both (`--era`, the library's
+//! `SessionConfig::era`):
+//!
+//! - **legacy** (2025-11-25 and before): a session is opened with
+//!   `initialize` (the revision asked for is `--protocol-version`), named by
+//!   the server's `Mcp-Session-Id`, and closed with an HTTP DELETE.
+//! - **modern** (2026-07-28, "stateless"): no handshake and no session id;
+//!   every request carries its protocol revision in `params._meta` and in
+//!   the `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` headers. A
+//!   "session" of the drill is then a client context: a connection and the
+//!   revision its requests carry. The revisions offered are
+//!   `--modern-versions` (default 2026-07-28). `ping` does not exist in
+//!   this era: `--op ping` is refused with `--era modern`, and fails the
+//!   probe with `--era auto` when the server turns out to be modern.
+//! - **auto** (the default): the manager's first request is a
+//!   `server/discover`. A modern answer makes modern contexts; anything a
+//!   legacy server answers falls back to `initialize` (counted as a
+//!   fallback). `--era modern` never falls back: a legacy-only server is
+//!   one line saying it does not speak MCP 2026-07-28, exit status 1.
+//!
+//! The report names the era setting and the era and revision negotiated,
+//! and counts the era work: discover probes, fallbacks to legacy, version
+//! retries (after -32022), era re-probes and era changes, and the sessions
+//! created, closed, evicted and reconnected in each era.
 //!
 //! # Before the load
 //!
 //! Every value is checked first, with no network traffic: a bad value is
 //! one line naming it, exit status 2 (so is a config the manager refuses,
-//! named by its option). Then one probe session is made (connect,
-//! `initialize`, version check, `notifications/initialized`), `--op` is run
-//! on it once and it is closed: an unreachable URL, an endpoint that does
-//! not speak MCP, or an operation the server refuses is one line naming the
-//! URL and what went wrong, exit status 1, and no load is started.
+//! named by its option). Then one probe session is made in the same era
+//! setting (connect; `server/discover` unless `--era legacy`; `initialize`,
+//! version check and `notifications/initialized` in the legacy era),
+//! `--op` is run on it once and it is closed: an unreachable URL, an
+//! endpoint that does not speak MCP (or not the era asked for), or an
+//! operation the server refuses is one line naming the URL and what went
+//! wrong, exit status 1, and no load is started.
 //!
 //! # While it runs
 //!
@@ -32,12 +62,12 @@
 //!
 //! No new operation starts after `--duration`; the ones in flight get
 //! `--grace` to finish, then are cancelled (counted as cancelled, not
-//! failed). The manager is closed (every session DELETEd) and the report
-//! goes to stdout: operations ok and failed, the failures by error kind
-//! (with one example message each), latency percentiles (p50, p95, p99,
-//! max, mean; acquire + operation, acquire alone, operation alone; of the
-//! successful operations), and the session metrics. `--json FILE` also
-//! writes it as JSON.
+//! failed). The manager is closed (every legacy session DELETEd) and the
+//! report goes to stdout: the era negotiated, operations ok and failed,
+//! the failures by error kind (with one example message each), latency
+//! percentiles (p50, p95, p99, max, mean; acquire + operation, acquire
+//! alone, operation alone; of the successful operations), the session
+//! metrics and the era counters. `--json FILE` also writes it as JSON.
 //!
 //! Exit status: 0 when the drill ran; 1 when the probe failed, when more
 //! operations failed than `--max-failures`, when Ctrl-C cut the run short,
@@ -63,7 +93,7 @@ use serde_json::{json, Value};
 
 use mcp_session::config::MAX_DURATION_MS;
 use mcp_session::transport::{HttpConfig, Operation};
-use mcp_session::{ConfigError, Mode, SessionConfig, VersionPolicy};
+use mcp_session::{ConfigError, Era, Mode, SessionConfig, VersionPolicy};
 
 use super::Failure;
 
@@ -88,10 +118,11 @@ pub struct DrillArgs {
     #[arg(long, value_name = "D", default_value = "10s")]
     pub duration: String,
 
-    /// The operation each VU runs: ping, list (tools/list), echo
-    /// (tools/call echo {"text": ...}), or call (tools/call --tool with
-    /// --args).
-    #[arg(long, value_name = "OP", default_value = "ping")]
+    /// The operation each VU runs: list (tools/list), discover
+    /// (server/discover), echo (tools/call echo {"text": ...}), call
+    /// (tools/call --tool with --args), or ping (legacy era only: MCP
+    /// 2026-07-28 has no ping).
+    #[arg(long, value_name = "OP", default_value = "list")]
     pub op: String,
 
     /// The tool `--op call` calls.
@@ -159,7 +190,20 @@ pub struct SessionOptions {
     #[arg(long, value_name = "MS")]
     pub churn_ms: Option<String>,
 
-    /// Protocol revision asked for in initialize (default 2025-11-25).
+    /// Which era of MCP to speak: auto (server/discover first, fall back
+    /// to initialize when the server is not modern), modern (2026-07-28
+    /// stateless requests only) or legacy (initialize and Mcp-Session-Id
+    /// only).
+    #[arg(long, value_name = "ERA", default_value = "auto")]
+    pub era: String,
+
+    /// Modern era: the 2026-07-28-or-later revisions offered, a comma list
+    /// (default 2026-07-28); the newest is sent first.
+    #[arg(long, value_name = "YYYY-MM-DD[,...]")]
+    pub modern_versions: Option<String>,
+
+    /// Legacy era: the protocol revision asked for in initialize (default
+    /// 2025-11-25).
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub protocol_version: Option<String>,
 
@@ -205,7 +249,8 @@ pub const ECHO_TEXT: &str = "mcp-sim drill";
 /// What a VU runs each time.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct DrillOp {
-    /// How reports name it: `ping`, `tools/list`, `tools/call echo`, ...
+    /// How reports name it: `tools/list`, `server/discover`,
+    /// `tools/call echo`, `ping`, ...
     pub label: String,
     /// The operation.
     pub op: Operation,
@@ -345,7 +390,19 @@ pub(crate) fn plan(args: DrillArgs) -> Result<Plan, Failure> {
             args.duration
         )));
     }
+    let era: Era = args.session.era.parse().map_err(|_| {
+        usage(format!(
+            "unknown --era '{}' (accepted: auto, modern, legacy)",
+            args.session.era
+        ))
+    })?;
     let op = drill_op(&args.op, args.tool.as_deref(), args.args.as_deref())?;
+    if era == Era::Modern && op.op == Operation::Ping {
+        return Err(usage(
+            "--op ping cannot run with --era modern: ping does not exist in MCP 2026-07-28 \
+             (use --op list or --op discover)",
+        ));
+    }
     let policy: VersionPolicy = args.session.version_policy.parse().map_err(|_| {
         usage(format!(
             "unknown --version-policy '{}' (accepted: strict, supported, none)",
@@ -354,6 +411,7 @@ pub(crate) fn plan(args: DrillArgs) -> Result<Plan, Failure> {
     })?;
 
     let mut config = SessionConfig::with_mode(mode);
+    config.era = era;
     config.protocol_version_policy = policy;
     if let Some(n) = args.session.pool_size {
         config.pool_size = n;
@@ -379,6 +437,9 @@ pub(crate) fn plan(args: DrillArgs) -> Result<Plan, Failure> {
     }
     if let Some(v) = &args.session.protocol_version {
         config.protocol_version = v.clone();
+    }
+    if let Some(list) = &args.session.modern_versions {
+        config.modern_protocol_versions = modern_versions_arg(list);
     }
     config.validate().map_err(|e| config_usage(&e))?;
 
@@ -466,6 +527,8 @@ fn flag_of(field: &str) -> &'static str {
         "protocol_version" => "--protocol-version",
         "protocol_version_policy" => "--version-policy",
         "acquire_timeout_ms" => "--acquire-timeout",
+        "era" => "--era",
+        "modern_protocol_versions" => "--modern-versions",
         _ => "a setting",
     }
 }
@@ -481,6 +544,16 @@ fn config_usage(e: &ConfigError) -> Failure {
     usage(format!("bad {flag}: {e}"))
 }
 
+/// `--modern-versions`: a comma list, blanks around the commas ignored
+/// (the library's validation says what is wrong with a value).
+fn modern_versions_arg(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// `--op` (with `--tool` and `--args`).
 fn drill_op(op: &str, tool: Option<&str>, args: Option<&str>) -> Result<DrillOp, Failure> {
     if op != "call" {
@@ -493,6 +566,7 @@ fn drill_op(op: &str, tool: Option<&str>, args: Option<&str>) -> Result<DrillOp,
     }
     let (label, op) = match op {
         "ping" => ("ping".to_owned(), Operation::Ping),
+        "discover" => ("server/discover".to_owned(), Operation::Discover),
         "list" => (
             "tools/list".to_owned(),
             Operation::ToolsList { cursor: None },
@@ -523,7 +597,7 @@ fn drill_op(op: &str, tool: Option<&str>, args: Option<&str>) -> Result<DrillOp,
         }
         other => {
             return Err(usage(format!(
-                "unknown --op '{other}' (accepted: ping, list, echo, call)"
+                "unknown --op '{other}' (accepted: list, discover, echo, call, ping)"
             )))
         }
     };
@@ -739,7 +813,10 @@ mod tests {
         assert_eq!(p.config.mode, Mode::Reuse);
         assert_eq!(p.vus, 10);
         assert_eq!(p.duration, Duration::from_secs(10));
-        assert_eq!(p.op.op, Operation::Ping);
+        assert_eq!(p.op.op, Operation::ToolsList { cursor: None });
+        assert_eq!(p.op.label, "tools/list");
+        assert_eq!(p.config.era, Era::Auto);
+        assert_eq!(p.config.modern_protocol_versions, ["2026-07-28"]);
         assert_eq!(p.config.protocol_version_policy, VersionPolicy::Supported);
         assert_eq!(p.http.request_timeout_ms, 30_000);
     }
@@ -811,6 +888,84 @@ mod tests {
             (&["--request-timeout", "0"], &["--request-timeout"]),
             (&["--threads", "0"], &["--threads"]),
             (&["--think", "fast"], &["--think", "'fast'"]),
+        ];
+        for (extra, named) in cases {
+            let m = usage_of(extra);
+            assert_eq!(m.lines().count(), 1, "{m}");
+            assert!(m.starts_with("mcp-sim drill: "), "{m}");
+            for n in *named {
+                assert!(m.contains(n), "{extra:?}: {n} not in {m}");
+            }
+        }
+    }
+
+    #[test]
+    fn eras_and_modern_versions_reach_the_config() {
+        for (text, era) in [
+            ("auto", Era::Auto),
+            ("modern", Era::Modern),
+            ("legacy", Era::Legacy),
+        ] {
+            assert_eq!(plan(args(&["--era", text])).expect(text).config.era, era);
+        }
+        let p = plan(args(&[
+            "--era",
+            "modern",
+            "--modern-versions",
+            " 2026-07-28 ,",
+        ]))
+        .expect("valid");
+        assert_eq!(p.config.modern_protocol_versions, ["2026-07-28"]);
+        // Legacy needs no modern revision.
+        let p = plan(args(&["--era", "legacy", "--modern-versions", ""])).expect("valid");
+        assert!(p.config.modern_protocol_versions.is_empty());
+        // Ping is a legacy-era operation, fine unless the era is modern.
+        for era in ["auto", "legacy"] {
+            let p = plan(args(&["--era", era, "--op", "ping"])).expect(era);
+            assert_eq!(p.op.op, Operation::Ping);
+        }
+        let p = plan(args(&["--era", "modern", "--op", "discover"])).expect("discover");
+        assert_eq!(
+            (p.op.op, p.op.label.as_str()),
+            (Operation::Discover, "server/discover")
+        );
+    }
+
+    #[test]
+    fn era_errors_name_the_option_and_the_value() {
+        let cases: &[(&[&str], &[&str])] = &[
+            (
+                &["--era", "stateless"],
+                &["--era", "'stateless'", "auto, modern, legacy"],
+            ),
+            (&["--era", "Modern"], &["--era", "'Modern'"]),
+            (
+                &["--era", "modern", "--op", "ping"],
+                &[
+                    "--op ping",
+                    "--era modern",
+                    "2026-07-28",
+                    "--op list",
+                    "--op discover",
+                ],
+            ),
+            (
+                &["--modern-versions", "2025-11-25"],
+                &["--modern-versions", "2025-11-25", "legacy"],
+            ),
+            (
+                &["--modern-versions", "2099-01-01"],
+                &["--modern-versions", "2099-01-01"],
+            ),
+            (
+                &["--modern-versions", "soon"],
+                &["--modern-versions", "soon"],
+            ),
+            (
+                &["--modern-versions", "2026-07-28,2026-07-28"],
+                &["--modern-versions", "twice"],
+            ),
+            (&["--modern-versions", ""], &["--modern-versions", "empty"]),
         ];
         for (extra, named) in cases {
             let m = usage_of(extra);

@@ -86,6 +86,32 @@ pub enum ServerEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fault: Option<AnswerFault>,
     },
+    /// A stateless-era (2026-07-28) request climbed the whole validation
+    /// ladder and is served (no session).
+    StatelessRequest {
+        /// The JSON-RPC method.
+        method: String,
+        /// The revision of its envelope.
+        version: String,
+        /// For `tools/call`: the tool's name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tool: Option<String>,
+    },
+    /// A stateless-era notification (answered 202).
+    StatelessNotification {
+        /// The notification's method.
+        method: String,
+    },
+    /// A stateless-era request was refused on the validation ladder.
+    StatelessRefused {
+        /// The HTTP status.
+        status: u16,
+        /// The JSON-RPC error code, when the answer has a body.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<i64>,
+        /// Why.
+        why: String,
+    },
     /// A notification on a session (answered 202).
     Notification {
         /// The session it named.

@@ -191,6 +191,9 @@ pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>
     if req.path != cfg.path {
         return Decision::Now(reject(st, now, http, StatusCode::NOT_FOUND, "no such path"));
     }
+    if super::modern::routes_modern(cfg.era, req.headers) {
+        return super::modern::decide(st, cfg, now, req);
+    }
     match *req.method {
         Method::POST => post(st, cfg, now, req),
         Method::DELETE => Decision::Now(delete(st, cfg, now, req)),
@@ -313,13 +316,15 @@ fn unknown_session(
     error_answer(status, code, message)
 }
 
-/// The answer to a request that needs a session and names none.
+/// The answer to a request that needs a session and names none: what a
+/// TypeScript SDK 1.x server answers (so also to every stateless-era
+/// request a legacy server gets).
 fn missing_session(st: &mut State, now: u64, http: String, method: Option<String>) -> Answer {
     st.record(now, ServerEvent::MissingSession { http, method });
     error_answer(
         StatusCode::BAD_REQUEST,
         SERVER_ERROR,
-        "Bad Request: Mcp-Session-Id header is required",
+        "Bad Request: Server not initialized",
     )
 }
 
@@ -345,7 +350,7 @@ fn delete(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Answer
 /// Whether the client accepts both `application/json` and
 /// `text/event-stream`, as a POST must. The `Accept` header every MCP
 /// client sends, exactly, is recognized before [`accepts`] parses it.
-fn accepts_both(headers: &HeaderMap) -> bool {
+pub(crate) fn accepts_both(headers: &HeaderMap) -> bool {
     let mut all = headers.get_all(ACCEPT).iter();
     if let (Some(only), None) = (all.next(), all.next()) {
         if only.as_bytes() == b"application/json, text/event-stream" {
@@ -373,7 +378,7 @@ fn accepts(headers: &HeaderMap, media: &str) -> bool {
 
 /// One JSON-RPC message from the client, classified.
 #[derive(Debug, PartialEq)]
-enum Message {
+pub(crate) enum Message {
     Request {
         id: Value,
         method: String,
@@ -415,7 +420,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 /// anything else (a batch, a member of an unexpected type, a member given
 /// twice, bytes that are not JSON) goes through a `Value`, which gives the
 /// same answer: [`parse_value`].
-fn parse(body: &[u8]) -> Result<Message, (i64, &'static str)> {
+pub(crate) fn parse(body: &[u8]) -> Result<Message, (i64, &'static str)> {
     let object = body
         .iter()
         .find(|b| !b.is_ascii_whitespace())
@@ -751,16 +756,40 @@ fn request(
         ServerEvent::Request {
             session: session.clone(),
             method: method.clone(),
-            tool: tool.clone(),
+            tool,
         },
     );
+    let (outcome, wait) = outcome(cfg, &method, params);
+    let answer = ok(Rpc {
+        session: Some(session),
+        method,
+        id,
+        outcome,
+    });
+    match wait {
+        Some(wait) => Decision::After { wait, answer },
+        None => Decision::Now(answer),
+    }
+}
+
+/// What a request (not `initialize`) is answered, and how long to wait
+/// first: `ping`, `logging/setLevel`, `tools/list`, the tools, or -32601.
+/// Shared by both eras.
+pub(crate) fn outcome(
+    cfg: &ServerConfig,
+    method: &str,
+    params: &Value,
+) -> (Result<Value, (i64, String)>, Option<Duration>) {
+    let tool = (method == "tools/call")
+        .then(|| params.get("name").and_then(Value::as_str))
+        .flatten();
     let empty = Map::new();
     let args = params
         .get("arguments")
         .and_then(Value::as_object)
         .unwrap_or(&empty);
     let mut wait = None;
-    let outcome = match (method.as_str(), tool.as_deref()) {
+    let outcome = match (method, tool) {
         ("ping", _) => Ok(json!({})),
         ("logging/setLevel", _) => match params.get("level").and_then(Value::as_str) {
             Some(level) if LOG_LEVELS.contains(&level) => Ok(json!({})),
@@ -773,11 +802,16 @@ fn request(
             )),
         },
         ("tools/list", _) => Ok(json!({"tools": tools(cfg.conformance_tools)})),
-        ("tools/call", Some("echo")) => match args.get("text").and_then(Value::as_str) {
+        // `text`, or `message` as the official SDK servers' echo tools take.
+        ("tools/call", Some("echo")) => match args
+            .get("text")
+            .or_else(|| args.get("message"))
+            .and_then(Value::as_str)
+        {
             Some(text) => Ok(text_result(text, false)),
             None => Err((
                 INVALID_PARAMS,
-                "echo: argument text (a string) is required".into(),
+                "echo: argument text or message (a string) is required".into(),
             )),
         },
         ("tools/call", Some("slow")) => match args.get("ms").and_then(Value::as_u64) {
@@ -804,16 +838,7 @@ fn request(
         ("tools/call", None) => Err((INVALID_PARAMS, "tools/call: name is required".into())),
         (other, _) => Err((METHOD_NOT_FOUND, format!("Method not found: {other}"))),
     };
-    let answer = ok(Rpc {
-        session: Some(session),
-        method,
-        id,
-        outcome,
-    });
-    match wait {
-        Some(wait) => Decision::After { wait, answer },
-        None => Decision::Now(answer),
-    }
+    (outcome, wait)
 }
 
 #[cfg(test)]

@@ -106,6 +106,11 @@ pub struct Hooks {
     pub protocol_version: Option<String>,
     /// What `initialize` answers put in `Mcp-Session-Id`.
     pub session_id: SessionIdFault,
+    /// Stateless-era requests still to be refused with -32022 although
+    /// their revision is served (the conformance suite's trap: a client
+    /// must retry once at a revision from `supported`, even the same one).
+    #[serde(default)]
+    pub refuse_version_next: u32,
 }
 
 impl Hooks {
@@ -145,6 +150,15 @@ impl Hooks {
             }
             armed
         })
+    }
+
+    /// Takes one armed -32022 refusal of a served revision, if any.
+    pub fn take_refuse_version(&mut self) -> bool {
+        if self.refuse_version_next == 0 {
+            return false;
+        }
+        self.refuse_version_next -= 1;
+        true
     }
 
     /// Takes one armed slow `initialize`, if any: how long to wait (ms)

@@ -60,6 +60,7 @@ pub mod encode;
 pub mod events;
 mod handler;
 pub mod hooks;
+pub mod modern;
 pub mod sessions;
 mod time;
 
@@ -90,6 +91,7 @@ use crate::listener::Listener;
 
 pub use self::events::{ServerEvent, Stamped};
 pub use self::hooks::{AnswerFault, Hooks, SessionIdFault};
+pub use self::modern::ServerEra;
 pub use self::sessions::ExpiryReason;
 
 /// The protocol revisions this server speaks, oldest first.
@@ -145,6 +147,14 @@ pub struct ServerConfig {
     /// `test_error_handling`. Off by default, so the simulation sees only
     /// the four tools of its own; `mcp-sim serve` turns it on.
     pub conformance_tools: bool,
+    /// Which eras of MCP the server speaks: `legacy` (2025-11-25 and
+    /// older), `dual` (also the stateless 2026-07-28 era, routed by the
+    /// `MCP-Protocol-Version` header), `modern` (2026-07-28 only). Default
+    /// `legacy`; `mcp-sim serve` defaults to `dual`.
+    pub era: ServerEra,
+    /// `ttlMs` of the stateless era's cacheable results (`server/discover`,
+    /// `tools/list`). Default 0: stale at once, as the Python SDK answers.
+    pub discover_ttl_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -162,6 +172,8 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             localhost_only: false,
             conformance_tools: false,
+            era: ServerEra::Legacy,
+            discover_ttl_ms: 0,
         }
     }
 }

@@ -13,8 +13,8 @@ use tokio::task::JoinSet;
 
 use mcp_session::transport::{HttpConnector, TcpDialer, TransportError};
 use mcp_session::{
-    Clock, ErrorKind, Lease, Manager, ManagerBuilder, Mode, SessionConfig, SessionError,
-    SessionMetrics, TokioClock,
+    Clock, ErrorKind, Lease, Manager, ManagerBuilder, Mode, Negotiated, SessionConfig, SessionEra,
+    SessionError, SessionMetrics, TokioClock,
 };
 
 use super::stats::Stats;
@@ -23,7 +23,8 @@ use super::{format_duration, DrillOp, Failure, Plan};
 /// The connector every drill uses: Streamable HTTP over tokio TCP.
 type Conn = HttpConnector<TcpDialer>;
 
-/// `clientInfo.name` the drill sends in `initialize`.
+/// `clientInfo.name` the drill sends (in `initialize`, and in every
+/// stateless-era request's `_meta`).
 pub(crate) const CLIENT_NAME: &str = "mcp-sim-drill";
 
 /// Progress refresh on a terminal.
@@ -34,9 +35,12 @@ const LINE_EVERY: Duration = Duration::from_secs(1);
 /// What the probe session found.
 #[derive(Debug, Clone)]
 pub(crate) struct Probe {
-    /// The protocol revision the server agreed to.
+    /// The era the probe session spoke (what `--era` found).
+    pub era: SessionEra,
+    /// The protocol revision the server agreed to (stateless era: the one
+    /// the probe's requests carried).
     pub protocol_version: String,
-    /// The probe session's id.
+    /// The probe session's id (`ctx-N` for a stateless-era context).
     pub session_id: String,
     /// How long the probe's operation took.
     pub latency: Duration,
@@ -57,6 +61,9 @@ pub(crate) struct Outcome {
     pub at_end: SessionMetrics,
     /// The manager's metrics after it closed.
     pub metrics: SessionMetrics,
+    /// The era and revision of the last session the load's manager made
+    /// (`None` if it made none).
+    pub negotiated: Option<Negotiated>,
     /// A VU task that did not end normally (a bug), if any.
     pub vu_failure: Option<String>,
 }
@@ -108,9 +115,11 @@ async fn drill(plan: &Plan) -> Result<Outcome, Failure> {
         .map_err(|e| Failure::Runtime(format!("mcp-sim drill: cannot start the manager: {e}")))?;
     if !plan.quiet {
         eprintln!(
-            "mcp-sim drill: {} speaks MCP {} (probe {} in {}); {} VUs, {} mode, {}",
+            "mcp-sim drill: {} speaks MCP {} ({} era, --era {}; probe {} in {}); {} VUs, {} mode, {}",
             plan.url,
             probe.protocol_version,
+            probe.era,
+            plan.config.era,
             plan.op.label,
             format_latency(probe.latency),
             plan.vus,
@@ -193,6 +202,7 @@ async fn drill(plan: &Plan) -> Result<Outcome, Failure> {
     let elapsed = clock.now() - start;
     progress.finish();
     let at_end = manager.metrics();
+    let negotiated = manager.negotiated();
     manager.close().await;
     let metrics = manager.metrics();
     Ok(Outcome {
@@ -202,6 +212,7 @@ async fn drill(plan: &Plan) -> Result<Outcome, Failure> {
         interrupted,
         at_end,
         metrics,
+        negotiated,
         vu_failure,
     })
 }
@@ -288,23 +299,27 @@ async fn iteration(sh: &Shared, vu: u64) -> Result<(Duration, Duration), Session
 }
 
 /// Gives back a session whose operation failed: invalidated when the
-/// server lost it (the next one counts as a reconnect), dropped (closed,
-/// not reused) when the connection broke or timed out mid-request, else
+/// server lost it or changed era under it (the next one counts as a
+/// reconnect, and the manager probes the era again), dropped (closed, not
+/// reused) when the connection broke or timed out mid-request, else
 /// released (the server answered; the session is fine).
 fn give_back_failed(lease: Lease<Conn>, e: &SessionError) {
     match &e.kind {
         _ if e.should_invalidate() => lease.invalidate(),
-        ErrorKind::Operation(TransportError::Timeout { .. } | TransportError::Closed(_)) => {
-            drop(lease)
-        }
+        ErrorKind::Operation(
+            TransportError::Timeout { .. } | TransportError::Closed(_) | TransportError::StreamLost,
+        ) => drop(lease),
         _ => lease.release(),
     }
 }
 
-/// Makes one session, runs the operation once, closes it: the server is
-/// reachable and speaks MCP, or the error says what it does instead.
+/// Makes one session in the plan's era setting, runs the operation once,
+/// closes it: the server is reachable and speaks MCP (in the era asked
+/// for), or the error says what it does instead.
 async fn probe(plan: &Plan, connector: &Conn, clock: &Arc<dyn Clock>) -> Result<Probe, Failure> {
     let config = SessionConfig {
+        era: plan.config.era,
+        modern_protocol_versions: plan.config.modern_protocol_versions.clone(),
         protocol_version: plan.config.protocol_version.clone(),
         protocol_version_policy: plan.config.protocol_version_policy,
         ..SessionConfig::with_mode(Mode::PerRequest)
@@ -361,6 +376,7 @@ async fn probe_once(
         Ok(_) => {
             lease.release();
             Ok(Probe {
+                era: info.era,
                 protocol_version: info.protocol_version,
                 session_id: info.id,
                 latency,
@@ -381,8 +397,8 @@ pub(crate) fn probe_failure(url: &str, op: &str, e: &SessionError) -> String {
             format!("mcp-sim drill: {url} does not answer as an MCP server: initialize failed: {t}")
         }
         ErrorKind::Discover(TransportError::NotModern { version, answer }) => format!(
-            "mcp-sim drill: {url} does not speak MCP {version} (stateless): it answered {answer} \
-             (--era auto falls back to the legacy era)"
+            "mcp-sim drill: {url} does not speak MCP {version} (stateless): its answer to \
+             server/discover was {answer} (--era auto or --era legacy drills it in the legacy era)"
         ),
         ErrorKind::Discover(t) => format!(
             "mcp-sim drill: {url} does not answer as an MCP server: server/discover failed: {t}"
@@ -398,6 +414,17 @@ pub(crate) fn probe_failure(url: &str, op: &str, e: &SessionError) -> String {
         }
         ErrorKind::SessionExpired => format!(
             "mcp-sim drill: {url}: the server lost the new probe session at its first {op} (404)"
+        ),
+        ErrorKind::Operation(TransportError::NotInModernEra { method }) => format!(
+            "mcp-sim drill: {url} speaks MCP 2026-07-28 (stateless), where {method} does not \
+             exist: the probe's {op} was not sent (use --op list or --op discover)"
+        ),
+        ErrorKind::Operation(
+            t @ (TransportError::MethodNotFound { .. }
+            | TransportError::JsonRpc { code: -32601, .. }),
+        ) if op == "server/discover" => format!(
+            "mcp-sim drill: {url}: the probe's {op} failed: {t} (a legacy-era server has no \
+             server/discover; use --op list)"
         ),
         ErrorKind::Operation(t) => format!("mcp-sim drill: {url}: the probe's {op} failed: {t}"),
         _ => format!("mcp-sim drill: {url}: the probe failed: {e}"),
@@ -553,6 +580,37 @@ mod tests {
             "mcp-sim drill: http://127.0.0.1:1/mcp: the probe's tools/list failed: \
              JSON-RPC error -32601: Method not found"
         );
+        let not_modern = SessionError::new(
+            Op::Acquire,
+            ErrorKind::Discover(TransportError::NotModern {
+                version: "2026-07-28".into(),
+                answer: "HTTP 400 without a JSON-RPC error".into(),
+            }),
+        );
+        assert_eq!(
+            probe_failure(url, "tools/list", &not_modern),
+            "mcp-sim drill: http://127.0.0.1:1/mcp does not speak MCP 2026-07-28 (stateless): \
+             its answer to server/discover was HTTP 400 without a JSON-RPC error (--era auto or \
+             --era legacy drills it in the legacy era)"
+        );
+        let ping = SessionError::new(
+            Op::Use,
+            ErrorKind::Operation(TransportError::NotInModernEra { method: "ping" }),
+        );
+        assert_eq!(
+            probe_failure(url, "ping", &ping),
+            "mcp-sim drill: http://127.0.0.1:1/mcp speaks MCP 2026-07-28 (stateless), where ping \
+             does not exist: the probe's ping was not sent (use --op list or --op discover)"
+        );
+        let discover = SessionError::new(
+            Op::Use,
+            ErrorKind::Operation(TransportError::MethodNotFound {
+                method: "server/discover".into(),
+                status: 200,
+            }),
+        );
+        assert!(probe_failure(url, "server/discover", &discover)
+            .ends_with("(a legacy-era server has no server/discover; use --op list)"));
         assert!(is_server_error(&SessionError::new(
             Op::Use,
             ErrorKind::Operation(TransportError::ServerError { status: 503 })

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use mcp_session::{CloseReason, Mode, SessionConfig};
+use mcp_session::{CloseReason, EraCounts, Mode, SessionConfig, SessionEra};
 
 use super::load::{format_latency, Outcome};
 use super::stats::{Latency, Summary};
@@ -89,6 +89,44 @@ fn latency_row(out: &mut String, name: &str, l: &Latency) {
     }
 }
 
+/// The era and revision the drill negotiated: the load manager's last
+/// session, or the probe's when the load made none.
+fn negotiated(outcome: &Outcome) -> (SessionEra, &str) {
+    match &outcome.negotiated {
+        Some(n) => (n.era, n.version.as_str()),
+        None => (outcome.probe.era, outcome.probe.protocol_version.as_str()),
+    }
+}
+
+/// The era line of the header: the setting, what was negotiated, and the
+/// probe's finding when the load ended up elsewhere (the server changed
+/// era during the run).
+fn era_phrase(plan: &Plan, outcome: &Outcome) -> String {
+    let (era, version) = negotiated(outcome);
+    let mut s = format!(
+        "era {}: negotiated {era} era, MCP {version}",
+        plan.config.era
+    );
+    let probe = &outcome.probe;
+    if (probe.era, probe.protocol_version.as_str()) != (era, version) {
+        let _ = write!(
+            s,
+            " (the probe found {} era, MCP {})",
+            probe.era, probe.protocol_version
+        );
+    }
+    s
+}
+
+/// One era's session counters, for people.
+fn era_counts_row(out: &mut String, name: &str, c: &EraCounts) {
+    let _ = writeln!(
+        out,
+        "  {name:<7} {} created, {} closed, {} evicted (ttl {}, idle {}), {} reconnects",
+        c.created, c.closed, c.evicted, c.ttl_evictions, c.idle_evictions, c.reconnects
+    );
+}
+
 /// The report as text.
 pub(crate) fn text(plan: &Plan, outcome: &Outcome) -> String {
     let mut out = String::new();
@@ -110,8 +148,8 @@ pub(crate) fn text(plan: &Plan, outcome: &Outcome) -> String {
     );
     let _ = writeln!(
         out,
-        "  server protocol {}; ran {:.2}s{}",
-        outcome.probe.protocol_version,
+        "  {}; ran {:.2}s{}",
+        era_phrase(plan, outcome),
         outcome.elapsed.as_secs_f64(),
         if outcome.interrupted {
             " (interrupted by Ctrl-C)"
@@ -191,6 +229,19 @@ pub(crate) fn text(plan: &Plan, outcome: &Outcome) -> String {
             w.max_ms
         );
     }
+    let eras = &m.eras;
+    let _ = writeln!(
+        out,
+        "eras: {} discover probes, {} fallbacks to legacy, {} version retries, \
+         {} era re-probes, {} era changes",
+        eras.discover_probes,
+        eras.fallbacks_to_legacy,
+        eras.version_retries,
+        eras.era_reprobes,
+        eras.era_changes
+    );
+    era_counts_row(&mut out, "legacy", &eras.legacy);
+    era_counts_row(&mut out, "modern", &eras.modern);
     out
 }
 
@@ -225,9 +276,15 @@ fn summary_json(l: &Latency) -> Value {
 pub(crate) fn json(plan: &Plan, outcome: &Outcome) -> Value {
     let stats = &outcome.stats;
     let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let (era, version) = negotiated(outcome);
     json!({
         "url": plan.url,
         "mode": plan.config.mode,
+        "era": {
+            "setting": plan.config.era,
+            "negotiated": era,
+            "version": version,
+        },
         "vus": plan.vus,
         "op": plan.op.label,
         "duration_ms": millis(plan.duration),
@@ -237,6 +294,7 @@ pub(crate) fn json(plan: &Plan, outcome: &Outcome) -> Value {
         "config": plan.config,
         "http": plan.http,
         "probe": {
+            "era": outcome.probe.era,
             "protocol_version": outcome.probe.protocol_version,
             "session_id": outcome.probe.session_id,
             "latency_ms": outcome.probe.latency.as_secs_f64() * 1_000.0,

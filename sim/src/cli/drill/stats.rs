@@ -169,13 +169,16 @@ impl Stats {
 
 /// The kind a failure is counted under: the session error's kind name,
 /// and for transport failures also the transport's (`pool_timeout`,
-/// `session_expired`, `operation:server_error`, `connect:timeout`, ...).
+/// `session_expired`, `operation:server_error`, `connect:timeout`,
+/// `discover:not_modern`, `era_changed:bad_request`, ...).
 pub(crate) fn error_kind(e: &SessionError) -> String {
     match &e.kind {
         ErrorKind::Connect(t)
         | ErrorKind::Initialize(t)
         | ErrorKind::InitializedNotification(t)
-        | ErrorKind::Operation(t) => format!("{}:{}", e.kind_name(), transport_kind(t)),
+        | ErrorKind::Operation(t)
+        | ErrorKind::Discover(t)
+        | ErrorKind::EraChanged(t) => format!("{}:{}", e.kind_name(), transport_kind(t)),
         _ => e.kind_name().to_owned(),
     }
 }
@@ -187,6 +190,14 @@ pub(crate) fn transport_kind(t: &TransportError) -> &'static str {
         TransportError::Timeout { .. } => "timeout",
         TransportError::SessionNotFound => "session_not_found",
         TransportError::BadRequest { .. } => "bad_request",
+        TransportError::HeaderMismatch { .. } => "header_mismatch",
+        TransportError::MissingCapability { .. } => "missing_capability",
+        TransportError::UnsupportedVersion { .. } => "unsupported_version",
+        TransportError::MethodNotFound { .. } => "method_not_found",
+        TransportError::NotModern { .. } => "not_modern",
+        TransportError::EraChanged { .. } => "era_changed",
+        TransportError::StreamLost => "stream_lost",
+        TransportError::NotInModernEra { .. } => "not_in_modern_era",
         TransportError::Unauthorized { .. } => "unauthorized",
         TransportError::ServerError { .. } => "server_error",
         TransportError::Http { .. } => "http_status",
@@ -253,5 +264,56 @@ mod tests {
         assert_eq!(c.count, 2);
         assert!(c.example.contains("session s1"), "{}", c.example);
         assert_eq!(a.total.count(), 1);
+    }
+
+    #[test]
+    fn era_failures_have_their_own_names() {
+        let kind = |k| error_kind(&SessionError::new(Op::Use, k));
+        assert_eq!(
+            kind(ErrorKind::Discover(TransportError::NotModern {
+                version: "2026-07-28".into(),
+                answer: "HTTP 400".into(),
+            })),
+            "discover:not_modern"
+        );
+        assert_eq!(
+            kind(ErrorKind::EraChanged(TransportError::BadRequest {
+                code: Some(-32000),
+                message: "Server not initialized".into(),
+            })),
+            "era_changed:bad_request"
+        );
+        assert_eq!(
+            kind(ErrorKind::Operation(TransportError::NotInModernEra {
+                method: "ping"
+            })),
+            "operation:not_in_modern_era"
+        );
+        let named = [
+            TransportError::HeaderMismatch {
+                status: 400,
+                message: String::new(),
+            },
+            TransportError::MissingCapability {
+                required: serde_json::json!({"sampling": {}}),
+                message: String::new(),
+            },
+            TransportError::UnsupportedVersion {
+                requested: "2026-07-28".into(),
+                supported: vec![],
+                offered: vec![],
+            },
+            TransportError::MethodNotFound {
+                method: "ping".into(),
+                status: 404,
+            },
+            TransportError::EraChanged {
+                answer: String::new(),
+            },
+            TransportError::StreamLost,
+        ];
+        for t in &named {
+            assert_ne!(transport_kind(t), "other", "{t:?}");
+        }
     }
 }

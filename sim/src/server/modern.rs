@@ -1,0 +1,457 @@
+//! The stateless era (MCP 2026-07-28): how the server routes a request to
+//! it, and the validation ladder a modern request climbs.
+//!
+//! Which era answers is the server's [`ServerEra`]: `legacy` serves only
+//! the 2025-11-25 transport (a modern request gets what a TypeScript SDK
+//! 1.x server answers: 400 `-32000 "Bad Request: Server not initialized"`,
+//! `id: null`); `dual` routes as the Python SDK 2.x server does — by the
+//! `MCP-Protocol-Version` header alone: present and not a handshake
+//! revision → the stateless era, else the legacy transport with its
+//! sessions; `modern` serves only the stateless era and refuses
+//! `initialize` with -32022, naming the revisions it supports.
+//!
+//! The ladder follows the reference's §3 (Python 2.3.0's order; the first
+//! failure answers):
+//!
+//! 1. non-POST → 405 with `Allow: POST`, no body;
+//! 2. `Accept` without both `application/json` and `text/event-stream` →
+//!    406, no body;
+//! 3. not JSON → 400 -32700, `id: null`;
+//! 4. a notification → 202 (400 -32022 `id: null` if the version header
+//!    names a revision not served);
+//! 5. not one request object (a batch, a response) → 400 -32600, `id: null`;
+//! 6. a routing header given twice → 400 -32020;
+//! 7. `params._meta` missing, or without `protocolVersion` or
+//!    `clientCapabilities` → 400 -32602;
+//! 8. `MCP-Protocol-Version` absent or unequal to the `_meta` revision,
+//!    `Mcp-Method` unequal to the method, `Mcp-Name` missing or unequal to
+//!    the name or URI (base64 sentinel decoded) → 400 -32020 — before
+//! 9. a `_meta` revision not served → 400 -32022 `{supported, requested}`;
+//! 10. dispatch: `server/discover`, `tools/list`, `tools/call`; an unknown
+//!     or removed method (`initialize`, `ping`, `logging/setLevel`, ...) →
+//!     404 -32601 with the method as `data`.
+//!
+//! Every error whose request id could be read echoes it. Results carry
+//! `resultType: "complete"` and `_meta` serverInfo; `server/discover` and
+//! `tools/list` carry `ttlMs` and `cacheScope`. `Mcp-Session-Id` is
+//! ignored and never minted.
+
+use hyper::{HeaderMap, Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::events::ServerEvent;
+use super::handler::{self, Answer, Body, Decision, Message, Req, Rpc};
+use super::{ServerConfig, State};
+
+/// The stateless-era revisions this server serves.
+pub const MODERN_PROTOCOL_VERSIONS: [&str; 1] = ["2026-07-28"];
+
+/// The handshake (legacy) revisions: a dual-era server sends a request
+/// whose version header names one of these (or none) to the legacy
+/// transport.
+pub const HANDSHAKE_PROTOCOL_VERSIONS: [&str; 4] = super::SUPPORTED_PROTOCOL_VERSIONS;
+
+/// Which eras the server speaks.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerEra {
+    /// 2025-11-25 and older only (the TypeScript SDK 1.x servers).
+    #[default]
+    Legacy,
+    /// Both: a modern request is served statelessly, `initialize` still
+    /// opens a session (the Python SDK 2.x servers).
+    Dual,
+    /// 2026-07-28 only: `initialize` is refused.
+    Modern,
+}
+
+impl ServerEra {
+    /// Every personality, in declaration order.
+    pub const ALL: [ServerEra; 3] = [ServerEra::Legacy, ServerEra::Dual, ServerEra::Modern];
+
+    /// `legacy`, `dual` or `modern`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerEra::Legacy => "legacy",
+            ServerEra::Dual => "dual",
+            ServerEra::Modern => "modern",
+        }
+    }
+}
+
+impl std::str::FromStr for ServerEra {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ServerEra::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or_else(|| format!("unknown era {s:?} (accepted: legacy, dual, modern)"))
+    }
+}
+
+/// JSON-RPC codes of the stateless era.
+const HEADER_MISMATCH: i64 = -32020;
+const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+const PARSE_ERROR: i64 = -32700;
+const INVALID_REQUEST: i64 = -32600;
+const METHOD_NOT_FOUND: i64 = -32601;
+const INVALID_PARAMS: i64 = -32602;
+
+/// The `_meta` keys of the request envelope.
+const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+
+/// Whether a request goes to the stateless era on a server of era `era`.
+pub(crate) fn routes_modern(era: ServerEra, headers: &HeaderMap) -> bool {
+    match era {
+        ServerEra::Legacy => false,
+        ServerEra::Modern => true,
+        ServerEra::Dual => headers.get("mcp-protocol-version").is_some_and(|v| {
+            !HANDSHAKE_PROTOCOL_VERSIONS
+                .iter()
+                .any(|h| h.as_bytes() == v.as_bytes())
+        }),
+    }
+}
+
+/// One header's value, if it is there exactly once (`Err` when twice).
+fn one_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h [u8]>, ()> {
+    let mut all = headers.get_all(name).iter();
+    match (all.next(), all.next()) {
+        (None, _) => Ok(None),
+        (Some(v), None) => Ok(Some(v.as_bytes())),
+        (Some(_), Some(_)) => Err(()),
+    }
+}
+
+/// A header value as the client meant it: the base64 sentinel decoded.
+fn decoded(v: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(v).ok()?.trim();
+    mcp_session::transport::http::decode_header_value(text)
+}
+
+/// A modern error: the JSON-RPC error with `id` (or `null`) and `data`,
+/// at HTTP `status`, logged.
+fn refuse(
+    st: &mut State,
+    now: u64,
+    status: StatusCode,
+    id: Option<&Value>,
+    code: i64,
+    message: &str,
+    data: Option<Value>,
+) -> Decision {
+    st.record(
+        now,
+        ServerEvent::StatelessRefused {
+            status: status.as_u16(),
+            code: Some(code),
+            why: message.to_owned(),
+        },
+    );
+    let mut error = json!({"code": code, "message": message});
+    if let Some(data) = data {
+        error["data"] = data;
+    }
+    Decision::Now(Answer {
+        status,
+        headers: Vec::new(),
+        body: Body::Json(json!({
+            "jsonrpc": "2.0",
+            "id": id.cloned().unwrap_or(Value::Null),
+            "error": error,
+        })),
+    })
+}
+
+/// A refusal without a body (405, 406), logged.
+fn bare(st: &mut State, now: u64, status: StatusCode, why: &str) -> Answer {
+    st.record(
+        now,
+        ServerEvent::StatelessRefused {
+            status: status.as_u16(),
+            code: None,
+            why: why.to_owned(),
+        },
+    );
+    Answer {
+        status,
+        headers: Vec::new(),
+        body: Body::Empty,
+    }
+}
+
+/// The answer of a `modern` server to a legacy `initialize`: -32022, with
+/// the revisions it serves.
+pub(crate) fn refuse_initialize(st: &mut State, now: u64, id: &Value, params: &Value) -> Decision {
+    let requested = params
+        .get("protocolVersion")
+        .cloned()
+        .unwrap_or(Value::Null);
+    refuse(
+        st,
+        now,
+        StatusCode::BAD_REQUEST,
+        Some(id),
+        UNSUPPORTED_PROTOCOL_VERSION,
+        "Unsupported protocol version: this server speaks only the stateless era",
+        Some(json!({"supported": MODERN_PROTOCOL_VERSIONS, "requested": requested})),
+    )
+}
+
+/// Climbs the ladder for one stateless-era request.
+pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Decision {
+    if *req.method != Method::POST {
+        let mut a = bare(
+            st,
+            now,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "the stateless era has no GET stream and no DELETE",
+        );
+        a.headers.push(("allow", "POST".into()));
+        return Decision::Now(a);
+    }
+    if !handler::accepts_both(req.headers) {
+        let why = "client must accept both application/json and text/event-stream";
+        return Decision::Now(bare(st, now, StatusCode::NOT_ACCEPTABLE, why));
+    }
+    let version_header = one_header(req.headers, "mcp-protocol-version");
+    let message = match handler::parse(req.body) {
+        Ok(m) => m,
+        Err((PARSE_ERROR, why)) => {
+            return refuse(
+                st,
+                now,
+                StatusCode::BAD_REQUEST,
+                None,
+                PARSE_ERROR,
+                why,
+                None,
+            )
+        }
+        Err((_, why)) => {
+            return refuse(
+                st,
+                now,
+                StatusCode::BAD_REQUEST,
+                None,
+                INVALID_REQUEST,
+                why,
+                None,
+            )
+        }
+    };
+    let (id, method, params) = match message {
+        Message::Notification { method } => {
+            let served = match version_header {
+                Ok(Some(v)) => MODERN_PROTOCOL_VERSIONS.iter().any(|m| m.as_bytes() == v),
+                _ => false,
+            };
+            if !served {
+                let data = json!({
+                    "supported": MODERN_PROTOCOL_VERSIONS,
+                    "requested": version_header.ok().flatten().map(String::from_utf8_lossy),
+                });
+                return refuse(
+                    st,
+                    now,
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    UNSUPPORTED_PROTOCOL_VERSION,
+                    "Unsupported protocol version",
+                    Some(data),
+                );
+            }
+            st.record(now, ServerEvent::StatelessNotification { method });
+            return Decision::Now(Answer {
+                status: StatusCode::ACCEPTED,
+                headers: Vec::new(),
+                body: Body::Empty,
+            });
+        }
+        Message::Response => {
+            let why = "Body must be a single JSON-RPC request or notification object";
+            return refuse(
+                st,
+                now,
+                StatusCode::BAD_REQUEST,
+                None,
+                INVALID_REQUEST,
+                why,
+                None,
+            );
+        }
+        Message::Request { id, method, params } => (id, method, params),
+    };
+    if method == "initialize" && matches!(version_header, Ok(None)) {
+        // A legacy client: a modern-only server names what it speaks.
+        return refuse_initialize(st, now, &id, &params);
+    }
+    let bad = |st: &mut State, code, why: &str, data| {
+        refuse(st, now, StatusCode::BAD_REQUEST, Some(&id), code, why, data)
+    };
+    let (Ok(version_header), Ok(method_header), Ok(name_header)) = (
+        version_header,
+        one_header(req.headers, "mcp-method"),
+        one_header(req.headers, "mcp-name"),
+    ) else {
+        return bad(
+            st,
+            HEADER_MISMATCH,
+            "a routing header appears more than once",
+            None,
+        );
+    };
+    let meta = params.get("_meta").and_then(Value::as_object);
+    let Some(meta) =
+        meta.filter(|m| m.contains_key(META_VERSION) && m.contains_key(META_CAPABILITIES))
+    else {
+        let why = "params._meta must be an object carrying the required \
+                   'io.modelcontextprotocol/protocolVersion' and \
+                   'io.modelcontextprotocol/clientCapabilities' envelope keys";
+        return bad(st, INVALID_PARAMS, why, None);
+    };
+    let meta_version = meta.get(META_VERSION);
+    let header_version = version_header.and_then(|v| std::str::from_utf8(v).ok());
+    if header_version.map(str::trim) != meta_version.and_then(Value::as_str) {
+        let why =
+            "mcp-protocol-version header does not match the request envelope's protocol version";
+        return bad(st, HEADER_MISMATCH, why, None);
+    }
+    if method_header
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(str::trim)
+        != Some(&method)
+    {
+        let why = "mcp-method header does not match the request body's method";
+        return bad(st, HEADER_MISMATCH, why, None);
+    }
+    if let Some(key) = named_by(&method) {
+        let want = params.get(key).and_then(Value::as_str);
+        if want.is_none() || name_header.and_then(decoded).as_deref() != want {
+            let why =
+                format!("mcp-name header does not match the request body's '{key}' parameter");
+            return bad(st, HEADER_MISMATCH, &why, None);
+        }
+    }
+    let Some(version) = meta_version.and_then(Value::as_str) else {
+        return bad(st, INVALID_PARAMS, "protocolVersion must be a string", None);
+    };
+    if !MODERN_PROTOCOL_VERSIONS.contains(&version) || st.hooks.take_refuse_version() {
+        let data = json!({"supported": MODERN_PROTOCOL_VERSIONS, "requested": version});
+        return bad(
+            st,
+            UNSUPPORTED_PROTOCOL_VERSION,
+            "Unsupported protocol version",
+            Some(data),
+        );
+    }
+    dispatch(st, cfg, now, id, method, &params, version)
+}
+
+/// The parameter `Mcp-Name` must equal, for the methods that have one.
+fn named_by(method: &str) -> Option<&'static str> {
+    match method {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" => Some("uri"),
+        _ => None,
+    }
+}
+
+/// Runs a request that climbed the whole ladder.
+fn dispatch(
+    st: &mut State,
+    cfg: &ServerConfig,
+    now: u64,
+    id: Value,
+    method: String,
+    params: &Value,
+    version: &str,
+) -> Decision {
+    let tool = (method == "tools/call")
+        .then(|| {
+            params
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .flatten();
+    let known = matches!(
+        method.as_str(),
+        "server/discover" | "tools/list" | "tools/call"
+    );
+    if !known {
+        return refuse(
+            st,
+            now,
+            StatusCode::NOT_FOUND,
+            Some(&id),
+            METHOD_NOT_FOUND,
+            "Method not found",
+            Some(Value::String(method)),
+        );
+    }
+    st.record(
+        now,
+        ServerEvent::StatelessRequest {
+            method: method.clone(),
+            version: version.to_owned(),
+            tool,
+        },
+    );
+    let (outcome, wait) = match method.as_str() {
+        "server/discover" => (Ok(discover(cfg)), None),
+        other => handler::outcome(cfg, other, params),
+    };
+    let outcome = outcome.map(|mut result| {
+        stamp(&mut result, &method, cfg);
+        result
+    });
+    let answer = Answer {
+        status: StatusCode::OK,
+        headers: Vec::new(),
+        body: Body::Rpc(Rpc {
+            session: None,
+            method,
+            id,
+            outcome,
+        }),
+    };
+    match wait {
+        Some(wait) => Decision::After { wait, answer },
+        None => Decision::Now(answer),
+    }
+}
+
+/// A `server/discover` result (before [`stamp`]).
+fn discover(cfg: &ServerConfig) -> Value {
+    json!({
+        "supportedVersions": MODERN_PROTOCOL_VERSIONS,
+        "capabilities": {"tools": {"listChanged": false}},
+        "instructions": "A simulated MCP server: tools echo, slow, fail, jsonrpc_error.",
+        "ttlMs": cfg.discover_ttl_ms,
+        "cacheScope": "private",
+    })
+}
+
+/// What every stateless-era result carries: `resultType`, `_meta`
+/// serverInfo, and for cacheable results `ttlMs`/`cacheScope`.
+fn stamp(result: &mut Value, method: &str, cfg: &ServerConfig) {
+    let Value::Object(map) = result else {
+        return;
+    };
+    map.insert("resultType".into(), "complete".into());
+    map.insert(
+        "_meta".into(),
+        json!({"io.modelcontextprotocol/serverInfo": {
+            "name": "mcp-sim", "version": env!("CARGO_PKG_VERSION")
+        }}),
+    );
+    if method == "tools/list" {
+        map.insert("ttlMs".into(), cfg.discover_ttl_ms.into());
+        map.insert("cacheScope".into(), "private".into());
+    }
+}
