@@ -6,8 +6,10 @@
 //! line naming the URL, exit status 1, no load), and with bad values (one
 //! line naming the value, exit status 2, no network traffic).
 //!
-//! `mcp-sim serve` speaks only the legacy era (2025-11-25) today: `--era
-//! auto` falls back to `initialize` against it, `--era modern` refuses it.
+//! `mcp-sim serve --era legacy` speaks only the legacy era (2025-11-25):
+//! `--era auto` falls back to `initialize` against it, `--era modern`
+//! refuses it. `serve`'s default, `--era dual`, serves both: every mode
+//! runs in either era against it.
 //!
 //! These are real-network end-to-end tests: each drill runs for one second
 //! of real time. Nothing listens anywhere but 127.0.0.1.
@@ -55,11 +57,11 @@ fn scratch(name: &str) -> PathBuf {
     path
 }
 
-/// Drills `serve` for 1 s in `mode` (with `extra` options) and checks what
-/// every clean run shows; returns the JSON report. The default era, auto,
-/// falls back to the legacy era (`serve` is legacy-only).
+/// Drills `serve --era legacy` for 1 s in `mode` (with `extra` options)
+/// and checks what every clean run shows; returns the JSON report. The
+/// default era, auto, falls back to the legacy era.
 async fn clean_drill(mode: &str, vus: u32, extra: &[&str]) -> Value {
-    let server = Serve::start(&[]).await;
+    let server = Serve::start(&["--era", "legacy"]).await;
     let report = clean_drill_at(&server.url, mode, vus, extra, ("legacy", "2025-11-25")).await;
     let eras = &report["metrics"]["eras"];
     let fallbacks = eras["fallbacks_to_legacy"].as_u64().expect("fallbacks");
@@ -237,6 +239,35 @@ async fn the_default_op_is_tools_list() {
     assert_eq!(r["metrics"]["eras"]["discover_probes"], 1);
 }
 
+/// `serve`'s default era, dual, serves every mode in both eras: `auto` and
+/// `modern` negotiate 2026-07-28 (no fallback), `legacy` 2025-11-25.
+#[tokio::test]
+async fn a_dual_era_serve_is_drilled_in_every_mode_and_era() {
+    let server = Serve::start(&[]).await;
+    for mode in ["reuse", "per_request", "pool", "churn"] {
+        for (era, negotiated) in [
+            ("auto", ("modern", "2026-07-28")),
+            ("modern", ("modern", "2026-07-28")),
+            ("legacy", ("legacy", "2025-11-25")),
+        ] {
+            let r = clean_drill_at(&server.url, mode, 2, &["--era", era], negotiated).await;
+            let eras = &r["metrics"]["eras"];
+            assert_eq!(eras["fallbacks_to_legacy"], 0, "{mode} {era}: {eras}");
+            let modern = eras["modern"]["created"].as_u64().expect("created");
+            let legacy = eras["legacy"]["created"].as_u64().expect("created");
+            if era == "legacy" {
+                assert_eq!(
+                    (modern, eras["discover_probes"].as_u64()),
+                    (0, Some(0)),
+                    "{eras}"
+                );
+            } else {
+                assert!(modern > 0 && legacy == 0, "{mode} {era}: {eras}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn era_legacy_sends_no_discover() {
     let r = clean_drill("per_request", 2, &["--era", "legacy", "--op", "ping"]).await;
@@ -247,7 +278,7 @@ async fn era_legacy_sends_no_discover() {
 
 #[tokio::test]
 async fn era_modern_against_a_legacy_server_is_one_line() {
-    let server = Serve::start(&[]).await;
+    let server = Serve::start(&["--era", "legacy"]).await;
     let stderr = probe_fails_with(
         &server.url,
         &["--era", "modern"],
@@ -259,7 +290,7 @@ async fn era_modern_against_a_legacy_server_is_one_line() {
 
 #[tokio::test]
 async fn op_discover_against_a_legacy_server_says_why() {
-    let server = Serve::start(&[]).await;
+    let server = Serve::start(&["--era", "legacy"]).await;
     probe_fails_with(
         &server.url,
         &["--op", "discover"],

@@ -24,6 +24,15 @@
 //! name, `test_simple_text` and `test_error_handling`
 //! (`ServerConfig::conformance_tools`).
 //!
+//! # Eras
+//!
+//! `--era dual` (the default) serves both eras of MCP, routed by the
+//! `MCP-Protocol-Version` header as the Python SDK 2.x server routes them:
+//! a stateless-era (2026-07-28) request is served without a session,
+//! `initialize` still opens one. `--era legacy` speaks 2025-11-25 and
+//! older only; `--era modern` 2026-07-28 only (see
+//! `mcp_sim::server::modern`).
+//!
 //! # Fault profiles
 //!
 //! `--faults` picks one of a few canned behaviours, each built from the
@@ -49,7 +58,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use mcp_sim::server::{Server, ServerConfig};
+use mcp_sim::server::{Server, ServerConfig, ServerEra};
 
 use super::Failure;
 
@@ -106,6 +115,19 @@ pub struct ServeArgs {
     /// session ID" instead of 404.
     #[arg(long)]
     pub unknown_session_400: bool,
+
+    /// Which eras of MCP to speak: legacy (2025-11-25 and older: a
+    /// stateless-era request gets the TypeScript SDK 1.x's 400 "Server not
+    /// initialized"), dual (both, routed by the MCP-Protocol-Version header
+    /// as the Python SDK 2.x does), modern (2026-07-28 only: initialize is
+    /// refused).
+    #[arg(long, value_name = "ERA", default_value = "dual")]
+    pub era: String,
+
+    /// `ttlMs` of the stateless era's server/discover and tools/list
+    /// results, in milliseconds (0: stale at once).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub discover_ttl_ms: u64,
 }
 
 /// Parses a share in 0..=1.
@@ -210,8 +232,21 @@ pub fn loopback_addr(host: &str, port: u16) -> Result<SocketAddr, Failure> {
 /// Checks the arguments, then serves until Ctrl-C.
 pub fn run(args: ServeArgs) -> Result<(), Failure> {
     let profile = FaultProfile::parse(&args.faults)?;
+    let era: ServerEra = args
+        .era
+        .parse()
+        .map_err(|e| Failure::Usage(format!("mcp-sim serve: --era: {e}")))?;
+    if args.discover_ttl_ms > mcp_session::config::MAX_DURATION_MS {
+        return Err(Failure::Usage(format!(
+            "mcp-sim serve: --discover-ttl-ms {} is above the maximum of {}",
+            args.discover_ttl_ms,
+            mcp_session::config::MAX_DURATION_MS
+        )));
+    }
     let addr = loopback_addr(&args.host, args.port)?;
     let mut cfg = ServerConfig {
+        era,
+        discover_ttl_ms: args.discover_ttl_ms,
         seed: args.seed,
         sse_ratio: args.sse_ratio,
         notifications_before_response: args.notifications,
