@@ -148,9 +148,12 @@ fn judge_result(result: &CallResult, offered: &[String]) -> Judged {
 pub fn answered_as_legacy(e: &TransportError) -> bool {
     use TransportError as T;
     match e {
-        // The stateless era's own 400s: parse error, invalid request,
-        // invalid params (also "resource not found").
-        T::BadRequest { code, .. } => !matches!(code, Some(-32700 | -32600 | -32602)),
+        // The stateless era's own 400 for a well-formed request: invalid
+        // params (also "resource not found"). Its -32700 and -32600 answer
+        // bodies that are not one JSON-RPC request, which this client never
+        // sends; a legacy server answers -32600 "Missing session ID" (the
+        // Python SDK 1.x) to a request without a session.
+        T::BadRequest { code, .. } => *code != Some(-32602),
         T::Http { status } => *status == 404,
         T::SessionNotFound => true,
         _ => false,
@@ -349,6 +352,16 @@ impl EraState {
         self.doubt_if(Verdict::Legacy, "a legacy session was lost")
     }
 
+    /// A legacy session's request was answered with an error only a
+    /// stateless-era server sends (-32020..-32022): the server was
+    /// upgraded to a modern-only one; the next creation probes again.
+    pub fn legacy_answered_as_modern(&mut self) -> bool {
+        self.doubt_if(
+            Verdict::Legacy,
+            "a legacy request was answered with a modern error",
+        )
+    }
+
     /// A modern request was answered as a legacy server answers: the
     /// server changed era; the next creation probes again.
     pub fn modern_answered_as_legacy(&mut self) -> bool {
@@ -522,12 +535,15 @@ mod tests {
             message: String::new()
         }));
         assert!(answered_as_legacy(&TransportError::Http { status: 404 }));
-        for code in [-32700, -32600, -32602] {
-            assert!(!answered_as_legacy(&TransportError::BadRequest {
-                code: Some(code),
-                message: String::new()
-            }));
-        }
+        assert!(!answered_as_legacy(&TransportError::BadRequest {
+            code: Some(-32602),
+            message: "Unknown resource".into()
+        }));
+        // The Python SDK 1.x (FastMCP) to a request without a session.
+        assert!(answered_as_legacy(&TransportError::BadRequest {
+            code: Some(-32600),
+            message: "Bad Request: Missing session ID".into()
+        }));
         assert!(!answered_as_legacy(&TransportError::MethodNotFound {
             method: "ping".into(),
             status: 404

@@ -646,6 +646,14 @@ impl<C: Connector> Inner<C> {
                 st.era.legacy_session_lost();
                 ErrorKind::SessionExpired
             }
+            // A legacy session answered with a modern-only error: the
+            // server now speaks only the stateless era; the session is gone.
+            (e, SessionEra::Legacy) if era::is_modern_error(&e) => {
+                st.era.legacy_answered_as_modern();
+                st.metrics.eras.era_changes += 1;
+                self.emit(Some(vu), Some(&cell.id), EventKind::EraChanged);
+                ErrorKind::EraChanged(e)
+            }
             (e, SessionEra::Modern) if era::answered_as_legacy(&e) => {
                 st.era.modern_answered_as_legacy();
                 st.metrics.eras.era_changes += 1;

@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -96,6 +97,15 @@ struct Seen {
     session: Option<String>,
     status: u16,
     content_type: Option<String>,
+    /// The JSON-RPC method of the body, if it had one.
+    rpc: Option<String>,
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]` of the
+    /// body, if it had one (2026-07-28 requests).
+    meta_version: Option<String>,
+    /// The `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` headers.
+    protocol_version: Option<String>,
+    mcp_method: Option<String>,
+    mcp_name: Option<String>,
 }
 
 /// rmcp's Streamable HTTP server on `127.0.0.1:<ephemeral>`.
@@ -143,11 +153,31 @@ impl Server {
                     let (service, seen) = (service.clone(), seen.clone());
                     async move {
                         let method = req.method().clone();
-                        let session = req
-                            .headers()
-                            .get("mcp-session-id")
-                            .and_then(|v| v.to_str().ok())
+                        let header = |name: &str| {
+                            req.headers()
+                                .get(name)
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_owned)
+                        };
+                        let session = header("mcp-session-id");
+                        let protocol_version = header("mcp-protocol-version");
+                        let mcp_method = header("mcp-method");
+                        let mcp_name = header("mcp-name");
+                        // The body is read here (to log its method) and
+                        // handed to rmcp as it came.
+                        let (parts, body) = req.into_parts();
+                        let bytes = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                        let rpc = json["method"].as_str().map(str::to_owned);
+                        let meta_version = json["params"]["_meta"]
+                            ["io.modelcontextprotocol/protocolVersion"]
+                            .as_str()
                             .map(str::to_owned);
+                        let req = Request::from_parts(parts, Full::new(bytes));
                         let response = service.handle(req).await;
                         seen.lock().unwrap().push(Seen {
                             method,
@@ -158,6 +188,11 @@ impl Server {
                                 .get("content-type")
                                 .and_then(|v| v.to_str().ok())
                                 .map(str::to_owned),
+                            rpc,
+                            meta_version,
+                            protocol_version,
+                            mcp_method,
+                            mcp_name,
                         });
                         Ok::<_, Infallible>(response)
                     }
@@ -510,4 +545,95 @@ async fn rmcp_answers_every_revision_we_speak_with_itself() {
         assert_eq!(m.metrics().total_created, 1);
     }
     assert_eq!(server.live().await, 0);
+}
+
+/// rmcp 3 speaks 2026-07-28 too. With `era = modern` and with `era = auto`
+/// every mode runs `tools/call` echo and `tools/list` without a failure in
+/// the stateless era: each context opens with `server/discover` (`auto`
+/// finds a modern server and does not fall back), every request carries
+/// `MCP-Protocol-Version: 2026-07-28` equal to its `_meta` revision and
+/// `Mcp-Method` equal to its method (and `Mcp-Name: echo` on the call),
+/// and nothing of the legacy era goes over the wire: no `initialize`, no
+/// `Mcp-Session-Id`, no GET, no DELETE — and rmcp holds no session.
+#[tokio::test]
+async fn every_mode_speaks_the_stateless_era_with_rmcp() {
+    use mcp_session::SessionEra;
+    let server = Server::start().await;
+    for era in [Era::Modern, Era::Auto] {
+        for mode in Mode::ALL {
+            let at = format!("{mode} era={era}");
+            let cfg = SessionConfig {
+                era,
+                ..config(mode)
+            };
+            let m = manager(&server, cfg);
+            let mark = server.log().len();
+
+            let mut lease = m.acquire(1).await.expect("acquire");
+            let info = lease.info();
+            assert_eq!(info.era, SessionEra::Modern, "{at}");
+            assert_eq!(info.protocol_version, "2026-07-28", "{at}");
+            let text = format!("stateless {at}");
+            let result = lease.call(&echo(&text)).await.expect("tools/call");
+            assert_eq!(texts(&result.to_value()), [text.as_str()], "{at}");
+            assert!(!result.is_error(), "{at}");
+            lease.release();
+
+            let mut lease = m.acquire(1).await.expect("acquire");
+            let list = lease
+                .call(&Operation::ToolsList { cursor: None })
+                .await
+                .expect("tools/list")
+                .to_value();
+            assert_eq!(list["tools"][0]["name"], "echo", "{at}: {list}");
+            lease.release();
+            m.close().await;
+
+            let metrics = m.metrics();
+            assert_accounting(&metrics);
+            let e = &metrics.eras;
+            let n = sessions_for_two_leases(mode);
+            assert_eq!((e.modern.created, e.legacy.created), (n, 0), "{at}: {e:?}");
+            assert_eq!(e.fallbacks_to_legacy, 0, "{at}");
+            assert_eq!(e.era_changes, 0, "{at}");
+            assert_eq!(m.era(), Some(SessionEra::Modern), "{at}");
+            let negotiated = m.negotiated().expect("negotiated");
+            assert_eq!(
+                (negotiated.era, negotiated.version.as_str()),
+                (SessionEra::Modern, "2026-07-28"),
+                "{at}"
+            );
+
+            let log = server.log()[mark..].to_vec();
+            let discovers = log
+                .iter()
+                .filter(|s| s.rpc.as_deref() == Some("server/discover"))
+                .count() as u64;
+            assert_eq!(discovers, e.discover_probes, "{at}");
+            assert!(discovers >= 1, "{at}: contexts open with a probe");
+            assert_eq!(log.len() as u64, discovers + 2, "{at}: {log:#?}");
+            for s in &log {
+                assert_eq!(s.method, Method::POST, "{at}: {s:?}");
+                assert_eq!(s.session, None, "{at}: {s:?}");
+                assert_eq!(s.status, 200, "{at}: {s:?}");
+                assert_eq!(
+                    s.protocol_version.as_deref(),
+                    Some("2026-07-28"),
+                    "{at}: {s:?}"
+                );
+                assert_eq!(s.meta_version, s.protocol_version, "{at}: {s:?}");
+                assert_eq!(s.mcp_method, s.rpc, "{at}: {s:?}");
+                let name = (s.rpc.as_deref() == Some("tools/call")).then_some("echo");
+                assert_eq!(s.mcp_name.as_deref(), name, "{at}: {s:?}");
+                assert!(
+                    !matches!(
+                        s.rpc.as_deref(),
+                        Some("initialize" | "notifications/initialized" | "ping")
+                    ),
+                    "{at}: {s:?}"
+                );
+            }
+            assert_eq!(server.live().await, 0, "{at}: rmcp holds no session");
+        }
+    }
 }
