@@ -193,6 +193,9 @@ impl<C: Connector> Manager<C> {
         m.active_sessions = st.leased;
         m.live_sessions = st.live.len() as u64;
         m.idle_sessions = st.modes.idle_count();
+        for cell in st.live.values() {
+            m.eras.of_mut(cell.era).live += 1;
+        }
         m
     }
 

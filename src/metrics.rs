@@ -190,13 +190,16 @@ pub struct SessionMetrics {
     pub eras: EraMetrics,
 }
 
-/// The session counters of one era.
+/// The session counters of one era. (The pool's wait counters are not
+/// split: an acquire has no era until its session is made.)
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct EraCounts {
+    /// Sessions (stateless era: client contexts) open now.
+    pub live: u64,
     /// Sessions (stateless era: client contexts) created.
     pub created: u64,
-    /// Of those, closed (for any reason).
-    pub closed: u64,
+    /// Of those, closed, by reason.
+    pub closed: ClosedByReason,
     /// Closed by TTL or idle eviction.
     pub evicted: u64,
     /// Closed at their TTL.
@@ -284,7 +287,8 @@ impl SessionMetrics {
         let (l, m) = (&self.eras.legacy, &self.eras.modern);
         for (what, by_era, total) in [
             ("created", l.created + m.created, self.total_created),
-            ("closed", l.closed + m.closed, closed),
+            ("closed", l.closed.total() + m.closed.total(), closed),
+            ("live", l.live + m.live, self.live_sessions),
             ("evicted", l.evicted + m.evicted, self.total_evicted),
             ("ttl", l.ttl_evictions + m.ttl_evictions, self.ttl_evictions),
             (
@@ -317,7 +321,7 @@ impl SessionMetrics {
     pub(crate) fn record_close(&mut self, reason: CloseReason, era: SessionEra) {
         *self.closed.slot(reason) += 1;
         let by_era = self.eras.of_mut(era);
-        by_era.closed += 1;
+        *by_era.closed.slot(reason) += 1;
         match reason {
             CloseReason::Ttl => {
                 self.ttl_evictions += 1;

@@ -123,7 +123,12 @@ fn era_counts_row(out: &mut String, name: &str, c: &EraCounts) {
     let _ = writeln!(
         out,
         "  {name:<7} {} created, {} closed, {} evicted (ttl {}, idle {}), {} reconnects",
-        c.created, c.closed, c.evicted, c.ttl_evictions, c.idle_evictions, c.reconnects
+        c.created,
+        c.closed.total(),
+        c.evicted,
+        c.ttl_evictions,
+        c.idle_evictions,
+        c.reconnects
     );
 }
 
