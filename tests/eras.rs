@@ -50,7 +50,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -435,16 +434,7 @@ fn complete(id: &Value, mut result: Value) -> Reply {
 /// The header value `v` decoded: the base64 sentinel (markers exact,
 /// lowercase) or the value itself; `None` for a bad sentinel.
 fn decode(v: &str) -> Option<String> {
-    match v
-        .strip_prefix("=?base64?")
-        .and_then(|r| r.strip_suffix("?="))
-    {
-        Some(b64) => base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok()),
-        None => Some(v.to_owned()),
-    }
+    mcp_session::transport::http::decode_header_value(v)
 }
 
 /// The stateless ladder (reference §3, Python's order).

@@ -238,6 +238,21 @@ impl ScriptedConnection {
 }
 
 impl ScriptedConnection {
+    /// Counts and logs an operation under `key`, and fails it if a failure
+    /// is armed.
+    fn record_operation(s: &mut Server, key: String, op: &Operation) -> Result<(), TransportError> {
+        *s.operations.entry(key.clone()).or_default() += 1;
+        s.operation_log.push((key, op.method().to_owned()));
+        if s.fail_operations > 0 {
+            s.fail_operations -= 1;
+            return Err(TransportError::JsonRpc {
+                code: -32603,
+                message: "scripted failure".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// A stateless-era request, answered as a dual or modern server would
     /// (or, if the server speaks only the legacy era, as the TypeScript
     /// SDK 1.x does).
@@ -267,16 +282,7 @@ impl ScriptedConnection {
                 "resultType": "complete", "ttlMs": s.discover_ttl_ms, "cacheScope": "private",
             }));
         }
-        let key = "(modern)".to_owned();
-        *s.operations.entry(key.clone()).or_default() += 1;
-        s.operation_log.push((key, op.method().to_owned()));
-        if s.fail_operations > 0 {
-            s.fail_operations -= 1;
-            return Err(TransportError::JsonRpc {
-                code: -32603,
-                message: "scripted failure".into(),
-            });
-        }
+        Self::record_operation(s, "(modern)".to_owned(), op)?;
         Ok(match input {
             Some(i) => json!({"method": op.method(), "resultType": "complete",
                 "inputResponses": i.input_responses, "requestState": i.request_state()}),
@@ -370,15 +376,7 @@ impl Connection for ScriptedConnection {
             .with(|s| {
                 Self::check_session(s, &id)?;
                 let key = id.clone().unwrap_or_else(|| "(stateless)".into());
-                *s.operations.entry(key.clone()).or_default() += 1;
-                s.operation_log.push((key, op.method().to_owned()));
-                if s.fail_operations > 0 {
-                    s.fail_operations -= 1;
-                    return Err(TransportError::JsonRpc {
-                        code: -32603,
-                        message: "scripted failure".into(),
-                    });
-                }
+                Self::record_operation(s, key, op)?;
                 Ok(json!({ "method": op.method() }))
             })
             .map(|v| Answer::new(CallResult::from_value(&v)))

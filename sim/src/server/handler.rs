@@ -743,14 +743,7 @@ fn request(
     method: String,
     params: &Value,
 ) -> Decision {
-    let tool = (method == "tools/call")
-        .then(|| {
-            params
-                .get("name")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .flatten();
+    let tool = tool_name(&method, params);
     st.record(
         now,
         ServerEvent::Request {
@@ -766,6 +759,23 @@ fn request(
         id,
         outcome,
     });
+    after(wait, answer)
+}
+
+/// For `tools/call`: the tool's name.
+pub(crate) fn tool_name(method: &str, params: &Value) -> Option<String> {
+    (method == "tools/call")
+        .then(|| {
+            params
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .flatten()
+}
+
+/// `answer`, after `wait` of simulated time if there is one.
+pub(crate) fn after(wait: Option<Duration>, answer: Answer) -> Decision {
     match wait {
         Some(wait) => Decision::After { wait, answer },
         None => Decision::Now(answer),

@@ -167,6 +167,18 @@ fn refuse(
     })
 }
 
+/// A 400 with a JSON-RPC error (see [`refuse`]).
+fn bad_request(
+    st: &mut State,
+    now: u64,
+    id: Option<&Value>,
+    code: i64,
+    message: &str,
+    data: Option<Value>,
+) -> Decision {
+    refuse(st, now, StatusCode::BAD_REQUEST, id, code, message, data)
+}
+
 /// A refusal without a body (405, 406), logged.
 fn bare(st: &mut State, now: u64, status: StatusCode, why: &str) -> Answer {
     st.record(
@@ -191,10 +203,9 @@ pub(crate) fn refuse_initialize(st: &mut State, now: u64, id: &Value, params: &V
         .get("protocolVersion")
         .cloned()
         .unwrap_or(Value::Null);
-    refuse(
+    bad_request(
         st,
         now,
-        StatusCode::BAD_REQUEST,
         Some(id),
         UNSUPPORTED_PROTOCOL_VERSION,
         "Unsupported protocol version: this server speaks only the stateless era",
@@ -221,28 +232,8 @@ pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>
     let version_header = one_header(req.headers, "mcp-protocol-version");
     let message = match handler::parse(req.body) {
         Ok(m) => m,
-        Err((PARSE_ERROR, why)) => {
-            return refuse(
-                st,
-                now,
-                StatusCode::BAD_REQUEST,
-                None,
-                PARSE_ERROR,
-                why,
-                None,
-            )
-        }
-        Err((_, why)) => {
-            return refuse(
-                st,
-                now,
-                StatusCode::BAD_REQUEST,
-                None,
-                INVALID_REQUEST,
-                why,
-                None,
-            )
-        }
+        Err((PARSE_ERROR, why)) => return bad_request(st, now, None, PARSE_ERROR, why, None),
+        Err((_, why)) => return bad_request(st, now, None, INVALID_REQUEST, why, None),
     };
     let (id, method, params) = match message {
         Message::Notification { method } => {
@@ -255,10 +246,9 @@ pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>
                     "supported": MODERN_PROTOCOL_VERSIONS,
                     "requested": version_header.ok().flatten().map(String::from_utf8_lossy),
                 });
-                return refuse(
+                return bad_request(
                     st,
                     now,
-                    StatusCode::BAD_REQUEST,
                     None,
                     UNSUPPORTED_PROTOCOL_VERSION,
                     "Unsupported protocol version",
@@ -274,15 +264,7 @@ pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>
         }
         Message::Response => {
             let why = "Body must be a single JSON-RPC request or notification object";
-            return refuse(
-                st,
-                now,
-                StatusCode::BAD_REQUEST,
-                None,
-                INVALID_REQUEST,
-                why,
-                None,
-            );
+            return bad_request(st, now, None, INVALID_REQUEST, why, None);
         }
         Message::Request { id, method, params } => (id, method, params),
     };
@@ -290,9 +272,8 @@ pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>
         // A legacy client: a modern-only server names what it speaks.
         return refuse_initialize(st, now, &id, &params);
     }
-    let bad = |st: &mut State, code, why: &str, data| {
-        refuse(st, now, StatusCode::BAD_REQUEST, Some(&id), code, why, data)
-    };
+    let bad =
+        |st: &mut State, code, why: &str, data| bad_request(st, now, Some(&id), code, why, data);
     let (Ok(version_header), Ok(method_header), Ok(name_header)) = (
         version_header,
         one_header(req.headers, "mcp-method"),
@@ -371,14 +352,7 @@ fn dispatch(
     params: &Value,
     version: &str,
 ) -> Decision {
-    let tool = (method == "tools/call")
-        .then(|| {
-            params
-                .get("name")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .flatten();
+    let tool = handler::tool_name(&method, params);
     let known = matches!(
         method.as_str(),
         "server/discover" | "tools/list" | "tools/call"
@@ -420,10 +394,7 @@ fn dispatch(
             outcome,
         }),
     };
-    match wait {
-        Some(wait) => Decision::After { wait, answer },
-        None => Decision::Now(answer),
-    }
+    handler::after(wait, answer)
 }
 
 /// A `server/discover` result (before [`stamp`]).
