@@ -63,11 +63,12 @@ const INIT: &str = r#"{"protocolVersion":"2025-11-25","capabilities":{"tools":{}
 const LEGACY_RESULT: &str = r#"{"content":[{"type":"text","text":"hello"}],"isError":false}"#;
 const MODERN_RESULT: &str = r#"{"content":[{"type":"text","text":"hello"}],"isError":false,"resultType":"complete","_meta":{"io.modelcontextprotocol/serverInfo":{"name":"bench","version":"1"}}}"#;
 
-/// The request id: the digits after the first `"id":` of the body.
-fn request_id(body: &[u8]) -> Option<&[u8]> {
+/// Where the request id is: the digits after the first `"id":` of the
+/// body (the client writes it near the start: `{"jsonrpc":"2.0","id":N,`).
+fn request_id(body: &[u8]) -> Option<std::ops::Range<usize>> {
     let at = body.windows(5).position(|w| w == b"\"id\":")? + 5;
     let digits = body[at..].iter().take_while(|b| b.is_ascii_digit()).count();
-    (digits > 0).then(|| &body[at..at + digits])
+    (digits > 0).then_some(at..at + digits)
 }
 
 async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -85,8 +86,9 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
             .body(Full::default())
             .unwrap_or_default());
     };
-    let marker = br#""method":"initialize""#;
-    let initialize = body.windows(marker.len()).any(|w| w == marker);
+    // The client writes `"method"` right after the id: a constant-time
+    // look, so the canned server costs the same for bodies of any length.
+    let initialize = body[id.end..].starts_with(br#","method":"initialize""#);
     let result = match (initialize, modern) {
         (true, _) => INIT,
         (false, true) => MODERN_RESULT,
@@ -94,7 +96,7 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     };
     let mut out = Vec::with_capacity(64 + result.len());
     out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
-    out.extend_from_slice(id);
+    out.extend_from_slice(&body[id]);
     out.extend_from_slice(br#","result":"#);
     out.extend_from_slice(result.as_bytes());
     out.push(b'}');

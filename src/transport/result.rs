@@ -20,6 +20,9 @@ use super::TransportError;
 #[derive(Clone, Debug)]
 pub struct CallResult {
     raw: Box<RawValue>,
+    /// `resultType` and `isError`, read once when the result came.
+    kind: ResultType,
+    is_error: bool,
 }
 
 /// Equal when they hold the same JSON (the same text, or texts that parse
@@ -65,44 +68,30 @@ impl CallResult {
     /// unknown value is invalid, as the spec requires) so that every
     /// `CallResult` a caller sees has a known one.
     pub(crate) fn from_raw(raw: Box<RawValue>) -> Result<CallResult, TransportError> {
-        let r = CallResult { raw };
-        r.head()?;
-        Ok(r)
+        let (kind, is_error) = head(raw.get())?;
+        Ok(CallResult {
+            raw,
+            kind,
+            is_error,
+        })
     }
 
-    /// A result from a JSON value (for test doubles).
+    /// A result from a JSON value (for test doubles). An unknown
+    /// `resultType` reads as complete here.
     pub fn from_value(v: &Value) -> CallResult {
         // A Value always serializes to valid JSON.
         let raw = serde_json::value::to_raw_value(v).unwrap_or_else(|_| empty_object());
-        CallResult { raw }
+        let (kind, is_error) = head(raw.get()).unwrap_or((ResultType::Complete, false));
+        CallResult {
+            raw,
+            kind,
+            is_error,
+        }
     }
 
-    /// The JSON text if the result is an object. (serde would also read a
-    /// struct from an array, member by position.)
+    /// The JSON text if the result is an object.
     fn object(&self) -> Option<&str> {
-        let text = self.raw.get();
-        text.trim_start().starts_with('{').then_some(text)
-    }
-
-    fn head(&self) -> Result<(ResultType, bool), TransportError> {
-        // A result that is not an object (a bare `null`, say) has neither
-        // member: complete, not an error.
-        let Some(head) = self
-            .object()
-            .and_then(|t| serde_json::from_str::<Head<'_>>(t).ok())
-        else {
-            return Ok((ResultType::Complete, false));
-        };
-        let kind = match head.result_type.as_deref() {
-            None | Some("complete") => ResultType::Complete,
-            Some("input_required") => ResultType::InputRequired,
-            Some(other) => {
-                return Err(TransportError::Protocol(format!(
-                    "unknown resultType {other:?} (expected complete or input_required)"
-                )))
-            }
-        };
-        Ok((kind, head.is_error == Some(true)))
+        object(self.raw.get())
     }
 
     /// The result's JSON text, exactly as the server sent it.
@@ -117,12 +106,12 @@ impl CallResult {
 
     /// `resultType`; absent means [`ResultType::Complete`].
     pub fn result_type(&self) -> ResultType {
-        self.head().map(|h| h.0).unwrap_or(ResultType::Complete)
+        self.kind
     }
 
     /// `isError` of a `tools/call` result (absent: `false`).
     pub fn is_error(&self) -> bool {
-        self.head().map(|h| h.1).unwrap_or(false)
+        self.is_error
     }
 
     /// One top-level member of the result, parsed.
@@ -191,6 +180,38 @@ impl CallResult {
     pub fn ttl_ms(&self) -> u64 {
         self.member("ttlMs").map_or(0, |v| ttl_from(&v))
     }
+}
+
+/// `text` if it is a JSON object. (serde would also read a struct from an
+/// array, member by position.)
+fn object(text: &str) -> Option<&str> {
+    text.trim_start().starts_with('{').then_some(text)
+}
+
+/// `resultType` and `isError` of a result's JSON text, read without
+/// building the rest; members a result lacks read as complete and not an
+/// error (any legacy server's results), so do results that are not
+/// objects. An unknown `resultType` is invalid, as the spec requires.
+fn head(text: &str) -> Result<(ResultType, bool), TransportError> {
+    // Most results carry neither member: no parse for them (a key written
+    // with escapes still is parsed).
+    let maybe = ["\"resultType\"", "\"isError\"", "\\u"];
+    if !maybe.iter().any(|m| text.contains(m)) {
+        return Ok((ResultType::Complete, false));
+    }
+    let Some(head) = object(text).and_then(|t| serde_json::from_str::<Head<'_>>(t).ok()) else {
+        return Ok((ResultType::Complete, false));
+    };
+    let kind = match head.result_type.as_deref() {
+        None | Some("complete") => ResultType::Complete,
+        Some("input_required") => ResultType::InputRequired,
+        Some(other) => {
+            return Err(TransportError::Protocol(format!(
+                "unknown resultType {other:?} (expected complete or input_required)"
+            )))
+        }
+    };
+    Ok((kind, head.is_error == Some(true)))
 }
 
 fn empty_object() -> Box<RawValue> {

@@ -68,9 +68,10 @@ pub(crate) struct Body {
 }
 
 impl Body {
-    /// A request with `id` for `method`.
-    pub fn request(id: u64, method: &str) -> Body {
-        let mut buf = Vec::with_capacity(256);
+    /// A request with `id` for `method`, with room for `extra` bytes of
+    /// params beyond the usual (the stateless era's `_meta`).
+    pub fn request(id: u64, method: &str, extra: usize) -> Body {
+        let mut buf = Vec::with_capacity(256 + extra);
         buf.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
         buf.extend_from_slice(itoa(id).as_bytes());
         buf.extend_from_slice(br#","method":"#);
@@ -250,19 +251,19 @@ mod tests {
 
     #[test]
     fn legacy_bodies_keep_their_shapes() {
-        let mut b = Body::request(7, "ping");
+        let mut b = Body::request(7, "ping", 0);
         b.operation(&Operation::Ping);
         assert_eq!(
             &b.finish()[..],
             br#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#
         );
-        let mut b = Body::request(1, "tools/list");
+        let mut b = Body::request(1, "tools/list", 0);
         b.operation(&Operation::ToolsList { cursor: None });
         assert_eq!(
             &b.finish()[..],
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#
         );
-        let mut b = Body::request(2, "tools/call");
+        let mut b = Body::request(2, "tools/call", 0);
         b.operation(&Operation::ToolsCall {
             name: "echo".into(),
             arguments: json!({"message": "a\"b"}),
@@ -281,7 +282,7 @@ mod tests {
     #[test]
     fn modern_body_carries_meta_and_mrtr() {
         let meta = meta_json("2026-07-28", &json!({}), "c", "1");
-        let mut b = Body::request(3, "server/discover");
+        let mut b = Body::request(3, "server/discover", 0);
         b.operation(&Operation::Discover).raw("_meta", &meta);
         assert_eq!(
             parsed(b),
@@ -296,7 +297,7 @@ mod tests {
         )
         .unwrap();
         let retry = r.input_required().unwrap().respond(json!({"k":1}));
-        let mut b = Body::request(4, "tools/call");
+        let mut b = Body::request(4, "tools/call", 0);
         b.operation(&Operation::ToolsCall {
             name: "t".into(),
             arguments: json!({}),
@@ -355,7 +356,7 @@ mod tests {
                 Operation::ToolsCall { name: name.clone(), arguments: json!({"x": name}) },
                 Operation::ResourcesRead { uri: uri.clone() },
             ] {
-                let mut b = Body::request(id, op.method());
+                let mut b = Body::request(id, op.method(), meta.len());
                 b.operation(&op).raw("_meta", &meta);
                 let v: Value = serde_json::from_slice(&b.finish()).unwrap();
                 prop_assert_eq!(&v["id"], &json!(id));

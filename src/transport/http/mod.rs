@@ -155,6 +155,9 @@ struct Shared<D> {
     /// `Mcp-Param-*` annotations learned from `tools/list` answers: per
     /// connector, that is per origin, shared by all its contexts.
     tool_headers: Mutex<params::ToolHeaders>,
+    /// Whether `tool_headers` ever held anything (most servers annotate
+    /// nothing: then a call does not look).
+    any_tool_headers: std::sync::atomic::AtomicBool,
 }
 
 /// The Streamable HTTP [`Connector`], over any [`Dialer`].
@@ -183,6 +186,7 @@ impl<D: Dialer> HttpConnector<D> {
                 target,
                 clock,
                 tool_headers: Mutex::default(),
+                any_tool_headers: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -246,6 +250,7 @@ impl<D: Dialer> Connector for HttpConnector<D> {
             session: Mutex::new(SessionHeaders::default()),
             next_id: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            name_header: Mutex::new(None),
         })
     }
 }
@@ -307,6 +312,9 @@ pub struct HttpConnection<D: Dialer> {
     /// Requests between their POST and the end of their answer (an SSE
     /// body is read after `sender` is unlocked, and keeps the connection).
     in_flight: AtomicUsize,
+    /// The last `Mcp-Name` value made, by the name it was made of: a load
+    /// test calls the same tool again and again.
+    name_header: Mutex<Option<(String, HeaderValue)>>,
 }
 
 /// Counts a request in flight for as long as it lives (dropped on return,
@@ -540,7 +548,7 @@ impl<D: Dialer> HttpConnection<D> {
     ) -> Result<CallResult, TransportError> {
         let id = self.next_id();
         let method = op.method();
-        let mut body = Body::request(id, method);
+        let mut body = Body::request(id, method, wire.meta.len());
         body.operation(op);
         if let Some(input) = input {
             body.input(input);
@@ -550,7 +558,7 @@ impl<D: Dialer> HttpConnection<D> {
             wire,
             method,
             name: envelope::mcp_name(op)
-                .map(envelope::header_value)
+                .map(|n| self.name_header(n))
                 .transpose()?,
             params: self.param_headers(op)?,
         };
@@ -564,6 +572,20 @@ impl<D: Dialer> HttpConnection<D> {
         jsonrpc::check_tool_result(op, result)
     }
 
+    /// The `Mcp-Name` header value for `name` (the base64 sentinel when it
+    /// is not header-safe), made once for a name called again and again.
+    fn name_header(&self, name: &str) -> Result<HeaderValue, TransportError> {
+        let mut cached = lock(&self.name_header);
+        if let Some((n, v)) = cached.as_ref() {
+            if n == name {
+                return Ok(v.clone());
+            }
+        }
+        let v = envelope::header_value(name)?;
+        *cached = Some((name.to_owned(), v.clone()));
+        Ok(v)
+    }
+
     /// The `Mcp-Param-*` headers of a `tools/call`, from the annotations
     /// learned so far; an error for a tool dropped for invalid ones.
     fn param_headers(
@@ -573,6 +595,9 @@ impl<D: Dialer> HttpConnection<D> {
         let Operation::ToolsCall { name, arguments } = op else {
             return Ok(Vec::new());
         };
+        if !self.shared.any_tool_headers.load(Ordering::Acquire) {
+            return Ok(Vec::new());
+        }
         let annotated = lock(&self.shared.tool_headers).get(name).cloned();
         match annotated {
             None => Ok(Vec::new()),
@@ -594,6 +619,7 @@ impl<D: Dialer> HttpConnection<D> {
         let mut invalid = Vec::new();
         {
             let mut known = lock(&self.shared.tool_headers);
+            self.shared.any_tool_headers.store(true, Ordering::Release);
             for (tool, headers) in learned {
                 match headers {
                     Some(h) if !h.is_empty() => {
@@ -680,7 +706,7 @@ fn valid_session_id(v: &HeaderValue) -> Result<String, TransportError> {
 impl<D: Dialer> Connection for HttpConnection<D> {
     async fn initialize(&self, params: &InitializeParams) -> Result<Initialized, TransportError> {
         let id = self.next_id();
-        let mut body = Body::request(id, "initialize");
+        let mut body = Body::request(id, "initialize", 0);
         body.field("protocolVersion", &params.protocol_version)
             .field("capabilities", &Value::Object(Default::default()))
             .field("clientInfo", &jsonrpc::client_info(params));
@@ -736,7 +762,7 @@ impl<D: Dialer> Connection for HttpConnection<D> {
             ));
         }
         let id = self.next_id();
-        let mut body = Body::request(id, op.method());
+        let mut body = Body::request(id, op.method(), 0);
         body.operation(op);
         let (reply, _) = self
             .post(op.method(), Some(id), body.finish(), None)
