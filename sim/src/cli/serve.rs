@@ -20,9 +20,12 @@
 //! # Tools
 //!
 //! Besides its own four tools (`echo`, `slow`, `fail`, `jsonrpc_error`) it
-//! offers the two the official conformance suite's server scenarios call by
-//! name, `test_simple_text` and `test_error_handling`
-//! (`ServerConfig::conformance_tools`).
+//! offers the fixtures the official conformance suite's server scenarios
+//! call by name — `test_*` tools (text, image, audio, embedded resources,
+//! logging, progress, MRTR), `test://` resources and templates, `test_*`
+//! prompts, completions, `subscriptions/listen`
+//! (`ServerConfig::conformance_tools`) — and starts its legacy SSE answers
+//! with a priming event carrying `retry:` (`ServerConfig::sse_priming`).
 //!
 //! # Eras
 //!
@@ -257,6 +260,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         answer_400_for_unknown_session: args.unknown_session_400,
         localhost_only: true,
         conformance_tools: true,
+        sse_priming: true,
         ..ServerConfig::default()
     };
     profile.configure(&mut cfg, args.session_idle_ms.is_some());

@@ -27,6 +27,7 @@ use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// The media type of an answer to a JSON-RPC request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -82,6 +83,18 @@ pub fn sse_event(id: u64, msg: &Value) -> String {
 /// One SSE event whose data is `data` (one line), with event id `id`.
 pub fn sse_data_event(id: u64, data: &str) -> String {
     format!("id: {id}\nevent: message\ndata: {data}\n\n")
+}
+
+/// The priming event that opens a resumable SSE stream (2025-11-25): an
+/// event id, the reconnection delay `retry_ms`, and empty data.
+pub fn sse_priming(id: u64, retry_ms: u64) -> String {
+    format!("id: {id}\nretry: {retry_ms}\ndata: \n\n")
+}
+
+/// One SSE event carrying `msg`, without an event id (the stateless era's
+/// streams are not resumable).
+pub fn sse_plain_event(msg: &Value) -> String {
+    format!("event: message\ndata: {msg}\n\n")
 }
 
 /// An SSE stream body: `before` (notifications) then `response`, one event
@@ -154,6 +167,10 @@ pub struct Chunked {
     exact: Option<u64>,
     /// Whether the body fails with [`Aborted`] after its pieces.
     abort: bool,
+    /// More pieces to come after `pieces`, as they are sent (a stream that
+    /// stays open, [`Chunked::open`]); the body ends when every sender is
+    /// gone.
+    tail: Option<UnboundedReceiver<Bytes>>,
 }
 
 impl Chunked {
@@ -173,6 +190,17 @@ impl Chunked {
             yield_next: false,
             exact: announce_length.then_some(total as u64),
             abort: false,
+            tail: None,
+        }
+    }
+
+    /// A stream that sends `first`, then whatever arrives on `tail`, and
+    /// ends when `tail`'s senders are all dropped (or the client goes
+    /// away, which drops the body).
+    pub fn open(first: Vec<Bytes>, tail: UnboundedReceiver<Bytes>) -> Self {
+        Chunked {
+            tail: Some(tail),
+            ..Chunked::new(first, false)
         }
     }
 
@@ -191,6 +219,7 @@ impl Chunked {
             yield_next: false,
             exact: announced,
             abort: true,
+            tail: None,
         }
     }
 }
@@ -204,7 +233,17 @@ impl Body for Chunked {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Aborted>>> {
         if self.pieces.is_empty() && !self.abort {
-            return Poll::Ready(None);
+            let Some(tail) = self.tail.as_mut() else {
+                return Poll::Ready(None);
+            };
+            return match tail.poll_recv(cx) {
+                Poll::Ready(Some(piece)) => Poll::Ready(Some(Ok(Frame::data(piece)))),
+                Poll::Ready(None) => {
+                    self.tail = None;
+                    Poll::Ready(None)
+                }
+                Poll::Pending => Poll::Pending,
+            };
         }
         if self.yield_next {
             // Pending makes hyper write out what it has before asking for
@@ -224,7 +263,7 @@ impl Body for Chunked {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.pieces.is_empty() && !self.abort
+        self.pieces.is_empty() && !self.abort && self.tail.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -45,6 +45,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::events::ServerEvent;
+use super::fixtures::{self, Reply};
 use super::sessions::Full;
 use super::{ServerConfig, State, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS};
 
@@ -74,6 +75,9 @@ pub(crate) enum Body {
     Json(Value),
     /// The JSON-RPC response to a request: JSON or SSE, as the seed says.
     Rpc(Rpc),
+    /// An SSE stream built already (and maybe left open:
+    /// `subscriptions/listen`), sent as it is.
+    Stream(super::encode::Chunked),
 }
 
 /// A JSON-RPC response to send.
@@ -87,6 +91,17 @@ pub(crate) struct Rpc {
     pub id: Value,
     /// The result, or the error code and message.
     pub outcome: Result<Value, (i64, String)>,
+    /// The error's `data` member, if it has one.
+    pub error_data: Option<Value>,
+    /// Notifications sent before the response (they make the answer an
+    /// SSE stream): the progress and log messages of fixture tools.
+    pub notes: Vec<Value>,
+    /// A stateless-era answer: never primed (no resumable streams).
+    pub stateless: bool,
+    /// Whether the configured `notifications/message` events may precede
+    /// the response: always in the legacy era; in the stateless era only
+    /// for a request whose `_meta` carries a `logLevel`.
+    pub logs: bool,
 }
 
 /// A response as it goes on the wire: members in the order a
@@ -106,6 +121,8 @@ struct WireResponse<'a> {
 #[derive(Serialize)]
 struct WireError<'a> {
     code: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a Value>,
     message: &'a str,
 }
 
@@ -119,6 +136,7 @@ impl Rpc {
                 None,
                 Some(WireError {
                     code: *code,
+                    data: self.error_data.as_ref(),
                     message,
                 }),
             ),
@@ -138,11 +156,51 @@ impl Rpc {
     pub fn message(&self) -> Value {
         match &self.outcome {
             Ok(result) => json!({"jsonrpc": "2.0", "id": self.id, "result": result}),
-            Err((code, message)) => json!({
-                "jsonrpc": "2.0",
-                "id": self.id,
-                "error": {"code": code, "message": message},
-            }),
+            Err((code, message)) => {
+                let mut error = json!({"code": code, "message": message});
+                if let Some(data) = &self.error_data {
+                    error["data"] = data.clone();
+                }
+                json!({"jsonrpc": "2.0", "id": self.id, "error": error})
+            }
+        }
+    }
+
+    /// A response with no error data and no notifications before it.
+    pub fn plain(
+        session: Option<String>,
+        method: String,
+        id: Value,
+        outcome: Result<Value, (i64, String)>,
+    ) -> Rpc {
+        Rpc {
+            session,
+            method,
+            id,
+            outcome,
+            error_data: None,
+            notes: Vec::new(),
+            stateless: false,
+            logs: true,
+        }
+    }
+
+    /// The response carrying a fixture's `reply` (its error data and
+    /// notifications included).
+    pub fn of_reply(session: Option<String>, method: String, id: Value, reply: Reply) -> Rpc {
+        let (outcome, error_data) = match reply.outcome {
+            Ok(v) => (Ok(v), None),
+            Err(e) => (Err((e.code, e.message)), e.data),
+        };
+        Rpc {
+            session,
+            method,
+            id,
+            outcome,
+            error_data,
+            notes: reply.notes,
+            stateless: false,
+            logs: true,
         }
     }
 }
@@ -533,7 +591,7 @@ fn post(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Decision
     };
     if let Message::Request { id, method, params } = &message {
         if method == "initialize" {
-            let answer = initialize(st, now, id, params);
+            let answer = initialize(st, cfg, now, id, params);
             let Some(delay_ms) = st.hooks.take_slow_initialize() else {
                 return Decision::Now(answer);
             };
@@ -608,12 +666,9 @@ fn ok(rpc: Rpc) -> Answer {
     }
 }
 
-fn initialize(st: &mut State, now: u64, id: &Value, params: &Value) -> Answer {
-    let rpc = |session: Option<String>, outcome| Rpc {
-        session,
-        method: "initialize".into(),
-        id: id.clone(),
-        outcome,
+fn initialize(st: &mut State, cfg: &ServerConfig, now: u64, id: &Value, params: &Value) -> Answer {
+    let rpc = |session: Option<String>, outcome| {
+        Rpc::plain(session, "initialize".into(), id.clone(), outcome)
     };
     let Some(requested) = params.get("protocolVersion").and_then(Value::as_str) else {
         let missing = (
@@ -649,12 +704,14 @@ fn initialize(st: &mut State, now: u64, id: &Value, params: &Value) -> Answer {
         },
     );
     let header = st.hooks.session_id_header(&session);
+    let capabilities = if cfg.conformance_tools {
+        fixtures::legacy_capabilities()
+    } else {
+        json!({"tools": {"listChanged": false}, "logging": {}})
+    };
     let result = json!({
         "protocolVersion": answered,
-        "capabilities": {
-            "tools": {"listChanged": false},
-            "logging": {},
-        },
+        "capabilities": capabilities,
         "serverInfo": {"name": "mcp-sim", "version": env!("CARGO_PKG_VERSION")},
         "instructions": "A simulated MCP server: tools echo, slow, fail, jsonrpc_error.",
     });
@@ -720,6 +777,7 @@ fn tools(conformance: bool) -> Value {
                 "description": "Always fails: a result with isError true (the conformance suite's tools-call-error).",
                 "inputSchema": object(json!({}), &[]),
             }));
+            list.extend(fixtures::tools());
         }
     }
     tools
@@ -752,13 +810,14 @@ fn request(
             tool,
         },
     );
-    let (outcome, wait) = outcome(cfg, &method, params);
-    let answer = ok(Rpc {
-        session: Some(session),
-        method,
-        id,
-        outcome,
-    });
+    let (rpc, wait) = match fixture(cfg, &method, params, false) {
+        Some(reply) => (Rpc::of_reply(Some(session), method, id, reply), None),
+        None => {
+            let (outcome, wait) = outcome(cfg, &method, params);
+            (Rpc::plain(Some(session), method, id, outcome), wait)
+        }
+    };
+    let answer = ok(rpc);
     after(wait, answer)
 }
 
@@ -780,6 +839,33 @@ pub(crate) fn after(wait: Option<Duration>, answer: Answer) -> Decision {
         Some(wait) => Decision::After { wait, answer },
         None => Decision::Now(answer),
     }
+}
+
+/// The conformance fixtures' answer to a request (`None`: not a fixture's,
+/// or the fixtures are off): resources, prompts, completion and the
+/// fixture tools, in the legacy era (`modern` false) or the stateless one.
+pub(crate) fn fixture(
+    cfg: &ServerConfig,
+    method: &str,
+    params: &Value,
+    modern: bool,
+) -> Option<Reply> {
+    if !cfg.conformance_tools {
+        return None;
+    }
+    if method == "tools/call" {
+        let name = params.get("name").and_then(Value::as_str)?;
+        let logs = !modern
+            || params
+                .pointer("/_meta/io.modelcontextprotocol~1logLevel")
+                .is_some();
+        return fixtures::call_tool(name, params, logs);
+    }
+    let outcome = fixtures::request(method, params, modern)?;
+    Some(Reply {
+        outcome,
+        notes: Vec::new(),
+    })
 }
 
 /// What a request (not `initialize`) is answered, and how long to wait
@@ -937,12 +1023,7 @@ mod tests {
 
     #[test]
     fn a_response_goes_on_the_wire_as_its_message_serialized() {
-        let rpc = |id: Value, outcome| Rpc {
-            session: None,
-            method: "tools/call".into(),
-            id,
-            outcome,
-        };
+        let rpc = |id: Value, outcome| Rpc::plain(None, "tools/call".into(), id, outcome);
         let cases = [
             rpc(
                 json!(7),

@@ -58,9 +58,12 @@
 
 pub mod encode;
 pub mod events;
+mod fixtures;
 mod handler;
 pub mod hooks;
+mod listen;
 pub mod modern;
+mod mrtr;
 pub mod sessions;
 mod time;
 
@@ -97,6 +100,10 @@ pub use self::sessions::ExpiryReason;
 /// The protocol revisions this server speaks, oldest first.
 pub const SUPPORTED_PROTOCOL_VERSIONS: [&str; 4] =
     ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+
+/// The `retry:` (milliseconds) of the priming event that opens a legacy SSE
+/// answer when [`ServerConfig::sse_priming`] is on.
+pub const SSE_RETRY_MS: u64 = 1000;
 
 /// The revision answered to a client that asks for one this server does not
 /// speak.
@@ -155,6 +162,12 @@ pub struct ServerConfig {
     /// `ttlMs` of the stateless era's cacheable results (`server/discover`,
     /// `tools/list`). Default 0: stale at once, as the Python SDK answers.
     pub discover_ttl_ms: u64,
+    /// Open every SSE answer of the legacy era with a priming event (an
+    /// event id, `retry:` and empty data), as 2025-11-25 recommends, so a
+    /// cut stream can be resumed. Off by default (it changes the bytes of
+    /// every SSE answer, and so the simulation's traces); `mcp-sim serve`
+    /// turns it on.
+    pub sse_priming: bool,
 }
 
 impl Default for ServerConfig {
@@ -174,6 +187,7 @@ impl Default for ServerConfig {
             conformance_tools: false,
             era: ServerEra::Legacy,
             discover_ttl_ms: 0,
+            sse_priming: false,
         }
     }
 }
@@ -222,6 +236,8 @@ pub(crate) struct State {
     /// How many times `serve` has started.
     runs: u64,
     time: Timebase,
+    /// The open `subscriptions/listen` streams.
+    pub(crate) listeners: listen::Listeners,
 }
 
 impl State {
@@ -266,6 +282,7 @@ impl Server {
             next_event_id: 1,
             runs: 0,
             time: Timebase::default(),
+            listeners: listen::Listeners::default(),
         };
         Server {
             inner: Arc::new(Inner {
@@ -396,6 +413,12 @@ impl Server {
                 builder = builder.header(CONTENT_TYPE, "application/json");
                 Chunked::whole(encode::json(&v))
             }
+            Body::Stream(stream) => {
+                builder = builder
+                    .header(CONTENT_TYPE, Format::Sse.content_type())
+                    .header(CACHE_CONTROL, "no-cache");
+                stream
+            }
             Body::Rpc(rpc) => {
                 let mut st = self.lock();
                 let now = st.now();
@@ -404,6 +427,8 @@ impl Server {
                 let fault = st.hooks.take_answer_fault();
                 let format = match fault {
                     Some(AnswerFault::Truncated) => Format::Sse,
+                    // Notifications before the response need a stream.
+                    _ if !rpc.notes.is_empty() => Format::Sse,
                     _ => drawn,
                 };
                 let response = match fault {
@@ -413,10 +438,22 @@ impl Server {
                 let (whole, response_at) = match format {
                     Format::Json => (response, 0),
                     Format::Sse => {
-                        let n = cfg.notifications_before_response;
+                        let mut out = String::new();
+                        if cfg.sse_priming && !rpc.stateless {
+                            out.push_str(&encode::sse_priming(st.next_event_id, SSE_RETRY_MS));
+                            st.next_event_id += 1;
+                        }
+                        for note in &rpc.notes {
+                            out.push_str(&encode::sse_event(st.next_event_id, note));
+                            st.next_event_id += 1;
+                        }
+                        let n = if rpc.logs {
+                            cfg.notifications_before_response
+                        } else {
+                            0
+                        };
                         let first = st.next_event_id;
                         st.next_event_id += u64::from(n) + 1;
-                        let mut out = String::new();
                         for k in 1..=n {
                             let note = json!({
                                 "jsonrpc": "2.0",

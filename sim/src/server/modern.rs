@@ -27,22 +27,35 @@
 //!    `Mcp-Method` unequal to the method, `Mcp-Name` missing or unequal to
 //!    the name or URI (base64 sentinel decoded) → 400 -32020 — before
 //! 9. a `_meta` revision not served → 400 -32022 `{supported, requested}`;
-//! 10. dispatch: `server/discover`, `tools/list`, `tools/call`; an unknown
-//!     or removed method (`initialize`, `ping`, `logging/setLevel`, ...) →
-//!     404 -32601 with the method as `data`.
+//! 10. dispatch: `server/discover`, `tools/list`, `tools/call` and, with
+//!     the conformance fixtures, `resources/{list,read,templates/list}`,
+//!     `prompts/{list,get}`, `completion/complete` and
+//!     `subscriptions/listen` (see [`super::listen`]); an unknown or
+//!     removed method (`initialize`, `ping`, `logging/setLevel`,
+//!     `resources/subscribe`, ...) → 404 -32601 with the method as `data`.
+//!     A fixture's refusal that the Python SDK maps to 400 (an unknown
+//!     resource or prompt: -32602 with `data`; a missing client capability:
+//!     -32021 with `requiredCapabilities`) is a 400; other errors are 200
+//!     with the error in the body.
 //!
 //! Every error whose request id could be read echoes it. Results carry
-//! `resultType: "complete"` and `_meta` serverInfo; `server/discover` and
-//! `tools/list` carry `ttlMs` and `cacheScope`. `Mcp-Session-Id` is
+//! `resultType` (`complete`, or `input_required` from the MRTR tools of
+//! [`super::mrtr`]) and `_meta` serverInfo; complete results of
+//! `server/discover`, the lists and `resources/read` carry `ttlMs` and
+//! `cacheScope`. `Mcp-Session-Id` is
 //! ignored and never minted.
 
 use hyper::{HeaderMap, Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use std::time::Duration;
+
+use super::encode::Chunked;
 use super::events::ServerEvent;
+use super::fixtures::{self, Reply, RpcError};
 use super::handler::{self, Answer, Body, Decision, Message, Req, Rpc};
-use super::{ServerConfig, State};
+use super::{mrtr, ServerConfig, State};
 
 /// The stateless-era revisions this server serves.
 pub const MODERN_PROTOCOL_VERSIONS: [&str; 1] = ["2026-07-28"];
@@ -103,6 +116,8 @@ const INVALID_PARAMS: i64 = -32602;
 /// The `_meta` keys of the request envelope.
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+/// Where a request's (deprecated) log level is, as a JSON pointer.
+const META_LOG_LEVEL: &str = "/_meta/io.modelcontextprotocol~1logLevel";
 
 /// Whether a request goes to the stateless era on a server of era `era`.
 pub(crate) fn routes_modern(era: ServerEra, headers: &HeaderMap) -> bool {
@@ -342,6 +357,23 @@ fn named_by(method: &str) -> Option<&'static str> {
     }
 }
 
+/// Whether the stateless era serves `method` on this server (the
+/// resources, prompts, completion and listen methods come with the
+/// conformance fixtures).
+fn served(cfg: &ServerConfig, method: &str) -> bool {
+    match method {
+        "server/discover" | "tools/list" | "tools/call" => true,
+        "resources/list"
+        | "resources/read"
+        | "resources/templates/list"
+        | "prompts/list"
+        | "prompts/get"
+        | "completion/complete"
+        | "subscriptions/listen" => cfg.conformance_tools,
+        _ => false,
+    }
+}
+
 /// Runs a request that climbed the whole ladder.
 fn dispatch(
     st: &mut State,
@@ -352,12 +384,15 @@ fn dispatch(
     params: &Value,
     version: &str,
 ) -> Decision {
-    let tool = handler::tool_name(&method, params);
-    let known = matches!(
-        method.as_str(),
-        "server/discover" | "tools/list" | "tools/call"
-    );
-    if !known {
+    let tool = (method == "tools/call")
+        .then(|| {
+            params
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .flatten();
+    if !served(cfg, &method) {
         return refuse(
             st,
             now,
@@ -376,52 +411,141 @@ fn dispatch(
             tool,
         },
     );
-    let (outcome, wait) = match method.as_str() {
-        "server/discover" => (Ok(discover(cfg)), None),
-        other => handler::outcome(cfg, other, params),
-    };
-    let outcome = outcome.map(|mut result| {
-        stamp(&mut result, &method, cfg);
-        result
-    });
+    if method == "subscriptions/listen" {
+        let (ack, rx) = st.listeners.open(&id, params);
+        return Decision::Now(Answer {
+            status: StatusCode::OK,
+            headers: vec![("x-accel-buffering", "no".into())],
+            body: Body::Stream(Chunked::open(vec![ack], rx)),
+        });
+    }
+    let (mut reply, wait) = answer(st, cfg, &method, params);
+    match &mut reply.outcome {
+        Err(e) if e.status != 200 => {
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let data = e.data.take();
+            return refuse(st, now, status, Some(&id), e.code, &e.message, data);
+        }
+        Err(_) => {}
+        Ok(result) => stamp(result, &method, cfg),
+    }
     let answer = Answer {
         status: StatusCode::OK,
         headers: Vec::new(),
         body: Body::Rpc(Rpc {
-            session: None,
-            method,
-            id,
-            outcome,
+            stateless: true,
+            logs: params.pointer(META_LOG_LEVEL).is_some(),
+            ..Rpc::of_reply(None, method, id, reply)
         }),
     };
-    handler::after(wait, answer)
+    match wait {
+        Some(wait) => Decision::After { wait, answer },
+        None => Decision::Now(answer),
+    }
+}
+
+/// The list a `test_trigger_*` tool announces as changed.
+fn trigger(name: &str) -> Option<&'static str> {
+    match name {
+        "test_trigger_tool_change" => Some("toolsListChanged"),
+        "test_trigger_prompt_change" => Some("promptsListChanged"),
+        "test_trigger_resource_change" => Some("resourcesListChanged"),
+        _ => None,
+    }
+}
+
+/// The answer to a served method (not `subscriptions/listen`), before
+/// [`stamp`], and how long to wait first: the fixtures' and MRTR tools'
+/// when the conformance fixtures are on, else what both eras answer.
+fn answer(
+    st: &mut State,
+    cfg: &ServerConfig,
+    method: &str,
+    params: &Value,
+) -> (Reply, Option<Duration>) {
+    let name = params.get("name").and_then(Value::as_str).unwrap_or("");
+    if cfg.conformance_tools {
+        let special = match method {
+            "tools/call" => match trigger(name) {
+                Some(kind) => {
+                    let sent = st.listeners.announce(kind);
+                    let text = format!("announced {kind} on {sent} stream(s)");
+                    Some(Reply::ok(
+                        json!({"content": [{"type": "text", "text": text}]}),
+                    ))
+                }
+                None => mrtr::call_tool(name, params, cfg.seed),
+            },
+            "prompts/get" => mrtr::get_prompt(name, params),
+            _ => None,
+        };
+        if let Some(reply) = special.or_else(|| handler::fixture(cfg, method, params, true)) {
+            return (reply, None);
+        }
+    }
+    let (outcome, wait) = match method {
+        "server/discover" => (Ok(discover(cfg)), None),
+        other => handler::outcome(cfg, other, params),
+    };
+    let mut outcome = outcome.map_err(|(code, message)| RpcError {
+        code,
+        message,
+        data: None,
+        status: 200,
+    });
+    if let (true, "tools/list", Ok(result)) = (cfg.conformance_tools, method, &mut outcome) {
+        if let Some(Value::Array(list)) = result.get_mut("tools") {
+            list.extend(mrtr::tools());
+        }
+    }
+    let reply = Reply {
+        outcome,
+        notes: Vec::new(),
+    };
+    (reply, wait)
 }
 
 /// A `server/discover` result (before [`stamp`]).
 fn discover(cfg: &ServerConfig) -> Value {
     json!({
         "supportedVersions": MODERN_PROTOCOL_VERSIONS,
-        "capabilities": {"tools": {"listChanged": false}},
+        "capabilities": if cfg.conformance_tools {
+            fixtures::modern_capabilities()
+        } else {
+            json!({"tools": {"listChanged": false}})
+        },
         "instructions": "A simulated MCP server: tools echo, slow, fail, jsonrpc_error.",
         "ttlMs": cfg.discover_ttl_ms,
         "cacheScope": "private",
     })
 }
 
-/// What every stateless-era result carries: `resultType`, `_meta`
-/// serverInfo, and for cacheable results `ttlMs`/`cacheScope`.
+/// What every stateless-era result carries: `resultType` (`complete`,
+/// unless it is an `input_required` one), `_meta` serverInfo, and for
+/// complete cacheable results `ttlMs`/`cacheScope`.
 fn stamp(result: &mut Value, method: &str, cfg: &ServerConfig) {
     let Value::Object(map) = result else {
         return;
     };
-    map.insert("resultType".into(), "complete".into());
+    let complete = map.get("resultType").and_then(Value::as_str) != Some("input_required");
+    if complete {
+        map.insert("resultType".into(), "complete".into());
+    }
     map.insert(
         "_meta".into(),
         json!({"io.modelcontextprotocol/serverInfo": {
             "name": "mcp-sim", "version": env!("CARGO_PKG_VERSION")
         }}),
     );
-    if method == "tools/list" {
+    let cacheable = matches!(
+        method,
+        "tools/list"
+            | "prompts/list"
+            | "resources/list"
+            | "resources/templates/list"
+            | "resources/read"
+    );
+    if complete && cacheable {
         map.insert("ttlMs".into(), cfg.discover_ttl_ms.into());
         map.insert("cacheScope".into(), "private".into());
     }
