@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod balancer;
 pub mod baseline;
 pub mod canonical;
 pub mod detail;

@@ -56,6 +56,16 @@
 //! closure starts with [`Server::forget_sessions`] (a server that keeps
 //! sessions in memory: a restart loses them, and clients get 404);
 //! [`ServerSpec::keep_sessions`] models a server with a shared store.
+//!
+//! # Load balancing
+//!
+//! [`Topology::balanced`] puts several instances of one server (hosts
+//! `<name>-0`, `<name>-1`, ..., each its own [`Server`] with its own seed,
+//! see [`instance_seed`]) behind a [`Balancer`] host that takes the name
+//! `<name>` the workers dial. The instances are server hosts like any other
+//! (faults name them, [`World::server`] reads them); the balancer is
+//! registered after every server and before the workers, and reached with
+//! [`World::balancer`]. A topology without one is built exactly as before.
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -71,6 +81,7 @@ use mcp_session::observe::EventSink;
 use mcp_session::transport::{HttpConfig, HttpConnector};
 use mcp_session::{Clock, Manager, ManagerBuilder, SessionConfig, SessionMetrics, TokioClock};
 
+use crate::balancer::{Balancer, Policy};
 use crate::dialer::TurmoilDialer;
 use crate::faults::{Applied, Applier, FaultPlan};
 use crate::server::{Server, ServerConfig};
@@ -148,6 +159,26 @@ impl ServerSpec {
     }
 }
 
+/// A load-balancer host in front of server instances.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BalancerSpec {
+    /// The host name (what workers dial).
+    pub name: String,
+    /// The instances' host names, by backend index.
+    pub instances: Vec<String>,
+    /// The routing policy it starts with.
+    pub policy: Policy,
+    /// The MCP endpoint's path (the instances').
+    pub path: String,
+}
+
+/// The seed of instance `index` of a balanced server whose config has
+/// `seed`: instance 0 keeps it, the others are spread apart by the golden
+/// ratio's 64-bit constant, so no two instances draw the same stream.
+pub fn instance_seed(seed: u64, index: usize) -> u64 {
+    seed.wrapping_add((index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
 /// A worker host: one manager, `vus` VUs as tasks.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkerSpec {
@@ -216,6 +247,7 @@ pub struct Topology {
     duration: Duration,
     latency: Latency,
     servers: Vec<ServerSpec>,
+    balancers: Vec<BalancerSpec>,
     workers: Vec<WorkerSpec>,
     sinks: Sinks,
 }
@@ -240,6 +272,7 @@ impl Topology {
             duration,
             latency: Latency::default(),
             servers: Vec::new(),
+            balancers: Vec::new(),
             workers: Vec::new(),
             sinks: Sinks::default(),
         }
@@ -273,6 +306,40 @@ impl Topology {
         self
     }
 
+    /// Adds `instances` server hosts `<name>-0`, `<name>-1`, ... (each
+    /// with `config` but its own [`instance_seed`], losing its sessions on
+    /// a restart) behind a balancer host `name` routing by `policy`, whose
+    /// random stream comes from the topology's seed. Workers name `name`.
+    ///
+    /// # Panics
+    ///
+    /// If `instances` is 0.
+    pub fn balanced(
+        mut self,
+        name: impl Into<String>,
+        config: ServerConfig,
+        instances: usize,
+        policy: Policy,
+    ) -> Self {
+        assert!(instances > 0, "a balanced server needs an instance");
+        let name = name.into();
+        let names: Vec<String> = (0..instances).map(|i| format!("{name}-{i}")).collect();
+        for (i, instance) in names.iter().enumerate() {
+            let config = ServerConfig {
+                seed: instance_seed(config.seed, i),
+                ..config.clone()
+            };
+            self.servers.push(ServerSpec::new(instance.clone(), config));
+        }
+        self.balancers.push(BalancerSpec {
+            name,
+            instances: names,
+            policy,
+            path: config.path,
+        });
+        self
+    }
+
     /// Adds a worker host.
     pub fn worker(mut self, spec: WorkerSpec) -> Self {
         self.workers.push(spec);
@@ -298,6 +365,7 @@ impl Topology {
             .servers
             .iter()
             .map(|s| s.name.as_str())
+            .chain(self.balancers.iter().map(|b| b.name.as_str()))
             .chain(self.workers.iter().map(|w| w.name.as_str()))
             .collect();
         names.sort_unstable();
@@ -330,21 +398,15 @@ impl Topology {
             });
             servers.insert(spec.name.clone(), server);
         }
+        let balancers = self.host_balancers(&mut sim);
 
         let results = Arc::new(Mutex::new(BTreeMap::new()));
         let metrics = Arc::new(Mutex::new(BTreeMap::new()));
         let streams = Arc::new(Mutex::new(BTreeMap::new()));
         let program = Rc::new(program);
         for spec in &self.workers {
-            let server = self
-                .servers
-                .iter()
-                .find(|s| s.name == spec.server)
-                .unwrap_or_else(|| {
-                    panic!("worker {} names unknown server {}", spec.name, spec.server)
-                });
             let http = HttpConfig {
-                url: format!("http://{}:{PORT}{}", server.name, server.config.path),
+                url: self.url_of(spec),
                 ..spec.http.clone()
             };
             let (name, session, vus) = (spec.name.clone(), spec.session.clone(), spec.vus);
@@ -397,11 +459,56 @@ impl Topology {
         World {
             sim,
             servers,
+            balancers,
             workers: self.workers.iter().map(|w| w.name.clone()).collect(),
             latency: self.latency,
             results,
             metrics,
             streams,
+        }
+    }
+}
+
+impl Topology {
+    /// Registers each balancer host (after the servers, before the
+    /// workers), its random stream from the topology's seed (spread per
+    /// balancer as instances' seeds are), and returns their handles.
+    fn host_balancers(&self, sim: &mut Sim<'static>) -> BTreeMap<String, Balancer> {
+        let mut balancers = BTreeMap::new();
+        for (i, spec) in self.balancers.iter().enumerate() {
+            let seed = instance_seed(self.seed, i);
+            let balancer = Balancer::new(spec.instances.clone(), spec.policy, seed);
+            let handle = balancer.clone();
+            sim.host(spec.name.as_str(), move || {
+                let balancer = handle.clone();
+                async move {
+                    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
+                    balancer.serve(listener, TurmoilDialer::new()).await?;
+                    Ok(())
+                }
+            });
+            balancers.insert(spec.name.clone(), balancer);
+        }
+        balancers
+    }
+
+    /// The URL worker `spec`'s manager talks to: its server's, or its
+    /// balancer's (`http://<host>:8080<path>`).
+    ///
+    /// # Panics
+    ///
+    /// If the worker names neither.
+    fn url_of(&self, spec: &WorkerSpec) -> String {
+        let server = self.servers.iter().find(|s| s.name == spec.server);
+        let path = server.map(|s| s.config.path.as_str()).or_else(|| {
+            let mut balancers = self.balancers.iter();
+            balancers
+                .find(|b| b.name == spec.server)
+                .map(|b| b.path.as_str())
+        });
+        match path {
+            Some(path) => format!("http://{}:{PORT}{path}", spec.server),
+            None => panic!("worker {} names unknown server {}", spec.name, spec.server),
         }
     }
 }
@@ -414,6 +521,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct World<T> {
     sim: Sim<'static>,
     servers: BTreeMap<String, Server>,
+    balancers: BTreeMap<String, Balancer>,
     workers: Vec<String>,
     latency: Latency,
     results: Arc<Mutex<BTreeMap<VuKey, T>>>,
@@ -462,6 +570,22 @@ impl<T> World<T> {
     /// Every server handle, by host name.
     pub fn servers(&self) -> &BTreeMap<String, Server> {
         &self.servers
+    }
+
+    /// The balancer host `name`'s handle (its log, its policy switch).
+    ///
+    /// # Panics
+    ///
+    /// If there is no such balancer.
+    pub fn balancer(&self, name: &str) -> &Balancer {
+        self.balancers
+            .get(name)
+            .unwrap_or_else(|| panic!("no balancer host {name:?}"))
+    }
+
+    /// Every balancer handle, by host name.
+    pub fn balancers(&self) -> &BTreeMap<String, Balancer> {
+        &self.balancers
     }
 
     /// The worker host names, in the order given.
