@@ -18,7 +18,12 @@
 //! both eras except for what the era adds.
 //!
 //! Groups: `exchange/legacy` and `exchange/modern` (one `tools/call`
-//! round trip per iteration). Run with `cargo bench --bench exchange`.
+//! round trip per iteration, on a session or context made beforehand), and
+//! `cold/legacy` and `cold/modern`: what a cold client pays for one
+//! operation, as `per_request` mode does per acquire: a new connection,
+//! then `initialize`, `notifications/initialized`, the call and DELETE in
+//! the legacy era; `server/discover` and the call in the stateless one.
+//! Run with `cargo bench --bench exchange`.
 
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -60,6 +65,7 @@ impl Dialer for PipeDialer {
 }
 
 const INIT: &str = r#"{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"bench","version":"1"}}"#;
+const DISCOVER: &str = r#"{"supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"resultType":"complete","ttlMs":0,"cacheScope":"private"}"#;
 const LEGACY_RESULT: &str = r#"{"content":[{"type":"text","text":"hello"}],"isError":false}"#;
 const MODERN_RESULT: &str = r#"{"content":[{"type":"text","text":"hello"}],"isError":false,"resultType":"complete","_meta":{"io.modelcontextprotocol/serverInfo":{"name":"bench","version":"1"}}}"#;
 
@@ -73,12 +79,19 @@ fn request_id(body: &[u8]) -> Option<std::ops::Range<usize>> {
 
 async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let modern = req.headers().contains_key("mcp-method");
+    let method = req.method().clone();
     let body = req
         .into_body()
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    if method == hyper::Method::DELETE {
+        return Ok(Response::builder()
+            .status(200)
+            .body(Full::default())
+            .unwrap_or_default());
+    }
     let Some(id) = request_id(&body) else {
         // A notification.
         return Ok(Response::builder()
@@ -89,8 +102,10 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     // The client writes `"method"` right after the id: a constant-time
     // look, so the canned server costs the same for bodies of any length.
     let initialize = body[id.end..].starts_with(br#","method":"initialize""#);
+    let discover = body[id.end..].starts_with(br#","method":"server/discover""#);
     let result = match (initialize, modern) {
         (true, _) => INIT,
+        (false, true) if discover => DISCOVER,
         (false, true) => MODERN_RESULT,
         (false, false) => LEGACY_RESULT,
     };
@@ -114,25 +129,37 @@ fn echo() -> Operation {
     }
 }
 
-/// A connection set up in the legacy era (initialize + initialized) or
-/// the stateless one.
-async fn connection(modern: bool) -> HttpConnection<PipeDialer> {
+fn connector() -> HttpConnector<PipeDialer> {
     let clock = Arc::new(TokioClock::new());
-    let connector = HttpConnector::new(
+    HttpConnector::new(
         PipeDialer,
         HttpConfig::new("http://bench.invalid/mcp"),
         clock,
     )
-    .expect("valid URL");
-    let conn = connector.connect().await.expect("connect");
+    .expect("valid URL")
+}
+
+fn modern_params() -> ModernParams {
+    ModernParams {
+        protocol_version: "2026-07-28".into(),
+        offered: vec!["2026-07-28".into()],
+        capabilities: json!({}),
+        client_name: "mcp-session".into(),
+        client_version: "0.1.0".into(),
+    }
+}
+
+/// A new connection set up in the legacy era (initialize + initialized)
+/// or the stateless one (a `server/discover` when `discover`).
+async fn connection(modern: bool, discover: bool) -> HttpConnection<PipeDialer> {
+    let conn = connector().connect().await.expect("connect");
     if modern {
-        conn.use_modern(Some(&ModernParams {
-            protocol_version: "2026-07-28".into(),
-            offered: vec!["2026-07-28".into()],
-            capabilities: json!({}),
-            client_name: "mcp-session".into(),
-            client_version: "0.1.0".into(),
-        }));
+        conn.use_modern(Some(&modern_params()));
+        if discover {
+            conn.request(&Operation::Discover, None)
+                .await
+                .expect("discover");
+        }
     } else {
         conn.initialize(&InitializeParams {
             protocol_version: "2025-11-25".into(),
@@ -143,10 +170,14 @@ async fn connection(modern: bool) -> HttpConnection<PipeDialer> {
         .expect("initialize");
         conn.notify_initialized().await.expect("initialized");
     }
-    // Warm the keep-alive connection and check the answer is read.
-    let r = conn.request(&echo(), None).await.expect("tools/call");
-    assert_eq!(r.result.text(), "hello");
     conn
+}
+
+/// One operation of a cold client: connect, negotiate, call, close.
+async fn cold(modern: bool, op: &Operation) {
+    let conn = connection(modern, true).await;
+    black_box(conn.request(op, None).await.expect("tools/call"));
+    conn.close().await.expect("close");
 }
 
 fn exchange(c: &mut Criterion) {
@@ -154,15 +185,26 @@ fn exchange(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
+    let op = echo();
     let mut group = c.benchmark_group("exchange");
     for (name, modern) in [("legacy", false), ("modern", true)] {
-        let conn = rt.block_on(connection(modern));
-        let op = echo();
+        let conn = rt.block_on(async {
+            let conn = connection(modern, false).await;
+            // Warm the keep-alive connection and check the answer is read.
+            let r = conn.request(&op, None).await.expect("tools/call");
+            assert_eq!(r.result.text(), "hello");
+            conn
+        });
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| async {
                 black_box(conn.request(&op, None).await.expect("tools/call"));
             })
         });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("cold");
+    for (name, modern) in [("legacy", false), ("modern", true)] {
+        group.bench_function(name, |b| b.to_async(&rt).iter(|| cold(modern, &op)));
     }
     group.finish();
 }

@@ -355,6 +355,8 @@ impl<D: Dialer> HttpConnection<D> {
         *req.method_mut() = out.method.clone();
         *req.uri_mut() = t.path.clone();
         let headers = req.headers_mut();
+        // Room for every header either era sends, so the map never grows.
+        headers.reserve(8);
         headers.append(HOST, t.authority.clone());
         match out.method {
             Method::POST => {
