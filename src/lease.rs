@@ -74,7 +74,12 @@ impl<C: Connector> Lease<C> {
     /// A snapshot of the session.
     pub fn info(&self) -> SessionInfo {
         let e = self.entry();
-        e.item.info(e, self.vu, &self.inner.deadlines)
+        let mut info = e.item.info(e, self.vu, &self.inner.deadlines);
+        // A stateless-era context moves to another revision after -32022.
+        if let Some(now) = e.item.conn.modern_version() {
+            info.protocol_version = now;
+        }
+        info
     }
 
     /// Runs `op` on the session and returns its JSON-RPC result, kept as
