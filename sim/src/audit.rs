@@ -51,7 +51,9 @@
 //!   is idle or a slot is free.
 //! - `created_equals_server_initialized`: every session a manager counts
 //!   created was initialized by a server, and every session a server saw
-//!   `notifications/initialized` for was counted by a manager.
+//!   `notifications/initialized` for was counted by a manager (a
+//!   stateless-era context, `created` with era `modern`, has no server
+//!   session and is passed by, here and in `clean_close`).
 //! - `closed_split_by_reason`: each session is created once and closed
 //!   once, with one reason; a churned session had reached its churn
 //!   interval; after `close()` none is open; the metrics' counts by reason
@@ -66,6 +68,12 @@
 //!   (the reference's defects 4 to 6 were counters that drifted): pool
 //!   waits, pool timeouts and cancelled waits equal their events, and the
 //!   TTL, idle and total eviction counts equal the evictions closed.
+//! - `no_fallback_after_modern_error`: an auto-era manager never falls
+//!   back to the legacy era (`era_probed` with verdict `legacy`) on an
+//!   answer that carries one of the stateless era's own errors (-32020,
+//!   -32021, -32022, named in the probe's `answer`): a server that answers
+//!   those speaks the stateless era, and -32022 in particular asks for a
+//!   retry at another revision, not a fallback.
 //!
 //! Laws about the server (`created_equals_server_initialized`,
 //! `clean_close`) are checked only when the trace holds server events.
@@ -79,7 +87,7 @@ use serde::Serialize;
 use crate::trace::{Source, Trace, TraceEvent};
 
 /// The laws, by name, in report order.
-pub const LAWS: [&str; 11] = [
+pub const LAWS: [&str; 12] = [
     "pool_bound",
     "one_holder",
     "no_use_after_close",
@@ -91,6 +99,7 @@ pub const LAWS: [&str; 11] = [
     "reconnects_exact",
     "clean_close",
     "metrics_match_trace",
+    "no_fallback_after_modern_error",
 ];
 
 /// What the audit needs besides the trace: the manager's configuration
@@ -290,7 +299,19 @@ pub fn audit(trace: &Trace, cfg: &AuditConfig) -> AuditReport {
 ///   session.
 /// - `close_with_waiters_pending`: the manager closed while acquires were
 ///   queued, and a queued acquire failed with manager-closed.
-pub const GOALS: [&str; 18] = [
+/// - `fell_back_to_legacy`: an auto-era manager's `server/discover` probe
+///   was answered as a legacy server answers it (`era_probed` with verdict
+///   `legacy`), and it fell back to `initialize`.
+/// - `version_retried`: a stateless-era request refused with -32022 was
+///   sent again at another revision (`version_retried`).
+/// - `modern_after_upgrade`: after a server was redeployed one era up
+///   (the fault event `era` with `to` above `from`), a VU probed the era
+///   again (`era_probed` with a `reprobe` reason and verdict `modern`) and
+///   then made a stateless-era context (`created` with era `modern`).
+/// - `legacy_after_downgrade`: after a server was redeployed one era down,
+///   a VU probed the era again with verdict `legacy` and then initialized
+///   a legacy session (`created` with era `legacy`).
+pub const GOALS: [&str; 22] = [
     "pool_wait",
     "pool_timeout",
     "waiter_served_after_release",
@@ -309,7 +330,25 @@ pub const GOALS: [&str; 18] = [
     "acquire_cancelled_waiting",
     "acquire_cancelled_creating",
     "close_with_waiters_pending",
+    "fell_back_to_legacy",
+    "version_retried",
+    "modern_after_upgrade",
+    "legacy_after_downgrade",
 ];
+
+/// The stateless era's own error codes (-32020, -32021, -32022) that a
+/// probe's answer names, as a code (not followed by another digit): the
+/// first one found.
+fn modern_error_code(answer: &str) -> Option<&'static str> {
+    ["-32020", "-32021", "-32022"].into_iter().find(|code| {
+        answer.match_indices(code).any(|(at, _)| {
+            !answer[at + code.len()..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit())
+        })
+    })
+}
 
 /// Where a session is, in the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -418,6 +457,12 @@ struct Host<'a> {
     /// Sessions whose transport close (DELETE) failed: refused or
     /// unreachable, so the server may rightly still hold them.
     close_failed: BTreeSet<&'a str>,
+    /// Stateless-era contexts (`created` with era `modern`): no server
+    /// session stands behind them, so the server laws pass them by.
+    modern: BTreeSet<&'a str>,
+    /// Each VU's last `era_probed` that had a `reprobe` reason and a
+    /// verdict (`modern` or `legacy`), until its next `created`.
+    reprobed: BTreeMap<u64, &'a str>,
     last_index: usize,
     /// How many of each manager event (a cancelled wait counted apart, as
     /// `acquire_cancelled_waiting`), for `metrics_match_trace`.
@@ -490,6 +535,8 @@ struct Auditor<'a> {
     checks: BTreeMap<&'static str, u64>,
     first: BTreeMap<&'static str, (usize, String)>,
     goals: BTreeMap<&'static str, u64>,
+    /// Whether a server has been redeployed one era (up, down) so far.
+    era_moved: (bool, bool),
 }
 
 impl<'a> Auditor<'a> {
@@ -504,6 +551,7 @@ impl<'a> Auditor<'a> {
             checks: LAWS.iter().map(|l| (*l, 0)).collect(),
             first: BTreeMap::new(),
             goals: GOALS.iter().map(|g| (*g, 0)).collect(),
+            era_moved: (false, false),
         }
     }
 
@@ -558,6 +606,19 @@ impl<'a> Auditor<'a> {
 
     /// A server going down: was an `initialize` handshake under way?
     fn fault_event(&mut self, e: &'a TraceEvent) {
+        if &*e.event == "era" {
+            let rank = |era: Option<&str>| match era {
+                Some("legacy") => 0,
+                Some("dual") => 1,
+                _ => 2,
+            };
+            if rank(e.str("to")) > rank(e.str("from")) {
+                self.era_moved.0 = true;
+            } else {
+                self.era_moved.1 = true;
+            }
+            return;
+        }
         if !matches!(&*e.event, "crash" | "bounce") {
             return;
         }
@@ -717,7 +778,46 @@ impl<'a> Auditor<'a> {
                 }
                 h.creating_since.remove(&vu);
             }
-            "created" => self.created(&mut h, i, vu, sid),
+            "created" => {
+                let era = e.str("era");
+                if era == Some("modern") {
+                    h.modern.insert(sid);
+                }
+                match (h.reprobed.remove(&vu), era) {
+                    (Some("modern"), Some("modern")) if self.era_moved.0 => {
+                        self.goal("modern_after_upgrade");
+                    }
+                    (Some("legacy"), Some("legacy")) if self.era_moved.1 => {
+                        self.goal("legacy_after_downgrade");
+                    }
+                    _ => {}
+                }
+                self.created(&mut h, i, vu, sid)
+            }
+            "era_probed" => {
+                let verdict = e.str("verdict");
+                if verdict == Some("legacy") {
+                    self.goal("fell_back_to_legacy");
+                    self.check("no_fallback_after_modern_error");
+                    if let Some(code) = e.str("answer").and_then(modern_error_code) {
+                        self.fail(
+                            "no_fallback_after_modern_error",
+                            i,
+                            format!("vu-{vu} fell back to legacy on an answer with {code}"),
+                        );
+                    }
+                }
+                let reprobe = e.detail.get("reprobe").is_some_and(|v| !v.is_null());
+                match verdict {
+                    Some(v @ ("modern" | "legacy")) if reprobe => {
+                        h.reprobed.insert(vu, v);
+                    }
+                    _ => {
+                        h.reprobed.remove(&vu);
+                    }
+                }
+            }
+            "version_retried" => self.goal("version_retried"),
             "operation_start" => {
                 self.use_of(&h, i, sid, format_args!("operation on {sid}"));
                 if let Some(s) = h.sessions.get_mut(sid) {
@@ -1476,7 +1576,7 @@ impl<'a> Auditor<'a> {
         for (host, h) in &finished {
             for (sid, i) in &h.created {
                 all_created.insert(*sid);
-                if sid.starts_with("local-") {
+                if sid.starts_with("local-") || h.modern.contains(sid) {
                     continue;
                 }
                 self.check("created_equals_server_initialized");
@@ -1492,7 +1592,11 @@ impl<'a> Auditor<'a> {
                 // "Where reachable": a session whose DELETE the client sent
                 // and saw fail (an injected 5xx, a reset, a partition) is not
                 // a leak of the client's.
-                for sid in h.created.keys().filter(|s| !h.close_failed.contains(*s)) {
+                for sid in h
+                    .created
+                    .keys()
+                    .filter(|s| !h.close_failed.contains(*s) && !h.modern.contains(*s))
+                {
                     self.check("clean_close");
                     if let Some((server, _)) = live.iter().find(|(_, s)| s.contains(sid)) {
                         self.fail(

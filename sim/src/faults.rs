@@ -52,6 +52,8 @@
 //! | slow initialize | [`Server::slow_initialize`] |
 //! | version mismatch | [`Server::answer_protocol_version`] for the span |
 //! | missing / invalid session id | [`Server::set_session_id_fault`] for the span |
+//! | era upgrade, downgrade (only where named) | [`Server::set_era`] one step, then `sim.bounce(server)` |
+//! | version trap (only where named) | [`Server::refuse_version_next`] |
 //!
 //! Whether a restart loses the server's sessions is the server host's
 //! business (see [`crate::topology::ServerSpec::keep_sessions`]), not the
@@ -81,7 +83,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use turmoil::Sim;
 
-use crate::server::{AnswerFault, Server, SessionIdFault};
+use crate::server::{AnswerFault, Server, ServerEra, SessionIdFault};
 use crate::topology::Latency;
 
 /// The ChaCha stream fault plans are drawn from ("faults" in ASCII): apart
@@ -131,11 +133,45 @@ pub enum FaultKind {
     InvalidSessionId,
     /// The server's connection dies halfway through an answer.
     ConnectionReset,
+    /// The server is redeployed one era up (legacy → dual → modern): it
+    /// speaks the new era from then on, and restarts at once (a bounce:
+    /// sessions are lost).
+    EraUpgrade,
+    /// The server is redeployed one era down (modern → dual → legacy),
+    /// with a bounce.
+    EraDowngrade,
+    /// The server refuses the next stateless-era requests with -32022
+    /// although their revision is served (the conformance suite's trap).
+    VersionTrap,
 }
 
 impl FaultKind {
     /// Every kind, in declaration order.
-    pub const ALL: [FaultKind; 15] = [
+    pub const ALL: [FaultKind; 18] = [
+        FaultKind::Crash,
+        FaultKind::Bounce,
+        FaultKind::Partition,
+        FaultKind::Hold,
+        FaultKind::LatencyRange,
+        FaultKind::LatencySpike,
+        FaultKind::EarlyExpiry,
+        FaultKind::ServerErrors,
+        FaultKind::MalformedJson,
+        FaultKind::TruncatedSse,
+        FaultKind::SlowInitialize,
+        FaultKind::VersionMismatch,
+        FaultKind::MissingSessionId,
+        FaultKind::InvalidSessionId,
+        FaultKind::ConnectionReset,
+        FaultKind::EraUpgrade,
+        FaultKind::EraDowngrade,
+        FaultKind::VersionTrap,
+    ];
+
+    /// The kinds a [`FaultSpace`] switches on by default: every kind but
+    /// the era faults (an upgrade, a downgrade, the version trap), which
+    /// only a space that names them draws.
+    pub const DEFAULT: [FaultKind; 15] = [
         FaultKind::Crash,
         FaultKind::Bounce,
         FaultKind::Partition,
@@ -171,6 +207,9 @@ impl FaultKind {
             FaultKind::MissingSessionId => "missing_session_id",
             FaultKind::InvalidSessionId => "invalid_session_id",
             FaultKind::ConnectionReset => "connection_reset",
+            FaultKind::EraUpgrade => "era_upgrade",
+            FaultKind::EraDowngrade => "era_downgrade",
+            FaultKind::VersionTrap => "version_trap",
         }
     }
 
@@ -349,6 +388,26 @@ pub enum FaultEvent {
         /// How many answers.
         count: u32,
     },
+    /// Redeploy `server` one era up (legacy → dual → modern) and restart
+    /// it at once; nothing if it is modern already.
+    EraUpgrade {
+        /// The server host.
+        server: String,
+    },
+    /// Redeploy `server` one era down (modern → dual → legacy) and
+    /// restart it at once; nothing if it is legacy already.
+    EraDowngrade {
+        /// The server host.
+        server: String,
+    },
+    /// Refuse the next `count` stateless-era requests to `server` with
+    /// -32022 although their revision is served.
+    VersionTrap {
+        /// The server host.
+        server: String,
+        /// How many requests.
+        count: u32,
+    },
 }
 
 impl FaultEvent {
@@ -370,6 +429,9 @@ impl FaultEvent {
             FaultEvent::MissingSessionId { .. } => FaultKind::MissingSessionId,
             FaultEvent::InvalidSessionId { .. } => FaultKind::InvalidSessionId,
             FaultEvent::ConnectionReset { .. } => FaultKind::ConnectionReset,
+            FaultEvent::EraUpgrade { .. } => FaultKind::EraUpgrade,
+            FaultEvent::EraDowngrade { .. } => FaultKind::EraDowngrade,
+            FaultEvent::VersionTrap { .. } => FaultKind::VersionTrap,
         }
     }
 
@@ -390,7 +452,10 @@ impl FaultEvent {
             | FaultEvent::VersionMismatch { server, .. }
             | FaultEvent::MissingSessionId { server, .. }
             | FaultEvent::InvalidSessionId { server, .. }
-            | FaultEvent::ConnectionReset { server, .. } => server,
+            | FaultEvent::ConnectionReset { server, .. }
+            | FaultEvent::EraUpgrade { server }
+            | FaultEvent::EraDowngrade { server }
+            | FaultEvent::VersionTrap { server, .. } => server,
         }
     }
 
@@ -445,7 +510,8 @@ pub struct FaultPlan {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FaultSpace {
-    /// The kinds switched on. Default: all.
+    /// The kinds switched on. Default: [`FaultKind::DEFAULT`] (all but
+    /// the era faults).
     pub kinds: BTreeSet<FaultKind>,
     /// Worker hosts link faults may hit.
     pub workers: Vec<String>,
@@ -494,7 +560,7 @@ pub struct FaultSpace {
 impl Default for FaultSpace {
     fn default() -> Self {
         FaultSpace {
-            kinds: FaultKind::ALL.into_iter().collect(),
+            kinds: FaultKind::DEFAULT.into_iter().collect(),
             workers: Vec::new(),
             servers: Vec::new(),
             start_ms: 100,
@@ -561,7 +627,9 @@ impl Effect {
                 at_ms: at_ms.saturating_add(*down_ms),
                 restart: true,
             },
-            FaultEvent::Bounce { .. } => Effect {
+            FaultEvent::Bounce { .. }
+            | FaultEvent::EraUpgrade { .. }
+            | FaultEvent::EraDowngrade { .. } => Effect {
                 at_ms,
                 restart: true,
             },
@@ -772,6 +840,11 @@ impl FaultPlan {
                         server,
                         count: count(&mut rng),
                     },
+                    FaultKind::EraUpgrade => FaultEvent::EraUpgrade { server },
+                    FaultKind::EraDowngrade => FaultEvent::EraDowngrade { server },
+                    // One refusal: the conformance suite's trap, which a
+                    // client passes by retrying once.
+                    FaultKind::VersionTrap => FaultEvent::VersionTrap { server, count: 1 },
                 }
             };
             let (at_ms, effect) = match (&lead, uniform_ms) {
@@ -928,6 +1001,23 @@ pub enum Action {
         server: String,
         /// Sent, omitted or garbled.
         fault: SessionIdFault,
+    },
+    /// The server was redeployed to speak another era (a bounce follows,
+    /// unless it is down).
+    Era {
+        /// The server host.
+        server: String,
+        /// The era it spoke.
+        from: ServerEra,
+        /// The era it speaks now.
+        to: ServerEra,
+    },
+    /// -32022 refusals of served revisions were armed.
+    VersionTrap {
+        /// The server host.
+        server: String,
+        /// How many.
+        count: u32,
     },
     /// The event had nothing to act on.
     Skipped {
@@ -1247,6 +1337,38 @@ impl Applier {
                 stack.push((i, fault));
                 self.server(&server).set_session_id_fault(fault);
                 vec![Action::SessionId { server, fault }]
+            }
+            FaultEvent::EraUpgrade { .. } | FaultEvent::EraDowngrade { .. } => {
+                let up = matches!(event, FaultEvent::EraUpgrade { .. });
+                let from = self.server(&server).era();
+                let to = match (from, up) {
+                    (ServerEra::Legacy, true) => ServerEra::Dual,
+                    (ServerEra::Dual, true) => ServerEra::Modern,
+                    (ServerEra::Modern, false) => ServerEra::Dual,
+                    (ServerEra::Dual, false) => ServerEra::Legacy,
+                    (ServerEra::Modern, true) => return vec![skipped("already modern")],
+                    (ServerEra::Legacy, false) => return vec![skipped("already legacy")],
+                };
+                self.server(&server).set_era(to);
+                let mut done = vec![Action::Era {
+                    server: server.clone(),
+                    from,
+                    to,
+                }];
+                // A server that is down comes back in the new era when its
+                // downtime ends.
+                if self.crashed.get(&server).is_none_or(Vec::is_empty) {
+                    sim.bounce(server.as_str());
+                    done.push(Action::Bounce { server });
+                }
+                done
+            }
+            FaultEvent::VersionTrap { count, .. } => {
+                self.server(&server).refuse_version_next(*count);
+                vec![Action::VersionTrap {
+                    server,
+                    count: *count,
+                }]
             }
         }
     }

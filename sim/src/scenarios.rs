@@ -11,6 +11,7 @@ use mcp_session::transport::HttpConfig;
 use mcp_session::{Era, Mode, SessionConfig};
 
 use crate::faults::FaultKind;
+use crate::server::ServerEra;
 
 /// A named family of runs: what the manager is, how many VUs do what, and
 /// which fault kinds a seed may switch on (swarm testing: each seed switches
@@ -77,6 +78,10 @@ pub struct Scenario {
     /// The simulation's bound on simulated time (ms): a run still going
     /// then is a hang.
     pub duration_ms: u64,
+    /// The eras the server may start in, one drawn per seed (empty: the
+    /// server config's default, legacy; one: that one, with no draw).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_eras: Vec<ServerEra>,
 }
 
 /// How many seeds the test sweep runs of a scenario by default (see
@@ -118,8 +123,9 @@ impl Scenario {
     /// faults; faults, when switched on, start from 20 ms and a quarter of
     /// them follow an earlier one.
     ///
-    /// The client speaks the legacy era (`era = legacy`): the simulated
-    /// server does not serve the stateless era yet.
+    /// The client speaks the legacy era (`era = legacy`) against a legacy
+    /// server; the era scenarios switch both (see `Scenario::auto` and
+    /// [`Scenario::server_eras`]).
     fn base(name: &str, doc: &str, session: SessionConfig) -> Scenario {
         Scenario {
             name: name.into(),
@@ -148,6 +154,7 @@ impl Scenario {
             deadline_think_spread_ms: 0,
             server_idle_ms: None,
             duration_ms: 120_000,
+            server_eras: Vec::new(),
         }
     }
 
@@ -388,6 +395,54 @@ impl Scenario {
         s
     }
 
+    /// The client in auto era (`server/discover` first, `initialize` on a
+    /// legacy answer, probed again when the verdict stops holding).
+    fn auto(mut self) -> Scenario {
+        self.session.era = Era::Auto;
+        self
+    }
+
+    /// `era-negotiation`: an auto client against a server whose era is
+    /// drawn per seed (legacy, dual or modern), which may refuse a served
+    /// revision with -32022 (the version trap: the client retries once).
+    /// Reuse mode, so sessions are kept and lost to bounces and expiries.
+    pub fn era_negotiation() -> Scenario {
+        let mut s = Scenario::base(
+            "era-negotiation",
+            "auto era against a legacy, dual or modern server (drawn); the -32022 version trap, bounces, expiries",
+            SessionConfig::with_mode(Mode::Reuse),
+        )
+        .auto()
+        .faults(
+            4,
+            [
+                FaultKind::VersionTrap,
+                FaultKind::Bounce,
+                FaultKind::EarlyExpiry,
+            ],
+        );
+        s.server_eras = ServerEra::ALL.to_vec();
+        s.vus = (1, 16);
+        s
+    }
+
+    /// `upgrade-mid-run`: an auto client against a server that starts
+    /// legacy or modern and is redeployed one era up or down mid-run (each
+    /// time with a restart): the client must notice and probe again.
+    pub fn upgrade_mid_run() -> Scenario {
+        let mut s = Scenario::base(
+            "upgrade-mid-run",
+            "auto era; the server starts legacy or modern and is upgraded or downgraded mid-run (with restarts)",
+            SessionConfig::with_mode(Mode::Reuse),
+        )
+        .auto()
+        .faults(6, [FaultKind::EraUpgrade, FaultKind::EraDowngrade]);
+        s.server_eras = vec![ServerEra::Legacy, ServerEra::Modern];
+        s.vus = (1, 16);
+        s.steps = (8, 16);
+        s
+    }
+
     /// Every built-in scenario, in a fixed order.
     pub fn all() -> Vec<Scenario> {
         vec![
@@ -401,6 +456,8 @@ impl Scenario {
             Scenario::partition(),
             Scenario::version_policy(),
             Scenario::close_under_load(),
+            Scenario::era_negotiation(),
+            Scenario::upgrade_mid_run(),
         ]
     }
 
@@ -426,8 +483,8 @@ impl Scenario {
     /// How many seeds (`0..n`) `mcp-sim sweep` and `mcp-sim audit` run of
     /// this scenario when not told: [`SWEEP_SEEDS`] (or the test count, if
     /// ever larger). The main job is a thorough search, the test sweep a
-    /// quick one: 500 seeds of each of the ten scenarios take about a dozen
-    /// seconds on two cores in a release build.
+    /// quick one: 500 seeds of each of the twelve scenarios take about half a
+    /// minute on two cores in a release build.
     pub fn sweep_seeds(&self) -> u64 {
         SWEEP_SEEDS.max(self.default_seeds())
     }

@@ -207,6 +207,14 @@ impl Schedule {
             ..ServerConfig::default()
         };
         let latency = Latency::new(sv.random_range(0..=2), sv.random_range(2..=10));
+        // After the draws above, and only when there is a choice: a
+        // scenario without one draws exactly as before.
+        let mut server = server;
+        match scenario.server_eras.as_slice() {
+            [] => {}
+            [era] => server.era = *era,
+            eras => server.era = eras[sv.random_range(0..eras.len())],
+        }
 
         let faults = if scenario.fault_events == 0 || fault_kinds.is_empty() {
             FaultPlan::none()

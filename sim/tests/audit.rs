@@ -120,6 +120,23 @@ fn clean() -> Vec<TraceEvent> {
     ]
 }
 
+/// What an `era_probed` event carries: the revision probed, the verdict,
+/// no reprobe reason, and the answer.
+fn probed(verdict: &str, answer: &str) -> Value {
+    json!({ "version": "2026-07-28", "verdict": verdict, "reprobe": null, "answer": answer })
+}
+
+/// [`clean`] made by an auto-era manager: vu 1's `server/discover` probe
+/// was answered as a legacy server answers it (event 1), and it fell back
+/// to `initialize`.
+fn clean_auto() -> Vec<TraceEvent> {
+    let mut events = clean();
+    let answer =
+        "HTTP 400 with JSON-RPC error -32000 \"Bad Request: No valid session ID provided\"";
+    events.insert(1, m(0, 1, "", "era_probed", probed("legacy", answer)));
+    events
+}
+
 fn pool1() -> AuditConfig {
     AuditConfig::pool(1, 1000)
 }
@@ -181,8 +198,15 @@ fn clean_metrics() -> mcp_session::SessionMetrics {
 fn clean_trace_passes_every_law() {
     let cfg = pool1().with_metrics([(W.to_owned(), clean_metrics())].into());
     let r = assert_clean(&clean(), &cfg);
+    // The era law is checked where an auto-era manager falls back.
+    let auto = assert_clean(&clean_auto(), &cfg);
+    assert_eq!(auto.goals["fell_back_to_legacy"], 1);
     for law in LAWS {
-        assert!(r.checks[law] > 0, "{law} never checked: {:?}", r.checks);
+        assert!(
+            r.checks[law] + auto.checks[law] > 0,
+            "{law} never checked: {:?}",
+            r.checks
+        );
     }
     assert_eq!(r.goals["pool_wait"], 1);
     assert_eq!(r.goals["waiter_served_after_release"], 1);
@@ -670,6 +694,44 @@ fn clean_close_excuses_a_reported_failed_delete() {
     assert!(r.violations.is_empty(), "{:#?}", r.violations);
 }
 
+// ------------------------------------------------------------ era law --
+
+#[test]
+fn no_fallback_after_modern_error_a_fallback_on_a_stateless_error() {
+    for code in ["-32020", "-32021", "-32022"] {
+        let mut events = clean_auto();
+        let answer =
+            format!("HTTP 400 with JSON-RPC error {code} \"Unsupported protocol version\"");
+        events[1] = m(0, 1, "", "era_probed", probed("legacy", &answer));
+        breaks("no_fallback_after_modern_error", events, &pool1(), 1);
+    }
+}
+
+#[test]
+fn no_fallback_after_modern_error_other_codes_and_verdicts_are_fine() {
+    let cfg = pool1();
+    // A longer number that starts like one of the codes is not one.
+    let mut events = clean_auto();
+    events[1] = m(
+        0,
+        1,
+        "",
+        "era_probed",
+        probed("legacy", "JSON-RPC error -320221"),
+    );
+    assert_clean(&events, &cfg);
+    // A failed probe on -32022 is no fallback.
+    let mut events = clean_auto();
+    events[1] = m(
+        0,
+        1,
+        "",
+        "era_probed",
+        probed("failed", "JSON-RPC error -32022"),
+    );
+    assert_clean(&events, &cfg);
+}
+
 // ------------------------------------------------------------ goals --
 
 /// In pool mode with a 150 ms idle limit: s1 released at 10 is due at 160;
@@ -1048,4 +1110,50 @@ fn seeded_world_obeys_every_law_and_is_deterministic() {
         let (_, r) = run_world(seed);
         assert!(r.is_clean(), "seed {seed}: {:#?}", r.violations);
     }
+}
+
+/// The era goals: a fallback, a retry after -32022, and a probe again
+/// after a redeploy that ends in the new era, counted only after the
+/// server moved that way.
+#[test]
+fn era_goals_follow_the_redeploys() {
+    use mcp_sim::server::ServerEra;
+    let reprobe = |verdict: &str| json!({ "version": "2026-07-28", "verdict": verdict, "reprobe": "a legacy session was lost", "answer": null });
+    let era = |e: &str| json!({ "era": e });
+    let moved = |from, to| Action::Era {
+        server: S.into(),
+        from,
+        to,
+    };
+    let events = vec![
+        m(0, 1, "", "era_probed", probed("legacy", "HTTP 404")),
+        m(1, 1, "s1", "created", era("legacy")),
+        // A probe again before any redeploy: no goal.
+        m(2, 2, "", "era_probed", reprobe("modern")),
+        m(3, 2, "ctx-1", "created", era("modern")),
+        fault(4, moved(ServerEra::Legacy, ServerEra::Dual)),
+        m(5, 1, "", "era_probed", reprobe("modern")),
+        m(6, 1, "ctx-2", "created", era("modern")),
+        m(
+            7,
+            1,
+            "ctx-2",
+            "version_retried",
+            json!({ "from": "2026-07-28", "to": "2026-07-28" }),
+        ),
+        fault(8, moved(ServerEra::Dual, ServerEra::Legacy)),
+        m(9, 2, "", "era_probed", reprobe("legacy")),
+        m(10, 2, "s2", "created", era("legacy")),
+    ];
+    let r = run(&events, &AuditConfig::default());
+    let got: Vec<u64> = [
+        "fell_back_to_legacy",
+        "version_retried",
+        "modern_after_upgrade",
+        "legacy_after_downgrade",
+    ]
+    .iter()
+    .map(|g| r.goals[*g])
+    .collect();
+    assert_eq!(got, [2, 1, 1, 1]);
 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::encode::Format;
 use super::hooks::{AnswerFault, SessionIdFault};
+use super::modern::ServerEra;
 use super::sessions::ExpiryReason;
 
 /// One event and when it happened.
@@ -227,5 +228,17 @@ pub enum ServerEvent {
     SessionIdFaultSet {
         /// Sent, omitted, or garbled.
         fault: SessionIdFault,
+    },
+    /// The server now speaks `era` (an upgrade or a downgrade at run
+    /// time, overriding its config).
+    EraSet {
+        /// Legacy, dual or modern.
+        era: ServerEra,
+    },
+    /// The next `count` stateless-era requests will be refused with -32022
+    /// although their revision is served.
+    VersionRefusalsArmed {
+        /// How many requests.
+        count: u32,
     },
 }

@@ -249,7 +249,7 @@ pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>
     if req.path != cfg.path {
         return Decision::Now(reject(st, now, http, StatusCode::NOT_FOUND, "no such path"));
     }
-    if super::modern::routes_modern(cfg.era, req.headers) {
+    if super::modern::routes_modern(st.hooks.era.unwrap_or(cfg.era), req.headers) {
         return super::modern::decide(st, cfg, now, req);
     }
     match *req.method {

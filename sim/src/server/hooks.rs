@@ -15,6 +15,9 @@
 //!   connection torn down halfway through the body,
 //! - answer the next N `initialize` requests only after a delay,
 //! - answer `initialize` with a given protocol revision, whatever was asked,
+//! - refuse the next N stateless-era requests with -32022 although their
+//!   revision is served,
+//! - speak other eras than the config's (an upgrade or a downgrade),
 //! - omit or garble the `Mcp-Session-Id` header of `initialize` answers,
 //! - and, as methods on the handle rather than switches here, expire one
 //!   session early and forget every session.
@@ -25,6 +28,8 @@
 //! it.
 
 use serde::{Deserialize, Serialize};
+
+use super::modern::ServerEra;
 
 /// What the `Mcp-Session-Id` header of an `initialize` answer carries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -111,6 +116,12 @@ pub struct Hooks {
     /// must retry once at a revision from `supported`, even the same one).
     #[serde(default)]
     pub refuse_version_next: u32,
+    /// The eras the server speaks now, overriding
+    /// [`ServerConfig::era`](super::ServerConfig::era) when set: an
+    /// upgrade or a downgrade applied while the simulation runs (see
+    /// [`Server::set_era`](super::Server::set_era)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub era: Option<ServerEra>,
 }
 
 impl Hooks {

@@ -659,6 +659,33 @@ impl Server {
         st.record(now, ServerEvent::SessionIdFaultSet { fault });
     }
 
+    /// Makes the server speak `era` from now on, whatever its config says
+    /// (an upgrade or a downgrade, as a redeploy does; bounce the host
+    /// too, for the restart that forgets sessions). Requests already routed
+    /// finish in the era they were routed to.
+    pub fn set_era(&self, era: ServerEra) {
+        let mut st = self.lock();
+        let now = st.now();
+        st.hooks.era = Some(era);
+        st.record(now, ServerEvent::EraSet { era });
+    }
+
+    /// The eras the server speaks now: [`Server::set_era`]'s, else the
+    /// config's.
+    pub fn era(&self) -> ServerEra {
+        self.lock().hooks.era.unwrap_or(self.inner.cfg.era)
+    }
+
+    /// Refuses the next `count` stateless-era requests with -32022
+    /// although their revision is served (the conformance suite's trap: a
+    /// client must retry once). `count` 0 disarms.
+    pub fn refuse_version_next(&self, count: u32) {
+        let mut st = self.lock();
+        let now = st.now();
+        st.hooks.refuse_version_next = count;
+        st.record(now, ServerEvent::VersionRefusalsArmed { count });
+    }
+
     /// The switches as they are now.
     pub fn hooks(&self) -> Hooks {
         self.lock().hooks.clone()
