@@ -121,13 +121,16 @@ fn keep_alive(tx: UnboundedSender<Bytes>) {
     };
     rt.spawn(async move {
         loop {
+            // Biased, as every select here: a closed stream ends the task
+            // before another keep-alive is due.
             tokio::select! {
+                biased;
+                () = tx.closed() => return,
                 () = tokio::time::sleep(KEEP_ALIVE) => {
                     if tx.send(Bytes::from_static(b": keep-alive\n\n")).is_err() {
                         return;
                     }
                 }
-                () = tx.closed() => return,
             }
         }
     });
