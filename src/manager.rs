@@ -553,7 +553,15 @@ impl<C: Connector> Inner<C> {
                 self.version_retried(&mut st, vu, None, r);
             }
             let judged = era::judge_probe(answer.as_ref().map(|a| &a.result), st.era.offered());
-            let decision = st.era.probed(judged, &sent, self.clock.now());
+            let now = self.clock.now();
+            let decision = st.era.probed(judged, &sent, now);
+            let ttl_ms = match decision {
+                Decision::Modern => st
+                    .era
+                    .discovery(now)
+                    .map(|d| d.ttl_ms.min(crate::config::MAX_DURATION_MS)),
+                _ => None,
+            };
             let (verdict, said) = match &decision {
                 Decision::Modern => ("modern", None),
                 Decision::FallBack(why) => ("legacy", Some(why.clone())),
@@ -570,6 +578,7 @@ impl<C: Connector> Inner<C> {
                     verdict,
                     reprobe,
                     answer: said,
+                    ttl_ms,
                 },
             );
             match decision {

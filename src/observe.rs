@@ -116,6 +116,10 @@ pub enum EventKind {
         reprobe: Option<&'static str>,
         /// What the answer was, for `legacy` and `failed`.
         answer: Option<String>,
+        /// For `modern`: the discover result's `ttlMs` (capped at the
+        /// longest duration a config takes), how long it is used without
+        /// asking again, counted from this event.
+        ttl_ms: Option<u64>,
     },
     /// A request was refused with -32022 and sent again at another
     /// revision (counted in `version_retries`).

@@ -24,6 +24,7 @@ pub mod strategy;
 pub mod sweep;
 pub mod topology;
 pub mod trace;
+pub mod vu;
 
 /// The session library this crate simulates, re-exported for convenience.
 pub use mcp_session;

@@ -282,11 +282,15 @@ fn manager_fields(kind: &EventKind) -> Option<(&'static str, Detail)> {
             verdict,
             reprobe,
             answer,
+            ttl_ms,
         } => {
             d.insert("version", version.as_str());
             d.insert("verdict", *verdict);
             d.insert("reprobe", reprobe.map_or(Value::Null, Value::from));
             d.insert("answer", answer.as_deref().map_or(Value::Null, Value::from));
+            if let Some(ttl) = ttl_ms {
+                d.insert("ttl_ms", *ttl);
+            }
             "era_probed"
         }
         EventKind::VersionRetried { from, to } => {
@@ -689,12 +693,14 @@ mod tests {
                 verdict: "legacy",
                 reprobe: Some("a legacy session was lost"),
                 answer: Some("HTTP 400 \"x\"".into()),
+                ttl_ms: None,
             },
             EventKind::EraProbed {
                 version: "2026-07-28".into(),
                 verdict: "modern",
                 reprobe: None,
                 answer: None,
+                ttl_ms: Some(60_000),
             },
             EventKind::VersionRetried {
                 from: "2026-07-28".into(),
