@@ -44,7 +44,9 @@ pub const LAST_LEGACY_VERSION: &str = "2025-11-25";
 /// manager with the spec's HTTP backward-compatibility rules (a modern
 /// `server/discover` first, `initialize` only when the answer is not a
 /// modern one) and re-probes when the verdict stops holding.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Era {
     /// Probe with a modern request, fall back to `initialize` when the

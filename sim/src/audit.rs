@@ -62,7 +62,9 @@
 //!   mode: any, in the others: the same VU's) is flagged `reconnect`, and
 //!   no other is; the metrics agree.
 //! - `clean_close`: after `close()` no server still holds a session the
-//!   client created, unless its DELETE was reported failed; and no worker
+//!   client created, unless its DELETE was reported failed or was answered
+//!   as unknown (behind a balancer that is not sticky, by an instance
+//!   that did not mint the session); and no worker
 //!   host still holds a TCP stream ([`AuditConfig::streams_at_end`]).
 //! - `metrics_match_trace`: the manager's counters say what happened
 //!   (the reference's defects 4 to 6 were counters that drifted): pool
@@ -1550,11 +1552,17 @@ impl<'a> Auditor<'a> {
         let mut server_created = BTreeSet::new();
         let mut live: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         let mut notified = Vec::new();
+        // Sessions whose DELETE a server answered as unknown: behind a
+        // balancer that is not sticky, an instance that did not mint it.
+        let mut delete_missed = BTreeSet::new();
         for (i, e) in trace.events.iter().enumerate() {
             if e.source != Source::Server {
                 continue;
             }
             let sid = e.session.as_deref().unwrap_or_default();
+            if e.event == "unknown_session" && e.str("http") == Some("DELETE") {
+                delete_missed.insert(sid);
+            }
             let set = live.entry(&*e.host).or_default();
             match &*e.event {
                 "session_created" => {
@@ -1590,13 +1598,14 @@ impl<'a> Auditor<'a> {
             }
             if let Some(at) = h.closed_at {
                 // "Where reachable": a session whose DELETE the client sent
-                // and saw fail (an injected 5xx, a reset, a partition) is not
-                // a leak of the client's.
-                for sid in h
-                    .created
-                    .keys()
-                    .filter(|s| !h.close_failed.contains(*s) && !h.modern.contains(*s))
-                {
+                // and saw fail (an injected 5xx, a reset, a partition), or
+                // that a balancer sent to an instance that did not mint it,
+                // is not a leak of the client's.
+                for sid in h.created.keys().filter(|s| {
+                    !h.close_failed.contains(*s)
+                        && !h.modern.contains(*s)
+                        && !delete_missed.contains(*s)
+                }) {
                     self.check("clean_close");
                     if let Some((server, _)) = live.iter().find(|(_, s)| s.contains(sid)) {
                         self.fail(

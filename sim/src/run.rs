@@ -164,8 +164,8 @@ struct Simulated {
     /// The worker hosts' recorders (their manager events only if the run
     /// recorded them; the VUs' own events always).
     recorders: BTreeMap<String, TraceRecorder>,
-    /// The server's own event log.
-    server_log: Vec<Stamped>,
+    /// Each server host's own event log, by host.
+    server_logs: Vec<(String, Vec<Stamped>)>,
     /// What the fault plan applied.
     applied: Vec<Applied>,
     /// Why the simulation failed, if it did.
@@ -202,9 +202,17 @@ fn simulate(schedule: &Schedule, seed: u64, record_manager: bool) -> Simulated {
         })
         .collect();
 
-    let mut topology = Topology::new(seed, Duration::from_millis(schedule.duration_ms))
-        .latency(schedule.latency)
-        .server(SERVER_HOST, schedule.server.clone());
+    let mut topology =
+        Topology::new(seed, Duration::from_millis(schedule.duration_ms)).latency(schedule.latency);
+    topology = match schedule.balancer {
+        Some(b) => topology.balanced(
+            SERVER_HOST,
+            schedule.server.clone(),
+            usize::try_from(b.instances).unwrap_or(usize::MAX).max(1),
+            b.policy,
+        ),
+        None => topology.server(SERVER_HOST, schedule.server.clone()),
+    };
     for w in &schedule.workers {
         topology = topology.worker(
             WorkerSpec::new(
@@ -240,8 +248,15 @@ fn simulate(schedule: &Schedule, seed: u64, record_manager: bool) -> Simulated {
     }
     Simulated {
         recorders,
-        // The server is done with: move its log out.
-        server_log: world.server(SERVER_HOST).take_events(),
+        // The servers are done with: move their logs out.
+        server_logs: schedule
+            .server_hosts()
+            .into_iter()
+            .map(|h| {
+                let log = world.server(&h).take_events();
+                (h, log)
+            })
+            .collect(),
         applied,
         sim_error,
         simulated_ms,
@@ -258,9 +273,19 @@ pub fn run(schedule: &Schedule, scenario: &str, seed: u64) -> Report {
     // simulation, and it lands only in `Report::wall_ms`.
     #[allow(clippy::disallowed_types, clippy::disallowed_methods)]
     let started = std::time::Instant::now();
-    let sim = simulate(schedule, seed, true);
+    let mut sim = simulate(schedule, seed, true);
     // The recorders are done with: move their logs out.
-    let mut trace = Trace::collect_taken(sim.recorders.values(), [(SERVER_HOST, sim.server_log)]);
+    let balanced = schedule.balancer.is_some();
+    let (hosts, logs): (Vec<String>, Vec<Vec<Stamped>>) =
+        std::mem::take(&mut sim.server_logs).into_iter().unzip();
+    let logs = hosts.iter().map(String::as_str).zip(logs);
+    let mut trace = Trace::collect_taken(sim.recorders.values(), logs);
+    if balanced {
+        // The instances mint colliding ids; the balancer qualified them on
+        // the way to the clients (`srv-3@server-1`): the trace names them
+        // so too.
+        trace.qualify_server_sessions();
+    }
     trace.push_faults(&sim.applied);
     trace.sort();
     let cfg = AuditConfig::for_session(&schedule.session)
@@ -314,7 +339,7 @@ pub fn run_untraced(schedule: &Schedule, seed: u64) -> Untraced {
     Untraced {
         metrics: sim.metrics,
         vu_errors: sim.vu_errors,
-        server_events: sim.server_log.len(),
+        server_events: sim.server_logs.iter().map(|(_, l)| l.len()).sum(),
         sim_error: sim.sim_error,
         simulated_ms: sim.simulated_ms,
     }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use mcp_session::transport::HttpConfig;
 use mcp_session::{Era, Mode, SessionConfig};
 
+use crate::balancer::Policy;
 use crate::faults::FaultKind;
 use crate::server::ServerEra;
 
@@ -82,6 +83,30 @@ pub struct Scenario {
     /// server config's default, legacy; one: that one, with no draw).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub server_eras: Vec<ServerEra>,
+    /// The era settings the client may have, one drawn per seed among
+    /// those that can work with the server's era drawn before it
+    /// ([`crate::schedule::eras_meet`]; empty: the session config's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_eras: Vec<Era>,
+    /// The `ttlMs` a stateless-era server may give its `server/discover`
+    /// results, one drawn per seed (empty: the server config's, 0): how
+    /// long the client may make contexts without asking again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discover_ttls_ms: Vec<u64>,
+    /// Server instances behind a load balancer, if any (absent: one
+    /// server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balancer: Option<BalancerSpace>,
+}
+
+/// What a seed may draw of a balanced server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalancerSpace {
+    /// How many instances, drawn from `instances.0..=instances.1` (at
+    /// least 1).
+    pub instances: (u64, u64),
+    /// The routing policies the balancer may start with, one drawn.
+    pub policies: Vec<Policy>,
 }
 
 /// How many seeds the test sweep runs of a scenario by default (see
@@ -123,9 +148,10 @@ impl Scenario {
     /// faults; faults, when switched on, start from 20 ms and a quarter of
     /// them follow an earlier one.
     ///
-    /// The client speaks the legacy era (`era = legacy`) against a legacy
-    /// server; the era scenarios switch both (see `Scenario::auto` and
-    /// [`Scenario::server_eras`]).
+    /// Every seed draws the server's era (legacy, dual or modern) and then
+    /// the client's era setting among those that can work with it (era
+    /// swarm): the four modes, eviction and the pool run in both eras. The
+    /// config's own era, legacy, is what a scenario without the draw gets.
     fn base(name: &str, doc: &str, session: SessionConfig) -> Scenario {
         Scenario {
             name: name.into(),
@@ -154,7 +180,10 @@ impl Scenario {
             deadline_think_spread_ms: 0,
             server_idle_ms: None,
             duration_ms: 120_000,
-            server_eras: Vec::new(),
+            server_eras: ServerEra::ALL.to_vec(),
+            client_eras: Era::ALL.to_vec(),
+            discover_ttls_ms: vec![0, 500, 60_000],
+            balancer: None,
         }
     }
 
@@ -399,6 +428,7 @@ impl Scenario {
     /// legacy answer, probed again when the verdict stops holding).
     fn auto(mut self) -> Scenario {
         self.session.era = Era::Auto;
+        self.client_eras = vec![Era::Auto];
         self
     }
 
@@ -443,6 +473,28 @@ impl Scenario {
         s
     }
 
+    /// `stateless-behind-lb`: two or three server instances behind a load
+    /// balancer that routes round-robin, at random or sticky by session id
+    /// (drawn). A stateless (modern) client works against any instance; a
+    /// legacy session routed to an instance that did not mint it gets 404
+    /// and the VU's session is made again — why the protocol went
+    /// stateless. Reuse mode, so sessions are kept across operations;
+    /// instances restart and fail.
+    pub fn stateless_behind_lb() -> Scenario {
+        let mut s = Scenario::base(
+            "stateless-behind-lb",
+            "reuse mode behind a round-robin, random or sticky balancer over 2-3 instances, both eras; restarts and 5xx",
+            SessionConfig::with_mode(Mode::Reuse),
+        )
+        .faults(3, [FaultKind::Bounce, FaultKind::ServerErrors]);
+        s.balancer = Some(BalancerSpace {
+            instances: (2, 3),
+            policies: Policy::ALL.to_vec(),
+        });
+        s.vus = (1, 16);
+        s
+    }
+
     /// Every built-in scenario, in a fixed order.
     pub fn all() -> Vec<Scenario> {
         vec![
@@ -458,6 +510,7 @@ impl Scenario {
             Scenario::close_under_load(),
             Scenario::era_negotiation(),
             Scenario::upgrade_mid_run(),
+            Scenario::stateless_behind_lb(),
         ]
     }
 

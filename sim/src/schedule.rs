@@ -28,11 +28,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use mcp_session::transport::HttpConfig;
-use mcp_session::{Mode, SessionConfig, VersionPolicy};
+use mcp_session::{Era, Mode, SessionConfig, VersionPolicy};
 
+use crate::balancer::Policy;
 use crate::faults::{FaultKind, FaultPlan, FaultSpace};
 use crate::scenarios::Scenario;
-use crate::server::ServerConfig;
+use crate::server::{ServerConfig, ServerEra};
 use crate::topology::Latency;
 
 /// The workload's ChaCha stream ("workload" in ASCII).
@@ -42,8 +43,25 @@ pub const SWARM_STREAM: u64 = 0x73_7761_726d;
 /// The server knobs' ChaCha stream ("server" in ASCII).
 pub const SERVER_STREAM: u64 = 0x7365_7276_6572;
 
-/// The one server host's name.
+/// The server host's name: the one server, or the load balancer in front
+/// of the instances of a balanced schedule (see [`BalancerPlan`]).
 pub const SERVER_HOST: &str = "server";
+
+/// The host name of instance `i` (from 0) behind the balancer
+/// [`SERVER_HOST`] ([`crate::topology::Topology::balanced`]'s naming).
+pub fn instance_host(i: u64) -> String {
+    format!("{SERVER_HOST}-{i}")
+}
+
+/// Several server instances behind a load balancer, instead of one server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalancerPlan {
+    /// How many instances (`server-0`, `server-1`, ...), each with the
+    /// schedule's server config and its own seed.
+    pub instances: u64,
+    /// How the balancer ([`SERVER_HOST`]) routes, at the start.
+    pub policy: Policy,
+}
 
 /// The name of worker host `i` (from 1).
 pub fn worker_host(i: u64) -> String {
@@ -126,6 +144,30 @@ pub struct Schedule {
     pub faults: FaultPlan,
     /// The simulation's bound on simulated time (ms).
     pub duration_ms: u64,
+    /// Instances behind a load balancer, if the server is balanced (absent:
+    /// one server host, [`SERVER_HOST`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balancer: Option<BalancerPlan>,
+}
+
+/// Whether a client with era setting `client` can work with a server
+/// speaking `server`: every pair but a legacy-only client against a
+/// modern-only server and a modern-only client against a legacy one.
+pub fn eras_meet(client: Era, server: ServerEra) -> bool {
+    !matches!(
+        (client, server),
+        (Era::Legacy, ServerEra::Modern) | (Era::Modern, ServerEra::Legacy)
+    )
+}
+
+/// One of `items`, drawn from `rng` only when there is a choice (`None`
+/// when empty).
+fn one_of<T: Copy>(rng: &mut ChaCha8Rng, items: &[T]) -> Option<T> {
+    match items {
+        [] => None,
+        [one] => Some(*one),
+        many => Some(many[rng.random_range(0..many.len())]),
+    }
 }
 
 /// A ChaCha8 generator for `seed` on `stream`.
@@ -173,7 +215,7 @@ impl Schedule {
     /// same schedule.
     pub fn generate(scenario: &Scenario, seed: u64) -> Schedule {
         let mut w = stream(seed, WORKLOAD_STREAM);
-        let session = vary_session(scenario, &mut w);
+        let mut session = vary_session(scenario, &mut w);
         let workers = (1..=scenario.workers.max(1))
             .map(|i| {
                 let vus = vu_count(&mut w, scenario.vus);
@@ -210,11 +252,31 @@ impl Schedule {
         // After the draws above, and only when there is a choice: a
         // scenario without one draws exactly as before.
         let mut server = server;
-        match scenario.server_eras.as_slice() {
-            [] => {}
-            [era] => server.era = *era,
-            eras => server.era = eras[sv.random_range(0..eras.len())],
+        if let Some(era) = one_of(&mut sv, &scenario.server_eras) {
+            server.era = era;
         }
+        // The client's era among those that can work with the server's
+        // (a run where nothing could ever succeed exercises nothing).
+        let client_eras: Vec<Era> = scenario
+            .client_eras
+            .iter()
+            .copied()
+            .filter(|&e| eras_meet(e, server.era))
+            .collect();
+        if let Some(era) = one_of(&mut sv, &client_eras) {
+            session.era = era;
+        }
+        if let Some(ttl) = one_of(&mut sv, &scenario.discover_ttls_ms) {
+            server.discover_ttl_ms = ttl;
+        }
+        let balancer = scenario.balancer.as_ref().map(|b| BalancerPlan {
+            instances: within(&mut sv, b.instances).max(1),
+            policy: one_of(&mut sv, &b.policies).unwrap_or_default(),
+        });
+        let servers: Vec<String> = match balancer {
+            Some(b) => (0..b.instances).map(instance_host).collect(),
+            None => vec![SERVER_HOST.to_owned()],
+        };
 
         let faults = if scenario.fault_events == 0 || fault_kinds.is_empty() {
             FaultPlan::none()
@@ -222,7 +284,7 @@ impl Schedule {
             let space = FaultSpace {
                 kinds: fault_kinds.clone(),
                 workers: workers.iter().map(|w| w.name.clone()).collect(),
-                servers: vec![SERVER_HOST.to_owned()],
+                servers,
                 ..fault_space(scenario, &session, busy_ms(&session, &workers))
             };
             FaultPlan::generate(seed, &space)
@@ -238,6 +300,15 @@ impl Schedule {
             fault_kinds,
             faults,
             duration_ms: scenario.duration_ms,
+            balancer,
+        }
+    }
+
+    /// The server hosts: [`SERVER_HOST`], or the balanced instances.
+    pub fn server_hosts(&self) -> Vec<String> {
+        match self.balancer {
+            Some(b) => (0..b.instances).map(instance_host).collect(),
+            None => vec![SERVER_HOST.to_owned()],
         }
     }
 

@@ -288,9 +288,7 @@ fn manager_fields(kind: &EventKind) -> Option<(&'static str, Detail)> {
             d.insert("verdict", *verdict);
             d.insert("reprobe", reprobe.map_or(Value::Null, Value::from));
             d.insert("answer", answer.as_deref().map_or(Value::Null, Value::from));
-            if let Some(ttl) = ttl_ms {
-                d.insert("ttl_ms", *ttl);
-            }
+            d.insert("ttl_ms", ttl_ms.map_or(Value::Null, Value::from));
             "era_probed"
         }
         EventKind::VersionRetried { from, to } => {
@@ -556,6 +554,27 @@ impl Trace {
             log.iter()
                 .map(|s| TraceEvent::from_server(&host, origin_ms, s)),
         );
+    }
+
+    /// Qualifies the session ids of every server event with the host that
+    /// logged it (`srv-3` on `server-1` becomes `srv-3@server-1`), as a
+    /// [`crate::balancer::Balancer`] qualifies them for its clients, so
+    /// that the ids of a balanced run's instances, minted from the same
+    /// counter, do not collide and match the clients' own. An id already
+    /// qualified (one the balancer sent to an instance that did not mint
+    /// it) is left as it is.
+    pub fn qualify_server_sessions(&mut self) {
+        for e in &mut self.events {
+            if e.source != Source::Server {
+                continue;
+            }
+            if let Some(s) = &mut e.session {
+                if !s.contains('@') {
+                    s.push('@');
+                    s.push_str(&e.host);
+                }
+            }
+        }
     }
 
     /// Appends what the fault applier did (call [`Trace::sort`] after
