@@ -86,7 +86,7 @@ impl Report {
     /// before reaching the server are not counted.
     pub fn server_requests(&self) -> u64 {
         /// The server events logged exactly once per request handled.
-        const PER_REQUEST: [&str; 10] = [
+        const PER_REQUEST: [&str; 13] = [
             "session_created",
             "session_limit",
             "request",
@@ -97,6 +97,9 @@ impl Report {
             "missing_session",
             "rejected",
             "injected",
+            "stateless_request",
+            "stateless_notification",
+            "stateless_refused",
         ];
         let n = self
             .trace
