@@ -20,7 +20,7 @@
 //! - speak other eras than the config's (an upgrade or a downgrade),
 //! - omit or garble the `Mcp-Session-Id` header of `initialize` answers,
 //! - strip `Mcp-Method` and `Mcp-Name` from the next N stateless-era
-//!   requests, as a proxy in front of the server might ([`strip_routing`]),
+//!   requests, as a proxy in front of the server might (`strip_routing`),
 //! - answer `server/discover` with another `ttlMs` and changed
 //!   capabilities ([`DiscoverChange`]),
 //! - send the next N stateless-era answers as SSE streams cut before the
