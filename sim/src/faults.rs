@@ -24,7 +24,8 @@
 //! So faults never react to what the client does; they happen at fixed
 //! simulated times, and the only run-time input is what the target looks
 //! like at that moment (which session an early expiry hits is picked from
-//! the server's live sessions, in id order).
+//! the server's live sessions, in id order; the era an upgrade moves to,
+//! and the policy a stickiness switch picks, from the one in force).
 //!
 //! # Determinism
 //!
