@@ -416,7 +416,10 @@ fn fault_num(event: &mut FaultEvent, slot: usize) -> Option<Num<'_>> {
         | (FaultEvent::LatencySpike { span_ms, .. }, 0)
         | (FaultEvent::VersionMismatch { span_ms, .. }, 0)
         | (FaultEvent::MissingSessionId { span_ms, .. }, 0)
-        | (FaultEvent::InvalidSessionId { span_ms, .. }, 0) => Some(Num::U64(span_ms, 1)),
+        | (FaultEvent::InvalidSessionId { span_ms, .. }, 0)
+        | (FaultEvent::DiscoverChange { span_ms, .. }, 0)
+        | (FaultEvent::StickinessSwitch { span_ms, .. }, 0) => Some(Num::U64(span_ms, 1)),
+        (FaultEvent::DiscoverChange { ttl_ms, .. }, 1) => Some(Num::U64(ttl_ms, 0)),
         (FaultEvent::LatencyRange { min_ms, .. }, 1) => Some(Num::U64(min_ms, 0)),
         (FaultEvent::LatencyRange { min_ms, max_ms, .. }, 2) => {
             let least = min_ms.saturating_add(1);
@@ -428,7 +431,11 @@ fn fault_num(event: &mut FaultEvent, slot: usize) -> Option<Num<'_>> {
         | (FaultEvent::MalformedJson { count, .. }, 0)
         | (FaultEvent::TruncatedSse { count, .. }, 0)
         | (FaultEvent::ConnectionReset { count, .. }, 0)
-        | (FaultEvent::SlowInitialize { count, .. }, 0) => Some(Num::U32(count, 1)),
+        | (FaultEvent::SlowInitialize { count, .. }, 0)
+        | (FaultEvent::HeaderStrip { count, .. }, 0)
+        | (FaultEvent::ModernStreamCut { count, .. }, 0)
+        | (FaultEvent::InputRounds { count, .. }, 0) => Some(Num::U32(count, 1)),
+        (FaultEvent::InputRounds { rounds, .. }, 1) => Some(Num::U32(rounds, 1)),
         (FaultEvent::SlowInitialize { delay_ms, .. }, 1) => Some(Num::U64(delay_ms, 0)),
         _ => None,
     }

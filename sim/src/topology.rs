@@ -541,7 +541,13 @@ impl<T> World<T> {
     /// [`Applier`]), and returns what was applied. Fails if the plan names a
     /// host this world lacks, or as [`World::run`] does.
     pub fn run_with(&mut self, plan: &FaultPlan) -> Result<Vec<Applied>, Box<dyn Error>> {
-        let mut applier = Applier::new(plan, self.servers.clone(), &self.workers, self.latency)?;
+        let mut applier = Applier::with_balancers(
+            plan,
+            self.servers.clone(),
+            self.balancers.clone(),
+            &self.workers,
+            self.latency,
+        )?;
         applier.run(&mut self.sim)?;
         Ok(applier.into_log())
     }

@@ -175,7 +175,7 @@ impl TraceEvent {
 
     /// Converts what the fault applier did: the event is the action's name
     /// (`crash`, `restart`, `bounce`, `partition`, `heal`, `expire`,
-    /// `skipped`, ...), the host is the server it acted on (for a link, the
+    /// `skipped`, ...), the host is the server (or the balancer) it acted on (for a link, the
     /// server end; the worker is in `detail.worker`; empty for a skipped
     /// event, whose `detail.why` says why), an early expiry's
     /// session is the event's session, and `detail.plan_event` is the index
@@ -190,7 +190,9 @@ impl TraceEvent {
             Some(Value::String(s)) => s,
             _ => "unknown".to_owned(),
         };
-        let host = take_string(&mut map, "server").unwrap_or_default();
+        let host = take_string(&mut map, "server")
+            .or_else(|| take_string(&mut map, "balancer"))
+            .unwrap_or_default();
         let session = take_string(&mut map, "session");
         map.insert("plan_event", a.event as u64);
         TraceEvent {

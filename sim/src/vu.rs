@@ -2,18 +2,111 @@
 //! session manager, one acquire, operation and release per call step,
 //! and records every step that ended in an error as a `vu_error` trace
 //! event (the error's kind and the step's index).
+//!
+//! A stateless-era server may answer a call `input_required` (MRTR): the
+//! VU then answers what it asks with canned responses ([`canned`]) and
+//! sends the call again on the same lease
+//! ([`mcp_session::Lease::call_with_input`]: a new request id, the exact
+//! `requestState`), for at most [`MAX_INPUT_ROUNDS`] rounds. A failed
+//! retry is the step's error like any other; a call still asking for
+//! input after the last round is the error `input_rounds_exceeded`. A
+//! legacy server never answers `input_required`, so a legacy run does
+//! exactly what it did.
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
-use mcp_session::transport::Operation;
-use mcp_session::ErrorKind;
+use mcp_session::transport::{CallResult, InputRequired, Operation};
+use mcp_session::{ErrorKind, SessionError};
 
 use crate::detail::Detail;
 use crate::schedule::{Op, Step};
 use crate::topology::Vu;
 use crate::trace::TraceRecorder;
+
+/// The most `input_required` rounds a VU answers for one call.
+pub const MAX_INPUT_ROUNDS: u32 = 4;
+
+/// The `vu_error` kind of a call still asking for input after
+/// [`MAX_INPUT_ROUNDS`] rounds.
+pub const INPUT_ROUNDS_EXCEEDED: &str = "input_rounds_exceeded";
+
+/// The lease a VU holds.
+type SimLease =
+    mcp_session::Lease<mcp_session::transport::HttpConnector<crate::dialer::TurmoilDialer>>;
+
+/// Canned responses to what an `input_required` result asks, by key: an
+/// elicitation is accepted with every requested property filled (a string
+/// `"mcp-sim"`, a boolean `true`, a number 0), a sampling request gets a
+/// short assistant text, a roots request an empty list; anything else an
+/// empty object. A result that asks nothing (a state-only retry) gets an
+/// empty object.
+pub fn canned(input: &InputRequired) -> Value {
+    let Value::Object(requests) = &input.input_requests else {
+        return json!({});
+    };
+    let answers: Map<String, Value> = requests
+        .iter()
+        .map(|(key, request)| {
+            let answer = match request.get("method").and_then(Value::as_str) {
+                Some("elicitation/create") => {
+                    let properties = request
+                        .pointer("/params/requestedSchema/properties")
+                        .and_then(Value::as_object);
+                    let content: Map<String, Value> = properties
+                        .into_iter()
+                        .flatten()
+                        .map(|(name, schema)| {
+                            let v = match schema.get("type").and_then(Value::as_str) {
+                                Some("boolean") => json!(true),
+                                Some("number" | "integer") => json!(0),
+                                _ => json!("mcp-sim"),
+                            };
+                            (name.clone(), v)
+                        })
+                        .collect();
+                    json!({"action": "accept", "content": content})
+                }
+                Some("sampling/createMessage") => json!({
+                    "role": "assistant",
+                    "content": {"type": "text", "text": "mcp-sim"},
+                    "model": "mcp-sim",
+                }),
+                Some("roots/list") => json!({"roots": []}),
+                _ => json!({}),
+            };
+            (key.clone(), answer)
+        })
+        .collect();
+    Value::Object(answers)
+}
+
+/// Why a call failed: the library's error, or input asked for too long.
+enum CallFailure {
+    Session(SessionError),
+    InputRoundsExceeded,
+}
+
+/// Runs `op` on `lease`, answering `input_required` results for up to
+/// [`MAX_INPUT_ROUNDS`] rounds.
+async fn call(lease: &mut SimLease, op: &Operation) -> Result<CallResult, CallFailure> {
+    let mut result = lease.call(op).await.map_err(CallFailure::Session)?;
+    for _ in 0..MAX_INPUT_ROUNDS {
+        let Some(input) = result.input_required() else {
+            return Ok(result);
+        };
+        let responses = input.respond(canned(&input));
+        result = lease
+            .call_with_input(op, &responses)
+            .await
+            .map_err(CallFailure::Session)?;
+    }
+    match result.input_required() {
+        None => Ok(result),
+        Some(_) => Err(CallFailure::InputRoundsExceeded),
+    }
+}
 
 /// The operation of a step.
 fn operation(op: &Op, worker: &str, vu: u64, step: usize) -> Operation {
@@ -49,15 +142,29 @@ pub async fn run_vu(vu: Vu, steps: Vec<Step>, recorder: TraceRecorder) -> u32 {
             Step::Call { op, think_ms } => {
                 match vu.manager.acquire(vu.id).await {
                     Ok(mut lease) => {
-                        let r = lease.call(&operation(op, &vu.worker, vu.id, i)).await;
+                        let r = call(&mut lease, &operation(op, &vu.worker, vu.id, i)).await;
+                        let exceeded_on = matches!(r, Err(CallFailure::InputRoundsExceeded))
+                            .then(|| lease.id().to_owned());
                         match &r {
-                            Err(e) if e.should_invalidate() => lease.invalidate(),
+                            Err(CallFailure::Session(e)) if e.should_invalidate() => {
+                                lease.invalidate()
+                            }
                             _ => lease.release(),
                         }
-                        if let Err(e) = r {
-                            errors += 1;
-                            let detail = vu_error(i, e.kind_name());
-                            recorder.record_vu(vu.id, "vu_error", e.session.as_deref(), detail);
+                        match r {
+                            Ok(_) => {}
+                            Err(CallFailure::Session(e)) => {
+                                errors += 1;
+                                let detail = vu_error(i, e.kind_name());
+                                let session = e.session.as_deref();
+                                recorder.record_vu(vu.id, "vu_error", session, detail);
+                            }
+                            Err(CallFailure::InputRoundsExceeded) => {
+                                errors += 1;
+                                let detail = vu_error(i, INPUT_ROUNDS_EXCEEDED);
+                                let session = exceeded_on.as_deref();
+                                recorder.record_vu(vu.id, "vu_error", session, detail);
+                            }
                         }
                     }
                     Err(e) => {

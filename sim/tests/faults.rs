@@ -26,11 +26,15 @@ use std::time::Duration;
 use serde_json::json;
 
 use mcp_session::transport::{CallResult, HttpConfig, Operation, TransportError};
-use mcp_session::{ErrorKind, Mode, SessionConfig, SessionError, SessionMetrics};
+use mcp_session::{Era, ErrorKind, Mode, SessionConfig, SessionError, SessionMetrics};
+use mcp_sim::balancer::{self, Policy};
 use mcp_sim::faults::{Action, Applied, FaultEvent, FaultKind, FaultPlan, FaultSpace, Scheduled};
+use mcp_sim::schedule::{Op, Program, Schedule, Step as VuStep, WorkerPlan};
 use mcp_sim::server::encode::Format;
-use mcp_sim::server::{AnswerFault, ExpiryReason, ServerConfig, ServerEvent, Stamped};
+use mcp_sim::server::hooks::CHANGED_CAPABILITY;
+use mcp_sim::server::{AnswerFault, ExpiryReason, ServerConfig, ServerEra, ServerEvent, Stamped};
 use mcp_sim::topology::{Latency, ServerSpec, Topology, Vu, VuKey, WorkerSpec};
+use mcp_sim::trace::{Source, TraceEvent, TraceRecorder};
 
 const SERVER: &str = "server";
 const WORKER: &str = "worker";
@@ -119,6 +123,7 @@ async fn probe(vu: Vu, rounds: u32, gap_ms: u64) -> Vec<Step> {
 struct Setup {
     seed: u64,
     mode: Mode,
+    era: Era,
     vus: u64,
     rounds: u32,
     gap_ms: u64,
@@ -132,6 +137,7 @@ impl Setup {
         Setup {
             seed,
             mode,
+            era: Era::Legacy,
             vus: 1,
             rounds: 20,
             gap_ms: 100,
@@ -271,14 +277,27 @@ impl Outcome {
 }
 
 fn run(setup: &Setup, plan: &FaultPlan) -> Outcome {
-    let worker = WorkerSpec::new(WORKER, SERVER, session_config(setup.mode), setup.vus)
-        .http(setup.http.clone());
     let (rounds, gap) = (setup.rounds, setup.gap_ms);
+    run_program(setup, plan, move |vu| probe(vu, rounds, gap))
+}
+
+/// [`run`] with another VU program (which must give each VU's rounds as
+/// [`Step`]s).
+fn run_program<F, Fut>(setup: &Setup, plan: &FaultPlan, program: F) -> Outcome
+where
+    F: Fn(Vu) -> Fut + 'static,
+    Fut: std::future::Future<Output = Vec<Step>> + Send + 'static,
+{
+    let session = SessionConfig {
+        era: setup.era,
+        ..session_config_any_era(setup.mode)
+    };
+    let worker = WorkerSpec::new(WORKER, SERVER, session, setup.vus).http(setup.http.clone());
     let mut world = Topology::new(setup.seed, Duration::from_secs(60))
         .latency(setup.latency)
         .server(SERVER, setup.server.clone())
         .worker(worker)
-        .build(move |vu| probe(vu, rounds, gap));
+        .build(program);
     let applied = world.run_with(plan).expect("simulation");
     let metrics = world.metrics()[WORKER];
     let o = Outcome {
@@ -1044,6 +1063,537 @@ fn a_server_fault_does_not_shift_the_servers_draws() {
     ));
     assert!(clean.len() > 30);
     assert_eq!(clean, spoiled);
+}
+
+// ------------------------------------------- stateless era, balancers --
+
+/// A world of an `auto` client against a dual-era server: the client
+/// speaks the stateless era.
+fn modern(seed: u64, mode: Mode) -> Setup {
+    let mut setup = Setup::new(seed, mode);
+    setup.era = Era::Auto;
+    setup.server.era = ServerEra::Dual;
+    setup
+}
+
+/// The transport error under any error kind that carries one.
+fn transport(e: &SessionError) -> Option<&TransportError> {
+    match &e.kind {
+        ErrorKind::Operation(t)
+        | ErrorKind::Discover(t)
+        | ErrorKind::Connect(t)
+        | ErrorKind::Initialize(t)
+        | ErrorKind::InitializedNotification(t) => Some(t),
+        _ => None,
+    }
+}
+
+/// When the server logged each event that `f` picks, in order.
+fn logged<T>(o: &Outcome, f: impl Fn(&ServerEvent) -> Option<T>) -> Vec<(u64, T)> {
+    o.log
+        .iter()
+        .filter_map(|s| f(&s.event).map(|t| (s.at_ms, t)))
+        .collect()
+}
+
+/// A proxy strips the routing headers: the server refuses those requests
+/// with 400 -32020 (logged as stripped, so the client is not to blame),
+/// the client reports a header mismatch — on an operation or on the era
+/// probe — and never falls back to `initialize`.
+#[test]
+fn stripped_routing_headers_are_refused_with_32020_and_no_fallback() {
+    for (seed, mode) in [(21, Mode::Reuse), (22, Mode::PerRequest)] {
+        let setup = modern(seed, mode);
+        let plan = at(
+            550,
+            FaultEvent::HeaderStrip {
+                server: server(),
+                count: 3,
+            },
+        );
+        let o = run(&setup, &plan);
+        assert_eq!(
+            o.applied
+                .iter()
+                .map(|a| (a.at_ms, &a.action))
+                .collect::<Vec<_>>(),
+            [(
+                550,
+                &Action::HeaderStrip {
+                    server: server(),
+                    count: 3
+                }
+            )]
+        );
+        let errors = o.assert_errors("header strip", |e| {
+            matches!(
+                transport(e),
+                Some(TransportError::HeaderMismatch { status: 400, .. })
+            )
+        });
+        assert_eq!(errors.len(), 3, "{mode:?}: {errors:#?}");
+        let armed = logged(&o, |e| {
+            matches!(e, ServerEvent::RoutingStripArmed { count: 3 }).then_some(())
+        });
+        assert_eq!(armed, [(550, ())]);
+        let stripped = logged(&o, |e| match e {
+            ServerEvent::RoutingHeadersStripped { method } => Some(method.clone()),
+            _ => None,
+        });
+        assert_eq!(stripped.len(), 3, "{stripped:?}");
+        assert!(stripped.iter().all(|(at, _)| *at >= 550));
+        if mode == Mode::PerRequest {
+            // Each acquire probes (ttlMs 0): a probe was stripped too.
+            assert!(
+                stripped.iter().any(|(_, m)| m == "server/discover"),
+                "{stripped:?}"
+            );
+        }
+        let refused = logged(&o, |e| match e {
+            ServerEvent::StatelessRefused {
+                status: 400,
+                code: Some(-32020),
+                ..
+            } => Some(()),
+            _ => None,
+        });
+        assert_eq!(refused.len(), 3);
+        // No fallback: never an `initialize`.
+        assert!(!o
+            .events()
+            .iter()
+            .any(|e| matches!(e, ServerEvent::SessionCreated { .. })));
+        assert_eq!(o.metrics.eras.fallbacks_to_legacy, 0, "{:?}", o.metrics);
+        o.assert_bounded();
+        o.assert_recovered(5);
+    }
+}
+
+/// A stateless-era answer cut before its response is a lost request
+/// (`StreamLost`: the era has no resumption); a legacy answer of the same
+/// dual-era server is not cut, and the client recovers.
+#[test]
+fn a_modern_stream_cut_loses_the_request() {
+    let setup = modern(23, Mode::Reuse);
+    let plan = at(
+        550,
+        FaultEvent::ModernStreamCut {
+            server: server(),
+            count: 2,
+        },
+    );
+    let o = run(&setup, &plan);
+    assert_eq!(
+        o.applied[0].action,
+        Action::StreamCut {
+            server: server(),
+            count: 2
+        }
+    );
+    let errors = o.assert_errors("stream cut", |e| {
+        is_op(e, |t| matches!(t, TransportError::StreamLost))
+    });
+    assert_eq!(errors.len(), 2);
+    let cut = logged(&o, |e| match e {
+        ServerEvent::Answered {
+            session: None,
+            method,
+            format,
+            fault: Some(AnswerFault::Truncated),
+            ..
+        } => Some((method.clone(), *format)),
+        _ => None,
+    });
+    assert_eq!(cut.len(), 2);
+    assert!(cut
+        .iter()
+        .all(|(at, (m, f))| *at >= 550 && m == "tools/call" && *f == Format::Sse));
+    o.assert_bounded();
+    o.assert_recovered(5);
+
+    // A legacy client of the same server: nothing to cut.
+    let mut legacy = setup.clone();
+    legacy.era = Era::Legacy;
+    let o = run(&legacy, &plan);
+    assert!(o.errors().is_empty(), "{:#?}", o.errors());
+    assert!(spoiled(&o, AnswerFault::Truncated).is_empty());
+}
+
+/// One round of a VU reading `server/discover`: when, the `ttlMs` it
+/// answered, and whether its capabilities were the changed ones.
+type Discovered = (u64, u64, bool);
+
+/// `rounds` rounds, `gap_ms` apart: acquire, `server/discover`, release.
+async fn discovering(vu: Vu, rounds: u32, gap_ms: u64) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for _ in 0..rounds {
+        let at_ms = now_ms();
+        let acquired = vu.manager.acquire(vu.id).await;
+        let (session, call) = match acquired {
+            Err(e) => (Err(e), None),
+            Ok(mut lease) => {
+                let r = lease.call(&Operation::Discover).await;
+                lease.release();
+                (Ok(String::new()), Some((0, r)))
+            }
+        };
+        steps.push(Step {
+            at_ms,
+            acquire_ms: 0,
+            session,
+            call,
+        });
+        tokio::time::sleep(Duration::from_millis(gap_ms)).await;
+    }
+    steps
+}
+
+fn discovered(o: &Outcome) -> Vec<Discovered> {
+    o.all_steps()
+        .filter_map(|s| match &s.call {
+            Some((_, Ok(r))) => {
+                let changed = r
+                    .member("capabilities")
+                    .is_some_and(|c| c["experimental"][CHANGED_CAPABILITY].is_object());
+                Some((s.at_ms, r.ttl_ms(), changed))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// For its span, `server/discover` answers a short `ttlMs` and changed
+/// capabilities: a client making a context per request probes once per
+/// `ttlMs` instead of at every acquire (it keeps the result that long,
+/// then refreshes it), and reads the changed capabilities; at the span's
+/// end the config's answer is back.
+#[test]
+fn a_discover_change_is_cached_for_its_ttl_then_refreshed() {
+    let setup = modern(24, Mode::PerRequest);
+    let plan = at(
+        550,
+        FaultEvent::DiscoverChange {
+            server: server(),
+            ttl_ms: 300,
+            span_ms: 1_000,
+        },
+    );
+    let o = run(&setup, &plan);
+    assert!(o.errors().is_empty(), "{:#?}", o.errors());
+    assert_eq!(
+        o.applied
+            .iter()
+            .map(|a| (a.at_ms, &a.action))
+            .collect::<Vec<_>>(),
+        [
+            (
+                550,
+                &Action::DiscoverChange {
+                    server: server(),
+                    ttl_ms: Some(300)
+                }
+            ),
+            (
+                1_550,
+                &Action::DiscoverChange {
+                    server: server(),
+                    ttl_ms: None
+                }
+            ),
+        ]
+    );
+    let set = logged(&o, |e| match e {
+        ServerEvent::DiscoverChangeSet { ttl_ms } => Some(*ttl_ms),
+        _ => None,
+    });
+    assert_eq!(set, [(550, Some(300)), (1_550, None)]);
+    // The probes: one per acquire (every 100 ms) while a result is stale
+    // at once; inside the span, one when the cached one is 300 ms old.
+    let probes: Vec<u64> = logged(&o, |e| match e {
+        ServerEvent::StatelessRequest { method, .. } if method == "server/discover" => Some(()),
+        _ => None,
+    })
+    .into_iter()
+    .map(|(at, ())| at)
+    .collect();
+    let gaps: Vec<(u64, u64)> = probes.windows(2).map(|w| (w[0], w[1] - w[0])).collect();
+    for &(at, gap) in &gaps {
+        if !(500..=1_900).contains(&at) {
+            assert!(gap <= 110, "stale at once: {gaps:?}");
+        } else if (560..1_550).contains(&at) {
+            assert!((300..=420).contains(&gap), "fresh for 300 ms: {gaps:?}");
+        }
+    }
+    assert_eq!(
+        o.metrics.eras.discover_probes,
+        probes.len() as u64,
+        "{:?}",
+        o.metrics
+    );
+    assert!(probes.len() < setup.rounds as usize - 4, "{probes:?}");
+    o.assert_bounded();
+
+    // What a VU that reads `server/discover` sees: the changed answer
+    // inside the span, the config's outside.
+    let (rounds, gap) = (setup.rounds, setup.gap_ms);
+    let o = run_program(&setup, &plan, move |vu| discovering(vu, rounds, gap));
+    let seen = discovered(&o);
+    assert_eq!(seen.len(), setup.rounds as usize, "{:#?}", o.errors());
+    for &(at, ttl, changed) in &seen {
+        if (560..1_540).contains(&at) {
+            assert_eq!((ttl, changed), (300, true), "at {at}ms");
+        } else if !(540..1_560).contains(&at) {
+            assert_eq!((ttl, changed), (0, false), "at {at}ms");
+        }
+    }
+}
+
+/// A VU program of `steps` echo calls, 100 ms apart, as scenarios run them.
+fn echoes(steps: usize) -> Vec<VuStep> {
+    vec![
+        VuStep::Call {
+            op: Op::Echo,
+            think_ms: 100,
+        };
+        steps
+    ]
+}
+
+/// A call answered `input_required` completes through the VU's program:
+/// the VU answers each round (a new request id, the exact `requestState`)
+/// and the tool runs after the last; the run breaks no law, and a legacy
+/// run of the same schedule is untouched.
+#[test]
+fn input_rounds_complete_through_the_vu_program() {
+    let seed = 25;
+    let mut schedule = Schedule::generate(&mcp_sim::scenarios::Scenario::reuse(), seed);
+    schedule.session = SessionConfig {
+        era: Era::Auto,
+        ..SessionConfig::with_mode(Mode::Reuse)
+    };
+    schedule.server = ServerConfig {
+        seed,
+        era: ServerEra::Dual,
+        ..ServerConfig::default()
+    };
+    schedule.workers = vec![WorkerPlan {
+        name: "worker-1".into(),
+        vus: vec![Program { steps: echoes(10) }; 2],
+    }];
+    schedule.faults = FaultPlan::new(vec![Scheduled {
+        at_ms: 300,
+        event: FaultEvent::InputRounds {
+            server: "server".into(),
+            count: 3,
+            rounds: 2,
+        },
+    }]);
+    schedule.fault_kinds = [FaultKind::InputRounds].into();
+    let report = mcp_sim::run::run(&schedule, "input-rounds", seed);
+    assert!(report.is_clean(), "{}", report.failure_text());
+    let errors: u32 = report.vu_errors.values().flat_map(|v| v.values()).sum();
+    assert_eq!(errors, 0, "{:?}", report.vu_errors);
+    let server =
+        |name: &'static str| move |e: &&TraceEvent| e.source == Source::Server && e.event == name;
+    let asked: Vec<u64> = report
+        .trace
+        .events
+        .iter()
+        .filter(server("input_requested"))
+        .filter_map(|e| e.u64("left"))
+        .collect();
+    assert_eq!(asked.len(), 6, "three calls, two rounds each: {asked:?}");
+    assert_eq!(asked.iter().filter(|&&l| l == 1).count(), 3);
+    // Every step's call, and each of the six retries, is an operation.
+    assert_eq!(report.operations(), 20 + 6);
+    let calls_done = report
+        .trace
+        .events
+        .iter()
+        .filter(server("answered"))
+        .filter(|e| e.str("method") == Some("tools/call"))
+        .count();
+    assert_eq!(calls_done, 20 + 6);
+
+    // Legacy: never asked, the same calls.
+    schedule.session.era = Era::Legacy;
+    let legacy = mcp_sim::run::run(&schedule, "input-rounds", seed);
+    assert!(legacy.is_clean(), "{}", legacy.failure_text());
+    assert!(!legacy
+        .trace
+        .events
+        .iter()
+        .any(|e| e.event == "input_requested"));
+    assert_eq!(legacy.operations(), 20);
+}
+
+/// A balanced world: instances `server-0..2` (dual era) behind balancer
+/// `server`, one worker of `vus` VUs running `program`.
+fn balanced<T, F, Fut>(
+    seed: u64,
+    era: Era,
+    policy: Policy,
+    vus: u64,
+    program: F,
+) -> mcp_sim::topology::World<T>
+where
+    T: Send + 'static,
+    F: Fn(Vu) -> Fut + 'static,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let http = Setup::new(seed, Mode::Reuse).http;
+    let session = SessionConfig {
+        era,
+        ..SessionConfig::with_mode(Mode::Reuse)
+    };
+    let server = ServerConfig {
+        seed,
+        era: ServerEra::Dual,
+        ..ServerConfig::default()
+    };
+    Topology::new(seed, Duration::from_secs(60))
+        .latency(Latency::fixed(1))
+        .balanced(SERVER, server, 3, policy)
+        .worker(WorkerSpec::new(WORKER, SERVER, session, vus).http(http))
+        .build(program)
+}
+
+/// Behind a round-robin balancer the retries of an input round land on
+/// other instances than the one that asked: the state is theirs to verify
+/// too, and every call completes.
+#[test]
+fn input_rounds_behind_a_balancer_are_served_by_any_instance() {
+    let recorder = TraceRecorder::new(WORKER);
+    let mut world = balanced(26, Era::Modern, Policy::RoundRobin, 2, move |vu| {
+        mcp_sim::vu::run_vu(vu, echoes(8), recorder.clone())
+    });
+    let plan = at(
+        250,
+        FaultEvent::InputRounds {
+            server: "server-0".into(),
+            count: 3,
+            rounds: 2,
+        },
+    );
+    let applied = world.run_with(&plan).expect("simulation");
+    assert_eq!(
+        applied[0].action,
+        Action::InputRounds {
+            server: "server-0".into(),
+            count: 3,
+            rounds: 2
+        }
+    );
+    let errors: u32 = world.take_results().values().sum();
+    assert_eq!(errors, 0);
+    let asked: Vec<(String, u32)> = world
+        .servers()
+        .iter()
+        .flat_map(|(name, s)| {
+            s.events().into_iter().filter_map(move |e| match e.event {
+                ServerEvent::InputRequested { left, .. } => Some((name.clone(), left)),
+                _ => None,
+            })
+        })
+        .collect();
+    assert_eq!(asked.len(), 6, "{asked:?}");
+    let first: Vec<&String> = asked
+        .iter()
+        .filter(|(_, l)| *l == 1)
+        .map(|(n, _)| n)
+        .collect();
+    assert!(first.iter().all(|n| *n == "server-0"), "{asked:?}");
+    assert!(
+        asked.iter().any(|(n, l)| *l == 0 && n != "server-0"),
+        "a retry served elsewhere: {asked:?}"
+    );
+}
+
+/// For its span a sticky balancer routes round-robin: legacy sessions land
+/// on instances that never made them (404, a reconnect); at the span's end
+/// it is sticky again, and the client is over it.
+#[test]
+fn a_stickiness_switch_holds_for_its_span_then_restores_the_policy() {
+    let mut world = balanced(27, Era::Legacy, Policy::Sticky, 2, |vu| probe(vu, 20, 100));
+    let plan = at(
+        550,
+        FaultEvent::StickinessSwitch {
+            balancer: SERVER.into(),
+            pick: 0,
+            span_ms: 600,
+        },
+    );
+    let applied = world.run_with(&plan).expect("simulation");
+    let policy = |from, to| Action::Policy {
+        balancer: SERVER.into(),
+        from,
+        to,
+    };
+    assert_eq!(
+        applied
+            .iter()
+            .map(|a| (a.at_ms, a.action.clone()))
+            .collect::<Vec<_>>(),
+        [
+            (550, policy(Policy::Sticky, Policy::RoundRobin)),
+            (1_150, policy(Policy::RoundRobin, Policy::Sticky)),
+        ]
+    );
+    let log = world.balancer(SERVER).events();
+    let set: Vec<(u64, Policy)> = log
+        .iter()
+        .filter_map(|s| match s.event {
+            balancer::Event::PolicySet { policy } => Some((s.at_ms, policy)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(set, [(550, Policy::RoundRobin), (1_150, Policy::Sticky)]);
+    for s in &log {
+        if let balancer::Event::Routed { policy, .. } = s.event {
+            let switched = (550..1_150).contains(&s.at_ms);
+            assert_eq!(policy == Policy::RoundRobin, switched, "{s:?}");
+        }
+    }
+    let results = world.take_results();
+    let errors: Vec<&Step> = results.values().flatten().filter(|s| !s.ok()).collect();
+    assert!(!errors.is_empty(), "round-robin breaks legacy sessions");
+    // A session on another instance is unknown there: a 404 on a call, or
+    // on the `initialized` notification of a session just made.
+    let lost = |e: &SessionError| {
+        e.is_session_expired()
+            || matches!(
+                e.kind,
+                ErrorKind::InitializedNotification(TransportError::SessionNotFound)
+            )
+    };
+    assert!(
+        errors
+            .iter()
+            .all(|s| (550..1_200).contains(&s.at_ms) && s.error().is_some_and(lost)),
+        "{errors:#?}"
+    );
+    for steps in results.values() {
+        assert!(steps[steps.len() - 5..].iter().all(Step::ok));
+    }
+    assert!(world.metrics()[WORKER].reconnects > 0);
+}
+
+/// A plan naming a balancer the world lacks is refused before it runs.
+#[test]
+fn a_plan_naming_an_unknown_balancer_is_refused() {
+    let mut world = balanced(28, Era::Modern, Policy::RoundRobin, 1, |vu| {
+        probe(vu, 1, 10)
+    });
+    let plan = at(
+        10,
+        FaultEvent::StickinessSwitch {
+            balancer: "nope".into(),
+            pick: 1,
+            span_ms: 10,
+        },
+    );
+    let e = world.run_with(&plan).unwrap_err();
+    assert!(e.to_string().contains("balancer \"nope\""), "{e}");
 }
 
 // ------------------------------------------------------------ determinism --

@@ -241,4 +241,48 @@ pub enum ServerEvent {
         /// How many requests.
         count: u32,
     },
+    /// The routing headers (`Mcp-Method`, `Mcp-Name`) of the next `count`
+    /// stateless-era requests will be stripped before the ladder checks
+    /// them (a proxy in front of the server).
+    RoutingStripArmed {
+        /// How many requests.
+        count: u32,
+    },
+    /// A stateless-era request lost its routing headers on the way in (an
+    /// armed strip): whatever the client sent, the ladder saw neither
+    /// `Mcp-Method` nor `Mcp-Name`.
+    RoutingHeadersStripped {
+        /// The request's JSON-RPC method.
+        method: String,
+    },
+    /// `server/discover` now answers `ttl_ms` and changed capabilities
+    /// (`None`: the config's again).
+    DiscoverChangeSet {
+        /// The `ttlMs` answered.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl_ms: Option<u64>,
+    },
+    /// The next `count` stateless-era answers will be SSE streams cut
+    /// before the response.
+    StreamCutsArmed {
+        /// How many answers.
+        count: u32,
+    },
+    /// The next `count` stateless-era `tools/call` requests will be
+    /// answered `input_required` for `rounds` rounds first.
+    InputRoundsArmed {
+        /// How many requests.
+        count: u32,
+        /// How many rounds each.
+        rounds: u32,
+    },
+    /// A `tools/call` was answered `input_required` by an armed series of
+    /// input rounds (its `requestState` names the rounds left).
+    InputRequested {
+        /// The tool called.
+        tool: String,
+        /// How many more `input_required` answers come before the tool
+        /// runs.
+        left: u32,
+    },
 }

@@ -19,6 +19,15 @@
 //!   revision is served,
 //! - speak other eras than the config's (an upgrade or a downgrade),
 //! - omit or garble the `Mcp-Session-Id` header of `initialize` answers,
+//! - strip `Mcp-Method` and `Mcp-Name` from the next N stateless-era
+//!   requests, as a proxy in front of the server might (`strip_routing`),
+//! - answer `server/discover` with another `ttlMs` and changed
+//!   capabilities ([`DiscoverChange`]),
+//! - send the next N stateless-era answers as SSE streams cut before the
+//!   response (a lost request in that era, which has no resumption),
+//! - answer the next N stateless-era `tools/call` requests
+//!   `input_required` for a few rounds before the tool runs (see
+//!   `mrtr::with_input_rounds`),
 //! - and, as methods on the handle rather than switches here, expire one
 //!   session early and forget every session.
 //!
@@ -28,8 +37,11 @@
 //! it.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
+use super::events::ServerEvent;
 use super::modern::ServerEra;
+use super::State;
 
 /// What the `Mcp-Session-Id` header of an `initialize` answer carries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -77,6 +89,57 @@ impl AnswerFault {
     ];
 }
 
+/// What `server/discover` answers while a discover change is in force:
+/// `ttlMs` is this one (not the config's), and the capabilities are
+/// changed (see [`DiscoverChange::apply`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DiscoverChange {
+    /// The `ttlMs` answered.
+    pub ttl_ms: u64,
+}
+
+/// The capability a changed `server/discover` result adds under
+/// `experimental` (besides flipping `tools.listChanged`).
+pub const CHANGED_CAPABILITY: &str = "io.github.mcp-sim/discover-change";
+
+impl DiscoverChange {
+    /// Changes a `server/discover` result: `ttlMs` set to this change's,
+    /// `capabilities.tools.listChanged` flipped (set when absent), and
+    /// [`CHANGED_CAPABILITY`] added under `capabilities.experimental`. A
+    /// result that is not an object is left as it is.
+    pub fn apply(&self, result: &mut Value) {
+        let Value::Object(map) = result else {
+            return;
+        };
+        map.insert("ttlMs".into(), self.ttl_ms.into());
+        let caps = map.entry("capabilities").or_insert_with(|| json!({}));
+        if !caps.is_object() {
+            *caps = json!({});
+        }
+        let Value::Object(caps) = caps else {
+            return;
+        };
+        let tools = caps.entry("tools").or_insert_with(|| json!({}));
+        if !tools.is_object() {
+            *tools = json!({});
+        }
+        if let Value::Object(tools) = tools {
+            let was = tools
+                .get("listChanged")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            tools.insert("listChanged".into(), (!was).into());
+        }
+        let experimental = caps.entry("experimental").or_insert_with(|| json!({}));
+        if !experimental.is_object() {
+            *experimental = json!({});
+        }
+        if let Value::Object(experimental) = experimental {
+            experimental.insert(CHANGED_CAPABILITY.into(), json!({}));
+        }
+    }
+}
+
 /// The current settings of every switch.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hooks {
@@ -122,6 +185,27 @@ pub struct Hooks {
     /// [`Server::set_era`](super::Server::set_era)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub era: Option<ServerEra>,
+    /// Stateless-era requests still to lose their `Mcp-Method` and
+    /// `Mcp-Name` headers on the way in (a proxy that strips them): the
+    /// ladder then refuses them with -32020.
+    #[serde(default)]
+    pub strip_routing_next: u32,
+    /// What `server/discover` answers instead of the config's `ttlMs` and
+    /// capabilities, while set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discover_change: Option<DiscoverChange>,
+    /// Stateless-era JSON-RPC answers still to be sent as an SSE stream cut
+    /// before the response ([`AnswerFault::Truncated`], on stateless-era
+    /// answers only).
+    #[serde(default)]
+    pub stream_cut_next: u32,
+    /// Stateless-era `tools/call` requests still to be answered
+    /// `input_required` first.
+    #[serde(default)]
+    pub input_rounds_next: u32,
+    /// How many `input_required` rounds each of them gets (at least 1).
+    #[serde(default)]
+    pub input_rounds: u32,
 }
 
 impl Hooks {
@@ -163,6 +247,39 @@ impl Hooks {
         })
     }
 
+    /// Takes one armed answer fault for a JSON-RPC answer of the stateless
+    /// era (`stateless`) or the legacy one: those of
+    /// [`Hooks::take_answer_fault`] first, then, for a stateless-era
+    /// answer, an armed stream cut (as [`AnswerFault::Truncated`]).
+    pub fn take_answer_fault_for(&mut self, stateless: bool) -> Option<AnswerFault> {
+        if let Some(fault) = self.take_answer_fault() {
+            return Some(fault);
+        }
+        if stateless && self.stream_cut_next > 0 {
+            self.stream_cut_next -= 1;
+            return Some(AnswerFault::Truncated);
+        }
+        None
+    }
+
+    /// Takes one armed stripping of the routing headers, if any.
+    pub fn take_strip_routing(&mut self) -> bool {
+        if self.strip_routing_next == 0 {
+            return false;
+        }
+        self.strip_routing_next -= 1;
+        true
+    }
+
+    /// Takes one armed `input_required` series, if any: how many rounds.
+    pub fn take_input_rounds(&mut self) -> Option<u32> {
+        if self.input_rounds_next == 0 {
+            return None;
+        }
+        self.input_rounds_next -= 1;
+        Some(self.input_rounds.max(1))
+    }
+
     /// Takes one armed -32022 refusal of a served revision, if any.
     pub fn take_refuse_version(&mut self) -> bool {
         if self.refuse_version_next == 0 {
@@ -191,6 +308,30 @@ impl Hooks {
             SessionIdFault::Garbled => Some(format!("{id} garbled")),
         }
     }
+}
+
+/// The routing headers (`Mcp-Method`, `Mcp-Name`) of a stateless-era
+/// request as the server gets them at the ladder's header check: gone if
+/// a stripping is armed (one is taken, and the request is logged as
+/// [`ServerEvent::RoutingHeadersStripped`]: the client sent what it sent,
+/// a proxy took them off), else as they came.
+pub(crate) fn strip_routing<'h>(
+    st: &mut State,
+    now: u64,
+    method: &str,
+    method_header: Option<&'h [u8]>,
+    name_header: Option<&'h [u8]>,
+) -> (Option<&'h [u8]>, Option<&'h [u8]>) {
+    if !st.hooks.take_strip_routing() {
+        return (method_header, name_header);
+    }
+    st.record(
+        now,
+        ServerEvent::RoutingHeadersStripped {
+            method: method.to_owned(),
+        },
+    );
+    (None, None)
 }
 
 #[cfg(test)]
@@ -231,6 +372,53 @@ mod tests {
             ]
         );
         assert_eq!(h, Hooks::default());
+    }
+
+    #[test]
+    fn stream_cuts_take_stateless_answers_only_after_the_other_faults() {
+        let mut h = Hooks {
+            stream_cut_next: 1,
+            malformed_next: 1,
+            ..Hooks::default()
+        };
+        assert_eq!(h.take_answer_fault_for(false), Some(AnswerFault::Malformed));
+        assert_eq!(h.take_answer_fault_for(false), None, "legacy: no cut");
+        assert_eq!(h.take_answer_fault_for(true), Some(AnswerFault::Truncated));
+        assert_eq!(h.take_answer_fault_for(true), None);
+    }
+
+    #[test]
+    fn strips_and_input_rounds_count_down() {
+        let mut h = Hooks {
+            strip_routing_next: 1,
+            input_rounds_next: 2,
+            input_rounds: 0,
+            ..Hooks::default()
+        };
+        assert!(h.take_strip_routing());
+        assert!(!h.take_strip_routing());
+        assert_eq!(h.take_input_rounds(), Some(1), "at least one round");
+        assert_eq!(h.take_input_rounds(), Some(1));
+        assert_eq!(h.take_input_rounds(), None);
+    }
+
+    #[test]
+    fn a_discover_change_sets_the_ttl_and_changes_the_capabilities() {
+        let change = DiscoverChange { ttl_ms: 120 };
+        let mut r = json!({"supportedVersions": ["2026-07-28"], "ttlMs": 0,
+            "capabilities": {"tools": {"listChanged": false}}});
+        change.apply(&mut r);
+        assert_eq!(r["ttlMs"], 120);
+        assert_eq!(r["capabilities"]["tools"]["listChanged"], true);
+        assert!(r["capabilities"]["experimental"][CHANGED_CAPABILITY].is_object());
+        // Whatever the shape, no panic.
+        for mut odd in [
+            json!([]),
+            json!({"capabilities": 3}),
+            json!({"capabilities": {"tools": 1, "experimental": []}}),
+        ] {
+            change.apply(&mut odd);
+        }
     }
 
     #[test]

@@ -93,7 +93,7 @@ use self::time::Timebase;
 use crate::listener::Listener;
 
 pub use self::events::{ServerEvent, Stamped};
-pub use self::hooks::{AnswerFault, Hooks, SessionIdFault};
+pub use self::hooks::{AnswerFault, DiscoverChange, Hooks, SessionIdFault};
 pub use self::modern::ServerEra;
 pub use self::sessions::ExpiryReason;
 
@@ -424,7 +424,7 @@ impl Server {
                 let now = st.now();
                 // Always drawn, faulted or not: the stream stays aligned.
                 let drawn = Format::draw(&mut st.rng, cfg.sse_ratio);
-                let fault = st.hooks.take_answer_fault();
+                let fault = st.hooks.take_answer_fault_for(rpc.stateless);
                 let format = match fault {
                     Some(AnswerFault::Truncated) => Format::Sse,
                     // Notifications before the response need a stream.
@@ -684,6 +684,57 @@ impl Server {
         let now = st.now();
         st.hooks.refuse_version_next = count;
         st.record(now, ServerEvent::VersionRefusalsArmed { count });
+    }
+
+    /// Strips `Mcp-Method` and `Mcp-Name` from the next `count`
+    /// stateless-era requests before the ladder checks them, as a proxy in
+    /// front of the server might: they are refused with 400 -32020 (and
+    /// logged as [`ServerEvent::RoutingHeadersStripped`]). Requests refused
+    /// earlier on the ladder, and notifications, take none. `count` 0
+    /// disarms.
+    pub fn strip_routing_headers_next(&self, count: u32) {
+        let mut st = self.lock();
+        let now = st.now();
+        st.hooks.strip_routing_next = count;
+        st.record(now, ServerEvent::RoutingStripArmed { count });
+    }
+
+    /// Makes `server/discover` answer `change`'s `ttlMs` and changed
+    /// capabilities ([`DiscoverChange::apply`]) from now on (`None`: the
+    /// config's again).
+    pub fn set_discover_change(&self, change: Option<DiscoverChange>) {
+        let mut st = self.lock();
+        let now = st.now();
+        st.hooks.discover_change = change;
+        let ttl_ms = change.map(|c| c.ttl_ms);
+        st.record(now, ServerEvent::DiscoverChangeSet { ttl_ms });
+    }
+
+    /// Sends the next `count` stateless-era JSON-RPC answers as SSE
+    /// streams cut before the response ([`AnswerFault::Truncated`], taken
+    /// after any armed [`Server::arm_answer_fault`]): the request is lost,
+    /// as the era has no resumption. Legacy answers take none. `count` 0
+    /// disarms.
+    pub fn cut_modern_streams_next(&self, count: u32) {
+        let mut st = self.lock();
+        let now = st.now();
+        st.hooks.stream_cut_next = count;
+        st.record(now, ServerEvent::StreamCutsArmed { count });
+    }
+
+    /// Answers the next `count` stateless-era `tools/call` requests (fresh
+    /// ones: without `requestState` or `inputResponses`) `input_required`
+    /// for `rounds` rounds (at least 1) before the tool runs. The
+    /// `requestState` carries the rounds left, signed with a key every
+    /// server shares, so any instance behind a balancer serves the retry.
+    /// `count` 0 disarms.
+    pub fn ask_input_rounds_next(&self, count: u32, rounds: u32) {
+        let mut st = self.lock();
+        let now = st.now();
+        let rounds = rounds.max(1);
+        st.hooks.input_rounds_next = count;
+        st.hooks.input_rounds = rounds;
+        st.record(now, ServerEvent::InputRoundsArmed { count, rounds });
     }
 
     /// The switches as they are now.

@@ -310,6 +310,8 @@ pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>
                    'io.modelcontextprotocol/clientCapabilities' envelope keys";
         return bad(st, INVALID_PARAMS, why, None);
     };
+    let (method_header, name_header) =
+        super::hooks::strip_routing(st, now, &method, method_header, name_header);
     let meta_version = meta.get(META_VERSION);
     let header_version = version_header.and_then(|v| std::str::from_utf8(v).ok());
     if header_version.map(str::trim) != meta_version.and_then(Value::as_str) {
@@ -419,7 +421,9 @@ fn dispatch(
             body: Body::Stream(Chunked::open(vec![ack], rx)),
         });
     }
-    let (mut reply, wait) = answer(st, cfg, &method, params);
+    let (mut reply, wait) = mrtr::with_input_rounds(st, now, &method, params, |st, params| {
+        answer(st, cfg, &method, params)
+    });
     match &mut reply.outcome {
         Err(e) if e.status != 200 => {
             let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -484,7 +488,13 @@ fn answer(
         }
     }
     let (outcome, wait) = match method {
-        "server/discover" => (Ok(discover(cfg)), None),
+        "server/discover" => {
+            let mut result = discover(cfg);
+            if let Some(change) = st.hooks.discover_change {
+                change.apply(&mut result);
+            }
+            (Ok(result), None)
+        }
         other => handler::outcome(cfg, other, params),
     };
     let mut outcome = outcome.map_err(|(code, message)| RpcError {

@@ -10,11 +10,20 @@
 //! The state is `<tool>:<round>.<signature>`, the signature a keyed
 //! SHA-256 (key: the server's seed), so a tampered state is refused with
 //! -32602. Missing responses are asked for again, not refused.
+//!
+//! The same machinery serves a fault: a series of input rounds armed on
+//! the server ([`super::Server::ask_input_rounds_next`]) makes the next
+//! fresh `tools/call` requests, whatever the tool, answer `input_required`
+//! for a few rounds before the tool runs ([`with_input_rounds`]).
+
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::events::ServerEvent;
 use super::fixtures::{Reply, RpcError};
+use super::State;
 
 /// The `_meta` key of the client's capabilities.
 const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
@@ -321,6 +330,109 @@ fn stateful(name: &str, call: &Call<'_>, key: u64) -> Option<Reply> {
     Some(reply)
 }
 
+/// The key input-round states are signed with: one constant, not a
+/// server's seed, so that every instance of a balanced server verifies
+/// the states any other one signed ("rounds" in ASCII).
+const ROUNDS_KEY: u64 = 0x726f_756e_6473;
+
+/// What an input-round state's signed payload starts with (then the tool,
+/// `:`, and the rounds left).
+const ROUNDS_PREFIX: &str = "rounds/";
+
+/// The key of the one input request of an input round.
+const ROUNDS_INPUT: &str = "continue";
+
+/// Answers a stateless-era request, in the rounds of an armed series of
+/// input rounds when it is a `tools/call` they take: `answer` gives the
+/// answer otherwise (with the parameters it is to read).
+///
+/// - A fresh call (no `requestState`, no `inputResponses`) takes a series
+///   if one is armed: it is answered `input_required` with the state
+///   `rounds/<tool>:<left>.<signature>`, `left` the rounds still to come
+///   after this one.
+/// - A retry with such a state: refused with -32602 if the signature is
+///   wrong; asked again (the same state) if the round asked for an input
+///   the retry does not answer; with `left` 0, answered by `answer`, the
+///   state and the responses taken off (the tool runs as if called
+///   afresh); else answered `input_required` again, one round fewer left.
+/// - Anything else (another method, another server's or tool's state) is
+///   `answer`'s.
+///
+/// A round asks for one boolean elicitation when the request declares the
+/// `elicitation` capability, and for nothing (a state-only result, which
+/// the spec allows) otherwise. Each `input_required` answer is logged as
+/// [`ServerEvent::InputRequested`].
+pub(crate) fn with_input_rounds(
+    st: &mut State,
+    now: u64,
+    method: &str,
+    params: &Value,
+    answer: impl FnOnce(&mut State, &Value) -> (Reply, Option<Duration>),
+) -> (Reply, Option<Duration>) {
+    if method != "tools/call" {
+        return answer(st, params);
+    }
+    let tool = params.get("name").and_then(Value::as_str).unwrap_or("");
+    let signed_as = format!("{ROUNDS_PREFIX}{tool}");
+    let call = Call::of(params);
+    let left = match params.get("requestState") {
+        None if params.get("inputResponses").is_none() => match st.hooks.take_input_rounds() {
+            Some(rounds) => return ask_round(st, now, &call, tool, &signed_as, rounds - 1),
+            None => return answer(st, params),
+        },
+        Some(Value::String(state)) if state.starts_with(ROUNDS_PREFIX) => {
+            match verify(ROUNDS_KEY, &signed_as, state) {
+                Some(left) => left,
+                None => {
+                    let e = RpcError::invalid("requestState failed its integrity check");
+                    return (Reply::err(e), None);
+                }
+            }
+        }
+        _ => return answer(st, params),
+    };
+    if call.has("elicitation") && call.response(ROUNDS_INPUT).is_none() {
+        // The round's question was not answered: ask it again.
+        return ask_round(st, now, &call, tool, &signed_as, left);
+    }
+    if left > 0 {
+        return ask_round(st, now, &call, tool, &signed_as, left - 1);
+    }
+    let mut afresh = params.clone();
+    if let Value::Object(map) = &mut afresh {
+        map.remove("requestState");
+        map.remove("inputResponses");
+    }
+    answer(st, &afresh)
+}
+
+/// One `input_required` answer of a series, `left` rounds still to come
+/// after it.
+fn ask_round(
+    st: &mut State,
+    now: u64,
+    call: &Call<'_>,
+    tool: &str,
+    signed_as: &str,
+    left: u32,
+) -> (Reply, Option<Duration>) {
+    st.record(
+        now,
+        ServerEvent::InputRequested {
+            tool: tool.to_owned(),
+            left,
+        },
+    );
+    let requests = if call.has("elicitation") {
+        let question = format!("Continue? ({left} more round(s) after this one)");
+        vec![(ROUNDS_INPUT, elicit(&question, "ok", "boolean"))]
+    } else {
+        Vec::new()
+    };
+    let reply = input_required(requests, Some(sign(ROUNDS_KEY, signed_as, left)));
+    (reply, None)
+}
+
 /// `prompts/get` of the MRTR prompt (`None`: another prompt).
 pub fn get_prompt(name: &str, params: &Value) -> Option<Reply> {
     if name != "test_input_required_result_prompt" {
@@ -403,6 +515,82 @@ mod tests {
                 .unwrap_err()
                 .code,
             -32602
+        );
+    }
+
+    /// A state of `rounds` for tool `t` with `left` rounds to come.
+    fn rounds_state(t: &str, left: u32) -> String {
+        sign(ROUNDS_KEY, &format!("{ROUNDS_PREFIX}{t}"), left)
+    }
+
+    fn run_rounds(st: &mut State, params: &Value) -> Result<Value, i64> {
+        let (reply, _) = with_input_rounds(st, 0, "tools/call", params, |_, p| {
+            // The tool sees neither the state nor the responses.
+            assert!(p.get("requestState").is_none() && p.get("inputResponses").is_none());
+            (text("done"), None)
+        });
+        reply.outcome.map_err(|e| e.code)
+    }
+
+    #[test]
+    fn input_rounds_ask_then_let_the_tool_run() {
+        let server = super::super::Server::new(Default::default());
+        server.ask_input_rounds_next(1, 2);
+        let mut st = server.lock();
+        let fresh = json!({"name": "echo", "arguments": {"text": "x"}});
+        let r1 = run_rounds(&mut st, &fresh).unwrap();
+        assert_eq!(r1["resultType"], "input_required");
+        assert_eq!(r1["requestState"], rounds_state("echo", 1));
+        assert_eq!(r1["inputRequests"], json!({}), "no capability: state only");
+        let retry = |state: &Value| {
+            let mut p = fresh.clone();
+            p["requestState"] = state.clone();
+            p["inputResponses"] = json!({});
+            p
+        };
+        let r2 = run_rounds(&mut st, &retry(&r1["requestState"])).unwrap();
+        assert_eq!(r2["requestState"], rounds_state("echo", 0));
+        let r3 = run_rounds(&mut st, &retry(&r2["requestState"])).unwrap();
+        assert_eq!(r3["content"][0]["text"], "done");
+        // The series was the only one armed: the next call runs at once.
+        assert_eq!(
+            run_rounds(&mut st, &fresh).unwrap()["content"][0]["text"],
+            "done"
+        );
+        // A tampered state, or another tool's, is refused.
+        let tampered = json!(format!("{}x", rounds_state("echo", 0)));
+        assert_eq!(run_rounds(&mut st, &retry(&tampered)), Err(-32602));
+        let other = json!(rounds_state("slow", 0));
+        assert_eq!(run_rounds(&mut st, &retry(&other)), Err(-32602));
+        let asked: Vec<u32> = st
+            .events
+            .iter()
+            .filter_map(|e| match &e.event {
+                ServerEvent::InputRequested { left, .. } => Some(*left),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(asked, [1, 0]);
+    }
+
+    #[test]
+    fn an_input_round_asked_with_elicitation_waits_for_its_answer() {
+        let server = super::super::Server::new(Default::default());
+        server.ask_input_rounds_next(1, 1);
+        let mut st = server.lock();
+        let p = params(json!({}));
+        let r1 = run_rounds(&mut st, &p).unwrap();
+        assert!(r1["inputRequests"][ROUNDS_INPUT].is_object());
+        let mut retry = p.clone();
+        retry["requestState"] = r1["requestState"].clone();
+        retry["inputResponses"] = json!({});
+        let again = run_rounds(&mut st, &retry).unwrap();
+        assert_eq!(again["requestState"], r1["requestState"], "asked again");
+        retry["inputResponses"] =
+            json!({ROUNDS_INPUT: {"action": "accept", "content": {"ok": true}}});
+        assert_eq!(
+            run_rounds(&mut st, &retry).unwrap()["content"][0]["text"],
+            "done"
         );
     }
 
