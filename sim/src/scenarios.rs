@@ -434,21 +434,29 @@ impl Scenario {
 
     /// `era-negotiation`: an auto client against a server whose era is
     /// drawn per seed (legacy, dual or modern), which may refuse a served
-    /// revision with -32022 (the version trap: the client retries once).
-    /// Reuse mode, so sessions are kept and lost to bounces and expiries.
+    /// revision with -32022 (the version trap: the client retries once),
+    /// sit behind a proxy that strips the routing headers (-32020: never a
+    /// fallback), shorten its discover `ttlMs` and change its
+    /// capabilities, cut a stateless answer's stream, or ask for input
+    /// (`input_required` rounds the VUs answer). Reuse mode, so sessions
+    /// are kept and lost to bounces and expiries.
     pub fn era_negotiation() -> Scenario {
         let mut s = Scenario::base(
             "era-negotiation",
-            "auto era against a legacy, dual or modern server (drawn); the -32022 version trap, bounces, expiries",
+            "auto era against a legacy, dual or modern server (drawn); the -32022 version trap, stripped headers, discover changes, cut streams, input rounds, bounces, expiries",
             SessionConfig::with_mode(Mode::Reuse),
         )
         .auto()
         .faults(
-            4,
+            5,
             [
                 FaultKind::VersionTrap,
                 FaultKind::Bounce,
                 FaultKind::EarlyExpiry,
+                FaultKind::HeaderStrip,
+                FaultKind::DiscoverChange,
+                FaultKind::ModernStreamCut,
+                FaultKind::InputRounds,
             ],
         );
         s.server_eras = ServerEra::ALL.to_vec();
@@ -479,14 +487,24 @@ impl Scenario {
     /// legacy session routed to an instance that did not mint it gets 404
     /// and the VU's session is made again — why the protocol went
     /// stateless. Reuse mode, so sessions are kept across operations;
-    /// instances restart and fail.
+    /// instances restart and fail, the balancer switches its policy for a
+    /// while, and tool calls ask for input (whose retries any instance
+    /// serves).
     pub fn stateless_behind_lb() -> Scenario {
         let mut s = Scenario::base(
             "stateless-behind-lb",
-            "reuse mode behind a round-robin, random or sticky balancer over 2-3 instances, both eras; restarts and 5xx",
+            "reuse mode behind a round-robin, random or sticky balancer over 2-3 instances, both eras; restarts, 5xx, stickiness switches, input rounds",
             SessionConfig::with_mode(Mode::Reuse),
         )
-        .faults(3, [FaultKind::Bounce, FaultKind::ServerErrors]);
+        .faults(
+            4,
+            [
+                FaultKind::Bounce,
+                FaultKind::ServerErrors,
+                FaultKind::StickinessSwitch,
+                FaultKind::InputRounds,
+            ],
+        );
         s.balancer = Some(BalancerSpace {
             instances: (2, 3),
             policies: Policy::ALL.to_vec(),

@@ -285,6 +285,11 @@ impl Schedule {
                 kinds: fault_kinds.clone(),
                 workers: workers.iter().map(|w| w.name.clone()).collect(),
                 servers,
+                balancers: if balancer.is_some() {
+                    vec![SERVER_HOST.to_owned()]
+                } else {
+                    Vec::new()
+                },
                 ..fault_space(scenario, &session, busy_ms(&session, &workers))
             };
             FaultPlan::generate(seed, &space)

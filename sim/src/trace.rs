@@ -290,7 +290,9 @@ fn manager_fields(kind: &EventKind) -> Option<(&'static str, Detail)> {
             d.insert("verdict", *verdict);
             d.insert("reprobe", reprobe.map_or(Value::Null, Value::from));
             d.insert("answer", answer.as_deref().map_or(Value::Null, Value::from));
-            d.insert("ttl_ms", ttl_ms.map_or(Value::Null, Value::from));
+            if let Some(ttl) = ttl_ms {
+                d.insert("ttl_ms", *ttl);
+            }
             "era_probed"
         }
         EventKind::VersionRetried { from, to } => {
