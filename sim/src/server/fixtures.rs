@@ -138,6 +138,9 @@ pub fn tools() -> Vec<Value> {
             schema_2020_12(),
         ),
     ]
+    .into_iter()
+    .chain(super::client_requests::tools())
+    .collect()
 }
 
 /// The three `info` log notifications of `test_tool_with_logging`.

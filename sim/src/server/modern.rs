@@ -474,7 +474,8 @@ fn answer(
                         json!({"content": [{"type": "text", "text": text}]}),
                     ))
                 }
-                None => mrtr::call_tool(name, params, cfg.seed),
+                None => mrtr::call_tool(name, params, cfg.seed)
+                    .or_else(|| super::client_requests::call_stateless(name, params)),
             },
             "prompts/get" => mrtr::get_prompt(name, params),
             _ => None,
