@@ -65,6 +65,7 @@ pub mod hooks;
 mod listen;
 pub mod modern;
 mod mrtr;
+mod param_headers;
 pub mod sessions;
 mod time;
 
