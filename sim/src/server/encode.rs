@@ -22,6 +22,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::stream::{BoxStream, StreamExt};
 use hyper::body::{Body, Frame, SizeHint};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
@@ -171,6 +172,19 @@ pub struct Chunked {
     /// stays open, [`Chunked::open`]); the body ends when every sender is
     /// gone.
     tail: Option<UnboundedReceiver<Bytes>>,
+    /// More pieces to come after `pieces`, as a stream polled by the body
+    /// itself (so inside the connection's task): [`Chunked::then`].
+    later: Option<Later>,
+}
+
+/// The pieces a [`Chunked`] body sends after its first ones, as a stream
+/// polled by the body itself.
+pub struct Later(BoxStream<'static, Bytes>);
+
+impl std::fmt::Debug for Later {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Later(..)")
+    }
 }
 
 impl Chunked {
@@ -191,6 +205,7 @@ impl Chunked {
             exact: announce_length.then_some(total as u64),
             abort: false,
             tail: None,
+            later: None,
         }
     }
 
@@ -200,6 +215,17 @@ impl Chunked {
     pub fn open(first: Vec<Bytes>, tail: UnboundedReceiver<Bytes>) -> Self {
         Chunked {
             tail: Some(tail),
+            ..Chunked::new(first, false)
+        }
+    }
+
+    /// A stream that sends `first`, then each piece `rest` yields, and
+    /// ends with `rest`. `rest` is polled by the body, so whatever it waits
+    /// for is waited for inside the connection's task (no task of its own);
+    /// if the client goes away, the body and `rest` are dropped.
+    pub fn then(first: Vec<Bytes>, rest: BoxStream<'static, Bytes>) -> Self {
+        Chunked {
+            later: Some(Later(rest)),
             ..Chunked::new(first, false)
         }
     }
@@ -220,6 +246,7 @@ impl Chunked {
             exact: announced,
             abort: true,
             tail: None,
+            later: None,
         }
     }
 }
@@ -233,6 +260,16 @@ impl Body for Chunked {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Aborted>>> {
         if self.pieces.is_empty() && !self.abort {
+            if let Some(later) = self.later.as_mut() {
+                return match later.0.poll_next_unpin(cx) {
+                    Poll::Ready(Some(piece)) => Poll::Ready(Some(Ok(Frame::data(piece)))),
+                    Poll::Ready(None) => {
+                        self.later = None;
+                        Poll::Ready(None)
+                    }
+                    Poll::Pending => Poll::Pending,
+                };
+            }
             let Some(tail) = self.tail.as_mut() else {
                 return Poll::Ready(None);
             };
@@ -263,7 +300,7 @@ impl Body for Chunked {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.pieces.is_empty() && !self.abort && self.tail.is_none()
+        self.pieces.is_empty() && !self.abort && self.tail.is_none() && self.later.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -285,4 +285,51 @@ pub enum ServerEvent {
         /// runs.
         left: u32,
     },
+    /// A tool sent the client a request (`sampling/createMessage`,
+    /// `elicitation/create`) on its call's SSE stream (legacy era) and
+    /// waits for the client's response.
+    ClientRequestSent {
+        /// The session the call belongs to.
+        session: String,
+        /// The request's id (counted per session, from 1).
+        id: u64,
+        /// The request's method.
+        method: String,
+        /// The tool that asked.
+        tool: String,
+    },
+    /// The client answered a request the server sent (a POST answered
+    /// 202): the waiting tool call finishes.
+    ClientRequestAnswered {
+        /// The session.
+        session: String,
+        /// The request's id.
+        id: u64,
+        /// The JSON-RPC error code, if the client answered with an error.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<i64>,
+    },
+    /// No response came within the timeout: the tool call finishes with
+    /// an error result, and a later response is unmatched.
+    ClientRequestTimedOut {
+        /// The session.
+        session: String,
+        /// The request's id.
+        id: u64,
+        /// How long the server waited, in milliseconds.
+        waited_ms: u64,
+    },
+    /// A response from the client that answers no request the server is
+    /// waiting on: an unknown or wrong id, or one answered too late.
+    ClientResponseUnmatched {
+        /// The session.
+        session: String,
+        /// The response's id, as JSON text (`null` if it had none).
+        id: String,
+    },
+    /// Requests sent to clients from now on wait this long for the answer.
+    ClientRequestTimeoutSet {
+        /// The timeout, in milliseconds.
+        timeout_ms: u64,
+    },
 }

@@ -137,7 +137,19 @@ pub fn tools() -> Vec<Value> {
             "Tool with JSON Schema 2020-12 features",
             schema_2020_12(),
         ),
+        tool(
+            "test_param_header",
+            "Echoes its region, which a stateless-era client mirrors in Mcp-Param-Region.",
+            object(
+                json!({"region": {"type": "string", "description": "A region name",
+                                  "x-mcp-header": "Region"}}),
+                &["region"],
+            ),
+        ),
     ]
+    .into_iter()
+    .chain(super::client_requests::tools())
+    .collect()
 }
 
 /// The three `info` log notifications of `test_tool_with_logging`.
@@ -209,6 +221,14 @@ pub fn call_tool(name: &str, params: &Value, logs: bool) -> Option<Reply> {
         "json_schema_2020_12_tool" => Reply::ok(content(
             json!([{"type": "text", "text": "JSON Schema 2020-12 tool called"}]),
         )),
+        "test_param_header" => match params.pointer("/arguments/region").and_then(Value::as_str) {
+            Some(region) => Reply::ok(content(
+                json!([{"type": "text", "text": format!("region: {region}")}]),
+            )),
+            None => Reply::err(RpcError::invalid(
+                "test_param_header: argument region (a string) is required",
+            )),
+        },
         _ => return None,
     };
     Some(reply)

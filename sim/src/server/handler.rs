@@ -27,8 +27,9 @@
 //!    everything else needs `Mcp-Session-Id` (400 without, 404 — or the
 //!    TypeScript SDK's 400 — for one that is not live) and, if it sends
 //!    `MCP-Protocol-Version`, a revision this server speaks (400);
-//! 8. notifications and client responses are 202 with no body; requests get
-//!    a JSON-RPC response: `ping`, `logging/setLevel` (a valid level is
+//! 8. notifications and client responses are 202 with no body (a response
+//!    goes to the tool call waiting for it, see [`super::client_requests`]);
+//!    requests get a JSON-RPC response: `ping`, `logging/setLevel` (a valid level is
 //!    accepted, not applied: the only log messages are the `info`
 //!    notifications some SSE answers carry), `tools/list`, `tools/call`, or
 //!    -32601.
@@ -78,6 +79,9 @@ pub(crate) enum Body {
     /// An SSE stream built already (and maybe left open:
     /// `subscriptions/listen`), sent as it is.
     Stream(super::encode::Chunked),
+    /// A tool call that sends the client a request on its SSE stream and
+    /// waits for the response (see [`super::client_requests`]).
+    AwaitClient(super::client_requests::Waiting),
 }
 
 /// A JSON-RPC response to send.
@@ -639,7 +643,13 @@ fn post(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Decision
             Decision::Now(accepted())
         }
         Message::Response => {
-            st.record(now, ServerEvent::ClientResponse { session });
+            st.record(
+                now,
+                ServerEvent::ClientResponse {
+                    session: session.clone(),
+                },
+            );
+            super::client_requests::deliver(st, cfg, now, &session, req.body);
             Decision::Now(accepted())
         }
         Message::Request { id, method, params } => {
@@ -703,6 +713,7 @@ fn initialize(st: &mut State, cfg: &ServerConfig, now: u64, id: &Value, params: 
             id_header: st.hooks.session_id,
         },
     );
+    super::client_requests::remember(st, cfg, &session, params);
     let header = st.hooks.session_id_header(&session);
     let capabilities = if cfg.conformance_tools {
         fixtures::legacy_capabilities()
@@ -810,6 +821,9 @@ fn request(
             tool,
         },
     );
+    if let Some(d) = super::client_requests::call(st, cfg, now, &session, &id, params) {
+        return d;
+    }
     let (rpc, wait) = match fixture(cfg, &method, params, false) {
         Some(reply) => (Rpc::of_reply(Some(session), method, id, reply), None),
         None => {

@@ -56,6 +56,7 @@
 //! seed and the same client behaviour give the same event log, byte for
 //! byte.
 
+mod client_requests;
 pub mod encode;
 pub mod events;
 mod fixtures;
@@ -64,6 +65,7 @@ pub mod hooks;
 mod listen;
 pub mod modern;
 mod mrtr;
+mod param_headers;
 pub mod sessions;
 mod time;
 
@@ -92,6 +94,7 @@ use self::sessions::{Limits, Sessions};
 use self::time::Timebase;
 use crate::listener::Listener;
 
+pub use self::client_requests::DEFAULT_CLIENT_REQUEST_TIMEOUT_MS;
 pub use self::events::{ServerEvent, Stamped};
 pub use self::hooks::{AnswerFault, DiscoverChange, Hooks, SessionIdFault};
 pub use self::modern::ServerEra;
@@ -238,6 +241,8 @@ pub(crate) struct State {
     time: Timebase,
     /// The open `subscriptions/listen` streams.
     pub(crate) listeners: listen::Listeners,
+    /// Requests sent to clients, and the tool calls waiting for them.
+    client_requests: client_requests::ClientRequests,
 }
 
 impl State {
@@ -283,6 +288,7 @@ impl Server {
             runs: 0,
             time: Timebase::default(),
             listeners: listen::Listeners::default(),
+            client_requests: client_requests::ClientRequests::default(),
         };
         Server {
             inner: Arc::new(Inner {
@@ -418,6 +424,12 @@ impl Server {
                     .header(CONTENT_TYPE, Format::Sse.content_type())
                     .header(CACHE_CONTROL, "no-cache");
                 stream
+            }
+            Body::AwaitClient(waiting) => {
+                builder = builder
+                    .header(CONTENT_TYPE, Format::Sse.content_type())
+                    .header(CACHE_CONTROL, "no-cache");
+                self.await_client(waiting)
             }
             Body::Rpc(rpc) => {
                 let mut st = self.lock();

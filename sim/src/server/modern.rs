@@ -27,6 +27,9 @@
 //!    `Mcp-Method` unequal to the method, `Mcp-Name` missing or unequal to
 //!    the name or URI (base64 sentinel decoded) → 400 -32020 — before
 //! 9. a `_meta` revision not served → 400 -32022 `{supported, requested}`;
+//!    then `Mcp-Param-*` headers that do not match the tool's
+//!    `x-mcp-header` arguments (the conformance fixtures only; see
+//!    [`super::param_headers`]) → 400 -32020;
 //! 10. dispatch: `server/discover`, `tools/list`, `tools/call` and, with
 //!     the conformance fixtures, `resources/{list,read,templates/list}`,
 //!     `prompts/{list,get}`, `completion/complete` and
@@ -347,6 +350,9 @@ pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>
             Some(data),
         );
     }
+    if let Some(why) = super::param_headers::mismatch(cfg, &method, &params, req.headers) {
+        return bad(st, HEADER_MISMATCH, &why, None);
+    }
     dispatch(st, cfg, now, id, method, &params, version)
 }
 
@@ -478,7 +484,8 @@ fn answer(
                         json!({"content": [{"type": "text", "text": text}]}),
                     ))
                 }
-                None => mrtr::call_tool(name, params, cfg.seed),
+                None => mrtr::call_tool(name, params, cfg.seed)
+                    .or_else(|| super::client_requests::call_stateless(name, params)),
             },
             "prompts/get" => mrtr::get_prompt(name, params),
             _ => None,
