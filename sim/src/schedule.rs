@@ -72,7 +72,8 @@ pub fn worker_host(i: u64) -> String {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
-    /// `ping`.
+    /// `ping` (on a stateless-era context, which has no `ping`:
+    /// `tools/list`).
     Ping,
     /// `tools/call` of `echo`.
     Echo,

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use mcp_session::transport::{CallResult, InputRequired, Operation};
-use mcp_session::{ErrorKind, SessionError};
+use mcp_session::{ErrorKind, SessionEra, SessionError};
 
 use crate::detail::Detail;
 use crate::schedule::{Op, Step};
@@ -109,8 +109,13 @@ async fn call(lease: &mut SimLease, op: &Operation) -> Result<CallResult, CallFa
 }
 
 /// The operation of a step.
-fn operation(op: &Op, worker: &str, vu: u64, step: usize) -> Operation {
+///
+/// The stateless era has no `ping`: on a modern context a ping step lists
+/// the tools instead, the cheapest request that era has which leaves the
+/// client's discover cache alone (`server/discover` would refresh it).
+fn operation(op: &Op, era: SessionEra, worker: &str, vu: u64, step: usize) -> Operation {
     match op {
+        Op::Ping if era == SessionEra::Modern => Operation::ToolsList { cursor: None },
         Op::Ping => Operation::Ping,
         Op::Echo => Operation::ToolsCall {
             name: "echo".into(),
@@ -142,7 +147,8 @@ pub async fn run_vu(vu: Vu, steps: Vec<Step>, recorder: TraceRecorder) -> u32 {
             Step::Call { op, think_ms } => {
                 match vu.manager.acquire(vu.id).await {
                     Ok(mut lease) => {
-                        let r = call(&mut lease, &operation(op, &vu.worker, vu.id, i)).await;
+                        let era = lease.info().era;
+                        let r = call(&mut lease, &operation(op, era, &vu.worker, vu.id, i)).await;
                         let exceeded_on = matches!(r, Err(CallFailure::InputRoundsExceeded))
                             .then(|| lease.id().to_owned());
                         match &r {
