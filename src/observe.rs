@@ -118,7 +118,9 @@ pub enum EventKind {
         answer: Option<String>,
         /// For `modern`: the discover result's `ttlMs` (capped at the
         /// longest duration a config takes), how long it is used without
-        /// asking again, counted from this event.
+        /// asking again, counted from this event. Left out of the serde
+        /// form when absent.
+        #[serde(skip_serializing_if = "Option::is_none")]
         ttl_ms: Option<u64>,
     },
     /// A request was refused with -32022 and sent again at another
