@@ -15,6 +15,7 @@ pub mod canonical;
 pub mod detail;
 pub mod dialer;
 pub mod faults;
+pub mod forwarded;
 pub mod listener;
 pub mod run;
 pub mod scenarios;
