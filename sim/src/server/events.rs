@@ -134,9 +134,11 @@ pub enum ServerEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_state: Option<Value>,
     },
-    /// What a request routed to the stateless era carried as it arrived
-    /// (before the validation ladder, and before any fault hook): one per
-    /// such request, whatever its answer. Every event the server logs
+    /// What a request routed to the stateless era, or sent as one (its
+    /// `MCP-Protocol-Version` is not a handshake revision: a legacy server
+    /// gets these too), carried as it arrived (before the validation
+    /// ladder, and before any fault hook): one per such request, whatever
+    /// its answer. Every event the server logs
     /// while deciding that request (a refusal on the ladder, its
     /// `stateless_request`) follows it in the log, before the next
     /// request's events.
@@ -268,6 +270,10 @@ pub enum ServerEvent {
         /// The client host.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from: Option<String>,
+        /// The `MCP-Protocol-Version` header it carried (a stateless-era
+        /// request sent to a legacy server names its revision).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header_version: Option<String>,
     },
     /// A session ended without a DELETE.
     Expired {

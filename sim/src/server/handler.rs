@@ -10,7 +10,9 @@
 //!
 //! The rules, in the order they are checked (each one answers at once),
 //! after the request is numbered and, if it goes to the stateless era (see
-//! [`super::modern`]), logged as it arrived ([`super::wire`]):
+//! [`super::modern`]) or was sent as a stateless-era request (its
+//! `MCP-Protocol-Version` is not a handshake revision), logged as it
+//! arrived ([`super::wire`]):
 //!
 //! 1. sessions whose deadline has passed expire (logged, then unknown);
 //! 2. an armed injected failure answers with its status;
@@ -249,10 +251,12 @@ pub(crate) const NO_VALID_SESSION: &str = "Bad Request: No valid session ID prov
 
 /// Decides the answer to `req` at `now` (ms since the server's start).
 pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Decision {
-    // The wire log first: what the client sent, before anything alters it.
+    // The wire log first: what the client sent, before anything alters it
+    // (a stateless-era request sent to a legacy server too: the client's
+    // envelope is what is logged).
     let request = st.next_request();
     let modern = super::modern::routes_modern(st.hooks.era.unwrap_or(cfg.era), req.headers);
-    if modern {
+    if modern || super::modern::routes_modern(super::ServerEra::Dual, req.headers) {
         super::wire::stateless(st, now, request, req);
     }
     for (session, reason) in st.sessions.expire_due(now) {
@@ -419,6 +423,7 @@ fn missing_session(st: &mut State, now: u64, req: &Req<'_>, method: Option<Strin
             http: req.method.as_str().to_owned(),
             method,
             from: req.from.map(str::to_owned),
+            header_version: super::wire::header(req.headers, "mcp-protocol-version"),
         },
     );
     error_answer(

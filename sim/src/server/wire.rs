@@ -3,7 +3,8 @@
 //! it), so that the audit can check the client's wire behaviour from the
 //! trace alone (see [`super::events`]).
 //!
-//! A stateless-era request is logged whole ([`stateless`]); legacy-era
+//! A stateless-era request (routed there, or sent as one) is logged whole
+//! ([`stateless`]); legacy-era
 //! events take `from` and the `MCP-Protocol-Version` header from
 //! [`header`]. Reading the body here is a second, partial parse of it
 //! (only the members logged): the ladder reads it again for its own
@@ -83,7 +84,8 @@ fn decoded(v: &str) -> String {
     mcp_session::transport::http::decode_header_value(v).unwrap_or_else(|| v.to_owned())
 }
 
-/// Logs `req`, routed to the stateless era, as request number `request`.
+/// Logs `req`, routed to the stateless era or sent as one, as request
+/// number `request`.
 pub(crate) fn stateless(st: &mut State, now: u64, request: u64, req: &Req<'_>) {
     // A body that is not an object of the usual shape logs what the
     // headers say and nothing of the body (serde would read an array as
