@@ -26,6 +26,7 @@ pub mod sweep;
 pub mod topology;
 pub mod trace;
 pub mod vu;
+pub mod wire_laws;
 
 /// The session library this crate simulates, re-exported for convenience.
 pub use mcp_session;
