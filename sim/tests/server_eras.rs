@@ -652,6 +652,17 @@ async fn the_wire_log_records_what_each_stateless_request_carried() {
     // logged anywhere.
     assert!(events.iter().any(|e| matches!(e,
         ServerEvent::UnknownSession { session, from: None, .. } if session == "srv-9")));
+    // The audit reads this log alone: the retry took the state the first
+    // answer issued and completed; its stray session id breaks the
+    // envelope law.
+    use mcp_sim::audit::{audit, AuditConfig};
+    let mut trace = mcp_sim::trace::Trace::default();
+    trace.push_server("server", 0, &server.events());
+    let r = audit(&trace, &AuditConfig::default());
+    assert_eq!(r.goals["mrtr_completed"], 1, "{:#?}", r.violations);
+    let v = r.violation("modern_envelope_agrees").expect("the stray id");
+    assert!(v.message.contains("Mcp-Session-Id stray"), "{}", v.message);
+    assert_eq!(r.violations.len(), 1, "{:#?}", r.violations);
 }
 
 /// Reads from `stream` until `needle` has arrived; what was read.
