@@ -55,7 +55,9 @@
 //!   naming the same method and tool (prompt, URI) as the request that got
 //!   it, with another JSON-RPC id; each issued state is carried by at most
 //!   one request, not counting requests refused with -32022 (their retry
-//!   carries it again).
+//!   carries it again). A state issued to several requests (a server may
+//!   sign only the tool and round) may be carried once per issue; a retry
+//!   takes the issue whose request id is the closest below its own.
 //! - `discover_fresh`: a manager makes a stateless-era context (`created`
 //!   with era `modern`) only on a fresh discover result: its VU's own
 //!   probe just before (the VU's previous event is an `era_probed` with
@@ -800,9 +802,29 @@ impl<'a> Wire<'a> {
             );
             return;
         };
+        // Several requests may have been issued the same state (a server
+        // may sign only the tool and round): any of them may be this
+        // retry's, and the one taken is the latest before it by id (a
+        // client numbers a connection's requests upward, so the retry's
+        // own round is the closest below it), leaving the others to theirs.
+        let fits = |c: &Credit<'_>| c.from == from && c.method == method && c.name == name;
+        let below =
+            |c: &Credit<'_>| match (c.id.and_then(Value::as_u64), id.and_then(Value::as_u64)) {
+                (Some(theirs), Some(mine)) => theirs < mine,
+                _ => false,
+            };
         let matching = credits
             .iter()
-            .position(|c| c.from == from && c.method == method && c.name == name && c.id != id);
+            .enumerate()
+            .filter(|(_, c)| fits(c) && c.id != id)
+            .max_by_key(|(n, c)| {
+                (
+                    below(c),
+                    c.id.and_then(Value::as_u64).filter(|_| below(c)),
+                    std::cmp::Reverse(*n),
+                )
+            })
+            .map(|(n, _)| n);
         let Some(p) = matching else {
             let c = &credits[0];
             let why = if c.from != from {

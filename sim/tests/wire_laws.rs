@@ -758,6 +758,28 @@ fn mrtr_retry_exact_a_refused_retry_is_sent_again_and_completes() {
     ));
     let r = assert_clean(&t, &any());
     assert_eq!(r.goals["mrtr_completed"], 0, "no complete answer");
+    // Two connections of one worker given the same state (signed for the
+    // tool and round only): request 6 on one, 5 on the other; their
+    // retries come as 7, then 6. Each retry takes its own round's state.
+    let t = vec![
+        wire(1, 1, 6, "tools/call", Some("t")),
+        answer(
+            1,
+            1,
+            6,
+            json!({"input_required": true, "request_state": "s"}),
+        ),
+        wire(2, 2, 5, "tools/call", Some("t")),
+        answer(
+            2,
+            2,
+            5,
+            json!({"input_required": true, "request_state": "s"}),
+        ),
+        retry(3, 3, 7, "t", "s"),
+        retry(4, 4, 6, "t", "s"),
+    ];
+    assert_clean(&t, &any());
 }
 
 // ---------------------------------------------------------- discover_fresh --
