@@ -77,19 +77,37 @@
 //!   those speaks the stateless era, and -32022 in particular asks for a
 //!   retry at another revision, not a fallback.
 //!
+//! The laws of the client's wire behaviour are checked by
+//! [`crate::wire_laws`] (where each is described in full), from the
+//! server's wire log:
+//!
+//! - `modern_envelope_agrees`: a stateless-era request's routing headers
+//!   agree with its body and envelope, and it carries no session id.
+//! - `no_legacy_wire_after_modern`: once a manager chose the stateless era,
+//!   no legacy traffic starts from its worker until it doubts that.
+//! - `one_retry_per_refusal`: one retry per -32022 refusal, per operation.
+//! - `legacy_version_after_fallback`: a legacy session's requests carry
+//!   the revision its `initialize` was answered.
+//! - `mrtr_retry_exact`: an MRTR retry carries a state a server issued to
+//!   the same request, once.
+//! - `discover_fresh`: a stateless context is made only on a fresh
+//!   discover result.
+//! - `era_counters_match`: the metrics' era counters say what the trace
+//!   shows.
+//!
 //! Laws about the server (`created_equals_server_initialized`,
 //! `clean_close`) are checked only when the trace holds server events.
 //! Session ids are matched across servers by value.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mcp_session::{CloseReason, Mode, SessionConfig, SessionMetrics, VersionPolicy};
+use mcp_session::{CloseReason, Era, Mode, SessionConfig, SessionMetrics, VersionPolicy};
 use serde::Serialize;
 
 use crate::trace::{Source, Trace, TraceEvent};
 
 /// The laws, by name, in report order.
-pub const LAWS: [&str; 12] = [
+pub const LAWS: [&str; 19] = [
     "pool_bound",
     "one_holder",
     "no_use_after_close",
@@ -102,6 +120,13 @@ pub const LAWS: [&str; 12] = [
     "clean_close",
     "metrics_match_trace",
     "no_fallback_after_modern_error",
+    "modern_envelope_agrees",
+    "no_legacy_wire_after_modern",
+    "one_retry_per_refusal",
+    "legacy_version_after_fallback",
+    "mrtr_retry_exact",
+    "discover_fresh",
+    "era_counters_match",
 ];
 
 /// What the audit needs besides the trace: the manager's configuration
@@ -137,6 +162,9 @@ pub struct AuditConfig {
     pub churn_ms: Option<u64>,
     /// The protocol version policy.
     pub version_policy: Option<VersionPolicy>,
+    /// The era setting (`Some(Era::Modern)`: the managers never speak the
+    /// legacy era, see `no_legacy_wire_after_modern`).
+    pub era: Option<Era>,
 }
 
 impl AuditConfig {
@@ -171,6 +199,7 @@ impl AuditConfig {
                 .then_some(cfg.churn_interval_ms)
                 .and_then(positive),
             version_policy: Some(cfg.protocol_version_policy),
+            era: Some(cfg.era),
         }
     }
 
@@ -313,7 +342,18 @@ pub fn audit(trace: &Trace, cfg: &AuditConfig) -> AuditReport {
 /// - `legacy_after_downgrade`: after a server was redeployed one era down,
 ///   a VU probed the era again with verdict `legacy` and then initialized
 ///   a legacy session (`created` with era `legacy`).
-pub const GOALS: [&str; 22] = [
+///
+/// The stateless era's goals are counted by [`crate::wire_laws`]:
+///
+/// - `discover_refreshed`: a manager probed again (verdict `modern`, no
+///   `reprobe` reason) because its cached discover result had gone stale.
+/// - `mrtr_completed`: a request carrying a server-issued `requestState`
+///   was answered with a complete result.
+/// - `legacy_session_broken_by_balancer`: an instance answered a session
+///   another instance minted as unknown, and its VU then got a new session.
+/// - `lost_modern_stream`: a stateless answer was cut on purpose and the
+///   operation waiting for it ended in an error.
+pub const GOALS: [&str; 26] = [
     "pool_wait",
     "pool_timeout",
     "waiter_served_after_release",
@@ -336,6 +376,10 @@ pub const GOALS: [&str; 22] = [
     "version_retried",
     "modern_after_upgrade",
     "legacy_after_downgrade",
+    "discover_refreshed",
+    "mrtr_completed",
+    "legacy_session_broken_by_balancer",
+    "lost_modern_stream",
 ];
 
 /// The stateless era's own error codes (-32020, -32021, -32022) that a
@@ -585,6 +629,16 @@ impl<'a> Auditor<'a> {
         }
         self.server_laws();
         self.streams_at_end();
+        let wire = crate::wire_laws::check(self.trace, self.cfg);
+        for (law, n) in wire.checks {
+            *self.checks.entry(law).or_default() += n;
+        }
+        for (law, first) in wire.first {
+            self.first.entry(law).or_insert(first);
+        }
+        for (goal, n) in wire.goals {
+            *self.goals.entry(goal).or_default() += n;
+        }
     }
 
     /// Follows each server's open handshakes.

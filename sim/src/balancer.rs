@@ -43,6 +43,13 @@
 //! instance sees an id it never issued and answers 404, as a real one
 //! would to a foreign random id.
 //!
+//! # Who the client was
+//!
+//! A backend's TCP peer is the balancer, so every forwarded request
+//! carries `Forwarded: for=<client host>` (RFC 7239, see
+//! [`crate::forwarded`]), the host the balancer's listener names the
+//! connection's peer: the server logs it as the request's `from`.
+//!
 //! # Determinism
 //!
 //! Every decision is made under one lock, in the order requests arrive;
@@ -373,11 +380,16 @@ impl Balancer {
             tokio::select! {
                 biased;
                 accepted = listener.accept() => {
-                    let (stream, _peer) = accepted?;
+                    let (stream, peer) = accepted?;
                     let (balancer, dialer) = (self.clone(), dialer.clone());
+                    let client: Option<Arc<str>> = listener.peer_name(peer).map(Arc::from);
                     let service = service_fn(move |req| {
                         let (balancer, dialer) = (balancer.clone(), dialer.clone());
-                        async move { Ok::<_, Infallible>(balancer.handle(&dialer, req).await) }
+                        let client = client.clone();
+                        async move {
+                            let answer = balancer.handle(&dialer, req, client.as_deref()).await;
+                            Ok::<_, Infallible>(answer)
+                        }
                     });
                     let conn = http.serve_connection(TokioIo::new(stream), service);
                     conns.push(async move {
@@ -390,14 +402,20 @@ impl Balancer {
         }
     }
 
-    /// Routes one request, forwards it, and relays the answer (502 if the
-    /// backend could not be reached or broke before answering).
-    async fn handle<D: Dialer>(&self, dialer: &D, req: Request<Incoming>) -> Response<Relay> {
+    /// Routes one request from `client` (the host the listener named),
+    /// forwards it, and relays the answer (502 if the backend could not be
+    /// reached or broke before answering).
+    async fn handle<D: Dialer>(
+        &self,
+        dialer: &D,
+        req: Request<Incoming>,
+        client: Option<&str>,
+    ) -> Response<Relay> {
         let session = header_str(req.headers(), SESSION_HEADER);
         let delete = req.method() == Method::DELETE;
         let (request, backend) = self.route(req.method(), session.clone());
         let name = &self.inner.backends[backend];
-        match forward(dialer, name, outbound(req, name)).await {
+        match forward(dialer, name, outbound(req, name, client)).await {
             Ok(answer) => self.inbound(request, backend, session.filter(|_| delete), answer),
             Err(why) => {
                 self.lock().record(Event::Failed {
@@ -517,10 +535,12 @@ async fn forward<D: Dialer>(
 }
 
 /// The request as the backend `name` gets it: hop-by-hop headers dropped,
-/// and a session id qualified with `name` unqualified (an id minted by
-/// another instance goes as it is: that instance never issued it).
-fn outbound(mut req: Request<Incoming>, name: &str) -> Request<Incoming> {
+/// `Forwarded: for=<client>` appended, and a session id qualified with
+/// `name` unqualified (an id minted by another instance goes as it is: that
+/// instance never issued it).
+fn outbound(mut req: Request<Incoming>, name: &str, client: Option<&str>) -> Request<Incoming> {
     strip_hop_by_hop(req.headers_mut());
+    crate::forwarded::append_for(req.headers_mut(), client);
     let local = header_str(req.headers(), SESSION_HEADER)
         .and_then(|id| unqualify(&id, name).map(str::to_owned));
     if let Some(v) = local.and_then(|id| HeaderValue::from_str(&id).ok()) {

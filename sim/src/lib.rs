@@ -15,6 +15,7 @@ pub mod canonical;
 pub mod detail;
 pub mod dialer;
 pub mod faults;
+pub mod forwarded;
 pub mod listener;
 pub mod run;
 pub mod scenarios;
@@ -25,6 +26,7 @@ pub mod sweep;
 pub mod topology;
 pub mod trace;
 pub mod vu;
+pub mod wire_laws;
 
 /// The session library this crate simulates, re-exported for convenience.
 pub use mcp_session;

@@ -5,7 +5,10 @@
 //! real loopback TCP (`mcp-sim serve`, where real clients and the official
 //! conformance suite can reach it). The only thing that differs between the
 //! two is how a connection is accepted, so that is all this trait abstracts:
-//! everything after `accept` is the same hyper connection over a byte stream.
+//! everything after `accept` is the same hyper connection over a byte stream,
+//! and how a peer's address is named: in a simulation every address belongs
+//! to a named host (the server logs which worker a request came from), on
+//! real TCP it is just an address.
 
 use std::future::Future;
 use std::io;
@@ -20,6 +23,14 @@ pub trait Listener: Send + 'static {
 
     /// Waits for the next connection and returns it with the peer's address.
     fn accept(&self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
+
+    /// The name of the host at `peer`, where the network names its hosts
+    /// (a turmoil simulation); `None` by default (real TCP: an address is
+    /// not a name worth logging, and would differ from run to run).
+    fn peer_name(&self, peer: SocketAddr) -> Option<String> {
+        let _ = peer;
+        None
+    }
 }
 
 /// Real TCP: `mcp-sim serve` and the loopback tests.
@@ -41,5 +52,10 @@ impl Listener for turmoil::net::TcpListener {
 
     async fn accept(&self) -> io::Result<(turmoil::net::TcpStream, SocketAddr)> {
         turmoil::net::TcpListener::accept(self).await
+    }
+
+    /// The simulated host's name (turmoil's reverse DNS).
+    fn peer_name(&self, peer: SocketAddr) -> Option<String> {
+        turmoil::reverse_lookup(peer.ip())
     }
 }

@@ -337,16 +337,23 @@ type ServerFields = (&'static str, Option<String>, Detail);
 /// serde way.
 fn server_fields(event: &ServerEvent) -> Option<ServerFields> {
     let mut d = Detail::new();
+    fn opt(d: &mut Detail, key: &'static str, v: &Option<String>) {
+        if let Some(v) = v {
+            d.insert(key, v.as_str());
+        }
+    }
     let (name, session) = match event {
         ServerEvent::Request {
             session,
             method,
             tool,
+            from,
+            header_version,
         } => {
             d.insert("method", method.as_str());
-            if let Some(tool) = tool {
-                d.insert("tool", tool.as_str());
-            }
+            opt(&mut d, "tool", tool);
+            opt(&mut d, "from", from);
+            opt(&mut d, "header_version", header_version);
             ("request", Some(session))
         }
         ServerEvent::Answered {
@@ -356,6 +363,10 @@ fn server_fields(event: &ServerEvent) -> Option<ServerFields> {
             pieces,
             error,
             fault: None,
+            request,
+            id,
+            input_required,
+            request_state,
         } => {
             d.insert("method", method.as_str());
             d.insert("format", format.as_str());
@@ -363,14 +374,72 @@ fn server_fields(event: &ServerEvent) -> Option<ServerFields> {
             if let Some(code) = error {
                 d.insert("error", *code);
             }
+            if let Some(n) = request {
+                d.insert("request", *n);
+            }
+            if let Some(id) = id {
+                d.insert("id", id.clone());
+            }
+            if *input_required {
+                d.insert("input_required", true);
+            }
+            if let Some(state) = request_state {
+                d.insert("request_state", state.clone());
+            }
             ("answered", session.as_ref())
         }
-        ServerEvent::Notification { session, method } => {
+        ServerEvent::StatelessWire {
+            request,
+            from,
+            http,
+            id,
+            method,
+            meta_version,
+            header_version,
+            header_method,
+            header_name,
+            name,
+            session,
+            request_state,
+        } => {
+            d.insert("request", *request);
+            opt(&mut d, "from", from);
+            d.insert("http", http.as_str());
+            if let Some(id) = id {
+                d.insert("id", id.clone());
+            }
+            opt(&mut d, "method", method);
+            opt(&mut d, "meta_version", meta_version);
+            opt(&mut d, "header_version", header_version);
+            opt(&mut d, "header_method", header_method);
+            opt(&mut d, "header_name", header_name);
+            opt(&mut d, "name", name);
+            if let Some(state) = request_state {
+                d.insert("request_state", state.clone());
+            }
+            ("stateless_wire", session.as_ref())
+        }
+        ServerEvent::Notification {
+            session,
+            method,
+            from,
+            header_version,
+        } => {
             d.insert("method", method.as_str());
+            opt(&mut d, "from", from);
+            opt(&mut d, "header_version", header_version);
             ("notification", Some(session))
         }
         ServerEvent::ClientResponse { session } => ("client_response", Some(session)),
-        ServerEvent::Deleted { session } => ("deleted", Some(session)),
+        ServerEvent::Deleted {
+            session,
+            from,
+            header_version,
+        } => {
+            opt(&mut d, "from", from);
+            opt(&mut d, "header_version", header_version);
+            ("deleted", Some(session))
+        }
         _ => return None,
     };
     Some((name, session.cloned(), d))
@@ -803,6 +872,19 @@ mod tests {
     fn server_events() -> Vec<ServerEvent> {
         use crate::server::encode::Format;
         use crate::server::AnswerFault;
+        let stateless =
+            |format, fault, request, id: Value, state: Option<Value>| ServerEvent::Answered {
+                session: None,
+                method: "tools/call".into(),
+                format,
+                pieces: 3,
+                error: None,
+                fault,
+                request: Some(request),
+                id: Some(id),
+                input_required: state.is_some(),
+                request_state: state,
+            };
         let answered = |session: Option<&str>, format, error, fault| ServerEvent::Answered {
             session: session.map(str::to_owned),
             method: "tools/call".into(),
@@ -810,17 +892,26 @@ mod tests {
             pieces: 3,
             error,
             fault,
+            request: None,
+            id: None,
+            input_required: false,
+            request_state: None,
         };
+        let some = |s: &str| Some(s.to_owned());
         vec![
             ServerEvent::Request {
                 session: "srv-1".into(),
                 method: "tools/call".into(),
                 tool: Some("echo".into()),
+                from: some("worker-1"),
+                header_version: some("2025-11-25"),
             },
             ServerEvent::Request {
                 session: "srv-1".into(),
                 method: "ping".into(),
                 tool: None,
+                from: None,
+                header_version: None,
             },
             answered(Some("srv-1"), Format::Json, None, None),
             answered(None, Format::Sse, Some(-32601), None),
@@ -830,15 +921,67 @@ mod tests {
                 None,
                 Some(AnswerFault::Truncated),
             ),
+            stateless(
+                Format::Json,
+                None,
+                7,
+                serde_json::json!("a"),
+                Some(serde_json::json!("tool:1.sig")),
+            ),
+            stateless(Format::Sse, None, 8, serde_json::json!(3), None),
+            stateless(
+                Format::Sse,
+                Some(AnswerFault::Reset),
+                9,
+                serde_json::json!(4),
+                None,
+            ),
+            ServerEvent::StatelessWire {
+                request: 7,
+                from: some("worker-1"),
+                http: "POST".into(),
+                id: Some(serde_json::json!(2)),
+                method: some("tools/call"),
+                meta_version: some("2026-07-28"),
+                header_version: some("2026-07-28"),
+                header_method: some("tools/call"),
+                header_name: some("echo"),
+                name: some("echo"),
+                session: some("srv-9"),
+                request_state: Some(serde_json::json!({"odd": [1]})),
+            },
+            ServerEvent::StatelessWire {
+                request: 1,
+                from: None,
+                http: "GET".into(),
+                id: None,
+                method: None,
+                meta_version: None,
+                header_version: None,
+                header_method: None,
+                header_name: None,
+                name: None,
+                session: None,
+                request_state: None,
+            },
             ServerEvent::Notification {
                 session: "srv-1".into(),
                 method: "notifications/initialized".into(),
+                from: some("worker-2"),
+                header_version: None,
             },
             ServerEvent::ClientResponse {
                 session: "srv-\"3".into(),
             },
             ServerEvent::Deleted {
                 session: "srv-1".into(),
+                from: some("worker-1"),
+                header_version: some("2025-06-18"),
+            },
+            ServerEvent::Deleted {
+                session: "srv-1".into(),
+                from: None,
+                header_version: None,
             },
             ServerEvent::Started { run: 2 },
             ServerEvent::SessionsCleared { dropped: 0 },

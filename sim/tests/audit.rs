@@ -17,12 +17,23 @@ use mcp_session::{Mode, SessionConfig, VersionPolicy};
 use mcp_sim::audit::{audit, AuditConfig, AuditReport, GOALS, LAWS};
 use mcp_sim::detail::Detail;
 use mcp_sim::faults::{Action, Applied, FaultEvent, FaultPlan, Scheduled};
-use mcp_sim::server::ServerConfig;
+use mcp_sim::server::{ServerConfig, ServerEra};
 use mcp_sim::topology::{Latency, Topology, Vu, WorkerSpec};
 use mcp_sim::trace::{Source, Trace, TraceEvent, TraceRecorder};
 
 const W: &str = "worker";
 const S: &str = "server";
+
+/// The laws `mcp_sim::wire_laws` checks.
+const WIRE_LAWS: [&str; 7] = [
+    "modern_envelope_agrees",
+    "no_legacy_wire_after_modern",
+    "one_retry_per_refusal",
+    "legacy_version_after_fallback",
+    "mrtr_retry_exact",
+    "discover_fresh",
+    "era_counters_match",
+];
 
 /// A manager event at `t`, by `vu`, on `session`.
 fn m(t: u64, vu: u64, session: &str, event: &'static str, detail: Value) -> TraceEvent {
@@ -191,6 +202,8 @@ fn clean_metrics() -> mcp_session::SessionMetrics {
     metrics.acquire_wait.count = 1;
     metrics.acquire_wait.served = 1;
     metrics.closed.shutdown = 1;
+    // A legacy-era session (a `created` without an era is one).
+    metrics.eras.legacy.created = 1;
     metrics
 }
 
@@ -199,9 +212,15 @@ fn clean_trace_passes_every_law() {
     let cfg = pool1().with_metrics([(W.to_owned(), clean_metrics())].into());
     let r = assert_clean(&clean(), &cfg);
     // The era law is checked where an auto-era manager falls back.
-    let auto = assert_clean(&clean_auto(), &cfg);
+    let mut auto_metrics = clean_metrics();
+    auto_metrics.eras.discover_probes = 1;
+    auto_metrics.eras.fallbacks_to_legacy = 1;
+    let auto_cfg = pool1().with_metrics([(W.to_owned(), auto_metrics)].into());
+    let auto = assert_clean(&clean_auto(), &auto_cfg);
     assert_eq!(auto.goals["fell_back_to_legacy"], 1);
-    for law in LAWS {
+    // The laws of the wire log have hand-made traces of their own
+    // (`tests/wire_laws.rs`, which holds each of them checked).
+    for law in LAWS.into_iter().filter(|l| !WIRE_LAWS.contains(l)) {
         assert!(
             r.checks[law] + auto.checks[law] > 0,
             "{law} never checked: {:?}",
@@ -1031,7 +1050,9 @@ async fn probe(vu: Vu, rounds: u32) -> u32 {
     ok
 }
 
-fn run_world(seed: u64) -> (Trace, mcp_sim::audit::AuditReport) {
+/// The world of [`probe`] VUs against a server of `era`, under an early
+/// expiry, a bounce and a burst of 503s.
+fn run_world(seed: u64, era: ServerEra) -> (Trace, mcp_sim::audit::AuditReport) {
     let session = SessionConfig {
         acquire_timeout_ms: TIMEOUT_MS,
         ..SessionConfig::pool(POOL)
@@ -1049,6 +1070,7 @@ fn run_world(seed: u64) -> (Trace, mcp_sim::audit::AuditReport) {
             S,
             ServerConfig {
                 seed,
+                era,
                 ..ServerConfig::default()
             },
         )
@@ -1087,7 +1109,7 @@ fn run_world(seed: u64) -> (Trace, mcp_sim::audit::AuditReport) {
 
 #[test]
 fn seeded_world_obeys_every_law_and_is_deterministic() {
-    let (trace, report) = run_world(11);
+    let (trace, report) = run_world(11, ServerEra::Legacy);
     if !report.is_clean() || std::env::var_os("AUDIT_DUMP").is_some() {
         eprintln!("{}", trace.timeline());
         for v in &report.violations {
@@ -1095,19 +1117,37 @@ fn seeded_world_obeys_every_law_and_is_deterministic() {
         }
     }
     assert!(report.is_clean(), "{:#?}", report.violations);
-    for law in LAWS {
-        assert!(report.checks[law] > 0, "{law} never checked");
+    // The same against a dual-era server, which the auto-era client
+    // speaks statelessly: every law is checked in one world or the other.
+    let (modern, modern_report) = run_world(11, ServerEra::Dual);
+    if !modern_report.is_clean() {
+        eprintln!("{}", modern.timeline());
     }
+    assert!(modern_report.is_clean(), "{:#?}", modern_report.violations);
+    for law in LAWS {
+        assert!(
+            report.checks[law] + modern_report.checks[law] > 0,
+            "{law} never checked"
+        );
+    }
+    // The server names the worker of every request it logs.
+    let named = trace
+        .events
+        .iter()
+        .chain(&modern.events)
+        .filter(|e| e.source == Source::Server && e.detail.get("from").is_some());
+    assert!(named.clone().count() > 0);
+    assert!(named.clone().all(|e| e.str("from") == Some(W)));
     let reached = report.reached();
     eprintln!("goals reached: {reached:?}");
     assert!(reached.contains(&"pool_wait"), "{:?}", report.goals);
     assert!(reached.contains(&"waiter_served_after_release"));
-    let (again, _) = run_world(11);
+    let (again, _) = run_world(11, ServerEra::Legacy);
     assert_eq!(trace.hash(), again.hash());
     assert_eq!(Trace::from_jsonl(&trace.to_jsonl()).unwrap(), trace);
     // A few more seeds: still no violation.
     for seed in 1..=8 {
-        let (_, r) = run_world(seed);
+        let (_, r) = run_world(seed, ServerEra::Legacy);
         assert!(r.is_clean(), "seed {seed}: {:#?}", r.violations);
     }
 }
@@ -1117,7 +1157,6 @@ fn seeded_world_obeys_every_law_and_is_deterministic() {
 /// server moved that way.
 #[test]
 fn era_goals_follow_the_redeploys() {
-    use mcp_sim::server::ServerEra;
     let reprobe = |verdict: &str| json!({ "version": "2026-07-28", "verdict": verdict, "reprobe": "a legacy session was lost", "answer": null });
     let era = |e: &str| json!({ "era": e });
     let moved = |from, to| Action::Era {

@@ -222,6 +222,27 @@ impl Outcome {
             .count()
     }
 
+    /// Every request an instance logged names the worker as its client:
+    /// the balancer's `Forwarded: for=` (an instance's TCP peer is the
+    /// balancer).
+    fn assert_from_the_worker(&self) {
+        let mut seen = 0;
+        for e in self.server_events.values().flatten() {
+            let from = match e {
+                ServerEvent::StatelessWire { from, .. }
+                | ServerEvent::SessionCreated { from, .. }
+                | ServerEvent::Request { from, .. }
+                | ServerEvent::Notification { from, .. }
+                | ServerEvent::Deleted { from, .. }
+                | ServerEvent::UnknownSession { from, .. } => from,
+                _ => continue,
+            };
+            assert_eq!(from.as_deref(), Some(WORKER), "{e:?}");
+            seen += 1;
+        }
+        assert!(seen > 0, "no request logged");
+    }
+
     /// The backend of every routed request, in order.
     fn backends(&self) -> Vec<usize> {
         self.balancer
@@ -278,6 +299,7 @@ fn modern_clients_work_behind_round_robin_in_every_mode() {
         }
         assert_eq!(o.unknown_sessions(), 0, "{mode:?}");
         assert!(o.statuses().iter().all(|&s| s < 300), "{mode:?}");
+        o.assert_from_the_worker();
     }
 }
 
@@ -300,6 +322,7 @@ fn legacy_sessions_break_behind_round_robin() {
         "no call saw its session gone: {errors:#?}"
     );
     assert!(o.metrics.reconnects > 0, "{:?}", o.metrics);
+    o.assert_from_the_worker();
     // A 404 came only for an id another instance minted.
     for (name, events) in &o.server_events {
         for e in events {

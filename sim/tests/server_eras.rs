@@ -533,6 +533,138 @@ async fn resources_prompts_completion_and_mrtr_in_the_stateless_era() {
     serving.abort();
 }
 
+/// The wire log: each request routed to the stateless era is logged as it
+/// arrived (headers, envelope, what it names, a session id, a
+/// `requestState`), numbered, and its answer names that number with
+/// whether it asked for input and the state it issued.
+#[tokio::test]
+async fn the_wire_log_records_what_each_stateless_request_carried() {
+    use mcp_sim::server::ServerEvent;
+    let (server, addr, serving) = start(ServerEra::Dual, true).await;
+    let tool = "test_input_required_result_request_state";
+    let r = modern(
+        addr,
+        10,
+        "tools/call",
+        json!({"name": tool, "arguments": {}}),
+    )
+    .await
+    .msg();
+    let state = r["result"]["requestState"].clone();
+    assert!(state.is_string(), "{r}");
+    // The retry, its name as the base64 sentinel and a stray session id.
+    let body = json!({"jsonrpc": "2.0", "id": "r-11", "method": "tools/call", "params": {
+        "name": tool, "arguments": {}, "requestState": state,
+        "inputResponses": {"confirm": {"action": "accept", "content": {"ok": true}}},
+        "_meta": meta(MODERN)}})
+    .to_string();
+    let sentinel = format!(
+        "=?base64?{}?=",
+        "dGVzdF9pbnB1dF9yZXF1aXJlZF9yZXN1bHRfcmVxdWVzdF9zdGF0ZQ=="
+    );
+    let h = [
+        JSON_CT,
+        ACCEPT_BOTH,
+        ("mcp-protocol-version", MODERN),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", sentinel.as_str()),
+        ("mcp-session-id", "stray"),
+    ];
+    assert_eq!(exchange(addr, "POST", &h, &body).await.status, 200);
+    // A legacy request to the dual server is not a stateless one.
+    let _ = exchange(addr, "DELETE", &[("mcp-session-id", "srv-9")], "").await;
+    serving.abort();
+    let events: Vec<ServerEvent> = server.events().into_iter().map(|s| s.event).collect();
+    let wires: Vec<&ServerEvent> = events
+        .iter()
+        .filter(|e| matches!(e, ServerEvent::StatelessWire { .. }))
+        .collect();
+    assert_eq!(wires.len(), 2, "{events:#?}");
+    let ServerEvent::StatelessWire {
+        request: first,
+        from,
+        http,
+        id,
+        method,
+        meta_version,
+        header_version,
+        header_method,
+        header_name,
+        name,
+        session,
+        request_state,
+    } = wires[0].clone()
+    else {
+        unreachable!()
+    };
+    assert_eq!((first, from, http.as_str()), (1, None, "POST"));
+    assert_eq!((id, request_state), (Some(json!(10)), None));
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        (method, meta_version, header_version, header_method),
+        (
+            some("tools/call"),
+            some(MODERN),
+            some(MODERN),
+            some("tools/call")
+        )
+    );
+    assert_eq!((header_name, name, session), (some(tool), some(tool), None));
+    let ServerEvent::StatelessWire {
+        request: second,
+        id,
+        header_name,
+        session,
+        request_state,
+        ..
+    } = wires[1].clone()
+    else {
+        unreachable!()
+    };
+    assert_eq!(second, 2);
+    assert_eq!((id, header_name), (Some(json!("r-11")), some(tool)));
+    assert_eq!(
+        (session, request_state),
+        (some("stray"), Some(state.clone()))
+    );
+    let answers: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::Answered {
+                request: Some(n),
+                id,
+                input_required,
+                request_state,
+                ..
+            } => Some((*n, id.clone(), *input_required, request_state.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            (1, Some(json!(10)), true, Some(state)),
+            (2, Some(json!("r-11")), false, None)
+        ]
+    );
+    // The DELETE went to the legacy era: its event names no client host
+    // (a real TCP peer is not named) and the request number 3 is not
+    // logged anywhere.
+    assert!(events.iter().any(|e| matches!(e,
+        ServerEvent::UnknownSession { session, from: None, .. } if session == "srv-9")));
+    // The audit reads this log alone: the retry took the state the first
+    // answer issued and completed; its stray session id breaks the
+    // envelope law.
+    use mcp_sim::audit::{audit, AuditConfig};
+    let mut trace = mcp_sim::trace::Trace::default();
+    trace.push_server("server", 0, &server.events());
+    let r = audit(&trace, &AuditConfig::default());
+    assert_eq!(r.goals["mrtr_completed"], 1, "{:#?}", r.violations);
+    let v = r.violation("modern_envelope_agrees").expect("the stray id");
+    assert!(v.message.contains("Mcp-Session-Id stray"), "{}", v.message);
+    assert_eq!(r.violations.len(), 1, "{:#?}", r.violations);
+}
+
 /// Reads from `stream` until `needle` has arrived; what was read.
 async fn read_until(stream: &mut tokio::net::TcpStream, got: &mut String, needle: &str) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);

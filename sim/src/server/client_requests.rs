@@ -570,6 +570,10 @@ impl Server {
                 pieces: 2,
                 error: None,
                 fault: None,
+                request: None,
+                id: None,
+                input_required: false,
+                request_state: None,
             },
         );
         Bytes::from(event)

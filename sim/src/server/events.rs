@@ -10,8 +10,26 @@
 //! time, no hash-ordered collections), and everything the seed decides (the
 //! answer format, how many pieces a body was cut into) is in it: a log that
 //! left them out could not catch a run that drew differently.
+//!
+//! # The wire log
+//!
+//! The audit checks the client's wire behaviour from this log alone, so
+//! what a request carried is logged as it arrived, before any fault hook
+//! could alter it: every request routed to the stateless era as a
+//! [`ServerEvent::StatelessWire`] (its id, method, envelope revision, the
+//! routing headers, the name it names, a session id, an MRTR
+//! `requestState`), and every stateless answer with its request's number,
+//! whether it asked for input and the `requestState` it issued. Legacy-era
+//! events carry `from` and the `MCP-Protocol-Version` header they came
+//! with.
+//!
+//! `from` is the client host: the name the simulated network gives the
+//! connection's peer, or, behind a load balancer, the `for` of the
+//! `Forwarded` header it added (see [`crate::forwarded`]). It is `None`
+//! outside a simulation (`mcp-sim serve`), where a peer is only an address.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::encode::Format;
 use super::hooks::{AnswerFault, SessionIdFault};
@@ -52,11 +70,20 @@ pub enum ServerEvent {
         answered: String,
         /// What the `Mcp-Session-Id` header carried.
         id_header: SessionIdFault,
+        /// The client host (see the module docs).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// The `MCP-Protocol-Version` header the `initialize` carried.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header_version: Option<String>,
     },
     /// `initialize` was refused with 503: `max_sessions` are live.
     SessionLimit {
         /// The limit.
         max: usize,
+        /// The client host.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
     },
     /// A JSON-RPC request on a session (other than `initialize`).
     Request {
@@ -67,6 +94,12 @@ pub enum ServerEvent {
         /// For `tools/call`: the tool's name.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tool: Option<String>,
+        /// The client host.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// The `MCP-Protocol-Version` header it carried.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header_version: Option<String>,
     },
     /// The answer to a JSON-RPC request (`initialize` included) went out.
     Answered {
@@ -86,6 +119,71 @@ pub enum ServerEvent {
         /// counts what was sent).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fault: Option<AnswerFault>,
+        /// For a stateless-era answer: the number of the request it
+        /// answers (its [`ServerEvent::StatelessWire`]'s `request`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<u64>,
+        /// For a stateless-era answer: the JSON-RPC id it answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<Value>,
+        /// A stateless-era result with `resultType: "input_required"`
+        /// (MRTR: the client is to retry with input).
+        #[serde(default, skip_serializing_if = "is_false")]
+        input_required: bool,
+        /// The `requestState` an `input_required` result issued.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_state: Option<Value>,
+    },
+    /// What a request routed to the stateless era, or sent as one (its
+    /// `MCP-Protocol-Version` is not a handshake revision: a legacy server
+    /// gets these too), carried as it arrived (before the validation
+    /// ladder, and before any fault hook): one per such request, whatever
+    /// its answer. Every event the server logs
+    /// while deciding that request (a refusal on the ladder, its
+    /// `stateless_request`) follows it in the log, before the next
+    /// request's events.
+    StatelessWire {
+        /// The request's number: the server counts every HTTP request it
+        /// decides, from 1 (its answer's [`ServerEvent::Answered`] names
+        /// it).
+        request: u64,
+        /// The client host (see the module docs).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// The HTTP method (the stateless era has only POST).
+        http: String,
+        /// The JSON-RPC id (absent for a notification, or a body that
+        /// could not be read).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<Value>,
+        /// The body's JSON-RPC method.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<String>,
+        /// `params._meta["io.modelcontextprotocol/protocolVersion"]`, when
+        /// a string.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        meta_version: Option<String>,
+        /// The `MCP-Protocol-Version` header (several joined with `, `).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header_version: Option<String>,
+        /// The `Mcp-Method` header (several joined with `, `).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header_method: Option<String>,
+        /// The `Mcp-Name` header, the base64 sentinel decoded (several
+        /// joined with `, `, each decoded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header_name: Option<String>,
+        /// What the body names, for the methods `Mcp-Name` must match: the
+        /// tool (`tools/call`), the prompt (`prompts/get`), the URI
+        /// (`resources/read`), when a string.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// The `Mcp-Session-Id` header, if it carried one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
+        /// `params.requestState`: an MRTR retry's state, as sent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_state: Option<Value>,
     },
     /// A stateless-era (2026-07-28) request climbed the whole validation
     /// ladder and is served (no session).
@@ -119,6 +217,12 @@ pub enum ServerEvent {
         session: String,
         /// The notification's method.
         method: String,
+        /// The client host.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// The `MCP-Protocol-Version` header it carried.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header_version: Option<String>,
     },
     /// A JSON-RPC response from the client (answered 202).
     ClientResponse {
@@ -129,6 +233,12 @@ pub enum ServerEvent {
     Deleted {
         /// The session ended.
         session: String,
+        /// The client host.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// The `MCP-Protocol-Version` header it carried.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header_version: Option<String>,
     },
     /// A request named a session that is not live: unknown, terminated or
     /// expired. Answered 404, or 400 with the TypeScript SDK's body.
@@ -142,6 +252,12 @@ pub enum ServerEvent {
         method: Option<String>,
         /// 404, or 400.
         status: u16,
+        /// The client host.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// The `MCP-Protocol-Version` header it carried.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header_version: Option<String>,
     },
     /// A request other than `initialize` carried no `Mcp-Session-Id`
     /// (answered 400).
@@ -151,6 +267,13 @@ pub enum ServerEvent {
         /// The JSON-RPC method, for a POST that had one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         method: Option<String>,
+        /// The client host.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// The `MCP-Protocol-Version` header it carried (a stateless-era
+        /// request sent to a legacy server names its revision).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header_version: Option<String>,
     },
     /// A session ended without a DELETE.
     Expired {
@@ -168,6 +291,16 @@ pub enum ServerEvent {
         status: u16,
         /// Why, in a few words.
         why: String,
+        /// The client host.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// The `Mcp-Session-Id` header it carried (a legacy SSE
+        /// resumption's GET names its session).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
+        /// The `MCP-Protocol-Version` header it carried.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header_version: Option<String>,
     },
     /// A request answered with an injected HTTP failure.
     Injected {
@@ -332,4 +465,9 @@ pub enum ServerEvent {
         /// The timeout, in milliseconds.
         timeout_ms: u64,
     },
+}
+
+/// Whether `b` is false (serde leaves such flags out).
+fn is_false(b: &bool) -> bool {
+    !*b
 }

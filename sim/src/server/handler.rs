@@ -8,7 +8,11 @@
 //! its answer), and putting the answer on the wire, where the seeded stream
 //! picks JSON or SSE and the chunking (see [`super::encode`]).
 //!
-//! The rules, in the order they are checked (each one answers at once):
+//! The rules, in the order they are checked (each one answers at once),
+//! after the request is numbered and, if it goes to the stateless era (see
+//! [`super::modern`]) or was sent as a stateless-era request (its
+//! `MCP-Protocol-Version` is not a handshake revision), logged as it
+//! arrived ([`super::wire`]):
 //!
 //! 1. sessions whose deadline has passed expire (logged, then unknown);
 //! 2. an armed injected failure answers with its status;
@@ -56,6 +60,8 @@ pub(crate) struct Req<'a> {
     pub path: &'a str,
     pub headers: &'a HeaderMap,
     pub body: &'a [u8],
+    /// The client host, as far as known (see [`super::events`]).
+    pub from: Option<&'a str>,
 }
 
 /// What to answer.
@@ -106,6 +112,9 @@ pub(crate) struct Rpc {
     /// the response: always in the legacy era; in the stateless era only
     /// for a request whose `_meta` carries a `logLevel`.
     pub logs: bool,
+    /// A stateless-era answer's request number (its wire log's), logged
+    /// with the answer.
+    pub request: Option<u64>,
 }
 
 /// A response as it goes on the wire: members in the order a
@@ -186,6 +195,7 @@ impl Rpc {
             notes: Vec::new(),
             stateless: false,
             logs: true,
+            request: None,
         }
     }
 
@@ -205,6 +215,7 @@ impl Rpc {
             notes: reply.notes,
             stateless: false,
             logs: true,
+            request: None,
         }
     }
 }
@@ -216,6 +227,15 @@ pub(crate) enum Decision {
     Now(Answer),
     /// Wait (on simulated time), then answer.
     After { wait: Duration, answer: Answer },
+}
+
+impl Decision {
+    /// The answer, now or later.
+    fn answer_mut(&mut self) -> &mut Answer {
+        match self {
+            Decision::Now(answer) | Decision::After { answer, .. } => answer,
+        }
+    }
 }
 
 /// JSON-RPC error codes.
@@ -235,6 +255,14 @@ pub(crate) const NO_VALID_SESSION: &str = "Bad Request: No valid session ID prov
 
 /// Decides the answer to `req` at `now` (ms since the server's start).
 pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Decision {
+    // The wire log first: what the client sent, before anything alters it
+    // (a stateless-era request sent to a legacy server too: the client's
+    // envelope is what is logged).
+    let request = st.next_request();
+    let modern = super::modern::routes_modern(st.hooks.era.unwrap_or(cfg.era), req.headers);
+    if modern || super::modern::routes_modern(super::ServerEra::Dual, req.headers) {
+        super::wire::stateless(st, now, request, req);
+    }
     for (session, reason) in st.sessions.expire_due(now) {
         st.record(now, ServerEvent::Expired { session, reason });
     }
@@ -247,14 +275,18 @@ pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>
     }
     if cfg.localhost_only {
         if let Some(why) = not_loopback(req.headers) {
-            return Decision::Now(reject(st, now, http, StatusCode::FORBIDDEN, &why));
+            return Decision::Now(reject(st, now, req, StatusCode::FORBIDDEN, &why));
         }
     }
     if req.path != cfg.path {
-        return Decision::Now(reject(st, now, http, StatusCode::NOT_FOUND, "no such path"));
+        return Decision::Now(reject(st, now, req, StatusCode::NOT_FOUND, "no such path"));
     }
-    if super::modern::routes_modern(st.hooks.era.unwrap_or(cfg.era), req.headers) {
-        return super::modern::decide(st, cfg, now, req);
+    if modern {
+        let mut decision = super::modern::decide(st, cfg, now, req);
+        if let Body::Rpc(rpc) = &mut decision.answer_mut().body {
+            rpc.request = Some(request);
+        }
+        return decision;
     }
     match *req.method {
         Method::POST => post(st, cfg, now, req),
@@ -265,7 +297,7 @@ pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>
             } else {
                 "method not allowed"
             };
-            let mut a = reject(st, now, http, StatusCode::METHOD_NOT_ALLOWED, why);
+            let mut a = reject(st, now, req, StatusCode::METHOD_NOT_ALLOWED, why);
             a.headers.push(("allow", "POST, DELETE".into()));
             Decision::Now(a)
         }
@@ -308,16 +340,21 @@ fn is_loopback_authority(authority: &str) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The log of a refusal of `req` at the HTTP level.
+fn rejected(req: &Req<'_>, status: u16, why: String) -> ServerEvent {
+    ServerEvent::Rejected {
+        http: req.method.as_str().to_owned(),
+        status,
+        why,
+        from: req.from.map(str::to_owned),
+        session: session_header(req.headers),
+        header_version: super::wire::header(req.headers, "mcp-protocol-version"),
+    }
+}
+
 /// Logs a refusal and builds its answer (a JSON-RPC error body, id null).
-fn reject(st: &mut State, now: u64, http: String, status: StatusCode, why: &str) -> Answer {
-    st.record(
-        now,
-        ServerEvent::Rejected {
-            http,
-            status: status.as_u16(),
-            why: why.to_owned(),
-        },
-    );
+fn reject(st: &mut State, now: u64, req: &Req<'_>, status: StatusCode, why: &str) -> Answer {
+    st.record(now, rejected(req, status.as_u16(), why.to_owned()));
     let code = if status == StatusCode::BAD_REQUEST {
         INVALID_REQUEST
     } else {
@@ -353,8 +390,8 @@ fn unknown_session(
     st: &mut State,
     cfg: &ServerConfig,
     now: u64,
+    req: &Req<'_>,
     session: String,
-    http: String,
     method: Option<String>,
 ) -> Answer {
     let (status, code, message) = if cfg.answer_400_for_unknown_session {
@@ -370,9 +407,11 @@ fn unknown_session(
         now,
         ServerEvent::UnknownSession {
             session,
-            http,
+            http: req.method.as_str().to_owned(),
             method,
             status: status.as_u16(),
+            from: req.from.map(str::to_owned),
+            header_version: super::wire::header(req.headers, "mcp-protocol-version"),
         },
     );
     error_answer(status, code, message)
@@ -381,8 +420,16 @@ fn unknown_session(
 /// The answer to a request that needs a session and names none: what a
 /// TypeScript SDK 1.x server answers (so also to every stateless-era
 /// request a legacy server gets).
-fn missing_session(st: &mut State, now: u64, http: String, method: Option<String>) -> Answer {
-    st.record(now, ServerEvent::MissingSession { http, method });
+fn missing_session(st: &mut State, now: u64, req: &Req<'_>, method: Option<String>) -> Answer {
+    st.record(
+        now,
+        ServerEvent::MissingSession {
+            http: req.method.as_str().to_owned(),
+            method,
+            from: req.from.map(str::to_owned),
+            header_version: super::wire::header(req.headers, "mcp-protocol-version"),
+        },
+    );
     error_answer(
         StatusCode::BAD_REQUEST,
         SERVER_ERROR,
@@ -391,14 +438,20 @@ fn missing_session(st: &mut State, now: u64, http: String, method: Option<String
 }
 
 fn delete(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Answer {
-    let http = req.method.as_str().to_owned();
     let Some(session) = session_header(req.headers) else {
-        return missing_session(st, now, http, None);
+        return missing_session(st, now, req, None);
     };
     if !st.sessions.remove(&session) {
-        return unknown_session(st, cfg, now, session, http, None);
+        return unknown_session(st, cfg, now, req, session, None);
     }
-    st.record(now, ServerEvent::Deleted { session });
+    st.record(
+        now,
+        ServerEvent::Deleted {
+            session,
+            from: req.from.map(str::to_owned),
+            header_version: super::wire::header(req.headers, "mcp-protocol-version"),
+        },
+    );
     Answer {
         status: StatusCode::OK,
         headers: Vec::new(),
@@ -558,10 +611,9 @@ fn parse_value(body: &[u8]) -> Result<Message, (i64, &'static str)> {
 }
 
 fn post(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Decision {
-    let http = req.method.as_str().to_owned();
     if !accepts_both(req.headers) {
         let why = "client must accept both application/json and text/event-stream";
-        return Decision::Now(reject(st, now, http, StatusCode::NOT_ACCEPTABLE, why));
+        return Decision::Now(reject(st, now, req, StatusCode::NOT_ACCEPTABLE, why));
     }
     let json_body = req
         .headers
@@ -574,7 +626,7 @@ fn post(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Decision
         return Decision::Now(reject(
             st,
             now,
-            http,
+            req,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             why,
         ));
@@ -582,20 +634,13 @@ fn post(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Decision
     let message = match parse(req.body) {
         Ok(m) => m,
         Err((code, message)) => {
-            st.record(
-                now,
-                ServerEvent::Rejected {
-                    http,
-                    status: 400,
-                    why: message.to_owned(),
-                },
-            );
+            st.record(now, rejected(req, 400, message.to_owned()));
             return Decision::Now(error_answer(StatusCode::BAD_REQUEST, code, message));
         }
     };
     if let Message::Request { id, method, params } = &message {
         if method == "initialize" {
-            let answer = initialize(st, cfg, now, id, params);
+            let answer = initialize(st, cfg, now, req, id, params);
             let Some(delay_ms) = st.hooks.take_slow_initialize() else {
                 return Decision::Now(answer);
             };
@@ -622,24 +667,34 @@ fn post(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Decision
         Message::Response => None,
     };
     let Some(session) = session_header(req.headers) else {
-        return Decision::Now(missing_session(st, now, http, rpc_method));
+        return Decision::Now(missing_session(st, now, req, rpc_method));
     };
     if !st.sessions.touch(&session, now) {
-        return Decision::Now(unknown_session(st, cfg, now, session, http, rpc_method));
+        return Decision::Now(unknown_session(st, cfg, now, req, session, rpc_method));
     }
     if let Some(v) = req.headers.get("mcp-protocol-version") {
         let v = String::from_utf8_lossy(v.as_bytes());
         if !SUPPORTED_PROTOCOL_VERSIONS.contains(&v.as_ref()) {
             let why = format!("Unsupported protocol version: {v}");
-            return Decision::Now(reject(st, now, http, StatusCode::BAD_REQUEST, &why));
+            return Decision::Now(reject(st, now, req, StatusCode::BAD_REQUEST, &why));
         }
     }
+    let from = || req.from.map(str::to_owned);
+    let header_version = || super::wire::header(req.headers, "mcp-protocol-version");
     match message {
         Message::Notification { method } => {
             if method == "notifications/initialized" {
                 st.sessions.mark_initialized(&session);
             }
-            st.record(now, ServerEvent::Notification { session, method });
+            st.record(
+                now,
+                ServerEvent::Notification {
+                    session,
+                    method,
+                    from: from(),
+                    header_version: header_version(),
+                },
+            );
             Decision::Now(accepted())
         }
         Message::Response => {
@@ -653,7 +708,7 @@ fn post(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Decision
             Decision::Now(accepted())
         }
         Message::Request { id, method, params } => {
-            request(st, cfg, now, session, id, method, &params)
+            request(st, cfg, now, req, session, id, method, &params)
         }
     }
 }
@@ -676,7 +731,14 @@ fn ok(rpc: Rpc) -> Answer {
     }
 }
 
-fn initialize(st: &mut State, cfg: &ServerConfig, now: u64, id: &Value, params: &Value) -> Answer {
+fn initialize(
+    st: &mut State,
+    cfg: &ServerConfig,
+    now: u64,
+    req: &Req<'_>,
+    id: &Value,
+    params: &Value,
+) -> Answer {
     let rpc = |session: Option<String>, outcome| {
         Rpc::plain(session, "initialize".into(), id.clone(), outcome)
     };
@@ -695,7 +757,13 @@ fn initialize(st: &mut State, cfg: &ServerConfig, now: u64, id: &Value, params: 
     let session = match st.sessions.create(now, answered.clone()) {
         Ok(session) => session,
         Err(Full { max }) => {
-            st.record(now, ServerEvent::SessionLimit { max });
+            st.record(
+                now,
+                ServerEvent::SessionLimit {
+                    max,
+                    from: req.from.map(str::to_owned),
+                },
+            );
             let message = format!("Service Unavailable: {max} sessions are live");
             let mut a = error_answer(StatusCode::SERVICE_UNAVAILABLE, SERVER_ERROR, &message);
             if let Body::Json(body) = &mut a.body {
@@ -711,6 +779,8 @@ fn initialize(st: &mut State, cfg: &ServerConfig, now: u64, id: &Value, params: 
             requested: requested.to_owned(),
             answered: answered.clone(),
             id_header: st.hooks.session_id,
+            from: req.from.map(str::to_owned),
+            header_version: super::wire::header(req.headers, "mcp-protocol-version"),
         },
     );
     super::client_requests::remember(st, cfg, &session, params);
@@ -803,10 +873,12 @@ fn text_result(text: &str, is_error: bool) -> Value {
     r
 }
 
+#[allow(clippy::too_many_arguments)]
 fn request(
     st: &mut State,
     cfg: &ServerConfig,
     now: u64,
+    req: &Req<'_>,
     session: String,
     id: Value,
     method: String,
@@ -819,6 +891,8 @@ fn request(
             session: session.clone(),
             method: method.clone(),
             tool,
+            from: req.from.map(str::to_owned),
+            header_version: super::wire::header(req.headers, "mcp-protocol-version"),
         },
     );
     if let Some(d) = super::client_requests::call(st, cfg, now, &session, &id, params) {

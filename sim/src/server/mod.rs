@@ -68,6 +68,7 @@ mod mrtr;
 mod param_headers;
 pub mod sessions;
 mod time;
+mod wire;
 
 use std::convert::Infallible;
 use std::io;
@@ -236,6 +237,8 @@ pub(crate) struct State {
     events: Vec<Stamped>,
     /// The next SSE event id (unique across the server's life).
     next_event_id: u64,
+    /// HTTP requests decided so far (across restarts: the handle's life).
+    requests: u64,
     /// How many times `serve` has started.
     runs: u64,
     time: Timebase,
@@ -253,6 +256,12 @@ impl State {
 
     fn now(&mut self) -> u64 {
         self.time.now_ms()
+    }
+
+    /// Numbers a request: 1 for the first the server decides.
+    pub fn next_request(&mut self) -> u64 {
+        self.requests += 1;
+        self.requests
     }
 }
 
@@ -285,6 +294,7 @@ impl Server {
             },
             events: Vec::new(),
             next_event_id: 1,
+            requests: 0,
             runs: 0,
             time: Timebase::default(),
             listeners: listen::Listeners::default(),
@@ -340,11 +350,14 @@ impl Server {
             tokio::select! {
                 biased;
                 accepted = listener.accept() => {
-                    let (stream, _peer) = accepted?;
+                    let (stream, peer) = accepted?;
                     let server = self.clone();
+                    // Named once per connection: the client host, in a
+                    // simulation (see `events` on `from`).
+                    let peer: Option<Arc<str>> = listener.peer_name(peer).map(Arc::from);
                     let service = service_fn(move |req| {
-                        let server = server.clone();
-                        async move { Ok::<_, Infallible>(server.handle(req).await) }
+                        let (server, peer) = (server.clone(), peer.clone());
+                        async move { Ok::<_, Infallible>(server.handle(req, peer.as_deref()).await) }
                     });
                     let conn = http.serve_connection(TokioIo::new(stream), service);
                     conns.push(async move {
@@ -358,9 +371,13 @@ impl Server {
         }
     }
 
-    /// Handles one HTTP request.
-    async fn handle(&self, req: Request<Incoming>) -> Response<Chunked> {
+    /// Handles one HTTP request from the host `peer` (the connection's,
+    /// as the listener names it): the request's `from` is the client a
+    /// load balancer names in `Forwarded`, else `peer`.
+    async fn handle(&self, req: Request<Incoming>, peer: Option<&str>) -> Response<Chunked> {
         let (parts, body) = req.into_parts();
+        let forwarded = crate::forwarded::first_for(&parts.headers);
+        let from = forwarded.as_deref().or(peer);
         let body = match Limited::new(body, self.inner.cfg.max_body_bytes)
             .collect()
             .await
@@ -375,6 +392,9 @@ impl Server {
                         http: parts.method.as_str().to_owned(),
                         status: 413,
                         why: "body too large or unreadable".into(),
+                        from: from.map(str::to_owned),
+                        session: wire::header(&parts.headers, "mcp-session-id"),
+                        header_version: wire::header(&parts.headers, "mcp-protocol-version"),
                     },
                 );
                 return status_only(StatusCode::PAYLOAD_TOO_LARGE);
@@ -385,6 +405,7 @@ impl Server {
             path: parts.uri.path(),
             headers: &parts.headers,
             body: &body,
+            from,
         };
         let decision = {
             let mut st = self.lock();
@@ -495,6 +516,14 @@ impl Server {
                 };
                 let cuts = encode::draw_cuts(&mut st.rng, sent.len(), cfg.split_chunks);
                 let pieces = encode::split(&sent, &cuts);
+                // A stateless answer: its request, and the MRTR state an
+                // `input_required` result issued.
+                let input = rpc
+                    .request
+                    .and_then(|_| rpc.outcome.as_ref().ok())
+                    .filter(|r| {
+                        r.get("resultType").and_then(|t| t.as_str()) == Some("input_required")
+                    });
                 st.record(
                     now,
                     ServerEvent::Answered {
@@ -504,6 +533,10 @@ impl Server {
                         pieces: pieces.len(),
                         error: rpc.outcome.as_ref().err().map(|e| e.0),
                         fault,
+                        request: rpc.request,
+                        id: rpc.request.map(|_| rpc.id.clone()),
+                        input_required: input.is_some(),
+                        request_state: input.and_then(|r| r.get("requestState")).cloned(),
                     },
                 );
                 builder = builder.header(CONTENT_TYPE, format.content_type());
