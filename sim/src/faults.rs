@@ -984,9 +984,14 @@ impl FaultPlan {
                     },
                     FaultKind::EraUpgrade => FaultEvent::EraUpgrade { server },
                     FaultKind::EraDowngrade => FaultEvent::EraDowngrade { server },
-                    // One refusal: the conformance suite's trap, which a
-                    // client passes by retrying once.
-                    FaultKind::VersionTrap => FaultEvent::VersionTrap { server, count: 1 },
+                    // One refusal (the conformance suite's trap, which a
+                    // client passes by retrying once) or two in a row (the
+                    // retry refused too: the client must fail the request,
+                    // never fall back to legacy).
+                    FaultKind::VersionTrap => FaultEvent::VersionTrap {
+                        server,
+                        count: draw(&mut rng, 1, 2) as u32,
+                    },
                     FaultKind::HeaderStrip => FaultEvent::HeaderStrip {
                         server,
                         count: count(&mut rng),
