@@ -438,13 +438,18 @@ impl Scenario {
     /// sit behind a proxy that strips the routing headers (-32020: never a
     /// fallback), shorten its discover `ttlMs` and change its
     /// capabilities, cut a stateless answer's stream, or ask for input
-    /// (`input_required` rounds the VUs answer). Reuse mode, so sessions
-    /// are kept and lost to bounces and expiries.
+    /// (`input_required` rounds the VUs answer). Churn mode (by operations
+    /// or by time, drawn), so sessions and contexts are made all through
+    /// the run, and each creation may meet a fault: a probe refused, a
+    /// discover result gone stale.
     pub fn era_negotiation() -> Scenario {
         let mut s = Scenario::base(
             "era-negotiation",
-            "auto era against a legacy, dual or modern server (drawn); the -32022 version trap, stripped headers, discover changes, cut streams, input rounds, bounces, expiries",
-            SessionConfig::with_mode(Mode::Reuse),
+            "auto era, churn mode, against a legacy, dual or modern server (drawn); the -32022 version trap, stripped headers, discover changes, cut streams, input rounds, bounces, expiries",
+            SessionConfig {
+                churn_interval_ops: 2,
+                ..SessionConfig::with_mode(Mode::Churn)
+            },
         )
         .auto()
         .faults(
@@ -458,7 +463,8 @@ impl Scenario {
                 FaultKind::ModernStreamCut,
                 FaultKind::InputRounds,
             ],
-        );
+        )
+        .vary_churn();
         s.server_eras = ServerEra::ALL.to_vec();
         s.vus = (1, 16);
         s
