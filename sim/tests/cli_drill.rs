@@ -441,6 +441,30 @@ fn usage_error(args: &[&str], named: &[&str]) {
 }
 
 #[test]
+fn out_of_range_ports_are_usage_errors_not_port_80() {
+    for (url, port) in [
+        ("http://127.0.0.1:99999/mcp", "99999"),
+        ("http://127.0.0.1:65536/mcp", "65536"),
+        ("http://127.0.0.1:0/mcp", "\"0\""),
+    ] {
+        usage_error(&["--url", url], &["--url", port, "1-65535"]);
+    }
+}
+
+#[test]
+fn credentials_in_the_url_are_refused_and_never_printed() {
+    let url = "http://user:secret@127.0.0.1:9/mcp";
+    usage_error(&["--url", url], &["--url", "credentials"]);
+    let out = Command::new(BIN)
+        .args(["drill", "--url", url, "--duration", "1s"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mcp-sim");
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!all.contains("secret"), "the password is printed: {all}");
+}
+
+#[test]
 fn bad_values_are_usage_errors_naming_them() {
     usage_error(&["--mode", "cluster"], &["--mode", "'cluster'", "pool"]);
     usage_error(&["--duration", "10x"], &["--duration", "'10x'"]);

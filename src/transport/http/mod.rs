@@ -126,6 +126,21 @@ impl Target {
             None => return Err(bad("no scheme (expected http://host:port/path)")),
         }
         let authority = uri.authority().ok_or_else(|| bad("no host"))?;
+        if authority.as_str().contains('@') {
+            // Never echo the URL here: it holds the password.
+            return Err(TransportError::InvalidUrl(
+                "credentials in the URL (user:password@host) are not supported: \
+                 they would be sent in the Host header; give the URL without them"
+                    .into(),
+            ));
+        }
+        let port = match port_text(authority.as_str()) {
+            None => 80,
+            Some(p) => match p.parse::<u32>() {
+                Ok(n @ 1..=65_535) => n as u16,
+                _ => return Err(bad(&format!("port {p:?} is not in 1-65535"))),
+            },
+        };
         let host = authority
             .host()
             .trim_start_matches('[')
@@ -140,11 +155,21 @@ impl Target {
             .unwrap_or("/");
         Ok(Target {
             host: host.to_owned(),
-            port: authority.port_u16().unwrap_or(80),
+            port,
             authority: HeaderValue::from_str(authority.as_str()).map_err(|_| bad("bad host"))?,
             path: path.parse().map_err(|_| bad("bad path"))?,
         })
     }
+}
+
+/// The port part of an authority (`host:port`, `[v6]:port`), as written:
+/// `None` when there is none, `Some("")` for a bare colon.
+fn port_text(authority: &str) -> Option<&str> {
+    let after_host = match authority.rfind(']') {
+        Some(end) => &authority[end + 1..],
+        None => authority,
+    };
+    after_host.rfind(':').map(|i| &after_host[i + 1..])
 }
 
 struct Shared<D> {
@@ -829,17 +854,35 @@ mod tests {
         assert_eq!(t.authority, "127.0.0.1:8931");
         let t = Target::parse("http://[::1]/").unwrap();
         assert_eq!((t.host.as_str(), t.port), ("::1", 80));
+        let t = Target::parse("http://[::1]:65535/").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", 65535));
         for bad in [
             "https://x/mcp",
             "ftp://x",
             "127.0.0.1:80/mcp",
             "",
             "http://",
+            "http://127.0.0.1:99999/mcp",
+            "http://127.0.0.1:0/mcp",
+            "http://127.0.0.1:65536/mcp",
+            "http://[::1]:0/",
+            "http://127.0.0.1:/mcp",
         ] {
             assert!(
                 matches!(Target::parse(bad), Err(TransportError::InvalidUrl(_))),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_refused_without_echoing_them() {
+        for url in ["http://user:secret@host/mcp", "http://secret@host:8080/"] {
+            let Err(TransportError::InvalidUrl(why)) = Target::parse(url) else {
+                panic!("{url} accepted");
+            };
+            assert!(why.contains("credentials"), "{why}");
+            assert!(!why.contains("secret"), "the password is echoed: {why}");
         }
     }
 
