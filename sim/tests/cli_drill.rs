@@ -726,6 +726,75 @@ async fn modern_server() -> String {
     format!("http://{addr}/mcp")
 }
 
+/// A canned stateless server that answers the drill's probe and then
+/// never answers another `tools/list`: every operation of the load hangs.
+async fn hanging_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let lists = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let lists = lists.clone();
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let is_list = req
+                        .headers()
+                        .get("mcp-method")
+                        .is_some_and(|m| m == "tools/list");
+                    let n = if is_list {
+                        lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                    } else {
+                        0
+                    };
+                    async move {
+                        if n >= 1 {
+                            std::future::pending::<()>().await;
+                        }
+                        modern_answer(req).await
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}/mcp")
+}
+
+#[tokio::test]
+async fn a_drill_where_no_operation_succeeds_exits_1() {
+    let url = hanging_server().await;
+    let json = scratch("no_success.json");
+    let out = drill(&[
+        "--url",
+        &url,
+        "--era",
+        "modern",
+        "--vus",
+        "3",
+        "--duration",
+        "500ms",
+        "--grace",
+        "200ms",
+        "--max-failures",
+        "0",
+        "--quiet",
+        "--json",
+        json.to_str().expect("utf-8 path"),
+    ])
+    .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no operation succeeded"), "{stderr}");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("the report")).expect("JSON");
+    assert_eq!(report["operations"]["ok"], 0, "{report}");
+}
+
 /// Drills the canned stateless server in `mode` with `--era modern` and
 /// `--era auto` (at once, one server each), checks both ran clean in the
 /// modern era, and returns their reports.

@@ -69,9 +69,15 @@
 //! alone, operation alone; of the successful operations), the session
 //! metrics and the era counters. `--json FILE` also writes it as JSON.
 //!
-//! Exit status: 0 when the drill ran; 1 when the probe failed, when more
-//! operations failed than `--max-failures`, when Ctrl-C cut the run short,
-//! or when the session accounting came out broken; 2 on a usage error.
+//! An operation still in flight at the end that had waited longer than
+//! the acquire timeout plus `--request-timeout` counts as failed (kind
+//! `stuck`), not cancelled.
+//!
+//! Exit status: 0 when the drill ran and at least one operation
+//! succeeded; 1 when the probe failed, when no operation succeeded, when
+//! more operations failed than `--max-failures`, when Ctrl-C cut the run
+//! short, or when the session accounting came out broken; 2 on a usage
+//! error.
 //!
 //! # Time
 //!
@@ -333,6 +339,12 @@ fn verdict(plan: &Plan, outcome: &load::Outcome) -> Result<(), Failure> {
                 outcome.stats.failed
             )));
         }
+    }
+    if outcome.stats.ok == 0 && !outcome.interrupted {
+        return Err(Failure::Runtime(format!(
+            "mcp-sim drill: no operation succeeded ({} failed, {} cancelled): the server never answered one",
+            outcome.stats.failed, outcome.stats.cancelled
+        )));
     }
     if outcome.interrupted {
         return Err(Failure::Runtime(format!(

@@ -99,6 +99,11 @@ struct Shared {
     clock: Arc<dyn Clock>,
     op: mcp_session::transport::Operation,
     think: Duration,
+    /// The longest an iteration should take: the acquire timeout (a pool
+    /// wait) plus the transport's request timeout. One cancelled at the
+    /// end after waiting longer is counted as failed (stuck), not
+    /// cancelled.
+    request_timeout: Duration,
     ok: AtomicU64,
     failed: AtomicU64,
 }
@@ -133,6 +138,11 @@ async fn drill(plan: &Plan) -> Result<Outcome, Failure> {
         clock: clock.clone(),
         op: plan.op.op.clone(),
         think: plan.think,
+        request_timeout: Duration::from_millis(
+            plan.http
+                .request_timeout_ms
+                .saturating_add(plan.config.acquire_timeout_ms),
+        ),
         ok: AtomicU64::new(0),
         failed: AtomicU64::new(0),
     });
@@ -235,10 +245,17 @@ async fn vu_loop(
     // doubling, at most 1 s) instead of spinning on refused connects.
     let mut failing: u32 = 0;
     while *phase.borrow() == Phase::Run {
+        let started = sh.clock.now();
         tokio::select! {
             biased;
             _ = phase.wait_for(|p| *p >= Phase::Cancel) => {
-                stats.cancelled += 1;
+                let waited = sh.clock.now() - started;
+                if waited > sh.request_timeout {
+                    stats.stuck(waited);
+                    sh.failed.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    stats.cancelled += 1;
+                }
                 return stats;
             }
             done = iteration(&sh, vu) => match done {

@@ -149,6 +149,21 @@ impl Stats {
             });
     }
 
+    /// An operation still in flight at the end, cancelled after it had
+    /// waited `waited`, longer than the request timeout: a failure (kind
+    /// `stuck`), not a cancellation — the server never answered it in time.
+    pub fn stuck(&mut self, waited: Duration) {
+        self.failed += 1;
+        let example = format!(
+            "no answer after {} ms (past the request timeout), cancelled at the end",
+            waited.as_millis()
+        );
+        self.errors
+            .entry("stuck".to_owned())
+            .and_modify(|c| c.count += 1)
+            .or_insert(ErrorCount { count: 1, example });
+    }
+
     /// Adds `other`'s counts to these (the example of a kind stays the
     /// first one seen).
     pub fn merge(&mut self, other: Stats) {
@@ -220,6 +235,17 @@ pub(crate) fn transport_kind(t: &TransportError) -> &'static str {
 mod tests {
     use super::*;
     use mcp_session::Op;
+
+    #[test]
+    fn an_operation_stuck_past_its_timeout_is_a_failure_not_a_cancellation() {
+        let mut s = Stats::new().unwrap();
+        s.stuck(Duration::from_millis(31_500));
+        s.stuck(Duration::from_millis(40_000));
+        assert_eq!((s.ok, s.failed, s.cancelled), (0, 2, 0));
+        let stuck = &s.errors["stuck"];
+        assert_eq!(stuck.count, 2);
+        assert!(stuck.example.contains("31500 ms"), "{}", stuck.example);
+    }
 
     #[test]
     fn latencies_give_percentiles_in_milliseconds() {
