@@ -454,6 +454,7 @@ pub(crate) fn plan(args: DrillArgs) -> Result<Plan, Failure> {
         config.modern_protocol_versions = modern_versions_arg(list);
     }
     config.validate().map_err(|e| config_usage(&e))?;
+    inapplicable(&args.session, mode, era)?;
 
     let connect_timeout = millis_arg("--connect-timeout", &args.timing.connect_timeout)?;
     let request_timeout = millis_arg("--request-timeout", &args.timing.request_timeout)?;
@@ -564,6 +565,55 @@ fn modern_versions_arg(list: &str) -> Vec<String> {
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// Refuses session options that the mode or era would silently ignore
+/// (`--pool-size` with `--mode reuse`, `--protocol-version` with `--era
+/// modern`, ...): a usage error naming the option and what it needs.
+fn inapplicable(o: &SessionOptions, mode: Mode, era: Era) -> Result<(), Failure> {
+    let needs = |given: bool, flag: &str, wanted: &str, actual: String| {
+        if given {
+            Err(usage(format!(
+                "{flag} applies to {wanted} only (this drill has {actual}); leave it out or change that"
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    let m = || format!("--mode {}", mode.as_str());
+    let e = || format!("--era {}", era.as_str());
+    if mode != Mode::Pool {
+        needs(o.pool_size.is_some(), "--pool-size", "--mode pool", m())?;
+        needs(
+            o.acquire_timeout.is_some(),
+            "--acquire-timeout",
+            "--mode pool",
+            m(),
+        )?;
+    }
+    if mode != Mode::Churn {
+        needs(o.churn_ops.is_some(), "--churn-ops", "--mode churn", m())?;
+        needs(o.churn_ms.is_some(), "--churn-ms", "--mode churn", m())?;
+    }
+    if era == Era::Modern {
+        let legacy = "--era legacy or auto (initialize)";
+        needs(
+            o.protocol_version.is_some(),
+            "--protocol-version",
+            legacy,
+            e(),
+        )?;
+    }
+    if era == Era::Legacy {
+        let modern = "--era modern or auto";
+        // `--modern-versions ""` (offer none) says the same as legacy.
+        let offered = o
+            .modern_versions
+            .as_deref()
+            .is_some_and(|v| v.split(',').any(|x| !x.trim().is_empty()));
+        needs(offered, "--modern-versions", modern, e())?;
+    }
+    Ok(())
 }
 
 /// `--op` (with `--tool` and `--args`).
@@ -900,6 +950,27 @@ mod tests {
             (&["--request-timeout", "0"], &["--request-timeout"]),
             (&["--threads", "0"], &["--threads"]),
             (&["--think", "fast"], &["--think", "'fast'"]),
+            (
+                &["--pool-size", "4"],
+                &["--pool-size", "--mode pool", "reuse"],
+            ),
+            (
+                &["--mode", "churn", "--acquire-timeout", "2s"],
+                &["--acquire-timeout", "--mode pool", "churn"],
+            ),
+            (&["--churn-ops", "3"], &["--churn-ops", "--mode churn"]),
+            (
+                &["--mode", "pool", "--churn-ms", "500"],
+                &["--churn-ms", "--mode churn", "pool"],
+            ),
+            (
+                &["--era", "modern", "--protocol-version", "2025-06-18"],
+                &["--protocol-version", "--era modern"],
+            ),
+            (
+                &["--era", "legacy", "--modern-versions", "2026-07-28"],
+                &["--modern-versions", "--era legacy"],
+            ),
         ];
         for (extra, named) in cases {
             let m = usage_of(extra);
