@@ -117,6 +117,18 @@ fn usage_errors_name_the_bad_value() {
         ),
         (vec!["sweep", "--seeds", "many"], vec!["'many'"], false),
         (
+            vec![
+                "sweep",
+                "--until-goals",
+                "--max-seeds",
+                "2",
+                "--seeds",
+                "10",
+            ],
+            vec!["--max-seeds 2", "--seeds 10"],
+            true,
+        ),
+        (
             vec!["sweep", "--max-seeds", "9"],
             vec!["--until-goals"],
             false,

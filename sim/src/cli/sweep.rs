@@ -353,6 +353,13 @@ pub fn run(args: SweepArgs) -> Result<(), Failure> {
     if args.max_seeds == Some(0) {
         return Err(usage("invalid --max-seeds 0: give at least 1 seed".into()));
     }
+    if let (Some(max), Some(seeds)) = (args.max_seeds, args.seeds) {
+        if max < seeds {
+            return Err(usage(format!(
+                "--max-seeds {max} is below --seeds {seeds}: the first round already runs {seeds} seeds of each scenario"
+            )));
+        }
+    }
     let shard = match &args.shard {
         Some(s) => s.parse::<Shard>().map_err(|e| usage(e.to_string()))?,
         None => Shard::WHOLE,
