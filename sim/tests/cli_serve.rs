@@ -45,6 +45,22 @@ fn non_loopback_host_is_refused() {
 }
 
 #[test]
+fn numeric_options_out_of_range_are_usage_errors() {
+    for (flag, value, range) in [
+        ("--split-chunks", "4294967295", "0..=64"),
+        ("--notifications", "1000000", "0..=100"),
+        ("--max-sessions", "0", "1..=1000000"),
+        ("--session-ttl-ms", "0", "1..="),
+        ("--session-idle-ms", "0", "1..="),
+    ] {
+        usage_error(
+            &["serve", "--port", "0", flag, value],
+            &[flag, &format!("'{value}'"), range],
+        );
+    }
+}
+
+#[test]
 fn other_usage_errors_exit_2() {
     usage_error(&["serve", "--port", "0", "--sse-ratio", "2"], &["'2'"]);
     usage_error(&["bogus"], &["'bogus'"]);

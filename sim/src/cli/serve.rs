@@ -92,26 +92,33 @@ pub struct ServeArgs {
     pub sse_ratio: f64,
 
     /// `notifications/message` events sent before the response in each SSE
-    /// answer.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    /// answer (0 to 100).
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_NOTIFICATIONS)))]
     pub notifications: u32,
 
     /// Cut each answer body into at most this many pieces, each written on
-    /// its own (0 or 1: whole).
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    /// its own (0 or 1: whole; at most 64).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_SPLIT_CHUNKS)))]
     pub split_chunks: u32,
 
-    /// Most live sessions; an `initialize` beyond it is answered 503.
-    #[arg(long, value_name = "N")]
-    pub max_sessions: Option<usize>,
+    /// Most live sessions, 1 to 1 000 000; an `initialize` beyond it is
+    /// answered 503. Sessions are bounded by default: a client that never
+    /// closes its sessions cannot grow the server without end.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SESSIONS,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_SESSIONS))]
+    pub max_sessions: u64,
 
-    /// Session time to live from creation, in milliseconds.
-    #[arg(long, value_name = "MS")]
+    /// Session time to live from creation, in milliseconds (1 to 30 days).
+    #[arg(long, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
     pub session_ttl_ms: Option<u64>,
 
-    /// Session idle limit, in milliseconds (overrides the `expire`
-    /// profile's 2000).
-    #[arg(long, value_name = "MS")]
+    /// Session idle limit, in milliseconds, 1 to 30 days (overrides the
+    /// `expire` profile's 2000).
+    #[arg(long, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
     pub session_idle_ms: Option<u64>,
 
     /// Answer an unknown session with the TypeScript SDK's 400 "No valid
@@ -132,6 +139,18 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub discover_ttl_ms: u64,
 }
+
+/// The most `notifications/message` events `--notifications` takes.
+pub const MAX_NOTIFICATIONS: u32 = 100;
+/// The most pieces `--split-chunks` takes: more only multiplies writes.
+pub const MAX_SPLIT_CHUNKS: u32 = 64;
+/// `--max-sessions` when not given.
+pub const DEFAULT_MAX_SESSIONS: u64 = 10_000;
+/// The largest `--max-sessions`.
+pub const MAX_SESSIONS: u64 = 1_000_000;
+/// The longest `--session-ttl-ms` and `--session-idle-ms`: 30 days, the
+/// library's own bound on a duration.
+const MAX_MS: u64 = mcp_session::config::MAX_DURATION_MS;
 
 /// Parses a share in 0..=1.
 fn ratio(s: &str) -> Result<f64, String> {
@@ -256,7 +275,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         split_chunks: args.split_chunks,
         session_ttl: args.session_ttl_ms.map(Duration::from_millis),
         session_idle: args.session_idle_ms.map(Duration::from_millis),
-        max_sessions: args.max_sessions,
+        max_sessions: Some(usize::try_from(args.max_sessions).unwrap_or(usize::MAX)),
         answer_400_for_unknown_session: args.unknown_session_400,
         localhost_only: true,
         conformance_tools: true,

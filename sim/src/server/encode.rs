@@ -115,6 +115,10 @@ pub fn draw_cuts(rng: &mut ChaCha8Rng, len: usize, pieces: u32) -> Vec<usize> {
     if len < 2 || pieces < 2 {
         return Vec::new();
     }
+    // No more cuts than the body has places to cut: a huge `pieces` (a
+    // schedule file, a config) must not allocate for cuts that would all
+    // collapse into the same offsets anyway.
+    let pieces = usize::try_from(pieces).unwrap_or(usize::MAX).min(len);
     let mut cuts: Vec<usize> = (1..pieces).map(|_| rng.random_range(1..len)).collect();
     cuts.sort_unstable();
     cuts.dedup();
@@ -316,6 +320,14 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use serde_json::json;
+
+    #[test]
+    fn a_huge_piece_count_makes_no_more_cuts_than_the_body_has_places() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let cuts = draw_cuts(&mut rng, 40, u32::MAX);
+        assert!(!cuts.is_empty() && cuts.len() < 40, "{cuts:?}");
+        assert!(cuts.iter().all(|&c| (1..40).contains(&c)), "{cuts:?}");
+    }
 
     #[test]
     fn sse_events_carry_ids_and_end_with_the_response() {
