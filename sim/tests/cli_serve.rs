@@ -150,3 +150,97 @@ async fn serve_prints_its_address_and_answers_initialize() {
 
     child.kill().await.expect("kill mcp-sim serve");
 }
+
+/// Opens a raw connection to `url`'s host and port.
+async fn raw(url: &str) -> tokio::net::TcpStream {
+    let authority = url.trim_start_matches("http://").trim_end_matches("/mcp");
+    tokio::net::TcpStream::connect(authority)
+        .await
+        .expect("connect")
+}
+
+/// Sends one request on a fresh connection and returns the status line.
+async fn status_of(url: &str, request: &str) -> String {
+    let mut s = raw(url).await;
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 512];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("an answer within 10 s")
+        .expect("read");
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+
+fn post(headers: &str, body: &str) -> String {
+    format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\n{headers}\r\n{body}"
+    )
+}
+
+/// More idle, half-sent and never-finished connections than the limit:
+/// the stalled ones are closed by the header and body timeouts, and the
+/// server goes on answering.
+#[tokio::test]
+async fn stalled_connections_beyond_the_limit_do_not_stop_the_server() {
+    let Serve { url, mut child } = Serve::start(&[
+        "--max-connections",
+        "4",
+        "--header-timeout-ms",
+        "300",
+        "--body-timeout-ms",
+        "300",
+    ])
+    .await;
+    let mut held = Vec::new();
+    for i in 0..8 {
+        let mut s = raw(&url).await;
+        match i % 3 {
+            // Idle: says nothing.
+            0 => {}
+            // Half its headers.
+            1 => s
+                .write_all(b"POST /mcp HTTP/1.1\r\nHost: 127")
+                .await
+                .expect("write"),
+            // Headers promising a body that never comes.
+            _ => s
+                .write_all(post("Content-Length: 100\r\n", "{").as_bytes())
+                .await
+                .expect("write"),
+        }
+        held.push(s);
+    }
+    let line = status_of(
+        &url,
+        &post(&format!("Content-Length: {}\r\n", INIT.len()), INIT),
+    )
+    .await;
+    assert!(line.contains("200"), "{line}");
+    drop(held);
+    child.kill().await.expect("kill serve");
+}
+
+/// A body declared larger than the limit is refused with 413 at once; a
+/// broken chunked body is 400, not "too large".
+#[tokio::test]
+async fn oversized_bodies_are_413_and_malformed_ones_400() {
+    let Serve { url, mut child } = Serve::start(&[]).await;
+    let line = status_of(&url, &post("Content-Length: 1000000000\r\n", "")).await;
+    assert!(line.contains("413"), "{line}");
+    let line = status_of(
+        &url,
+        &post(
+            "Transfer-Encoding: chunked\r\n",
+            "zz\r\nnot hex\r\n0\r\n\r\n",
+        ),
+    )
+    .await;
+    assert!(line.contains("400"), "{line}");
+    child.kill().await.expect("kill serve");
+}

@@ -134,6 +134,25 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ERA", default_value = "dual")]
     pub era: String,
 
+    /// How long a client may take to send a request's headers, in
+    /// milliseconds (1 ms to 30 days); a connection that stalls is closed.
+    #[arg(long, value_name = "MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
+    pub header_timeout_ms: u64,
+
+    /// How long a client may take to send a request's body once its
+    /// headers are in, in milliseconds (1 ms to 30 days); beyond it the
+    /// request is answered 408.
+    #[arg(long, value_name = "MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
+    pub body_timeout_ms: u64,
+
+    /// Most connections served at once, 1 to 100 000; more wait in the
+    /// listen backlog until one ends.
+    #[arg(long, value_name = "N", default_value_t = 1_024,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_connections: u64,
+
     /// `ttlMs` of the stateless era's server/discover and tools/list
     /// results, in milliseconds (0: stale at once).
     #[arg(long, value_name = "MS", default_value_t = 0)]
@@ -276,6 +295,9 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         session_ttl: args.session_ttl_ms.map(Duration::from_millis),
         session_idle: args.session_idle_ms.map(Duration::from_millis),
         max_sessions: Some(usize::try_from(args.max_sessions).unwrap_or(usize::MAX)),
+        header_read_timeout: Some(Duration::from_millis(args.header_timeout_ms)),
+        body_read_timeout: Some(Duration::from_millis(args.body_timeout_ms)),
+        max_connections: Some(usize::try_from(args.max_connections).unwrap_or(usize::MAX)),
         answer_400_for_unknown_session: args.unknown_session_400,
         localhost_only: true,
         conformance_tools: true,

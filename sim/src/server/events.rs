@@ -465,6 +465,14 @@ pub enum ServerEvent {
         /// The timeout, in milliseconds.
         timeout_ms: u64,
     },
+    /// Accepting a connection failed (out of file descriptors, ...); the
+    /// server tries again after `retry_ms`.
+    AcceptFailed {
+        /// The error.
+        why: String,
+        /// The back-off before the next accept, in milliseconds.
+        retry_ms: u64,
+    },
 }
 
 /// Whether `b` is false (serde leaves such flags out).

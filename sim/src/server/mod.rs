@@ -147,6 +147,20 @@ pub struct ServerConfig {
     pub answer_400_for_unknown_session: bool,
     /// Largest request body read, in bytes (413 beyond). Default 1 MiB.
     pub max_body_bytes: usize,
+    /// How long a client may take to send a request's headers before its
+    /// connection is closed (`None`: no limit, the simulation's default,
+    /// whose clients never stall halfway; `mcp-sim serve` sets one).
+    #[serde(default, with = "opt_ms")]
+    pub header_read_timeout: Option<Duration>,
+    /// How long a client may take to send a request's body once its
+    /// headers are in; beyond it the request is answered 408 (`None`: no
+    /// limit; `mcp-sim serve` sets one).
+    #[serde(default, with = "opt_ms")]
+    pub body_read_timeout: Option<Duration>,
+    /// Most connections served at once; further ones wait in the listen
+    /// backlog until one ends (`None`: no limit; `mcp-sim serve` sets one).
+    #[serde(default)]
+    pub max_connections: Option<usize>,
     /// Refuse with 403 any request whose `Host` or `Origin` header names a
     /// host other than `localhost`, 127.0.0.0/8 or `[::1]`: the DNS
     /// rebinding protection the spec requires of servers on localhost.
@@ -187,11 +201,37 @@ impl Default for ServerConfig {
             max_sessions: None,
             answer_400_for_unknown_session: false,
             max_body_bytes: 1024 * 1024,
+            header_read_timeout: None,
+            body_read_timeout: None,
+            max_connections: None,
             localhost_only: false,
             conformance_tools: false,
             era: ServerEra::Legacy,
             discover_ttl_ms: 0,
             sse_priming: false,
+        }
+    }
+}
+
+/// Why a request body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyError {
+    /// Longer than `max_body_bytes` (declared or sent).
+    TooLarge,
+    /// Not a valid HTTP body (a broken chunked encoding, a connection cut
+    /// mid-body).
+    Malformed,
+    /// Not all sent within `body_read_timeout`.
+    TimedOut,
+}
+
+impl BodyError {
+    /// The status to answer and why, in a few words.
+    fn answer(self) -> (StatusCode, &'static str) {
+        match self {
+            BodyError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+            BodyError::Malformed => (StatusCode::BAD_REQUEST, "body malformed"),
+            BodyError::TimedOut => (StatusCode::REQUEST_TIMEOUT, "body not sent in time"),
         }
     }
 }
@@ -340,6 +380,15 @@ impl Server {
         }
         let mut http = http1::Builder::new();
         http.auto_date_header(false);
+        if let Some(t) = self.inner.cfg.header_read_timeout {
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(t);
+        }
+        let max_conns = self.inner.cfg.max_connections.unwrap_or(usize::MAX);
+        // Failed accepts in a row: a process out of file descriptors backs
+        // off (10 ms, doubling, at most 1 s) and tries again, rather than
+        // ending the server.
+        let mut accept_failures: u32 = 0;
         // Every connection is driven here, inside this one task, rather than
         // spawned: a crash drops this task, and with it the connections in
         // the set's own (insertion-determined) order. Spawned tasks would be
@@ -349,8 +398,26 @@ impl Server {
         loop {
             tokio::select! {
                 biased;
-                accepted = listener.accept() => {
-                    let (stream, peer) = accepted?;
+                accepted = listener.accept(), if conns.len() < max_conns => {
+                    let (stream, peer) = match accepted {
+                        Ok(a) => {
+                            accept_failures = 0;
+                            a
+                        }
+                        Err(e) => {
+                            accept_failures = accept_failures.saturating_add(1);
+                            let wait = Duration::from_millis(10u64 << accept_failures.min(7))
+                                .min(Duration::from_secs(1));
+                            {
+                                let mut st = self.lock();
+                                let now = st.now();
+                                let why = e.to_string();
+                                st.record(now, ServerEvent::AcceptFailed { why, retry_ms: wait.as_millis() as u64 });
+                            }
+                            tokio::time::sleep(wait).await;
+                            continue;
+                        }
+                    };
                     let server = self.clone();
                     // Named once per connection: the client host, in a
                     // simulation (see `events` on `from`).
@@ -378,26 +445,52 @@ impl Server {
         let (parts, body) = req.into_parts();
         let forwarded = crate::forwarded::first_for(&parts.headers);
         let from = forwarded.as_deref().or(peer);
-        let body = match Limited::new(body, self.inner.cfg.max_body_bytes)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
+        let max = self.inner.cfg.max_body_bytes;
+        let declared = parts
+            .headers
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let read = async {
+            if declared.is_some_and(|n| n > max as u64) {
+                // Refused before a byte of it is read.
+                return Err(BodyError::TooLarge);
+            }
+            match Limited::new(body, max).collect().await {
+                Ok(b) => Ok(b.to_bytes()),
+                Err(e)
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some() =>
+                {
+                    Err(BodyError::TooLarge)
+                }
+                Err(_) => Err(BodyError::Malformed),
+            }
+        };
+        let read = match self.inner.cfg.body_read_timeout {
+            Some(t) => tokio::time::timeout(t, read)
+                .await
+                .unwrap_or(Err(BodyError::TimedOut)),
+            None => read.await,
+        };
+        let body = match read {
+            Ok(b) => b,
+            Err(e) => {
+                let (status, why) = e.answer();
                 let mut st = self.lock();
                 let now = st.now();
                 st.record(
                     now,
                     ServerEvent::Rejected {
                         http: parts.method.as_str().to_owned(),
-                        status: 413,
-                        why: "body too large or unreadable".into(),
+                        status: status.as_u16(),
+                        why: why.into(),
                         from: from.map(str::to_owned),
                         session: wire::header(&parts.headers, "mcp-session-id"),
                         header_version: wire::header(&parts.headers, "mcp-protocol-version"),
                     },
                 );
-                return status_only(StatusCode::PAYLOAD_TOO_LARGE);
+                return status_only(status);
             }
         };
         let req = Req {
