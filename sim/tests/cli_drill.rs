@@ -382,6 +382,44 @@ async fn a_plain_text_endpoint_is_not_an_mcp_server() {
 }
 
 #[tokio::test]
+async fn server_text_is_escaped_and_cut_when_printed() {
+    // A JSON-RPC error whose message holds a terminal escape sequence and
+    // three megabytes.
+    let message = format!("\\u001b[2Jwiped{}", "x".repeat(3_000_000));
+    let body =
+        format!(r#"{{"jsonrpc":"2.0","id":0,"error":{{"code":-32603,"message":"{message}"}}}}"#);
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let url = canned_server(Box::leak(response.into_boxed_str())).await;
+    let out = drill(&["--url", &url, "--era", "legacy", "--duration", "1s"]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        &stderr[..stderr.len().min(500)]
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "an escape byte reached the terminal"
+    );
+    assert!(
+        stderr.contains("\\u{1b}[2Jwiped"),
+        "{}",
+        &stderr[..stderr.len().min(500)]
+    );
+    assert!(stderr.len() < 5_000, "{} bytes printed", stderr.len());
+    assert!(
+        stderr.contains("bytes cut]"),
+        "{}",
+        &stderr[..stderr.len().min(500)]
+    );
+}
+
+#[tokio::test]
 async fn a_non_http_endpoint_is_not_an_mcp_server() {
     let url = canned_server("SSH-2.0-OpenSSH_9.6\r\n").await;
     // The default era, auto, probes with server/discover first.

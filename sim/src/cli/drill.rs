@@ -87,6 +87,7 @@
 
 mod load;
 mod report;
+mod shown;
 mod stats;
 
 use std::fmt::Write as _;
@@ -362,16 +363,9 @@ fn usage(message: impl AsRef<str>) -> Failure {
 
 /// The same failure on one line (messages from servers may hold breaks).
 fn one_line(f: Failure) -> Failure {
-    let flat = |s: String| -> String {
-        s.split(['\r', '\n'])
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
     match f {
-        Failure::Usage(m) => Failure::Usage(flat(m)),
-        Failure::Runtime(m) => Failure::Runtime(flat(m)),
+        Failure::Usage(m) => Failure::Usage(shown::shown_long(&m)),
+        Failure::Runtime(m) => Failure::Runtime(shown::shown_long(&m)),
     }
 }
 

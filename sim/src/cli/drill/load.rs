@@ -122,7 +122,7 @@ async fn drill(plan: &Plan) -> Result<Outcome, Failure> {
         eprintln!(
             "mcp-sim drill: {} speaks MCP {} ({} era, --era {}; probe {} in {}); {} VUs, {} mode, {}",
             plan.url,
-            probe.protocol_version,
+            super::shown::shown(&probe.protocol_version),
             probe.era,
             plan.config.era,
             plan.op.label,

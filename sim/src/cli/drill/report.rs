@@ -104,15 +104,17 @@ fn negotiated(outcome: &Outcome) -> (SessionEra, &str) {
 fn era_phrase(plan: &Plan, outcome: &Outcome) -> String {
     let (era, version) = negotiated(outcome);
     let mut s = format!(
-        "era {}: negotiated {era} era, MCP {version}",
-        plan.config.era
+        "era {}: negotiated {era} era, MCP {}",
+        plan.config.era,
+        flat(version)
     );
     let probe = &outcome.probe;
     if (probe.era, probe.protocol_version.as_str()) != (era, version) {
         let _ = write!(
             s,
             " (the probe found {} era, MCP {})",
-            probe.era, probe.protocol_version
+            probe.era,
+            flat(&probe.protocol_version)
         );
     }
     s
@@ -252,11 +254,7 @@ pub(crate) fn text(plan: &Plan, outcome: &Outcome) -> String {
 
 /// A message on one line.
 fn flat(s: &str) -> String {
-    s.split(['\r', '\n'])
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    super::shown::shown(s)
 }
 
 fn summary_json(l: &Latency) -> Value {
