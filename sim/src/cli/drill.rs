@@ -126,9 +126,10 @@ pub struct DrillArgs {
     pub duration: String,
 
     /// The operation each VU runs: list (tools/list), discover
-    /// (server/discover), echo (tools/call echo {"text": ...}), call
-    /// (tools/call --tool with --args), or ping (legacy era only: MCP
-    /// 2026-07-28 has no ping).
+    /// (server/discover), echo (tools/call echo {"message": ...}, as the
+    /// official SDK servers' echo tools take it), call (tools/call --tool
+    /// with --args), or ping (legacy era only: MCP 2026-07-28 has no
+    /// ping).
     #[arg(long, value_name = "OP", default_value = "list")]
     pub op: String,
 
@@ -631,7 +632,7 @@ fn drill_op(op: &str, tool: Option<&str>, args: Option<&str>) -> Result<DrillOp,
             "tools/call echo".to_owned(),
             Operation::ToolsCall {
                 name: "echo".into(),
-                arguments: json!({ "text": ECHO_TEXT }),
+                arguments: json!({ "message": ECHO_TEXT }),
             },
         ),
         "call" => {
