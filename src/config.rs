@@ -185,7 +185,11 @@ impl VersionPolicy {
     pub fn accepts(self, requested: &str, answered: &str) -> bool {
         match self {
             VersionPolicy::Strict => requested == answered,
-            VersionPolicy::Supported => SUPPORTED_PROTOCOL_VERSIONS.contains(&answered),
+            // The revision asked for is supported by definition: the user
+            // chose it.
+            VersionPolicy::Supported => {
+                answered == requested || SUPPORTED_PROTOCOL_VERSIONS.contains(&answered)
+            }
             VersionPolicy::None => true,
         }
     }
@@ -872,6 +876,9 @@ mod tests {
         assert!(!VersionPolicy::Strict.accepts("2025-11-25", "2025-06-18"));
         assert!(VersionPolicy::Supported.accepts("2025-11-25", "2025-06-18"));
         assert!(!VersionPolicy::Supported.accepts("2025-11-25", "2023-01-01"));
+        // The revision asked for is accepted when the server agrees, even
+        // one this client does not list.
+        assert!(VersionPolicy::Supported.accepts("2024-01-01", "2024-01-01"));
         assert!(VersionPolicy::None.accepts("2025-11-25", "whatever"));
     }
 }

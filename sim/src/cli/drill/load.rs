@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use mcp_session::transport::{HttpConnector, TcpDialer, TransportError};
 use mcp_session::{
     Clock, ErrorKind, Lease, Manager, ManagerBuilder, Mode, Negotiated, SessionConfig, SessionEra,
-    SessionError, SessionMetrics, TokioClock,
+    SessionError, SessionMetrics, TokioClock, VersionPolicy,
 };
 
 use super::stats::Stats;
@@ -420,11 +420,16 @@ pub(crate) fn probe_failure(url: &str, op: &str, e: &SessionError) -> String {
         ErrorKind::Discover(t) => format!(
             "mcp-sim drill: {url} does not answer as an MCP server: server/discover failed: {t}"
         ),
-        ErrorKind::VersionNegotiation { .. } => {
-            format!(
-                "mcp-sim drill: {url}: {} (--version-policy supported or none is more lenient)",
-                e.kind
-            )
+        ErrorKind::VersionNegotiation { policy, .. } => {
+            let lenient = match policy {
+                VersionPolicy::Strict => "--version-policy supported or none is more lenient",
+                VersionPolicy::Supported => {
+                    "--version-policy none accepts any revision, or ask for the one answered \
+                     with --protocol-version"
+                }
+                VersionPolicy::None => "no policy is more lenient",
+            };
+            format!("mcp-sim drill: {url}: {} ({lenient})", e.kind)
         }
         ErrorKind::InitializedNotification(t) => {
             format!("mcp-sim drill: {url}: notifications/initialized failed: {t}")
