@@ -2327,11 +2327,10 @@ async fn the_server_changes_era_mid_run() {
         for s in after {
             assert_modern_wire(s);
         }
-        // The invalidated session's DELETE finds nothing (404, taken as
-        // done); the context sends none.
+        // The server declared the old session gone (404): no DELETE for
+        // it; and the context sends none.
         let deletes: Vec<_> = log.iter().filter(|s| s.method == Method::DELETE).collect();
-        assert_eq!(deletes.len(), 1, "{mode}");
-        assert_eq!(deletes[0].header("mcp-session-id"), Some(old.as_str()));
+        assert!(deletes.is_empty(), "{mode}\n{}", show(&log));
         let mt = m.metrics();
         let e = mt.eras;
         assert_eq!(

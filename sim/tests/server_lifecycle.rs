@@ -405,12 +405,18 @@ fn early_expiry_gives_404_and_the_next_acquire_reinitializes() {
 #[test]
 fn the_typescript_400_for_an_unknown_session_is_handled_like_404() {
     let server = lost_session(Loss::Early, true);
-    // The invalidated session's DELETE gets the same quirk.
-    let delete_400 = events(&server).into_iter().any(|e| {
-        matches!(e, ServerEvent::UnknownSession { session, http, status: 400, .. }
+    // The operation got the quirk's 400, read as the session gone: the
+    // client sends no DELETE for it.
+    let post_400 = events(&server).into_iter().any(|e| {
+        matches!(e, ServerEvent::UnknownSession { ref session, ref http, status: 400, .. }
+            if session == "srv-1" && http == "POST")
+    });
+    assert!(post_400);
+    let delete = events(&server).into_iter().any(|e| {
+        matches!(e, ServerEvent::UnknownSession { ref session, ref http, .. }
             if session == "srv-1" && http == "DELETE")
     });
-    assert!(delete_400);
+    assert!(!delete, "a DELETE for a session the server declared gone");
 }
 
 #[test]

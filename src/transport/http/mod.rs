@@ -287,6 +287,9 @@ struct SessionHeaders {
     id: Option<HeaderValue>,
     version: Option<HeaderValue>,
     modern: Option<Arc<ModernWire>>,
+    /// The server answered 404 for `id`: the session is gone there, and
+    /// [`Connection::close`] sends no DELETE for it.
+    gone: bool,
 }
 
 /// What a stateless-era request carries, made once per revision.
@@ -747,6 +750,7 @@ impl<D: Dialer> Connection for HttpConnection<D> {
         let init = jsonrpc::initialized(&result, session_id)?;
         let mut s = lock(&self.session);
         s.id = header;
+        s.gone = false;
         if init.protocol_version.as_str() >= FIRST_VERSION_WITH_HEADER {
             s.version = HeaderValue::from_str(&init.protocol_version).ok();
         }
@@ -791,17 +795,22 @@ impl<D: Dialer> Connection for HttpConnection<D> {
         let id = self.next_id();
         let mut body = Body::request(id, op.method(), 0);
         body.operation(op);
-        let (reply, _) = self
-            .post(op.method(), Some(id), body.finish(), None)
-            .await?;
+        let posted = self.post(op.method(), Some(id), body.finish(), None).await;
+        if let Err(TransportError::SessionNotFound) = &posted {
+            lock(&self.session).gone = true;
+        }
+        let (reply, _) = posted?;
         jsonrpc::check_tool_result(op, Self::result(reply)?).map(Answer::new)
     }
 
     async fn close(&self) -> Result<(), TransportError> {
-        if lock(&self.session).id.is_none() {
-            // Stateless server, or the stateless era: nothing to end on
-            // the server.
-            return Ok(());
+        {
+            let s = lock(&self.session);
+            if s.id.is_none() || s.gone {
+                // Stateless server, the stateless era, or a session the
+                // server already declared gone (404): nothing to end there.
+                return Ok(());
+            }
         }
         let limit = Duration::from_millis(self.shared.cfg.close_timeout_ms);
         within(&*self.shared.clock, limit, "DELETE", async {
@@ -962,5 +971,56 @@ mod tests {
         );
         assert_eq!(conn.close().await, Ok(()));
         assert_eq!(*lock(&seen), [Method::POST, Method::DELETE]);
+    }
+
+    /// A session the server answered 404 for is gone there: closing it
+    /// sends no DELETE for the dead id.
+    #[tokio::test]
+    async fn no_delete_for_a_session_the_server_declared_gone() {
+        use hyper::service::service_fn;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::<Method>::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let log = log.clone();
+                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let first = lock(&log).is_empty();
+                    lock(&log).push(req.method().clone());
+                    let init = br#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":"t","version":"1"}}}"#;
+                    let resp = if first {
+                        Response::builder()
+                            .header(CONTENT_TYPE, "application/json")
+                            .header("mcp-session-id", "s1")
+                            .body(Full::new(Bytes::from_static(init)))
+                    } else {
+                        Response::builder().status(404).body(Full::default())
+                    };
+                    async move { resp }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc),
+                );
+            }
+        });
+        let cfg = HttpConfig::new(format!("http://127.0.0.1:{port}/mcp"));
+        let clock = Arc::new(crate::TokioClock::new());
+        let conn = HttpConnector::new(super::super::TcpDialer, cfg, clock)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let params = InitializeParams {
+            protocol_version: "2025-11-25".into(),
+            client_name: "t".into(),
+            client_version: "1".into(),
+        };
+        conn.initialize(&params).await.unwrap();
+        let r = Connection::request(&conn, &Operation::Ping, None).await;
+        assert_eq!(r.err(), Some(TransportError::SessionNotFound));
+        assert_eq!(conn.close().await, Ok(()));
+        assert_eq!(*lock(&seen), [Method::POST, Method::POST]);
     }
 }
