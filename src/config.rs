@@ -528,21 +528,35 @@ fn nonzero_ms(ms: u64) -> Option<Duration> {
     (ms > 0).then(|| Duration::from_millis(ms))
 }
 
-/// `YYYY-MM-DD` with a plausible month and day.
+/// `YYYY-MM-DD` naming a real calendar day (proleptic Gregorian: the month
+/// is 01..=12 and the day exists in that month, 29 February only in leap
+/// years).
 fn is_revision_date(s: &str) -> bool {
     let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    if b.len() != 10
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !digits(0..4)
-        || !digits(5..7)
-        || !digits(8..10)
-    {
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return false;
     }
-    let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap_or(0);
-    (1..=12).contains(&num(5..7)) && (1..=31).contains(&num(8..10))
+    let num = |r: std::ops::Range<usize>| {
+        b[r].iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let (Some(year), Some(month), Some(day)) = (num(0..4), num(5..7), num(8..10)) else {
+        return false;
+    };
+    (1..=days_in_month(year, month)).contains(&day)
+}
+
+/// The number of days of `month` (1..=12) in `year`; 0 for any other month.
+fn days_in_month(year: u32, month: u32) -> u32 {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => 0,
+    }
 }
 
 fn parse_raw<E: fmt::Display>(
@@ -792,6 +806,36 @@ mod tests {
         ] {
             let e = json_err(&format!(r#"{{"protocol_version":"{v}"}}"#));
             assert_eq!(e, ConfigError::BadProtocolVersion { value: v.into() });
+        }
+    }
+
+    #[test]
+    fn protocol_version_must_be_a_real_calendar_date() {
+        for v in [
+            "2025-02-30",
+            "2025-02-29",
+            "2100-02-29",
+            "2025-04-31",
+            "2025-06-31",
+            "2025-00-10",
+            "2025-11-00",
+        ] {
+            let e = json_err(&format!(r#"{{"protocol_version":"{v}"}}"#));
+            assert_eq!(e, ConfigError::BadProtocolVersion { value: v.into() });
+            let e = json_err(&format!(
+                r#"{{"era":"legacy","modern_protocol_versions":["{v}"]}}"#
+            ));
+            assert_eq!(e.field(), Some("modern_protocol_versions"), "{e}");
+            assert!(e.to_string().contains("not a YYYY-MM-DD"), "{e}");
+        }
+        for v in [
+            "2024-02-29",
+            "2000-02-29",
+            "2025-01-31",
+            "2025-12-31",
+            "2025-04-30",
+        ] {
+            SessionConfig::from_json(&format!(r#"{{"protocol_version":"{v}"}}"#)).unwrap();
         }
     }
 
