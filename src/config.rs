@@ -1413,3 +1413,98 @@ mod tests {
         assert!(VersionPolicy::None.accepts("2025-11-25", "whatever"));
     }
 }
+
+/// No input makes the parsers panic: arbitrary strings, and JSON-ish and
+/// TOML-ish text built from the config's own keys and awkward numbers.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Numbers and near-numbers: floats, overflow, signs, TOML radixes.
+    fn number() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[-+]?[0-9_]{0,25}(\\.[0-9]{0,3})?([eE][-+]?[0-9]{1,4})?",
+            "[-+]?0[xob][0-9a-fA-F_]{0,20}",
+            Just("1e308".to_owned()),
+            Just("18446744073709551616".to_owned()),
+            Just("-9223372036854775809".to_owned()),
+            Just("nan".to_owned()),
+            Just("inf".to_owned()),
+        ]
+    }
+
+    /// A value of any kind a config key might be given.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            number(),
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("\"pool\"".to_owned()),
+            Just("\"2025-02-29\"".to_owned()),
+            Just("[\"2026-07-28\"]".to_owned()),
+            Just("[]".to_owned()),
+            Just("{}".to_owned()),
+            "\"[ -~]{0,12}\"",
+        ]
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(KEYS.to_vec()).prop_map(str::to_owned),
+            "[a-z_$.]{0,12}",
+        ]
+    }
+
+    /// Token soup: JSON and TOML punctuation, keys and values in any order.
+    fn soup() -> impl Strategy<Value = String> {
+        let token = prop_oneof![
+            prop::sample::select(vec![
+                "{", "}", "[", "]", ",", ":", "=", "\n", " ", "#", "\"", "'", "."
+            ])
+            .prop_map(str::to_owned),
+            key().prop_map(|k| format!("\"{k}\"")),
+            key(),
+            value(),
+        ];
+        prop::collection::vec(token, 0..24).prop_map(|t| t.concat())
+    }
+
+    fn entries() -> impl Strategy<Value = Vec<(String, String)>> {
+        prop::collection::vec((key(), value()), 0..6)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn arbitrary_strings_never_panic(text in any::<String>()) {
+            let _ = SessionConfig::from_json(&text);
+            let _ = SessionConfig::from_toml(&text);
+        }
+
+        #[test]
+        fn json_and_toml_ish_soup_never_panics(text in soup()) {
+            let _ = SessionConfig::from_json(&text);
+            let _ = SessionConfig::from_toml(&text);
+        }
+
+        #[test]
+        fn well_formed_documents_never_panic(
+            entries in entries(),
+            tail in prop::sample::select(vec!["", " ", "\n", "{}", "x", "]"]),
+        ) {
+            let json = entries
+                .iter()
+                .map(|(k, v)| format!("\"{k}\":{v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let _ = SessionConfig::from_json(&format!("{{{json}}}{tail}"));
+            let toml = entries
+                .iter()
+                .map(|(k, v)| format!("{k} = {v}\n"))
+                .collect::<String>();
+            let _ = SessionConfig::from_toml(&format!("{toml}{tail}"));
+        }
+    }
+}
