@@ -235,18 +235,39 @@ pub enum ConfigError {
     Negative {
         /// The config key.
         field: &'static str,
-        /// The value found.
-        value: i128,
+        /// The value as written in the input (the number in decimal for a
+        /// config built in Rust).
+        value: String,
     },
     /// A numeric key is above its documented maximum.
     #[error("{field}: {value} is above the maximum of {max}")]
     TooLarge {
         /// The config key.
         field: &'static str,
-        /// The value found.
-        value: u128,
-        /// The largest accepted value.
+        /// The value as written in the input (the number in decimal for a
+        /// config built in Rust).
+        value: String,
+        /// The largest value the key accepts.
         max: u64,
+    },
+    /// An integer key holds a number that is not written as an integer
+    /// (`3.0`, `3.5`, `1e3`).
+    #[error("{field}: {value} is not an integer")]
+    NotInteger {
+        /// The config key.
+        field: &'static str,
+        /// The value as written in the input.
+        value: String,
+    },
+    /// Something other than whitespace follows the config's JSON value.
+    #[error(
+        "trailing input at line {line} column {column}: only whitespace may follow the config"
+    )]
+    TrailingInput {
+        /// Line of the first trailing character (1-based).
+        line: usize,
+        /// Column of the first trailing character (1-based).
+        column: usize,
     },
     /// A key must be positive in this mode.
     #[error("{field}: must be greater than 0 in {mode} mode (got {value})")]
@@ -307,7 +328,9 @@ impl ConfigError {
             ConfigError::UnknownValue { field, .. }
             | ConfigError::Negative { field, .. }
             | ConfigError::TooLarge { field, .. }
-            | ConfigError::MustBePositive { field, .. } => Some(field),
+            | ConfigError::MustBePositive { field, .. }
+            | ConfigError::NotInteger { field, .. } => Some(field),
+            ConfigError::TrailingInput { .. } => None,
             ConfigError::ChurnBothSet { .. } | ConfigError::ChurnNeitherSet => {
                 Some("churn_interval_ms")
             }
@@ -417,7 +440,7 @@ impl SessionConfig {
         if self.pool_size > MAX_POOL_SIZE {
             return Err(ConfigError::TooLarge {
                 field: "pool_size",
-                value: self.pool_size as u128,
+                value: self.pool_size.to_string(),
                 max: MAX_POOL_SIZE as u64,
             });
         }
@@ -430,7 +453,7 @@ impl SessionConfig {
             if value > MAX_DURATION_MS {
                 return Err(ConfigError::TooLarge {
                     field,
-                    value: value.into(),
+                    value: value.to_string(),
                     max: MAX_DURATION_MS,
                 });
             }
@@ -494,17 +517,29 @@ impl SessionConfig {
     }
 
     /// Parses and validates a JSON config. Missing keys take their defaults;
-    /// unknown keys are rejected.
+    /// unknown keys are rejected, and so is anything but whitespace after
+    /// the config's JSON value ([`ConfigError::TrailingInput`]). Integer
+    /// keys take integers only, and their errors show the number as written.
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        parse_raw(serde_path_to_error::deserialize(de))
+        let mut de = serde_json::Deserializer::from_str(text);
+        let raw: RawConfig<JsonNum> =
+            serde_path_to_error::deserialize(&mut de).map_err(parse_error)?;
+        de.end().map_err(|e| ConfigError::TrailingInput {
+            line: e.line(),
+            column: e.column(),
+        })?;
+        raw.into_config()
     }
 
     /// Parses and validates a TOML config. Missing keys take their defaults;
-    /// unknown keys are rejected.
+    /// unknown keys are rejected. Integer keys take integers only, and their
+    /// errors (overflow included) name the key and show the number as
+    /// written.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let de = toml::Deserializer::new(text);
-        parse_raw(serde_path_to_error::deserialize(de))
+        let raw: RawConfig<TomlNum> =
+            serde_path_to_error::deserialize(de).map_err(|e| toml_parse_error(text, e))?;
+        raw.map_numbers(|n| n.read(text)).into_config()
     }
 
     /// `ttl_ms` as a duration, `None` when TTL is off.
@@ -532,56 +567,212 @@ fn nonzero_ms(ms: u64) -> Option<Duration> {
     (ms > 0).then(|| Duration::from_millis(ms))
 }
 
-/// `YYYY-MM-DD` with a plausible month and day.
+/// `YYYY-MM-DD` naming a real calendar day (proleptic Gregorian: the month
+/// is 01..=12 and the day exists in that month, 29 February only in leap
+/// years).
 fn is_revision_date(s: &str) -> bool {
     let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    if b.len() != 10
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !digits(0..4)
-        || !digits(5..7)
-        || !digits(8..10)
-    {
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return false;
     }
-    let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap_or(0);
-    (1..=12).contains(&num(5..7)) && (1..=31).contains(&num(8..10))
+    let num = |r: std::ops::Range<usize>| {
+        b[r].iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let (Some(year), Some(month), Some(day)) = (num(0..4), num(5..7), num(8..10)) else {
+        return false;
+    };
+    (1..=days_in_month(year, month)).contains(&day)
 }
 
-fn parse_raw<E: fmt::Display>(
-    raw: Result<RawConfig, serde_path_to_error::Error<E>>,
-) -> Result<SessionConfig, ConfigError> {
-    let raw = raw.map_err(|e| ConfigError::Parse {
+/// The number of days of `month` (1..=12) in `year`; 0 for any other month.
+fn days_in_month(year: u32, month: u32) -> u32 {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+fn parse_error<E: fmt::Display>(e: serde_path_to_error::Error<E>) -> ConfigError {
+    ConfigError::Parse {
         path: e.path().to_string(),
         message: e.inner().to_string(),
-    })?;
-    SessionConfig::try_from(raw)
+    }
 }
 
-/// The config as written: strings for the enums and wide signed integers for
-/// the numbers, so that a bad value reaches validation (and is reported with
-/// its field) instead of failing inside the parser.
+/// The integer keys, each with the largest value it accepts.
+const INTEGER_KEYS: [(&str, u64); 6] = [
+    ("pool_size", MAX_POOL_SIZE as u64),
+    ("ttl_ms", MAX_DURATION_MS),
+    ("max_idle_ms", MAX_DURATION_MS),
+    ("churn_interval_ms", MAX_DURATION_MS),
+    ("churn_interval_ops", u64::MAX),
+    ("acquire_timeout_ms", MAX_DURATION_MS),
+];
+
+/// Every top-level key of a config.
+const KEYS: [&str; 11] = [
+    "mode",
+    "pool_size",
+    "ttl_ms",
+    "max_idle_ms",
+    "churn_interval_ms",
+    "churn_interval_ops",
+    "era",
+    "modern_protocol_versions",
+    "protocol_version",
+    "protocol_version_policy",
+    "acquire_timeout_ms",
+];
+
+/// The largest value the integer key `field` accepts.
+fn max_of(field: &str) -> u64 {
+    INTEGER_KEYS
+        .iter()
+        .find(|(k, _)| *k == field)
+        .map_or(u64::MAX, |&(_, max)| max)
+}
+
+/// A TOML error as a config error. The TOML parser refuses some values
+/// (integers beyond i64, malformed numbers) before any key is known, so
+/// such an error has no path; the key is then read off the line the error
+/// points at, and an integer too wide for TOML is reported like any other
+/// out-of-range value.
+fn toml_parse_error(text: &str, e: serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
+    // A number is read through `toml::Spanned`, whose private key would
+    // otherwise show in the path.
+    // (Written as serde_path_to_error writes a path.)
+    let mut path = String::new();
+    for seg in e.path().iter() {
+        let seg_text = seg.to_string();
+        if seg_text.starts_with("$__serde_spanned") {
+            continue;
+        }
+        if !path.is_empty() && !matches!(seg, serde_path_to_error::Segment::Seq { .. }) {
+            path.push('.');
+        }
+        path.push_str(&seg_text);
+    }
+    if path.is_empty() {
+        path.push('.');
+    }
+    let inner = e.into_inner();
+    let message = inner.message().trim_end().to_owned();
+    if path != "." {
+        return ConfigError::Parse { path, message };
+    }
+    let located = inner.span().and_then(|span| {
+        let start = span.start.min(text.len());
+        let line_start = text.get(..start)?.rfind('\n').map_or(0, |i| i + 1);
+        let line_end = text
+            .get(start..)?
+            .find('\n')
+            .map_or(text.len(), |i| start + i);
+        let line = text.get(line_start..line_end)?;
+        let (key, value) = line.split_once('=')?;
+        let key = key.trim().trim_matches(|c| c == '"' || c == '\'');
+        let field = KEYS.into_iter().find(|k| *k == key)?;
+        let value = value.split('#').next().unwrap_or("").trim();
+        Some((field, value))
+    });
+    let Some((field, value)) = located else {
+        return ConfigError::Parse { path, message };
+    };
+    if INTEGER_KEYS.iter().any(|(k, _)| *k == field) && is_toml_integer(value) {
+        return if value.starts_with('-') {
+            ConfigError::Negative {
+                field,
+                value: value.to_owned(),
+            }
+        } else {
+            ConfigError::TooLarge {
+                field,
+                value: value.to_owned(),
+                max: max_of(field),
+            }
+        };
+    }
+    ConfigError::Parse {
+        path: field.to_owned(),
+        message,
+    }
+}
+
+/// Whether `s` is written as a TOML integer (decimal with an optional sign,
+/// or `0x`/`0o`/`0b`), whatever its size.
+fn is_toml_integer(s: &str) -> bool {
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let (digits, radix) = match body.get(..2) {
+        Some("0x") => (&body[2..], 16),
+        Some("0o") => (&body[2..], 8),
+        Some("0b") => (&body[2..], 2),
+        _ => (body, 10),
+    };
+    (radix == 10 || body.len() == s.len())
+        && !digits.is_empty()
+        && digits.chars().all(|c| c == '_' || c.is_digit(radix))
+        && digits.chars().any(|c| c.is_digit(radix))
+}
+
+/// The config as written: strings for the enums and numbers as the input
+/// wrote them (`N`), so that a bad value reaches validation (and is reported
+/// with its field and its text) instead of failing inside the parser.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
+#[serde(deny_unknown_fields, bound(deserialize = "N: Deserialize<'de>"))]
+struct RawConfig<N = Int> {
     mode: Option<String>,
-    pool_size: Option<Int>,
-    ttl_ms: Option<Int>,
-    max_idle_ms: Option<Int>,
-    churn_interval_ms: Option<Int>,
-    churn_interval_ops: Option<Int>,
+    pool_size: Option<N>,
+    ttl_ms: Option<N>,
+    max_idle_ms: Option<N>,
+    churn_interval_ms: Option<N>,
+    churn_interval_ops: Option<N>,
     era: Option<String>,
     modern_protocol_versions: Option<Vec<String>>,
     protocol_version: Option<String>,
     protocol_version_policy: Option<String>,
-    acquire_timeout_ms: Option<Int>,
+    acquire_timeout_ms: Option<N>,
 }
 
-/// An integer of any width the input format has (TOML's are i64, JSON's up
-/// to u64, and serde_json hands larger ones over as floats), widened to
-/// i128 so range checks happen in validation, where they can name the field.
-struct Int(i128);
+/// A number as the input wrote it, classified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Num {
+    /// An integer within i128, and its text.
+    Int(i128, String),
+    /// An integer beyond i128 (`negative` gives its sign), and its text.
+    Huge { negative: bool, text: String },
+    /// A number not written as an integer (`3.0`, `1e3`), as written.
+    NotInt(String),
+    /// Not a number at all: what is wrong with it.
+    Invalid(String),
+}
+
+/// A numeric field as one input format delivers it.
+trait Number {
+    /// The value classified, with its text.
+    fn into_num(self) -> Num;
+}
+
+impl Number for Num {
+    fn into_num(self) -> Num {
+        self
+    }
+}
+
+/// A number from any serde format (plain `Deserialize` of a
+/// [`SessionConfig`]). Its text is the number printed back, since a generic
+/// deserializer does not give the original.
+struct Int(Num);
+
+impl Number for Int {
+    fn into_num(self) -> Num {
+        self.0
+    }
+}
 
 impl<'de> Deserialize<'de> for Int {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -592,38 +783,186 @@ impl<'de> Deserialize<'de> for Int {
                 f.write_str("an integer")
             }
             fn visit_i64<E>(self, v: i64) -> Result<Int, E> {
-                Ok(Int(v.into()))
+                Ok(Int(Num::Int(v.into(), v.to_string())))
             }
             fn visit_u64<E>(self, v: u64) -> Result<Int, E> {
-                Ok(Int(v.into()))
+                Ok(Int(Num::Int(v.into(), v.to_string())))
             }
             fn visit_i128<E>(self, v: i128) -> Result<Int, E> {
-                Ok(Int(v))
+                Ok(Int(Num::Int(v, v.to_string())))
             }
             fn visit_u128<E>(self, v: u128) -> Result<Int, E> {
-                Ok(Int(i128::try_from(v).unwrap_or(i128::MAX)))
+                Ok(Int(match i128::try_from(v) {
+                    Ok(i) => Num::Int(i, v.to_string()),
+                    Err(_) => Num::Huge {
+                        negative: false,
+                        text: v.to_string(),
+                    },
+                }))
             }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Int, E> {
-                if v.is_finite() && v.fract() == 0.0 {
-                    // `as` saturates for values beyond i128.
-                    Ok(Int(v as i128))
-                } else {
-                    Err(E::custom(format!("{v} is not a whole number")))
-                }
+            fn visit_f64<E>(self, v: f64) -> Result<Int, E> {
+                // serde_json hands integers beyond u64 over as floats: a
+                // whole float that no i64/u64 holds was most likely one.
+                Ok(Int(
+                    if v.is_finite() && v.fract() == 0.0 && v.abs() >= 9.2e18 {
+                        Num::Huge {
+                            negative: v < 0.0,
+                            text: v.to_string(),
+                        }
+                    } else {
+                        Num::NotInt(format!("{v:?}"))
+                    },
+                ))
             }
         }
         d.deserialize_any(V)
     }
 }
 
-fn unsigned(field: &'static str, v: Option<Int>, default: u64) -> Result<u64, ConfigError> {
-    match v.map(|i| i.0) {
+/// A JSON number kept as the exact text of the input.
+struct JsonNum(Box<serde_json::value::RawValue>);
+
+impl<'de> Deserialize<'de> for JsonNum {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Box::<serde_json::value::RawValue>::deserialize(d).map(JsonNum)
+    }
+}
+
+impl Number for JsonNum {
+    fn into_num(self) -> Num {
+        let text = self.0.get().trim();
+        match text.as_bytes().first() {
+            Some(c) if *c == b'-' || c.is_ascii_digit() => {
+                if text.contains(['.', 'e', 'E']) {
+                    Num::NotInt(text.to_owned())
+                } else {
+                    match text.parse::<i128>() {
+                        Ok(v) => Num::Int(v, text.to_owned()),
+                        Err(_) => Num::Huge {
+                            negative: text.starts_with('-'),
+                            text: text.to_owned(),
+                        },
+                    }
+                }
+            }
+            first => {
+                let kind = match first {
+                    Some(b'"') => format!("string {text}"),
+                    Some(b't' | b'f') => format!("boolean `{text}`"),
+                    Some(b'[') => "sequence".to_owned(),
+                    Some(b'{') => "map".to_owned(),
+                    _ => text.to_owned(),
+                };
+                Num::Invalid(format!("invalid type: {kind}, expected an integer"))
+            }
+        }
+    }
+}
+
+/// A TOML number with where it is in the input, read back as written.
+struct TomlNum(toml::Spanned<TomlScalar>);
+
+/// A TOML integer or float.
+enum TomlScalar {
+    Int(i64),
+    Float,
+}
+
+impl<'de> Deserialize<'de> for TomlScalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = TomlScalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<TomlScalar, E> {
+                Ok(TomlScalar::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<TomlScalar, E> {
+                i64::try_from(v)
+                    .map(TomlScalar::Int)
+                    .map_err(|_| E::custom(format!("{v} is out of range")))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<TomlScalar, E> {
+                Ok(TomlScalar::Float)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for TomlNum {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        toml::Spanned::<TomlScalar>::deserialize(d).map(TomlNum)
+    }
+}
+
+impl TomlNum {
+    /// The number classified, its text taken from `source` (the whole
+    /// document it was parsed from).
+    fn read(self, source: &str) -> Num {
+        let text = source.get(self.0.span()).unwrap_or("").trim().to_owned();
+        match *self.0.get_ref() {
+            TomlScalar::Int(v) => Num::Int(v.into(), text),
+            TomlScalar::Float => Num::NotInt(text),
+        }
+    }
+}
+
+impl<N> RawConfig<N> {
+    /// The same config with every number converted by `f`.
+    fn map_numbers<M>(self, f: impl Fn(N) -> M) -> RawConfig<M> {
+        RawConfig {
+            mode: self.mode,
+            pool_size: self.pool_size.map(&f),
+            ttl_ms: self.ttl_ms.map(&f),
+            max_idle_ms: self.max_idle_ms.map(&f),
+            churn_interval_ms: self.churn_interval_ms.map(&f),
+            churn_interval_ops: self.churn_interval_ops.map(&f),
+            era: self.era,
+            modern_protocol_versions: self.modern_protocol_versions,
+            protocol_version: self.protocol_version,
+            protocol_version_policy: self.protocol_version_policy,
+            acquire_timeout_ms: self.acquire_timeout_ms.map(&f),
+        }
+    }
+}
+
+/// An integer key's value: its default when absent, otherwise a whole
+/// number from 0 to the key's maximum; errors show the value as written.
+fn unsigned<N: Number>(
+    field: &'static str,
+    v: Option<N>,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    let max = max_of(field);
+    match v.map(Number::into_num) {
         None => Ok(default),
-        Some(v) if v < 0 => Err(ConfigError::Negative { field, value: v }),
-        Some(v) => u64::try_from(v).map_err(|_| ConfigError::TooLarge {
+        Some(Num::Int(v, text)) if v < 0 => Err(ConfigError::Negative { field, value: text }),
+        Some(Num::Int(v, text)) => {
+            u64::try_from(v)
+                .ok()
+                .filter(|&v| v <= max)
+                .ok_or(ConfigError::TooLarge {
+                    field,
+                    value: text,
+                    max,
+                })
+        }
+        Some(Num::Huge {
+            negative: true,
+            text,
+        }) => Err(ConfigError::Negative { field, value: text }),
+        Some(Num::Huge { text, .. }) => Err(ConfigError::TooLarge {
             field,
-            value: v as u128,
-            max: u64::MAX,
+            value: text,
+            max,
+        }),
+        Some(Num::NotInt(text)) => Err(ConfigError::NotInteger { field, value: text }),
+        Some(Num::Invalid(message)) => Err(ConfigError::Parse {
+            path: field.to_owned(),
+            message,
         }),
     }
 }
@@ -632,6 +971,14 @@ impl TryFrom<RawConfig> for SessionConfig {
     type Error = ConfigError;
 
     fn try_from(raw: RawConfig) -> Result<Self, ConfigError> {
+        raw.into_config()
+    }
+}
+
+impl<N: Number> RawConfig<N> {
+    /// Converts every value and validates the result.
+    fn into_config(self) -> Result<SessionConfig, ConfigError> {
+        let raw = self;
         let d = SessionConfig::default();
         let churn_interval_ms = unsigned("churn_interval_ms", raw.churn_interval_ms, 0)?;
         // The reference's default of one operation applies only when churn by
@@ -728,9 +1075,9 @@ mod tests {
                 e,
                 ConfigError::TooLarge {
                     field: "pool_size",
-                    value: 10001,
-                    ..
-                }
+                    ref value,
+                    max: 10_000,
+                } if value == "10001"
             ),
             "{e}"
         );
@@ -750,7 +1097,7 @@ mod tests {
                 e,
                 ConfigError::Negative {
                     field: leak(key),
-                    value: -5
+                    value: "-5".into()
                 }
             );
             let e = json_err(&format!(r#"{{"{key}":18446744073709551616}}"#));
@@ -763,7 +1110,7 @@ mod tests {
             e,
             ConfigError::Negative {
                 field: "ttl_ms",
-                value: -1
+                value: "-1".into()
             }
         );
     }
@@ -797,6 +1144,197 @@ mod tests {
             let e = json_err(&format!(r#"{{"protocol_version":"{v}"}}"#));
             assert_eq!(e, ConfigError::BadProtocolVersion { value: v.into() });
         }
+    }
+
+    #[test]
+    fn protocol_version_must_be_a_real_calendar_date() {
+        for v in [
+            "2025-02-30",
+            "2025-02-29",
+            "2100-02-29",
+            "2025-04-31",
+            "2025-06-31",
+            "2025-00-10",
+            "2025-11-00",
+        ] {
+            let e = json_err(&format!(r#"{{"protocol_version":"{v}"}}"#));
+            assert_eq!(e, ConfigError::BadProtocolVersion { value: v.into() });
+            let e = json_err(&format!(
+                r#"{{"era":"legacy","modern_protocol_versions":["{v}"]}}"#
+            ));
+            assert_eq!(e.field(), Some("modern_protocol_versions"), "{e}");
+            assert!(e.to_string().contains("not a YYYY-MM-DD"), "{e}");
+        }
+        for v in [
+            "2024-02-29",
+            "2000-02-29",
+            "2025-01-31",
+            "2025-12-31",
+            "2025-04-30",
+        ] {
+            SessionConfig::from_json(&format!(r#"{{"protocol_version":"{v}"}}"#)).unwrap();
+        }
+    }
+
+    #[test]
+    fn json_trailing_input_is_refused() {
+        let e = json_err(r#"{"mode":"pool"}{"mode":"reuse"}"#);
+        assert_eq!(
+            e,
+            ConfigError::TrailingInput {
+                line: 1,
+                column: 16
+            }
+        );
+        assert!(e.to_string().contains("trailing input"), "{e}");
+        for text in [r#"{"mode":"pool"} x"#, "{} 1", "{}\n{}", "{}]"] {
+            assert!(
+                matches!(json_err(text), ConfigError::TrailingInput { .. }),
+                "{text}"
+            );
+        }
+        let c = SessionConfig::from_json(" {\"mode\":\"pool\"} \n\t ").unwrap();
+        assert_eq!(c.mode, Mode::Pool);
+    }
+
+    #[test]
+    fn integer_fields_refuse_floats_showing_the_value_as_written() {
+        for key in [
+            "pool_size",
+            "ttl_ms",
+            "max_idle_ms",
+            "churn_interval_ms",
+            "churn_interval_ops",
+            "acquire_timeout_ms",
+        ] {
+            for v in ["3.0", "3.5", "1e3", "1E3", "-2.0", "0.0"] {
+                let e = json_err(&format!(r#"{{"{key}":{v}}}"#));
+                assert_eq!(
+                    e,
+                    ConfigError::NotInteger {
+                        field: leak(key),
+                        value: v.into()
+                    }
+                );
+                assert!(
+                    e.to_string().contains(key) && e.to_string().contains(v),
+                    "{e}"
+                );
+                let e = SessionConfig::from_toml(&format!("{key} = {v}")).unwrap_err();
+                assert_eq!(
+                    e,
+                    ConfigError::NotInteger {
+                        field: leak(key),
+                        value: v.into()
+                    }
+                );
+            }
+        }
+        // Plain serde refuses floats too.
+        let e = serde_json::from_str::<SessionConfig>(r#"{"ttl_ms":3.0}"#).unwrap_err();
+        assert!(e.to_string().contains("not an integer"), "{e}");
+    }
+
+    #[test]
+    fn overflow_shows_the_value_as_written_and_the_real_maximum() {
+        let e = json_err(r#"{"pool_size":18446744073709551616}"#);
+        assert_eq!(
+            e,
+            ConfigError::TooLarge {
+                field: "pool_size",
+                value: "18446744073709551616".into(),
+                max: MAX_POOL_SIZE as u64
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "pool_size: 18446744073709551616 is above the maximum of 10000"
+        );
+        let huge = "9".repeat(60);
+        let e = json_err(&format!(r#"{{"ttl_ms":{huge}}}"#));
+        assert_eq!(
+            e,
+            ConfigError::TooLarge {
+                field: "ttl_ms",
+                value: huge.clone(),
+                max: MAX_DURATION_MS
+            }
+        );
+        let e = json_err(&format!(r#"{{"ttl_ms":-{huge}}}"#));
+        assert_eq!(
+            e,
+            ConfigError::Negative {
+                field: "ttl_ms",
+                value: format!("-{huge}")
+            }
+        );
+        let e = json_err(r#"{"ttl_ms":1e308}"#);
+        assert_eq!(
+            e,
+            ConfigError::NotInteger {
+                field: "ttl_ms",
+                value: "1e308".into()
+            }
+        );
+        let e = json_err(r#"{"churn_interval_ops":18446744073709551616}"#);
+        assert_eq!(
+            e,
+            ConfigError::TooLarge {
+                field: "churn_interval_ops",
+                value: "18446744073709551616".into(),
+                max: u64::MAX
+            }
+        );
+        let e = SessionConfig::from_toml("pool_size = 20_000").unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::TooLarge {
+                field: "pool_size",
+                value: "20_000".into(),
+                max: MAX_POOL_SIZE as u64
+            }
+        );
+    }
+
+    #[test]
+    fn toml_errors_name_the_field() {
+        let e = SessionConfig::from_toml("mode = \"pool\"\npool_size = 18446744073709551616\n")
+            .unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::TooLarge {
+                field: "pool_size",
+                value: "18446744073709551616".into(),
+                max: MAX_POOL_SIZE as u64
+            }
+        );
+        let e = SessionConfig::from_toml("ttl_ms = -99999999999999999999 # comment").unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::Negative {
+                field: "ttl_ms",
+                value: "-99999999999999999999".into()
+            }
+        );
+        let e = SessionConfig::from_toml("max_idle_ms = 0xFFFFFFFFFFFFFFFFFF").unwrap_err();
+        assert_eq!(e.field(), Some("max_idle_ms"), "{e}");
+        assert!(e.to_string().contains("0xFFFFFFFFFFFFFFFFFF"), "{e}");
+        let e = SessionConfig::from_toml("pool_size = \"ten\"").unwrap_err();
+        assert_eq!(e.field(), Some("pool_size"), "{e}");
+        let e =
+            SessionConfig::from_toml("modern_protocol_versions = [\"2026-07-28\", 3]").unwrap_err();
+        assert_eq!(e.field(), Some("modern_protocol_versions[1]"), "{e}");
+        let e = SessionConfig::from_toml("pool_size = 1__0").unwrap_err();
+        assert_eq!(e.field(), Some("pool_size"), "{e}");
+    }
+
+    #[test]
+    fn numbers_as_written_are_kept_for_valid_configs() {
+        let c =
+            SessionConfig::from_toml("pool_size = 1_0\nttl_ms = 0x10\nmax_idle_ms = +5").unwrap();
+        assert_eq!((c.pool_size, c.ttl_ms, c.max_idle_ms), (10, 16, 5));
+        let c = SessionConfig::from_json(r#"{"pool_size":-0,"ttl_ms":null}"#).unwrap();
+        assert_eq!((c.pool_size, c.ttl_ms), (0, 900_000));
     }
 
     #[test]
@@ -880,5 +1418,100 @@ mod tests {
         // one this client does not list.
         assert!(VersionPolicy::Supported.accepts("2024-01-01", "2024-01-01"));
         assert!(VersionPolicy::None.accepts("2025-11-25", "whatever"));
+    }
+}
+
+/// No input makes the parsers panic: arbitrary strings, and JSON-ish and
+/// TOML-ish text built from the config's own keys and awkward numbers.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Numbers and near-numbers: floats, overflow, signs, TOML radixes.
+    fn number() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[-+]?[0-9_]{0,25}(\\.[0-9]{0,3})?([eE][-+]?[0-9]{1,4})?",
+            "[-+]?0[xob][0-9a-fA-F_]{0,20}",
+            Just("1e308".to_owned()),
+            Just("18446744073709551616".to_owned()),
+            Just("-9223372036854775809".to_owned()),
+            Just("nan".to_owned()),
+            Just("inf".to_owned()),
+        ]
+    }
+
+    /// A value of any kind a config key might be given.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            number(),
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("\"pool\"".to_owned()),
+            Just("\"2025-02-29\"".to_owned()),
+            Just("[\"2026-07-28\"]".to_owned()),
+            Just("[]".to_owned()),
+            Just("{}".to_owned()),
+            "\"[ -~]{0,12}\"",
+        ]
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(KEYS.to_vec()).prop_map(str::to_owned),
+            "[a-z_$.]{0,12}",
+        ]
+    }
+
+    /// Token soup: JSON and TOML punctuation, keys and values in any order.
+    fn soup() -> impl Strategy<Value = String> {
+        let token = prop_oneof![
+            prop::sample::select(vec![
+                "{", "}", "[", "]", ",", ":", "=", "\n", " ", "#", "\"", "'", "."
+            ])
+            .prop_map(str::to_owned),
+            key().prop_map(|k| format!("\"{k}\"")),
+            key(),
+            value(),
+        ];
+        prop::collection::vec(token, 0..24).prop_map(|t| t.concat())
+    }
+
+    fn entries() -> impl Strategy<Value = Vec<(String, String)>> {
+        prop::collection::vec((key(), value()), 0..6)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn arbitrary_strings_never_panic(text in any::<String>()) {
+            let _ = SessionConfig::from_json(&text);
+            let _ = SessionConfig::from_toml(&text);
+        }
+
+        #[test]
+        fn json_and_toml_ish_soup_never_panics(text in soup()) {
+            let _ = SessionConfig::from_json(&text);
+            let _ = SessionConfig::from_toml(&text);
+        }
+
+        #[test]
+        fn well_formed_documents_never_panic(
+            entries in entries(),
+            tail in prop::sample::select(vec!["", " ", "\n", "{}", "x", "]"]),
+        ) {
+            let json = entries
+                .iter()
+                .map(|(k, v)| format!("\"{k}\":{v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let _ = SessionConfig::from_json(&format!("{{{json}}}{tail}"));
+            let toml = entries
+                .iter()
+                .map(|(k, v)| format!("{k} = {v}\n"))
+                .collect::<String>();
+            let _ = SessionConfig::from_toml(&format!("{toml}{tail}"));
+        }
     }
 }
