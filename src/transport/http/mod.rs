@@ -915,11 +915,12 @@ mod tests {
         assert!(valid_session_id(&v).is_err());
     }
 
-    /// `close` on an idle session sends its DELETE on the keep-alive
-    /// connection and returns at once (it once waited on its own lock until
-    /// the close timeout, and the DELETE was never sent).
-    #[tokio::test]
-    async fn close_sends_delete_without_waiting_for_the_timeout() {
+    /// A loopback server answering each request with `answer(n, method)`
+    /// (`n`: how many came before it), recording the methods it saw;
+    /// its port and the record.
+    async fn recording_server(
+        answer: fn(usize, &Method) -> hyper::http::Result<Response<Full<Bytes>>>,
+    ) -> (u16, Arc<Mutex<Vec<Method>>>) {
         use hyper::service::service_fn;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -929,15 +930,12 @@ mod tests {
             while let Ok((stream, _)) = listener.accept().await {
                 let log = log.clone();
                 let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                    lock(&log).push(req.method().clone());
-                    let init = br#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":"t","version":"1"}}}"#;
-                    let resp = match *req.method() {
-                        Method::DELETE => Response::builder().status(405).body(Full::default()),
-                        _ => Response::builder()
-                            .header(CONTENT_TYPE, "application/json")
-                            .header("mcp-session-id", "s1")
-                            .body(Full::new(Bytes::from_static(init))),
+                    let n = {
+                        let mut log = lock(&log);
+                        log.push(req.method().clone());
+                        log.len() - 1
                     };
+                    let resp = answer(n, req.method());
                     async move { resp }
                 });
                 tokio::spawn(
@@ -946,6 +944,20 @@ mod tests {
                 );
             }
         });
+        (port, seen)
+    }
+
+    /// The answer to `initialize` that opens session `s1`.
+    fn initialize_s1() -> hyper::http::Result<Response<Full<Bytes>>> {
+        let init = br#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":"t","version":"1"}}}"#;
+        Response::builder()
+            .header(CONTENT_TYPE, "application/json")
+            .header("mcp-session-id", "s1")
+            .body(Full::new(Bytes::from_static(init)))
+    }
+
+    /// A connection to `port` with session `s1` initialized.
+    async fn initialized(port: u16) -> HttpConnection<super::super::TcpDialer> {
         let cfg = HttpConfig {
             close_timeout_ms: 2_000,
             ..HttpConfig::new(format!("http://127.0.0.1:{port}/mcp"))
@@ -961,14 +973,22 @@ mod tests {
             client_name: "t".into(),
             client_version: "1".into(),
         };
-        assert_eq!(
-            conn.initialize(&params)
-                .await
-                .unwrap()
-                .session_id
-                .as_deref(),
-            Some("s1")
-        );
+        let init = conn.initialize(&params).await.unwrap();
+        assert_eq!(init.session_id.as_deref(), Some("s1"));
+        conn
+    }
+
+    /// `close` on an idle session sends its DELETE on the keep-alive
+    /// connection and returns at once (it once waited on its own lock until
+    /// the close timeout, and the DELETE was never sent).
+    #[tokio::test]
+    async fn close_sends_delete_without_waiting_for_the_timeout() {
+        let (port, seen) = recording_server(|_, method| match *method {
+            Method::DELETE => Response::builder().status(405).body(Full::default()),
+            _ => initialize_s1(),
+        })
+        .await;
+        let conn = initialized(port).await;
         assert_eq!(conn.close().await, Ok(()));
         assert_eq!(*lock(&seen), [Method::POST, Method::DELETE]);
     }
@@ -977,47 +997,12 @@ mod tests {
     /// sends no DELETE for the dead id.
     #[tokio::test]
     async fn no_delete_for_a_session_the_server_declared_gone() {
-        use hyper::service::service_fn;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::<Method>::new()));
-        let log = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let log = log.clone();
-                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let first = lock(&log).is_empty();
-                    lock(&log).push(req.method().clone());
-                    let init = br#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":"t","version":"1"}}}"#;
-                    let resp = if first {
-                        Response::builder()
-                            .header(CONTENT_TYPE, "application/json")
-                            .header("mcp-session-id", "s1")
-                            .body(Full::new(Bytes::from_static(init)))
-                    } else {
-                        Response::builder().status(404).body(Full::default())
-                    };
-                    async move { resp }
-                });
-                tokio::spawn(
-                    hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc),
-                );
-            }
-        });
-        let cfg = HttpConfig::new(format!("http://127.0.0.1:{port}/mcp"));
-        let clock = Arc::new(crate::TokioClock::new());
-        let conn = HttpConnector::new(super::super::TcpDialer, cfg, clock)
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        let params = InitializeParams {
-            protocol_version: "2025-11-25".into(),
-            client_name: "t".into(),
-            client_version: "1".into(),
-        };
-        conn.initialize(&params).await.unwrap();
+        let (port, seen) = recording_server(|n, _| match n {
+            0 => initialize_s1(),
+            _ => Response::builder().status(404).body(Full::default()),
+        })
+        .await;
+        let conn = initialized(port).await;
         let r = Connection::request(&conn, &Operation::Ping, None).await;
         assert_eq!(r.err(), Some(TransportError::SessionNotFound));
         assert_eq!(conn.close().await, Ok(()));
