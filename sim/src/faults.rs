@@ -1063,6 +1063,44 @@ impl FaultPlan {
             .unwrap_or(0)
     }
 
+    /// Whether every host the plan names is among `servers`, `balancers`
+    /// and `workers`: the first event naming another is the error.
+    pub fn check_hosts(
+        &self,
+        servers: &[String],
+        balancers: &[String],
+        workers: &[String],
+    ) -> Result<(), PlanError> {
+        let has = |list: &[String], h: &str| list.iter().any(|x| x == h);
+        self.hosts_known(
+            |h| has(servers, h),
+            |h| has(balancers, h),
+            |h| has(workers, h),
+        )
+    }
+
+    /// [`FaultPlan::check_hosts`] with a test per sort of host.
+    fn hosts_known(
+        &self,
+        server: impl Fn(&str) -> bool,
+        balancer: impl Fn(&str) -> bool,
+        worker: impl Fn(&str) -> bool,
+    ) -> Result<(), PlanError> {
+        for (i, s) in self.events.iter().enumerate() {
+            let unknown = |name: &str| (i, name.to_owned());
+            if let Some((event, name)) = s.event.server().filter(|h| !server(h)).map(unknown) {
+                return Err(PlanError::UnknownServer { event, name });
+            }
+            if let Some((event, name)) = s.event.balancer().filter(|h| !balancer(h)).map(unknown) {
+                return Err(PlanError::UnknownBalancer { event, name });
+            }
+            if let Some((event, name)) = s.event.worker().filter(|h| !worker(h)).map(unknown) {
+                return Err(PlanError::UnknownWorker { event, name });
+            }
+        }
+        Ok(())
+    }
+
     /// The plan as pretty JSON (the form to print, save and replay).
     pub fn to_json(&self) -> String {
         // Serializing these plain values cannot fail.
@@ -1361,32 +1399,13 @@ impl Applier {
         baseline: Latency,
     ) -> Result<Applier, PlanError> {
         let workers: BTreeSet<String> = workers.into_iter().map(Into::into).collect();
+        plan.hosts_known(
+            |h| servers.contains_key(h),
+            |h| balancers.contains_key(h),
+            |h| workers.contains(h),
+        )?;
         let mut due = Vec::new();
         for (i, s) in plan.events.iter().enumerate() {
-            if let Some(server) = s.event.server() {
-                if !servers.contains_key(server) {
-                    return Err(PlanError::UnknownServer {
-                        event: i,
-                        name: server.to_owned(),
-                    });
-                }
-            }
-            if let Some(b) = s.event.balancer() {
-                if !balancers.contains_key(b) {
-                    return Err(PlanError::UnknownBalancer {
-                        event: i,
-                        name: b.to_owned(),
-                    });
-                }
-            }
-            if let Some(w) = s.event.worker() {
-                if !workers.contains(w) {
-                    return Err(PlanError::UnknownWorker {
-                        event: i,
-                        name: w.to_owned(),
-                    });
-                }
-            }
             due.push(Due {
                 at_ms: s.at_ms,
                 start: true,

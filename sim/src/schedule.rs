@@ -53,6 +53,13 @@ pub fn instance_host(i: u64) -> String {
     format!("{SERVER_HOST}-{i}")
 }
 
+/// The most pieces a schedule's server may cut an answer into.
+pub const MAX_SPLIT_CHUNKS: u32 = 64;
+/// The most notifications a schedule's server may send before a response.
+pub const MAX_NOTIFICATIONS: u32 = 100;
+/// The most server instances behind a schedule's balancer.
+pub const MAX_INSTANCES: u64 = 16;
+
 /// Several server instances behind a load balancer, instead of one server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BalancerPlan {
@@ -308,6 +315,70 @@ impl Schedule {
             duration_ms: scenario.duration_ms,
             balancer,
         }
+    }
+
+    /// Checks a schedule that did not come from [`Schedule::generate`] (a
+    /// file written or edited by hand) before it runs: every worker named
+    /// once and not like a server host, latencies and server knobs in
+    /// range, the fault plan naming only hosts the schedule has. The error
+    /// names the field and the value.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut names = BTreeSet::new();
+        let servers = self.server_hosts();
+        for (i, w) in self.workers.iter().enumerate() {
+            let field = format!("workers[{i}].name");
+            if w.name.is_empty() {
+                return Err(format!("{field} is empty"));
+            }
+            if w.name == SERVER_HOST || servers.contains(&w.name) {
+                return Err(format!("{field} {:?} is a server host's name", w.name));
+            }
+            if !names.insert(w.name.as_str()) {
+                return Err(format!("{field} {:?} names two workers", w.name));
+            }
+        }
+        let l = self.latency;
+        if l.min_ms > l.max_ms {
+            return Err(format!(
+                "latency.min_ms {} is above latency.max_ms {}",
+                l.min_ms, l.max_ms
+            ));
+        }
+        let cfg = &self.server;
+        if !(0.0..=1.0).contains(&cfg.sse_ratio) {
+            return Err(format!(
+                "server.sse_ratio {} is not in 0..=1",
+                cfg.sse_ratio
+            ));
+        }
+        if cfg.split_chunks > MAX_SPLIT_CHUNKS {
+            return Err(format!(
+                "server.split_chunks {} is above the maximum of {MAX_SPLIT_CHUNKS}",
+                cfg.split_chunks
+            ));
+        }
+        if cfg.notifications_before_response > MAX_NOTIFICATIONS {
+            return Err(format!(
+                "server.notifications_before_response {} is above the maximum of {MAX_NOTIFICATIONS}",
+                cfg.notifications_before_response
+            ));
+        }
+        if let Some(b) = self.balancer {
+            if !(1..=MAX_INSTANCES).contains(&b.instances) {
+                return Err(format!(
+                    "balancer.instances {} is not in 1..={MAX_INSTANCES}",
+                    b.instances
+                ));
+            }
+        }
+        let workers: Vec<String> = self.workers.iter().map(|w| w.name.clone()).collect();
+        let balancers: Vec<String> = match self.balancer {
+            Some(_) => vec![SERVER_HOST.to_owned()],
+            None => Vec::new(),
+        };
+        self.faults
+            .check_hosts(&servers, &balancers, &workers)
+            .map_err(|e| format!("faults: {e}"))
     }
 
     /// The server hosts: [`SERVER_HOST`], or the balanced instances.
@@ -615,5 +686,15 @@ mod tests {
             .collect();
         assert!(subsets.len() > 3, "{subsets:?}");
         assert!(subsets.iter().all(|k| !k.is_empty()));
+    }
+
+    #[test]
+    fn every_generated_schedule_is_valid() {
+        for scenario in Scenario::all() {
+            for seed in 0..20 {
+                let s = Schedule::generate(&scenario, seed);
+                assert_eq!(s.validate(), Ok(()), "{} {seed}", scenario.name);
+            }
+        }
     }
 }

@@ -117,6 +117,51 @@ fn bad_schedule_files_are_one_line_naming_the_file() {
     usage_error(&["replay", "--schedule", &shown], &[&format!("'{shown}'")]);
 }
 
+/// A schedule file that parses but could not run as written (what a hand
+/// edit produces) is a usage error naming the field, never a panic.
+#[test]
+fn inconsistent_schedules_are_usage_errors_naming_the_field() {
+    let dir = scratch("inconsistent_schedules");
+    let good = Schedule::generate(&Scenario::partition(), 1);
+    let mut dup = good.clone();
+    dup.workers[1].name = dup.workers[0].name.clone();
+    let mut server = good.clone();
+    server.workers[0].name = "server".into();
+    let mut latency = good.clone();
+    latency.latency.min_ms = 50;
+    latency.latency.max_ms = 5;
+    let mut ratio = good.clone();
+    ratio.server.sse_ratio = 5.0;
+    let mut chunks = good.clone();
+    chunks.server.split_chunks = u32::MAX;
+    for (name, s, named) in [
+        ("dup.json", dup, "names two workers"),
+        ("server.json", server, "server host"),
+        ("latency.json", latency, "latency.min_ms 50"),
+        ("ratio.json", ratio, "server.sse_ratio 5"),
+        ("chunks.json", chunks, "server.split_chunks 4294967295"),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, s.to_json()).expect("write schedule file");
+        let shown = path.display().to_string();
+        let stderr = usage_error(
+            &["replay", "--schedule", &shown],
+            &[&format!("'{shown}'"), "invalid schedule", named],
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+/// An endless file is refused at the cap, not read into memory.
+#[cfg(unix)]
+#[test]
+fn an_endless_schedule_file_is_refused_at_the_cap() {
+    usage_error(
+        &["replay", "--schedule", "/dev/zero"],
+        &["'/dev/zero'", "larger than"],
+    );
+}
+
 #[test]
 fn unwritable_trace_file_is_a_usage_error() {
     let dir = scratch("unwritable");
