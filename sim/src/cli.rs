@@ -57,3 +57,18 @@ pub enum Failure {
     /// The arguments were fine but the job failed (exit status 1).
     Runtime(String),
 }
+
+/// The text of `path`, refused past `max` bytes without reading more
+/// (`/dev/zero` would otherwise grow without end).
+pub(crate) fn read_capped(path: &std::path::Path, max: u64) -> Result<String, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > max {
+        return Err(format!("larger than {max} bytes"));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())
+}

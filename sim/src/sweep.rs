@@ -235,6 +235,10 @@ impl<'de> Deserialize<'de> for Shard {
     }
 }
 
+/// The most seeds one range of a report may hold (2^32: far beyond any
+/// sweep; `0..u64::MAX` is a hand-made range, not a run).
+pub const MAX_RANGE_SEEDS: u64 = 1 << 32;
+
 /// The seeds `start..end` (half-open) of one scenario.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeedRange {
@@ -961,7 +965,67 @@ impl SweepReport {
             Some(_) => return Err(err("its 'format' is not a string".to_owned())),
             None => return Err(err("it has no 'format' field".to_owned())),
         }
-        serde_json::from_value(value).map_err(|e| err(e.to_string()))
+        let report: SweepReport = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
+        report.consistency().map_err(err)?;
+        Ok(report)
+    }
+
+    /// Whether the report holds together: every range of a known scenario,
+    /// ordered (`start < end`) and of at most [`MAX_RANGE_SEEDS`] seeds;
+    /// every seed of a known scenario, inside one of its ranges, once; every
+    /// trace hash 64 lowercase hex digits. A report a sweep wrote always
+    /// does; one edited by hand, or made by something else, may not.
+    pub fn consistency(&self) -> Result<(), String> {
+        for r in &self.ranges {
+            if Scenario::by_name(&r.scenario).is_none() {
+                return Err(format!("range of unknown scenario '{}'", r.scenario));
+            }
+            if r.start >= r.end {
+                return Err(format!(
+                    "range {}..{} of scenario {} is empty or reversed",
+                    r.start, r.end, r.scenario
+                ));
+            }
+            if r.len() > MAX_RANGE_SEEDS {
+                return Err(format!(
+                    "range {}..{} of scenario {} holds {} seeds, more than {MAX_RANGE_SEEDS}",
+                    r.start,
+                    r.end,
+                    r.scenario,
+                    r.len()
+                ));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in &self.seeds {
+            let (name, n) = (&seed.scenario, seed.seed);
+            if Scenario::by_name(name).is_none() {
+                return Err(format!("seed {n} of unknown scenario '{name}'"));
+            }
+            let inside = self
+                .ranges
+                .iter()
+                .any(|r| &r.scenario == name && r.seeds().contains(&n));
+            if !inside {
+                return Err(format!(
+                    "seed {n} of scenario {name} is outside the report's ranges"
+                ));
+            }
+            if !seen.insert((name.as_str(), n)) {
+                return Err(format!("seed {n} of scenario {name} is listed twice"));
+            }
+            if let Some(h) = &seed.trace_hash {
+                let hex =
+                    h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+                if !hex {
+                    return Err(format!(
+                        "seed {n} of scenario {name}: trace hash '{}' is not 64 lowercase hex digits",
+                        h.chars().take(80).collect::<String>()
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The table of scenarios: seeds, failing seeds, violations, goals
@@ -1397,7 +1461,11 @@ mod tests {
     fn from_json_checks_the_format() {
         let r = SweepReport::new(
             vec![Shard::WHOLE],
-            vec![],
+            vec![SeedRange {
+                scenario: "reuse".into(),
+                start: 0,
+                end: 2,
+            }],
             vec![result("reuse", 1)],
             false,
             0.0,
@@ -1414,6 +1482,44 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("'r.json'") && e.contains(why), "{e}");
+        }
+    }
+
+    #[test]
+    fn from_json_refuses_inconsistent_reports() {
+        let good = SweepReport::new(
+            vec![Shard::WHOLE],
+            vec![SeedRange {
+                scenario: "reuse".into(),
+                start: 0,
+                end: 3,
+            }],
+            vec![result("reuse", 1)],
+            false,
+            0.0,
+        );
+        let edit = |f: &dyn Fn(&mut SweepReport)| {
+            let mut r = good.clone();
+            f(&mut r);
+            SweepReport::from_json("r.json", &r.to_json())
+                .unwrap_err()
+                .to_string()
+        };
+        type Edit = dyn Fn(&mut SweepReport);
+        let cases: [(&Edit, &str); 6] = [
+            (&|r| (r.ranges[0].start, r.ranges[0].end) = (5, 1), "5..1"),
+            (&|r| r.ranges[0].end = u64::MAX, "more than"),
+            (
+                &|r| r.ranges[0].scenario = "chaos".into(),
+                "unknown scenario 'chaos'",
+            ),
+            (&|r| r.seeds[0].seed = 7, "outside"),
+            (&|r| r.seeds.push(r.seeds[0].clone()), "twice"),
+            (&|r| r.seeds[0].trace_hash = Some("xyz".into()), "'xyz'"),
+        ];
+        for (f, why) in cases {
+            let e = edit(f);
+            assert!(e.contains("'r.json'") && e.contains(why), "{why}: {e}");
         }
     }
 }

@@ -134,6 +134,11 @@ fn usage_errors_name_the_bad_value() {
             false,
         ),
         (
+            vec!["merge", "/dev/zero"],
+            vec!["'/dev/zero'", "larger than"],
+            true,
+        ),
+        (
             vec!["merge", path_str(&missing)],
             vec!["missing.json"],
             true,

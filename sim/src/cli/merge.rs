@@ -27,6 +27,10 @@ use mcp_sim::sweep::{merge, SweepReport};
 use super::sweep::{create, outcome_text, print, verdict, write};
 use super::Failure;
 
+/// The largest report read (a 500-seed sweep of every scenario writes a
+/// few megabytes).
+pub const MAX_REPORT_BYTES: u64 = 256 * 1024 * 1024;
+
 /// The options of `mcp-sim merge`.
 #[derive(Debug, Clone, Args)]
 pub struct MergeArgs {
@@ -45,7 +49,7 @@ pub fn run(args: MergeArgs) -> Result<(), Failure> {
     let mut inputs = Vec::with_capacity(args.reports.len());
     for path in &args.reports {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path)
+        let text = super::read_capped(path, MAX_REPORT_BYTES)
             .map_err(|e| Failure::Usage(format!("{CMD}: cannot read '{name}': {e}")))?;
         let report = SweepReport::from_json(&name, &text)
             .map_err(|e| Failure::Usage(format!("{CMD}: {e}")))?;

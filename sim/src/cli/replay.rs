@@ -100,7 +100,7 @@ pub fn read_schedule(path: &Path) -> Result<Schedule, Failure> {
             "mcp-sim replay: cannot read schedule file '{shown}': {e}"
         ))
     };
-    let text = read_capped(path, MAX_SCHEDULE_BYTES).map_err(cannot)?;
+    let text = super::read_capped(path, MAX_SCHEDULE_BYTES).map_err(cannot)?;
     let invalid = |e: String| {
         Failure::Usage(format!(
             "mcp-sim replay: invalid schedule file '{shown}': {e}"
@@ -113,21 +113,6 @@ pub fn read_schedule(path: &Path) -> Result<Schedule, Failure> {
 
 /// The largest schedule file read (a generated one is a few kilobytes).
 pub const MAX_SCHEDULE_BYTES: u64 = 16 * 1024 * 1024;
-
-/// The text of `path`, refused past `max` bytes without reading more
-/// (`/dev/zero` would otherwise grow without end).
-fn read_capped(path: &Path, max: u64) -> Result<String, String> {
-    use std::io::Read as _;
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut bytes = Vec::new();
-    file.take(max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > max {
-        return Err(format!("larger than {max} bytes"));
-    }
-    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())
-}
 
 /// Resolves the arguments to a schedule, or the usage error.
 fn target(args: &ReplayArgs) -> Result<Target, Failure> {
