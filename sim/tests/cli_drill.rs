@@ -381,6 +381,57 @@ async fn a_plain_text_endpoint_is_not_an_mcp_server() {
     probe_fails(&url, &["not answer as an MCP server", "text/plain"]).await;
 }
 
+/// SIGTERM (what `timeout`, `kill` and CI runners send) ends the drill as
+/// Ctrl-C does: the report on stdout, the JSON file written, the sessions
+/// DELETEd, exit status 1 saying it was interrupted.
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_ends_the_drill_with_its_report() {
+    let server = Serve::start(&["--era", "legacy"]).await;
+    let json = scratch("sigterm.json");
+    let child = tokio::process::Command::new(BIN)
+        .args([
+            "drill",
+            "--url",
+            &server.url,
+            "--era",
+            "legacy",
+            "--vus",
+            "2",
+            "--duration",
+            "30s",
+            "--quiet",
+            "--json",
+            json.to_str().expect("utf-8 path"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn drill");
+    let pid = child.id().expect("a pid").to_string();
+    // Let the load start (the probe, then operations).
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("the drill ends within 20 s of SIGTERM")
+        .expect("drill output");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(stdout.contains("interrupted"), "{stdout}");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("the report")).expect("JSON");
+    let closed = &report["metrics"]["closed"]["shutdown"];
+    assert!(closed.as_u64().is_some_and(|n| n >= 1), "{report}");
+}
+
 #[tokio::test]
 async fn server_text_is_escaped_and_cut_when_printed() {
     // A JSON-RPC error whose message holds a terminal escape sequence and

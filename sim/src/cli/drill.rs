@@ -55,8 +55,8 @@
 //! # While it runs
 //!
 //! Progress goes to stderr: a progress bar when stderr is a terminal,
-//! otherwise a plain line every second (`--quiet`: nothing). Ctrl-C stops
-//! the load early; the report still follows.
+//! otherwise a plain line every second (`--quiet`: nothing). Ctrl-C or
+//! SIGTERM stops the load early; the report still follows.
 //!
 //! # At the end
 //!
@@ -75,7 +75,7 @@
 //!
 //! Exit status: 0 when the drill ran and at least one operation
 //! succeeded; 1 when the probe failed, when no operation succeeded, when
-//! more operations failed than `--max-failures`, when Ctrl-C cut the run
+//! more operations failed than `--max-failures`, when Ctrl-C or SIGTERM cut the run
 //! short, or when the session accounting came out broken; 2 on a usage
 //! error.
 //!
@@ -350,7 +350,7 @@ fn verdict(plan: &Plan, outcome: &load::Outcome) -> Result<(), Failure> {
     }
     if outcome.interrupted {
         return Err(Failure::Runtime(format!(
-            "mcp-sim drill: interrupted (Ctrl-C) after {}; the report covers the run so far",
+            "mcp-sim drill: interrupted (Ctrl-C or SIGTERM) after {}; the report covers the run so far",
             format_duration(outcome.elapsed)
         )));
     }

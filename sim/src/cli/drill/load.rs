@@ -55,7 +55,7 @@ pub(crate) struct Outcome {
     pub stats: Stats,
     /// From the start of the load until the last VU stopped.
     pub elapsed: Duration,
-    /// Whether Ctrl-C ended the load early.
+    /// Whether Ctrl-C or SIGTERM ended the load early.
     pub interrupted: bool,
     /// The manager's metrics when the VUs had stopped, before it closed.
     pub at_end: SessionMetrics,
@@ -155,7 +155,7 @@ async fn drill(plan: &Plan) -> Result<Outcome, Failure> {
     }
     drop(phase_rx);
 
-    // The load: until the deadline or Ctrl-C, with progress.
+    // The load: until the deadline, Ctrl-C or SIGTERM, with progress.
     let deadline = start + plan.duration;
     let mut progress = Progress::new(plan);
     let interrupted = {
@@ -179,7 +179,7 @@ async fn drill(plan: &Plan) -> Result<Outcome, Failure> {
     };
 
     // The end: no new operations; those in flight get the grace period
-    // (cut short by Ctrl-C), then are cancelled.
+    // (cut short by Ctrl-C or SIGTERM), then are cancelled.
     let _ = phase_tx.send(Phase::Stop);
     let grace_end = clock.now() + plan.grace;
     let mut total = Stats::new().map_err(|e| Failure::Runtime(format!("mcp-sim drill: {e}")))?;
@@ -227,11 +227,29 @@ async fn drill(plan: &Plan) -> Result<Outcome, Failure> {
     })
 }
 
-/// Completes on Ctrl-C; never, if Ctrl-C cannot be watched.
+/// Completes on Ctrl-C or, on Unix, SIGTERM (what `timeout`, `kill`,
+/// Kubernetes and CI runners send): both end the drill the same way, with
+/// the report, the JSON file and the sessions closed. Never completes if
+/// neither can be watched.
 async fn interrupt() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                biased;
+                () = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
     }
+    ctrl_c.await;
 }
 
 /// One VU: acquire, operate, give back, think; until told to stop.

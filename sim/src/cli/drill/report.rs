@@ -159,7 +159,7 @@ pub(crate) fn text(plan: &Plan, outcome: &Outcome) -> String {
         era_phrase(plan, outcome),
         outcome.elapsed.as_secs_f64(),
         if outcome.interrupted {
-            " (interrupted by Ctrl-C)"
+            " (interrupted by Ctrl-C or SIGTERM)"
         } else {
             ""
         }
