@@ -298,8 +298,9 @@ async fn serve(handler: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Ser
                 let http = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc);
                 tokio::select! {
-                    _ = http => {}
+                    biased;
                     _ = kill.changed() => {}
+                    _ = http => {}
                 }
             });
         }
