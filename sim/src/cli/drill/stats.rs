@@ -139,13 +139,18 @@ impl Stats {
 
     /// A failed operation.
     pub fn failed(&mut self, e: &SessionError) {
+        self.failure(error_kind(e), || e.to_string());
+    }
+
+    /// One more failure of `kind`; `example` is kept if it is the first.
+    fn failure(&mut self, kind: String, example: impl FnOnce() -> String) {
         self.failed += 1;
         self.errors
-            .entry(error_kind(e))
+            .entry(kind)
             .and_modify(|c| c.count += 1)
             .or_insert_with(|| ErrorCount {
                 count: 1,
-                example: e.to_string(),
+                example: example(),
             });
     }
 
@@ -153,15 +158,12 @@ impl Stats {
     /// waited `waited`, longer than the request timeout: a failure (kind
     /// `stuck`), not a cancellation — the server never answered it in time.
     pub fn stuck(&mut self, waited: Duration) {
-        self.failed += 1;
-        let example = format!(
-            "no answer after {} ms (past the request timeout), cancelled at the end",
-            waited.as_millis()
-        );
-        self.errors
-            .entry("stuck".to_owned())
-            .and_modify(|c| c.count += 1)
-            .or_insert(ErrorCount { count: 1, example });
+        self.failure("stuck".to_owned(), || {
+            format!(
+                "no answer after {} ms (past the request timeout), cancelled at the end",
+                waited.as_millis()
+            )
+        });
     }
 
     /// Adds `other`'s counts to these (the example of a kind stays the
