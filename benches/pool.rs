@@ -44,8 +44,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use mcp_session::transport::{
-    Answer, CallResult, Connection, Connector, InitializeParams, Initialized, InputResponses,
-    ModernParams, Operation, TransportError,
+    Answer, CallResult, CloseOutcome, Connection, Connector, InitializeParams, Initialized,
+    InputResponses, ModernParams, Operation, TransportError,
 };
 use mcp_session::{Era, Manager, SessionConfig};
 use serde_json::Value;
@@ -110,8 +110,8 @@ impl Connection for InstantConnection {
         Ok(Answer::new(CallResult::from_value(&Value::Null)))
     }
 
-    async fn close(&self) -> Result<(), TransportError> {
-        Ok(())
+    async fn close(&self) -> Result<CloseOutcome, TransportError> {
+        Ok(CloseOutcome::Deleted)
     }
 }
 

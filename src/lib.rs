@@ -59,7 +59,7 @@ pub use era::SessionEra;
 pub use error::{ErrorKind, Op, SessionError};
 pub use lease::Lease;
 pub use manager::{Manager, ManagerBuilder, Negotiated};
-pub use metrics::{CloseReason, EraCounts, EraMetrics, SessionMetrics};
+pub use metrics::{CloseReason, EraCounts, EraMetrics, ServerCloses, SessionMetrics};
 pub use observe::{Event, EventKind, EventSink, VuId};
 pub use session::{SessionInfo, SessionState};
 

@@ -704,6 +704,9 @@ impl<C: Connector> Inner<C> {
                 // audit can tell a refused or unreachable close from a leak.
                 let result = cell.conn.close().await;
                 let mut st = me.lock();
+                st.metrics
+                    .server_closes
+                    .record(result.as_ref().ok().copied());
                 if let Err(e) = result {
                     me.emit(
                         None,

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::era::SessionEra;
+use crate::transport::CloseOutcome;
 
 /// Why a session was closed. Every closed session has exactly one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -129,6 +130,61 @@ impl ClosedByReason {
     }
 }
 
+/// What the closes did on the server, once their transport close ended:
+/// a session is always closed on the client's side, but only a confirmed
+/// DELETE ended it on the server. The counters add up to the closes whose
+/// transport close has finished (all of them once [`crate::Manager::close`]
+/// has returned; fewer while DELETEs are in flight).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ServerCloses {
+    /// The server confirmed the DELETE: deleted there.
+    pub deleted: u64,
+    /// The server had already forgotten the session (404 to the DELETE, or
+    /// to an earlier request, when no DELETE is sent).
+    pub already_gone: u64,
+    /// The server refused to let the client end the session (405).
+    pub not_allowed: u64,
+    /// The server issued no session id: nothing to delete, no DELETE sent.
+    pub no_session_id: u64,
+    /// Stateless-era contexts: nothing to delete, no DELETE sent.
+    pub stateless: u64,
+    /// The DELETE failed (an error status, the network, the close
+    /// timeout): the session may still be alive on the server.
+    pub failed: u64,
+}
+
+impl ServerCloses {
+    /// The counter for `outcome`.
+    pub fn get(&self, outcome: CloseOutcome) -> u64 {
+        match outcome {
+            CloseOutcome::Deleted => self.deleted,
+            CloseOutcome::AlreadyGone => self.already_gone,
+            CloseOutcome::NotAllowed => self.not_allowed,
+            CloseOutcome::NoSessionId => self.no_session_id,
+            CloseOutcome::Stateless => self.stateless,
+        }
+    }
+
+    /// Counts one finished transport close: its outcome, or `None` for a
+    /// failed DELETE.
+    pub(crate) fn record(&mut self, outcome: Option<CloseOutcome>) {
+        let slot = match outcome {
+            Some(CloseOutcome::Deleted) => &mut self.deleted,
+            Some(CloseOutcome::AlreadyGone) => &mut self.already_gone,
+            Some(CloseOutcome::NotAllowed) => &mut self.not_allowed,
+            Some(CloseOutcome::NoSessionId) => &mut self.no_session_id,
+            Some(CloseOutcome::Stateless) => &mut self.stateless,
+            None => &mut self.failed,
+        };
+        *slot += 1;
+    }
+
+    /// Every finished transport close.
+    pub fn total(&self) -> u64 {
+        CloseOutcome::ALL.iter().map(|o| self.get(*o)).sum::<u64>() + self.failed
+    }
+}
+
 /// How long acquires waited in the pool.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct WaitStats {
@@ -184,6 +240,9 @@ pub struct SessionMetrics {
     pub pool_timeouts: u64,
     /// Closed sessions by reason.
     pub closed: ClosedByReason,
+    /// What those closes did on the server (deleted there, nothing to
+    /// delete, the DELETE failed, ...).
+    pub server_closes: ServerCloses,
     /// Pool acquire wait statistics.
     pub acquire_wait: WaitStats,
     /// The era negotiation, and the session counters split by era.
@@ -263,6 +322,12 @@ impl SessionMetrics {
             return Err(format!(
                 "total_created {} != live {} + closed {}",
                 self.total_created, self.live_sessions, closed
+            ));
+        }
+        if self.server_closes.total() > closed {
+            return Err(format!(
+                "server closes {} > closed {closed}",
+                self.server_closes.total()
             ));
         }
         if self.active_sessions + self.idle_sessions > self.live_sessions {

@@ -59,8 +59,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use mcp_session::transport::{
-    Connection, Connector, Dialer, HttpConfig, HttpConnection, HttpConnector, InitializeParams,
-    Operation, TcpDialer, TransportError,
+    CloseOutcome, Connection, Connector, Dialer, HttpConfig, HttpConnection, HttpConnector,
+    InitializeParams, Operation, TcpDialer, TransportError,
 };
 use mcp_session::{Clock, ErrorKind, ManagerBuilder, ManualClock, Mode, SessionConfig, TokioClock};
 
@@ -853,7 +853,7 @@ async fn stateless_server_gets_no_session_header_and_no_delete() {
     assert_eq!(init.session_id, None);
     conn.notify_initialized().await.unwrap();
     conn.request_value(&Operation::Ping).await.unwrap();
-    conn.close().await.unwrap();
+    assert_eq!(conn.close().await, Ok(CloseOutcome::NoSessionId));
     let seen = server.seen();
     assert_eq!(seen.len(), 3);
     assert!(seen.iter().all(|s| s.method == Method::POST));
@@ -868,10 +868,10 @@ async fn stateless_server_gets_no_session_header_and_no_delete() {
 #[tokio::test]
 async fn close_sends_delete_and_takes_405_and_404_as_done() {
     for (code, want) in [
-        (200, Ok(())),
-        (204, Ok(())),
-        (405, Ok(())),
-        (404, Ok(())),
+        (200, Ok(CloseOutcome::Deleted)),
+        (204, Ok(CloseOutcome::Deleted)),
+        (405, Ok(CloseOutcome::NotAllowed)),
+        (404, Ok(CloseOutcome::AlreadyGone)),
         (500, Err(TransportError::ServerError { status: 500 })),
         (403, Err(TransportError::Http { status: 403 })),
     ] {
@@ -913,7 +913,7 @@ async fn close_does_not_wait_behind_a_request_in_flight() {
     let ping = tokio::spawn(async move { c.request_value(&Operation::Ping).await });
     server.wait_requests(3).await;
     settle().await;
-    assert_eq!(conn.close().await, Ok(()));
+    assert_eq!(conn.close().await, Ok(CloseOutcome::Deleted));
     let seen = server.seen();
     let delete = seen.last().unwrap();
     assert_eq!(delete.method, Method::DELETE);

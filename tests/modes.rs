@@ -714,3 +714,78 @@ fn start_outside_a_runtime_is_an_error_not_a_panic() {
         .unwrap();
     assert_eq!(e.kind, ErrorKind::NoRuntime);
 }
+
+// ------------------------------------------------------ closes on server --
+
+/// Every close is counted by what it did on the server: a confirmed DELETE
+/// deletes, a session the server already forgot is not "deleted", a failed
+/// DELETE is a failure, and a server that issued no session id had nothing
+/// to delete. A report built from these counters cannot claim deletions
+/// that never happened.
+#[tokio::test(start_paused = true)]
+async fn closes_say_what_they_did_on_the_server() {
+    let w = world(cfg(Mode::Reuse, 0, 0));
+    ping(&w.manager, 1).await;
+    let s2 = ping(&w.manager, 2).await;
+    ping(&w.manager, 3).await;
+    w.server.expire(&s2);
+    w.manager.close().await;
+    let m = w.manager.metrics();
+    assert_accounting(&m);
+    let c = m.server_closes;
+    assert_eq!((m.closed.shutdown, c.total()), (3, 3));
+    assert_eq!((c.deleted, c.already_gone, c.failed), (2, 1, 0), "{c:?}");
+
+    let w = world(cfg(Mode::Reuse, 0, 0));
+    ping(&w.manager, 1).await;
+    w.server.fail_next_closes(1);
+    w.manager.close().await;
+    let c = w.manager.metrics().server_closes;
+    assert_eq!((c.deleted, c.failed, c.total()), (0, 1, 1), "{c:?}");
+
+    let w = world(cfg(Mode::PerRequest, 0, 0));
+    w.server.set_stateless(true);
+    ping(&w.manager, 1).await;
+    ping(&w.manager, 1).await;
+    w.manager.close().await;
+    let m = w.manager.metrics();
+    assert_accounting(&m);
+    let c = m.server_closes;
+    assert_eq!(
+        (m.closed.released, c.no_session_id, c.deleted),
+        (2, 2, 0),
+        "{c:?}"
+    );
+    assert!(
+        w.server.deleted().is_empty(),
+        "no DELETE without a session id"
+    );
+}
+
+/// A stateless-era context ends with nothing to delete on the server.
+#[tokio::test(start_paused = true)]
+async fn stateless_era_closes_delete_nothing() {
+    let cfg = SessionConfig {
+        era: Era::Modern,
+        ..SessionConfig::with_mode(Mode::PerRequest)
+    };
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
+    let server = ScriptedConnector::new(clock.clone());
+    server.set_eras(false, true);
+    let manager = ManagerBuilder::new(cfg)
+        .clock(clock)
+        .start(server.clone())
+        .expect("valid config");
+    let mut lease = manager.acquire(1).await.expect("acquire");
+    lease
+        .call(&Operation::ToolsList { cursor: None })
+        .await
+        .expect("tools/list");
+    lease.release();
+    manager.close().await;
+    let m = manager.metrics();
+    assert_eq!(m.eras.modern.closed.total(), 1);
+    let c = m.server_closes;
+    assert_eq!((c.stateless, c.deleted, c.total()), (1, 0, 1), "{c:?}");
+    assert!(server.deleted().is_empty());
+}

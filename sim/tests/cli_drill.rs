@@ -76,6 +76,16 @@ async fn clean_drill(mode: &str, vus: u32, extra: &[&str]) -> Value {
     report
 }
 
+/// The sum of a JSON object's counters.
+fn sum(counters: &Value) -> u64 {
+    counters
+        .as_object()
+        .unwrap_or_else(|| panic!("not counters: {counters}"))
+        .values()
+        .map(|v| v.as_u64().unwrap_or_else(|| panic!("not a count: {v}")))
+        .sum()
+}
+
 /// Drills `url` for 1 s in `mode` (with `extra` options), checks what
 /// every clean run shows and that the drill negotiated `(era, version)`;
 /// returns the JSON report.
@@ -126,6 +136,7 @@ async fn clean_drill_at(
     }
     assert!(stdout.contains(" ok, 0 failed, "), "{stdout}");
     assert!(!stdout.contains("failed by kind"), "{stdout}");
+    assert!(stdout.contains("  on the server: "), "{stdout}");
     for row in ["acquire + op", "p50", "p95", "p99", "sessions after close"] {
         assert!(stdout.contains(row), "{row} not in {stdout}");
     }
@@ -152,6 +163,9 @@ async fn clean_drill_at(
         assert!(p("mean") >= 0.0);
     }
     let m = &report["metrics"];
+    // Every close is accounted for on the server's side too once the
+    // manager has closed: the counts add up to the closes.
+    assert_eq!(sum(&m["server_closes"]), sum(&m["closed"]), "{m}");
     let created = m["total_created"].as_u64().expect("total_created");
     assert!(created >= 1, "{m}");
     assert_eq!(m["live_sessions"], 0, "closed at the end: {m}");
@@ -197,6 +211,8 @@ async fn reuse_mode_keeps_one_session_per_vu() {
     assert_eq!(r["metrics"]["total_created"], 3);
     assert_eq!(r["metrics"]["closed"]["shutdown"], 3);
     assert_eq!(r["sessions_at_end"]["live_sessions"], 3);
+    // `serve` issues session ids and honours DELETE: each one deleted.
+    assert_eq!(r["metrics"]["server_closes"]["deleted"], 3);
 }
 
 #[tokio::test]
@@ -923,6 +939,13 @@ async fn modern_drills(mode: &str, extra: &[&str]) -> [Value; 2] {
 async fn a_modern_server_in_reuse_mode() {
     for r in modern_drills("reuse", &[]).await {
         assert_eq!(r["metrics"]["total_created"], 3);
+        // Contexts: nothing was deleted on the server, nothing claimed.
+        let c = &r["metrics"]["server_closes"];
+        assert_eq!(
+            (&c["stateless"], &c["deleted"]),
+            (&json!(3), &json!(0)),
+            "{c}"
+        );
         assert_eq!(r["op"], "tools/list");
     }
 }
@@ -974,4 +997,94 @@ async fn a_modern_server_refuses_legacy_drills_in_one_line() {
     // legacy cannot open a session.
     let url = modern_server().await;
     probe_fails_with(&url, &["--era", "legacy"], &["initialize failed", "400"]).await;
+}
+
+/// A legacy server without sessions: `initialize` answered with no
+/// `Mcp-Session-Id`, `tools/list` answered, and nothing else (a DELETE,
+/// which needs a session id, would be 405).
+async fn sessionless_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                    if req.method() != hyper::Method::POST {
+                        return Ok::<_, Infallible>(rpc(
+                            StatusCode::METHOD_NOT_ALLOWED,
+                            &json!({}),
+                        ));
+                    }
+                    let body = req.into_body().collect().await.map(|b| b.to_bytes());
+                    let msg: Value = body
+                        .ok()
+                        .and_then(|b| serde_json::from_slice(&b).ok())
+                        .unwrap_or_default();
+                    let Some(id) = msg.get("id").cloned() else {
+                        return Ok(rpc(StatusCode::ACCEPTED, &json!({})));
+                    };
+                    let result = match msg["method"].as_str() {
+                        Some("initialize") => json!({
+                            "protocolVersion": "2025-11-25",
+                            "capabilities": {"tools": {}},
+                            "serverInfo": {"name": "sessionless", "version": "1"},
+                        }),
+                        Some("tools/list") => json!({"tools": []}),
+                        _ => return Ok(rpc_error(StatusCode::OK, &id, -32601, "Method not found")),
+                    };
+                    Ok(rpc(
+                        StatusCode::OK,
+                        &json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}/mcp")
+}
+
+/// Against a server that issued no session ids, the report does not say
+/// that sessions were deleted: it says there were none to delete, and
+/// no DELETE was sent.
+#[tokio::test]
+async fn a_server_without_session_ids_is_not_reported_as_deleting_sessions() {
+    let url = sessionless_server().await;
+    let json = scratch("sessionless.json");
+    let out = drill(&[
+        "--url",
+        &url,
+        "--era",
+        "legacy",
+        "--mode",
+        "per_request",
+        "--vus",
+        "2",
+        "--duration",
+        "1s",
+        "--json",
+        json.to_str().expect("utf-8 path"),
+    ])
+    .await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("the server issued no session ids: it kept no sessions to delete"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(" deleted"), "{stdout}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the JSON report"))
+            .expect("the JSON report parses");
+    let m = &report["metrics"];
+    let closed = sum(&m["closed"]);
+    assert!(closed > 0, "{m}");
+    let c = &m["server_closes"];
+    assert_eq!(c["no_session_id"], closed, "{c}");
+    assert_eq!(c["deleted"], 0, "{c}");
 }

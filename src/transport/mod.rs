@@ -69,9 +69,54 @@ pub trait Connection: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Answer, TransportError>> + Send;
 
     /// Ends the session on the server (HTTP DELETE for Streamable HTTP; in
-    /// the stateless era there is nothing to end). Must end in bounded
-    /// time.
-    fn close(&self) -> impl Future<Output = Result<(), TransportError>> + Send;
+    /// the stateless era there is nothing to end) and says what that did
+    /// there. Must end in bounded time.
+    fn close(&self) -> impl Future<Output = Result<CloseOutcome, TransportError>> + Send;
+}
+
+/// What closing a session did on the server. A session is always closed on
+/// the client's side; only some closes end something on the server, and a
+/// report that says "closed" must not let a reader think the server was
+/// told when it was not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseOutcome {
+    /// The server confirmed the DELETE (2xx): the session is deleted there.
+    Deleted,
+    /// The server had already forgotten the session: it answered 404 to
+    /// the DELETE, or an earlier request (then no DELETE is sent).
+    AlreadyGone,
+    /// The server does not let clients end sessions (405 to the DELETE):
+    /// it ends them itself, when it will.
+    NotAllowed,
+    /// The server issued no session id (a stateless legacy server):
+    /// nothing to delete, no DELETE sent.
+    NoSessionId,
+    /// A stateless-era client context: the era has no session to delete,
+    /// no DELETE sent.
+    Stateless,
+}
+
+impl CloseOutcome {
+    /// Every outcome, in declaration order.
+    pub const ALL: [CloseOutcome; 5] = [
+        CloseOutcome::Deleted,
+        CloseOutcome::AlreadyGone,
+        CloseOutcome::NotAllowed,
+        CloseOutcome::NoSessionId,
+        CloseOutcome::Stateless,
+    ];
+
+    /// The outcome's name, as in the metrics' JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseOutcome::Deleted => "deleted",
+            CloseOutcome::AlreadyGone => "already_gone",
+            CloseOutcome::NotAllowed => "not_allowed",
+            CloseOutcome::NoSessionId => "no_session_id",
+            CloseOutcome::Stateless => "stateless",
+        }
+    }
 }
 
 /// What the client sends with every request of the stateless era.

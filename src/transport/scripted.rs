@@ -16,8 +16,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::{
-    Answer, CallResult, Connection, Connector, InitializeParams, Initialized, InputResponses,
-    ModernParams, Operation, TransportError,
+    Answer, CallResult, CloseOutcome, Connection, Connector, InitializeParams, Initialized,
+    InputResponses, ModernParams, Operation, TransportError,
 };
 use crate::clock::{lock, Clock};
 
@@ -382,8 +382,11 @@ impl Connection for ScriptedConnection {
             .map(|v| Answer::new(CallResult::from_value(&v)))
     }
 
-    async fn close(&self) -> Result<(), TransportError> {
+    async fn close(&self) -> Result<CloseOutcome, TransportError> {
         self.server.delay(self.server.latency()).await;
+        if self.modern_version().is_some() {
+            return Ok(CloseOutcome::Stateless);
+        }
         match self.session() {
             Some(id) => self.server.with(|s| {
                 if s.fail_closes > 0 {
@@ -391,10 +394,12 @@ impl Connection for ScriptedConnection {
                     return Err(TransportError::ServerError { status: 503 });
                 }
                 s.deleted.push(id.clone());
-                s.live.remove(&id);
-                Ok(())
+                Ok(match s.live.remove(&id) {
+                    true => CloseOutcome::Deleted,
+                    false => CloseOutcome::AlreadyGone,
+                })
             }),
-            None => Ok(()),
+            None => Ok(CloseOutcome::NoSessionId),
         }
     }
 }

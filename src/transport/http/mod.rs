@@ -49,7 +49,7 @@ use serde_json::Value;
 use self::envelope::Body;
 use self::response::{Expect, Reply};
 use super::{
-    Answer, CallResult, Connection, Connector, Dialer, InitializeParams, Initialized,
+    Answer, CallResult, CloseOutcome, Connection, Connector, Dialer, InitializeParams, Initialized,
     InputResponses, ModernParams, Operation, TransportError, VersionRetry,
 };
 use crate::clock::{lock, Clock};
@@ -803,13 +803,19 @@ impl<D: Dialer> Connection for HttpConnection<D> {
         jsonrpc::check_tool_result(op, Self::result(reply)?).map(Answer::new)
     }
 
-    async fn close(&self) -> Result<(), TransportError> {
+    async fn close(&self) -> Result<CloseOutcome, TransportError> {
         {
+            // The stateless era, a stateless server, or a session the server
+            // already declared gone (404): nothing to end there.
             let s = lock(&self.session);
-            if s.id.is_none() || s.gone {
-                // Stateless server, the stateless era, or a session the
-                // server already declared gone (404): nothing to end there.
-                return Ok(());
+            if s.modern.is_some() {
+                return Ok(CloseOutcome::Stateless);
+            }
+            if s.gone {
+                return Ok(CloseOutcome::AlreadyGone);
+            }
+            if s.id.is_none() {
+                return Ok(CloseOutcome::NoSessionId);
             }
         }
         let limit = Duration::from_millis(self.shared.cfg.close_timeout_ms);
@@ -840,7 +846,9 @@ impl<D: Dialer> Connection for HttpConnection<D> {
             match response.status().as_u16() {
                 // 405: the server does not let clients end sessions; 404: it
                 // already forgot it. Either way the session is over for us.
-                200..=299 | 404 | 405 => Ok(()),
+                200..=299 => Ok(CloseOutcome::Deleted),
+                404 => Ok(CloseOutcome::AlreadyGone),
+                405 => Ok(CloseOutcome::NotAllowed),
                 s @ 500..=599 => Err(TransportError::ServerError { status: s }),
                 s => Err(TransportError::Http { status: s }),
             }
@@ -989,7 +997,7 @@ mod tests {
         })
         .await;
         let conn = initialized(port).await;
-        assert_eq!(conn.close().await, Ok(()));
+        assert_eq!(conn.close().await, Ok(CloseOutcome::NotAllowed));
         assert_eq!(*lock(&seen), [Method::POST, Method::DELETE]);
     }
 
@@ -1005,7 +1013,7 @@ mod tests {
         let conn = initialized(port).await;
         let r = Connection::request(&conn, &Operation::Ping, None).await;
         assert_eq!(r.err(), Some(TransportError::SessionNotFound));
-        assert_eq!(conn.close().await, Ok(()));
+        assert_eq!(conn.close().await, Ok(CloseOutcome::AlreadyGone));
         assert_eq!(*lock(&seen), [Method::POST, Method::POST]);
     }
 }

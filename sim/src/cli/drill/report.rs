@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use mcp_session::{CloseReason, EraCounts, Mode, SessionConfig, SessionEra};
+use mcp_session::{CloseReason, EraCounts, Mode, ServerCloses, SessionConfig, SessionEra};
 
 use super::load::{format_latency, Outcome};
 use super::stats::{Latency, Summary};
@@ -134,6 +134,36 @@ fn era_counts_row(out: &mut String, name: &str, c: &EraCounts) {
     );
 }
 
+/// What the closes did on the server, for people: "closed" above is the
+/// client's side; only a confirmed DELETE deleted anything there.
+pub(crate) fn server_closes_row(c: &ServerCloses) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for (n, what) in [
+        (c.deleted, "deleted"),
+        (c.already_gone, "already gone"),
+        (c.not_allowed, "DELETE refused (405)"),
+        (c.failed, "DELETE failed"),
+        (c.no_session_id, "no session id to delete"),
+        (c.stateless, "stateless contexts, nothing to delete"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    let mut row = format!(
+        "  on the server: {}",
+        if parts.is_empty() {
+            "nothing closed".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    );
+    if c.no_session_id > 0 && c.no_session_id == c.total() {
+        row.push_str(" (the server issued no session ids: it kept no sessions to delete)");
+    }
+    row
+}
+
 /// The report as text.
 pub(crate) fn text(plan: &Plan, outcome: &Outcome) -> String {
     let mut out = String::new();
@@ -218,6 +248,7 @@ pub(crate) fn text(plan: &Plan, outcome: &Outcome) -> String {
         },
         m.live_sessions,
     );
+    let _ = writeln!(out, "{}", server_closes_row(&m.server_closes));
     let _ = writeln!(
         out,
         "  evicted {} (ttl {}, idle {}), reconnects {}",
