@@ -777,6 +777,20 @@ impl ScenarioSummary {
     }
 }
 
+/// How a sweep kept the goals its scenarios promise: see
+/// [`SweepReport::goal_promises`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GoalPromises {
+    /// The scenarios whose promises were checked (they ran at least their
+    /// sweep seeds).
+    pub checked: Vec<String>,
+    /// The scenarios run with too few seeds to be held to their promises:
+    /// (name, seeds run, seeds needed).
+    pub unchecked: Vec<(String, u64, u64)>,
+    /// The promised goals not reached: (scenario, goal).
+    pub broken: Vec<(String, &'static str)>,
+}
+
 /// Where a report's code came from: reports of different builds' scenario
 /// definitions are not merged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -795,6 +809,7 @@ impl Build {
             "sweep_seeds": Scenario::all().iter().map(Scenario::sweep_seeds).collect::<Vec<_>>(),
             "laws": LAWS,
             "goals": GOALS,
+            "promised_goals": Scenario::all().iter().map(Scenario::promised_goals).collect::<Vec<_>>(),
         });
         let digest = Sha256::digest(definition.to_string().as_bytes());
         Build {
@@ -921,6 +936,35 @@ impl SweepReport {
             .copied()
             .filter(|g| self.goals.get(*g).copied().unwrap_or(0) == 0)
             .collect()
+    }
+
+    /// How the sweep kept the goals its scenarios promise
+    /// ([`Scenario::promised_goals`]): each built-in scenario that ran at
+    /// least its [`Scenario::sweep_seeds`] is checked, and each of its
+    /// promised goals that none of its seeds reached is a broken promise.
+    /// A scenario run with fewer seeds (a quick sweep, one shard) is listed
+    /// as unchecked: it promised nothing for so few. A merge of the shards
+    /// is checked again as a whole.
+    pub fn goal_promises(&self) -> GoalPromises {
+        let mut out = GoalPromises::default();
+        for summary in &self.scenarios {
+            let Some(scenario) = Scenario::by_name(&summary.scenario) else {
+                continue;
+            };
+            let needed = scenario.sweep_seeds();
+            if summary.seeds < needed {
+                out.unchecked
+                    .push((summary.scenario.clone(), summary.seeds, needed));
+                continue;
+            }
+            out.checked.push(summary.scenario.clone());
+            for goal in scenario.promised_goals() {
+                if summary.goals.get(*goal).copied().unwrap_or(0) == 0 {
+                    out.broken.push((summary.scenario.clone(), goal));
+                }
+            }
+        }
+        out
     }
 
     /// How many seeds the ranges hold (what was planned).

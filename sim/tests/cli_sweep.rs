@@ -454,3 +454,101 @@ fn audit_report_has_its_sections() {
     );
     assert!(md.contains("| total_created | "), "{md}");
 }
+
+/// A report of `seeds` seeds of `scenario` that reached no goal at all
+/// (each seed clean, as a run that no longer exercises a path would be),
+/// except `reached` by its first seed.
+fn goalless_report(scenario: &str, seeds: u64, reached: &[&str]) -> SweepReport {
+    let results = (0..seeds)
+        .map(|seed| {
+            let mut r = mcp_sim::sweep::SeedResult::panicked(scenario, seed, String::new(), 0.0);
+            r.panic = None;
+            r.trace_hash = Some(format!("{seed:064x}"));
+            if seed == 0 {
+                r.goals = reached.iter().map(|g| ((*g).to_owned(), 1)).collect();
+            }
+            r
+        })
+        .collect();
+    let range = SeedRange {
+        scenario: scenario.to_owned(),
+        start: 0,
+        end: seeds,
+    };
+    SweepReport::new(vec![Shard::WHOLE], vec![range], results, false, 0.0)
+}
+
+/// A goal is a sometimes-assertion: a sweep that runs a scenario's full
+/// sweep seeds and never reaches a goal the scenario promises fails
+/// (exit 1) and names the goal, instead of passing; one that reaches all
+/// of them passes; a sweep with fewer seeds is not held to the promise
+/// and says so.
+#[test]
+fn an_unreached_promised_goal_fails_the_sweep_and_is_named() {
+    let scenario = Scenario::by_name("partition").expect("built in");
+    let (needed, promised) = (scenario.sweep_seeds(), scenario.promised_goals());
+    assert!(!promised.is_empty());
+    let dir = scratch("promises");
+    let write = |name: &str, report: &SweepReport| {
+        let path = dir.join(name);
+        std::fs::write(&path, report.to_json()).expect("write report");
+        path
+    };
+    let missing = write(
+        "missing.json",
+        &goalless_report("partition", needed, &promised[1..]),
+    );
+    let kept = write("kept.json", &goalless_report("partition", needed, promised));
+    let few = write("few.json", &goalless_report("partition", needed - 1, &[]));
+    let children = [&missing, &kept, &few].map(|p| spawn(&["merge", path_str(p)]));
+    let [missing, kept, few] = children;
+
+    let out = wait(missing);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "promised goals not reached (1): partition: {}",
+            promised[0]
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!("partition never reached {}", promised[0])),
+        "{stderr}"
+    );
+
+    let stdout = expect_exit(kept, 0, "every promised goal reached");
+    assert!(!stdout.contains("promised goals not reached"), "{stdout}");
+
+    let stdout = expect_exit(few, 0, "too few seeds to promise anything");
+    assert!(
+        stdout.contains(&format!(
+            "goal promises not checked, too few seeds: partition ({} of {needed})",
+            needed - 1
+        )),
+        "{stdout}"
+    );
+}
+
+/// Every goal is promised by some scenario, so the default sweep fails if
+/// any goal goes unreached; and a scenario promises only real goals.
+#[test]
+fn every_goal_is_promised_by_a_scenario() {
+    let mut promised = BTreeSet::new();
+    for s in Scenario::all() {
+        for g in s.promised_goals() {
+            assert!(GOALS.contains(g), "{}: {g} is not a goal", s.name);
+            promised.insert(*g);
+        }
+    }
+    let unpromised: Vec<&str> = GOALS
+        .iter()
+        .copied()
+        .filter(|g| !promised.contains(g))
+        .collect();
+    assert!(
+        unpromised.is_empty(),
+        "promised by no scenario: {unpromised:?}"
+    );
+}

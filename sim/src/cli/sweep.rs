@@ -312,6 +312,30 @@ pub fn outcome_text(report: &SweepReport) -> String {
     if !missing.is_empty() {
         out.push_str(&format!("goals not reached: {}\n", missing.join(", ")));
     }
+    let promises = report.goal_promises();
+    if !promises.broken.is_empty() {
+        let broken: Vec<String> = promises
+            .broken
+            .iter()
+            .map(|(scenario, goal)| format!("{scenario}: {goal}"))
+            .collect();
+        out.push_str(&format!(
+            "promised goals not reached ({}): {}\n",
+            broken.len(),
+            broken.join(", ")
+        ));
+    }
+    if !promises.unchecked.is_empty() && !report.interrupted {
+        let few: Vec<String> = promises
+            .unchecked
+            .iter()
+            .map(|(scenario, ran, needed)| format!("{scenario} ({ran} of {needed})"))
+            .collect();
+        out.push_str(&format!(
+            "goal promises not checked, too few seeds: {}\n",
+            few.join(", ")
+        ));
+    }
     if report.interrupted {
         out.push_str(&format!(
             "interrupted: {} of {} planned seeds ran\n",
@@ -322,8 +346,9 @@ pub fn outcome_text(report: &SweepReport) -> String {
     out
 }
 
-/// The outcome as a result: a runtime failure when a seed failed or the
-/// sweep was interrupted.
+/// The outcome as a result: a runtime failure when a seed failed, the
+/// sweep was interrupted, or a scenario run with enough seeds missed a goal
+/// it promises ([`SweepReport::goal_promises`]).
 pub fn verdict(cmd: &str, report: &SweepReport) -> Result<(), Failure> {
     let failing = report.failures().len();
     if failing > 0 {
@@ -337,6 +362,14 @@ pub fn verdict(cmd: &str, report: &SweepReport) -> Result<(), Failure> {
             "{cmd}: interrupted after {} of {} seeds",
             report.seeds.len(),
             report.planned()
+        )));
+    }
+    let broken = report.goal_promises().broken;
+    if let Some((scenario, goal)) = broken.first() {
+        return Err(Failure::Runtime(format!(
+            "{cmd}: {} promised goal(s) not reached, the first: {scenario} never reached {goal} \
+             (the path it stands for is no longer exercised)",
+            broken.len()
         )));
     }
     Ok(())
