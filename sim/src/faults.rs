@@ -1158,7 +1158,13 @@ impl FaultPlan {
 }
 
 /// `value` of event `event`'s `field` in `min..=max`, or the error.
-fn in_range(event: usize, field: &'static str, value: u64, min: u64, max: u64) -> Result<(), PlanError> {
+fn in_range(
+    event: usize,
+    field: &'static str,
+    value: u64,
+    min: u64,
+    max: u64,
+) -> Result<(), PlanError> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {
@@ -1177,13 +1183,14 @@ fn check_event_values(i: usize, s: &Scheduled) -> Result<(), PlanError> {
     let ms = |field, value| in_range(i, field, value, 0, MAX_FAULT_MS);
     let span = |field, value| in_range(i, field, value, 1, MAX_FAULT_MS);
     let latency = |field, value| in_range(i, field, value, 0, MAX_FAULT_LATENCY_MS);
-    let count = |value: &u32| in_range(i, "count", u64::from(*value), 1, u64::from(MAX_FAULT_COUNT));
+    let count =
+        |value: &u32| in_range(i, "count", u64::from(*value), 1, u64::from(MAX_FAULT_COUNT));
     ms("at_ms", s.at_ms)?;
     match &s.event {
         FaultEvent::Crash { down_ms, .. } => span("down_ms", *down_ms),
-        FaultEvent::Bounce { .. } | FaultEvent::EraUpgrade { .. } | FaultEvent::EraDowngrade { .. } => {
-            Ok(())
-        }
+        FaultEvent::Bounce { .. }
+        | FaultEvent::EraUpgrade { .. }
+        | FaultEvent::EraDowngrade { .. } => Ok(()),
         FaultEvent::Partition { span_ms, .. }
         | FaultEvent::Hold { span_ms, .. }
         | FaultEvent::VersionMismatch { span_ms, .. }
@@ -1216,7 +1223,9 @@ fn check_event_values(i: usize, s: &Scheduled) -> Result<(), PlanError> {
         }
         // Any `pick` is a session: it is taken modulo the live ones.
         FaultEvent::EarlyExpiry { .. } => Ok(()),
-        FaultEvent::ServerErrors { status, count: n, .. } => {
+        FaultEvent::ServerErrors {
+            status, count: n, ..
+        } => {
             if !SERVER_ERROR_STATUSES.contains(status) {
                 return Err(PlanError::NotServerErrorStatus {
                     event: i,
@@ -1243,9 +1252,17 @@ fn check_event_values(i: usize, s: &Scheduled) -> Result<(), PlanError> {
             ms("ttl_ms", *ttl_ms)?;
             span("span_ms", *span_ms)
         }
-        FaultEvent::InputRounds { count: n, rounds, .. } => {
+        FaultEvent::InputRounds {
+            count: n, rounds, ..
+        } => {
             count(n)?;
-            in_range(i, "rounds", u64::from(*rounds), 1, u64::from(MAX_FAULT_ROUNDS))
+            in_range(
+                i,
+                "rounds",
+                u64::from(*rounds),
+                1,
+                u64::from(MAX_FAULT_ROUNDS),
+            )
         }
         FaultEvent::StickinessSwitch { pick, span_ms, .. } => {
             in_range(i, "pick", u64::from(*pick), 0, 1)?;
@@ -2088,7 +2105,12 @@ mod tests {
         space.initialize_first_pct = 50;
         for seed in 0..200 {
             let plan = FaultPlan::generate(seed, &space);
-            assert_eq!(plan.check_values(), Ok(()), "seed {seed}: {}", plan.to_json());
+            assert_eq!(
+                plan.check_values(),
+                Ok(()),
+                "seed {seed}: {}",
+                plan.to_json()
+            );
         }
     }
 

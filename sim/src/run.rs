@@ -394,7 +394,10 @@ mod tests {
             })
         );
         let formatted = catch(|| -> u32 { panic!("boom at seed {}", 3) });
-        assert_eq!(formatted.unwrap_err().to_string(), "panicked: boom at seed 3");
+        assert_eq!(
+            formatted.unwrap_err().to_string(),
+            "panicked: boom at seed 3"
+        );
         let opaque = catch(|| -> u32 { std::panic::panic_any(17_u8) });
         assert_eq!(
             opaque.unwrap_err().message,

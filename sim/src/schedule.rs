@@ -775,9 +775,7 @@ mod tests {
         assert!(subsets.iter().all(|k| !k.is_empty()));
     }
 
-    use crate::faults::{
-        FaultEvent, Scheduled, MAX_FAULT_COUNT, MAX_FAULT_MS, MAX_FAULT_ROUNDS,
-    };
+    use crate::faults::{FaultEvent, Scheduled, MAX_FAULT_COUNT, MAX_FAULT_MS, MAX_FAULT_ROUNDS};
 
     /// A generated schedule whose plan is a bounce at 0 ms, then `event`
     /// at `at_ms` (event 1), and what validating it says.
@@ -787,7 +785,10 @@ mod tests {
             server: SERVER_HOST.into(),
         };
         s.faults = FaultPlan::new(vec![
-            Scheduled { at_ms: 0, event: bounce },
+            Scheduled {
+                at_ms: 0,
+                event: bounce,
+            },
             Scheduled { at_ms, event },
         ]);
         s.validate()
@@ -1011,7 +1012,10 @@ mod tests {
         ] {
             assert_eq!(
                 refusal(event),
-                format!("faults.events[1].{field} {} is not in 0..={MAX_FAULT_MS}", u64::MAX)
+                format!(
+                    "faults.events[1].{field} {} is not in 0..={MAX_FAULT_MS}",
+                    u64::MAX
+                )
             );
         }
         assert_eq!(validate_with(MAX_FAULT_MS, partition(MAX_FAULT_MS)), Ok(()));
@@ -1023,7 +1027,10 @@ mod tests {
         let e = validate_with(u64::MAX, bounce).expect_err("refused");
         assert_eq!(
             e.to_string(),
-            format!("faults.events[1].at_ms {} is not in 0..={MAX_FAULT_MS}", u64::MAX)
+            format!(
+                "faults.events[1].at_ms {} is not in 0..={MAX_FAULT_MS}",
+                u64::MAX
+            )
         );
     }
 

@@ -113,9 +113,7 @@ pub fn read_schedule(path: &Path) -> Result<Schedule, Failure> {
         ))
     };
     let schedule = serde_json::from_str::<Schedule>(&text).map_err(|e| invalid(e.to_string()))?;
-    schedule
-        .validate()
-        .map_err(|e| invalid(e.to_string()))?;
+    schedule.validate().map_err(|e| invalid(e.to_string()))?;
     Ok(schedule)
 }
 
