@@ -107,6 +107,29 @@ use crate::topology::Latency;
 /// from the server's (stream 0) and a workload's, whatever seeds they use.
 pub const FAULT_STREAM: u64 = 0x6661_756c_7473;
 
+/// The latest a fault event may start, and the longest any of its spans,
+/// downtimes, delays or `ttlMs` may be (ms of simulated time): a day. A
+/// generated plan stays far below it; a plan written by hand is refused
+/// past it ([`FaultPlan::check_values`]), so `at_ms + span_ms` cannot
+/// overflow.
+pub const MAX_FAULT_MS: u64 = 24 * 60 * 60 * 1_000;
+/// The most latency a latency fault may set on a link (ms): a minute. A
+/// generated plan draws at most [`FaultSpace::max_latency_ms`] (1500 by
+/// default).
+pub const MAX_FAULT_LATENCY_MS: u64 = 60_000;
+/// The most requests or answers a burst may hit (5xx, malformed, truncated,
+/// reset, slow initialize, a version trap, a header strip, a stream cut,
+/// input rounds). A generated plan draws at most [`FaultSpace::max_count`]
+/// (3 by default).
+pub const MAX_FAULT_COUNT: u32 = 10_000;
+/// The most `input_required` rounds an input-rounds fault may ask for (a
+/// VU gives up after [`crate::vu::MAX_INPUT_ROUNDS`]). A generated plan
+/// draws at most [`FaultSpace::max_input_rounds`] (3 by default).
+pub const MAX_FAULT_ROUNDS: u32 = 100;
+/// The HTTP statuses a server-error burst may answer with: the server
+/// errors, which the client types as such (500 and 503 are drawn).
+pub const SERVER_ERROR_STATUSES: std::ops::RangeInclusive<u16> = 500..=599;
+
 /// A kind of failure: what a scenario switches on or off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -1079,6 +1102,32 @@ impl FaultPlan {
         )
     }
 
+    /// Whether every number in the plan is in its range: the first one
+    /// that is not is the error.
+    ///
+    /// - every `at_ms`, span (`span_ms`, a crash's `down_ms`), a slow
+    ///   initialize's `delay_ms` and a discover change's `ttl_ms` in
+    ///   `0..=`[`MAX_FAULT_MS`] (spans from 1: a span of 0 would end before
+    ///   it starts, and never be undone);
+    /// - latencies (`min_ms`, `max_ms`, `latency_ms`) in
+    ///   `0..=`[`MAX_FAULT_LATENCY_MS`], a range's `min_ms` not above its
+    ///   `max_ms`;
+    /// - a burst's `count` in `1..=`[`MAX_FAULT_COUNT`], an input-rounds
+    ///   fault's `rounds` in `1..=`[`MAX_FAULT_ROUNDS`];
+    /// - a server-error burst's `status` in [`SERVER_ERROR_STATUSES`];
+    /// - a stickiness switch's `pick` 0 or 1 (one of the two other
+    ///   policies); an early expiry's `pick` is any `u32` (taken modulo the
+    ///   live sessions).
+    ///
+    /// A plan from [`FaultPlan::generate`] passes (with the default
+    /// space's limits, or any below these).
+    pub fn check_values(&self) -> Result<(), PlanError> {
+        for (i, s) in self.events.iter().enumerate() {
+            check_event_values(i, s)?;
+        }
+        Ok(())
+    }
+
     /// [`FaultPlan::check_hosts`] with a test per sort of host.
     fn hosts_known(
         &self,
@@ -1105,6 +1154,120 @@ impl FaultPlan {
     pub fn to_json(&self) -> String {
         // Serializing these plain values cannot fail.
         serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// `value` of event `event`'s `field` in `min..=max`, or the error.
+fn in_range(
+    event: usize,
+    field: &'static str,
+    value: u64,
+    min: u64,
+    max: u64,
+) -> Result<(), PlanError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(PlanError::OutOfRange {
+            event,
+            field,
+            value,
+            min,
+            max,
+        })
+    }
+}
+
+/// [`FaultPlan::check_values`] for event `i`.
+fn check_event_values(i: usize, s: &Scheduled) -> Result<(), PlanError> {
+    let ms = |field, value| in_range(i, field, value, 0, MAX_FAULT_MS);
+    let span = |field, value| in_range(i, field, value, 1, MAX_FAULT_MS);
+    let latency = |field, value| in_range(i, field, value, 0, MAX_FAULT_LATENCY_MS);
+    let count =
+        |value: &u32| in_range(i, "count", u64::from(*value), 1, u64::from(MAX_FAULT_COUNT));
+    ms("at_ms", s.at_ms)?;
+    match &s.event {
+        FaultEvent::Crash { down_ms, .. } => span("down_ms", *down_ms),
+        FaultEvent::Bounce { .. }
+        | FaultEvent::EraUpgrade { .. }
+        | FaultEvent::EraDowngrade { .. } => Ok(()),
+        FaultEvent::Partition { span_ms, .. }
+        | FaultEvent::Hold { span_ms, .. }
+        | FaultEvent::VersionMismatch { span_ms, .. }
+        | FaultEvent::MissingSessionId { span_ms, .. }
+        | FaultEvent::InvalidSessionId { span_ms, .. } => span("span_ms", *span_ms),
+        FaultEvent::LatencyRange {
+            min_ms,
+            max_ms,
+            span_ms,
+            ..
+        } => {
+            latency("min_ms", *min_ms)?;
+            latency("max_ms", *max_ms)?;
+            if min_ms > max_ms {
+                return Err(PlanError::LatencyMinAboveMax {
+                    event: i,
+                    min_ms: *min_ms,
+                    max_ms: *max_ms,
+                });
+            }
+            span("span_ms", *span_ms)
+        }
+        FaultEvent::LatencySpike {
+            latency_ms,
+            span_ms,
+            ..
+        } => {
+            latency("latency_ms", *latency_ms)?;
+            span("span_ms", *span_ms)
+        }
+        // Any `pick` is a session: it is taken modulo the live ones.
+        FaultEvent::EarlyExpiry { .. } => Ok(()),
+        FaultEvent::ServerErrors {
+            status, count: n, ..
+        } => {
+            if !SERVER_ERROR_STATUSES.contains(status) {
+                return Err(PlanError::NotServerErrorStatus {
+                    event: i,
+                    status: *status,
+                });
+            }
+            count(n)
+        }
+        FaultEvent::MalformedJson { count: n, .. }
+        | FaultEvent::TruncatedSse { count: n, .. }
+        | FaultEvent::ConnectionReset { count: n, .. }
+        | FaultEvent::VersionTrap { count: n, .. }
+        | FaultEvent::HeaderStrip { count: n, .. }
+        | FaultEvent::ModernStreamCut { count: n, .. } => count(n),
+        FaultEvent::SlowInitialize {
+            delay_ms, count: n, ..
+        } => {
+            ms("delay_ms", *delay_ms)?;
+            count(n)
+        }
+        FaultEvent::DiscoverChange {
+            ttl_ms, span_ms, ..
+        } => {
+            ms("ttl_ms", *ttl_ms)?;
+            span("span_ms", *span_ms)
+        }
+        FaultEvent::InputRounds {
+            count: n, rounds, ..
+        } => {
+            count(n)?;
+            in_range(
+                i,
+                "rounds",
+                u64::from(*rounds),
+                1,
+                u64::from(MAX_FAULT_ROUNDS),
+            )
+        }
+        FaultEvent::StickinessSwitch { pick, span_ms, .. } => {
+            in_range(i, "pick", u64::from(*pick), 0, 1)?;
+            span("span_ms", *span_ms)
+        }
     }
 }
 
@@ -1289,9 +1452,43 @@ pub struct Applied {
     pub action: Action,
 }
 
-/// A plan that names a host the world does not have.
+/// A plan that names a host the world does not have, or holds a number
+/// outside its range ([`FaultPlan::check_values`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
+    /// A number of an event outside the range it may take.
+    #[error("events[{event}].{field} {value} is not in {min}..={max}")]
+    OutOfRange {
+        /// The event's index in the plan.
+        event: usize,
+        /// The field, as in the serialized plan.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// The least value it may take.
+        min: u64,
+        /// The most.
+        max: u64,
+    },
+    /// A server-error burst whose status is not an HTTP server error
+    /// ([`SERVER_ERROR_STATUSES`]).
+    #[error("events[{event}].status {status} is not an HTTP server error status (500..=599)")]
+    NotServerErrorStatus {
+        /// The event's index in the plan.
+        event: usize,
+        /// The status.
+        status: u16,
+    },
+    /// A latency range whose least latency is above its most.
+    #[error("events[{event}].min_ms {min_ms} is above events[{event}].max_ms {max_ms}")]
+    LatencyMinAboveMax {
+        /// The event's index in the plan.
+        event: usize,
+        /// Its least latency.
+        min_ms: u64,
+        /// Its most latency.
+        max_ms: u64,
+    },
     /// No server host of that name.
     #[error("fault event {event} names server {name:?}, which is not in the topology")]
     UnknownServer {
@@ -1316,6 +1513,32 @@ pub enum PlanError {
         /// The name.
         name: String,
     },
+}
+
+impl PlanError {
+    /// The index in the plan of the event at fault.
+    pub fn event(&self) -> usize {
+        match self {
+            PlanError::OutOfRange { event, .. }
+            | PlanError::NotServerErrorStatus { event, .. }
+            | PlanError::LatencyMinAboveMax { event, .. }
+            | PlanError::UnknownServer { event, .. }
+            | PlanError::UnknownWorker { event, .. }
+            | PlanError::UnknownBalancer { event, .. } => *event,
+        }
+    }
+
+    /// Whether the error is about a number of an event (its message then
+    /// starts with the field's path, `events[i].field`), rather than a
+    /// host it names.
+    pub fn is_value(&self) -> bool {
+        matches!(
+            self,
+            PlanError::OutOfRange { .. }
+                | PlanError::NotServerErrorStatus { .. }
+                | PlanError::LatencyMinAboveMax { .. }
+        )
+    }
 }
 
 /// The start or the end of an event, at a time. Sorted by time, then ends
@@ -1870,6 +2093,25 @@ mod tests {
 
     fn space() -> FaultSpace {
         FaultSpace::new(["w1", "w2"], ["s1", "s2"])
+    }
+
+    /// Every kind, drawn with the default limits, follow-ups and
+    /// first-armed faults on: every number in its range.
+    #[test]
+    fn generated_plans_pass_the_value_checks() {
+        let mut space = space().with_balancers(["b"]).only(FaultKind::ALL);
+        space.events = 40;
+        space.follow_pct = 50;
+        space.initialize_first_pct = 50;
+        for seed in 0..200 {
+            let plan = FaultPlan::generate(seed, &space);
+            assert_eq!(
+                plan.check_values(),
+                Ok(()),
+                "seed {seed}: {}",
+                plan.to_json()
+            );
+        }
     }
 
     #[test]

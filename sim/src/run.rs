@@ -313,6 +313,35 @@ pub fn run(schedule: &Schedule, scenario: &str, seed: u64) -> Report {
     }
 }
 
+/// A run that panicked instead of returning its [`Report`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("panicked: {message}")]
+pub struct Panicked {
+    /// What the panic said (its `&str` or `String` payload).
+    pub message: String,
+}
+
+/// Runs `f` and catches a panic ([`std::panic::catch_unwind`]): how a sweep
+/// runs each seed and `mcp-sim replay` its one, so a seed that panics is a
+/// failing seed, reported with its message, never the end of the process.
+/// The panic hook is left as it is: the default one still prints where the
+/// panic happened on stderr (and a panic of a task inside the simulation,
+/// which the simulation turns into its own failure, keeps its message).
+pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, Panicked> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| Panicked {
+        message: payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic with a non-string payload".to_owned()),
+    })
+}
+
+/// [`run`], with a panic of the run caught ([`catch`]).
+pub fn run_caught(schedule: &Schedule, scenario: &str, seed: u64) -> Result<Report, Panicked> {
+    catch(|| run(schedule, scenario, seed))
+}
+
 /// What [`run_untraced`] leaves: the simulation's outcome, without a trace,
 /// audit or hash.
 #[derive(Clone, Debug, PartialEq)]
@@ -345,5 +374,45 @@ pub fn run_untraced(schedule: &Schedule, seed: u64) -> Untraced {
         server_events: sim.server_logs.iter().map(|(_, l)| l.len()).sum(),
         sim_error: sim.sim_error,
         simulated_ms: sim.simulated_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenarios::Scenario;
+
+    /// A panic is caught with its message, whatever its payload; a run that
+    /// does not panic comes back as it is.
+    #[test]
+    fn a_panicking_run_is_caught_with_its_message() {
+        let literal = catch(|| -> u32 { panic!("boom") });
+        assert_eq!(
+            literal,
+            Err(Panicked {
+                message: "boom".into()
+            })
+        );
+        let formatted = catch(|| -> u32 { panic!("boom at seed {}", 3) });
+        assert_eq!(
+            formatted.unwrap_err().to_string(),
+            "panicked: boom at seed 3"
+        );
+        let opaque = catch(|| -> u32 { std::panic::panic_any(17_u8) });
+        assert_eq!(
+            opaque.unwrap_err().message,
+            "a panic with a non-string payload"
+        );
+        assert_eq!(catch(|| 5), Ok(5));
+    }
+
+    /// [`run_caught`] is [`run`] when nothing panics: the same trace.
+    #[test]
+    fn a_caught_run_is_the_same_run() {
+        let scenario = Scenario::reuse();
+        let schedule = Schedule::generate(&scenario, 1);
+        let caught = run_caught(&schedule, &scenario.name, 1).expect("no panic");
+        let plain = run(&schedule, &scenario.name, 1);
+        assert_eq!(caught.trace_hash, plain.trace_hash);
     }
 }

@@ -31,7 +31,7 @@ use mcp_session::transport::HttpConfig;
 use mcp_session::{Era, Mode, SessionConfig, VersionPolicy};
 
 use crate::balancer::Policy;
-use crate::faults::{FaultKind, FaultPlan, FaultSpace};
+use crate::faults::{FaultKind, FaultPlan, FaultSpace, PlanError, MAX_FAULT_LATENCY_MS};
 use crate::scenarios::Scenario;
 use crate::server::{ServerConfig, ServerEra};
 use crate::topology::Latency;
@@ -68,6 +68,86 @@ pub struct BalancerPlan {
     pub instances: u64,
     /// How the balancer ([`SERVER_HOST`]) routes, at the start.
     pub policy: Policy,
+}
+
+/// Why a schedule cannot run as written ([`Schedule::validate`]): its
+/// message names the field's path and the value.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ScheduleError {
+    /// A worker with an empty name.
+    #[error("workers[{index}].name is empty")]
+    EmptyWorkerName {
+        /// The worker's index.
+        index: usize,
+    },
+    /// A worker named like a server host.
+    #[error("workers[{index}].name {name:?} is a server host's name")]
+    WorkerNamedLikeServer {
+        /// The worker's index.
+        index: usize,
+        /// Its name.
+        name: String,
+    },
+    /// A worker named like an earlier one.
+    #[error("workers[{index}].name {name:?} names two workers")]
+    DuplicateWorker {
+        /// The later worker's index.
+        index: usize,
+        /// Its name.
+        name: String,
+    },
+    /// The links' least latency above their most.
+    #[error("latency.min_ms {min_ms} is above latency.max_ms {max_ms}")]
+    LatencyMinAboveMax {
+        /// The least latency.
+        min_ms: u64,
+        /// The most latency.
+        max_ms: u64,
+    },
+    /// The links' most latency above [`MAX_FAULT_LATENCY_MS`].
+    #[error("latency.max_ms {max_ms} is above the maximum of {max}")]
+    LatencyAboveMax {
+        /// The most latency.
+        max_ms: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The server's share of SSE answers outside `0..=1`.
+    #[error("server.sse_ratio {value} is not in 0..=1")]
+    SseRatio {
+        /// The ratio.
+        value: f64,
+    },
+    /// The server cutting answers into more than [`MAX_SPLIT_CHUNKS`].
+    #[error("server.split_chunks {value} is above the maximum of {max}")]
+    SplitChunks {
+        /// The pieces.
+        value: u32,
+        /// The limit.
+        max: u32,
+    },
+    /// The server sending more than [`MAX_NOTIFICATIONS`] before a
+    /// response.
+    #[error("server.notifications_before_response {value} is above the maximum of {max}")]
+    Notifications {
+        /// The notifications.
+        value: u32,
+        /// The limit.
+        max: u32,
+    },
+    /// A balancer with no instance or more than [`MAX_INSTANCES`].
+    #[error("balancer.instances {value} is not in 1..={max}")]
+    Instances {
+        /// The instances.
+        value: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The fault plan names a host the schedule does not have, or holds a
+    /// number out of its range (`faults.events[3].status 1000 is not an
+    /// HTTP server error status (500..=599)`).
+    #[error("faults{}{}", if .0.is_value() { "." } else { ": " }, .0)]
+    Faults(PlanError),
 }
 
 /// The name of worker host `i` (from 1).
@@ -320,55 +400,61 @@ impl Schedule {
     /// Checks a schedule that did not come from [`Schedule::generate`] (a
     /// file written or edited by hand) before it runs: every worker named
     /// once and not like a server host, latencies and server knobs in
-    /// range, the fault plan naming only hosts the schedule has. The error
-    /// names the field and the value.
-    pub fn validate(&self) -> Result<(), String> {
+    /// range, the fault plan naming only hosts the schedule has and every
+    /// number of it in range ([`FaultPlan::check_values`]). The error
+    /// names the field's path and the value.
+    pub fn validate(&self) -> Result<(), ScheduleError> {
         let mut names = BTreeSet::new();
         let servers = self.server_hosts();
-        for (i, w) in self.workers.iter().enumerate() {
-            let field = format!("workers[{i}].name");
+        for (index, w) in self.workers.iter().enumerate() {
+            let name = w.name.clone();
             if w.name.is_empty() {
-                return Err(format!("{field} is empty"));
+                return Err(ScheduleError::EmptyWorkerName { index });
             }
             if w.name == SERVER_HOST || servers.contains(&w.name) {
-                return Err(format!("{field} {:?} is a server host's name", w.name));
+                return Err(ScheduleError::WorkerNamedLikeServer { index, name });
             }
             if !names.insert(w.name.as_str()) {
-                return Err(format!("{field} {:?} names two workers", w.name));
+                return Err(ScheduleError::DuplicateWorker { index, name });
             }
         }
         let l = self.latency;
         if l.min_ms > l.max_ms {
-            return Err(format!(
-                "latency.min_ms {} is above latency.max_ms {}",
-                l.min_ms, l.max_ms
-            ));
+            return Err(ScheduleError::LatencyMinAboveMax {
+                min_ms: l.min_ms,
+                max_ms: l.max_ms,
+            });
+        }
+        if l.max_ms > MAX_FAULT_LATENCY_MS {
+            return Err(ScheduleError::LatencyAboveMax {
+                max_ms: l.max_ms,
+                max: MAX_FAULT_LATENCY_MS,
+            });
         }
         let cfg = &self.server;
         if !(0.0..=1.0).contains(&cfg.sse_ratio) {
-            return Err(format!(
-                "server.sse_ratio {} is not in 0..=1",
-                cfg.sse_ratio
-            ));
+            return Err(ScheduleError::SseRatio {
+                value: cfg.sse_ratio,
+            });
         }
         if cfg.split_chunks > MAX_SPLIT_CHUNKS {
-            return Err(format!(
-                "server.split_chunks {} is above the maximum of {MAX_SPLIT_CHUNKS}",
-                cfg.split_chunks
-            ));
+            return Err(ScheduleError::SplitChunks {
+                value: cfg.split_chunks,
+                max: MAX_SPLIT_CHUNKS,
+            });
         }
         if cfg.notifications_before_response > MAX_NOTIFICATIONS {
-            return Err(format!(
-                "server.notifications_before_response {} is above the maximum of {MAX_NOTIFICATIONS}",
-                cfg.notifications_before_response
-            ));
+            return Err(ScheduleError::Notifications {
+                value: cfg.notifications_before_response,
+                max: MAX_NOTIFICATIONS,
+            });
         }
         if let Some(b) = self.balancer {
             if !(1..=MAX_INSTANCES).contains(&b.instances) {
-                return Err(format!(
-                    "balancer.instances {} is not in 1..={MAX_INSTANCES}",
-                    b.instances
-                ));
+                return Err(ScheduleError::Instances {
+                    value: b.instances,
+                    max: MAX_INSTANCES,
+                });
             }
         }
         let workers: Vec<String> = self.workers.iter().map(|w| w.name.clone()).collect();
@@ -378,7 +464,8 @@ impl Schedule {
         };
         self.faults
             .check_hosts(&servers, &balancers, &workers)
-            .map_err(|e| format!("faults: {e}"))
+            .and_then(|()| self.faults.check_values())
+            .map_err(ScheduleError::Faults)
     }
 
     /// The server hosts: [`SERVER_HOST`], or the balanced instances.
@@ -686,6 +773,305 @@ mod tests {
             .collect();
         assert!(subsets.len() > 3, "{subsets:?}");
         assert!(subsets.iter().all(|k| !k.is_empty()));
+    }
+
+    use crate::faults::{FaultEvent, Scheduled, MAX_FAULT_COUNT, MAX_FAULT_MS, MAX_FAULT_ROUNDS};
+
+    /// A generated schedule whose plan is a bounce at 0 ms, then `event`
+    /// at `at_ms` (event 1), and what validating it says.
+    fn validate_with(at_ms: u64, event: FaultEvent) -> Result<(), ScheduleError> {
+        let mut s = Schedule::generate(&Scenario::partition(), 1);
+        let bounce = FaultEvent::Bounce {
+            server: SERVER_HOST.into(),
+        };
+        s.faults = FaultPlan::new(vec![
+            Scheduled {
+                at_ms: 0,
+                event: bounce,
+            },
+            Scheduled { at_ms, event },
+        ]);
+        s.validate()
+    }
+
+    /// The error of `event` at 100 ms, as `mcp-sim replay` prints it.
+    fn refusal(event: FaultEvent) -> String {
+        validate_with(100, event).expect_err("refused").to_string()
+    }
+
+    fn server() -> String {
+        SERVER_HOST.into()
+    }
+
+    fn worker() -> String {
+        worker_host(1)
+    }
+
+    #[test]
+    fn a_fault_status_outside_http_is_refused() {
+        let burst = |status| FaultEvent::ServerErrors {
+            server: server(),
+            status,
+            count: 2,
+        };
+        assert_eq!(
+            validate_with(100, burst(1000)),
+            Err(ScheduleError::Faults(PlanError::NotServerErrorStatus {
+                event: 1,
+                status: 1000
+            }))
+        );
+        assert_eq!(
+            refusal(burst(1000)),
+            "faults.events[1].status 1000 is not an HTTP server error status (500..=599)"
+        );
+        // Not a server error: the client would not see a 5xx burst.
+        for status in [0, 99, 200, 404, 499, 600, u16::MAX] {
+            assert!(validate_with(100, burst(status)).is_err(), "{status}");
+        }
+        for status in [500, 503, 599] {
+            assert_eq!(validate_with(100, burst(status)), Ok(()), "{status}");
+        }
+    }
+
+    #[test]
+    fn a_latency_range_min_above_max_is_refused() {
+        let range = |min_ms, max_ms| FaultEvent::LatencyRange {
+            worker: worker(),
+            server: server(),
+            min_ms,
+            max_ms,
+            span_ms: 100,
+        };
+        assert_eq!(
+            refusal(range(500, 20)),
+            "faults.events[1].min_ms 500 is above events[1].max_ms 20"
+        );
+        assert_eq!(validate_with(100, range(20, 20)), Ok(()));
+        assert_eq!(validate_with(100, range(0, 500)), Ok(()));
+    }
+
+    #[test]
+    fn a_fault_latency_above_the_limit_is_refused() {
+        let spike = FaultEvent::LatencySpike {
+            worker: worker(),
+            server: server(),
+            latency_ms: u64::MAX,
+            span_ms: 100,
+        };
+        assert_eq!(
+            refusal(spike),
+            format!(
+                "faults.events[1].latency_ms {} is not in 0..={MAX_FAULT_LATENCY_MS}",
+                u64::MAX
+            )
+        );
+        let range = FaultEvent::LatencyRange {
+            worker: worker(),
+            server: server(),
+            min_ms: 0,
+            max_ms: MAX_FAULT_LATENCY_MS + 1,
+            span_ms: 100,
+        };
+        assert!(refusal(range).starts_with("faults.events[1].max_ms 60001 is not in"));
+    }
+
+    #[test]
+    fn a_baseline_latency_above_the_limit_is_refused() {
+        let mut s = Schedule::generate(&Scenario::partition(), 1);
+        s.latency = Latency::new(0, u64::MAX);
+        assert_eq!(
+            s.validate().expect_err("refused").to_string(),
+            format!(
+                "latency.max_ms {} is above the maximum of {MAX_FAULT_LATENCY_MS}",
+                u64::MAX
+            )
+        );
+    }
+
+    #[test]
+    fn a_fault_count_above_the_limit_is_refused() {
+        let over = MAX_FAULT_COUNT + 1;
+        let bursts = [
+            FaultEvent::ServerErrors {
+                server: server(),
+                status: 503,
+                count: over,
+            },
+            FaultEvent::MalformedJson {
+                server: server(),
+                count: over,
+            },
+            FaultEvent::TruncatedSse {
+                server: server(),
+                count: over,
+            },
+            FaultEvent::ConnectionReset {
+                server: server(),
+                count: over,
+            },
+            FaultEvent::SlowInitialize {
+                server: server(),
+                delay_ms: 100,
+                count: over,
+            },
+            FaultEvent::VersionTrap {
+                server: server(),
+                count: over,
+            },
+            FaultEvent::HeaderStrip {
+                server: server(),
+                count: over,
+            },
+            FaultEvent::ModernStreamCut {
+                server: server(),
+                count: over,
+            },
+            FaultEvent::InputRounds {
+                server: server(),
+                count: over,
+                rounds: 1,
+            },
+        ];
+        for event in bursts {
+            assert_eq!(
+                refusal(event.clone()),
+                format!("faults.events[1].count {over} is not in 1..={MAX_FAULT_COUNT}"),
+                "{event:?}"
+            );
+        }
+    }
+
+    /// A burst of no request does nothing: written by hand, it is a
+    /// mistake.
+    #[test]
+    fn a_fault_count_of_zero_is_refused() {
+        let event = FaultEvent::MalformedJson {
+            server: server(),
+            count: 0,
+        };
+        assert_eq!(
+            refusal(event),
+            format!("faults.events[1].count 0 is not in 1..={MAX_FAULT_COUNT}")
+        );
+    }
+
+    #[test]
+    fn input_rounds_outside_their_range_are_refused() {
+        for rounds in [0, MAX_FAULT_ROUNDS + 1, u32::MAX] {
+            let event = FaultEvent::InputRounds {
+                server: server(),
+                count: 1,
+                rounds,
+            };
+            assert_eq!(
+                refusal(event),
+                format!("faults.events[1].rounds {rounds} is not in 1..={MAX_FAULT_ROUNDS}")
+            );
+        }
+    }
+
+    /// A span of 0 ms would end before it starts (ends go first at a tie)
+    /// and never be undone; a span or a time past a day could overflow
+    /// `at_ms + span_ms`.
+    #[test]
+    fn a_fault_span_of_zero_or_past_a_day_is_refused() {
+        let partition = |span_ms| FaultEvent::Partition {
+            worker: worker(),
+            server: server(),
+            span_ms,
+        };
+        for span in [0, MAX_FAULT_MS + 1, u64::MAX] {
+            assert_eq!(
+                refusal(partition(span)),
+                format!("faults.events[1].span_ms {span} is not in 1..={MAX_FAULT_MS}")
+            );
+        }
+        let crash = FaultEvent::Crash {
+            server: server(),
+            down_ms: u64::MAX,
+        };
+        assert!(refusal(crash).starts_with("faults.events[1].down_ms 18446744073709551615"));
+        for (field, event) in [
+            (
+                "delay_ms",
+                FaultEvent::SlowInitialize {
+                    server: server(),
+                    delay_ms: u64::MAX,
+                    count: 1,
+                },
+            ),
+            (
+                "ttl_ms",
+                FaultEvent::DiscoverChange {
+                    server: server(),
+                    ttl_ms: u64::MAX,
+                    span_ms: 100,
+                },
+            ),
+        ] {
+            assert_eq!(
+                refusal(event),
+                format!(
+                    "faults.events[1].{field} {} is not in 0..={MAX_FAULT_MS}",
+                    u64::MAX
+                )
+            );
+        }
+        assert_eq!(validate_with(MAX_FAULT_MS, partition(MAX_FAULT_MS)), Ok(()));
+    }
+
+    #[test]
+    fn a_fault_time_past_a_day_is_refused() {
+        let bounce = FaultEvent::Bounce { server: server() };
+        let e = validate_with(u64::MAX, bounce).expect_err("refused");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "faults.events[1].at_ms {} is not in 0..={MAX_FAULT_MS}",
+                u64::MAX
+            )
+        );
+    }
+
+    #[test]
+    fn a_stickiness_pick_other_than_0_or_1_is_refused() {
+        let mut s = Schedule::generate(&Scenario::partition(), 1);
+        s.balancer = Some(BalancerPlan {
+            instances: 2,
+            policy: Policy::default(),
+        });
+        let switch = |pick| FaultEvent::StickinessSwitch {
+            balancer: SERVER_HOST.into(),
+            pick,
+            span_ms: 100,
+        };
+        s.faults = FaultPlan::new(vec![Scheduled {
+            at_ms: 10,
+            event: switch(1),
+        }]);
+        assert_eq!(s.validate(), Ok(()));
+        s.faults.events[0].event = switch(2);
+        assert_eq!(
+            s.validate().expect_err("refused").to_string(),
+            "faults.events[0].pick 2 is not in 0..=1"
+        );
+    }
+
+    /// Host errors keep their words, after `faults: `.
+    #[test]
+    fn a_fault_naming_an_unknown_host_is_refused() {
+        let e = validate_with(
+            100,
+            FaultEvent::Bounce {
+                server: "elsewhere".into(),
+            },
+        )
+        .expect_err("refused");
+        assert_eq!(
+            e.to_string(),
+            "faults: fault event 1 names server \"elsewhere\", which is not in the topology"
+        );
     }
 
     #[test]

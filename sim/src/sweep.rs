@@ -36,7 +36,7 @@
 //! (measured around the run, never read inside it) and whatever the caller
 //! measures around a whole sweep.
 //!
-//! A seed that panics is caught ([`std::panic::catch_unwind`]) and recorded
+//! A seed that panics is caught ([`crate::run::catch`]) and recorded
 //! as a failing seed with its replay line; the other seeds go on. A stop
 //! flag (the command line sets it on Ctrl-C) makes the workers finish the
 //! seeds in flight and take no more; the report is then marked
@@ -57,7 +57,7 @@ use sha2::{Digest, Sha256};
 use mcp_session::SessionMetrics;
 
 use crate::audit::{GOALS, LAWS};
-use crate::run::{run, Report};
+use crate::run::{catch, run, Panicked, Report};
 use crate::scenarios::Scenario;
 use crate::schedule::Schedule;
 
@@ -478,18 +478,11 @@ pub fn run_seed_with(scenario: &Scenario, seed: u64, runner: &Runner) -> SeedRes
     // simulation; its reading lands in `wall_ms` and nowhere else.
     #[allow(clippy::disallowed_types, clippy::disallowed_methods)]
     let started = std::time::Instant::now();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner(scenario, seed)));
+    let outcome = catch(|| runner(scenario, seed));
     let wall_ms = started.elapsed().as_secs_f64() * 1_000.0;
     match outcome {
         Ok(report) => SeedResult::from_report(&report, wall_ms),
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic with a non-string payload".to_owned());
-            SeedResult::panicked(&scenario.name, seed, message, wall_ms)
-        }
+        Err(Panicked { message }) => SeedResult::panicked(&scenario.name, seed, message, wall_ms),
     }
 }
 

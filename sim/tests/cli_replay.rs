@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 use std::process::Child;
 
+use mcp_sim::faults::{FaultEvent, FaultPlan, Scheduled};
 use mcp_sim::run::{run, Report};
 use mcp_sim::scenarios::Scenario;
 use mcp_sim::schedule::Schedule;
@@ -149,6 +150,79 @@ fn inconsistent_schedules_are_usage_errors_naming_the_field() {
             &[&format!("'{shown}'"), "invalid schedule", named],
         );
         assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+/// A schedule file whose fault plan (or server) holds a number out of its
+/// range is a usage error (exit 2): one line naming the field's path and
+/// the value, never a panic or a backtrace.
+#[test]
+fn out_of_range_values_are_usage_errors_naming_the_field() {
+    let dir = scratch("out_of_range");
+    let good = Schedule::generate(&Scenario::partition(), 1);
+    let with_event = |event: FaultEvent| {
+        let mut s = good.clone();
+        s.faults = FaultPlan::new(vec![Scheduled { at_ms: 100, event }]);
+        s
+    };
+    let status = with_event(FaultEvent::ServerErrors {
+        server: "server".into(),
+        status: 1000,
+        count: 2,
+    });
+    let count = with_event(FaultEvent::MalformedJson {
+        server: "server".into(),
+        count: u32::MAX,
+    });
+    let range = with_event(FaultEvent::LatencyRange {
+        worker: good.workers[0].name.clone(),
+        server: "server".into(),
+        min_ms: 900,
+        max_ms: 10,
+        span_ms: 100,
+    });
+    let span = with_event(FaultEvent::Crash {
+        server: "server".into(),
+        down_ms: u64::MAX,
+    });
+    let mut notifications = good.clone();
+    notifications.server.notifications_before_response = 1_000_000;
+    for (name, s, named) in [
+        (
+            "status.json",
+            status,
+            "faults.events[0].status 1000 is not an HTTP server error status (500..=599)",
+        ),
+        (
+            "count.json",
+            count,
+            "faults.events[0].count 4294967295 is not in 1..=",
+        ),
+        (
+            "range.json",
+            range,
+            "faults.events[0].min_ms 900 is above events[0].max_ms 10",
+        ),
+        (
+            "span.json",
+            span,
+            "faults.events[0].down_ms 18446744073709551615 is not in 1..=",
+        ),
+        (
+            "notifications.json",
+            notifications,
+            "server.notifications_before_response 1000000 is above the maximum of",
+        ),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, s.to_json()).expect("write schedule file");
+        let shown = path.display().to_string();
+        let stderr = usage_error(
+            &["replay", "--schedule", &shown],
+            &[&format!("'{shown}'"), "invalid schedule", named],
+        );
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
     }
 }
 

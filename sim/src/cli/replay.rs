@@ -24,10 +24,16 @@
 //! `--trace FILE` also writes the trace as JSONL (the canonical bytes: the
 //! file's BLAKE3 is the printed hash).
 //!
+//! A run that panics is caught ([`mcp_sim::run::catch`], as a sweep catches
+//! a seed's): instead of the summary, stdout gets the panic's message, the
+//! schedule and the replay line.
+//!
 //! Exit status: 0 when the run finished and broke no law, 1 when it did not
-//! (one line on stderr says so), 2 on a usage error: an unknown scenario, a
-//! seed that is not a `u64`, a schedule file that cannot be read or is not
-//! a schedule, a trace file that cannot be created. Nothing is run then.
+//! or panicked (one line on stderr says so), 2 on a usage error: an unknown
+//! scenario, a seed that is not a `u64`, a schedule file that cannot be
+//! read, is not a schedule or does not validate
+//! ([`Schedule::validate`]: the line names the field and the value), a
+//! trace file that cannot be created. Nothing is run then.
 //!
 //! Nothing here reads the wall clock.
 
@@ -40,7 +46,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use mcp_sim::audit::{GOALS, LAWS};
-use mcp_sim::run::{run as run_schedule, Report};
+use mcp_sim::run::{catch, run as run_schedule, Panicked, Report};
 use mcp_sim::scenarios::Scenario;
 use mcp_sim::schedule::Schedule;
 
@@ -107,7 +113,7 @@ pub fn read_schedule(path: &Path) -> Result<Schedule, Failure> {
         ))
     };
     let schedule = serde_json::from_str::<Schedule>(&text).map_err(|e| invalid(e.to_string()))?;
-    schedule.validate().map_err(invalid)?;
+    schedule.validate().map_err(|e| invalid(e.to_string()))?;
     Ok(schedule)
 }
 
@@ -225,9 +231,40 @@ pub fn summary(report: &Report, replay: &str) -> String {
     out
 }
 
+/// What a replay runs: the schedule, the scenario's name and the seed to a
+/// [`Report`] ([`run_schedule`]; a test may pass one that panics).
+type Runner = dyn Fn(&Schedule, &str, u64) -> Report;
+
 /// Runs `mcp-sim replay`.
 pub fn run(args: ReplayArgs) -> Result<(), Failure> {
     let target = target(&args)?;
+    let mut stdout = std::io::stdout().lock();
+    replay(&args, &target, &run_schedule, &mut stdout)
+}
+
+/// What is printed for a run that panicked, in place of the summary: the
+/// run, the panic, the schedule and the replay line (as
+/// [`Report::failure_text_with_replay`] lays out a failing run's).
+fn panic_text(target: &Target, panicked: &Panicked) -> String {
+    format!(
+        "replay: {} seed {}: {panicked}\nschedule:\n{}\nreplay: {}\n",
+        target.name,
+        target.seed,
+        target.schedule.to_json(),
+        target.replay
+    )
+}
+
+/// Runs `target` with `runner`, a panic caught ([`catch`]), and writes what
+/// `mcp-sim replay` prints to `out`. A panic is a failing run (exit 1),
+/// reported as a sweep reports a panicked seed: its message and the replay
+/// line.
+fn replay(
+    args: &ReplayArgs,
+    target: &Target,
+    runner: &Runner,
+    out: &mut dyn std::io::Write,
+) -> Result<(), Failure> {
     // Create the trace file before the run, so a bad path is a usage error
     // and nothing is run.
     let mut trace_file = match &args.trace {
@@ -243,7 +280,21 @@ pub fn run(args: ReplayArgs) -> Result<(), Failure> {
         None => None,
     };
 
-    let report = run_schedule(&target.schedule, &target.name, target.seed);
+    let report = match catch(|| runner(&target.schedule, &target.name, target.seed)) {
+        Ok(report) => report,
+        Err(panicked) => {
+            // A closed stdout (`| head`) is not the run's failure.
+            let _ = out.write_all(panic_text(target, &panicked).as_bytes());
+            let _ = out.flush();
+            return Err(Failure::Runtime(
+                format!(
+                    "mcp-sim replay: {} seed {} {panicked} (replay: {})",
+                    target.name, target.seed, target.replay
+                )
+                .replace('\n', " "),
+            ));
+        }
+    };
 
     if let Some((file, path)) = trace_file.as_mut() {
         file.write_all(report.trace.to_jsonl().as_bytes())
@@ -255,15 +306,14 @@ pub fn run(args: ReplayArgs) -> Result<(), Failure> {
                 ))
             })?;
     }
-    let mut stdout = std::io::stdout().lock();
     let mut text = String::new();
     if args.timeline {
         text.push_str(&report.trace.timeline());
     }
     text.push_str(&summary(&report, &target.replay));
     // A closed stdout (`| head`) is not the run's failure.
-    let _ = stdout.write_all(text.as_bytes());
-    let _ = stdout.flush();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
 
     if report.is_clean() {
         Ok(())
@@ -278,5 +328,66 @@ pub fn run(args: ReplayArgs) -> Result<(), Failure> {
                 None => String::new(),
             }
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The arguments of `mcp-sim replay reuse <seed>`.
+    fn args(seed: u64) -> ReplayArgs {
+        ReplayArgs {
+            scenario: Some("reuse".into()),
+            seed: Some(seed),
+            schedule: None,
+            trace: None,
+            timeline: false,
+        }
+    }
+
+    /// A run that panics is a failing run (exit 1) reported with the panic's
+    /// message and the replay line, as a sweep reports a panicked seed,
+    /// not the end of the process.
+    #[test]
+    fn a_panicking_replay_is_reported_with_its_replay_line() {
+        let args = args(7);
+        let target = target(&args).expect("target");
+        let runner = |_: &Schedule, _: &str, seed: u64| -> Report {
+            panic!("boom at seed {seed}\nsecond line");
+        };
+        let mut out = Vec::new();
+        let failure = replay(&args, &target, &runner, &mut out).expect_err("a panic fails");
+        let Failure::Runtime(line) = failure else {
+            panic!("not a runtime failure: {failure:?}");
+        };
+        assert_eq!(
+            line,
+            "mcp-sim replay: reuse seed 7 panicked: boom at seed 7 second line \
+             (replay: cargo run -p mcp-sim -- replay reuse 7)"
+        );
+        let out = String::from_utf8(out).expect("utf-8");
+        assert!(
+            out.starts_with("replay: reuse seed 7: panicked: boom at seed 7"),
+            "{out}"
+        );
+        assert!(out.contains("schedule:\n{"), "{out}");
+        assert!(
+            out.ends_with("replay: cargo run -p mcp-sim -- replay reuse 7\n"),
+            "{out}"
+        );
+    }
+
+    /// The same path with the real runner prints the summary and passes.
+    #[test]
+    fn a_clean_replay_prints_the_summary() {
+        let args = args(1);
+        let target = target(&args).expect("target");
+        let mut out = Vec::new();
+        let outcome = replay(&args, &target, &run_schedule, &mut out);
+        let out = String::from_utf8(out).expect("utf-8");
+        assert!(out.starts_with("replay: reuse seed 1:"), "{out}");
+        assert!(out.contains("trace-hash: "), "{out}");
+        assert_eq!(outcome.is_ok(), out.contains("audit: clean"), "{out}");
     }
 }
