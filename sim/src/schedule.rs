@@ -31,7 +31,9 @@ use mcp_session::transport::HttpConfig;
 use mcp_session::{Era, Mode, SessionConfig, VersionPolicy};
 
 use crate::balancer::Policy;
-use crate::faults::{FaultKind, FaultPlan, FaultSpace, PlanError, MAX_FAULT_LATENCY_MS};
+use crate::faults::{
+    FaultKind, FaultPlan, FaultSpace, PlanError, MAX_FAULT_LATENCY_MS, MAX_FAULT_MS,
+};
 use crate::scenarios::Scenario;
 use crate::server::{ServerConfig, ServerEra};
 use crate::topology::Latency;
@@ -148,6 +150,63 @@ pub enum ScheduleError {
     /// HTTP server error status (500..=599)`).
     #[error("faults{}{}", if .0.is_value() { "." } else { ": " }, .0)]
     Faults(PlanError),
+    /// The managers' config is one the manager refuses.
+    #[error("session: {0}")]
+    Session(mcp_session::ConfigError),
+    /// No worker, so nothing would run.
+    #[error("workers is empty: a schedule needs at least one worker")]
+    NoWorkers,
+    /// A bound on simulated time of 0 or above [`MAX_FAULT_MS`].
+    #[error("duration_ms {value} is not in 1..={max}")]
+    Duration {
+        /// The bound.
+        value: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A VU step's time (think time, a slow tool's sleep, when an acquire
+    /// is dropped) above [`MAX_FAULT_MS`].
+    #[error(
+        "workers[{worker}].vus[{vu}].steps[{step}].{field} {value} is above the maximum of {max}"
+    )]
+    StepTime {
+        /// The worker's index.
+        worker: usize,
+        /// The VU's index in the worker.
+        vu: usize,
+        /// The step's index.
+        step: usize,
+        /// The field (`think_ms`, `op.ms`, `after_ms`).
+        field: &'static str,
+        /// The value.
+        value: u64,
+        /// The limit.
+        max: u64,
+    },
+}
+
+/// The first time of a VU step above [`MAX_FAULT_MS`]: (step, field,
+/// value).
+fn step_time_out_of_range(steps: &[Step]) -> Option<(usize, &'static str, u64)> {
+    steps.iter().enumerate().find_map(|(i, step)| {
+        let times: [(&'static str, u64); 2] = match step {
+            Step::Call { op, think_ms } => {
+                let slow = match op {
+                    Op::Slow { ms } => *ms,
+                    _ => 0,
+                };
+                [("think_ms", *think_ms), ("op.ms", slow)]
+            }
+            Step::CancelAcquire { after_ms, think_ms } => {
+                [("after_ms", *after_ms), ("think_ms", *think_ms)]
+            }
+            Step::CloseManager => [("think_ms", 0), ("think_ms", 0)],
+        };
+        times
+            .into_iter()
+            .find(|(_, v)| *v > MAX_FAULT_MS)
+            .map(|(field, v)| (i, field, v))
+    })
 }
 
 /// The name of worker host `i` (from 1).
@@ -401,9 +460,35 @@ impl Schedule {
     /// file written or edited by hand) before it runs: every worker named
     /// once and not like a server host, latencies and server knobs in
     /// range, the fault plan naming only hosts the schedule has and every
-    /// number of it in range ([`FaultPlan::check_values`]). The error
-    /// names the field's path and the value.
+    /// number of it in range ([`FaultPlan::check_values`]), the session
+    /// config one the manager accepts, the duration and every VU step's
+    /// times within a day of simulated time. The error names the field's
+    /// path and the value.
     pub fn validate(&self) -> Result<(), ScheduleError> {
+        self.session.validate().map_err(ScheduleError::Session)?;
+        if self.workers.is_empty() {
+            return Err(ScheduleError::NoWorkers);
+        }
+        if !(1..=MAX_FAULT_MS).contains(&self.duration_ms) {
+            return Err(ScheduleError::Duration {
+                value: self.duration_ms,
+                max: MAX_FAULT_MS,
+            });
+        }
+        for (worker, w) in self.workers.iter().enumerate() {
+            for (vu, program) in w.vus.iter().enumerate() {
+                if let Some((step, field, value)) = step_time_out_of_range(&program.steps) {
+                    return Err(ScheduleError::StepTime {
+                        worker,
+                        vu,
+                        step,
+                        field,
+                        value,
+                        max: MAX_FAULT_MS,
+                    });
+                }
+            }
+        }
         let mut names = BTreeSet::new();
         let servers = self.server_hosts();
         for (index, w) in self.workers.iter().enumerate() {
@@ -1032,6 +1117,54 @@ mod tests {
                 u64::MAX
             )
         );
+    }
+
+    #[test]
+    fn a_step_time_past_a_day_is_refused() {
+        let mut s = Schedule::generate(&Scenario::partition(), 1);
+        s.workers[0].vus[0].steps[0] = Step::Call {
+            op: Op::Slow { ms: u64::MAX },
+            think_ms: 0,
+        };
+        assert_eq!(
+            s.validate().expect_err("refused").to_string(),
+            format!(
+                "workers[0].vus[0].steps[0].op.ms {} is above the maximum of {MAX_FAULT_MS}",
+                u64::MAX
+            )
+        );
+        s.workers[0].vus[0].steps[0] = Step::CancelAcquire {
+            after_ms: 5,
+            think_ms: MAX_FAULT_MS + 1,
+        };
+        assert!(s
+            .validate()
+            .expect_err("refused")
+            .to_string()
+            .starts_with("workers[0].vus[0].steps[0].think_ms "));
+    }
+
+    #[test]
+    fn a_duration_of_zero_or_past_a_day_is_refused() {
+        let mut s = Schedule::generate(&Scenario::partition(), 1);
+        for bad in [0, MAX_FAULT_MS + 1] {
+            s.duration_ms = bad;
+            assert_eq!(
+                s.validate().expect_err("refused").to_string(),
+                format!("duration_ms {bad} is not in 1..={MAX_FAULT_MS}")
+            );
+        }
+    }
+
+    #[test]
+    fn a_session_config_the_manager_refuses_is_refused() {
+        let mut s = Schedule::generate(&Scenario::pool(), 1);
+        s.session.pool_size = 0;
+        let e = s.validate().expect_err("refused").to_string();
+        assert!(e.starts_with("session: ") && e.contains("pool_size"), "{e}");
+        let mut s = Schedule::generate(&Scenario::pool(), 1);
+        s.workers.clear();
+        assert_eq!(s.validate(), Err(ScheduleError::NoWorkers));
     }
 
     #[test]
