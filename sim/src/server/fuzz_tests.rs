@@ -34,6 +34,10 @@
 //!
 //! `PROPTEST_CASES=N` runs N cases (default [`DEFAULT_CASES`]);
 //! `PROPTEST_RNG_SEED=N` explores other cases than the fixed default seed.
+//! A million cases in release (`PROPTEST_CASES=1000000 cargo test
+//! --release -p mcp-sim --lib server::fuzz_tests`) took about 14 min for
+//! the request sequences and 2 min for the arbitrary bodies, on two
+//! shared cores.
 
 use std::time::Duration;
 

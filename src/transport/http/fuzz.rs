@@ -31,7 +31,10 @@
 //! `PROPTEST_CASES=N` runs N cases per property (default
 //! [`DEFAULT_CASES`]); the runner's seed is fixed unless
 //! `PROPTEST_RNG_SEED` is set, so `cargo test` draws the same cases every
-//! time.
+//! time. A million cases in release (`PROPTEST_CASES=1000000 cargo test
+//! --release -p mcp-session --lib transport::http::fuzz`) took about 1.5
+//! min for the arbitrary bytes and about 8 min for the hostile responses,
+//! on two shared cores.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
