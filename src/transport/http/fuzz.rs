@@ -33,7 +33,7 @@
 //! `PROPTEST_RNG_SEED` is set, so `cargo test` draws the same cases every
 //! time. A million cases in release (`PROPTEST_CASES=1000000 cargo test
 //! --release -p mcp-session --lib transport::http::fuzz`) took about 1.5
-//! min for the arbitrary bytes and about 8 min for the hostile responses,
+//! min for the arbitrary bytes and about 3.5 min for the hostile responses,
 //! on two shared cores.
 
 use std::collections::VecDeque;
