@@ -95,6 +95,16 @@ impl Default for ClientRequests {
     }
 }
 
+impl ClientRequests {
+    /// How many sessions have a peer entry, and how many calls wait in
+    /// all of them (abandoned ones included): what the table holds.
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> (usize, usize) {
+        let waiting = self.peers.values().map(|p| p.waiting.len()).sum();
+        (self.peers.len(), waiting)
+    }
+}
+
 /// What a tool asks the client for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -370,6 +380,11 @@ pub(crate) fn call(
         );
         return now_answer(Ok(text_result(&why, true)));
     }
+    // Calls whose client went away (their answer's body, and with it the
+    // receiver, dropped before the response or the timeout) are forgotten
+    // here: otherwise a client that calls and disconnects, again and
+    // again, grows the session's table without bound.
+    peer.waiting.retain(|_, tx| !tx.is_closed());
     peer.issued += 1;
     let server_id = peer.issued;
     let (tx, rx) = oneshot::channel();

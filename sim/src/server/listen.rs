@@ -74,6 +74,11 @@ impl Listeners {
             "params": {"_meta": {SUBSCRIPTION_ID: id}, "notifications": honoured}});
         let (tx, rx) = unbounded_channel();
         keep_alive(tx.clone());
+        // Streams whose client went away are forgotten here too, not only
+        // when something is announced: a client that opens stream after
+        // stream and drops each would otherwise grow the list without
+        // bound while nothing changes.
+        self.streams.retain(|s| !s.tx.is_closed());
         self.streams.push(Stream {
             id: id.clone(),
             kinds,
@@ -103,6 +108,13 @@ impl Listeners {
             }
         }
         sent
+    }
+
+    /// How many streams are held, closed ones included (what memory the
+    /// list takes; [`Listeners::len`] counts the open ones).
+    #[cfg(test)]
+    pub fn held(&self) -> usize {
+        self.streams.len()
     }
 
     /// How many streams are open (closed ones are forgotten first).

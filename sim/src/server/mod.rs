@@ -60,6 +60,8 @@ mod client_requests;
 pub mod encode;
 pub mod events;
 mod fixtures;
+#[cfg(test)]
+mod fuzz_tests;
 mod handler;
 pub mod hooks;
 mod listen;
@@ -443,6 +445,24 @@ impl Server {
     /// load balancer names in `Forwarded`, else `peer`.
     async fn handle(&self, req: Request<Incoming>, peer: Option<&str>) -> Response<Chunked> {
         let (parts, body) = req.into_parts();
+        self.handle_parts(parts, body, peer).await
+    }
+
+    /// [`Server::handle`] on a request's head and any body: reads the
+    /// body (up to `max_body_bytes`, within `body_read_timeout`), decides,
+    /// waits if the decision says so, and renders the answer. Generic over
+    /// the body so that the fuzz tests feed it the very path hyper's
+    /// requests take, without a connection.
+    async fn handle_parts<B>(
+        &self,
+        parts: hyper::http::request::Parts,
+        body: B,
+        peer: Option<&str>,
+    ) -> Response<Chunked>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let forwarded = crate::forwarded::first_for(&parts.headers);
         let from = forwarded.as_deref().or(peer);
         let max = self.inner.cfg.max_body_bytes;

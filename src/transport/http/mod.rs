@@ -23,6 +23,8 @@
 //! (including SSE resumption), and close.
 
 mod envelope;
+#[cfg(test)]
+mod fuzz;
 mod jsonrpc;
 mod params;
 #[cfg(test)]
