@@ -470,6 +470,40 @@ fn slow_tool_past_the_request_timeout_fails_at_the_deadline() {
     sim.run().expect("simulation");
 }
 
+/// The `slow` tool sleeps at most a minute: a longer sleep is refused at
+/// once, so one call cannot hold a connection of the server for ever.
+#[test]
+fn a_slow_call_past_the_cap_is_refused_at_once() {
+    let server = Server::new(ServerConfig {
+        seed: 3,
+        ..ServerConfig::default()
+    });
+    let mut sim = sim(3);
+    host_server(&mut sim, &server);
+    sim.client("client", async move {
+        let m = manager(config(Mode::Reuse), http());
+        let mut lease = m.acquire(1).await?;
+        let start = tokio::time::Instant::now();
+        let e = lease
+            .call(&tool("slow", json!({ "ms": u64::MAX })))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("slow: ms 18446744073709551615 is above the maximum of 60000"),
+            "{e}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_millis(100),
+            "refused at once"
+        );
+        lease.release();
+        m.close().await;
+        Ok(())
+    });
+    sim.run().expect("simulation");
+}
+
 // ------------------------------------------------------------ crash/bounce --
 
 #[test]

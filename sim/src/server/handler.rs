@@ -822,6 +822,11 @@ const LOG_LEVELS: [&str; 8] = [
 
 /// The tools, as `tools/list` describes them (with `conformance`, the
 /// conformance suite's two as well).
+/// The longest the `slow` tool sleeps (ms): a longer request is refused
+/// with invalid params, so a client cannot hold a connection (and one of
+/// `--max-connections`) for ever with one call.
+pub const MAX_SLOW_MS: u64 = 60_000;
+
 fn tools(conformance: bool) -> Value {
     let object = |properties: Value, required: &[&str]| json!({"type": "object", "properties": properties, "required": required});
     let mut tools = json!([
@@ -833,7 +838,7 @@ fn tools(conformance: bool) -> Value {
         {
             "name": "slow",
             "description": "Sleeps for `ms` milliseconds, then answers.",
-            "inputSchema": object(json!({"ms": {"type": "integer", "minimum": 0}}), &["ms"]),
+            "inputSchema": object(json!({"ms": {"type": "integer", "minimum": 0, "maximum": MAX_SLOW_MS}}), &["ms"]),
         },
         {
             "name": "fail",
@@ -999,6 +1004,10 @@ pub(crate) fn outcome(
             )),
         },
         ("tools/call", Some("slow")) => match args.get("ms").and_then(Value::as_u64) {
+            Some(ms) if ms > MAX_SLOW_MS => Err((
+                INVALID_PARAMS,
+                format!("slow: ms {ms} is above the maximum of {MAX_SLOW_MS}"),
+            )),
             Some(ms) => {
                 wait = Some(Duration::from_millis(ms));
                 Ok(text_result(&format!("slept {ms} ms"), false))
