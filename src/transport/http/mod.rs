@@ -119,7 +119,10 @@ struct Target {
 
 impl Target {
     fn parse(url: &str) -> Result<Target, TransportError> {
-        let bad = |why: &str| TransportError::InvalidUrl(format!("{url:?}: {why}"));
+        // Every error below shows the URL without its credentials, if it
+        // has any: a password must not reach a report or a log.
+        let shown = without_userinfo(url);
+        let bad = |why: &str| TransportError::InvalidUrl(format!("{shown:?}: {why}"));
         let uri: Uri = url.parse().map_err(|e| bad(&format!("{e}")))?;
         match uri.scheme_str() {
             Some("http") => {}
@@ -165,6 +168,19 @@ impl Target {
 }
 
 /// The port part of an authority (`host:port`, `[v6]:port`), as written:
+
+/// `url` with any `user:password@` in its authority replaced by `***@`.
+fn without_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]).into(),
+        None => url.into(),
+    }
+}
+
 /// `None` when there is none, `Some("")` for a bare colon.
 fn port_text(authority: &str) -> Option<&str> {
     let after_host = match authority.rfind(']') {
@@ -903,6 +919,25 @@ mod tests {
             assert!(why.contains("credentials"), "{why}");
             assert!(!why.contains("secret"), "the password is echoed: {why}");
         }
+    }
+
+    /// A URL refused for another reason (scheme, port, syntax) is shown
+    /// with its credentials blanked out too.
+    #[test]
+    fn other_url_errors_do_not_echo_credentials_either() {
+        for url in [
+            "ftp://user:secret@host/mcp",
+            "https://user:secret@host/mcp",
+            "http://user:secret@host:99999/mcp",
+            "http://user:secret@ho st/mcp",
+        ] {
+            let Err(TransportError::InvalidUrl(why)) = Target::parse(url) else {
+                panic!("{url} accepted");
+            };
+            assert!(!why.contains("secret"), "the password is echoed: {why}");
+        }
+        assert_eq!(without_userinfo("http://a:b@h:1/p@q"), "http://***@h:1/p@q");
+        assert_eq!(without_userinfo("http://h/p@q"), "http://h/p@q");
     }
 
     #[test]
