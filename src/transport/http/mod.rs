@@ -167,8 +167,6 @@ impl Target {
     }
 }
 
-/// The port part of an authority (`host:port`, `[v6]:port`), as written:
-
 /// `url` with any `user:password@` in its authority replaced by `***@`.
 fn without_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
     let start = url.find("://").map_or(0, |i| i + 3);
@@ -181,6 +179,7 @@ fn without_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The port part of an authority (`host:port`, `[v6]:port`), as written:
 /// `None` when there is none, `Some("")` for a bare colon.
 fn port_text(authority: &str) -> Option<&str> {
     let after_host = match authority.rfind(']') {
