@@ -127,6 +127,22 @@ pub struct Vary {
     /// The version policy drawn: strict (the default) half the time,
     /// supported or none a quarter each.
     pub version_policy: bool,
+    /// The legacy revision the client asks for in `initialize` drawn among
+    /// the four it speaks (2024-11-05 and 2025-03-26 send no
+    /// `MCP-Protocol-Version` header): the default, 2025-11-25, half the
+    /// time, each older one a sixth. A version mismatch fault then answers
+    /// a revision other than the one asked for
+    /// ([`crate::schedule::fault_space`]).
+    #[serde(default)]
+    pub protocol_version: bool,
+    /// The manager's limits drawn around the scenario's: `ttl_ms`,
+    /// `max_idle_ms` and (pool mode) `acquire_timeout_ms`, each from
+    /// two thirds to four thirds of its base; a base of the library's
+    /// defaults (limits far beyond a run) is kept half the time, else
+    /// switched off (0) or drawn short enough to act within a run (see
+    /// [`crate::schedule`], the knobs stream).
+    #[serde(default)]
+    pub limits: bool,
 }
 
 /// The transport timeouts of every scenario: connects and requests short,
@@ -170,7 +186,11 @@ impl Scenario {
             cancel_pct: 5,
             cancel_after_ms: (0, 50),
             close_mid_run: false,
-            vary: Vary::default(),
+            vary: Vary {
+                protocol_version: true,
+                limits: true,
+                ..Vary::default()
+            },
             fault_kinds: BTreeSet::new(),
             fault_events: 0,
             fault_start_ms: 20,
