@@ -24,8 +24,8 @@ pub struct Scenario {
     /// One line on what it exercises.
     pub doc: String,
     /// The manager config every seed starts from (a seed may vary the
-    /// pool size, the churn trigger and the version policy, see
-    /// [`Scenario::vary`]).
+    /// pool size, the churn trigger, the version policy, the requested
+    /// revision and the limits, see [`Scenario::vary`]).
     pub session: SessionConfig,
     /// The transport's timeouts (its `url` is set by the topology).
     pub http: HttpConfig,
