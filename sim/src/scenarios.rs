@@ -24,8 +24,8 @@ pub struct Scenario {
     /// One line on what it exercises.
     pub doc: String,
     /// The manager config every seed starts from (a seed may vary the
-    /// pool size, the churn trigger and the version policy, see
-    /// [`Scenario::vary`]).
+    /// pool size, the churn trigger, the version policy, the requested
+    /// revision and the limits, see [`Scenario::vary`]).
     pub session: SessionConfig,
     /// The transport's timeouts (its `url` is set by the topology).
     pub http: HttpConfig,
@@ -127,6 +127,22 @@ pub struct Vary {
     /// The version policy drawn: strict (the default) half the time,
     /// supported or none a quarter each.
     pub version_policy: bool,
+    /// The legacy revision the client asks for in `initialize` drawn among
+    /// the four it speaks (2024-11-05 and 2025-03-26 send no
+    /// `MCP-Protocol-Version` header): the default, 2025-11-25, half the
+    /// time, each older one a sixth. A version mismatch fault then answers
+    /// a revision other than the one asked for
+    /// ([`crate::schedule::fault_space`]).
+    #[serde(default)]
+    pub protocol_version: bool,
+    /// The manager's limits drawn around the scenario's: `ttl_ms`,
+    /// `max_idle_ms` and (pool mode) `acquire_timeout_ms`, each from
+    /// two thirds to four thirds of its base; a base of the library's
+    /// defaults (limits far beyond a run) is kept half the time, else
+    /// switched off (0) or drawn short enough to act within a run (see
+    /// [`crate::schedule`], the knobs stream).
+    #[serde(default)]
+    pub limits: bool,
 }
 
 /// The transport timeouts of every scenario: connects and requests short,
@@ -170,7 +186,11 @@ impl Scenario {
             cancel_pct: 5,
             cancel_after_ms: (0, 50),
             close_mid_run: false,
-            vary: Vary::default(),
+            vary: Vary {
+                protocol_version: true,
+                limits: true,
+                ..Vary::default()
+            },
             fault_kinds: BTreeSet::new(),
             fault_events: 0,
             fault_start_ms: 20,
@@ -603,6 +623,7 @@ impl Scenario {
                 "churn_by_time",
                 "discover_refreshed",
                 "fell_back_to_legacy",
+                "idle_eviction",
                 "recreate_after_404_churn",
                 "server_crash_during_initialize",
             ],
@@ -627,6 +648,8 @@ impl Scenario {
                 "fell_back_to_legacy",
                 "pool_timeout",
                 "pool_wait",
+                "recreate_after_404_pool",
+                "ttl_in_use_closed_on_release",
                 "waiter_served_after_release",
             ],
             "server-crash" => &[
@@ -645,6 +668,10 @@ impl Scenario {
                 "acquire_cancelled_creating",
                 "discover_refreshed",
                 "fell_back_to_legacy",
+                "idle_eviction",
+                "recreate_after_404_reuse",
+                "ttl_eviction_idle",
+                "ttl_in_use_closed_on_release",
             ],
             "version-policy" => &[
                 "acquire_cancelled_creating",
@@ -675,6 +702,7 @@ impl Scenario {
                 "acquire_cancelled_creating",
                 "discover_refreshed",
                 "fell_back_to_legacy",
+                "idle_eviction",
                 "legacy_after_downgrade",
                 "modern_after_upgrade",
                 "recreate_after_404_reuse",
@@ -683,6 +711,7 @@ impl Scenario {
                 "acquire_cancelled_creating",
                 "discover_refreshed",
                 "fell_back_to_legacy",
+                "idle_eviction",
                 "legacy_session_broken_by_balancer",
                 "mrtr_completed",
                 "recreate_after_404_reuse",

@@ -6,10 +6,22 @@
 //! Every choice comes from the seed's `ChaCha8Rng`, one stream per purpose:
 //! [`WORKLOAD_STREAM`] (config variations, VU counts and programs),
 //! [`SWARM_STREAM`] (which of the scenario's fault kinds this seed switches
-//! on), [`SERVER_STREAM`] (the server's knobs) and the fault plan's own
-//! [`crate::faults::FAULT_STREAM`]. Switching a fault kind on or off, or
-//! adding one to a scenario, changes the plan and nothing that was drawn for
-//! the workload or the server.
+//! on), [`SERVER_STREAM`] (the server's knobs), [`KNOBS_STREAM`] (the
+//! knobs drawn since every knob of the world is drawn: the manager's
+//! limits and requested revision, the transport's timeouts, the server's
+//! notifications, priming events, session limits and 400s) and the fault
+//! plan's own [`crate::faults::FAULT_STREAM`]. Switching a fault kind on or
+//! off, or adding one to a scenario, changes the plan and nothing that was
+//! drawn for the workload or the server; a knob added to the knobs stream
+//! (after its last draw) shifts none of the others.
+//!
+//! # Every knob is drawn
+//!
+//! Each field of the manager's, the transport's and the server's config
+//! either has a range the seeds draw from (where the scenario allows) or a
+//! reason it is not drawn; `sim/tests/knobs.rs` lists them all with the
+//! share of the default test seeds that set each to something other than
+//! its default, and fails if a drawn knob is never set.
 //!
 //! # Swarm testing
 //!
@@ -22,11 +34,13 @@
 //! file.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use mcp_session::config::{DEFAULT_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS};
 use mcp_session::transport::HttpConfig;
 use mcp_session::{Era, Mode, SessionConfig, VersionPolicy};
 
@@ -44,6 +58,15 @@ pub const WORKLOAD_STREAM: u64 = 0x776f_726b_6c6f_6164;
 pub const SWARM_STREAM: u64 = 0x73_7761_726d;
 /// The server knobs' ChaCha stream ("server" in ASCII).
 pub const SERVER_STREAM: u64 = 0x7365_7276_6572;
+/// The later knobs' ChaCha stream ("knobs" in ASCII): the manager's
+/// limits and requested revision, the transport's settings, the server's
+/// notifications, priming, session limits and 400s. New knobs are drawn
+/// after the last one here, so that no earlier draw moves.
+pub const KNOBS_STREAM: u64 = 0x6b_6e6f_6273;
+
+/// The server knobs' bounds as drawn (well within [`MAX_NOTIFICATIONS`]):
+/// at most this many notifications before a response.
+pub const DRAWN_NOTIFICATIONS: u32 = 4;
 
 /// The server host's name: the one server, or the load balancer in front
 /// of the instances of a balanced schedule (see [`BalancerPlan`]).
@@ -362,13 +385,19 @@ impl Schedule {
     /// same schedule.
     pub fn generate(scenario: &Scenario, seed: u64) -> Schedule {
         let mut w = stream(seed, WORKLOAD_STREAM);
+        let mut k = stream(seed, KNOBS_STREAM);
         let mut session = vary_session(scenario, &mut w);
+        // The limits before the programs: a think time aimed at the idle
+        // deadline aims at the drawn one.
+        vary_limits(scenario, &mut session, &mut k);
         let workers = (1..=scenario.workers.max(1))
             .map(|i| {
                 let vus = vu_count(&mut w, scenario.vus);
                 WorkerPlan {
                     name: worker_host(i),
-                    vus: (1..=vus).map(|vu| program(scenario, vu, &mut w)).collect(),
+                    vus: (1..=vus)
+                        .map(|vu| program(scenario, &session, vu, &mut w))
+                        .collect(),
                 }
             })
             .collect::<Vec<_>>();
@@ -424,6 +453,20 @@ impl Schedule {
             Some(b) => (0..b.instances).map(instance_host).collect(),
             None => vec![SERVER_HOST.to_owned()],
         };
+        // The later knobs, on their own stream, in a fixed order (append
+        // new ones at the end).
+        if scenario.vary.protocol_version {
+            session.protocol_version = requested_version(&mut k).to_owned();
+        }
+        let http = vary_http(&scenario.http, &mut k);
+        vary_server(&mut server, &session, &workers, &mut k);
+        let mut http = http;
+        if server.answer_400_for_unknown_session {
+            // The TypeScript SDK's 400 is taken for a 404, or a restart
+            // would leave every client on a session the server no longer
+            // knows (a world where nothing works after the first bounce).
+            http.session_400_is_expired = true;
+        }
 
         let faults = if scenario.fault_events == 0 || fault_kinds.is_empty() {
             FaultPlan::none()
@@ -437,6 +480,8 @@ impl Schedule {
                 } else {
                     Vec::new()
                 },
+                // A slow `initialize` outlasts the drawn request timeout.
+                slow_initialize_ms: http.request_timeout_ms + 300,
                 ..fault_space(scenario, &session, busy_ms(&session, &workers))
             };
             FaultPlan::generate(seed, &space)
@@ -445,7 +490,7 @@ impl Schedule {
         Schedule {
             seed,
             session,
-            http: scenario.http.clone(),
+            http,
             workers,
             server,
             latency,
@@ -672,8 +717,147 @@ pub fn fault_space(scenario: &Scenario, session: &SessionConfig, busy_ms: u64) -
         } else {
             100
         },
+        mismatched_versions: mismatched_versions(&session.protocol_version),
         ..FaultSpace::default()
     }
+}
+
+/// The revisions a version mismatch answers a client that asked for
+/// `requested`: the oldest supported revision other than `requested`, and
+/// one no client speaks. Never the one asked for (that would be no
+/// mismatch, and `version-policy` would stop testing one).
+pub fn mismatched_versions(requested: &str) -> Vec<String> {
+    let other = SUPPORTED_PROTOCOL_VERSIONS
+        .iter()
+        .find(|v| **v != requested)
+        .copied()
+        .unwrap_or("2024-11-05");
+    vec![other.to_owned(), "1999-01-01".to_owned()]
+}
+
+/// The legacy revision a client asks for: the library's default
+/// (2025-11-25) half the time, each of the three older ones a sixth
+/// (2024-11-05 and 2025-03-26 have no `MCP-Protocol-Version` header).
+fn requested_version(rng: &mut ChaCha8Rng) -> &'static str {
+    let older = &SUPPORTED_PROTOCOL_VERSIONS[..SUPPORTED_PROTOCOL_VERSIONS.len() - 1];
+    match rng.random_range(0..6) {
+        i @ 0..=2 => older[i],
+        _ => DEFAULT_PROTOCOL_VERSION,
+    }
+}
+
+/// A value from two thirds to four thirds of `base` (at least 1).
+fn around(rng: &mut ChaCha8Rng, base: u64) -> u64 {
+    within(rng, ((base * 2 / 3).max(1), (base * 4 / 3).max(1)))
+}
+
+/// Beyond this (ms), a manager limit is taken never to act within a run
+/// (the library's defaults: 15 minutes, a minute, 30 s).
+const LONG_LIMIT_MS: u64 = 10_000;
+
+/// A manager limit of base `base` (ms, 0 = off) drawn: a short one from
+/// two thirds to four thirds of itself; a long one (a default beyond any
+/// run) kept half the time, switched off (0) a quarter and drawn from
+/// `short` a quarter, so it acts within the run; an off one kept.
+fn vary_limit(rng: &mut ChaCha8Rng, base: u64, short: (u64, u64)) -> u64 {
+    if base == 0 {
+        base
+    } else if base <= LONG_LIMIT_MS {
+        around(rng, base)
+    } else {
+        match rng.random_range(0..4) {
+            0 | 1 => base,
+            2 => 0,
+            _ => within(rng, short),
+        }
+    }
+}
+
+/// The manager's limits with the seed's variations ([`Vary::limits`]):
+/// `ttl_ms`, `max_idle_ms` and, in pool mode, `acquire_timeout_ms`.
+fn vary_limits(scenario: &Scenario, s: &mut SessionConfig, rng: &mut ChaCha8Rng) {
+    if !scenario.vary.limits {
+        return;
+    }
+    s.ttl_ms = vary_limit(rng, s.ttl_ms, (1_000, 4_000));
+    s.max_idle_ms = vary_limit(rng, s.max_idle_ms, (200, 2_000));
+    if s.mode == Mode::Pool {
+        // Never 0: a pool must wait a while.
+        s.acquire_timeout_ms = around(rng, s.acquire_timeout_ms.max(1));
+    }
+}
+
+/// The transport's settings drawn around the scenario's: connect, request
+/// and close timeouts from two thirds to four thirds of theirs (a close
+/// still outlasts a round trip under the worst latency fault); the body
+/// cap and the resumption count kept half the time, else drawn (64 KiB
+/// or 1 MiB, far above any answer; 0 to 5 resumptions).
+fn vary_http(base: &HttpConfig, rng: &mut ChaCha8Rng) -> HttpConfig {
+    let mut h = base.clone();
+    h.connect_timeout_ms = around(rng, h.connect_timeout_ms);
+    h.request_timeout_ms = around(rng, h.request_timeout_ms);
+    h.close_timeout_ms = around(rng, h.close_timeout_ms);
+    h.max_body_bytes = match rng.random_range(0..4) {
+        0 | 1 => h.max_body_bytes,
+        2 => 1024 * 1024,
+        _ => 64 * 1024,
+    };
+    h.max_resumes = if rng.random_bool(0.5) {
+        h.max_resumes
+    } else {
+        rng.random_range(0..=5)
+    };
+    // Whether the TypeScript SDK's 400 counts as a 404: off a quarter of
+    // the time (set back on when the server answers that 400).
+    h.session_400_is_expired = !chance(rng, 25);
+    h
+}
+
+/// The server's later knobs: notifications before an SSE answer's
+/// response (none half the time, else 1 to [`DRAWN_NOTIFICATIONS`]),
+/// priming events (half the time), a session TTL and (unless the scenario
+/// sets one) an idle limit a third of the time each, short enough to act
+/// within a run, a cap on live sessions a quarter of the time (never below
+/// three quarters of the sessions the workers hold at once, so most work
+/// still gets a session), and the TypeScript SDK's 400 for an unknown
+/// session a quarter of the time.
+fn vary_server(
+    server: &mut ServerConfig,
+    session: &SessionConfig,
+    workers: &[WorkerPlan],
+    rng: &mut ChaCha8Rng,
+) {
+    server.notifications_before_response = if rng.random_bool(0.5) {
+        0
+    } else {
+        rng.random_range(1..=DRAWN_NOTIFICATIONS)
+    };
+    server.sse_priming = rng.random_bool(0.5);
+    if chance(rng, 33) {
+        server.session_ttl = Some(Duration::from_millis(rng.random_range(1_000..=5_000)));
+    }
+    let idle = chance(rng, 33).then(|| rng.random_range(500..=3_000));
+    if server.session_idle.is_none() {
+        server.session_idle = idle.map(Duration::from_millis);
+    }
+    // The sessions the workers hold at once: a session per VU, or per
+    // pool slot.
+    let held: u64 = workers
+        .iter()
+        .map(|w| {
+            let vus = w.vus.len() as u64;
+            if session.mode == Mode::Pool {
+                vus.min(session.pool_size as u64)
+            } else {
+                vus
+            }
+        })
+        .sum();
+    if chance(rng, 25) {
+        let least = (held * 3 / 4).max(1);
+        server.max_sessions = usize::try_from(within(rng, (least, held + 2))).ok();
+    }
+    server.answer_400_for_unknown_session = chance(rng, 25);
 }
 
 /// The scenario's config with the seed's variations.
@@ -703,8 +887,9 @@ fn vary_session(scenario: &Scenario, rng: &mut ChaCha8Rng) -> SessionConfig {
     s
 }
 
-/// VU `vu`'s program.
-fn program(scenario: &Scenario, vu: u64, rng: &mut ChaCha8Rng) -> Program {
+/// VU `vu`'s program (think times aimed at the idle deadline aim at
+/// `session`'s).
+fn program(scenario: &Scenario, session: &SessionConfig, vu: u64, rng: &mut ChaCha8Rng) -> Program {
     let n = within(
         rng,
         (u64::from(scenario.steps.0), u64::from(scenario.steps.1)),
@@ -715,10 +900,9 @@ fn program(scenario: &Scenario, vu: u64, rng: &mut ChaCha8Rng) -> Program {
             let think_ms = if chance(rng, scenario.deadline_think_pct) {
                 let spread = scenario.deadline_think_spread_ms;
                 if spread == 0 {
-                    scenario.session.max_idle_ms
+                    session.max_idle_ms
                 } else {
-                    (scenario.session.max_idle_ms + within(rng, (0, 2 * spread)))
-                        .saturating_sub(spread)
+                    (session.max_idle_ms + within(rng, (0, 2 * spread))).saturating_sub(spread)
                 }
             } else {
                 think_ms
@@ -832,21 +1016,24 @@ mod tests {
     #[test]
     fn eviction_race_thinks_exactly_the_idle_limit_sometimes() {
         let s = Scenario::eviction_race();
-        let thinks: Vec<u64> = (0..5)
-            .flat_map(|seed| Schedule::generate(&s, seed).workers)
-            .flat_map(|w| w.vus)
-            .flat_map(|p| p.steps)
-            .filter_map(|step| match step {
-                Step::Call { think_ms, .. } | Step::CancelAcquire { think_ms, .. } => {
-                    Some(think_ms)
-                }
-                Step::CloseManager => None,
+        // Each think time with its seed's idle limit (drawn per seed).
+        let thinks: Vec<(u64, u64)> = (0..5)
+            .map(|seed| Schedule::generate(&s, seed))
+            .flat_map(|sch| {
+                let idle = sch.session.max_idle_ms;
+                sch.workers
+                    .into_iter()
+                    .flat_map(|w| w.vus)
+                    .flat_map(|p| p.steps)
+                    .filter_map(move |step| match step {
+                        Step::Call { think_ms, .. } | Step::CancelAcquire { think_ms, .. } => {
+                            Some((think_ms, idle))
+                        }
+                        Step::CloseManager => None,
+                    })
             })
             .collect();
-        let at = thinks
-            .iter()
-            .filter(|t| **t == s.session.max_idle_ms)
-            .count();
+        let at = thinks.iter().filter(|(t, idle)| t == idle).count();
         assert!(at > 0 && at < thinks.len() / 2, "{at} of {}", thinks.len());
     }
 

@@ -865,6 +865,19 @@ impl<D: Dialer> Connection for HttpConnection<D> {
                 // already forgot it. Either way the session is over for us.
                 200..=299 => Ok(CloseOutcome::Deleted),
                 404 => Ok(CloseOutcome::AlreadyGone),
+                // The TypeScript SDK's 400 for a session it forgot is its
+                // 404, as for every other request (`session_400_is_expired`);
+                // it was reported as a failed close.
+                400 if self.shared.cfg.session_400_is_expired => {
+                    let body = response::read_all(response.into_body(), 64 * 1024)
+                        .await
+                        .unwrap_or_default();
+                    if jsonrpc::is_no_valid_session(&body) {
+                        Ok(CloseOutcome::AlreadyGone)
+                    } else {
+                        Err(TransportError::Http { status: 400 })
+                    }
+                }
                 405 => Ok(CloseOutcome::NotAllowed),
                 s @ 500..=599 => Err(TransportError::ServerError { status: s }),
                 s => Err(TransportError::Http { status: s }),
@@ -1051,5 +1064,26 @@ mod tests {
         assert_eq!(r.err(), Some(TransportError::SessionNotFound));
         assert_eq!(conn.close().await, Ok(CloseOutcome::AlreadyGone));
         assert_eq!(*lock(&seen), [Method::POST, Method::POST]);
+    }
+
+    /// A DELETE the TypeScript SDK answers with its 400 "No valid session
+    /// ID" found the session already gone, as a 404 would (it was counted
+    /// as a failed close; the simulation's drawn
+    /// `answer_400_for_unknown_session` showed it).
+    #[tokio::test]
+    async fn a_delete_answered_the_typescript_400_finds_the_session_gone() {
+        let (port, seen) = recording_server(|n, _| match n {
+            0 => initialize_s1(),
+            _ => Response::builder()
+                .status(400)
+                .header(CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from_static(
+                    br#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"Bad Request: No valid session ID provided"},"id":null}"#,
+                ))),
+        })
+        .await;
+        let conn = initialized(port).await;
+        assert_eq!(conn.close().await, Ok(CloseOutcome::AlreadyGone));
+        assert_eq!(*lock(&seen), [Method::POST, Method::DELETE]);
     }
 }

@@ -102,7 +102,8 @@ where
     )
 }
 
-async fn read_all<B>(body: B, max: usize) -> Result<Vec<u8>, TransportError>
+/// The whole of `body`, up to `max` bytes.
+pub(crate) async fn read_all<B>(body: B, max: usize) -> Result<Vec<u8>, TransportError>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::fmt::Display,
