@@ -113,6 +113,15 @@ pub enum Step {
     },
     /// Close the worker's manager (every VU then meets a closed manager).
     CloseManager,
+    /// Never drawn by a scenario: a test hook of the liveness budget
+    /// ([`crate::liveness`]). Loops forever without advancing simulated
+    /// time, yielding to the scheduler each time round: the run exceeds
+    /// its scheduler-step budget.
+    SpinForever,
+    /// Never drawn by a scenario: a test hook of the liveness budget
+    /// ([`crate::liveness`]). Sleeps a second of simulated time at a time,
+    /// forever: the run exceeds its simulated-time budget.
+    SleepForever,
 }
 
 /// One VU's steps.
@@ -451,6 +460,9 @@ pub fn busy_ms(session: &SessionConfig, workers: &[WorkerPlan]) -> u64 {
                         Step::CloseManager => {
                             closed_at = Some(closed_at.map_or(t, |c| c.min(t)));
                         }
+                        // Test hooks: they never end, and are given no
+                        // time of their own.
+                        Step::SpinForever | Step::SleepForever => {}
                     }
                 }
                 longest = longest.max(t);
@@ -668,7 +680,7 @@ mod tests {
                 Step::Call { think_ms, .. } | Step::CancelAcquire { think_ms, .. } => {
                     Some(think_ms)
                 }
-                Step::CloseManager => None,
+                Step::CloseManager | Step::SpinForever | Step::SleepForever => None,
             })
             .collect();
         let at = thinks
