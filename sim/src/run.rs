@@ -334,7 +334,10 @@ pub fn run(schedule: &Schedule, scenario: &str, seed: u64) -> Report {
     let mut audit = audit(&trace, &cfg);
     // Liveness is the run's own law: checked once per run, first when
     // broken (a run stopped part-way may break others for that reason).
-    *audit.checks.entry(crate::liveness::LAW.to_owned()).or_default() += 1;
+    *audit
+        .checks
+        .entry(crate::liveness::LAW.to_owned())
+        .or_default() += 1;
     if let Some(exceeded) = &sim.exceeded {
         audit.violations.insert(0, exceeded.violation(&trace));
     }

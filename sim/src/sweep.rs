@@ -1660,7 +1660,15 @@ mod tests {
             default_runner(s, seed)
         });
         let stop = AtomicBool::new(false);
-        let results = run_jobs_with(&scenarios, &jobs, 3, &stop, &NoProgress, runner.clone(), DEFAULT_SEED_TIMEOUT);
+        let results = run_jobs_with(
+            &scenarios,
+            &jobs,
+            3,
+            &stop,
+            &NoProgress,
+            runner.clone(),
+            DEFAULT_SEED_TIMEOUT,
+        );
         assert_eq!(
             results.iter().map(|r| r.seed).collect::<Vec<_>>(),
             vec![0, 1, 2, 3]
@@ -1674,13 +1682,30 @@ mod tests {
             assert!(r.trace_hash.is_some() && r.panic.is_none(), "{r:?}");
         }
         // The same seeds on one thread: the same hashes.
-        let one = run_jobs_with(&scenarios, &jobs, 1, &stop, &NoProgress, runner.clone(), DEFAULT_SEED_TIMEOUT);
+        let one = run_jobs_with(
+            &scenarios,
+            &jobs,
+            1,
+            &stop,
+            &NoProgress,
+            runner.clone(),
+            DEFAULT_SEED_TIMEOUT,
+        );
         let hashes =
             |rs: &[SeedResult]| rs.iter().map(|r| r.trace_hash.clone()).collect::<Vec<_>>();
         assert_eq!(hashes(&one), hashes(&results));
         // Once stopped, nothing more is started.
         stop.store(true, Ordering::SeqCst);
-        assert!(run_jobs_with(&scenarios, &jobs, 2, &stop, &NoProgress, runner.clone(), DEFAULT_SEED_TIMEOUT).is_empty());
+        assert!(run_jobs_with(
+            &scenarios,
+            &jobs,
+            2,
+            &stop,
+            &NoProgress,
+            runner.clone(),
+            DEFAULT_SEED_TIMEOUT
+        )
+        .is_empty());
     }
 
     #[test]
