@@ -657,7 +657,10 @@ enum Message {
         seed: u64,
     },
     /// Worker `worker` finished a seed.
-    Finished { worker: usize, result: SeedResult },
+    Finished {
+        worker: usize,
+        result: Box<SeedResult>,
+    },
     /// Worker `worker` took its last seed.
     Exited { worker: usize },
 }
@@ -700,6 +703,7 @@ fn spawn_worker(
                 return;
             }
             let result = run_seed_with(scenario, seed, &*runner);
+            let result = Box::new(result);
             if tx.send(Message::Finished { worker, result }).is_err() {
                 return;
             }
@@ -800,7 +804,7 @@ pub fn run_jobs_with(
                 if !abandoned.contains(&worker) {
                     running.remove(&worker);
                     progress.finished(&result);
-                    results.push(result);
+                    results.push(*result);
                 }
             }
             Ok(Message::Exited { worker }) => {

@@ -268,22 +268,21 @@ fn a_seed_that_never_ends_in_simulated_time_is_a_liveness_violation() {
     assert!(report.steps <= budget.steps);
 }
 
-/// Every seed of the test sweep's scenarios stays well within its budget:
+/// Seed 0 of every scenario stays well within its budget:
 /// the budget is derived from the schedule, and no real seed comes near it.
 #[test]
 fn budgets_are_far_from_real_runs() {
     for scenario in Scenario::all() {
-        for seed in [0] {
-            let report = run(&Schedule::generate(&scenario, seed), &scenario.name, seed);
-            let b = report.budget;
-            assert!(
-                report.simulated_ms * 2 <= b.simulated_ms && report.steps * 2 <= b.steps,
-                "{} seed {seed}: {} ms, {} steps of {b}",
-                scenario.name,
-                report.simulated_ms,
-                report.steps
-            );
-        }
+        let seed = 0;
+        let report = run(&Schedule::generate(&scenario, seed), &scenario.name, seed);
+        let b = report.budget;
+        assert!(
+            report.simulated_ms * 2 <= b.simulated_ms && report.steps * 2 <= b.steps,
+            "{} seed {seed}: {} ms, {} steps of {b}",
+            scenario.name,
+            report.simulated_ms,
+            report.steps
+        );
     }
 }
 
