@@ -270,7 +270,10 @@ impl Meter {
     /// `fut`, counted by this meter: polled as it is, until the meter's
     /// budget is spent; then it stays pending for good, without waking,
     /// so that a spinning task stops spinning and the step loop gets the
-    /// run back. Pinned in place (no allocation of its own).
+    /// run back. Pinned in place, not boxed: with the VU future behind a
+    /// `Box::pin` of its own, seeds did other things (the reuse snapshot
+    /// at seeds 2 and 3 changed), so something in the stack orders by
+    /// heap address; in place, every trace hash is what it was.
     pub fn meter<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> {
         let meter = self.clone();
         async move {

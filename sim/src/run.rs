@@ -264,7 +264,6 @@ fn simulate(schedule: &Schedule, seed: u64, record_manager: bool) -> Simulated {
             .cloned()
             .unwrap_or_default();
         let recorder = vu_recorders[&vu.worker].clone();
-
         vu_meter.meter(run_vu(vu, steps, recorder))
     });
 
