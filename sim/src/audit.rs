@@ -96,6 +96,14 @@
 //! - `era_counters_match`: the metrics' era counters say what the trace
 //!   shows.
 //!
+//! One law is the run's own, not the trace's ([`RUN_LAWS`]; checked once
+//! per run by [`crate::run::run`], never by [`audit`]):
+//!
+//! - `liveness`: the run finished within its budget of simulated time and
+//!   of scheduler steps, derived from its schedule
+//!   ([`crate::liveness::Budget::for_schedule`]); a run over either is
+//!   stopped there, and the violation shows its last events.
+//!
 //! Laws about the server (`created_equals_server_initialized`,
 //! `clean_close`) are checked only when the trace holds server events.
 //! Session ids are matched across servers by value.
@@ -108,7 +116,7 @@ use serde::Serialize;
 use crate::trace::{Source, Trace, TraceEvent};
 
 /// The laws, by name, in report order.
-pub const LAWS: [&str; 19] = [
+pub const LAWS: [&str; 20] = [
     "pool_bound",
     "one_holder",
     "no_use_after_close",
@@ -128,7 +136,12 @@ pub const LAWS: [&str; 19] = [
     "mrtr_retry_exact",
     "discover_fresh",
     "era_counters_match",
+    "liveness",
 ];
+
+/// The laws of [`LAWS`] a run checks itself rather than [`audit`] from
+/// the trace (listed by the audit with no checks).
+pub const RUN_LAWS: [&str; 1] = ["liveness"];
 
 /// What the audit needs besides the trace: the manager's configuration
 /// (every field optional: a trace audited without it is checked for what

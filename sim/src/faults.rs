@@ -1666,10 +1666,26 @@ impl Applier {
     /// the simulation does (a client error, or its duration running out).
     /// Events still due when the clients are done are not applied.
     pub fn run(&mut self, sim: &mut Sim<'_>) -> turmoil::Result {
+        self.run_while(sim, |_| true).map(|_| ())
+    }
+
+    /// [`Applier::run`], asking `go_on` before each step whether to take
+    /// it: returns `true` once every client host is done, `false` when
+    /// `go_on` stopped the run first (a liveness budget spent, see
+    /// [`crate::liveness`]). `go_on` only reads: a run it never stops is
+    /// [`Applier::run`]'s.
+    pub fn run_while(
+        &mut self,
+        sim: &mut Sim<'_>,
+        mut go_on: impl FnMut(&Sim<'_>) -> bool,
+    ) -> turmoil::Result<bool> {
         loop {
+            if !go_on(sim) {
+                return Ok(false);
+            }
             self.apply_due(sim);
             if sim.step()? {
-                return Ok(());
+                return Ok(true);
             }
         }
     }

@@ -17,6 +17,7 @@ pub mod dialer;
 pub mod faults;
 pub mod forwarded;
 pub mod listener;
+pub mod liveness;
 pub mod run;
 pub mod scenarios;
 pub mod schedule;

@@ -17,6 +17,7 @@ use mcp_session::SessionMetrics;
 
 use crate::audit::{audit, AuditConfig, Violation};
 use crate::faults::Applied;
+use crate::liveness::{Budget, Exceeded, Meter};
 use crate::schedule::{Schedule, Step, SERVER_HOST};
 use crate::server::Stamped;
 use crate::topology::{Topology, Vu, WorkerSpec};
@@ -49,6 +50,11 @@ pub struct Report {
     pub sim_error: Option<String>,
     /// Simulated time when the run ended (ms).
     pub simulated_ms: u64,
+    /// What the run was allowed to spend ([`Budget::for_schedule`]):
+    /// exceeding it is a `liveness` violation.
+    pub budget: Budget,
+    /// Scheduler steps (polls of the VU tasks) the run took.
+    pub steps: u64,
     /// Real time the whole call took (ms): drawing nothing from it, the
     /// simulation cannot depend on it; it is not in the trace.
     pub wall_ms: f64,
@@ -147,11 +153,21 @@ impl Report {
                 "law {} broken at event #{}: {}\n",
                 v.law, v.event_index, v.message
             ));
+            // A run over budget was stopped at its last event: show what
+            // led there.
+            let before = if v.law == crate::liveness::LAW {
+                crate::liveness::LAST_EVENTS - 1
+            } else {
+                12
+            };
             out.push_str(
                 &self
                     .trace
-                    .timeline_range(v.event_index.saturating_sub(12), v.event_index + 5),
+                    .timeline_range(v.event_index.saturating_sub(before), v.event_index + 5),
             );
+        }
+        if !self.violations.is_empty() || self.sim_error.is_some() {
+            out.push_str(&format!("budget: {}\n", self.budget));
         }
         out.push_str("schedule:\n");
         out.push_str(&self.schedule.to_json());
@@ -175,6 +191,12 @@ struct Simulated {
     sim_error: Option<String>,
     /// Simulated time at the end (ms).
     simulated_ms: u64,
+    /// The run's budget.
+    budget: Budget,
+    /// The scheduler steps taken.
+    steps: u64,
+    /// The budget exceeded, if the run was stopped for it.
+    exceeded: Option<Exceeded>,
     /// Each VU's steps that ended in an error.
     vu_errors: BTreeMap<String, BTreeMap<u64, u32>>,
     /// Each worker's final manager metrics.
@@ -231,17 +253,28 @@ fn simulate(schedule: &Schedule, seed: u64, record_manager: bool) -> Simulated {
         }
     }
     let (programs, vu_recorders) = (Arc::new(programs), Arc::new(recorders.clone()));
+    // Every VU is metered against the step budget; the loop below checks
+    // both budgets between steps (see `crate::liveness`).
+    let budget = Budget::for_schedule(schedule);
+    let meter = Meter::new(budget.steps);
+    let vu_meter = meter.clone();
     let mut world = topology.build(move |vu: Vu| {
         let steps = programs
             .get(&(vu.worker.clone(), vu.id))
             .cloned()
             .unwrap_or_default();
         let recorder = vu_recorders[&vu.worker].clone();
-        run_vu(vu, steps, recorder)
+        vu_meter.meter(run_vu(vu, steps, recorder))
     });
 
-    let (sim_error, applied) = match world.run_with(&schedule.faults) {
-        Ok(applied) => (None, applied),
+    let mut exceeded = None;
+    let within = |sim: &turmoil::Sim<'_>| {
+        let at_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
+        exceeded = budget.exceeded(at_ms, meter.steps());
+        exceeded.is_none()
+    };
+    let (sim_error, applied) = match world.run_within(&schedule.faults, within) {
+        Ok((applied, _)) => (None, applied),
         Err(e) => (Some(e.to_string()), Vec::new()),
     };
     let simulated_ms = u64::try_from(world.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -263,6 +296,9 @@ fn simulate(schedule: &Schedule, seed: u64, record_manager: bool) -> Simulated {
         applied,
         sim_error,
         simulated_ms,
+        budget,
+        steps: meter.steps(),
+        exceeded,
         vu_errors,
         metrics: world.metrics(),
         streams_at_end: world.streams_at_end(),
@@ -294,7 +330,16 @@ pub fn run(schedule: &Schedule, scenario: &str, seed: u64) -> Report {
     let cfg = AuditConfig::for_session(&schedule.session)
         .with_metrics(sim.metrics.clone())
         .with_streams_at_end(sim.streams_at_end);
-    let audit = audit(&trace, &cfg);
+    let mut audit = audit(&trace, &cfg);
+    // Liveness is the run's own law: checked once per run, first when
+    // broken (a run stopped part-way may break others for that reason).
+    *audit
+        .checks
+        .entry(crate::liveness::LAW.to_owned())
+        .or_default() += 1;
+    if let Some(exceeded) = &sim.exceeded {
+        audit.violations.insert(0, exceeded.violation(&trace));
+    }
 
     Report {
         scenario: scenario.to_owned(),
@@ -308,6 +353,8 @@ pub fn run(schedule: &Schedule, scenario: &str, seed: u64) -> Report {
         goals: audit.goals,
         sim_error: sim.sim_error,
         simulated_ms: sim.simulated_ms,
+        budget: sim.budget,
+        steps: sim.steps,
         wall_ms: started.elapsed().as_secs_f64() * 1_000.0,
         trace,
     }

@@ -223,7 +223,9 @@ fn step_time_out_of_range(steps: &[Step]) -> Option<(usize, &'static str, u64)> 
             Step::CancelAcquire { after_ms, think_ms } => {
                 [("after_ms", *after_ms), ("think_ms", *think_ms)]
             }
-            Step::CloseManager => [("think_ms", 0), ("think_ms", 0)],
+            Step::CloseManager | Step::SpinForever | Step::SleepForever => {
+                [("think_ms", 0), ("think_ms", 0)]
+            }
         };
         times
             .into_iter()
@@ -275,6 +277,15 @@ pub enum Step {
     },
     /// Close the worker's manager (every VU then meets a closed manager).
     CloseManager,
+    /// Never drawn by a scenario: a test hook of the liveness budget
+    /// ([`crate::liveness`]). Loops forever without advancing simulated
+    /// time, yielding to the scheduler each time round: the run exceeds
+    /// its scheduler-step budget.
+    SpinForever,
+    /// Never drawn by a scenario: a test hook of the liveness budget
+    /// ([`crate::liveness`]). Sleeps a second of simulated time at a time,
+    /// forever: the run exceeds its simulated-time budget.
+    SleepForever,
 }
 
 /// One VU's steps.
@@ -668,6 +679,9 @@ pub fn busy_ms(session: &SessionConfig, workers: &[WorkerPlan]) -> u64 {
                         Step::CloseManager => {
                             closed_at = Some(closed_at.map_or(t, |c| c.min(t)));
                         }
+                        // Test hooks: they never end, and are given no
+                        // time of their own.
+                        Step::SpinForever | Step::SleepForever => {}
                     }
                 }
                 longest = longest.max(t);
@@ -1029,7 +1043,7 @@ mod tests {
                         Step::Call { think_ms, .. } | Step::CancelAcquire { think_ms, .. } => {
                             Some((think_ms, idle))
                         }
-                        Step::CloseManager => None,
+                        Step::CloseManager | Step::SpinForever | Step::SleepForever => None,
                     })
             })
             .collect();

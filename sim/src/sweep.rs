@@ -37,7 +37,23 @@
 //! measures around a whole sweep.
 //!
 //! A seed that panics is caught ([`crate::run::catch`]) and recorded
-//! as a failing seed with its replay line; the other seeds go on. A stop
+//! as a failing seed with its replay line; the other seeds go on.
+//!
+//! # The watchdog
+//!
+//! A run over its liveness budget ([`crate::liveness`]) is stopped by the
+//! run itself. As a last resort, for a seed that never hands control back
+//! (a loop that never yields), each seed runs under a wall-clock limit
+//! ([`SweepOptions::seed_timeout`], default [`DEFAULT_SEED_TIMEOUT`] or
+//! `MCP_SIM_SEED_TIMEOUT_S`): the thread that coordinates the workers
+//! records a seed still running past it as [`SeedResult::hung`] (a failing
+//! seed, with its replay line), abandons its worker thread and starts
+//! another in its place, and the sweep goes on. An abandoned thread is
+//! detached: the process still exits when the command returns. This is
+//! the one wall-clock reading that decides anything, and it decides only
+//! whether a result is waited for, never what a simulation does.
+//!
+//! A stop
 //! flag (the command line sets it on Ctrl-C) makes the workers finish the
 //! seeds in flight and take no more; the report is then marked
 //! [`SweepReport::interrupted`].
@@ -48,7 +64,8 @@ use std::fmt::Write as _;
 use std::ops::Range;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -57,6 +74,7 @@ use sha2::{Digest, Sha256};
 use mcp_session::SessionMetrics;
 
 use crate::audit::{GOALS, LAWS};
+use crate::liveness::Budget;
 use crate::run::{catch, run, Panicked, Report};
 use crate::scenarios::Scenario;
 use crate::schedule::Schedule;
@@ -67,6 +85,25 @@ pub const FORMAT: &str = "mcp-sim-sweep-report/1";
 
 /// The default cap on seeds per scenario of an until-every-goal sweep.
 pub const DEFAULT_MAX_SEEDS: u64 = 1_000;
+
+/// The default wall-clock limit on one seed: far beyond any seed's run
+/// (the slowest default seeds take a second or two in release builds).
+pub const DEFAULT_SEED_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The environment variable that sets the wall-clock limit on one seed, in
+/// seconds (fractions allowed), where no option does.
+pub const SEED_TIMEOUT_ENV: &str = "MCP_SIM_SEED_TIMEOUT_S";
+
+/// The wall-clock limit on one seed: `MCP_SIM_SEED_TIMEOUT_S` if it holds
+/// a positive number of seconds, else [`DEFAULT_SEED_TIMEOUT`].
+pub fn default_seed_timeout() -> Duration {
+    std::env::var(SEED_TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(DEFAULT_SEED_TIMEOUT)
+}
 
 /// The command that replays `seed` of `scenario` (the same line as
 /// [`Report::replay_line`]).
@@ -312,6 +349,17 @@ pub struct SeedResult {
     pub checks: BTreeMap<String, u64>,
     /// Simulated time when the run ended (ms).
     pub simulated_ms: u64,
+    /// What the run was allowed to spend (exceeding it breaks `liveness`);
+    /// `None` when there was no run to speak of (it panicked or hung).
+    #[serde(default)]
+    pub budget: Option<Budget>,
+    /// Scheduler steps (VU polls) the run took.
+    #[serde(default)]
+    pub steps: u64,
+    /// Whether the seed gave no result within the sweep's wall-clock limit
+    /// (the watchdog): its thread was abandoned.
+    #[serde(default)]
+    pub hung: bool,
     /// Real time the run took on its worker thread (ms). The only value
     /// here that differs between two runs of the same seed.
     pub wall_ms: f64,
@@ -355,6 +403,9 @@ impl SeedResult {
                 .collect(),
             checks: report.checks.clone(),
             simulated_ms: report.simulated_ms,
+            budget: Some(report.budget),
+            steps: report.steps,
+            hung: false,
             wall_ms,
             metrics,
             vu_errors: report
@@ -380,6 +431,9 @@ impl SeedResult {
             goals: BTreeMap::new(),
             checks: BTreeMap::new(),
             simulated_ms: 0,
+            budget: None,
+            steps: 0,
+            hung: false,
             wall_ms,
             metrics: BTreeMap::new(),
             vu_errors: 0,
@@ -387,9 +441,20 @@ impl SeedResult {
         }
     }
 
-    /// Whether the run finished, broke no law and did not panic.
+    /// A seed still running after `wall_ms` of real time, past the sweep's
+    /// wall-clock limit: the watchdog abandoned its thread.
+    pub fn hung(scenario: &str, seed: u64, wall_ms: f64) -> SeedResult {
+        SeedResult {
+            panic: None,
+            hung: true,
+            ..SeedResult::panicked(scenario, seed, String::new(), wall_ms)
+        }
+    }
+
+    /// Whether the run finished, broke no law, did not panic and did not
+    /// hang.
     pub fn is_clean(&self) -> bool {
-        self.violations.is_empty() && self.sim_error.is_none() && self.panic.is_none()
+        self.violations.is_empty() && self.sim_error.is_none() && self.panic.is_none() && !self.hung
     }
 
     /// One line on what went wrong (empty for a clean seed): the broken
@@ -410,6 +475,12 @@ impl SeedResult {
         }
         if let Some(p) = &self.panic {
             parts.push(format!("panicked: {p}"));
+        }
+        if self.hung {
+            parts.push(format!(
+                "hung: no result after {:.1} s of real time (the watchdog abandoned its thread)",
+                self.wall_ms / 1_000.0
+            ));
         }
         parts.join("; ").replace('\n', " ")
     }
@@ -487,7 +558,7 @@ pub fn run_seed_with(scenario: &Scenario, seed: u64, runner: &Runner) -> SeedRes
 }
 
 /// How one seed is run: the scenario and the seed to a [`Report`].
-pub type Runner = dyn Fn(&Scenario, u64) -> Report + Sync;
+pub type Runner = dyn Fn(&Scenario, u64) -> Report + Send + Sync;
 
 /// What a sweep tells its caller as it goes (from worker threads).
 pub trait Progress: Sync {
@@ -549,7 +620,8 @@ fn nth_seed(jobs: &[Job], mut i: u64) -> Option<(usize, u64)> {
 /// `progress` of each; returns the results sorted by (scenario, seed).
 /// Seeds are taken from the ranges one at a time (never listed up front).
 /// Once `stop` is set, no further seed is started (the ones in flight
-/// finish and are returned).
+/// finish and are returned). Each seed runs under
+/// [`default_seed_timeout`] (see [`run_jobs_with`]).
 pub fn run_jobs(
     scenarios: &[Scenario],
     jobs: &[Job],
@@ -557,63 +629,205 @@ pub fn run_jobs(
     stop: &AtomicBool,
     progress: &dyn Progress,
 ) -> Vec<SeedResult> {
-    run_jobs_with(scenarios, jobs, threads, stop, progress, &default_runner)
+    run_jobs_with(
+        scenarios,
+        jobs,
+        threads,
+        stop,
+        progress,
+        Arc::new(default_runner),
+        default_seed_timeout(),
+    )
 }
 
-/// [`run_jobs`] with another runner in place of [`default_runner`].
+/// What a worker thread tells the coordinating thread.
+enum Message {
+    /// Worker `worker` started seed `seed` of scenario `scenario` (an
+    /// index).
+    Started {
+        worker: usize,
+        scenario: usize,
+        seed: u64,
+    },
+    /// Worker `worker` finished a seed.
+    Finished {
+        worker: usize,
+        result: Box<SeedResult>,
+    },
+    /// Worker `worker` took its last seed.
+    Exited { worker: usize },
+}
+
+/// What the worker threads share: the seeds and the queue's position.
+struct Queue {
+    scenarios: Vec<Scenario>,
+    jobs: Vec<Job>,
+    next: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// Starts worker thread `worker`: it takes seeds from `queue` one at a time
+/// and runs them, telling `tx`. Whether it could be started.
+fn spawn_worker(
+    worker: usize,
+    queue: &Arc<Queue>,
+    runner: &Arc<Runner>,
+    tx: &mpsc::Sender<Message>,
+) -> bool {
+    let (queue, runner, tx) = (queue.clone(), runner.clone(), tx.clone());
+    let work = move || {
+        loop {
+            if queue.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let i = queue.next.fetch_add(1, Ordering::SeqCst);
+            let Some((s, seed)) = nth_seed(&queue.jobs, i) else {
+                break;
+            };
+            let Some(scenario) = queue.scenarios.get(s) else {
+                continue;
+            };
+            let started = Message::Started {
+                worker,
+                scenario: s,
+                seed,
+            };
+            if tx.send(started).is_err() {
+                return;
+            }
+            let result = run_seed_with(scenario, seed, &*runner);
+            let result = Box::new(result);
+            if tx.send(Message::Finished { worker, result }).is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(Message::Exited { worker });
+    };
+    // OS threads here sit outside every simulation: each runs whole seeds,
+    // one at a time, and each seed is its own single-threaded deterministic
+    // turmoil world. Results are sorted by (scenario, seed), so no output
+    // depends on thread timing. Each thread gets a main-thread-sized
+    // stack, as the simulation's futures are deep in debug builds. The
+    // threads are detached, so that the watchdog can abandon one.
+    #[allow(clippy::disallowed_methods)]
+    let spawned = std::thread::Builder::new()
+        .name(format!("sweep-{worker}"))
+        .stack_size(8 << 20)
+        .spawn(work);
+    spawned.is_ok()
+}
+
+/// [`run_jobs`] with another runner in place of [`default_runner`], and a
+/// wall-clock limit on each seed: a seed still running after `seed_timeout`
+/// is recorded as [`SeedResult::hung`], its thread abandoned (left running,
+/// detached; whatever it reports later is ignored) and replaced, and the
+/// other seeds go on.
+// The watchdog's wall clock (`Instant`) is read here, on the coordinating
+// thread, outside every simulation; it decides only whether a seed's
+// result is still waited for.
+#[allow(clippy::disallowed_types, clippy::disallowed_methods)]
 pub fn run_jobs_with(
     scenarios: &[Scenario],
     jobs: &[Job],
     threads: usize,
     stop: &AtomicBool,
     progress: &dyn Progress,
-    runner: &Runner,
+    runner: Arc<Runner>,
+    seed_timeout: Duration,
 ) -> Vec<SeedResult> {
     let total: u64 = jobs
         .iter()
         .map(|(_, r)| r.end.saturating_sub(r.start))
         .fold(0, u64::saturating_add);
-    let next = AtomicU64::new(0);
-    let results = Mutex::new(Vec::with_capacity(
-        usize::try_from(total.min(4_096)).unwrap_or(0),
-    ));
-    let worker = || loop {
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
-        let i = next.fetch_add(1, Ordering::SeqCst);
-        let Some((s, seed)) = nth_seed(jobs, i) else {
-            break;
-        };
-        let Some(scenario) = scenarios.get(s) else {
-            continue;
-        };
-        let result = run_seed_with(scenario, seed, runner);
-        progress.finished(&result);
-        if let Ok(mut r) = results.lock() {
-            r.push(result);
-        }
-    };
+    let queue = Arc::new(Queue {
+        scenarios: scenarios.to_vec(),
+        jobs: jobs.to_vec(),
+        next: AtomicU64::new(0),
+        stop: AtomicBool::new(stop.load(Ordering::SeqCst)),
+    });
+    let mut results = Vec::with_capacity(usize::try_from(total.min(4_096)).unwrap_or(0));
+    let (tx, rx) = mpsc::channel();
     let threads = threads.clamp(1, usize::try_from(total.max(1)).unwrap_or(usize::MAX));
-    // OS threads here sit outside every simulation: each runs whole seeds,
-    // one at a time, and each seed is its own single-threaded deterministic
-    // turmoil world. Results are sorted by (scenario, seed) below, so no
-    // output depends on thread timing. Each thread gets a main-thread-sized
-    // stack, as the simulation's futures are deep in debug builds.
-    #[allow(clippy::disallowed_methods)]
-    std::thread::scope(|scope| {
-        for i in 0..threads {
-            let spawned = std::thread::Builder::new()
-                .name(format!("sweep-{i}"))
-                .stack_size(8 << 20)
-                .spawn_scoped(scope, worker);
-            if spawned.is_err() && i == 0 {
-                // No thread at all: run the queue on this one.
-                worker();
+    let mut live = 0usize;
+    let mut spawned = 0usize;
+    for _ in 0..threads {
+        live += usize::from(spawn_worker(spawned, &queue, &runner, &tx));
+        spawned += 1;
+    }
+    if live == 0 {
+        // No thread at all: run the queue on this one (without a watchdog).
+        let mut i = 0;
+        while !stop.load(Ordering::SeqCst) {
+            let Some((s, seed)) = nth_seed(jobs, i) else {
+                break;
+            };
+            i += 1;
+            if let Some(scenario) = scenarios.get(s) {
+                let result = run_seed_with(scenario, seed, &*runner);
+                progress.finished(&result);
+                results.push(result);
             }
         }
-    });
-    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+        sort_results(&mut results);
+        return results;
+    }
+    let now = std::time::Instant::now;
+    let mut running: BTreeMap<usize, (usize, u64, std::time::Instant)> = BTreeMap::new();
+    let mut abandoned: BTreeSet<usize> = BTreeSet::new();
+    while live > 0 {
+        if stop.load(Ordering::SeqCst) {
+            queue.stop.store(true, Ordering::SeqCst);
+        }
+        // Wake for the earliest deadline, and often enough to see `stop`.
+        let wait = running
+            .values()
+            .map(|(_, _, at)| seed_timeout.saturating_sub(at.elapsed()))
+            .min()
+            .unwrap_or(seed_timeout)
+            .min(Duration::from_millis(100));
+        match rx.recv_timeout(wait) {
+            Ok(Message::Started {
+                worker,
+                scenario,
+                seed,
+            }) => {
+                running.insert(worker, (scenario, seed, now()));
+            }
+            Ok(Message::Finished { worker, result }) => {
+                if !abandoned.contains(&worker) {
+                    running.remove(&worker);
+                    progress.finished(&result);
+                    results.push(*result);
+                }
+            }
+            Ok(Message::Exited { worker }) => {
+                if !abandoned.contains(&worker) {
+                    live -= 1;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        let overdue: Vec<usize> = running
+            .iter()
+            .filter(|(_, (_, _, at))| at.elapsed() >= seed_timeout)
+            .map(|(w, _)| *w)
+            .collect();
+        for worker in overdue {
+            let Some((s, seed, at)) = running.remove(&worker) else {
+                continue;
+            };
+            abandoned.insert(worker);
+            live -= 1;
+            let name = scenarios.get(s).map_or("", |sc| sc.name.as_str());
+            let result = SeedResult::hung(name, seed, at.elapsed().as_secs_f64() * 1_000.0);
+            progress.finished(&result);
+            results.push(result);
+            // A replacement keeps the sweep's parallelism.
+            live += usize::from(spawn_worker(spawned, &queue, &runner, &tx));
+            spawned += 1;
+        }
+    }
     sort_results(&mut results);
     results
 }
@@ -635,6 +849,9 @@ pub struct SweepOptions {
     pub max_seeds: Option<u64>,
     /// Worker threads.
     pub jobs: usize,
+    /// The wall-clock limit on one seed (the watchdog, a last resort: see
+    /// the module docs).
+    pub seed_timeout: Duration,
 }
 
 impl SweepOptions {
@@ -648,6 +865,7 @@ impl SweepOptions {
             shard: Shard::WHOLE,
             max_seeds: None,
             jobs,
+            seed_timeout: default_seed_timeout(),
         }
     }
 
@@ -703,6 +921,9 @@ pub struct ScenarioSummary {
     pub sim_errors: u64,
     /// Seeds that panicked.
     pub panics: u64,
+    /// Seeds the watchdog gave up on ([`SeedResult::hung`]).
+    #[serde(default)]
+    pub hung: u64,
     /// Seeds that broke each law (laws never broken are left out).
     pub violations_by_law: BTreeMap<String, u64>,
     /// Each law, with how many times it was checked over all seeds.
@@ -740,6 +961,7 @@ impl ScenarioSummary {
         self.violations += r.violations.len() as u64;
         self.sim_errors += u64::from(r.sim_error.is_some());
         self.panics += u64::from(r.panic.is_some());
+        self.hung += u64::from(r.hung);
         for v in &r.violations {
             *self.violations_by_law.entry(v.law.clone()).or_default() += 1;
         }
@@ -1166,7 +1388,15 @@ pub fn sweep(
             ends[i] = targets[i];
         }
         progress.planned(jobs.iter().map(|(_, r)| r.end - r.start).sum());
-        results.extend(run_jobs(&opts.scenarios, &jobs, opts.jobs, stop, progress));
+        results.extend(run_jobs_with(
+            &opts.scenarios,
+            &jobs,
+            opts.jobs,
+            stop,
+            progress,
+            Arc::new(default_runner),
+            opts.seed_timeout,
+        ));
         if stop.load(Ordering::SeqCst) {
             break;
         }
@@ -1464,14 +1694,22 @@ mod tests {
     fn a_panic_loses_no_other_seed() {
         let scenarios = vec![Scenario::reuse()];
         let jobs: Vec<Job> = vec![(0, 2..4), (0, 0..2)];
-        let runner = |s: &Scenario, seed: u64| {
+        let runner: Arc<Runner> = Arc::new(|s: &Scenario, seed: u64| {
             if seed == 2 {
                 panic!("boom at seed {seed}");
             }
             default_runner(s, seed)
-        };
+        });
         let stop = AtomicBool::new(false);
-        let results = run_jobs_with(&scenarios, &jobs, 3, &stop, &NoProgress, &runner);
+        let results = run_jobs_with(
+            &scenarios,
+            &jobs,
+            3,
+            &stop,
+            &NoProgress,
+            runner.clone(),
+            DEFAULT_SEED_TIMEOUT,
+        );
         assert_eq!(
             results.iter().map(|r| r.seed).collect::<Vec<_>>(),
             vec![0, 1, 2, 3]
@@ -1485,13 +1723,30 @@ mod tests {
             assert!(r.trace_hash.is_some() && r.panic.is_none(), "{r:?}");
         }
         // The same seeds on one thread: the same hashes.
-        let one = run_jobs_with(&scenarios, &jobs, 1, &stop, &NoProgress, &runner);
+        let one = run_jobs_with(
+            &scenarios,
+            &jobs,
+            1,
+            &stop,
+            &NoProgress,
+            runner.clone(),
+            DEFAULT_SEED_TIMEOUT,
+        );
         let hashes =
             |rs: &[SeedResult]| rs.iter().map(|r| r.trace_hash.clone()).collect::<Vec<_>>();
         assert_eq!(hashes(&one), hashes(&results));
         // Once stopped, nothing more is started.
         stop.store(true, Ordering::SeqCst);
-        assert!(run_jobs_with(&scenarios, &jobs, 2, &stop, &NoProgress, &runner).is_empty());
+        assert!(run_jobs_with(
+            &scenarios,
+            &jobs,
+            2,
+            &stop,
+            &NoProgress,
+            runner.clone(),
+            DEFAULT_SEED_TIMEOUT
+        )
+        .is_empty());
     }
 
     #[test]

@@ -541,6 +541,17 @@ impl<T> World<T> {
     /// [`Applier`]), and returns what was applied. Fails if the plan names a
     /// host this world lacks, or as [`World::run`] does.
     pub fn run_with(&mut self, plan: &FaultPlan) -> Result<Vec<Applied>, Box<dyn Error>> {
+        self.run_within(plan, |_| true).map(|(log, _)| log)
+    }
+
+    /// [`World::run_with`], asking `go_on` before each step whether to
+    /// take it ([`Applier::run_while`]): returns what was applied and
+    /// whether every worker finished (`false`: `go_on` stopped the run).
+    pub fn run_within(
+        &mut self,
+        plan: &FaultPlan,
+        go_on: impl FnMut(&Sim<'_>) -> bool,
+    ) -> Result<(Vec<Applied>, bool), Box<dyn Error>> {
         let mut applier = Applier::with_balancers(
             plan,
             self.servers.clone(),
@@ -548,8 +559,8 @@ impl<T> World<T> {
             &self.workers,
             self.latency,
         )?;
-        applier.run(&mut self.sim)?;
-        Ok(applier.into_log())
+        let finished = applier.run_while(&mut self.sim, go_on)?;
+        Ok((applier.into_log(), finished))
     }
 
     /// The turmoil simulation, to drive or inspect by hand.

@@ -202,6 +202,13 @@ pub async fn run_vu(vu: Vu, steps: Vec<Step>, recorder: TraceRecorder) -> u32 {
                 think(*think_ms).await;
             }
             Step::CloseManager => vu.manager.close().await,
+            // Test hooks of the liveness budget (never drawn).
+            Step::SpinForever => loop {
+                tokio::task::yield_now().await;
+            },
+            Step::SleepForever => loop {
+                think(1_000).await;
+            },
         }
     }
     errors

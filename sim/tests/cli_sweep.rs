@@ -96,6 +96,11 @@ fn usage_errors_name_the_bad_value() {
             true,
         ),
         (
+            vec!["sweep", "--seed-timeout-s", "0"],
+            vec!["--seed-timeout-s 0"],
+            true,
+        ),
+        (
             vec!["sweep", "--shard", "0/3"],
             vec!["'0/3'", "from 1"],
             true,
@@ -551,4 +556,36 @@ fn every_goal_is_promised_by_a_scenario() {
         unpromised.is_empty(),
         "promised by no scenario: {unpromised:?}"
     );
+}
+
+/// With a watchdog limit no seed can meet (a microsecond of real time),
+/// every seed is reported hung with its replay line, in the output and the
+/// JSON report, and the sweep still ends, promptly, with status 1.
+#[test]
+fn seeds_past_the_watchdog_limit_fail_the_sweep() {
+    let dir = scratch("watchdog");
+    let json = dir.join("hung.json");
+    let args = [
+        "sweep",
+        "--scenario",
+        "reuse",
+        "--seeds",
+        "2",
+        "--jobs",
+        "1",
+        "--seed-timeout-s",
+        "0.000001",
+        "--json",
+        path_str(&json),
+    ];
+    let stdout = expect_exit(spawn(&args), 1, "sweep with a tiny watchdog limit");
+    assert!(stdout.contains("hung: no result after"), "{stdout}");
+    assert!(
+        stdout.contains("replay: cargo run -p mcp-sim -- replay reuse 1"),
+        "{stdout}"
+    );
+    let report = read_report(&json);
+    assert_eq!(report.seeds.len(), 2);
+    assert!(report.seeds.iter().all(|s| s.hung && !s.is_clean()));
+    assert_eq!(report.scenarios[0].hung, 2);
 }

@@ -15,11 +15,17 @@
 //! seed's (`cargo run -p mcp-sim -- replay <scenario> <seed>`, the original
 //! run) and the shrunk schedule's (`... replay --schedule FILE`).
 
-use mcp_sim::faults::FaultKind;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mcp_sim::faults::{FaultKind, FaultPlan};
+use mcp_sim::liveness::{Budget, LAST_EVENTS, LAW as LIVENESS};
 use mcp_sim::run::{run, run_untraced, Report, Untraced};
 use mcp_sim::scenarios::Scenario;
-use mcp_sim::schedule::Schedule;
+use mcp_sim::schedule::{Op, Schedule, Step};
 use mcp_sim::strategy::{failure_dir, shrink_failure, ScheduleSize, DEFAULT_BUDGET};
+use mcp_sim::sweep::{run_jobs_with, Job, NoProgress, Runner, Shard, SweepReport};
 use mcp_sim::trace::Source;
 
 /// A `u64` from the environment variable `name`, if set.
@@ -184,4 +190,145 @@ fn an_untraced_run_simulates_the_same() {
             );
         }
     }
+}
+
+/// A world of one VU that runs `hook` after one ping, with no faults: a
+/// schedule of the reuse scenario cut down, to trip a liveness budget
+/// quickly.
+fn hooked(hook: Step) -> Schedule {
+    let mut schedule = Schedule::generate(&Scenario::reuse(), 0);
+    schedule.workers.truncate(1);
+    schedule.workers[0].vus.truncate(1);
+    schedule.workers[0].vus[0].steps = vec![
+        Step::Call {
+            op: Op::Ping,
+            think_ms: 10,
+        },
+        hook,
+    ];
+    schedule.faults = FaultPlan::none();
+    schedule
+}
+
+/// Checks the `liveness` violation of `report`: first, naming `which`
+/// budget, with the last events as context, in a failure text that ends
+/// with the replay line and states the budget.
+fn assert_liveness(report: &Report, which: &str) {
+    assert!(!report.is_clean());
+    assert!(report.sim_error.is_none(), "{:?}", report.sim_error);
+    let v = &report.violations[0];
+    assert_eq!(v.law, LIVENESS);
+    assert!(v.message.contains(which), "{}", v.message);
+    assert_eq!(v.event_index + 1, report.trace.events.len());
+    assert!(!v.context.is_empty() && v.context.len() <= LAST_EVENTS);
+    assert_eq!(v.context.last(), Some(&v.event));
+    assert_eq!(report.checks[LIVENESS], 1);
+    let text = report.failure_text();
+    assert!(text.contains(&format!("law {LIVENESS} broken")), "{text}");
+    assert!(
+        text.contains(&format!("budget: {}", report.budget)),
+        "{text}"
+    );
+    assert!(
+        text.trim_end()
+            .ends_with(&format!("replay: {}", report.replay_line())),
+        "{text}"
+    );
+}
+
+/// A VU that loops without simulated time advancing is stopped by the
+/// scheduler-step budget (not by a hang): a `liveness` violation, with the
+/// run's last events and its replay line. The same schedule, run again,
+/// stops at the same step.
+#[test]
+fn a_seed_that_spins_is_a_liveness_violation_with_its_replay_line() {
+    let schedule = hooked(Step::SpinForever);
+    let budget = Budget::for_schedule(&schedule);
+    let report = run(&schedule, "reuse", 0);
+    assert_liveness(&report, "scheduler-step budget");
+    assert_eq!(report.budget, budget);
+    assert!(report.steps > budget.steps, "{} steps", report.steps);
+    assert!(report.simulated_ms < budget.simulated_ms);
+    let again = run(&schedule, "reuse", 0);
+    assert_eq!(again.trace_hash, report.trace_hash);
+    assert_eq!(again.violations[0].message, report.violations[0].message);
+}
+
+/// A VU that sleeps forever keeps simulated time advancing: the run is
+/// stopped just past its simulated-time budget (before the schedule's own
+/// bound), a `liveness` violation.
+#[test]
+fn a_seed_that_never_ends_in_simulated_time_is_a_liveness_violation() {
+    let schedule = hooked(Step::SleepForever);
+    let budget = Budget::for_schedule(&schedule);
+    assert!(budget.simulated_ms < schedule.duration_ms, "{budget}");
+    let report = run(&schedule, "reuse", 0);
+    assert_liveness(&report, "simulated-time budget");
+    assert_eq!(report.simulated_ms, budget.simulated_ms + 1);
+    assert!(report.steps <= budget.steps);
+}
+
+/// Seed 0 of every scenario stays well within its budget:
+/// the budget is derived from the schedule, and no real seed comes near it.
+#[test]
+fn budgets_are_far_from_real_runs() {
+    for scenario in Scenario::all() {
+        let seed = 0;
+        let report = run(&Schedule::generate(&scenario, seed), &scenario.name, seed);
+        let b = report.budget;
+        assert!(
+            report.simulated_ms * 2 <= b.simulated_ms && report.steps * 2 <= b.steps,
+            "{} seed {seed}: {} ms, {} steps of {b}",
+            scenario.name,
+            report.simulated_ms,
+            report.steps
+        );
+    }
+}
+
+/// A seed that never returns (here: a runner that parks its thread for
+/// good) is reported by the wall-clock watchdog as hung, with its replay
+/// line; its thread is abandoned and replaced, every other seed still runs,
+/// and the sweep's report fails. The one test that takes real time (the
+/// watchdog's limit, a second).
+#[test]
+fn a_hung_seed_is_reported_by_the_watchdog_and_the_sweep_goes_on() {
+    let scenarios = vec![Scenario::reuse()];
+    let jobs: Vec<Job> = vec![(0, 0..4)];
+    // The other seeds run a one-ping world: far within the limit even in
+    // a debug build on a busy machine.
+    let runner: Arc<Runner> = Arc::new(|s: &Scenario, seed: u64| {
+        if seed == 1 {
+            loop {
+                std::thread::park();
+            }
+        }
+        let mut schedule = hooked(Step::CloseManager);
+        schedule.seed = seed;
+        run(&schedule, &s.name, seed)
+    });
+    let stop = AtomicBool::new(false);
+    let limit = Duration::from_millis(1_000);
+    let results = run_jobs_with(&scenarios, &jobs, 1, &stop, &NoProgress, runner, limit);
+    assert_eq!(
+        results.iter().map(|r| r.seed).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
+    let hung = &results[1];
+    assert!(hung.hung && !hung.is_clean(), "{hung:?}");
+    assert!(hung.wall_ms >= 1_000.0, "{}", hung.wall_ms);
+    assert_eq!(hung.replay, "cargo run -p mcp-sim -- replay reuse 1");
+    assert!(
+        hung.failure_line().contains("hung"),
+        "{}",
+        hung.failure_line()
+    );
+    for r in [&results[0], &results[2], &results[3]] {
+        assert!(r.is_clean() && r.trace_hash.is_some(), "{r:?}");
+        assert!(r.budget.is_some());
+    }
+    let report = SweepReport::new(vec![Shard::WHOLE], Vec::new(), results, false, 0.0);
+    assert_eq!(report.failures().len(), 1);
+    assert_eq!(report.scenarios[0].hung, 1);
+    assert!(report.failure_lines().contains("replay reuse 1"));
 }

@@ -370,6 +370,7 @@ pub fn run(args: AuditArgs) -> Result<(), Failure> {
         shard: Shard::WHOLE,
         max_seeds: None,
         jobs: jobs(CMD, args.jobs)?,
+        seed_timeout: mcp_sim::sweep::default_seed_timeout(),
     };
     let out = match &args.out {
         Some(path) => Some((create(CMD, "report file", path)?, path)),

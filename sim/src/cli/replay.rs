@@ -182,6 +182,11 @@ pub fn summary(report: &Report, replay: &str) -> String {
         report.trace.events.len(),
         report.simulated_ms
     );
+    let _ = writeln!(
+        out,
+        "budget: {} (took {} steps)",
+        report.budget, report.steps
+    );
     let width = report.checks.keys().map(String::len).max().unwrap_or(0);
     let _ = writeln!(out, "laws:");
     for (law, n) in in_order(&report.checks, &LAWS) {

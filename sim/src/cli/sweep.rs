@@ -4,7 +4,7 @@
 //! ```text
 //! mcp-sim sweep [--scenario NAME[,NAME...]]... [--seeds N] [--seed-start S]
 //!               [--shard K/N] [--until-goals [--max-seeds N]] [--jobs N]
-//!               [--json FILE]
+//!               [--seed-timeout-s SECONDS] [--json FILE]
 //! ```
 //!
 //! Each chosen scenario runs the seeds `S..S+N` (`S` 0 and `N` the
@@ -29,6 +29,12 @@
 //! went wrong and its replay line; the goals reached (and those not); the
 //! wall time. `--json FILE` writes the [`SweepReport`] (per-seed trace
 //! hashes, violations, goals, metrics; no traces).
+//!
+//! Every seed runs within its liveness budget ([`mcp_sim::liveness`]: a run
+//! over it is a `liveness` violation). As a last resort, a seed still
+//! running after `--seed-timeout-s` seconds of real time (default 60, or
+//! `MCP_SIM_SEED_TIMEOUT_S`) is reported as hung, with its replay line; its
+//! thread is abandoned and the sweep goes on (and exits 1).
 //!
 //! Exit status: 0 when every seed finished and broke no law; 1 when a seed
 //! broke a law, failed to finish or panicked, or the sweep was interrupted
@@ -86,6 +92,12 @@ pub struct SweepArgs {
     /// Worker threads (default: the available parallelism).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+
+    /// The wall-clock limit on one seed, in seconds: a seed still running
+    /// then is reported hung and its thread abandoned (default: 60, or
+    /// MCP_SIM_SEED_TIMEOUT_S).
+    #[arg(long, value_name = "SECONDS")]
+    pub seed_timeout_s: Option<f64>,
 
     /// Write the report as JSON to this file (the input of `mcp-sim merge`).
     #[arg(long, value_name = "FILE")]
@@ -397,6 +409,17 @@ pub fn run(args: SweepArgs) -> Result<(), Failure> {
         Some(s) => s.parse::<Shard>().map_err(|e| usage(e.to_string()))?,
         None => Shard::WHOLE,
     };
+    let seed_timeout = match args.seed_timeout_s {
+        None => mcp_sim::sweep::default_seed_timeout(),
+        Some(s) => Duration::try_from_secs_f64(s)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                usage(format!(
+                    "invalid --seed-timeout-s {s}: give a positive number of seconds"
+                ))
+            })?,
+    };
     let opts = SweepOptions {
         scenarios,
         seeds: args.seeds,
@@ -406,6 +429,7 @@ pub fn run(args: SweepArgs) -> Result<(), Failure> {
             .until_goals
             .then_some(args.max_seeds.unwrap_or(mcp_sim::sweep::DEFAULT_MAX_SEEDS)),
         jobs: jobs(CMD, args.jobs)?,
+        seed_timeout,
     };
     let ranges = opts.ranges().map_err(|e| usage(e.to_string()))?;
     let json = match &args.json {
