@@ -66,8 +66,10 @@
 //!   holder's `invalidated`; `dropped` only right after `lease_dropped`;
 //!   `released` only in per-request mode right after `released`;
 //!   `shutdown` only after `manager_closing`; `failed` only for a session
-//!   never handed out. Reasons that need the config (`ttl`, `idle`,
-//!   `churned`, `released`) are judged only when the mode is known.
+//!   never handed out. Reasons that need the config are judged only when
+//!   it is known: `released` and `churned` with the mode, `ttl` with
+//!   `ttl_ms`, `idle` with `max_idle_ms`, a churn's timing with the churn
+//!   interval.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -642,6 +644,8 @@ impl<'a> Laws<'a> {
                     (back != Some("released")).then(|| "not at its release".to_owned())
                 }
             }
+            "ttl" if self.cfg.ttl_ms.is_none() => None,
+            "idle" if self.cfg.idle_ms.is_none() => None,
             "ttl" => {
                 if !self.ttl_due(&s, clock) {
                     Some(format!(
@@ -671,8 +675,11 @@ impl<'a> Laws<'a> {
                 }
             }
             "churned" => {
+                let policy = self.cfg.churn_ops.is_some() || self.cfg.churn_ms.is_some();
                 if self.mode != Some(Mode::Churn) {
                     Some("outside churn mode".to_owned())
+                } else if !policy {
+                    None
                 } else if !self.churn_due(&s, clock) {
                     Some(format!(
                         "before churn was due ({} operations, created at {:?}ms)",

@@ -35,6 +35,14 @@ const WIRE_LAWS: [&str; 7] = [
     "era_counters_match",
 ];
 
+/// The laws of one mode other than pool (`mcp_sim::lease_laws`): a pool
+/// trace never checks them; `tests/lease_laws.rs` does, per mode.
+const OTHER_MODE_LAWS: [&str; 3] = [
+    "reuse_one_session_per_vu",
+    "churn_exact",
+    "per_request_closes_on_release",
+];
+
 /// A manager event at `t`, by `vu`, on `session`.
 fn m(t: u64, vu: u64, session: &str, event: &'static str, detail: Value) -> TraceEvent {
     let mut detail = match detail {
@@ -220,7 +228,10 @@ fn clean_trace_passes_every_law() {
     assert_eq!(auto.goals["fell_back_to_legacy"], 1);
     // The laws of the wire log have hand-made traces of their own
     // (`tests/wire_laws.rs`, which holds each of them checked).
-    for law in LAWS.into_iter().filter(|l| !WIRE_LAWS.contains(l)) {
+    for law in LAWS
+        .into_iter()
+        .filter(|l| !WIRE_LAWS.contains(l) && !OTHER_MODE_LAWS.contains(l))
+    {
         assert!(
             r.checks[law] + auto.checks[law] > 0,
             "{law} never checked: {:?}",
@@ -425,7 +436,8 @@ fn fifo_a_grant_to_an_acquire_that_is_not_queued() {
     let mut t = holding();
     t.push(m(7, 1, "s1", "released", none()));
     t.push(m(7, 2, "s1", "waiter_granted", granted(false)));
-    breaks("fifo", t, &pool1(), 5);
+    // vu 2 has no acquire: a grant to a departed waiter as well.
+    breaks_with("fifo", t, &pool1(), 5, &["no_grant_to_departed"]);
 }
 
 #[test]
@@ -665,7 +677,8 @@ fn closed_split_by_reason_a_churn_before_its_interval() {
         m(4, 1, "s1", "released", none()),
         m(4, 1, "s1", "closed", closed("churned")),
     ];
-    breaks("closed_split_by_reason", t, &cfg, 5);
+    // The close's reason is wrong too (`mcp_sim::lease_laws`).
+    breaks_with("closed_split_by_reason", t, &cfg, 5, &["close_reason_exact"]);
 }
 
 #[test]
@@ -1124,7 +1137,7 @@ fn seeded_world_obeys_every_law_and_is_deterministic() {
         eprintln!("{}", modern.timeline());
     }
     assert!(modern_report.is_clean(), "{:#?}", modern_report.violations);
-    for law in LAWS {
+    for law in LAWS.into_iter().filter(|l| !OTHER_MODE_LAWS.contains(l)) {
         assert!(
             report.checks[law] + modern_report.checks[law] > 0,
             "{law} never checked"
