@@ -94,6 +94,8 @@
 //!   and make a new one only once it is gone.
 //! - `churn_exact`: churn retires a session exactly when due.
 //! - `per_request_closes_on_release`: per-request closes on release.
+//! - `no_session_after_close`: once the manager closes, no acquire gets
+//!   or creates a session.
 //! - `close_reason_exact`: every close's reason is the right one.
 //!
 //! The laws of the client's wire behaviour are checked by
@@ -126,7 +128,7 @@ use serde::Serialize;
 use crate::trace::{Source, Trace, TraceEvent};
 
 /// The laws, by name, in report order.
-pub const LAWS: [&str; 28] = [
+pub const LAWS: [&str; 29] = [
     "pool_bound",
     "one_holder",
     "no_use_after_close",
@@ -147,6 +149,7 @@ pub const LAWS: [&str; 28] = [
     "reuse_one_session_per_vu",
     "churn_exact",
     "per_request_closes_on_release",
+    "no_session_after_close",
     "close_reason_exact",
     "no_fallback_after_modern_error",
     "modern_envelope_agrees",

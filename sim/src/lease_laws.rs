@@ -57,6 +57,11 @@
 //! - `per_request_closes_on_release`: in per-request mode every release
 //!   closes its session right then, with reason `released`, and no acquire
 //!   hands out a session it did not create.
+//! - `no_session_after_close`: once the manager is closing
+//!   (`manager_closing`), no acquire gets a session; an acquire that
+//!   starts then fails with `manager_closed` (or is cancelled) and creates
+//!   nothing; a session whose creation was under way is closed
+//!   (`shutdown`) as soon as it is `created`.
 //! - `close_reason_exact`: every close's reason is the one for what
 //!   happened: `ttl` only at or after the TTL deadline (of an idle session,
 //!   or at its release); `idle` only at or after the idle deadline of an
@@ -81,7 +86,7 @@ use crate::wire_laws::Findings;
 
 /// The laws of this module, in report order (each also in
 /// [`crate::audit::LAWS`]).
-pub const LEASE_LAWS: [&str; 9] = [
+pub const LEASE_LAWS: [&str; 10] = [
     NO_STALE_HANDOUT,
     NO_CLOSE_UNDER_HOLDER,
     NO_GRANT_TO_DEPARTED,
@@ -90,6 +95,7 @@ pub const LEASE_LAWS: [&str; 9] = [
     REUSE_ONE_SESSION_PER_VU,
     CHURN_EXACT,
     PER_REQUEST_CLOSES_ON_RELEASE,
+    NO_SESSION_AFTER_CLOSE,
     CLOSE_REASON_EXACT,
 ];
 
@@ -101,6 +107,7 @@ const POOL_IDLE_FIRST: &str = "pool_idle_first";
 const REUSE_ONE_SESSION_PER_VU: &str = "reuse_one_session_per_vu";
 const CHURN_EXACT: &str = "churn_exact";
 const PER_REQUEST_CLOSES_ON_RELEASE: &str = "per_request_closes_on_release";
+const NO_SESSION_AFTER_CLOSE: &str = "no_session_after_close";
 const CLOSE_REASON_EXACT: &str = "close_reason_exact";
 
 /// Checks the lease and mode laws over `trace` (see the module docs).
@@ -192,6 +199,8 @@ struct Host<'a> {
     /// Reuse and churn: each VU's session (leased or idle) until closed.
     current: BTreeMap<u64, &'a str>,
     closing: bool,
+    /// VUs whose acquire started after `manager_closing`.
+    late: BTreeSet<u64>,
     /// The give-back that was the previous event of the host.
     returned: Option<Returned<'a>>,
     expect: Option<Expect<'a>>,
@@ -265,7 +274,7 @@ impl<'a> Laws<'a> {
                         x.law,
                         x.index,
                         format!(
-                            "{} released {}: closed as {reason}, not {}",
+                            "{} {}: closed as {reason}, not {}",
                             x.session, x.why, x.reason
                         ),
                     );
@@ -275,7 +284,7 @@ impl<'a> Laws<'a> {
                 x.law,
                 x.index,
                 format!(
-                    "{} released {}, but not closed ({}) then",
+                    "{} {}, but not closed ({}) then",
                     x.session, x.why, x.reason
                 ),
             ),
@@ -292,6 +301,9 @@ impl<'a> Laws<'a> {
         match &*e.event {
             "acquire_start" => {
                 *h.open.entry(vu).or_default() += 1;
+                if h.closing {
+                    h.late.insert(vu);
+                }
             }
             "acquire_wait" => {
                 h.waiting.insert(vu);
@@ -312,6 +324,17 @@ impl<'a> Laws<'a> {
                 }
                 self.end_acquire(&mut h, vu);
                 h.waiting.remove(&vu);
+                if h.late.remove(&vu) && e.event != "acquire_cancelled" {
+                    self.check(NO_SESSION_AFTER_CLOSE);
+                    if e.str("error") != Some("manager_closed") {
+                        let msg = format!(
+                            "vu-{vu}'s acquire, started after the manager's close, ends with {} {}",
+                            e.event,
+                            e.str("error").unwrap_or_default()
+                        );
+                        self.fail(NO_SESSION_AFTER_CLOSE, i, msg);
+                    }
+                }
                 if let Some(g) = h.granted.remove(&vu) {
                     // A grant handed back (a cancelled waiter's): idle again
                     // from now, in the library's core as here.
@@ -334,6 +357,21 @@ impl<'a> Laws<'a> {
                 }
             }
             "created" => {
+                if h.closing {
+                    self.check(NO_SESSION_AFTER_CLOSE);
+                    if h.late.contains(&vu) {
+                        let msg = format!("{sid} created for vu-{vu}, after the manager's close");
+                        self.fail(NO_SESSION_AFTER_CLOSE, i, msg);
+                    } else {
+                        h.expect = Some(Expect {
+                            index: i,
+                            session: sid,
+                            reason: "shutdown",
+                            law: NO_SESSION_AFTER_CLOSE,
+                            why: "created while the manager closes",
+                        });
+                    }
+                }
                 h.sessions.insert(
                     sid,
                     Sess {
@@ -455,6 +493,12 @@ impl<'a> Laws<'a> {
     ) {
         let created = e.bool("created").unwrap_or(false);
         self.end_acquire(h, vu);
+        h.late.remove(&vu);
+        if h.closing {
+            self.check(NO_SESSION_AFTER_CLOSE);
+            let msg = format!("{sid} handed to vu-{vu} while the manager closes");
+            self.fail(NO_SESSION_AFTER_CLOSE, i, msg);
+        }
         h.waiting.remove(&vu);
         let from_grant = h.granted.get(&vu) == Some(&sid);
         if from_grant {
@@ -572,15 +616,15 @@ impl<'a> Laws<'a> {
             Some(Mode::PerRequest) => Some(expect(
                 "released",
                 PER_REQUEST_CLOSES_ON_RELEASE,
-                "in per-request mode",
+                "released in per-request mode",
             )),
             Some(Mode::Churn) if self.churn_due(&s, clock) => {
                 self.check(CHURN_EXACT);
-                Some(expect("churned", CHURN_EXACT, "spent by churn"))
+                Some(expect("churned", CHURN_EXACT, "released spent by churn"))
             }
             _ if self.ttl_due(&s, clock) => {
                 self.check(NO_STALE_HANDOUT);
-                Some(expect("ttl", NO_STALE_HANDOUT, "at or after its TTL"))
+                Some(expect("ttl", NO_STALE_HANDOUT, "released at or after its TTL"))
             }
             _ => None,
         };

@@ -35,12 +35,14 @@ const WIRE_LAWS: [&str; 7] = [
     "era_counters_match",
 ];
 
-/// The laws of one mode other than pool (`mcp_sim::lease_laws`): a pool
-/// trace never checks them; `tests/lease_laws.rs` does, per mode.
-const OTHER_MODE_LAWS: [&str; 3] = [
+/// Lease laws (`mcp_sim::lease_laws`) the pool traces here never reach:
+/// those of the other modes, and the one about acquires during the
+/// manager's close; `tests/lease_laws.rs` checks them.
+const OTHER_MODE_LAWS: [&str; 4] = [
     "reuse_one_session_per_vu",
     "churn_exact",
     "per_request_closes_on_release",
+    "no_session_after_close",
 ];
 
 /// A manager event at `t`, by `vu`, on `session`.

@@ -587,6 +587,65 @@ fn per_request_closes_on_release_right_then() {
     clean(&closed_then, &c);
 }
 
+// ---------------------------------------------------- no_session_after_close
+
+#[test]
+fn no_session_after_close_for_a_late_acquire() {
+    let c = cfg(Mode::Reuse);
+    let closing = vec![m(5, 0, "", "manager_closing", none())];
+    // An acquire that starts after the close gets a session.
+    let t = trace(vec![closing.clone(), create(6, 1, "s1")]);
+    breaks_with(
+        "no_session_after_close",
+        &t,
+        &c,
+        2,
+        &["closed_split_by_reason"],
+    );
+    // ... or fails with another error.
+    let t = trace(vec![
+        closing.clone(),
+        vec![
+            m(6, 1, "", "acquire_start", none()),
+            m(6, 1, "", "acquire_error", json!({ "error": "connect" })),
+        ],
+    ]);
+    breaks("no_session_after_close", &t, &c, 2);
+    // Refused as closed: right.
+    let t = trace(vec![
+        closing,
+        vec![
+            m(6, 1, "", "acquire_start", none()),
+            m(6, 1, "", "acquire_error", json!({ "error": "manager_closed" })),
+        ],
+    ]);
+    let r = clean(&t, &c);
+    assert_eq!(r.checks["no_session_after_close"], 1);
+}
+
+#[test]
+fn no_session_after_close_a_creation_under_way_is_closed_at_once() {
+    let c = cfg(Mode::Reuse);
+    let base = vec![
+        m(0, 1, "", "acquire_start", none()),
+        m(5, 0, "", "manager_closing", none()),
+        m(6, 1, "s1", "created", none()),
+    ];
+    let mut kept = base.clone();
+    kept.push(m(6, 1, "", "manager_closed", none()));
+    breaks_with(
+        "no_session_after_close",
+        &kept,
+        &c,
+        2,
+        &["closed_split_by_reason", "acquire_ends_by_deadline"],
+    );
+    let mut closed_then = base;
+    closed_then.push(close(6, 1, "s1", "shutdown"));
+    closed_then.push(m(6, 1, "s1", "acquire_error", json!({ "error": "manager_closed" })));
+    clean(&closed_then, &c);
+}
+
 // --------------------------------------------------------- close_reason_exact
 
 #[test]
