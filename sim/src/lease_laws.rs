@@ -24,9 +24,9 @@
 //!
 //! - `no_stale_handout`: a session is handed out (`acquire_ok` of a session
 //!   not created for it, or `waiter_granted` with a session) only before its
-//!   TTL deadline (creation + `ttl_ms`) and its idle deadline (last release
-//!   + `max_idle_ms`); a session released at or after its TTL is closed
-//!   right then (reason `ttl`; in churn mode `churned` when churn is due as
+//!   TTL deadline (creation plus `ttl_ms`) and its idle deadline (last
+//!   release plus `max_idle_ms`); a session released at or after its TTL is
+//!   closed right then (reason `ttl`; in churn mode `churned` when churn is due as
 //!   well, as the library checks churn first), never kept.
 //! - `no_close_under_holder`: a session leased to a VU (or granted to a
 //!   waiter, or being created by a VU) is closed only by the manager's
@@ -141,11 +141,17 @@ pub fn check(trace: &Trace, cfg: &AuditConfig) -> Findings {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum St {
     /// Initialized for `vu`, not handed out yet.
-    Creating { vu: u64 },
+    Creating {
+        vu: u64,
+    },
     /// Leased to `vu`.
-    InUse { vu: u64 },
+    InUse {
+        vu: u64,
+    },
     /// Granted to waiter `vu`, not picked up yet.
-    Granted { vu: u64 },
+    Granted {
+        vu: u64,
+    },
     Idle,
     Closed,
 }
@@ -347,13 +353,11 @@ impl<'a> Laws<'a> {
                     }
                 }
             }
-            "slot_reserved" => {
-                if self.mode == Some(Mode::Pool) && !h.closing {
-                    self.check(POOL_IDLE_FIRST);
-                    if let Some(first) = h.idle_order.first() {
-                        let msg = format!("vu-{vu} reserves a slot while {first} is idle");
-                        self.fail(POOL_IDLE_FIRST, i, msg);
-                    }
+            "slot_reserved" if self.mode == Some(Mode::Pool) && !h.closing => {
+                self.check(POOL_IDLE_FIRST);
+                if let Some(first) = h.idle_order.first() {
+                    let msg = format!("vu-{vu} reserves a slot while {first} is idle");
+                    self.fail(POOL_IDLE_FIRST, i, msg);
                 }
             }
             "created" => {
@@ -624,7 +628,11 @@ impl<'a> Laws<'a> {
             }
             _ if self.ttl_due(&s, clock) => {
                 self.check(NO_STALE_HANDOUT);
-                Some(expect("ttl", NO_STALE_HANDOUT, "released at or after its TTL"))
+                Some(expect(
+                    "ttl",
+                    NO_STALE_HANDOUT,
+                    "released at or after its TTL",
+                ))
             }
             _ => None,
         };

@@ -680,7 +680,13 @@ fn closed_split_by_reason_a_churn_before_its_interval() {
         m(4, 1, "s1", "closed", closed("churned")),
     ];
     // The close's reason is wrong too (`mcp_sim::lease_laws`).
-    breaks_with("closed_split_by_reason", t, &cfg, 5, &["close_reason_exact"]);
+    breaks_with(
+        "closed_split_by_reason",
+        t,
+        &cfg,
+        5,
+        &["close_reason_exact"],
+    );
 }
 
 #[test]

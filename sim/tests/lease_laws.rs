@@ -224,7 +224,13 @@ fn no_stale_handout_a_grant_past_its_ttl() {
         create_in_slot(0, 1, "s1"),
         vec![
             m(5, 2, "", "acquire_start", none()),
-            m(5, 2, "", "acquire_wait", json!({ "position": 0, "deadline_ms": 1005 })),
+            m(
+                5,
+                2,
+                "",
+                "acquire_wait",
+                json!({ "position": 0, "deadline_ms": 1005 }),
+            ),
             release(100, 1, "s1"),
             m(100, 2, "s1", "waiter_granted", json!({ "slot": false })),
             m(100, 2, "s1", "acquire_ok", ok(false)),
@@ -239,7 +245,13 @@ fn no_stale_handout_a_grant_past_its_ttl() {
         create_in_slot(0, 1, "s1"),
         vec![
             m(5, 2, "", "acquire_start", none()),
-            m(5, 2, "", "acquire_wait", json!({ "position": 0, "deadline_ms": 1005 })),
+            m(
+                5,
+                2,
+                "",
+                "acquire_wait",
+                json!({ "position": 0, "deadline_ms": 1005 }),
+            ),
             release(100, 1, "s1"),
             close(100, 1, "s1", "ttl"),
             m(100, 2, "", "waiter_granted", json!({ "slot": true })),
@@ -284,10 +296,7 @@ fn no_close_under_holder_the_evictor_closes_a_leased_session() {
     breaks_with("no_close_under_holder", &t, &c, 6, &["close_reason_exact"]);
     // Past TTL while in use: closed only at the release.
     let c = with_ttl(cfg(Mode::Reuse), 100);
-    let t = trace(vec![
-        create(0, 1, "s1"),
-        vec![close(100, 0, "s1", "ttl")],
-    ]);
+    let t = trace(vec![create(0, 1, "s1"), vec![close(100, 0, "s1", "ttl")]]);
     breaks_with("no_close_under_holder", &t, &c, 3, &["close_reason_exact"]);
 }
 
@@ -316,7 +325,13 @@ fn no_close_under_holder_allows_shutdown_and_the_holders_own_return() {
         m(0, 1, "", "acquire_start", none()),
         m(1, 1, "s1", "created", none()),
         close(2, 1, "s1", "failed"),
-        m(2, 1, "s1", "acquire_error", json!({ "error": "initialized_notification" })),
+        m(
+            2,
+            1,
+            "s1",
+            "acquire_error",
+            json!({ "error": "initialized_notification" }),
+        ),
     ];
     clean(&t, &c);
 }
@@ -330,7 +345,13 @@ fn grant_after(end: TraceEvent) -> Vec<TraceEvent> {
         create_in_slot(0, 1, "s1"),
         vec![
             m(5, 2, "", "acquire_start", none()),
-            m(5, 2, "", "acquire_wait", json!({ "position": 0, "deadline_ms": 1005 })),
+            m(
+                5,
+                2,
+                "",
+                "acquire_wait",
+                json!({ "position": 0, "deadline_ms": 1005 }),
+            ),
             end,
             release(30, 1, "s1"),
             m(30, 2, "s1", "waiter_granted", json!({ "slot": false })),
@@ -534,13 +555,7 @@ fn churn_exact_not_before_its_interval() {
             close(5, 1, "s1", "churned"),
         ],
     ]);
-    breaks_with(
-        "close_reason_exact",
-        &t,
-        &c,
-        5,
-        &["closed_split_by_reason"],
-    );
+    breaks_with("close_reason_exact", &t, &c, 5, &["closed_split_by_reason"]);
 }
 
 #[test]
@@ -616,7 +631,13 @@ fn no_session_after_close_for_a_late_acquire() {
         closing,
         vec![
             m(6, 1, "", "acquire_start", none()),
-            m(6, 1, "", "acquire_error", json!({ "error": "manager_closed" })),
+            m(
+                6,
+                1,
+                "",
+                "acquire_error",
+                json!({ "error": "manager_closed" }),
+            ),
         ],
     ]);
     let r = clean(&t, &c);
@@ -642,7 +663,13 @@ fn no_session_after_close_a_creation_under_way_is_closed_at_once() {
     );
     let mut closed_then = base;
     closed_then.push(close(6, 1, "s1", "shutdown"));
-    closed_then.push(m(6, 1, "s1", "acquire_error", json!({ "error": "manager_closed" })));
+    closed_then.push(m(
+        6,
+        1,
+        "s1",
+        "acquire_error",
+        json!({ "error": "manager_closed" }),
+    ));
     clean(&closed_then, &c);
 }
 
@@ -761,7 +788,11 @@ fn each_modes_scenario_checks_its_laws() {
         (
             "churn",
             Mode::Churn,
-            &["churn_exact", "reuse_one_session_per_vu", "no_stale_handout"],
+            &[
+                "churn_exact",
+                "reuse_one_session_per_vu",
+                "no_stale_handout",
+            ],
         ),
     ];
     for (name, mode, laws) in cases {
