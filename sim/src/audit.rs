@@ -78,6 +78,26 @@
 //!   those speaks the stateless era, and -32022 in particular asks for a
 //!   retry at another revision, not a fallback.
 //!
+//! The laws of leases and modes are checked by [`crate::lease_laws`]
+//! (where each is described in full), from the manager's events:
+//!
+//! - `no_stale_handout`: no session is handed out at or after its TTL or
+//!   idle deadline, and one released past its TTL is closed then.
+//! - `no_close_under_holder`: a leased, granted or creating session is
+//!   closed only by shutdown, by its holder's give-back, or as `failed`.
+//! - `no_grant_to_departed`: a grant goes only to a queued acquire.
+//! - `one_lease_per_vu`: a VU holds one lease at a time, and is refused as
+//!   busy only while it holds one.
+//! - `pool_idle_first`: the pool hands out idle sessions first, oldest
+//!   first.
+//! - `reuse_one_session_per_vu`: reuse and churn keep one session per VU
+//!   and make a new one only once it is gone.
+//! - `churn_exact`: churn retires a session exactly when due.
+//! - `per_request_closes_on_release`: per-request closes on release.
+//! - `no_session_after_close`: once the manager closes, no acquire gets
+//!   or creates a session.
+//! - `close_reason_exact`: every close's reason is the right one.
+//!
 //! The laws of the client's wire behaviour are checked by
 //! [`crate::wire_laws`] (where each is described in full), from the
 //! server's wire log:
@@ -116,7 +136,7 @@ use serde::Serialize;
 use crate::trace::{Source, Trace, TraceEvent};
 
 /// The laws, by name, in report order.
-pub const LAWS: [&str; 20] = [
+pub const LAWS: [&str; 30] = [
     "pool_bound",
     "one_holder",
     "no_use_after_close",
@@ -128,6 +148,17 @@ pub const LAWS: [&str; 20] = [
     "reconnects_exact",
     "clean_close",
     "metrics_match_trace",
+    // The lease and mode laws (`crate::lease_laws::LEASE_LAWS`).
+    "no_stale_handout",
+    "no_close_under_holder",
+    "no_grant_to_departed",
+    "one_lease_per_vu",
+    "pool_idle_first",
+    "reuse_one_session_per_vu",
+    "churn_exact",
+    "per_request_closes_on_release",
+    "no_session_after_close",
+    "close_reason_exact",
     "no_fallback_after_modern_error",
     "modern_envelope_agrees",
     "no_legacy_wire_after_modern",
@@ -644,13 +675,20 @@ impl<'a> Auditor<'a> {
         self.server_laws();
         self.streams_at_end();
         let wire = crate::wire_laws::check(self.trace, self.cfg);
-        for (law, n) in wire.checks {
+        self.merge(wire);
+        let leases = crate::lease_laws::check(self.trace, self.cfg);
+        self.merge(leases);
+    }
+
+    /// Adds what another module's laws found.
+    fn merge(&mut self, found: crate::wire_laws::Findings) {
+        for (law, n) in found.checks {
             *self.checks.entry(law).or_default() += n;
         }
-        for (law, first) in wire.first {
+        for (law, first) in found.first {
             self.first.entry(law).or_insert(first);
         }
-        for (goal, n) in wire.goals {
+        for (goal, n) in found.goals {
             *self.goals.entry(goal).or_default() += n;
         }
     }

@@ -16,6 +16,7 @@ pub mod detail;
 pub mod dialer;
 pub mod faults;
 pub mod forwarded;
+pub mod lease_laws;
 pub mod listener;
 pub mod liveness;
 pub mod run;

@@ -35,6 +35,16 @@ const WIRE_LAWS: [&str; 7] = [
     "era_counters_match",
 ];
 
+/// Lease laws (`mcp_sim::lease_laws`) the pool traces here never reach:
+/// those of the other modes, and the one about acquires during the
+/// manager's close; `tests/lease_laws.rs` checks them.
+const OTHER_MODE_LAWS: [&str; 4] = [
+    "reuse_one_session_per_vu",
+    "churn_exact",
+    "per_request_closes_on_release",
+    "no_session_after_close",
+];
+
 /// A manager event at `t`, by `vu`, on `session`.
 fn m(t: u64, vu: u64, session: &str, event: &'static str, detail: Value) -> TraceEvent {
     let mut detail = match detail {
@@ -224,7 +234,7 @@ fn clean_trace_passes_every_law() {
     // from a trace (`tests/sweep.rs` trips them).
     for law in LAWS
         .into_iter()
-        .filter(|l| !WIRE_LAWS.contains(l) && !RUN_LAWS.contains(l))
+        .filter(|l| !WIRE_LAWS.contains(l) && !OTHER_MODE_LAWS.contains(l) && !RUN_LAWS.contains(l))
     {
         assert!(
             r.checks[law] + auto.checks[law] > 0,
@@ -430,7 +440,8 @@ fn fifo_a_grant_to_an_acquire_that_is_not_queued() {
     let mut t = holding();
     t.push(m(7, 1, "s1", "released", none()));
     t.push(m(7, 2, "s1", "waiter_granted", granted(false)));
-    breaks("fifo", t, &pool1(), 5);
+    // vu 2 has no acquire: a grant to a departed waiter as well.
+    breaks_with("fifo", t, &pool1(), 5, &["no_grant_to_departed"]);
 }
 
 #[test]
@@ -670,7 +681,14 @@ fn closed_split_by_reason_a_churn_before_its_interval() {
         m(4, 1, "s1", "released", none()),
         m(4, 1, "s1", "closed", closed("churned")),
     ];
-    breaks("closed_split_by_reason", t, &cfg, 5);
+    // The close's reason is wrong too (`mcp_sim::lease_laws`).
+    breaks_with(
+        "closed_split_by_reason",
+        t,
+        &cfg,
+        5,
+        &["close_reason_exact"],
+    );
 }
 
 #[test]
@@ -1129,7 +1147,10 @@ fn seeded_world_obeys_every_law_and_is_deterministic() {
         eprintln!("{}", modern.timeline());
     }
     assert!(modern_report.is_clean(), "{:#?}", modern_report.violations);
-    for law in LAWS.into_iter().filter(|l| !RUN_LAWS.contains(l)) {
+    for law in LAWS
+        .into_iter()
+        .filter(|l| !OTHER_MODE_LAWS.contains(l) && !RUN_LAWS.contains(l))
+    {
         assert!(
             report.checks[law] + modern_report.checks[law] > 0,
             "{law} never checked"

@@ -1,0 +1,760 @@
+//! The laws of leases and modes, checked from a [`Trace`] alone (plus the
+//! manager's configuration, [`AuditConfig`]): what each mode promises, when
+//! a session may be handed out, who may close a session while it is leased,
+//! and the reason every close carries. [`crate::audit::audit`] runs these
+//! with its own laws and reports them together.
+//!
+//! # The model
+//!
+//! Per worker host, the manager's events are replayed (they are reported
+//! under the manager's lock, in order): each session is being created (by
+//! a VU), in use (leased to a VU), granted to a waiter, idle or closed,
+//! with the manager clock of its creating `acquire_ok` (its TTL counts from
+//! there), of its last release (its idle time counts from there: a release,
+//! or a granted session handed back by a cancelled waiter) and the
+//! operations started on it (`operation_start`). A release, invalidation
+//! or drop is followed, in the same critical section, by the close it
+//! causes: the next event of the host. The deadlines are the library's
+//! (`src/eviction.rs`): a session is due *at* its deadline (`now >=
+//! deadline`), one millisecond before it is not; when TTL and idle are both
+//! due, the reason is `ttl`. After `manager_closing` every session is
+//! closed with `shutdown`, and the laws below ask nothing else of it.
+//!
+//! # The laws, as checked
+//!
+//! - `no_stale_handout`: a session is handed out (`acquire_ok` of a session
+//!   not created for it, or `waiter_granted` with a session) only before its
+//!   TTL deadline (creation plus `ttl_ms`) and its idle deadline (last
+//!   release plus `max_idle_ms`); a session released at or after its TTL is
+//!   closed right then (reason `ttl`; in churn mode `churned` when churn is due as
+//!   well, as the library checks churn first), never kept.
+//! - `no_close_under_holder`: a session leased to a VU (or granted to a
+//!   waiter, or being created by a VU) is closed only by the manager's
+//!   shutdown, by its holder's own release, invalidation or drop (the close
+//!   right after it), or, while being created, as `failed`: never by the
+//!   evictor, by another VU's acquire, or for any other reason.
+//! - `no_grant_to_departed`: a `waiter_granted` goes only to a VU whose
+//!   acquire is queued (`acquire_wait`, not yet ended by a grant, timeout,
+//!   error or cancellation, and not granted already).
+//! - `one_lease_per_vu`: a VU is handed a session only while it holds no
+//!   other lease, and refused as busy (`vu_busy`) only while it holds one
+//!   or has another acquire under way.
+//! - `pool_idle_first`: in pool mode, idle sessions are handed out first,
+//!   oldest first (in the order they became idle): an acquire that takes an
+//!   idle session, or a grant of one, takes the oldest; no acquire reserves
+//!   a slot to create a session while one is idle (those due were closed by
+//!   that acquire before).
+//! - `reuse_one_session_per_vu`: in reuse and churn mode, a VU's acquire
+//!   that does not create hands it its own session, the one it last
+//!   released (idle since); and a new session is created for a VU only
+//!   once its previous one is gone (closed: invalidated, evicted, churned,
+//!   dropped, failed).
+//! - `churn_exact`: in churn mode, a session is retired exactly when due:
+//!   at the release where its operations reach `churn_interval_ops` (or,
+//!   by time, at the first release or acquire at or after creation +
+//!   `churn_interval_ms`), never kept or handed out past that, and never
+//!   before.
+//! - `per_request_closes_on_release`: in per-request mode every release
+//!   closes its session right then, with reason `released`, and no acquire
+//!   hands out a session it did not create.
+//! - `no_session_after_close`: once the manager is closing
+//!   (`manager_closing`), no acquire gets a session; an acquire that
+//!   starts then fails with `manager_closed` (or is cancelled) and creates
+//!   nothing; a session whose creation was under way is closed
+//!   (`shutdown`) as soon as it is `created`.
+//! - `close_reason_exact`: every close's reason is the one for what
+//!   happened: `ttl` only at or after the TTL deadline (of an idle session,
+//!   or at its release); `idle` only at or after the idle deadline of an
+//!   idle session whose TTL is not due; `churned` only in churn mode, when
+//!   due (at a release, or of an idle session at its VU's acquire when
+//!   neither TTL nor idle is due); `invalidated` only right after the
+//!   holder's `invalidated`; `dropped` only right after `lease_dropped`;
+//!   `released` only in per-request mode right after `released`;
+//!   `shutdown` only after `manager_closing`; `failed` only for a session
+//!   never handed out. Reasons that need the config are judged only when
+//!   it is known: `released` and `churned` with the mode, `ttl` with
+//!   `ttl_ms`, `idle` with `max_idle_ms`, a churn's timing with the churn
+//!   interval.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mcp_session::Mode;
+
+use crate::audit::AuditConfig;
+use crate::trace::{Source, Trace, TraceEvent};
+use crate::wire_laws::Findings;
+
+/// The laws of this module, in report order (each also in
+/// [`crate::audit::LAWS`]).
+pub const LEASE_LAWS: [&str; 10] = [
+    NO_STALE_HANDOUT,
+    NO_CLOSE_UNDER_HOLDER,
+    NO_GRANT_TO_DEPARTED,
+    ONE_LEASE_PER_VU,
+    POOL_IDLE_FIRST,
+    REUSE_ONE_SESSION_PER_VU,
+    CHURN_EXACT,
+    PER_REQUEST_CLOSES_ON_RELEASE,
+    NO_SESSION_AFTER_CLOSE,
+    CLOSE_REASON_EXACT,
+];
+
+const NO_STALE_HANDOUT: &str = "no_stale_handout";
+const NO_CLOSE_UNDER_HOLDER: &str = "no_close_under_holder";
+const NO_GRANT_TO_DEPARTED: &str = "no_grant_to_departed";
+const ONE_LEASE_PER_VU: &str = "one_lease_per_vu";
+const POOL_IDLE_FIRST: &str = "pool_idle_first";
+const REUSE_ONE_SESSION_PER_VU: &str = "reuse_one_session_per_vu";
+const CHURN_EXACT: &str = "churn_exact";
+const PER_REQUEST_CLOSES_ON_RELEASE: &str = "per_request_closes_on_release";
+const NO_SESSION_AFTER_CLOSE: &str = "no_session_after_close";
+const CLOSE_REASON_EXACT: &str = "close_reason_exact";
+
+/// Checks the lease and mode laws over `trace` (see the module docs).
+pub fn check(trace: &Trace, cfg: &AuditConfig) -> Findings {
+    let mut l = Laws {
+        cfg,
+        mode: cfg
+            .mode
+            .or_else(|| cfg.pool_size.is_some().then_some(Mode::Pool)),
+        hosts: BTreeMap::new(),
+        out: Findings::default(),
+    };
+    for law in LEASE_LAWS {
+        l.out.checks.insert(law, 0);
+    }
+    for (i, e) in trace.events.iter().enumerate() {
+        if e.source == Source::Manager {
+            l.event(i, e);
+        }
+    }
+    let hosts: Vec<&str> = l.hosts.keys().copied().collect();
+    for h in hosts {
+        if let Some(mut host) = l.hosts.remove(h) {
+            l.expected_close(&mut host, None);
+        }
+    }
+    l.out
+}
+
+/// Where a session is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum St {
+    /// Initialized for `vu`, not handed out yet.
+    Creating {
+        vu: u64,
+    },
+    /// Leased to `vu`.
+    InUse {
+        vu: u64,
+    },
+    /// Granted to waiter `vu`, not picked up yet.
+    Granted {
+        vu: u64,
+    },
+    Idle,
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Sess {
+    st: St,
+    /// Clock of its creating `acquire_ok`.
+    created_ms: Option<u64>,
+    /// Clock of its last release (or of a cancelled waiter's hand-back).
+    released_ms: Option<u64>,
+    /// The VU that last held it.
+    owner: Option<u64>,
+    /// Operations started on it.
+    ops: u64,
+    /// Whether it was ever handed out.
+    handed: bool,
+}
+
+/// A close the previous event (a release) makes due as the next event.
+#[derive(Clone, Copy, Debug)]
+struct Expect<'a> {
+    index: usize,
+    session: &'a str,
+    reason: &'static str,
+    law: &'static str,
+    why: &'static str,
+}
+
+/// A give-back just before: its name, session and VU.
+#[derive(Clone, Copy, Debug)]
+struct Returned<'a> {
+    name: &'a str,
+    session: &'a str,
+    clock: u64,
+}
+
+#[derive(Default)]
+struct Host<'a> {
+    sessions: BTreeMap<&'a str, Sess>,
+    /// Idle sessions in the order they became idle (pool: oldest first).
+    idle_order: Vec<&'a str>,
+    /// Open acquires per VU.
+    open: BTreeMap<u64, u32>,
+    /// VUs whose acquire is queued (and not granted yet).
+    waiting: BTreeSet<u64>,
+    /// The session granted to each waiter, not picked up yet.
+    granted: BTreeMap<u64, &'a str>,
+    /// The session leased to each VU.
+    holding: BTreeMap<u64, &'a str>,
+    /// Reuse and churn: each VU's session (leased or idle) until closed.
+    current: BTreeMap<u64, &'a str>,
+    closing: bool,
+    /// VUs whose acquire started after `manager_closing`.
+    late: BTreeSet<u64>,
+    /// The give-back that was the previous event of the host.
+    returned: Option<Returned<'a>>,
+    expect: Option<Expect<'a>>,
+}
+
+impl Host<'_> {
+    fn unidle(&mut self, sid: &str) {
+        self.idle_order.retain(|s| *s != sid);
+    }
+}
+
+struct Laws<'a> {
+    cfg: &'a AuditConfig,
+    mode: Option<Mode>,
+    hosts: BTreeMap<&'a str, Host<'a>>,
+    out: Findings,
+}
+
+impl<'a> Laws<'a> {
+    fn check(&mut self, law: &'static str) {
+        *self.out.checks.entry(law).or_default() += 1;
+    }
+
+    fn fail(&mut self, law: &'static str, index: usize, message: String) {
+        self.out.first.entry(law).or_insert((index, message));
+    }
+
+    fn ttl_deadline(&self, s: &Sess) -> Option<u64> {
+        self.cfg
+            .ttl_ms
+            .and_then(|t| s.created_ms.map(|c| c.saturating_add(t)))
+    }
+
+    fn idle_deadline(&self, s: &Sess) -> Option<u64> {
+        self.cfg
+            .idle_ms
+            .and_then(|t| s.released_ms.map(|r| r.saturating_add(t)))
+    }
+
+    fn ttl_due(&self, s: &Sess, clock: u64) -> bool {
+        self.ttl_deadline(s).is_some_and(|d| clock >= d)
+    }
+
+    fn idle_due(&self, s: &Sess, clock: u64) -> bool {
+        self.idle_deadline(s).is_some_and(|d| clock >= d)
+    }
+
+    /// Whether churn retires `s` at `clock` (as `Churn::due`).
+    fn churn_due(&self, s: &Sess, clock: u64) -> bool {
+        if self.mode != Some(Mode::Churn) {
+            return false;
+        }
+        if let Some(n) = self.cfg.churn_ops {
+            s.ops >= n
+        } else if let Some(ms) = self.cfg.churn_ms {
+            s.created_ms.is_some_and(|c| clock >= c.saturating_add(ms))
+        } else {
+            false
+        }
+    }
+
+    /// The close expected as the host's next event: `next` is that event
+    /// (`None`: the host's events ended).
+    fn expected_close(&mut self, h: &mut Host<'a>, next: Option<(usize, &TraceEvent)>) {
+        let Some(x) = h.expect.take() else { return };
+        match next {
+            Some((_, e)) if e.event == "closed" && e.session.as_deref() == Some(x.session) => {
+                let reason = e.str("reason").unwrap_or("unknown");
+                if reason != x.reason {
+                    self.fail(
+                        x.law,
+                        x.index,
+                        format!(
+                            "{} {}: closed as {reason}, not {}",
+                            x.session, x.why, x.reason
+                        ),
+                    );
+                }
+            }
+            _ => self.fail(
+                x.law,
+                x.index,
+                format!(
+                    "{} {}, but not closed ({}) then",
+                    x.session, x.why, x.reason
+                ),
+            ),
+        }
+    }
+
+    fn event(&mut self, i: usize, e: &'a TraceEvent) {
+        let mut h = self.hosts.remove(&*e.host).unwrap_or_default();
+        self.expected_close(&mut h, Some((i, e)));
+        let clock = e.clock_ms();
+        let vu = e.vu.unwrap_or(0);
+        let sid = e.session.as_deref().unwrap_or_default();
+        let returned = h.returned.take();
+        match &*e.event {
+            "acquire_start" => {
+                *h.open.entry(vu).or_default() += 1;
+                if h.closing {
+                    h.late.insert(vu);
+                }
+            }
+            "acquire_wait" => {
+                h.waiting.insert(vu);
+            }
+            "waiter_granted" => self.waiter_granted(&mut h, i, e, vu, sid, clock),
+            "acquire_ok" => self.acquire_ok(&mut h, i, e, vu, sid, clock),
+            "acquire_timeout" | "acquire_error" | "acquire_cancelled" => {
+                if e.str("error") == Some("vu_busy") {
+                    self.check(ONE_LEASE_PER_VU);
+                    let open = h.open.get(&vu).copied().unwrap_or(0);
+                    if !h.holding.contains_key(&vu) && open <= 1 && !h.closing {
+                        self.fail(
+                            ONE_LEASE_PER_VU,
+                            i,
+                            format!("vu-{vu} refused as busy while it holds no lease"),
+                        );
+                    }
+                }
+                self.end_acquire(&mut h, vu);
+                h.waiting.remove(&vu);
+                if h.late.remove(&vu) && e.event != "acquire_cancelled" {
+                    self.check(NO_SESSION_AFTER_CLOSE);
+                    if e.str("error") != Some("manager_closed") {
+                        let msg = format!(
+                            "vu-{vu}'s acquire, started after the manager's close, ends with {} {}",
+                            e.event,
+                            e.str("error").unwrap_or_default()
+                        );
+                        self.fail(NO_SESSION_AFTER_CLOSE, i, msg);
+                    }
+                }
+                if let Some(g) = h.granted.remove(&vu) {
+                    // A grant handed back (a cancelled waiter's): idle again
+                    // from now, in the library's core as here.
+                    if let Some(s) = h.sessions.get_mut(g) {
+                        if s.st == (St::Granted { vu }) {
+                            s.st = St::Idle;
+                            s.released_ms = Some(clock);
+                            h.idle_order.push(g);
+                        }
+                    }
+                }
+            }
+            "slot_reserved" if self.mode == Some(Mode::Pool) && !h.closing => {
+                self.check(POOL_IDLE_FIRST);
+                if let Some(first) = h.idle_order.first() {
+                    let msg = format!("vu-{vu} reserves a slot while {first} is idle");
+                    self.fail(POOL_IDLE_FIRST, i, msg);
+                }
+            }
+            "created" => {
+                if h.closing {
+                    self.check(NO_SESSION_AFTER_CLOSE);
+                    if h.late.contains(&vu) {
+                        let msg = format!("{sid} created for vu-{vu}, after the manager's close");
+                        self.fail(NO_SESSION_AFTER_CLOSE, i, msg);
+                    } else {
+                        h.expect = Some(Expect {
+                            index: i,
+                            session: sid,
+                            reason: "shutdown",
+                            law: NO_SESSION_AFTER_CLOSE,
+                            why: "created while the manager closes",
+                        });
+                    }
+                }
+                h.sessions.insert(
+                    sid,
+                    Sess {
+                        st: St::Creating { vu },
+                        created_ms: None,
+                        released_ms: None,
+                        owner: Some(vu),
+                        ops: 0,
+                        handed: false,
+                    },
+                );
+            }
+            "operation_start" => {
+                if let Some(s) = h.sessions.get_mut(sid) {
+                    s.ops += 1;
+                }
+            }
+            "released" | "invalidated" | "lease_dropped" => {
+                self.give_back(&mut h, i, &e.event, vu, sid, clock);
+                h.returned = Some(Returned {
+                    name: &e.event,
+                    session: sid,
+                    clock,
+                });
+            }
+            "closed" => self.closed(&mut h, i, e, sid, clock, returned),
+            "manager_closing" => h.closing = true,
+            _ => {}
+        }
+        self.hosts.insert(&e.host, h);
+    }
+
+    fn end_acquire(&mut self, h: &mut Host<'a>, vu: u64) {
+        if let Some(n) = h.open.get_mut(&vu) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                h.open.remove(&vu);
+            }
+        }
+    }
+
+    /// A handout (`what`) of `s` at `clock`: before its deadlines, not
+    /// spent by churn.
+    fn fresh(&mut self, i: usize, sid: &str, s: &Sess, clock: u64, what: &str) {
+        self.check(NO_STALE_HANDOUT);
+        if self.ttl_due(s, clock) {
+            let d = self.ttl_deadline(s).unwrap_or_default();
+            let msg = format!("{sid} {what} at {clock}ms, at or after its TTL deadline {d}ms");
+            self.fail(NO_STALE_HANDOUT, i, msg);
+        } else if self.idle_due(s, clock) {
+            let d = self.idle_deadline(s).unwrap_or_default();
+            let msg = format!("{sid} {what} at {clock}ms, at or after its idle deadline {d}ms");
+            self.fail(NO_STALE_HANDOUT, i, msg);
+        }
+        if self.mode == Some(Mode::Churn) {
+            self.check(CHURN_EXACT);
+            if self.churn_due(s, clock) {
+                let msg = format!(
+                    "{sid} {what} at {clock}ms, spent by churn ({} operations, created at {:?}ms)",
+                    s.ops, s.created_ms
+                );
+                self.fail(CHURN_EXACT, i, msg);
+            }
+        }
+    }
+
+    fn waiter_granted(
+        &mut self,
+        h: &mut Host<'a>,
+        i: usize,
+        e: &TraceEvent,
+        vu: u64,
+        sid: &'a str,
+        clock: u64,
+    ) {
+        self.check(NO_GRANT_TO_DEPARTED);
+        if !h.waiting.remove(&vu) {
+            let what = if h.open.contains_key(&vu) {
+                "whose acquire is not queued"
+            } else {
+                "whose acquire has ended"
+            };
+            self.fail(
+                NO_GRANT_TO_DEPARTED,
+                i,
+                format!("a grant to vu-{vu}, {what}"),
+            );
+        }
+        if e.bool("slot") == Some(true) {
+            return;
+        }
+        if let Some(s) = h.sessions.get(sid).copied() {
+            if s.st == St::Idle {
+                self.fresh(i, sid, &s, clock, &format!("granted to vu-{vu}"));
+                if self.mode == Some(Mode::Pool) {
+                    self.check(POOL_IDLE_FIRST);
+                    if let Some(first) = h.idle_order.first().filter(|f| **f != sid) {
+                        let msg = format!("{sid} granted to vu-{vu} while {first} idles longer");
+                        self.fail(POOL_IDLE_FIRST, i, msg);
+                    }
+                }
+            }
+        }
+        h.unidle(sid);
+        if let Some(s) = h.sessions.get_mut(sid) {
+            s.st = St::Granted { vu };
+        }
+        h.granted.insert(vu, sid);
+    }
+
+    fn acquire_ok(
+        &mut self,
+        h: &mut Host<'a>,
+        i: usize,
+        e: &TraceEvent,
+        vu: u64,
+        sid: &'a str,
+        clock: u64,
+    ) {
+        let created = e.bool("created").unwrap_or(false);
+        self.end_acquire(h, vu);
+        h.late.remove(&vu);
+        if h.closing {
+            self.check(NO_SESSION_AFTER_CLOSE);
+            let msg = format!("{sid} handed to vu-{vu} while the manager closes");
+            self.fail(NO_SESSION_AFTER_CLOSE, i, msg);
+        }
+        h.waiting.remove(&vu);
+        let from_grant = h.granted.get(&vu) == Some(&sid);
+        if from_grant {
+            h.granted.remove(&vu);
+        }
+        self.check(ONE_LEASE_PER_VU);
+        if let Some(other) = h.holding.get(&vu) {
+            let msg = format!("{sid} handed to vu-{vu}, which still holds {other}");
+            self.fail(ONE_LEASE_PER_VU, i, msg);
+        }
+        let prior = h.sessions.get(sid).copied();
+        if !created && !from_grant && !h.closing {
+            if let Some(s) = prior {
+                self.fresh(i, sid, &s, clock, &format!("handed to vu-{vu}"));
+            }
+            if self.mode == Some(Mode::Pool) {
+                self.check(POOL_IDLE_FIRST);
+                if let Some(first) = h.idle_order.first().filter(|f| **f != sid) {
+                    let msg = format!("{sid} handed to vu-{vu} while {first} idles longer");
+                    self.fail(POOL_IDLE_FIRST, i, msg);
+                }
+            }
+        }
+        match self.mode {
+            Some(Mode::Reuse | Mode::Churn) => {
+                self.check(REUSE_ONE_SESSION_PER_VU);
+                let current = h.current.get(&vu).copied();
+                if created {
+                    if let Some(old) = current.filter(|o| *o != sid) {
+                        let msg =
+                            format!("{sid} created for vu-{vu}, whose session {old} is still open");
+                        self.fail(REUSE_ONE_SESSION_PER_VU, i, msg);
+                    }
+                } else {
+                    let own = prior.is_some_and(|s| s.owner == Some(vu) && s.st == St::Idle);
+                    if !own || current != Some(sid) {
+                        let msg = format!(
+                            "{sid} handed to vu-{vu}, which is not its own idle session ({})",
+                            current.unwrap_or("it has none")
+                        );
+                        self.fail(REUSE_ONE_SESSION_PER_VU, i, msg);
+                    }
+                }
+                h.current.insert(vu, sid);
+            }
+            Some(Mode::PerRequest) => {
+                self.check(PER_REQUEST_CLOSES_ON_RELEASE);
+                if !created {
+                    let msg = format!("{sid} handed to vu-{vu} again in per-request mode");
+                    self.fail(PER_REQUEST_CLOSES_ON_RELEASE, i, msg);
+                }
+            }
+            _ => {}
+        }
+        h.unidle(sid);
+        h.holding.insert(vu, sid);
+        let s = h.sessions.entry(sid).or_insert(Sess {
+            st: St::Creating { vu },
+            created_ms: None,
+            released_ms: None,
+            owner: None,
+            ops: 0,
+            handed: false,
+        });
+        s.st = St::InUse { vu };
+        s.owner = Some(vu);
+        s.handed = true;
+        if created {
+            s.created_ms = Some(clock);
+        }
+    }
+
+    fn give_back(
+        &mut self,
+        h: &mut Host<'a>,
+        i: usize,
+        name: &str,
+        vu: u64,
+        sid: &'a str,
+        clock: u64,
+    ) {
+        if h.holding.get(&vu) == Some(&sid) {
+            h.holding.remove(&vu);
+        }
+        let Some(s) = h.sessions.get(sid).copied() else {
+            return;
+        };
+        if s.st == St::Closed {
+            // Closed under the lease (shutdown): nothing more happens.
+            return;
+        }
+        if name != "released" {
+            // Invalidated or dropped: closed right after (its reason is
+            // checked there).
+            if let Some(s) = h.sessions.get_mut(sid) {
+                s.st = St::Idle;
+            }
+            return;
+        }
+        if let Some(s) = h.sessions.get_mut(sid) {
+            s.st = St::Idle;
+            s.released_ms = Some(clock);
+        }
+        if h.closing {
+            return;
+        }
+        let expect = |reason, law, why| Expect {
+            index: i,
+            session: sid,
+            reason,
+            law,
+            why,
+        };
+        h.expect = match self.mode {
+            Some(Mode::PerRequest) => Some(expect(
+                "released",
+                PER_REQUEST_CLOSES_ON_RELEASE,
+                "released in per-request mode",
+            )),
+            Some(Mode::Churn) if self.churn_due(&s, clock) => {
+                self.check(CHURN_EXACT);
+                Some(expect("churned", CHURN_EXACT, "released spent by churn"))
+            }
+            _ if self.ttl_due(&s, clock) => {
+                self.check(NO_STALE_HANDOUT);
+                Some(expect(
+                    "ttl",
+                    NO_STALE_HANDOUT,
+                    "released at or after its TTL",
+                ))
+            }
+            _ => None,
+        };
+        if self.mode == Some(Mode::PerRequest) {
+            self.check(PER_REQUEST_CLOSES_ON_RELEASE);
+        }
+        if h.expect.is_none() {
+            h.idle_order.push(sid);
+        }
+    }
+
+    fn closed(
+        &mut self,
+        h: &mut Host<'a>,
+        i: usize,
+        e: &TraceEvent,
+        sid: &'a str,
+        clock: u64,
+        returned: Option<Returned<'a>>,
+    ) {
+        let reason = e.str("reason").unwrap_or("unknown");
+        let Some(s) = h.sessions.get(sid).copied() else {
+            return;
+        };
+        // The holder's own give-back, just before (in the same critical
+        // section: the same millisecond).
+        let back = returned
+            .filter(|r| r.session == sid && r.clock == clock)
+            .map(|r| r.name);
+        self.check(NO_CLOSE_UNDER_HOLDER);
+        let held = match s.st {
+            St::InUse { vu } => Some(("leased to", vu)),
+            St::Granted { vu } => Some(("granted to", vu)),
+            St::Creating { vu } => Some(("being created by", vu)),
+            St::Idle | St::Closed => None,
+        };
+        if let Some((how, vu)) = held {
+            let failed = reason == "failed" && matches!(s.st, St::Creating { .. });
+            if reason != "shutdown" && !failed {
+                let msg = format!("{sid} closed ({reason}) while {how} vu-{vu}");
+                self.fail(NO_CLOSE_UNDER_HOLDER, i, msg);
+            }
+        }
+        self.check(CLOSE_REASON_EXACT);
+        let known = self.mode.is_some();
+        let idle = s.st == St::Idle && back.is_none();
+        let wrong: Option<String> = match reason {
+            "shutdown" => (!h.closing).then(|| "before the manager's close".to_owned()),
+            "failed" => s.handed.then(|| "after it was handed out".to_owned()),
+            "invalidated" => {
+                (back != Some("invalidated")).then(|| "not after its invalidation".to_owned())
+            }
+            "dropped" => {
+                (back != Some("lease_dropped")).then(|| "not after its lease was dropped".into())
+            }
+            _ if !known => None,
+            "released" => {
+                if self.mode != Some(Mode::PerRequest) {
+                    Some("outside per-request mode".to_owned())
+                } else {
+                    (back != Some("released")).then(|| "not at its release".to_owned())
+                }
+            }
+            "ttl" if self.cfg.ttl_ms.is_none() => None,
+            "idle" if self.cfg.idle_ms.is_none() => None,
+            "ttl" => {
+                if !self.ttl_due(&s, clock) {
+                    Some(format!(
+                        "before its TTL deadline ({:?}ms)",
+                        self.ttl_deadline(&s)
+                    ))
+                } else if back == Some("released") && self.churn_due(&s, clock) {
+                    Some("at a release that churn retires first".to_owned())
+                } else if !idle && back != Some("released") {
+                    Some("neither idle nor at its release".to_owned())
+                } else {
+                    None
+                }
+            }
+            "idle" => {
+                if !self.idle_due(&s, clock) {
+                    Some(format!(
+                        "before its idle deadline ({:?}ms)",
+                        self.idle_deadline(&s)
+                    ))
+                } else if self.ttl_due(&s, clock) {
+                    Some("while its TTL is due too (TTL wins)".to_owned())
+                } else if !idle {
+                    Some("while not idle".to_owned())
+                } else {
+                    None
+                }
+            }
+            "churned" => {
+                let policy = self.cfg.churn_ops.is_some() || self.cfg.churn_ms.is_some();
+                if self.mode != Some(Mode::Churn) {
+                    Some("outside churn mode".to_owned())
+                } else if !policy {
+                    None
+                } else if !self.churn_due(&s, clock) {
+                    Some(format!(
+                        "before churn was due ({} operations, created at {:?}ms)",
+                        s.ops, s.created_ms
+                    ))
+                } else if idle && (self.ttl_due(&s, clock) || self.idle_due(&s, clock)) {
+                    Some("at an acquire that finds it expired (ttl or idle wins)".to_owned())
+                } else if !idle && back != Some("released") {
+                    Some("neither idle nor at its release".to_owned())
+                } else {
+                    None
+                }
+            }
+            other => Some(format!("an unknown reason {other}")),
+        };
+        if let Some(why) = wrong {
+            let msg = format!("{sid} closed as {reason} at {clock}ms {why}");
+            self.fail(CLOSE_REASON_EXACT, i, msg);
+        }
+        h.unidle(sid);
+        if let Some(s) = h.sessions.get_mut(sid) {
+            s.st = St::Closed;
+        }
+        h.current.retain(|_, c| *c != sid);
+    }
+}
