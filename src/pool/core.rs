@@ -140,6 +140,25 @@ impl<T> Effects<T> {
     }
 }
 
+/// A deliberate bug a test can plant in a core (with the cargo feature
+/// `planted-bugs`, [`PoolCore::plant`]) to show that exploration
+/// (`mcp-sim explore`) finds it. Without the feature nothing can plant one,
+/// and the checks for them compile to nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PlantedBug {
+    /// An idle entry is handed out without looking at its deadlines (an
+    /// idle session past its TTL or idle deadline is handed out).
+    StaleHandout,
+    /// A waiter whose deadline came is timed out but left in the queue,
+    /// where a later grant can reach it (a grant to a departed waiter).
+    GrantToDeparted,
+    /// Waiters are expired one millisecond after their deadline.
+    OffByOneDeadline,
+    /// A release with three or more waiters queued parks the entry idle
+    /// instead of granting it (a lost wake-up that needs three waiters).
+    LostWakeupThirdWaiter,
+}
+
 /// A queued acquire and its deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Waiter {
@@ -167,6 +186,8 @@ pub struct PoolCore<T> {
     ended: Vec<(Waiter, WaitEnd<T>)>,
     next_id: u64,
     closed: bool,
+    #[cfg(feature = "planted-bugs")]
+    bug: Option<PlantedBug>,
 }
 
 impl<T> PoolCore<T> {
@@ -182,6 +203,26 @@ impl<T> PoolCore<T> {
             ended: Vec::new(),
             next_id: 0,
             closed: false,
+            #[cfg(feature = "planted-bugs")]
+            bug: None,
+        }
+    }
+
+    /// Plants `bug` (for tests of the tests only).
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant(&mut self, bug: PlantedBug) {
+        self.bug = Some(bug);
+    }
+
+    /// Whether `bug` was planted (always `false` without the feature).
+    #[inline]
+    fn planted(&self, bug: PlantedBug) -> bool {
+        #[cfg(feature = "planted-bugs")]
+        return self.bug == Some(bug);
+        #[cfg(not(feature = "planted-bugs"))]
+        {
+            let _ = bug;
+            false
         }
     }
 
@@ -294,7 +335,12 @@ impl<T> PoolCore<T> {
         // checking capacity; it is spelled out so the rule is visible.)
         if self.waiters.is_empty() {
             while let Some(e) = self.idle.pop_front() {
-                match self.deadlines.due(&e, now) {
+                let due = if self.planted(PlantedBug::StaleHandout) {
+                    None
+                } else {
+                    self.deadlines.due(&e, now)
+                };
+                match due {
                     Some(reason) => fx.closes.push((e.item, reason)),
                     None => {
                         self.in_use += 1;
@@ -361,11 +407,14 @@ impl<T> PoolCore<T> {
         } else if self.deadlines.ttl_due(&e, now) {
             fx.closes.push((e.item, CloseReason::Ttl));
             self.serve_waiters(&mut fx);
-        } else if let Some(w) = self.waiters.pop_front() {
+        } else if self.waiters.is_empty()
+            || (self.planted(PlantedBug::LostWakeupThirdWaiter) && self.waiters.len() >= 3)
+        {
+            self.idle.push_back(e);
+        } else {
+            let w = self.waiters.pop_front().expect("checked non-empty");
             self.in_use += 1;
             self.granted(&mut fx, w, Grant::Session(e));
-        } else {
-            self.idle.push_back(e);
         }
         self.done(fx)
     }
@@ -430,7 +479,23 @@ impl<T> PoolCore<T> {
     /// (a pool timeout), head first.
     pub fn expire_waiters(&mut self, now: Instant) -> Effects<T> {
         let mut fx = Effects::default();
-        while self.waiters.front().is_some_and(|w| w.deadline <= now) {
+        let late = self.planted(PlantedBug::OffByOneDeadline);
+        let due = |w: &Waiter| w.deadline <= now && !(late && w.deadline == now);
+        if self.planted(PlantedBug::GrantToDeparted) {
+            let ended = &self.ended;
+            let gone: Vec<Waiter> = self
+                .waiters
+                .iter()
+                .filter(|w| due(w) && !ended.iter().any(|(x, _)| x.id == w.id))
+                .copied()
+                .collect();
+            for w in gone {
+                fx.timed_out.push(w.id);
+                self.ended.push((w, WaitEnd::TimedOut));
+            }
+            return self.done(fx);
+        }
+        while self.waiters.front().is_some_and(due) {
             let w = self.waiters.pop_front().expect("checked");
             fx.timed_out.push(w.id);
             self.ended.push((w, WaitEnd::TimedOut));
