@@ -45,6 +45,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_session::eviction::{Deadlines, Entry};
+use mcp_session::per_vu::{Churn, Take, VuTable};
 use mcp_session::pool::core::{
     Acquire, Effects, Grant, PoolCore, Reservation, WaitEnd, WaiterId, WaiterState,
 };
@@ -59,7 +60,7 @@ const HOST: &str = "worker-0";
 /// A scope: what is explored, and how deep.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scope {
-    /// The mode (only `pool` is explored so far).
+    /// The mode: `pool`, or `reuse` / `churn` (the per-VU table).
     pub mode: Mode,
     /// `pool_size`.
     pub pool_size: usize,
@@ -73,6 +74,9 @@ pub struct Scope {
     pub idle_ms: Option<u64>,
     /// `acquire_timeout_ms`.
     pub timeout_ms: u64,
+    /// In churn mode, `churn_interval_ms` (churn by age; `churn_interval_ops`
+    /// is 0, as explored paths run no operations).
+    pub churn_ms: u64,
 }
 
 impl Scope {
@@ -88,6 +92,27 @@ impl Scope {
             ttl_ms: Some(4),
             idle_ms: Some(2),
             timeout_ms: 2,
+            churn_ms: 0,
+        }
+    }
+
+    /// Reuse mode with `vus` VUs and paths of up to `depth` inputs (TTL
+    /// 4 ms, idle 2 ms).
+    pub fn reuse(vus: u64, depth: usize) -> Self {
+        Scope {
+            mode: Mode::Reuse,
+            pool_size: 0,
+            ..Scope::pool(0, vus, depth)
+        }
+    }
+
+    /// Churn mode by age (`churn_interval_ms` 3), otherwise as
+    /// [`Scope::reuse`].
+    pub fn churn(vus: u64, depth: usize) -> Self {
+        Scope {
+            mode: Mode::Churn,
+            churn_ms: 3,
+            ..Scope::reuse(vus, depth)
         }
     }
 
@@ -98,6 +123,8 @@ impl Scope {
             Scope::pool(1, 3, 11),
             Scope::pool(2, 3, 10),
             Scope::pool(3, 4, 8),
+            Scope::reuse(3, 11),
+            Scope::churn(3, 11),
             Scope {
                 ttl_ms: None,
                 idle_ms: None,
@@ -113,6 +140,10 @@ impl Scope {
         c.ttl_ms = self.ttl_ms.unwrap_or(0);
         c.max_idle_ms = self.idle_ms.unwrap_or(0);
         c.acquire_timeout_ms = self.timeout_ms;
+        if self.mode == Mode::Churn {
+            c.churn_interval_ops = 0;
+            c.churn_interval_ms = self.churn_ms;
+        }
         c
     }
 
@@ -136,17 +167,32 @@ impl Scope {
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = |v: Option<u64>| v.map_or("off".to_owned(), |v| format!("{v}ms"));
-        write!(
-            f,
-            "--mode {} --pool-size {} --vus {} --depth {} (ttl {}, idle {}, acquire timeout {}ms)",
-            self.mode.as_str(),
-            self.pool_size,
-            self.vus,
-            self.depth,
-            ms(self.ttl_ms),
-            ms(self.idle_ms),
-            self.timeout_ms
-        )
+        match self.mode {
+            Mode::Pool => write!(
+                f,
+                "--mode pool --pool-size {} --vus {} --depth {} (ttl {}, idle {}, acquire timeout {}ms)",
+                self.pool_size,
+                self.vus,
+                self.depth,
+                ms(self.ttl_ms),
+                ms(self.idle_ms),
+                self.timeout_ms
+            ),
+            mode => write!(
+                f,
+                "--mode {} --vus {} --depth {} (ttl {}, idle {}{})",
+                mode.as_str(),
+                self.vus,
+                self.depth,
+                ms(self.ttl_ms),
+                ms(self.idle_ms),
+                if mode == Mode::Churn {
+                    format!(", churn after {}ms", self.churn_ms)
+                } else {
+                    String::new()
+                }
+            ),
+        }
     }
 }
 
@@ -248,6 +294,8 @@ enum Task {
     Waiting { waiter: WaiterId, since: u64 },
     /// Creating a session in reservation `r`, after waiting `waited_ms`.
     Creating { r: Reservation, waited_ms: u64 },
+    /// Creating a session for its slot of the per-VU table.
+    Making,
     /// Holding a lease on the session.
     Holding(Entry<u64>),
 }
@@ -257,6 +305,10 @@ enum Task {
 pub struct World {
     now: u64,
     core: PoolCore<u64>,
+    /// Reuse and churn: the per-VU table (the pool core is then unused).
+    table: Option<VuTable<u64>>,
+    /// Churn by age: its interval (ms), for the canonical encoding.
+    churn_ms: u64,
     tasks: Vec<Task>,
     closed: bool,
     /// Sessions created and not closed (the manager's registry), by number.
@@ -276,7 +328,12 @@ pub struct World {
 impl World {
     /// The world of `scope` before anything happened.
     pub fn new(scope: &Scope) -> Self {
-        Self::with_core(scope, PoolCore::new(scope.pool_size, scope.deadlines()))
+        let mut w = Self::with_core(scope, PoolCore::new(scope.pool_size, scope.deadlines()));
+        if scope.mode != Mode::Pool {
+            let churn = Churn::from_config(&scope.session_config());
+            w.table = Some(VuTable::new(scope.deadlines(), churn));
+        }
+        w
     }
 
     /// The world of `scope` around `core` (a core with a planted bug, in
@@ -285,6 +342,8 @@ impl World {
         World {
             now: 0,
             core,
+            table: None,
+            churn_ms: scope.churn_ms,
             tasks: vec![Task::Idle; scope.vus as usize],
             closed: false,
             live: BTreeSet::new(),
@@ -324,14 +383,20 @@ impl World {
             if self.core.waiter_state(*waiter) != Some(WaiterState::Queued))
     }
 
-    fn due(&self) -> Option<u64> {
+    /// When the evictor must run next.
+    fn next_wakeup(&self) -> Option<u64> {
         if self.closed {
             return None;
         }
-        self.core
-            .next_wakeup()
-            .map(Instant::as_millis)
-            .filter(|d| *d <= self.now)
+        match &self.table {
+            Some(t) => t.next_deadline(),
+            None => self.core.next_wakeup(),
+        }
+        .map(Instant::as_millis)
+    }
+
+    fn due(&self) -> Option<u64> {
+        self.next_wakeup().filter(|d| *d <= self.now)
     }
 
     /// The inputs that can happen next, in a fixed order.
@@ -345,6 +410,13 @@ impl World {
                         out.push(Input::Wake(vu));
                     }
                     out.push(Input::Cancel(vu));
+                }
+                Task::Making => {
+                    out.extend([
+                        Input::CreateOk(vu),
+                        Input::CreateFail(vu),
+                        Input::Cancel(vu),
+                    ]);
                 }
                 Task::Creating { .. } => {
                     out.extend([
@@ -360,11 +432,7 @@ impl World {
         let settled = !self.vus().any(|vu| self.ready(vu)) && evictor_done;
         if settled {
             out.push(Input::Tick);
-            let next = (!self.closed)
-                .then(|| self.core.next_wakeup())
-                .flatten()
-                .map(Instant::as_millis);
-            if next.is_some_and(|d| d > self.now + 1) {
+            if self.next_wakeup().is_some_and(|d| d > self.now + 1) {
                 out.push(Input::Jump);
             }
         }
@@ -384,6 +452,10 @@ impl World {
             return Err(format!("`{input}` cannot happen at this point"));
         }
         let mut out = Out::new(self.now);
+        if self.table.is_some() {
+            self.step_per_vu(input, &mut out);
+            return Ok(out.events);
+        }
         match input {
             Input::Acquire(vu) => self.acquire(vu, &mut out),
             Input::CreateOk(vu) => self.create_ok(vu, &mut out),
@@ -452,7 +524,7 @@ impl World {
                 self.evicted_now = false;
             }
             Input::Jump => {
-                self.now = self.core.next_wakeup().map_or(self.now, Instant::as_millis);
+                self.now = self.next_wakeup().unwrap_or(self.now);
                 self.evicted_now = false;
             }
             Input::Evict => {
@@ -475,6 +547,121 @@ impl World {
             }
         }
         Ok(out.events)
+    }
+
+    /// Reuse and churn: `input` carried out as `modes/reuse.rs` does.
+    fn step_per_vu(&mut self, input: Input, out: &mut Out) {
+        let now = Instant::from_millis(self.now);
+        let mut t = self.table.take().expect("per-VU mode");
+        match input {
+            Input::Acquire(vu) => {
+                out.emit(Some(vu), None, EventKind::AcquireStart);
+                if self.closed {
+                    out.acquire_error(vu, None, "manager_closed");
+                } else {
+                    match t.take(VuId(vu), now) {
+                        Take::Ready(e) => {
+                            self.table = Some(t);
+                            self.hand_out(vu, e, false, 0, out);
+                            return;
+                        }
+                        Take::Busy => out.acquire_error(vu, None, "vu_busy"),
+                        Take::Create(retired) => {
+                            if let Some((s, reason)) = retired {
+                                self.begin_close(s, reason, Some(vu), out);
+                            }
+                            self.set(vu, Task::Making);
+                        }
+                    }
+                }
+            }
+            Input::CreateOk(vu) => {
+                self.set(vu, Task::Idle);
+                self.next_session += 1;
+                let s = self.next_session;
+                self.live.insert(s);
+                let era = SessionEra::Legacy;
+                out.emit(Some(vu), Some(s), EventKind::Created { era });
+                if self.closed {
+                    self.begin_close(s, CloseReason::Shutdown, Some(vu), out);
+                    out.acquire_error(vu, Some(s), "manager_closed");
+                } else {
+                    let reconnect = t.take_replacement(VuId(vu));
+                    out.emit(
+                        Some(vu),
+                        Some(s),
+                        EventKind::AcquireOk {
+                            created: true,
+                            reconnect,
+                            waited_ms: 0,
+                        },
+                    );
+                    self.set(vu, Task::Holding(Entry::new(s, now)));
+                }
+            }
+            Input::CreateFail(vu) | Input::Cancel(vu) => {
+                self.set(vu, Task::Idle);
+                if !self.closed {
+                    t.vacate(VuId(vu));
+                }
+                if matches!(input, Input::CreateFail(_)) {
+                    out.acquire_error(vu, None, "connect");
+                } else {
+                    let kind = EventKind::AcquireCancelled { waiting: false };
+                    out.emit(Some(vu), None, kind);
+                }
+            }
+            Input::Release(vu) | Input::Invalidate(vu) => {
+                let Task::Holding(e) = self.task(vu).clone() else {
+                    unreachable!("enabled")
+                };
+                self.set(vu, Task::Idle);
+                let release = matches!(input, Input::Release(_));
+                let kind = if release {
+                    EventKind::Released
+                } else {
+                    EventKind::Invalidated
+                };
+                out.emit(Some(vu), Some(e.item), kind);
+                if self.closed {
+                    self.begin_close(e.item, CloseReason::Shutdown, Some(vu), out);
+                } else if release {
+                    if let Some((s, reason)) = t.put_back(VuId(vu), e, now) {
+                        self.begin_close(s, reason, Some(vu), out);
+                    }
+                } else {
+                    t.vacate(VuId(vu));
+                    t.mark_replacement(VuId(vu));
+                    self.begin_close(e.item, CloseReason::Invalidated, Some(vu), out);
+                }
+            }
+            Input::Wake(_) => unreachable!("no waiters in a per-VU mode"),
+            Input::Tick => {
+                self.now += 1;
+                self.evicted_now = false;
+            }
+            Input::Jump => {
+                self.table = Some(t);
+                self.now = self.next_wakeup().unwrap_or(self.now);
+                self.evicted_now = false;
+                return;
+            }
+            Input::Evict => {
+                self.evicted_now = true;
+                for (vu, s, reason) in t.evict(now) {
+                    self.begin_close(s, reason, Some(vu.0), out);
+                }
+            }
+            Input::Close => {
+                self.closed = true;
+                out.emit(None, None, EventKind::ManagerClosing);
+                t.clear();
+                for s in std::mem::take(&mut self.live) {
+                    self.begin_close(s, CloseReason::Shutdown, None, out);
+                }
+            }
+        }
+        self.table = Some(t);
     }
 
     fn acquire(&mut self, vu: u64, out: &mut Out) {
@@ -632,7 +819,7 @@ impl World {
         };
         let d = self.core.deadlines();
         let cap = |v: Option<Duration>| v.map_or(0, |d| d.as_millis() as u64);
-        let (ttl, idle) = (cap(d.ttl), cap(d.max_idle));
+        let (ttl, idle) = (cap(d.ttl).max(self.churn_ms), cap(d.max_idle));
         // Capped two past the limit: "at the deadline", "one past" and
         // "later" stay apart, so a core that is off by one at a deadline
         // is not merged with a correct one.
@@ -659,6 +846,19 @@ impl World {
             k.push(w.deadline.as_millis().wrapping_sub(self.now));
         }
         k.push(u64::MAX);
+        if let Some(t) = &self.table {
+            for vu in self.vus() {
+                k.push(u64::from(t.owes_replacement(VuId(vu))));
+                match t.slot(VuId(vu)) {
+                    None => k.push(0),
+                    Some(None) => k.push(1),
+                    Some(Some(e)) => {
+                        k.push(2);
+                        entry(&mut k, e);
+                    }
+                }
+            }
+        }
         for vu in self.vus() {
             match self.task(vu) {
                 Task::Idle => k.push(0),
@@ -678,6 +878,7 @@ impl World {
                     }
                 }
                 Task::Creating { .. } => k.push(2),
+                Task::Making => k.push(4),
                 Task::Holding(e) => {
                     k.push(3);
                     entry(&mut k, e);
@@ -754,12 +955,14 @@ impl Counterexample {
         format!(
             "#[test]\n\
              fn explore_counterexample_{law}() {{\n    \
-             let scope = Scope {{ mode: Mode::Pool, pool_size: {size}, vus: {vus}, depth: {depth}, \
-             ttl_ms: {ttl:?}, idle_ms: {idle:?}, timeout_ms: {timeout} }};\n    \
+             let scope = Scope {{ mode: Mode::{mode:?}, pool_size: {size}, vus: {vus}, depth: {depth}, \
+             ttl_ms: {ttl:?}, idle_ms: {idle:?}, timeout_ms: {timeout}, churn_ms: {churn} }};\n    \
              let script = parse_script(\"{script}\").unwrap();\n    \
              replay(&scope, &script).unwrap();\n\
              }}\n",
             law = self.law,
+            mode = scope.mode,
+            churn = scope.churn_ms,
             size = scope.pool_size,
             vus = scope.vus,
             depth = scope.depth,

@@ -23,8 +23,8 @@ use super::Failure;
 /// The options of `mcp-sim explore`.
 #[derive(Debug, Clone, Args)]
 pub struct ExploreArgs {
-    /// The mode to explore (only `pool` so far); without it, the default
-    /// set of scopes.
+    /// The mode to explore (`pool`, `reuse` or `churn`); without it, the
+    /// default set of scopes.
     #[arg(long)]
     pub mode: Option<String>,
     /// `pool_size`.
@@ -45,6 +45,9 @@ pub struct ExploreArgs {
     /// `acquire_timeout_ms`.
     #[arg(long, default_value_t = 2)]
     pub timeout_ms: u64,
+    /// In churn mode, `churn_interval_ms` (churn by age).
+    #[arg(long, default_value_t = 3)]
+    pub churn_ms: u64,
     /// Replay this script (inputs separated by `;` or newlines) instead of
     /// exploring, printing its trace.
     #[arg(long, value_name = "SCRIPT")]
@@ -55,21 +58,27 @@ pub struct ExploreArgs {
 pub fn run(args: ExploreArgs) -> Result<(), Failure> {
     let scopes = match args.mode.as_deref() {
         None if args.replay.is_none() => Scope::defaults(),
-        None | Some("pool") => {
+        None | Some("pool" | "reuse" | "churn") => {
             let positive = |v: u64| (v > 0).then_some(v);
+            let mode = match args.mode.as_deref() {
+                Some("reuse") => Mode::Reuse,
+                Some("churn") => Mode::Churn,
+                _ => Mode::Pool,
+            };
             vec![Scope {
-                mode: Mode::Pool,
+                mode,
                 pool_size: args.pool_size,
                 vus: args.vus,
                 depth: args.depth,
                 ttl_ms: positive(args.ttl_ms),
                 idle_ms: positive(args.idle_ms),
                 timeout_ms: args.timeout_ms,
+                churn_ms: if mode == Mode::Churn { args.churn_ms } else { 0 },
             }]
         }
         Some(other) => {
             return Err(Failure::Usage(format!(
-                "--mode {other}: only `pool` is explored so far"
+                "--mode {other}: `pool`, `reuse` or `churn` (per_request has no decision state to explore)"
             )))
         }
     };
@@ -122,12 +131,14 @@ fn print_counterexample(scope: &Scope, c: &Counterexample) {
     println!("  shortest path ({} inputs):", c.path.len());
     println!("    {}", c.script());
     println!(
-        "  replay: mcp-sim explore --mode pool --pool-size {} --vus {} --ttl-ms {} --idle-ms {} --timeout-ms {} --replay '{}'",
+        "  replay: mcp-sim explore --mode {} --pool-size {} --vus {} --ttl-ms {} --idle-ms {} --timeout-ms {} --churn-ms {} --replay '{}'",
+        scope.mode.as_str(),
         scope.pool_size,
         scope.vus,
         scope.ttl_ms.unwrap_or(0),
         scope.idle_ms.unwrap_or(0),
         scope.timeout_ms,
+        scope.churn_ms,
         c.script()
     );
     println!("  as a unit test:\n{}", c.unit_test(scope));
