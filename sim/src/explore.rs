@@ -997,9 +997,8 @@ struct Node {
 
 fn path_to(nodes: &[Node], mut i: usize) -> (Vec<Input>, Trace) {
     let mut chain = Vec::new();
-    while let Some(input) = nodes[i].input {
+    while nodes[i].input.is_some() {
         chain.push(i);
-        let _ = input;
         i = nodes[i].parent;
     }
     chain.reverse();
