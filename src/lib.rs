@@ -51,6 +51,14 @@ mod modes;
 pub mod observe;
 pub mod pool;
 pub mod session;
+
+/// Reuse and churn's decision logic, pure: the per-VU table and the churn
+/// policy (the manager runs them under its lock; `mcp-sim explore`
+/// explores them).
+pub mod per_vu {
+    pub use crate::modes::churn::Churn;
+    pub use crate::modes::reuse::{Take, VuTable};
+}
 pub mod transport;
 
 pub use clock::{Clock, Instant, ManualClock, TokioClock};

@@ -3,14 +3,18 @@
 //! Random sequences of operations (acquire with and without waiting, a
 //! create that succeeds or fails, release, invalidate/drop, a waiter that is
 //! woken, cancelled or timed out, time passing, eviction, shutdown) drive a
-//! `PoolCore<u64>`. A harness plays the async shell of `src/modes/pool.rs`:
-//! it holds what the shell would hold (leases in use, reservations being
-//! created, queued waiters, grants sent to a waiter that has not woken yet)
-//! and carries out the core's `Effects` the way `apply` and the `PoolAcquire`
-//! cancel guard do. A small reference model, written here from the
-//! documented semantics, predicts every decision of the core, and after every
-//! step the test checks that the core agrees with the model and that the laws
-//! of `reference/semantics.md` hold:
+//! `PoolCore<u64>`. The core owns the waiter queue and every waiter's state
+//! (queued, granted, timed out, closed out), and the async shell of
+//! `src/modes/pool.rs` keeps only wakers; so the calls made here are the
+//! shell's own calls, one for one: `acquire`, `commit`,
+//! `cancel_reservation`, `release`, `discard`, `take` (a woken task),
+//! `cancel_waiter` (the `PoolAcquire` cancel guard), `expire_waiters` and
+//! `evict` (the evictor), `close`. What the test holds besides the core is
+//! what the VU tasks hold (leases, reservations being created) and a small
+//! reference model, written here from the documented semantics, that
+//! predicts every decision of the core. After every step the test checks
+//! that the core agrees with the model and that the laws of
+//! `reference/semantics.md` hold:
 //!
 //! * `check_invariants()` is Ok;
 //! * in use + idle + reserved <= size, and each count matches the model;
@@ -32,7 +36,10 @@ use std::time::Duration;
 use mcp_session::clock::Instant;
 use mcp_session::eviction::{Deadlines, Entry};
 use mcp_session::metrics::CloseReason;
-use mcp_session::pool::core::{Acquire, Effects, Grant, PoolCore, Reservation, WaiterId};
+use mcp_session::observe::VuId;
+use mcp_session::pool::core::{
+    Acquire, Effects, Grant, PoolCore, Reservation, WaitEnd, WaiterId, WaiterState,
+};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
@@ -98,12 +105,13 @@ enum Step<I: Pick = Index> {
     Release(I),
     /// A lease is invalidated or dropped.
     Discard(I, CloseReason),
-    /// A granted waiter is woken and takes its grant.
+    /// A waiter whose wait ended (granted, timed out, closed out) is woken
+    /// and takes the outcome.
     Wake(I),
-    /// A waiting acquire future is dropped (queued or granted-not-woken).
+    /// A waiting acquire future is dropped (queued, or ended and not woken).
     CancelWaiter(I),
-    /// A waiter whose deadline has passed wakes on its timer.
-    Timeout(I),
+    /// The evictor expires the waiters whose deadline has come.
+    Expire,
     /// Time passes.
     Advance(u64),
     /// The evictor runs.
@@ -141,7 +149,7 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(i, r)| Step::Discard(i, r)),
         6 => any::<Index>().prop_map(Step::Wake),
         3 => any::<Index>().prop_map(Step::CancelWaiter),
-        6 => any::<Index>().prop_map(Step::Timeout),
+        6 => Just(Step::Expire),
         12 => (0u64..=30).prop_map(Step::Advance),
         6 => Just(Step::Evict),
         1 => Just(Step::Close),
@@ -168,10 +176,11 @@ fn item_of(e: &Entry<u64>) -> Item {
     }
 }
 
-/// A waiter as the shell knows it.
+/// A waiter as the model knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Waiter {
     id: WaiterId,
+    vu: VuId,
     since: u64,
     deadline: u64,
 }
@@ -182,6 +191,8 @@ struct Waiter {
 enum G {
     Session(u64),
     Slot,
+    /// An effect names a grant the core does not hold.
+    Missing,
 }
 
 /// `Effects` reduced to what the model predicts.
@@ -191,15 +202,18 @@ struct Fx {
     closes: Vec<(u64, CloseReason)>,
 }
 
-fn shape(fx: &Effects<u64>) -> Fx {
+/// `fx` reduced to what the model predicts; the grants it names are read
+/// from the core, where they wait for their waiters.
+fn shape(core: &PoolCore<u64>, fx: &Effects<u64>) -> Fx {
     Fx {
         grants: fx
             .grants
             .iter()
-            .map(|(w, g)| {
-                let g = match g {
-                    Grant::Session(e) => G::Session(e.item),
-                    Grant::Slot(_) => G::Slot,
+            .map(|(w, _)| {
+                let g = match core.grant(*w) {
+                    Some(Grant::Session(e)) => G::Session(e.item),
+                    Some(Grant::Slot(_)) => G::Slot,
+                    None => G::Missing,
                 };
                 (*w, g)
             })
@@ -233,10 +247,16 @@ struct Harness {
     held: Vec<Entry<u64>>,
     /// Reservations whose session is being created.
     creating: Vec<Reservation>,
-    /// Queued waiters, in arrival order (each has a channel in the shell).
+    /// Queued waiters, in arrival order (model).
     queued: VecDeque<Waiter>,
-    /// Waiters whose grant was sent but who have not woken yet.
-    mailbox: Vec<(Waiter, Grant<u64>)>,
+    /// Waiters granted a session (its entry) or a slot who have not woken
+    /// yet (model).
+    mailbox: Vec<(Waiter, Option<Item>)>,
+    /// Waiters timed out or closed out who have not woken yet (model).
+    ended: Vec<(Waiter, WaiterState)>,
+    next_vu: u64,
+    /// The next deadline the last effects named, to check at the step's end.
+    fx_deadline: Option<Option<u64>>,
     /// An entry being given back to the core in the current step.
     returning: Option<Item>,
     /// Every item closed so far, with its one reason.
@@ -264,6 +284,9 @@ impl Harness {
             creating: Vec::new(),
             queued: VecDeque::new(),
             mailbox: Vec::new(),
+            ended: Vec::new(),
+            next_vu: 0,
+            fx_deadline: None,
             returning: None,
             closed_items: BTreeMap::new(),
             mismatches: Vec::new(),
@@ -310,21 +333,11 @@ impl Harness {
     }
 
     fn model_in_use(&self) -> usize {
-        self.held.len()
-            + self
-                .mailbox
-                .iter()
-                .filter(|(_, g)| matches!(g, Grant::Session(_)))
-                .count()
+        self.held.len() + self.mailbox.iter().filter(|(_, g)| g.is_some()).count()
     }
 
     fn model_reserved(&self) -> usize {
-        self.creating.len()
-            + self
-                .mailbox
-                .iter()
-                .filter(|(_, g)| matches!(g, Grant::Slot(_)))
-                .count()
+        self.creating.len() + self.mailbox.iter().filter(|(_, g)| g.is_none()).count()
     }
 
     fn model_free(&self, idle_len: usize) -> usize {
@@ -463,7 +476,7 @@ impl Harness {
             !self
                 .mailbox
                 .iter()
-                .any(|(_, g)| matches!(g, Grant::Session(e) if e.item == id)),
+                .any(|(_, g)| g.is_some_and(|it| it.id == id)),
             "{ctx}: item {id} handed out twice: already granted to a waiter"
         );
         prop_assert!(
@@ -531,20 +544,21 @@ impl Harness {
         Ok(())
     }
 
-    /// Carries out `fx` as the shell's `apply` does: closes are begun, each
-    /// grant is sent to its waiter's channel (it becomes the waiter's, to be
-    /// taken when the waiter wakes). `apply` hands a grant back to the core
-    /// when its waiter has no channel; here that would be a grant to a
-    /// waiter that is not queued, which is a broken law and fails the test.
+    /// Follows `fx` as the shell's `apply` carries it out: closes are
+    /// begun, each granted waiter is woken (its grant waits in the core
+    /// until its task takes it). A grant to a waiter that is not at the
+    /// head of the queue is a broken law and fails the test.
     fn deliver(&mut self, fx: Effects<u64>) -> Check {
         let ctx = self.ctx();
         if self.closed {
             prop_assert!(
                 fx.grants.is_empty(),
                 "{ctx}: grants after close(): {:?}",
-                shape(&fx).grants
+                shape(&self.core, &fx).grants
             );
         }
+        // Checked against the model once the step has settled.
+        self.fx_deadline = Some(fx.next_deadline.map(Instant::as_millis));
         for (id, reason) in fx.closes {
             let it = if self.returning.is_some_and(|it| it.id == id) {
                 self.returning.take().expect("checked")
@@ -557,7 +571,7 @@ impl Harness {
             };
             self.record_close(it, reason)?;
         }
-        for (w, grant) in fx.grants {
+        for (w, vu) in fx.grants {
             let pos = self.queued.iter().position(|q| q.id == w);
             prop_assert!(
                 pos.is_some(),
@@ -573,6 +587,19 @@ impl Harness {
                 head
             );
             let waiter = self.queued.pop_front().expect("checked");
+            prop_assert_eq!(vu, waiter.vu, "{}: grant names another VU", ctx);
+            prop_assert_eq!(
+                self.core.waiter_state(w),
+                Some(WaiterState::Granted),
+                "{}: granted waiter's state",
+                ctx
+            );
+            let Some(grant) = self.core.grant(w).cloned() else {
+                return Err(TestCaseError::fail(format!(
+                    "{ctx}: grant to {w:?} that the core does not hold"
+                )));
+            };
+            let mut model = None;
             match &grant {
                 Grant::Session(e) => {
                     let given = item_of(e);
@@ -595,10 +622,11 @@ impl Harness {
                         ctx
                     );
                     self.check_handout(e.item)?;
+                    model = source;
                 }
                 Grant::Slot(r) => self.check_fresh_reservation(*r)?,
             }
-            self.mailbox.push((waiter, grant));
+            self.mailbox.push((waiter, model));
         }
         Ok(())
     }
@@ -610,14 +638,6 @@ impl Harness {
         }
     }
 
-    /// A waiter takes what was sent to it (the shell's `rx` resolving).
-    fn take_grant(&mut self, grant: Grant<u64>) {
-        match grant {
-            Grant::Session(e) => self.held.push(e),
-            Grant::Slot(r) => self.creating.push(r),
-        }
-    }
-
     /// Gives a lease back to the core (release).
     fn release(&mut self, e: Entry<u64>) -> Check {
         let mut it = item_of(&e);
@@ -625,7 +645,7 @@ impl Harness {
         let want = self.predict_release(&it);
         self.returning = Some(it);
         let fx = self.core.release(e, at(self.now));
-        self.expect_model("release's effects", shape(&fx), want);
+        self.expect_model("release's effects", shape(&self.core, &fx), want);
         self.deliver(fx)?;
         self.settle_returning();
         Ok(())
@@ -635,61 +655,111 @@ impl Harness {
     fn cancel_reservation(&mut self, r: Reservation) -> Check {
         let want = self.predict_freed_slot();
         let fx = self.core.cancel_reservation(r);
-        self.expect_model("cancel_reservation's effects", shape(&fx), want);
+        self.expect_model("cancel_reservation's effects", shape(&self.core, &fx), want);
         self.deliver(fx)
     }
 
-    /// Every waiter the shell knows: queued ones, then granted ones.
-    fn all_waiters(&self) -> Vec<(Waiter, bool)> {
+    /// Every waiter whose task is still waiting: queued ones, then those
+    /// whose wait ended (granted, then timed out or closed out).
+    fn all_waiters(&self) -> Vec<Waiter> {
         self.queued
             .iter()
-            .map(|w| (*w, false))
-            .chain(self.mailbox.iter().map(|(w, _)| (*w, true)))
+            .copied()
+            .chain(self.mailbox.iter().map(|(w, _)| *w))
+            .chain(self.ended.iter().map(|(w, _)| *w))
             .collect()
     }
 
-    /// Removes waiter `w` (`granted`: whether the shell holds a grant for
-    /// it) from the core, as the cancel guard and the timeout path do. If
-    /// the core says it was already granted, a cancelled acquire hands the
-    /// grant back (`hand_back`, the `PoolAcquire` guard), a timed-out one
-    /// takes it (the timeout path's `rx.try_recv`).
-    fn cancel_waiter(&mut self, w: Waiter, granted: bool, hand_back: bool) -> Check {
-        let ctx = self.ctx();
-        let was_queued = self.core.cancel_waiter(w.id);
-        prop_assert_eq!(
-            was_queued,
-            !granted,
-            "{}: cancel_waiter({:?}) returned {} but the waiter is {}",
-            ctx,
-            w.id,
-            was_queued,
-            if granted { "granted" } else { "queued" }
-        );
-        if was_queued {
-            let i = self
-                .queued
-                .iter()
-                .position(|q| q.id == w.id)
-                .expect("queued");
+    /// The acquire of waiter `w` is dropped: the `PoolAcquire` cancel guard
+    /// calls `cancel_waiter`, and the core passes on a grant not yet taken.
+    fn cancel_waiter(&mut self, w: Waiter) -> Check {
+        if let Some(i) = self.queued.iter().position(|q| q.id == w.id) {
             self.queued.remove(i);
+            let fx = self.core.cancel_waiter(w.id, at(self.now));
+            self.expect_model(
+                "cancel_waiter (queued)'s effects",
+                shape(&self.core, &fx),
+                Fx::default(),
+            );
+            return self.deliver(fx);
+        }
+        if let Some(i) = self.ended.iter().position(|(q, _)| q.id == w.id) {
+            self.ended.remove(i);
+            let fx = self.core.cancel_waiter(w.id, at(self.now));
+            self.expect_model(
+                "cancel_waiter (ended)'s effects",
+                shape(&self.core, &fx),
+                Fx::default(),
+            );
+            return self.deliver(fx);
+        }
+        let i = self
+            .mailbox
+            .iter()
+            .position(|(q, _)| q.id == w.id)
+            .expect("a known waiter");
+        let (_, granted) = self.mailbox.remove(i);
+        match granted {
+            Some(mut it) => {
+                // Passed on as its release at `now`.
+                it.last_used = self.now;
+                let want = self.predict_release(&it);
+                self.returning = Some(it);
+                let fx = self.core.cancel_waiter(w.id, at(self.now));
+                self.expect_model(
+                    "cancel_waiter (granted a session)'s effects",
+                    shape(&self.core, &fx),
+                    want,
+                );
+                self.deliver(fx)?;
+                self.settle_returning();
+                Ok(())
+            }
+            None => {
+                let want = self.predict_freed_slot();
+                let fx = self.core.cancel_waiter(w.id, at(self.now));
+                self.expect_model(
+                    "cancel_waiter (granted a slot)'s effects",
+                    shape(&self.core, &fx),
+                    want,
+                );
+                self.deliver(fx)
+            }
+        }
+    }
+
+    /// Waiter `w`'s task wakes and takes how its wait ended.
+    fn wake(&mut self, w: Waiter) -> Check {
+        let ctx = self.ctx();
+        let end = self.core.take(w.id);
+        if let Some(i) = self.ended.iter().position(|(q, _)| q.id == w.id) {
+            let (_, state) = self.ended.remove(i);
+            let want = match state {
+                WaiterState::TimedOut => Some(WaitEnd::TimedOut),
+                _ => Some(WaitEnd::Closed),
+            };
+            prop_assert_eq!(end, want, "{}: {:?} woke to another end", ctx, w.id);
             return Ok(());
         }
         let i = self
             .mailbox
             .iter()
             .position(|(q, _)| q.id == w.id)
-            .expect("granted");
-        let (_, grant) = self.mailbox.remove(i);
-        if !hand_back {
-            // Timed out at the last moment: takes the grant (`rx.try_recv`).
-            self.take_grant(grant);
-            return Ok(());
+            .expect("a waiter whose wait ended");
+        let (_, granted) = self.mailbox.remove(i);
+        match (end, granted) {
+            (Some(WaitEnd::Granted(Grant::Session(e))), Some(it)) if item_of(&e) == it => {
+                self.held.push(e)
+            }
+            (Some(WaitEnd::Granted(Grant::Slot(r))), None) => self.creating.push(r),
+            (end, granted) => {
+                return Err(TestCaseError::fail(format!(
+                    "{ctx}: {:?} took {end:?}, the model granted {granted:?}",
+                    w.id
+                )))
+            }
         }
-        // Cancelled after being granted: hand the grant back to the core.
-        match grant {
-            Grant::Session(e) => self.release(e),
-            Grant::Slot(r) => self.cancel_reservation(r),
-        }
+        Ok(())
     }
 
     // --- steps --------------------------------------------------------------
@@ -724,7 +794,7 @@ impl Harness {
                     let want = self.predict_discard(it.id, *reason);
                     self.returning = Some(it);
                     let fx = self.core.discard(e, *reason);
-                    self.expect_model("discard's effects", shape(&fx), want);
+                    self.expect_model("discard's effects", shape(&self.core, &fx), want);
                     self.deliver(fx)?;
                     let ctx = self.ctx();
                     prop_assert!(
@@ -734,34 +804,44 @@ impl Harness {
                 }
             }
             Step::Wake(i) => {
-                if !self.mailbox.is_empty() {
-                    let (_, grant) = self.mailbox.remove(i.pick(self.mailbox.len()));
-                    self.take_grant(grant);
+                let woken: Vec<Waiter> = self
+                    .mailbox
+                    .iter()
+                    .map(|(w, _)| *w)
+                    .chain(self.ended.iter().map(|(w, _)| *w))
+                    .collect();
+                if !woken.is_empty() {
+                    self.wake(woken[i.pick(woken.len())])?;
                 }
             }
             Step::CancelWaiter(i) => {
                 let all = self.all_waiters();
                 if !all.is_empty() {
-                    let (w, granted) = all[i.pick(all.len())];
-                    self.cancel_waiter(w, granted, true)?;
+                    self.cancel_waiter(all[i.pick(all.len())])?;
                 }
             }
-            Step::Timeout(i) => {
-                let due: Vec<_> = self
-                    .all_waiters()
-                    .into_iter()
-                    .filter(|(w, _)| w.deadline <= self.now)
-                    .collect();
-                if !due.is_empty() {
-                    let (w, granted) = due[i.pick(due.len())];
-                    self.cancel_waiter(w, granted, false)?;
+            Step::Expire => {
+                let mut want = Vec::new();
+                while self.queued.front().is_some_and(|w| w.deadline <= self.now) {
+                    let w = self.queued.pop_front().expect("checked");
+                    want.push(w.id);
+                    self.ended.push((w, WaiterState::TimedOut));
                 }
+                let fx = self.core.expire_waiters(at(self.now));
+                let ctx = self.ctx();
+                prop_assert_eq!(
+                    &fx.timed_out,
+                    &want,
+                    "{}: expire_waiters must end the due waiters, head first",
+                    ctx
+                );
+                self.deliver(fx)?;
             }
             Step::Advance(ms) => self.now += ms,
             Step::Evict => {
                 let want = self.predict_evict();
                 let fx = self.core.evict(at(self.now));
-                self.expect_model("evict's effects", shape(&fx), want);
+                self.expect_model("evict's effects", shape(&self.core, &fx), want);
                 self.deliver(fx)?;
                 let ctx = self.ctx();
                 let left: Vec<Item> = self
@@ -776,29 +856,36 @@ impl Harness {
                 );
             }
             Step::Close => {
-                let (waiters, idle) = self.core.close();
+                let fx = self.core.close();
                 let ctx = self.ctx();
                 let want_w: Vec<WaiterId> = self.queued.iter().map(|w| w.id).collect();
                 prop_assert_eq!(
-                    waiters,
-                    want_w,
-                    "{}: close() must drop every queued waiter, head first",
+                    &fx.closed_out,
+                    &want_w,
+                    "{}: close() must end every queued waiter, head first",
                     ctx
                 );
-                let want_i: Vec<u64> = self.idle.iter().map(|it| it.id).collect();
+                let want_i: Vec<(u64, CloseReason)> = self
+                    .idle
+                    .iter()
+                    .map(|it| (it.id, CloseReason::Shutdown))
+                    .collect();
                 prop_assert_eq!(
-                    idle,
-                    want_i,
+                    &fx.closes,
+                    &want_i,
                     "{}: close() must return every idle entry",
                     ctx
                 );
                 self.closed = true;
-                // Dropped senders: these acquires fail with manager-closed.
-                self.queued.clear();
-                // The manager closes the idle sessions.
-                while let Some(it) = self.idle.pop_front() {
-                    self.record_close(it, CloseReason::Shutdown)?;
+                // These acquires (and timed-out ones not yet woken) fail
+                // with manager-closed.
+                for (_, state) in &mut self.ended {
+                    *state = WaiterState::Closed;
                 }
+                while let Some(w) = self.queued.pop_front() {
+                    self.ended.push((w, WaiterState::Closed));
+                }
+                self.deliver(fx)?;
             }
         }
         self.check_laws()?;
@@ -809,7 +896,16 @@ impl Harness {
 
     fn acquire(&mut self, wait: bool) -> Check {
         let (want, want_ev) = self.predict_acquire(wait);
-        let (got, evicted) = self.core.acquire(at(self.now), wait, self.timeout());
+        self.next_vu += 1;
+        let vu = VuId(self.next_vu);
+        let (got, fx) = self.core.acquire(at(self.now), vu, wait, self.timeout());
+        let ctx = self.ctx();
+        prop_assert!(
+            fx.grants.is_empty() && fx.timed_out.is_empty() && fx.closed_out.is_empty(),
+            "{ctx}: acquire's effects hold more than evictions: {fx:?}"
+        );
+        self.fx_deadline = Some(fx.next_deadline.map(Instant::as_millis));
+        let evicted = fx.closes;
         let ctx = self.ctx();
         let reduced = match &got {
             Acquire::Ready(e) => A::Ready(item_of(e)),
@@ -868,6 +964,7 @@ impl Harness {
                 );
                 self.queued.push_back(Waiter {
                     id: waiter,
+                    vu,
                     since: self.now,
                     deadline: self.now + self.p.timeout,
                 });
@@ -959,6 +1056,7 @@ impl Harness {
             .waiters()
             .map(|w| Waiter {
                 id: w.id,
+                vu: w.vu,
                 since: w.since.as_millis(),
                 deadline: w.deadline.as_millis(),
             })
@@ -978,12 +1076,56 @@ impl Harness {
         );
         prop_assert_eq!(core.is_closed(), self.closed, "{}: is_closed differs", ctx);
 
+        // Every waiter's state, as the model has it.
+        let mut model_states: Vec<(WaiterId, WaiterState)> = self
+            .mailbox
+            .iter()
+            .map(|(w, _)| (w.id, WaiterState::Granted))
+            .chain(self.ended.iter().map(|(w, st)| (w.id, *st)))
+            .collect();
+        model_states.sort();
+        let mut core_states: Vec<(WaiterId, WaiterState)> = core
+            .ended()
+            .map(|(w, _)| (w.id, core.waiter_state(w.id).expect("ended waiter")))
+            .collect();
+        core_states.sort();
+        prop_assert_eq!(
+            core_states,
+            model_states,
+            "{}: waiters whose wait ended differ from the model",
+            ctx
+        );
+        for w in &self.queued {
+            prop_assert_eq!(core.waiter_state(w.id), Some(WaiterState::Queued));
+        }
+        let model_wakeup = match (
+            self.model_next_deadline(),
+            self.queued.front().map(|w| w.deadline),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        prop_assert_eq!(
+            core.next_wakeup().map(Instant::as_millis),
+            model_wakeup,
+            "{}: next_wakeup differs from the model",
+            ctx
+        );
+        if let Some(named) = self.fx_deadline.take() {
+            prop_assert_eq!(
+                named,
+                model_wakeup,
+                "{}: the effects' next deadline differs from the model",
+                ctx
+            );
+        }
+
         // One holder per item, and no holder of a closed item.
         let mut holders: BTreeMap<u64, &str> = BTreeMap::new();
         let held = self.held.iter().map(|e| (e.item, "a lease"));
-        let granted = self.mailbox.iter().filter_map(|(_, g)| match g {
-            Grant::Session(e) => Some((e.item, "a waiter's grant")),
-            Grant::Slot(_) => None,
+        let granted = core.ended().filter_map(|(_, end)| match end {
+            WaitEnd::Granted(Grant::Session(e)) => Some((e.item, "a waiter's grant")),
+            _ => None,
         });
         let idle = core_idle.iter().map(|it| (it.id, "the idle queue"));
         for (id, holder) in held.chain(granted).chain(idle) {
@@ -1016,7 +1158,9 @@ impl Harness {
             prop_assert!(idle_n == 0, "{ctx}: idle entries after close()");
             prop_assert!(core.waiters().len() == 0, "{ctx}: waiters after close()");
             for wait in [true, false] {
-                let (a, ev) = self.core.acquire(at(self.now), wait, self.timeout());
+                let (a, ev) = self
+                    .core
+                    .acquire(at(self.now), VuId(0), wait, self.timeout());
                 prop_assert!(
                     a == Acquire::Closed && ev.is_empty(),
                     "{ctx}: acquire(wait={wait}) after close() gave {a:?}, evicted {ev:?}"
@@ -1051,9 +1195,10 @@ proptest! {
 // ---------------------------------------------------------------------------
 
 const TIMEOUT: Duration = Duration::from_millis(100);
+const VU: VuId = VuId(1);
 
 fn reserve(p: &mut PoolCore<u64>, now: u64) -> Reservation {
-    match p.acquire(at(now), true, TIMEOUT) {
+    match p.acquire(at(now), VU, true, TIMEOUT) {
         (Acquire::Create(r), ev) if ev.is_empty() => r,
         other => panic!("expected a free slot, got {other:?}"),
     }
@@ -1065,10 +1210,14 @@ fn created(p: &mut PoolCore<u64>, item: u64, now: u64) -> Entry<u64> {
 }
 
 fn queue(p: &mut PoolCore<u64>, now: u64) -> WaiterId {
-    match p.acquire(at(now), true, TIMEOUT) {
+    match p.acquire(at(now), VU, true, TIMEOUT) {
         (Acquire::Wait { waiter, .. }, ev) if ev.is_empty() => waiter,
         other => panic!("expected to queue, got {other:?}"),
     }
+}
+
+fn granted_to(fx: &Effects<u64>) -> Vec<WaiterId> {
+    fx.grants.iter().map(|(w, _)| *w).collect()
 }
 
 #[test]
@@ -1078,19 +1227,16 @@ fn granted_session_then_cancelled_goes_to_the_next_waiter() {
     let w1 = queue(&mut p, 1);
     let w2 = queue(&mut p, 2);
     // The release grants the session to w1, which has not woken yet.
-    let mut fx = p.release(a, at(3));
+    let fx = p.release(a, at(3));
     assert!(fx.closes.is_empty());
-    let (to, Grant::Session(e)) = fx.grants.remove(0) else {
-        panic!("expected a session")
-    };
-    assert_eq!(to, w1);
-    assert!(fx.grants.is_empty());
-    // w1's acquire is dropped: the core says it was already granted...
-    assert!(!p.cancel_waiter(w1));
-    // ...so the guard hands the session back, and it goes to w2.
-    let fx = p.release(e, at(4));
+    assert_eq!(granted_to(&fx), vec![w1]);
+    assert!(matches!(p.grant(w1), Some(Grant::Session(e)) if e.item == 7));
+    // w1's acquire is dropped: the core passes its grant on to w2.
+    let fx = p.cancel_waiter(w1, at(4));
     assert!(fx.closes.is_empty());
-    assert!(matches!(&fx.grants[..], [(w, Grant::Session(e))] if *w == w2 && e.item == 7));
+    assert_eq!(granted_to(&fx), vec![w2]);
+    assert!(matches!(p.grant(w2), Some(Grant::Session(e)) if e.item == 7 && e.last_used == at(4)));
+    assert_eq!(p.waiter_state(w1), None);
     assert_eq!(p.in_use(), 1);
     assert_eq!(p.idle().len(), 0);
     assert_eq!(p.waiters().len(), 0);
@@ -1104,15 +1250,15 @@ fn granted_slot_then_cancelled_goes_to_the_next_waiter() {
     let w1 = queue(&mut p, 1);
     let w2 = queue(&mut p, 2);
     // The create fails: its slot goes to w1.
-    let mut fx = p.cancel_reservation(r);
-    let (to, Grant::Slot(r1)) = fx.grants.remove(0) else {
+    let fx = p.cancel_reservation(r);
+    assert_eq!(granted_to(&fx), vec![w1]);
+    let Some(Grant::Slot(r1)) = p.grant(w1).cloned() else {
         panic!("expected a slot")
     };
-    assert_eq!(to, w1);
     // w1 is cancelled before it woke: its slot goes to w2.
-    assert!(!p.cancel_waiter(w1));
-    let fx = p.cancel_reservation(r1);
-    assert!(matches!(&fx.grants[..], [(w, Grant::Slot(r2))] if *w == w2 && *r2 != r1));
+    let fx = p.cancel_waiter(w1, at(3));
+    assert_eq!(granted_to(&fx), vec![w2]);
+    assert!(matches!(p.grant(w2), Some(Grant::Slot(r2)) if *r2 != r1));
     assert_eq!(p.reserved(), 1);
     assert_eq!(p.waiters().len(), 0);
     p.check_invariants().unwrap();
@@ -1127,7 +1273,8 @@ fn failed_create_passes_its_slot_to_the_head_waiter_only() {
     let w2 = queue(&mut p, 2);
     let fx = p.cancel_reservation(r1);
     assert!(fx.closes.is_empty());
-    assert!(matches!(&fx.grants[..], [(w, Grant::Slot(_))] if *w == w1));
+    assert_eq!(granted_to(&fx), vec![w1]);
+    assert!(matches!(p.grant(w1), Some(Grant::Slot(_))));
     // w2 still waits, and the pool is still full.
     assert_eq!(p.waiters().map(|w| w.id).collect::<Vec<_>>(), vec![w2]);
     assert_eq!(p.reserved(), 2);
@@ -1140,12 +1287,30 @@ fn timeout_that_raced_a_grant_takes_the_grant() {
     let mut p = PoolCore::new(1, Deadlines::default());
     let a = created(&mut p, 1, 0);
     let w = queue(&mut p, 0);
-    // Granted exactly at the waiter's deadline, before its timer ran.
+    // Granted exactly at the waiter's deadline, before the evictor ran.
     let fx = p.release(a, at(100));
-    assert!(matches!(&fx.grants[..], [(to, Grant::Session(_))] if *to == w));
-    // The timeout path finds the waiter gone: it was granted, not timed out.
-    assert!(!p.cancel_waiter(w));
+    assert_eq!(granted_to(&fx), vec![w]);
+    // The evictor finds nobody to expire: the waiter was served.
+    assert!(p.expire_waiters(at(100)).is_empty());
+    assert!(matches!(
+        p.take(w),
+        Some(WaitEnd::Granted(Grant::Session(_)))
+    ));
     assert_eq!(p.in_use(), 1);
+    p.check_invariants().unwrap();
+}
+
+#[test]
+fn timed_out_waiter_is_never_granted() {
+    let mut p = PoolCore::new(1, Deadlines::default());
+    let a = created(&mut p, 1, 0);
+    let w1 = queue(&mut p, 0);
+    let w2 = queue(&mut p, 50);
+    // w1's deadline comes; its task has not run yet when a release comes.
+    assert_eq!(p.expire_waiters(at(100)).timed_out, vec![w1]);
+    let fx = p.release(a, at(101));
+    assert_eq!(granted_to(&fx), vec![w2]);
+    assert_eq!(p.take(w1), Some(WaitEnd::TimedOut));
     p.check_invariants().unwrap();
 }
 
@@ -1157,11 +1322,11 @@ fn idle_eviction_exactly_at_the_deadline() {
     };
     let mut p = PoolCore::new(1, d);
     let a = created(&mut p, 1, 0);
-    assert!(p.release(a, at(5)).is_empty());
+    assert_eq!(p.release(a, at(5)).next_deadline, Some(at(15)));
     assert_eq!(p.next_deadline(), Some(at(15)));
     // One millisecond before: not due, by the evictor nor by an acquire.
     assert!(p.evict(at(14)).is_empty());
-    let (Acquire::Ready(a), ev) = p.acquire(at(14), true, TIMEOUT) else {
+    let (Acquire::Ready(a), ev) = p.acquire(at(14), VU, true, TIMEOUT) else {
         panic!("entry must still be usable at 14ms")
     };
     assert!(ev.is_empty());
@@ -1187,16 +1352,17 @@ fn ttl_eviction_exactly_at_the_deadline() {
     assert_eq!(p.next_deadline(), Some(at(20)));
     assert!(p.evict(at(19)).is_empty());
     // Found by an acquire exactly at the deadline: evicted, slot reserved.
-    let (got, ev) = p.acquire(at(20), true, TIMEOUT);
+    let (got, ev) = p.acquire(at(20), VU, true, TIMEOUT);
     assert!(matches!(got, Acquire::Create(_)), "{got:?}");
-    assert_eq!(ev, vec![(1, CloseReason::Ttl)]);
+    assert_eq!(ev.closes, vec![(1, CloseReason::Ttl)]);
     // In use at its TTL: closed on release exactly at the deadline, and its
     // slot passed to the waiter.
     let b = created(&mut p, 2, 30);
     let w = queue(&mut p, 31);
     let fx = p.release(b, at(50));
     assert_eq!(fx.closes, vec![(2, CloseReason::Ttl)]);
-    assert!(matches!(&fx.grants[..], [(to, Grant::Slot(_))] if *to == w));
+    assert_eq!(granted_to(&fx), vec![w]);
+    assert!(matches!(p.grant(w), Some(Grant::Slot(_))));
     p.check_invariants().unwrap();
 }
 
@@ -1206,20 +1372,18 @@ fn close_with_a_grant_in_flight() {
     let a = created(&mut p, 1, 0);
     let w1 = queue(&mut p, 1);
     let w2 = queue(&mut p, 2);
-    let mut fx = p.release(a, at(3));
-    let (_, Grant::Session(e)) = fx.grants.remove(0) else {
-        panic!("expected a session")
-    };
-    let (dropped, idle) = p.close();
-    assert_eq!(dropped, vec![w2]);
-    assert!(idle.is_empty());
+    let fx = p.release(a, at(3));
+    assert_eq!(granted_to(&fx), vec![w1]);
+    let fx = p.close();
+    assert_eq!(fx.closed_out, vec![w2]);
+    assert!(fx.closes.is_empty());
     // w1 is cancelled after close: its session comes back and is closed.
-    assert!(!p.cancel_waiter(w1));
-    let fx = p.release(e, at(4));
+    let fx = p.cancel_waiter(w1, at(4));
     assert_eq!(fx.closes, vec![(1, CloseReason::Shutdown)]);
     assert!(fx.grants.is_empty());
     assert_eq!(p.in_use(), 0);
-    assert_eq!(p.acquire(at(5), true, TIMEOUT).0, Acquire::Closed);
+    assert_eq!(p.take(w2), Some(WaitEnd::Closed));
+    assert_eq!(p.acquire(at(5), VU, true, TIMEOUT).0, Acquire::Closed);
     p.check_invariants().unwrap();
 }
 
@@ -1232,7 +1396,7 @@ fn harness_runs_a_fixed_script() {
         max_idle: Some(10),
         timeout: 15,
     };
-    let script: [Step<usize>; 25] = [
+    let script: [Step<usize>; 26] = [
         Step::Acquire { wait: true },
         Step::Acquire { wait: true },
         Step::Acquire { wait: true },
@@ -1252,7 +1416,8 @@ fn harness_runs_a_fixed_script() {
         Step::Acquire { wait: true },
         Step::Acquire { wait: true },
         Step::Advance(20),
-        Step::Timeout(0),
+        Step::Expire,
+        Step::Wake(0),
         Step::Commit(0),
         Step::Discard(0, CloseReason::Invalidated),
         Step::Close,

@@ -325,6 +325,31 @@ pub fn audit(trace: &Trace, cfg: &AuditConfig) -> AuditReport {
     a.finish()
 }
 
+/// Audits a trace that may stop anywhere — a path of `mcp-sim explore`,
+/// audited after every step: the manager events' laws, each event checked
+/// as [`audit`] checks it, and the capacity law at the end of the last
+/// chain; but not what only the end of a whole run can tell (acquires that
+/// never ended, sessions open after the close, the final metrics), nor the
+/// server's and the wire's laws (an explored path has no server).
+pub fn audit_prefix(trace: &Trace, cfg: &AuditConfig) -> AuditReport {
+    let mut a = Auditor::new(trace, cfg);
+    for (i, e) in trace.events.iter().enumerate() {
+        if e.source == Source::Manager {
+            a.manager_event(i, e);
+        }
+    }
+    let hosts: Vec<&str> = a.hosts.keys().copied().collect();
+    for name in hosts {
+        if let Some(h) = a.hosts.remove(name) {
+            if let Some(at) = h.pending_capacity {
+                a.capacity(&h, at, h.clock);
+            }
+            a.finished.insert(name, *h);
+        }
+    }
+    a.finish()
+}
+
 /// The reachability goals ("sometimes"): states a sweep must reach, each
 /// counted every time a trace shows it. "Clock" is the manager's clock
 /// (`detail.clock_ms`).

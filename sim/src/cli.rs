@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod drill;
+pub mod explore;
 pub mod merge;
 pub mod replay;
 pub mod serve;
@@ -47,6 +48,9 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Load-test a real MCP server over TCP with the session manager.
     Drill(drill::DrillArgs),
+    /// Every interleaving of a small scope's inputs against the real pool
+    /// logic, breadth first, the audit's laws checked after every step.
+    Explore(explore::ExploreArgs),
 }
 
 /// Why a subcommand did not do its job; `main` turns it into an exit code.

@@ -14,6 +14,7 @@ pub mod baseline;
 pub mod canonical;
 pub mod detail;
 pub mod dialer;
+pub mod explore;
 pub mod faults;
 pub mod forwarded;
 pub mod lease_laws;

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::Merge(args) => cli::merge::run(args),
         Command::Audit(args) => cli::audit::run(args),
         Command::Drill(args) => cli::drill::run(args),
+        Command::Explore(args) => cli::explore::run(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,7 +12,7 @@ use crate::eviction::Entry;
 
 /// When a VU's session is replaced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Churn {
+pub enum Churn {
     /// Never (reuse mode).
     Never,
     /// After this many operations.
@@ -22,6 +22,7 @@ pub(crate) enum Churn {
 }
 
 impl Churn {
+    /// The policy `cfg` asks for (reuse's is [`Churn::Never`]).
     pub fn from_config(cfg: &SessionConfig) -> Self {
         match (cfg.churn_interval_ops, cfg.churn_interval()) {
             (0, Some(d)) => Churn::AfterTime(d),

@@ -89,10 +89,7 @@ impl<X> ModeData<X> {
     pub fn next_deadline(&self) -> Option<Instant> {
         match self {
             ModeData::PerRequest(_) => None,
-            ModeData::Pool(p) => match (p.core.next_deadline(), p.core.next_waiter_deadline()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            },
+            ModeData::Pool(p) => p.core.next_wakeup(),
             ModeData::PerVu(t) => t.next_deadline(),
         }
     }
@@ -140,13 +137,15 @@ pub(crate) fn evict_due<C: Connector>(
     match &mut st.modes {
         ModeData::PerRequest(_) => {}
         ModeData::Pool(p) => {
-            // Pool timeouts: an expired waiter is unparked and woken, and
-            // finds neither a grant nor its place in the queue.
-            for w in p.core.expire_waiters(now) {
-                p.unpark(w);
-            }
+            // Pool timeouts first: an expired waiter is woken and takes
+            // its timeout.
+            let timed_out = p.core.expire_waiters(now);
+            pool::apply(inner, st, timed_out, None);
+            let ModeData::Pool(p) = &mut st.modes else {
+                unreachable!("checked above")
+            };
             let fx = p.core.evict(now);
-            pool::apply(inner, st, fx, now, None);
+            pool::apply(inner, st, fx, None);
         }
         ModeData::PerVu(t) => {
             for (vu, cell, reason) in t.evict(now) {

@@ -1,17 +1,16 @@
 //! Pool mode: the async shell around [`PoolCore`].
 //!
-//! The core decides; this file carries decisions out. A waiting acquire
-//! parks on a oneshot channel that the core's grants are sent to (under the
-//! manager's lock, in the core's FIFO order), racing its deadline on the
-//! injected clock.
+//! The core decides and keeps every waiter's state; this file carries its
+//! [`Effects`] out and keeps nothing of its own but the wakers of parked
+//! tasks. A waiting acquire polls the core for how its wait ended
+//! ([`PoolCore::take`]); the core's grants, timeouts and close wake it (under
+//! the manager's lock, in the core's FIFO order).
 //!
 //! Cancel safety rests on one guard, [`PoolAcquire`]: whatever stage the
 //! acquire has reached when its future is dropped — queued, granted but not
 //! yet woken, or creating in a reserved slot — its `Drop` undoes exactly that
-//! stage under the lock. A grant that raced the cancellation is handed back
-//! to the core, which passes it to the next waiter.
-
-use std::collections::VecDeque;
+//! stage under the lock. A grant that raced the cancellation is passed on by
+//! the core ([`PoolCore::cancel_waiter`]) to the next waiter.
 
 use std::task::{Poll, Waker};
 
@@ -23,18 +22,15 @@ use crate::lease::Lease;
 use crate::manager::{millis, Inner, Sess, State};
 use crate::metrics::CloseReason;
 use crate::observe::{EventKind, VuId};
-use crate::pool::core::{Acquire, Effects, Grant, PoolCore, Reservation, WaiterId};
+use crate::pool::core::{Acquire, Effects, Grant, PoolCore, Reservation, WaitEnd, WaiterId};
 use crate::transport::Connector;
 
 /// Pool state behind the manager's lock.
 pub(crate) struct PoolData<X> {
     pub core: PoolCore<Sess<X>>,
-    /// Queued waiters, in the core's queue order, with the waker of the
-    /// task to wake when a grant arrives (or the wait ends otherwise).
-    parked: VecDeque<(WaiterId, VuId, Option<Waker>)>,
-    /// Grants handed to waiters whose tasks have not run yet. A wait thus
-    /// allocates nothing: no channel, just these two reused buffers.
-    mailbox: Vec<(WaiterId, Grant<Sess<X>>)>,
+    /// The wakers of parked waiting tasks, in the order they first polled.
+    /// A wait thus allocates nothing: no channel, just this reused buffer.
+    wakers: Vec<(WaiterId, Waker)>,
     /// Sessions invalidated after a 404 and not yet replaced.
     pub replace: u64,
 }
@@ -43,60 +39,52 @@ impl<X> PoolData<X> {
     pub fn new(size: usize, deadlines: Deadlines) -> Self {
         PoolData {
             core: PoolCore::new(size, deadlines),
-            parked: VecDeque::new(),
-            mailbox: Vec::new(),
+            wakers: Vec::new(),
             replace: 0,
         }
     }
 
-    /// Closes the core and wakes every waiter: each finds itself neither
-    /// parked nor granted and fails with manager-closed. Idle sessions are
-    /// closed by the manager (they are in its registry).
+    /// Closes the core and wakes every queued waiter: each finds its wait
+    /// ended by the close and fails with manager-closed. Idle sessions are
+    /// closed by the manager (they are in its registry, which it closes in
+    /// creation order), so the core's closes are not carried out here.
     pub fn close(&mut self) {
-        let _ = self.core.close();
-        for (_, _, waker) in self.parked.drain(..) {
-            waker.into_iter().for_each(Waker::wake);
+        let fx = self.core.close();
+        for w in fx.closed_out {
+            self.wake(w);
         }
     }
 
-    /// Unparks waiter `w` (granted, timed out or cancelled) and wakes it.
-    /// Returns its VU if it was parked. Grants go to the head waiter, so the
-    /// front is checked first.
-    pub fn unpark(&mut self, w: WaiterId) -> Option<VuId> {
-        let i = if self.parked.front().is_some_and(|(id, _, _)| *id == w) {
+    /// Wakes waiter `w`'s task, if it is parked (its waker is dropped: it
+    /// registers a new one if it has to wait again). Grants go to the head
+    /// waiter, the first to park, so the front is checked first.
+    pub fn wake(&mut self, w: WaiterId) {
+        let i = if self.wakers.first().is_some_and(|(id, _)| *id == w) {
             0
         } else {
-            self.parked.iter().position(|(id, _, _)| *id == w)?
-        };
-        let (_, vu, waker) = self.parked.remove(i)?;
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        Some(vu)
-    }
-
-    /// Takes the grant delivered to waiter `w`, if any.
-    fn collect(&mut self, w: WaiterId) -> Option<Grant<Sess<X>>> {
-        let i = self.mailbox.iter().position(|(id, _)| *id == w)?;
-        Some(self.mailbox.swap_remove(i).1)
-    }
-
-    /// One poll of waiter `w`: its grant, `Some(None)` when its wait ended
-    /// without one (timed out or pool closed), or `None` to keep waiting
-    /// (with `waker` registered).
-    fn poll_waiter(&mut self, w: WaiterId, waker: &Waker) -> Option<Option<Grant<Sess<X>>>> {
-        if let Some(g) = self.collect(w) {
-            return Some(Some(g));
-        }
-        match self.parked.iter_mut().find(|(id, _, _)| *id == w) {
-            Some((_, _, slot)) => {
-                if !slot.as_ref().is_some_and(|old| old.will_wake(waker)) {
-                    *slot = Some(waker.clone());
-                }
-                None
+            match self.wakers.iter().position(|(id, _)| *id == w) {
+                Some(i) => i,
+                None => return,
             }
-            None => Some(None),
+        };
+        self.wakers.remove(i).1.wake();
+    }
+
+    /// One poll of waiter `w`: how its wait ended, or `None` to keep
+    /// waiting (with `waker` registered).
+    fn poll_waiter(&mut self, w: WaiterId, waker: &Waker) -> Option<WaitEnd<Sess<X>>> {
+        if let Some(end) = self.core.take(w) {
+            return Some(end);
         }
+        match self.wakers.iter_mut().find(|(id, _)| *id == w) {
+            Some((_, slot)) => {
+                if !slot.will_wake(waker) {
+                    *slot = waker.clone();
+                }
+            }
+            None => self.wakers.push((w, waker.clone())),
+        }
+        None
     }
 }
 
@@ -107,45 +95,33 @@ fn data<X>(st: &mut State<X>) -> &mut PoolData<X> {
     }
 }
 
-/// Carries out the core's effects: grants go to their waiters' mailboxes
-/// (and the waiters are woken), closes are begun. A grant whose waiter is
-/// gone (cannot happen while the guard below holds, but costs nothing to
-/// handle) goes back to the core.
+/// Carries out the core's effects: closes are begun, granted waiters are
+/// woken (and the grant reported), timed-out waiters are woken.
 pub(crate) fn apply<C: Connector>(
     inner: &Inner<C>,
     st: &mut State<C::Connection>,
     fx: Effects<Sess<C::Connection>>,
-    now: Instant,
     vu: Option<VuId>,
 ) {
     if fx.is_empty() {
         // The common release: the entry went idle, nothing to carry out.
         return;
     }
-    // Undelivered grants produce more effects; `Vec::new` does not allocate,
-    // so the common case (everything delivered) allocates nothing here.
-    let mut first = Some(fx);
-    let mut pending = Vec::new();
-    while let Some(fx) = first.take().or_else(|| pending.pop()) {
-        for (cell, reason) in fx.closes {
-            inner.begin_close(st, &cell, reason, vu);
-        }
-        for (w, grant) in fx.grants {
-            let p = data(st);
-            if let Some(waiter_vu) = p.unpark(w) {
-                let (slot, session) = match &grant {
-                    Grant::Session(e) => (false, Some(e.item.id.as_str())),
-                    Grant::Slot(_) => (true, None),
-                };
-                inner.emit(Some(waiter_vu), session, EventKind::WaiterGranted { slot });
-                p.mailbox.push((w, grant));
-                continue;
-            }
-            match grant {
-                Grant::Session(e) => pending.push(p.core.release(e, now)),
-                Grant::Slot(r) => pending.push(p.core.cancel_reservation(r)),
-            }
-        }
+    for (cell, reason) in fx.closes {
+        inner.begin_close(st, &cell, reason, vu);
+    }
+    let p = data(st);
+    for (w, waiter_vu) in fx.grants {
+        p.wake(w);
+        let (slot, session) = match p.core.grant(w) {
+            Some(Grant::Session(e)) => (false, Some(e.item.id.as_str())),
+            _ => (true, None),
+        };
+        inner.emit(Some(waiter_vu), session, EventKind::WaiterGranted { slot });
+    }
+    // Pool timeouts: an expired waiter is woken and takes its timeout.
+    for w in fx.timed_out {
+        p.wake(w);
     }
 }
 
@@ -178,28 +154,21 @@ impl<C: Connector> Drop for PoolAcquire<'_, C> {
                 st.metrics.acquire_wait.cancelled += 1;
                 st.metrics.record_wait_end(now - since);
                 let p = data(&mut st);
-                let fx = if p.core.cancel_waiter(waiter) {
-                    p.unpark(waiter);
-                    Effects::default()
-                } else {
-                    // Granted before we could be woken: hand it back.
-                    match p.collect(waiter) {
-                        Some(Grant::Session(e)) => p.core.release(e, now),
-                        Some(Grant::Slot(r)) => p.core.cancel_reservation(r),
-                        None => Effects::default(),
-                    }
-                };
+                // Still queued: its own task is woken as it leaves (as
+                // every ended wait is). Granted before it could be woken:
+                // the core passes the grant on.
+                p.wake(waiter);
+                let fx = p.core.cancel_waiter(waiter, now);
                 inner.emit(
                     Some(self.vu),
                     None,
                     EventKind::AcquireCancelled { waiting: true },
                 );
-                apply(inner, &mut st, fx, now, Some(self.vu));
+                apply(inner, &mut st, fx, Some(self.vu));
                 drop(st);
                 inner.wake_evictor();
             }
             Stage::Reserved(r) => {
-                let now = inner.clock.now();
                 let mut st = inner.lock();
                 let fx = data(&mut st).core.cancel_reservation(r);
                 inner.emit(
@@ -208,7 +177,7 @@ impl<C: Connector> Drop for PoolAcquire<'_, C> {
                     EventKind::AcquireCancelled { waiting: false },
                 );
                 inner.emit(Some(self.vu), None, EventKind::SlotFreed);
-                apply(inner, &mut st, fx, now, Some(self.vu));
+                apply(inner, &mut st, fx, Some(self.vu));
             }
         }
     }
@@ -229,11 +198,13 @@ pub(crate) async fn acquire<C: Connector>(
     {
         let mut st = inner.lock();
         inner.emit(Some(vu), None, EventKind::AcquireStart);
-        let (decision, evicted) =
+        let (decision, fx) =
             data(&mut st)
                 .core
-                .acquire(start, wait, inner.cfg.acquire_timeout());
-        for (cell, reason) in evicted {
+                .acquire(start, vu, wait, inner.cfg.acquire_timeout());
+        // Idle sessions found due on the way (no grants: nobody waits
+        // while a session is idle).
+        for (cell, reason) in fx.closes {
             inner.begin_close(&mut st, &cell, reason, None);
         }
         match decision {
@@ -251,7 +222,6 @@ pub(crate) async fn acquire<C: Connector>(
             } => {
                 st.metrics.pool_waits += 1;
                 st.metrics.acquire_wait.count += 1;
-                data(&mut st).parked.push_back((waiter, vu, None));
                 inner.deadline_added(&mut st, deadline);
                 inner.emit(
                     Some(vu),
@@ -275,30 +245,32 @@ pub(crate) async fn acquire<C: Connector>(
         let stage = &mut guard.stage;
         let served = std::future::poll_fn(|cx| {
             let mut st = inner.lock();
-            let Some(grant) = data(&mut st).poll_waiter(waiter, cx.waker()) else {
+            let Some(end) = data(&mut st).poll_waiter(waiter, cx.waker()) else {
                 return Poll::Pending;
             };
             // A granted session was released (stamped `last_used`) at the
             // grant: that is when the wait ended, and it saves a clock read.
-            let now = match &grant {
-                Some(Grant::Session(e)) => e.last_used,
+            let now = match &end {
+                WaitEnd::Granted(Grant::Session(e)) => e.last_used,
                 _ => inner.clock.now(),
             };
             st.metrics.record_wait_end(now - since);
             *stage = Stage::Idle;
             waited_ms = millis(now - since);
-            Poll::Ready(match grant {
-                Some(Grant::Session(e)) => {
+            Poll::Ready(match end {
+                WaitEnd::Granted(Grant::Session(e)) => {
                     st.metrics.acquire_wait.served += 1;
                     Some(inner.hand_out(&mut st, vu, e, false, waited_ms))
                 }
-                Some(Grant::Slot(r)) => {
+                WaitEnd::Granted(Grant::Slot(r)) => {
                     st.metrics.acquire_wait.served += 1;
                     *stage = Stage::Reserved(r);
                     None
                 }
-                None if st.closed => Some(Err(fail(ErrorKind::ManagerClosed))),
-                None => {
+                WaitEnd::TimedOut | WaitEnd::Closed if st.closed => {
+                    Some(Err(fail(ErrorKind::ManagerClosed)))
+                }
+                WaitEnd::TimedOut | WaitEnd::Closed => {
                     st.metrics.pool_timeouts += 1;
                     Some(Err(fail(ErrorKind::PoolTimeout {
                         waited: now - since,
@@ -330,7 +302,7 @@ pub(crate) async fn acquire<C: Connector>(
         Err(e) => {
             let fx = data(&mut st).core.cancel_reservation(r);
             inner.emit(Some(vu), None, EventKind::SlotFreed);
-            apply(inner, &mut st, fx, now, Some(vu));
+            apply(inner, &mut st, fx, Some(vu));
             Err(e)
         }
     }
@@ -356,5 +328,5 @@ pub(crate) fn give_back<C: Connector>(
             p.core.discard(entry, how.close_reason())
         }
     };
-    apply(inner, st, fx, now, Some(vu));
+    apply(inner, st, fx, Some(vu));
 }

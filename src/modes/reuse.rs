@@ -20,8 +20,11 @@ use crate::observe::VuId;
 use crate::transport::Connector;
 
 /// Each VU's session: idle in the table, or out (leased or being created).
-#[derive(Debug)]
-pub(crate) struct VuTable<T> {
+/// The decision logic of reuse and churn, pure: every method takes `now`
+/// and returns what to do; the manager does it (and `mcp-sim explore`
+/// explores it).
+#[derive(Clone, Debug)]
+pub struct VuTable<T> {
     deadlines: Deadlines,
     churn: Churn,
     slots: BTreeMap<VuId, Slot<T>>,
@@ -29,7 +32,7 @@ pub(crate) struct VuTable<T> {
     replace: BTreeSet<VuId>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Slot<T> {
     Idle(Entry<T>),
     /// Leased to the VU, or being created for it.
@@ -38,7 +41,7 @@ enum Slot<T> {
 
 /// The outcome of [`VuTable::take`].
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Take<T> {
+pub enum Take<T> {
     /// The VU's session, now out.
     Ready(Entry<T>),
     /// The VU's session is already out.
@@ -49,6 +52,7 @@ pub(crate) enum Take<T> {
 }
 
 impl<T> VuTable<T> {
+    /// An empty table with these eviction limits and churn policy.
     pub fn new(deadlines: Deadlines, churn: Churn) -> Self {
         VuTable {
             deadlines,
@@ -110,14 +114,32 @@ impl<T> VuTable<T> {
         self.slots.remove(&vu);
     }
 
+    /// The VU's next session replaces one invalidated after a 404.
     pub fn mark_replacement(&mut self, vu: VuId) {
         self.replace.insert(vu);
     }
 
+    /// Whether a session created now for `vu` is such a replacement (and
+    /// if so, consumes that debt).
     pub fn take_replacement(&mut self, vu: VuId) -> bool {
         self.replace.remove(&vu)
     }
 
+    /// The VU's session if it is idle in the table (`Some(None)`: out,
+    /// leased or being created; `None`: the VU has no session).
+    pub fn slot(&self, vu: VuId) -> Option<Option<&Entry<T>>> {
+        self.slots.get(&vu).map(|s| match s {
+            Slot::Idle(e) => Some(e),
+            Slot::Out => None,
+        })
+    }
+
+    /// Whether the VU's next session is owed as a replacement.
+    pub fn owes_replacement(&self, vu: VuId) -> bool {
+        self.replace.contains(&vu)
+    }
+
+    /// Sessions kept idle.
     pub fn idle_count(&self) -> usize {
         self.slots
             .values()
@@ -125,6 +147,7 @@ impl<T> VuTable<T> {
             .count()
     }
 
+    /// The earliest eviction deadline of an idle session.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.slots
             .values()
@@ -153,6 +176,7 @@ impl<T> VuTable<T> {
             .collect()
     }
 
+    /// Forgets every session and debt (the manager closed).
     pub fn clear(&mut self) {
         self.slots.clear();
         self.replace.clear();

@@ -1,20 +1,30 @@
 //! The pool as a pure state machine (sans-IO).
 //!
-//! No futures, no locks, no clock: every method takes `now` and returns a
-//! decision, and the async shell (`modes/pool.rs`) carries the
-//! decisions out (opens sessions, wakes waiters, closes sessions). Keeping the
-//! races here, in plain data, is what lets tests step through them one event
-//! at a time and lets a property test check the laws after every step.
+//! No futures, no locks, no clock, no wakers: every method takes `now` and
+//! returns a decision plus one [`Effects`] value (grants made, sessions to
+//! close, waiters timed out or dropped by the close, the next deadline),
+//! and the async shell (`modes/pool.rs`) carries the effects out (opens
+//! sessions, wakes tasks, closes sessions). The shell keeps nothing but a
+//! waker per parked task: the waiter queue and each waiter's state
+//! (queued, granted, timed out, closed out) live here. Keeping the races
+//! here, in plain data, is what lets tests step through them one event at
+//! a time, a property test check the laws after every step, and
+//! `mcp-sim explore` enumerate every interleaving.
 //!
 //! The state is: idle entries (oldest released first), a count of entries in
-//! use, reservations (slots whose session is being created), and a FIFO queue
-//! of waiters. The core keeps one invariant between calls:
+//! use, reservations (slots whose session is being created), a FIFO queue
+//! of waiters, and the waiters whose wait has ended but whose task has not
+//! yet taken the outcome ([`PoolCore::take`]). The core keeps one invariant
+//! between calls:
 //!
-//! > `in_use + idle + reserved <= size`, and a waiter exists only when no
-//! > idle entry and no free slot exists.
+//! > `in_use + idle + reserved <= size`, and a waiter is queued only when
+//! > no idle entry and no free slot exists.
 //!
 //! So whenever capacity appears (a release, a freed slot, an eviction), it
-//! goes to the waiter at the head of the queue before anyone else.
+//! goes to the waiter at the head of the queue before anyone else. A grant
+//! is counted in use (or reserved) from the moment it is made; if its
+//! waiter is cancelled before taking it, [`PoolCore::cancel_waiter`] passes
+//! it on as a release (or a freed slot) would.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
@@ -22,6 +32,7 @@ use std::time::Duration;
 use crate::clock::Instant;
 use crate::eviction::{Deadlines, Entry};
 use crate::metrics::CloseReason;
+use crate::observe::VuId;
 
 /// A slot reserved for a session that is being created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -32,7 +43,7 @@ pub struct Reservation(pub u64);
 pub struct WaiterId(pub u64);
 
 /// The outcome of [`PoolCore::acquire`].
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Acquire<T> {
     /// An idle entry, now in use.
     Ready(Entry<T>),
@@ -55,7 +66,7 @@ pub enum Acquire<T> {
 }
 
 /// What a waiter is given when capacity appears.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Grant<T> {
     /// A session, already counted in use.
     Session(Entry<T>),
@@ -63,29 +74,89 @@ pub enum Grant<T> {
     Slot(Reservation),
 }
 
-/// Work for the shell: hand grants to waiters, close entries.
-#[derive(Debug, PartialEq, Eq)]
+/// How a wait ended, as the waiter's task finds it ([`PoolCore::take`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WaitEnd<T> {
+    /// Served: a session or a slot.
+    Granted(Grant<T>),
+    /// Its deadline came first (a pool timeout).
+    TimedOut,
+    /// The pool closed while it waited (or before its task took the
+    /// timeout).
+    Closed,
+}
+
+/// A waiter's state, as [`PoolCore::waiter_state`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WaiterState {
+    /// In the queue.
+    Queued,
+    /// Given a session or a slot, not yet taken.
+    Granted,
+    /// Timed out, not yet taken.
+    TimedOut,
+    /// Dropped by the close, not yet taken.
+    Closed,
+}
+
+/// What one call of the core asks the shell to carry out, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Effects<T> {
-    /// Grants, in the order they must be delivered.
-    pub grants: Vec<(WaiterId, Grant<T>)>,
-    /// Entries removed from the pool that must be closed, and why.
+    /// Entries removed from the pool that must be closed, and why (carried
+    /// out first).
     pub closes: Vec<(T, CloseReason)>,
+    /// Waiters granted a session or a slot, in grant order, with their VU:
+    /// wake them (the grant waits for them in the core, see
+    /// [`PoolCore::grant`] and [`PoolCore::take`]).
+    pub grants: Vec<(WaiterId, VuId)>,
+    /// Waiters whose deadline came, head first: wake them.
+    pub timed_out: Vec<WaiterId>,
+    /// Queued waiters dropped by [`PoolCore::close`], head first: wake them.
+    pub closed_out: Vec<WaiterId>,
+    /// After the call: the earliest deadline the evictor must wake for (an
+    /// idle entry's eviction or the head waiter's timeout).
+    pub next_deadline: Option<Instant>,
 }
 
 impl<T> Default for Effects<T> {
     fn default() -> Self {
         Effects {
-            grants: Vec::new(),
             closes: Vec::new(),
+            grants: Vec::new(),
+            timed_out: Vec::new(),
+            closed_out: Vec::new(),
+            next_deadline: None,
         }
     }
 }
 
 impl<T> Effects<T> {
-    /// Nothing to do.
+    /// Nothing to carry out (the next deadline aside).
     pub fn is_empty(&self) -> bool {
-        self.grants.is_empty() && self.closes.is_empty()
+        self.grants.is_empty()
+            && self.closes.is_empty()
+            && self.timed_out.is_empty()
+            && self.closed_out.is_empty()
     }
+}
+
+/// A deliberate bug a test can plant in a core (with the cargo feature
+/// `planted-bugs`, [`PoolCore::plant`]) to show that exploration
+/// (`mcp-sim explore`) finds it. Without the feature nothing can plant one,
+/// and the checks for them compile to nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PlantedBug {
+    /// An idle entry is handed out without looking at its deadlines (an
+    /// idle session past its TTL or idle deadline is handed out).
+    StaleHandout,
+    /// A waiter whose deadline came is timed out but left in the queue,
+    /// where a later grant can reach it (a grant to a departed waiter).
+    GrantToDeparted,
+    /// Waiters are expired one millisecond after their deadline.
+    OffByOneDeadline,
+    /// A release with three or more waiters queued parks the entry idle
+    /// instead of granting it (a lost wake-up that needs three waiters).
+    LostWakeupThirdWaiter,
 }
 
 /// A queued acquire and its deadline.
@@ -93,6 +164,8 @@ impl<T> Effects<T> {
 pub struct Waiter {
     /// Its id.
     pub id: WaiterId,
+    /// The VU that waits.
+    pub vu: VuId,
     /// When it arrived.
     pub since: Instant,
     /// When it times out.
@@ -100,8 +173,8 @@ pub struct Waiter {
 }
 
 /// The pool's pure state. `T` is whatever the shell pools (a session handle
-/// in the library, a plain number in tests).
-#[derive(Debug)]
+/// in the library, a plain number in tests and in exploration).
+#[derive(Clone, Debug)]
 pub struct PoolCore<T> {
     size: usize,
     deadlines: Deadlines,
@@ -109,8 +182,12 @@ pub struct PoolCore<T> {
     in_use: usize,
     reserved: BTreeSet<Reservation>,
     waiters: VecDeque<Waiter>,
+    /// Waiters whose wait ended, until their task takes the outcome.
+    ended: Vec<(Waiter, WaitEnd<T>)>,
     next_id: u64,
     closed: bool,
+    #[cfg(feature = "planted-bugs")]
+    bug: Option<PlantedBug>,
 }
 
 impl<T> PoolCore<T> {
@@ -123,8 +200,29 @@ impl<T> PoolCore<T> {
             in_use: 0,
             reserved: BTreeSet::new(),
             waiters: VecDeque::new(),
+            ended: Vec::new(),
             next_id: 0,
             closed: false,
+            #[cfg(feature = "planted-bugs")]
+            bug: None,
+        }
+    }
+
+    /// Plants `bug` (for tests of the tests only).
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant(&mut self, bug: PlantedBug) {
+        self.bug = Some(bug);
+    }
+
+    /// Whether `bug` was planted (always `false` without the feature).
+    #[inline]
+    fn planted(&self, bug: PlantedBug) -> bool {
+        #[cfg(feature = "planted-bugs")]
+        return self.bug == Some(bug);
+        #[cfg(not(feature = "planted-bugs"))]
+        {
+            let _ = bug;
+            false
         }
     }
 
@@ -132,7 +230,11 @@ impl<T> PoolCore<T> {
     pub fn size(&self) -> usize {
         self.size
     }
-    /// Entries handed out and not yet given back.
+    /// The eviction limits.
+    pub fn deadlines(&self) -> Deadlines {
+        self.deadlines
+    }
+    /// Entries handed out (or granted) and not yet given back.
     pub fn in_use(&self) -> usize {
         self.in_use
     }
@@ -140,22 +242,60 @@ impl<T> PoolCore<T> {
     pub fn idle(&self) -> impl ExactSizeIterator<Item = &Entry<T>> {
         self.idle.iter()
     }
-    /// Slots reserved for sessions being created.
+    /// Slots reserved for sessions being created (or granted to a waiter).
     pub fn reserved(&self) -> usize {
         self.reserved.len()
+    }
+    /// Reservations outstanding, in id order.
+    pub fn reservations(&self) -> impl ExactSizeIterator<Item = &Reservation> {
+        self.reserved.iter()
     }
     /// Queued acquires, head first.
     pub fn waiters(&self) -> impl ExactSizeIterator<Item = &Waiter> {
         self.waiters.iter()
     }
+    /// Waiters whose wait ended and whose task has not taken the outcome,
+    /// in the order their waits ended.
+    pub fn ended(&self) -> impl ExactSizeIterator<Item = &(Waiter, WaitEnd<T>)> {
+        self.ended.iter()
+    }
     /// Whether [`PoolCore::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+    /// The id the next waiter or reservation will get (for a canonical
+    /// encoding of the state; ids only grow).
+    pub fn id_counter(&self) -> u64 {
+        self.next_id
     }
     /// Slots neither in use, idle nor reserved.
     pub fn free_slots(&self) -> usize {
         self.size
             .saturating_sub(self.in_use + self.idle.len() + self.reserved.len())
+    }
+
+    /// Waiter `w`'s state, `None` if the core does not know it (never
+    /// queued, cancelled, or its outcome taken).
+    pub fn waiter_state(&self, w: WaiterId) -> Option<WaiterState> {
+        if self.waiters.iter().any(|x| x.id == w) {
+            return Some(WaiterState::Queued);
+        }
+        self.ended
+            .iter()
+            .find(|(x, _)| x.id == w)
+            .map(|(_, end)| match end {
+                WaitEnd::Granted(_) => WaiterState::Granted,
+                WaitEnd::TimedOut => WaiterState::TimedOut,
+                WaitEnd::Closed => WaiterState::Closed,
+            })
+    }
+
+    /// What waiter `w` was granted, while its task has not taken it.
+    pub fn grant(&self, w: WaiterId) -> Option<&Grant<T>> {
+        self.ended.iter().find_map(|(x, end)| match end {
+            WaitEnd::Granted(g) if x.id == w => Some(g),
+            _ => None,
+        })
     }
 
     fn next_id(&mut self) -> u64 {
@@ -169,55 +309,67 @@ impl<T> PoolCore<T> {
         r
     }
 
-    /// Asks for an entry at `now`. Idle entries are handed out oldest first;
-    /// any found due for eviction on the way are removed and returned for
-    /// closing. With no idle entry, a free slot is reserved; with neither,
-    /// the caller queues (if `wait`) until `now + timeout`.
+    /// Finishes `fx` with the deadline the evictor must wake for next.
+    fn done(&self, mut fx: Effects<T>) -> Effects<T> {
+        fx.next_deadline = self.next_wakeup();
+        fx
+    }
+
+    /// Asks for an entry for `vu` at `now`. Idle entries are handed out
+    /// oldest first; any found due for eviction on the way are removed and
+    /// returned for closing. With no idle entry, a free slot is reserved;
+    /// with neither, the caller queues (if `wait`) until `now + timeout`.
     pub fn acquire(
         &mut self,
         now: Instant,
+        vu: VuId,
         wait: bool,
         timeout: Duration,
-    ) -> (Acquire<T>, Vec<(T, CloseReason)>) {
-        let mut evicted = Vec::new();
+    ) -> (Acquire<T>, Effects<T>) {
+        let mut fx = Effects::default();
         if self.closed {
-            return (Acquire::Closed, evicted);
+            return (Acquire::Closed, self.done(fx));
         }
         // FIFO: nobody overtakes a queued waiter. (By the invariant a waiter
         // implies no idle entry and no free slot, so this is the same as
         // checking capacity; it is spelled out so the rule is visible.)
         if self.waiters.is_empty() {
             while let Some(e) = self.idle.pop_front() {
-                match self.deadlines.due(&e, now) {
-                    Some(reason) => evicted.push((e.item, reason)),
+                let due = if self.planted(PlantedBug::StaleHandout) {
+                    None
+                } else {
+                    self.deadlines.due(&e, now)
+                };
+                match due {
+                    Some(reason) => fx.closes.push((e.item, reason)),
                     None => {
                         self.in_use += 1;
-                        return (Acquire::Ready(e), evicted);
+                        return (Acquire::Ready(e), self.done(fx));
                     }
                 }
             }
             if self.free_slots() > 0 {
-                return (Acquire::Create(self.reserve()), evicted);
+                let r = self.reserve();
+                return (Acquire::Create(r), self.done(fx));
             }
         }
         if !wait {
-            return (Acquire::Exhausted, evicted);
+            return (Acquire::Exhausted, self.done(fx));
         }
         let w = Waiter {
             id: WaiterId(self.next_id()),
+            vu,
             since: now,
             deadline: now + timeout,
         };
         self.waiters.push_back(w);
         let position = self.waiters.len() - 1;
-        (
-            Acquire::Wait {
-                waiter: w.id,
-                position,
-                deadline: w.deadline,
-            },
-            evicted,
-        )
+        let a = Acquire::Wait {
+            waiter: w.id,
+            position,
+            deadline: w.deadline,
+        };
+        (a, self.done(fx))
     }
 
     /// The session for reservation `r` was created at `now`: it is now in
@@ -240,7 +392,7 @@ impl<T> PoolCore<T> {
         if self.reserved.remove(&r) {
             self.serve_waiters(&mut fx);
         }
-        fx
+        self.done(fx)
     }
 
     /// An entry comes back at `now` after use. Past its TTL, it is closed
@@ -255,13 +407,16 @@ impl<T> PoolCore<T> {
         } else if self.deadlines.ttl_due(&e, now) {
             fx.closes.push((e.item, CloseReason::Ttl));
             self.serve_waiters(&mut fx);
-        } else if let Some(w) = self.waiters.pop_front() {
-            self.in_use += 1;
-            fx.grants.push((w.id, Grant::Session(e)));
-        } else {
+        } else if self.waiters.is_empty()
+            || (self.planted(PlantedBug::LostWakeupThirdWaiter) && self.waiters.len() >= 3)
+        {
             self.idle.push_back(e);
+        } else {
+            let w = self.waiters.pop_front().expect("checked non-empty");
+            self.in_use += 1;
+            self.granted(&mut fx, w, Grant::Session(e));
         }
-        fx
+        self.done(fx)
     }
 
     /// An entry in use is taken out of the pool for good (invalidated after
@@ -274,20 +429,32 @@ impl<T> PoolCore<T> {
         if !self.closed {
             self.serve_waiters(&mut fx);
         }
-        fx
+        self.done(fx)
     }
 
-    /// Removes waiter `w` because its caller gave up (cancelled). Returns
-    /// whether it was still queued; `false` means it was already granted, and
-    /// the caller must hand back what it was given.
-    pub fn cancel_waiter(&mut self, w: WaiterId) -> bool {
-        match self.waiters.iter().position(|x| x.id == w) {
-            Some(i) => {
-                self.waiters.remove(i);
-                true
-            }
-            None => false,
+    /// Waiter `w`'s caller gave up (its acquire was cancelled) at `now`: it
+    /// leaves whatever state it is in. A grant it had not taken yet is
+    /// passed on as its release (at `now`) or freed slot would be.
+    pub fn cancel_waiter(&mut self, w: WaiterId, now: Instant) -> Effects<T> {
+        if let Some(i) = self.waiters.iter().position(|x| x.id == w) {
+            self.waiters.remove(i);
+            return self.done(Effects::default());
         }
+        let Some(i) = self.ended.iter().position(|(x, _)| x.id == w) else {
+            return self.done(Effects::default());
+        };
+        match self.ended.swap_remove(i).1 {
+            WaitEnd::Granted(Grant::Session(e)) => self.release(e, now),
+            WaitEnd::Granted(Grant::Slot(r)) => self.cancel_reservation(r),
+            WaitEnd::TimedOut | WaitEnd::Closed => self.done(Effects::default()),
+        }
+    }
+
+    /// Waiter `w`'s task takes how its wait ended; `None` while it is still
+    /// queued (or if the core does not know it).
+    pub fn take(&mut self, w: WaiterId) -> Option<WaitEnd<T>> {
+        let i = self.ended.iter().position(|(x, _)| x.id == w)?;
+        Some(self.ended.swap_remove(i).1)
     }
 
     /// Removes every idle entry due at `now` and returns them for closing;
@@ -305,17 +472,35 @@ impl<T> PoolCore<T> {
         if !fx.closes.is_empty() {
             self.serve_waiters(&mut fx);
         }
-        fx
+        self.done(fx)
     }
 
-    /// Removes every queued waiter whose deadline is due at `now` (a pool
-    /// timeout) and returns them, head first.
-    pub fn expire_waiters(&mut self, now: Instant) -> Vec<WaiterId> {
-        let mut out = Vec::new();
-        while self.waiters.front().is_some_and(|w| w.deadline <= now) {
-            out.push(self.waiters.pop_front().expect("checked").id);
+    /// Ends the wait of every queued waiter whose deadline is due at `now`
+    /// (a pool timeout), head first.
+    pub fn expire_waiters(&mut self, now: Instant) -> Effects<T> {
+        let mut fx = Effects::default();
+        let late = self.planted(PlantedBug::OffByOneDeadline);
+        let due = |w: &Waiter| w.deadline <= now && !(late && w.deadline == now);
+        if self.planted(PlantedBug::GrantToDeparted) {
+            let ended = &self.ended;
+            let gone: Vec<Waiter> = self
+                .waiters
+                .iter()
+                .filter(|w| due(w) && !ended.iter().any(|(x, _)| x.id == w.id))
+                .copied()
+                .collect();
+            for w in gone {
+                fx.timed_out.push(w.id);
+                self.ended.push((w, WaitEnd::TimedOut));
+            }
+            return self.done(fx);
         }
-        out
+        while self.waiters.front().is_some_and(due) {
+            let w = self.waiters.pop_front().expect("checked");
+            fx.timed_out.push(w.id);
+            self.ended.push((w, WaitEnd::TimedOut));
+        }
+        self.done(fx)
     }
 
     /// The head waiter's deadline (deadlines never decrease along the
@@ -332,15 +517,44 @@ impl<T> PoolCore<T> {
             .min()
     }
 
-    /// Closes the pool: every waiter is dropped from the queue (their
-    /// acquires fail with manager-closed) and every idle entry is returned
-    /// for closing. Entries in use are closed when they come back;
-    /// reservations fail at commit.
-    pub fn close(&mut self) -> (Vec<WaiterId>, Vec<T>) {
+    /// The earliest of [`PoolCore::next_deadline`] and
+    /// [`PoolCore::next_waiter_deadline`]: when the evictor must run.
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        match (self.next_deadline(), self.next_waiter_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Closes the pool: every queued waiter's wait ends (`closed_out`; its
+    /// acquire fails with manager-closed, as does one that timed out and
+    /// has not taken that yet) and every idle entry is returned for closing
+    /// with reason `shutdown`. Entries in use are closed when they come
+    /// back; reservations fail at commit; grants not yet taken stay with
+    /// their waiters.
+    pub fn close(&mut self) -> Effects<T> {
+        let mut fx = Effects::default();
         self.closed = true;
-        let waiters = self.waiters.drain(..).map(|w| w.id).collect();
-        let idle = self.idle.drain(..).map(|e| e.item).collect();
-        (waiters, idle)
+        for (_, end) in &mut self.ended {
+            if matches!(end, WaitEnd::TimedOut) {
+                *end = WaitEnd::Closed;
+            }
+        }
+        for w in self.waiters.drain(..) {
+            fx.closed_out.push(w.id);
+            self.ended.push((w, WaitEnd::Closed));
+        }
+        fx.closes = self
+            .idle
+            .drain(..)
+            .map(|e| (e.item, CloseReason::Shutdown))
+            .collect();
+        self.done(fx)
+    }
+
+    fn granted(&mut self, fx: &mut Effects<T>, w: Waiter, grant: Grant<T>) {
+        fx.grants.push((w.id, w.vu));
+        self.ended.push((w, WaitEnd::Granted(grant)));
     }
 
     /// Hands free capacity to queued waiters, head first.
@@ -355,12 +569,12 @@ impl<T> PoolCore<T> {
                 return;
             };
             let w = self.waiters.pop_front().expect("checked non-empty");
-            fx.grants.push((w.id, grant));
+            self.granted(fx, w, grant);
         }
     }
 
-    /// Checks the invariant; `Err` says which part broke. For tests and
-    /// debug assertions.
+    /// Checks the invariant; `Err` says which part broke. For tests,
+    /// exploration and debug assertions.
     pub fn check_invariants(&self) -> Result<(), String> {
         let used = self.in_use + self.idle.len() + self.reserved.len();
         if used > self.size {
@@ -383,6 +597,24 @@ impl<T> PoolCore<T> {
         if self.closed && (!self.waiters.is_empty() || !self.idle.is_empty()) {
             return Err("closed pool still holds waiters or idle entries".into());
         }
+        let granted_sessions = self
+            .ended
+            .iter()
+            .filter(|(_, e)| matches!(e, WaitEnd::Granted(Grant::Session(_))))
+            .count();
+        if granted_sessions > self.in_use {
+            return Err(format!(
+                "{granted_sessions} sessions granted but only {} in use",
+                self.in_use
+            ));
+        }
+        for (w, end) in &self.ended {
+            if let WaitEnd::Granted(Grant::Slot(r)) = end {
+                if !self.reserved.contains(r) {
+                    return Err(format!("{:?} granted {r:?}, which is not reserved", w.id));
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -392,6 +624,7 @@ mod tests {
     use super::*;
 
     const T: Duration = Duration::from_millis(100);
+    const VU: VuId = VuId(1);
 
     fn at(ms: u64) -> Instant {
         Instant::from_millis(ms)
@@ -402,7 +635,7 @@ mod tests {
     }
 
     fn created(p: &mut PoolCore<u32>, item: u32, now: Instant) -> Entry<u32> {
-        let (a, ev) = p.acquire(now, true, T);
+        let (a, ev) = p.acquire(now, VU, true, T);
         assert!(ev.is_empty());
         let Acquire::Create(r) = a else {
             panic!("expected a free slot, got {a:?}")
@@ -416,7 +649,7 @@ mod tests {
         let a = created(&mut p, 1, at(0));
         let _b = created(&mut p, 2, at(0));
         assert_eq!(p.in_use(), 2);
-        let (w, _) = p.acquire(at(5), true, T);
+        let (w, _) = p.acquire(at(5), VU, true, T);
         assert_eq!(
             w,
             Acquire::Wait {
@@ -428,8 +661,9 @@ mod tests {
         p.check_invariants().unwrap();
         // A release goes straight to the waiter, still counted in use.
         let fx = p.release(a, at(10));
-        assert_eq!(fx.grants.len(), 1);
-        assert!(matches!(&fx.grants[0], (WaiterId(3), Grant::Session(e)) if e.item == 1));
+        assert_eq!(fx.grants, vec![(WaiterId(3), VU)]);
+        assert!(matches!(p.grant(WaiterId(3)), Some(Grant::Session(e)) if e.item == 1));
+        assert_eq!(p.waiter_state(WaiterId(3)), Some(WaiterState::Granted));
         assert_eq!(p.in_use(), 2);
         assert_eq!(p.idle().len(), 0);
         p.check_invariants().unwrap();
@@ -439,7 +673,7 @@ mod tests {
     fn non_waiting_acquire_is_exhausted() {
         let mut p = pool(1);
         let _a = created(&mut p, 1, at(0));
-        assert_eq!(p.acquire(at(0), false, T).0, Acquire::Exhausted);
+        assert_eq!(p.acquire(at(0), VU, false, T).0, Acquire::Exhausted);
         assert_eq!(p.waiters().len(), 0);
     }
 
@@ -453,7 +687,7 @@ mod tests {
         assert!(p.release(c, at(2)).is_empty());
         assert!(p.release(a, at(3)).is_empty());
         let order: Vec<u32> = (0..3)
-            .map(|_| match p.acquire(at(4), true, T).0 {
+            .map(|_| match p.acquire(at(4), VU, true, T).0 {
                 Acquire::Ready(e) => e.item,
                 other => panic!("{other:?}"),
             })
@@ -466,7 +700,7 @@ mod tests {
         let mut p = pool(1);
         let a = created(&mut p, 1, at(0));
         let ids: Vec<WaiterId> = (0..3)
-            .map(|i| match p.acquire(at(i), true, T).0 {
+            .map(|i| match p.acquire(at(i), VU, true, T).0 {
                 Acquire::Wait {
                     waiter, position, ..
                 } => {
@@ -479,10 +713,11 @@ mod tests {
         let mut e = a;
         for (i, want) in ids.iter().enumerate() {
             let fx = p.release(e, at(10 + i as u64));
-            let (got, Grant::Session(next)) = fx.grants.into_iter().next().unwrap() else {
+            let (got, _) = fx.grants[0];
+            assert_eq!(got, *want);
+            let Some(WaitEnd::Granted(Grant::Session(next))) = p.take(got) else {
                 panic!("expected a session")
             };
-            assert_eq!(got, *want);
             e = next;
         }
     }
@@ -490,15 +725,15 @@ mod tests {
     #[test]
     fn failed_create_passes_the_slot_to_the_head_waiter() {
         let mut p = pool(1);
-        let (Acquire::Create(r), _) = p.acquire(at(0), true, T) else {
+        let (Acquire::Create(r), _) = p.acquire(at(0), VU, true, T) else {
             panic!()
         };
-        let (Acquire::Wait { waiter, .. }, _) = p.acquire(at(1), true, T) else {
+        let (Acquire::Wait { waiter, .. }, _) = p.acquire(at(1), VU, true, T) else {
             panic!()
         };
         let fx = p.cancel_reservation(r);
-        assert_eq!(fx.grants.len(), 1);
-        assert!(matches!(fx.grants[0], (w, Grant::Slot(_)) if w == waiter));
+        assert_eq!(fx.grants, vec![(waiter, VU)]);
+        assert!(matches!(p.grant(waiter), Some(Grant::Slot(_))));
         assert_eq!(p.reserved(), 1);
         p.check_invariants().unwrap();
         // Cancelling an unknown reservation does nothing.
@@ -509,12 +744,13 @@ mod tests {
     fn discard_frees_the_slot_for_a_waiter() {
         let mut p = pool(1);
         let a = created(&mut p, 1, at(0));
-        let (Acquire::Wait { waiter, .. }, _) = p.acquire(at(1), true, T) else {
+        let (Acquire::Wait { waiter, .. }, _) = p.acquire(at(1), VU, true, T) else {
             panic!()
         };
         let fx = p.discard(a, CloseReason::Invalidated);
         assert_eq!(fx.closes, vec![(1, CloseReason::Invalidated)]);
-        assert!(matches!(fx.grants[0], (w, Grant::Slot(_)) if w == waiter));
+        assert_eq!(fx.grants, vec![(waiter, VU)]);
+        assert!(matches!(p.grant(waiter), Some(Grant::Slot(_))));
         p.check_invariants().unwrap();
     }
 
@@ -522,11 +758,12 @@ mod tests {
     fn cancelled_waiter_leaves_no_entry() {
         let mut p = pool(1);
         let a = created(&mut p, 1, at(0));
-        let (Acquire::Wait { waiter, .. }, _) = p.acquire(at(1), true, T) else {
+        let (Acquire::Wait { waiter, .. }, _) = p.acquire(at(1), VU, true, T) else {
             panic!()
         };
-        assert!(p.cancel_waiter(waiter));
-        assert!(!p.cancel_waiter(waiter));
+        assert!(p.cancel_waiter(waiter, at(1)).is_empty());
+        assert_eq!(p.waiter_state(waiter), None);
+        assert!(p.cancel_waiter(waiter, at(1)).is_empty());
         assert_eq!(p.waiters().len(), 0);
         assert!(p.release(a, at(2)).grants.is_empty());
         assert_eq!(p.idle().len(), 1);
@@ -551,9 +788,9 @@ mod tests {
         assert!(p.release(b, at(900)).is_empty());
         assert_eq!(p.next_deadline(), Some(at(1000)));
         // Found due during acquire: evicted and counted, a slot reserved.
-        let (a, ev) = p.acquire(at(1000), true, T);
+        let (a, ev) = p.acquire(at(1000), VU, true, T);
         assert!(matches!(a, Acquire::Create(_)));
-        assert_eq!(ev, vec![(2, CloseReason::Ttl)]);
+        assert_eq!(ev.closes, vec![(2, CloseReason::Ttl)]);
     }
 
     #[test]
@@ -564,12 +801,16 @@ mod tests {
         };
         let mut p = PoolCore::new(1, d);
         let a = created(&mut p, 1, at(0));
-        let (Acquire::Wait { waiter, .. }, _) = p.acquire(at(10), true, T) else {
+        let (Acquire::Wait { waiter, .. }, _) = p.acquire(at(10), VU, true, T) else {
             panic!()
         };
         let fx = p.release(a, at(50));
         assert_eq!(fx.closes, vec![(1, CloseReason::Ttl)]);
-        assert!(matches!(fx.grants[0], (w, Grant::Slot(_)) if w == waiter));
+        assert_eq!(fx.grants, vec![(waiter, VU)]);
+        assert!(matches!(
+            p.take(waiter),
+            Some(WaitEnd::Granted(Grant::Slot(_)))
+        ));
     }
 
     #[test]
@@ -580,18 +821,21 @@ mod tests {
         assert!(p.release(a, at(1)).is_empty());
         let c = created_or_ready(&mut p, at(2));
         assert_eq!(c.item, 1);
-        let (Acquire::Wait { waiter, .. }, _) = p.acquire(at(3), true, T) else {
+        let (Acquire::Wait { waiter, .. }, _) = p.acquire(at(3), VU, true, T) else {
             panic!("full pool must queue")
         };
         assert!(p.release(c, at(4)).grants.len() == 1);
-        let (Acquire::Wait { waiter: w2, .. }, _) = p.acquire(at(5), true, T) else {
+        let (Acquire::Wait { waiter: w2, .. }, _) = p.acquire(at(5), VU, true, T) else {
             panic!("full pool must queue")
         };
         assert_ne!(waiter, w2);
-        let (waiters, idle) = p.close();
-        assert_eq!(waiters, vec![w2]);
-        assert!(idle.is_empty());
-        assert_eq!(p.acquire(at(6), true, T).0, Acquire::Closed);
+        let fx = p.close();
+        assert_eq!(fx.closed_out, vec![w2]);
+        assert!(fx.closes.is_empty());
+        assert_eq!(p.take(w2), Some(WaitEnd::Closed));
+        // The grant made before the close stays with its waiter.
+        assert!(matches!(p.take(waiter), Some(WaitEnd::Granted(_))));
+        assert_eq!(p.acquire(at(6), VU, true, T).0, Acquire::Closed);
         // Entries in use come back to be closed on shutdown, slot not passed on.
         let fx = p.release(b, at(7));
         assert_eq!(fx.closes, vec![(2, CloseReason::Shutdown)]);
@@ -605,22 +849,32 @@ mod tests {
         let a = created(&mut p, 1, at(0));
         let w: Vec<WaiterId> = [0, 10, 20]
             .into_iter()
-            .map(|t| match p.acquire(at(t), true, T).0 {
+            .map(|t| match p.acquire(at(t), VU, true, T).0 {
                 Acquire::Wait { waiter, .. } => waiter,
                 other => panic!("{other:?}"),
             })
             .collect();
         assert_eq!(p.next_waiter_deadline(), Some(at(100)));
         assert!(p.expire_waiters(at(99)).is_empty(), "1ms before");
-        assert_eq!(p.expire_waiters(at(110)), vec![w[0], w[1]], "at and after");
+        let fx = p.expire_waiters(at(110));
+        assert_eq!(fx.timed_out, vec![w[0], w[1]], "at and after");
+        assert_eq!(fx.next_deadline, Some(at(120)));
+        assert_eq!(p.waiter_state(w[0]), Some(WaiterState::TimedOut));
         assert_eq!(p.next_waiter_deadline(), Some(at(120)));
         let fx = p.release(a, at(111));
-        assert!(matches!(fx.grants[..], [(g, Grant::Session(_))] if g == w[2]));
+        assert_eq!(fx.grants, vec![(w[2], VU)]);
+        // A timeout not yet taken when the pool closes reads as the close.
+        let _ = p.close();
+        assert_eq!(p.take(w[0]), Some(WaitEnd::Closed));
+        assert!(matches!(
+            p.take(w[2]),
+            Some(WaitEnd::Granted(Grant::Session(_)))
+        ));
         p.check_invariants().unwrap();
     }
 
     fn created_or_ready(p: &mut PoolCore<u32>, now: Instant) -> Entry<u32> {
-        match p.acquire(now, true, T).0 {
+        match p.acquire(now, VU, true, T).0 {
             Acquire::Ready(e) => e,
             other => panic!("expected an idle entry, got {other:?}"),
         }

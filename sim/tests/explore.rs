@@ -1,0 +1,152 @@
+//! `mcp-sim explore`'s engine: the default scopes explore clean and reach
+//! enough states; planted bugs are found on a shortest path; scripts
+//! replay.
+
+use mcp_sim::explore::{
+    explore, explore_from, parse_script, replay, replay_from, Counterexample, Input, Scope, World,
+};
+use mcp_sim::mcp_session::pool::core::{PlantedBug, PoolCore};
+
+#[test]
+fn default_scopes_break_no_law() {
+    for scope in Scope::defaults() {
+        let out = explore(&scope);
+        if let Some(c) = &out.violation {
+            panic!(
+                "{scope}: {} — {}\nscript: {}\n{}",
+                c.law,
+                c.message,
+                c.script(),
+                c.trace.timeline()
+            );
+        }
+        eprintln!(
+            "{scope}: {} states, {} transitions, depth {}",
+            out.states, out.transitions, out.depth
+        );
+        assert_eq!(
+            out.depth, scope.depth,
+            "{scope}: the depth bound was reached"
+        );
+        assert!(out.states >= 1_000, "{scope}: only {} states", out.states);
+    }
+}
+
+#[test]
+fn scripts_print_and_parse_back() {
+    let script = "acquire 1; create_ok 1; acquire 2; release 1\nwake 2 # served\ntick; jump; evict; cancel 3; create_fail 2; invalidate 1; close";
+    let inputs = parse_script(script).unwrap();
+    assert_eq!(inputs[0], Input::Acquire(1));
+    assert_eq!(inputs.len(), 12);
+    let text = inputs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert_eq!(parse_script(&text).unwrap(), inputs);
+    assert!(parse_script("fly 1").is_err());
+    assert!(parse_script("acquire").is_err());
+}
+
+#[test]
+fn a_replayed_path_reports_the_managers_events() {
+    let scope = Scope::pool(1, 2, 10);
+    let script = parse_script("acquire 1; create_ok 1; acquire 2; release 1; wake 2").unwrap();
+    let trace = replay(&scope, &script).unwrap();
+    let names: Vec<&str> = trace.events.iter().map(|e| &*e.event).collect();
+    assert_eq!(
+        names,
+        [
+            "acquire_start",
+            "slot_reserved",
+            "created",
+            "acquire_ok",
+            "acquire_start",
+            "acquire_wait",
+            "released",
+            "waiter_granted",
+            "acquire_ok"
+        ]
+    );
+    // An input that cannot happen is refused, naming the step.
+    let bad = parse_script("release 1").unwrap();
+    let err = replay(&scope, &bad).unwrap_err();
+    assert_eq!(err.law, "script");
+}
+
+/// Explores `scope` around a core with `bug` planted; the counterexample.
+fn find(bug: PlantedBug, scope: &Scope) -> (Counterexample, u64, f64) {
+    let mut core = PoolCore::new(scope.pool_size, scope.deadlines());
+    core.plant(bug);
+    // Wall time, for the < 10 s target only.
+    #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
+    let started = std::time::Instant::now();
+    let out = explore_from(scope, World::with_core(scope, core));
+    let secs = started.elapsed().as_secs_f64();
+    let c = out
+        .violation
+        .unwrap_or_else(|| panic!("{bug:?} not found in {scope} ({} states)", out.states));
+    eprintln!(
+        "{bug:?}: {} after {} states, {secs:.2}s, {} inputs: {}",
+        c.law,
+        out.states,
+        c.path.len(),
+        c.script()
+    );
+    // The counterexample replays, and breaks the same law.
+    let again = replay_from(scope, planted(bug, scope), &c.path).unwrap_err();
+    assert_eq!(again.law, c.law);
+    (c, out.states, secs)
+}
+
+fn planted(bug: PlantedBug, scope: &Scope) -> World {
+    let mut core = PoolCore::new(scope.pool_size, scope.deadlines());
+    core.plant(bug);
+    World::with_core(scope, core)
+}
+
+#[test]
+fn planted_bugs_are_found_on_a_shortest_path() {
+    // (bug, scope, the law that catches it, the shortest path's length)
+    let cases = [
+        // acquire 1; acquire 2; jump; evict; create_fail 1; wake 2
+        (
+            PlantedBug::GrantToDeparted,
+            Scope::pool(1, 3, 10),
+            "pool_bound",
+            6,
+        ),
+        // acquire 1; acquire 2; jump; evict; tick; create_ok 1
+        (
+            PlantedBug::OffByOneDeadline,
+            Scope::pool(1, 2, 10),
+            "acquire_ends_by_deadline",
+            6,
+        ),
+        // acquire 1; create_ok 1; acquire 2; acquire 3; acquire 4; release 1
+        (
+            PlantedBug::LostWakeupThirdWaiter,
+            Scope::pool(1, 4, 10),
+            "no_wait_with_capacity",
+            6,
+        ),
+    ];
+    for (bug, scope, law, len) in cases {
+        let (c, _, secs) = find(bug, &scope);
+        assert!(secs < 10.0, "{bug:?}: {secs:.1}s");
+        assert_eq!(c.law, law, "{bug:?}: {}", c.message);
+        assert_eq!(c.path.len(), len, "{bug:?}: {}", c.script());
+    }
+}
+
+/// The audit of this branch has no law against handing out an idle
+/// session past its deadline: `no_stale_handout` comes with the lease laws
+/// (`sim/src/lease_laws.rs`, branch `lawsd`). Once they are merged and
+/// `audit_prefix` runs them, this passes.
+#[test]
+#[ignore = "needs the no_stale_handout law of the lease laws"]
+fn stale_handout_is_found() {
+    let (c, _, secs) = find(PlantedBug::StaleHandout, &Scope::pool(1, 2, 10));
+    assert!(secs < 10.0);
+    assert_eq!(c.law, "no_stale_handout");
+}
