@@ -347,6 +347,11 @@ pub fn audit_prefix(trace: &Trace, cfg: &AuditConfig) -> AuditReport {
             a.finished.insert(name, *h);
         }
     }
+    // The lease and mode laws judge each event as it comes (a close owed
+    // at a release is owed in that release's own chain of events, which an
+    // explored step always holds whole).
+    let leases = crate::lease_laws::check(trace, cfg);
+    a.merge(leases);
     a.finish()
 }
 

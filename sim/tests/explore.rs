@@ -139,12 +139,10 @@ fn planted_bugs_are_found_on_a_shortest_path() {
     }
 }
 
-/// The audit of this branch has no law against handing out an idle
-/// session past its deadline: `no_stale_handout` comes with the lease laws
-/// (`sim/src/lease_laws.rs`, branch `lawsd`). Once they are merged and
-/// `audit_prefix` runs them, this passes.
+/// An idle session handed out at its idle deadline (the evictor has not
+/// run yet in that millisecond) breaks `no_stale_handout`, one of the lease
+/// laws `audit_prefix` runs after every step.
 #[test]
-#[ignore = "needs the no_stale_handout law of the lease laws"]
 fn stale_handout_is_found() {
     let (c, _, secs) = find(PlantedBug::StaleHandout, &Scope::pool(1, 2, 10));
     assert!(secs < 10.0);
