@@ -6,7 +6,9 @@
 //! Every choice comes from the seed's `ChaCha8Rng`, one stream per purpose:
 //! [`WORKLOAD_STREAM`] (config variations, VU counts and programs),
 //! [`SWARM_STREAM`] (which of the scenario's fault kinds this seed switches
-//! on), [`SERVER_STREAM`] (the server's knobs) and the fault plan's own
+//! on), [`SERVER_STREAM`] (the server's knobs), [`SSE_STREAM`] (the legacy
+//! SSE framing: priming event, notifications before the response) and the
+//! fault plan's own
 //! [`crate::faults::FAULT_STREAM`]. Switching a fault kind on or off, or
 //! adding one to a scenario, changes the plan and nothing that was drawn for
 //! the workload or the server.
@@ -42,6 +44,11 @@ pub const WORKLOAD_STREAM: u64 = 0x776f_726b_6c6f_6164;
 pub const SWARM_STREAM: u64 = 0x73_7761_726d;
 /// The server knobs' ChaCha stream ("server" in ASCII).
 pub const SERVER_STREAM: u64 = 0x7365_7276_6572;
+/// The SSE framing knobs' ChaCha stream ("sse" in ASCII): whether legacy
+/// SSE answers open with a priming event, and how many notifications come
+/// before the response. Its own stream, so that drawing them shifts none
+/// of the other knobs.
+pub const SSE_STREAM: u64 = 0x73_7365;
 
 /// The server host's name: the one server, or the load balancer in front
 /// of the instances of a balanced schedule (see [`BalancerPlan`]).
@@ -260,6 +267,14 @@ impl Schedule {
         // After the draws above, and only when there is a choice: a
         // scenario without one draws exactly as before.
         let mut server = server;
+        // What real servers put in a legacy SSE stream besides the answer
+        // (the TypeScript SDK opens it with a priming event; log
+        // notifications precede a tool's result): a client that took the
+        // first event for the answer, or choked on an empty one, fails
+        // only where a stream has them.
+        let mut sse = stream(seed, SSE_STREAM);
+        server.sse_priming = sse.random_bool(0.5);
+        server.notifications_before_response = sse.random_range(0..=2);
         if let Some(era) = one_of(&mut sv, &scenario.server_eras) {
             server.era = era;
         }
