@@ -1699,9 +1699,7 @@ impl<'a> Auditor<'a> {
                         && !unexplained.contains(&((*host).to_owned(), s.to_owned()))
                 };
                 for sid in h.created.keys().filter(|s| {
-                    !excused(s)
-                        && !h.modern.contains(*s)
-                        && !delete_missed.contains(*s)
+                    !excused(s) && !h.modern.contains(*s) && !delete_missed.contains(*s)
                 }) {
                     self.check("clean_close");
                     if let Some((server, _)) = live.iter().find(|(_, s)| s.contains(sid)) {

@@ -186,10 +186,7 @@ fn same_session(e: &TraceEvent, sid: &str) -> bool {
     e.session.as_deref().is_some_and(|s| {
         s == sid
             || (!s.contains('@')
-                && sid
-                    .strip_suffix(&*e.host)
-                    .and_then(|r| r.strip_suffix('@'))
-                    == Some(s))
+                && sid.strip_suffix(&*e.host).and_then(|r| r.strip_suffix('@')) == Some(s))
     })
 }
 
@@ -204,7 +201,9 @@ fn legacy_header(v: Option<&str>) -> bool {
 fn legacy_answer_to_modern(c: &Causes<'_>, from: u64, to: u64) -> bool {
     c.any_in(from, to, |e| {
         (e.event == "missing_session" && !legacy_header(e.str("header_version")))
-            || (e.event == "answered" && e.u64("request").is_none() && e.detail.get("error").is_some())
+            || (e.event == "answered"
+                && e.u64("request").is_none()
+                && e.detail.get("error").is_some())
             || e.event == "stateless_refused"
     })
 }
@@ -244,12 +243,20 @@ fn explained(
         })
     };
     let era = || {
-        c.fault(&["era", "version_trap", "header_strip", "discover_change"], to)
-            || legacy_answer_to_modern(c, from, to)
+        c.fault(
+            &["era", "version_trap", "header_strip", "discover_change"],
+            to,
+        ) || legacy_answer_to_modern(c, from, to)
     };
     match error {
-        "manager_closed" | "vu_busy" | "pool_timeout" | "pool_exhausted" | "session_closed"
-        | "invalid_config" | "no_runtime" | "input_rounds_exceeded" => return true,
+        "manager_closed"
+        | "vu_busy"
+        | "pool_timeout"
+        | "pool_exhausted"
+        | "session_closed"
+        | "invalid_config"
+        | "no_runtime"
+        | "input_rounds_exceeded" => return true,
         "session_expired" => return gone(),
         "version_negotiation" => return c.fault(&["version"], to),
         _ => {}
@@ -266,8 +273,10 @@ fn explained(
             network()
                 || spoiled(&["reset", "truncated"])
                 || c.any_in(from, to, |e| {
-                    matches!(&*e.event, "delayed" | "client_request_sent" | "client_request_timed_out")
-                        || e.str("tool") == Some("slow")
+                    matches!(
+                        &*e.event,
+                        "delayed" | "client_request_sent" | "client_request_timed_out"
+                    ) || e.str("tool") == Some("slow")
                 })
         }
         Some("server_error") => {
@@ -283,9 +292,7 @@ fn explained(
                 && e.detail.get("error").and_then(serde_json::Value::as_i64) == code
         }),
         Some("http") if matches!(status, Some(404 | 400)) => gone() || era() || network(),
-        Some("bad_request") => {
-            gone() || refused() || era() || c.fault(&["session_id"], to)
-        }
+        Some("bad_request") => gone() || refused() || era() || c.fault(&["session_id"], to),
         Some("header_mismatch" | "unsupported_version" | "missing_capability") => {
             refused() || era()
         }
@@ -352,7 +359,8 @@ pub fn check(trace: &Trace, _cfg: &AuditConfig) -> Findings {
                                 || (s.event == "unknown_session" && same_session(s, sid))
                         });
                     if !ok {
-                        out.unexplained_close.insert((host.to_owned(), sid.to_owned()));
+                        out.unexplained_close
+                            .insert((host.to_owned(), sid.to_owned()));
                     }
                 }
                 _ => {}
@@ -458,9 +466,9 @@ pub fn check(trace: &Trace, _cfg: &AuditConfig) -> Findings {
                                 "legacy_headers_present",
                                 i,
                                 format!(
-                                    "a legacy {} {} from {f} carried no Mcp-Session-Id",
+                                    "a legacy {}{} from {f} carried no Mcp-Session-Id",
                                     e.str("http").unwrap_or("request"),
-                                    e.str("method").unwrap_or_default()
+                                    e.str("method").map(|m| format!(" {m}")).unwrap_or_default()
                                 ),
                             );
                         }
@@ -471,10 +479,8 @@ pub fn check(trace: &Trace, _cfg: &AuditConfig) -> Findings {
                         };
                         if e.event != "unknown_session" && e.event != "rejected" {
                             let bare = s.split('@').next().unwrap_or(s);
-                            let version = negotiated
-                                .get(s)
-                                .or_else(|| negotiated.get(bare))
-                                .copied();
+                            let version =
+                                negotiated.get(s).or_else(|| negotiated.get(bare)).copied();
                             if let Some(v) = version {
                                 out.check("legacy_headers_present");
                                 if v >= FIRST_VERSION_WITH_HEADER && header.is_none() {

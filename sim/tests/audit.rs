@@ -714,7 +714,12 @@ fn clean_close_excuses_a_reported_failed_delete() {
     t.insert(16, failed);
     t.insert(
         16,
-        s(10, "", "injected", json!({ "http": "DELETE", "status": 503 })),
+        s(
+            10,
+            "",
+            "injected",
+            json!({ "http": "DELETE", "status": 503 }),
+        ),
     );
     let r = run(&t, &pool1());
     assert!(r.violation("clean_close").is_none(), "{:#?}", r.violations);
@@ -747,13 +752,7 @@ fn clean_close_does_not_excuse_a_delete_without_its_session_id() {
             json!({ "http": "DELETE", "from": W, "header_version": "2025-11-25" }),
         ),
     );
-    breaks_with(
-        "clean_close",
-        t,
-        &pool1(),
-        18,
-        &["legacy_headers_present"],
-    );
+    breaks_with("clean_close", t, &pool1(), 18, &["legacy_headers_present"]);
 }
 
 // ------------------------------------------------------------ era law --
