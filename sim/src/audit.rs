@@ -62,7 +62,11 @@
 //!   mode: any, in the others: the same VU's) is flagged `reconnect`, and
 //!   no other is; the metrics agree.
 //! - `clean_close`: after `close()` no server still holds a session the
-//!   client created, unless its DELETE was reported failed or a server
+//!   client created, unless its DELETE was reported failed for a cause
+//!   the trace holds (a network fault on its worker or a server, an
+//!   injected failure, the server answering it as unknown: see
+//!   [`crate::cause_laws`]; a DELETE refused with 400 because it carried
+//!   no session id is not excused) or a server
 //!   answered the session as unknown (404: the client sends no DELETE for
 //!   a session declared gone; behind a balancer that is not sticky, the
 //!   instance that answered may not be the one that minted it); and no worker
@@ -124,6 +128,18 @@
 //!   ([`crate::liveness::Budget::for_schedule`]); a run over either is
 //!   stopped there, and the violation shows its last events.
 //!
+//! The laws that explain failures, and the server's side of the legacy
+//! wire, are checked by [`crate::cause_laws`] (where each is described in
+//! full, with what counts as a cause):
+//!
+//! - `failure_explained`: every failed step of a VU has a cause in the
+//!   trace (a fault, an answer the server chose, a deadline).
+//! - `legacy_headers_present`: legacy requests carry `Mcp-Session-Id` and,
+//!   from 2025-06-18 on, `MCP-Protocol-Version`.
+//! - `no_request_after_expiry_seen`: nothing names a session after its VU
+//!   read that it is gone.
+//! - `answer_delivered_intact`: the result a VU got is one a server sent.
+//!
 //! Laws about the server (`created_equals_server_initialized`,
 //! `clean_close`) are checked only when the trace holds server events.
 //! Session ids are matched across servers by value.
@@ -136,7 +152,7 @@ use serde::Serialize;
 use crate::trace::{Source, Trace, TraceEvent};
 
 /// The laws, by name, in report order.
-pub const LAWS: [&str; 30] = [
+pub const LAWS: [&str; 34] = [
     "pool_bound",
     "one_holder",
     "no_use_after_close",
@@ -168,6 +184,10 @@ pub const LAWS: [&str; 30] = [
     "discover_fresh",
     "era_counters_match",
     "liveness",
+    "failure_explained",
+    "legacy_headers_present",
+    "no_request_after_expiry_seen",
+    "answer_delivered_intact",
 ];
 
 /// The laws of [`LAWS`] a run checks itself rather than [`audit`] from
@@ -658,6 +678,9 @@ struct Auditor<'a> {
     goals: BTreeMap<&'static str, u64>,
     /// Whether a server has been redeployed one era (up, down) so far.
     era_moved: (bool, bool),
+    /// Failed DELETEs nothing in the trace explains, by (worker, session)
+    /// ([`crate::cause_laws`]): `clean_close` does not excuse them.
+    unexplained_close: BTreeSet<(String, String)>,
 }
 
 impl<'a> Auditor<'a> {
@@ -673,6 +696,7 @@ impl<'a> Auditor<'a> {
             first: BTreeMap::new(),
             goals: GOALS.iter().map(|g| (*g, 0)).collect(),
             era_moved: (false, false),
+            unexplained_close: BTreeSet::new(),
         }
     }
 
@@ -702,8 +726,16 @@ impl<'a> Auditor<'a> {
         for h in hosts {
             self.end_of_host(h);
         }
+        let causes = crate::cause_laws::check(self.trace, self.cfg);
+        self.unexplained_close = causes.unexplained_close;
         self.server_laws();
         self.streams_at_end();
+        for (law, n) in causes.checks {
+            *self.checks.entry(law).or_default() += n;
+        }
+        for (law, first) in causes.first {
+            self.first.entry(law).or_insert(first);
+        }
         let wire = crate::wire_laws::check(self.trace, self.cfg);
         self.merge(wire);
         let leases = crate::lease_laws::check(self.trace, self.cfg);
@@ -1719,6 +1751,7 @@ impl<'a> Auditor<'a> {
         }
         let mut all_created = BTreeSet::new();
         let finished = std::mem::take(&mut self.finished);
+        let unexplained_close = std::mem::take(&mut self.unexplained_close);
         for (host, h) in &finished {
             for (sid, i) in &h.created {
                 all_created.insert(*sid);
@@ -1736,13 +1769,18 @@ impl<'a> Auditor<'a> {
             }
             if let Some(at) = h.closed_at {
                 // "Where reachable": a session whose DELETE the client sent
-                // and saw fail (an injected 5xx, a reset, a partition), or
+                // and saw fail for a cause in the trace (an injected 5xx, a
+                // reset, a partition: see `cause_laws`; not a 400 for a
+                // DELETE without its session id), or
                 // that a balancer sent to an instance that did not mint it,
                 // is not a leak of the client's.
+                let unexplained = &unexplained_close;
+                let excused = |s: &str| {
+                    h.close_failed.contains(s)
+                        && !unexplained.contains(&((*host).to_owned(), s.to_owned()))
+                };
                 for sid in h.created.keys().filter(|s| {
-                    !h.close_failed.contains(*s)
-                        && !h.modern.contains(*s)
-                        && !delete_missed.contains(*s)
+                    !excused(s) && !h.modern.contains(*s) && !delete_missed.contains(*s)
                 }) {
                     self.check("clean_close");
                     if let Some((server, _)) = live.iter().find(|(_, s)| s.contains(sid)) {

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod balancer;
 pub mod baseline;
 pub mod canonical;
+pub mod cause_laws;
 pub mod detail;
 pub mod dialer;
 pub mod explore;

@@ -1022,7 +1022,7 @@ impl Build {
         let definition = serde_json::json!({
             "scenarios": Scenario::all(),
             "sweep_seeds": Scenario::all().iter().map(Scenario::sweep_seeds).collect::<Vec<_>>(),
-            "laws": LAWS,
+            "laws": &LAWS[..],
             "goals": GOALS,
             "promised_goals": Scenario::all().iter().map(Scenario::promised_goals).collect::<Vec<_>>(),
         });

@@ -367,6 +367,7 @@ fn server_fields(event: &ServerEvent) -> Option<ServerFields> {
             id,
             input_required,
             request_state,
+            digest,
         } => {
             d.insert("method", method.as_str());
             d.insert("format", format.as_str());
@@ -386,6 +387,7 @@ fn server_fields(event: &ServerEvent) -> Option<ServerFields> {
             if let Some(state) = request_state {
                 d.insert("request_state", state.clone());
             }
+            opt(&mut d, "digest", digest);
             ("answered", session.as_ref())
         }
         ServerEvent::StatelessWire {
@@ -884,6 +886,7 @@ mod tests {
                 id: Some(id),
                 input_required: state.is_some(),
                 request_state: state,
+                digest: Some("0123456789abcdef".into()),
             };
         let answered = |session: Option<&str>, format, error, fault| ServerEvent::Answered {
             session: session.map(str::to_owned),
@@ -896,6 +899,7 @@ mod tests {
             id: None,
             input_required: false,
             request_state: None,
+            digest: None,
         };
         let some = |s: &str| Some(s.to_owned());
         vec![

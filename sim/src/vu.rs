@@ -1,7 +1,9 @@
 //! What a VU does: runs its program of [`Step`]s against its worker's
 //! session manager, one acquire, operation and release per call step,
 //! and records every step that ended in an error as a `vu_error` trace
-//! event (the error's kind and the step's index).
+//! event (the error's kind, the step's index and, for an error of the
+//! transport, what it saw: `cause`, `status`, `code`), and every call that
+//! got a result as a `vu_answer` (the step and the result's digest).
 //!
 //! A stateless-era server may answer a call `input_required` (MRTR): the
 //! VU then answers what it asks with canned responses ([`canned`]) and
@@ -17,11 +19,12 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use mcp_session::transport::{CallResult, InputRequired, Operation};
+use mcp_session::transport::{CallResult, InputRequired, Operation, TransportError};
 use mcp_session::{ErrorKind, SessionEra, SessionError};
 
 use crate::detail::Detail;
 use crate::schedule::{Op, Step};
+use crate::server::events::digest;
 use crate::topology::Vu;
 use crate::trace::TraceRecorder;
 
@@ -137,6 +140,84 @@ fn vu_error(step: usize, error: &'static str) -> Detail {
     d
 }
 
+/// The detail of a `vu_error` event for the library's error `e`: the
+/// step, the error's kind and, for an error of the transport, what the
+/// transport saw (`cause`: [`transport_cause`], with the HTTP `status` or
+/// the JSON-RPC `code` where there is one): what
+/// [`crate::cause_laws`] matches against the causes in the trace.
+fn session_error(step: usize, e: &SessionError) -> Detail {
+    let mut d = vu_error(step, e.kind_name());
+    if let Some(t) = transport_error(&e.kind) {
+        let (cause, status, code) = transport_cause(t);
+        d.insert("cause", cause);
+        if let Some(s) = status {
+            d.insert("status", u64::from(s));
+        }
+        if let Some(c) = code {
+            d.insert("code", c);
+        }
+    }
+    d
+}
+
+/// The transport's error inside a library error, if there is one.
+fn transport_error(kind: &ErrorKind) -> Option<&TransportError> {
+    match kind {
+        ErrorKind::Connect(t)
+        | ErrorKind::Initialize(t)
+        | ErrorKind::InitializedNotification(t)
+        | ErrorKind::Operation(t)
+        | ErrorKind::Discover(t)
+        | ErrorKind::EraChanged(t) => Some(t),
+        _ => None,
+    }
+}
+
+/// A transport error's class (snake_case), with the HTTP status and the
+/// JSON-RPC error code it carries, where it carries one.
+pub fn transport_cause(t: &TransportError) -> (&'static str, Option<u16>, Option<i64>) {
+    use TransportError as T;
+    match t {
+        T::Connect(_) => ("connect", None, None),
+        T::Timeout { .. } => ("timeout", None, None),
+        T::SessionNotFound => ("session_not_found", None, None),
+        T::BadRequest { code, .. } => ("bad_request", Some(400), *code),
+        T::HeaderMismatch { status, .. } => ("header_mismatch", Some(*status), Some(-32020)),
+        T::MissingCapability { .. } => ("missing_capability", None, Some(-32021)),
+        T::UnsupportedVersion { .. } => ("unsupported_version", None, Some(-32022)),
+        T::MethodNotFound { status, .. } => ("method_not_found", Some(*status), Some(-32601)),
+        T::NotModern { .. } => ("not_modern", None, None),
+        T::EraChanged { .. } => ("era_changed", None, None),
+        T::StreamLost => ("stream_lost", None, None),
+        T::InvalidTool { .. } => ("invalid_tool", None, None),
+        T::NotInModernEra { .. } => ("not_in_modern_era", None, None),
+        T::Unauthorized { status } => ("unauthorized", Some(*status), None),
+        T::ServerError { status } => ("server_error", Some(*status), None),
+        T::Http { status } => ("http", Some(*status), None),
+        T::Redirect { status, .. } => ("redirect", Some(*status), None),
+        T::JsonRpc { code, .. } => ("json_rpc", None, Some(*code)),
+        T::ToolError { .. } => ("tool_error", None, None),
+        T::Closed(_) => ("closed", None, None),
+        T::ContentType { .. } => ("content_type", None, None),
+        T::BodyTooLarge { .. } => ("body_too_large", None, None),
+        T::MalformedJson(_) => ("malformed_json", None, None),
+        T::MalformedSse(_) => ("malformed_sse", None, None),
+        T::InvalidSessionId { .. } => ("invalid_session_id", None, None),
+        T::InvalidUrl(_) => ("invalid_url", None, None),
+        T::Protocol(_) => ("protocol", None, None),
+        _ => ("other", None, None),
+    }
+}
+
+/// The detail of a `vu_answer` event: the step, and the [`digest`] of
+/// the result the VU got.
+fn vu_answer(step: usize, result: &CallResult) -> Detail {
+    let mut d = Detail::with_capacity(2);
+    d.insert("digest", digest(&result.to_value()));
+    d.insert("step", step as u64);
+    d
+}
+
 /// Runs one VU's program; returns how many steps ended in an error. Stops
 /// early once the manager is closed.
 pub async fn run_vu(vu: Vu, steps: Vec<Step>, recorder: TraceRecorder) -> u32 {
@@ -149,8 +230,7 @@ pub async fn run_vu(vu: Vu, steps: Vec<Step>, recorder: TraceRecorder) -> u32 {
                     Ok(mut lease) => {
                         let era = lease.info().era;
                         let r = call(&mut lease, &operation(op, era, &vu.worker, vu.id, i)).await;
-                        let exceeded_on = matches!(r, Err(CallFailure::InputRoundsExceeded))
-                            .then(|| lease.id().to_owned());
+                        let lease_id = lease.id().to_owned();
                         match &r {
                             Err(CallFailure::Session(e)) if e.should_invalidate() => {
                                 lease.invalidate()
@@ -158,24 +238,26 @@ pub async fn run_vu(vu: Vu, steps: Vec<Step>, recorder: TraceRecorder) -> u32 {
                             _ => lease.release(),
                         }
                         match r {
-                            Ok(_) => {}
+                            Ok(result) => {
+                                let detail = vu_answer(i, &result);
+                                recorder.record_vu(vu.id, "vu_answer", Some(&lease_id), detail);
+                            }
                             Err(CallFailure::Session(e)) => {
                                 errors += 1;
-                                let detail = vu_error(i, e.kind_name());
+                                let detail = session_error(i, &e);
                                 let session = e.session.as_deref();
                                 recorder.record_vu(vu.id, "vu_error", session, detail);
                             }
                             Err(CallFailure::InputRoundsExceeded) => {
                                 errors += 1;
                                 let detail = vu_error(i, INPUT_ROUNDS_EXCEEDED);
-                                let session = exceeded_on.as_deref();
-                                recorder.record_vu(vu.id, "vu_error", session, detail);
+                                recorder.record_vu(vu.id, "vu_error", Some(&lease_id), detail);
                             }
                         }
                     }
                     Err(e) => {
                         errors += 1;
-                        let detail = vu_error(i, e.kind_name());
+                        let detail = session_error(i, &e);
                         recorder.record_vu(vu.id, "vu_error", None, detail);
                         if matches!(e.kind, ErrorKind::ManagerClosed) {
                             break;

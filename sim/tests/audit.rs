@@ -228,14 +228,15 @@ fn clean_trace_passes_every_law() {
     let auto_cfg = pool1().with_metrics([(W.to_owned(), auto_metrics)].into());
     let auto = assert_clean(&clean_auto(), &auto_cfg);
     assert_eq!(auto.goals["fell_back_to_legacy"], 1);
-    // The laws of the wire log have hand-made traces of their own
-    // (`tests/wire_laws.rs`, which holds each of them checked).
-    // The run's own laws (`RUN_LAWS`: liveness) are checked by a run, not
-    // from a trace (`tests/sweep.rs` trips them).
-    for law in LAWS
-        .into_iter()
-        .filter(|l| !WIRE_LAWS.contains(l) && !OTHER_MODE_LAWS.contains(l) && !RUN_LAWS.contains(l))
-    {
+    // The laws of the wire log and the cause laws have hand-made traces
+    // of their own (`tests/wire_laws.rs`, `tests/cause_laws.rs`, which
+    // hold each of them checked).
+    for law in LAWS.into_iter().filter(|l| {
+        !WIRE_LAWS.contains(l)
+            && !mcp_sim::cause_laws::LAWS.contains(l)
+            && !OTHER_MODE_LAWS.contains(l)
+            && !RUN_LAWS.contains(l)
+    }) {
         assert!(
             r.checks[law] + auto.checks[law] > 0,
             "{law} never checked: {:?}",
@@ -716,8 +717,8 @@ fn clean_close() {
     breaks("clean_close", t, &pool1(), 16);
 }
 
-/// A session whose DELETE the client sent and saw fail (refused by the
-/// server, or the server unreachable) is excused: the law is "closed where
+/// A session whose DELETE the client sent and saw fail for a cause the
+/// trace holds (here an injected 503) is excused: the law is "closed where
 /// reachable". Without the failure report the same trace is a leak.
 #[test]
 fn clean_close_excuses_a_reported_failed_delete() {
@@ -731,9 +732,47 @@ fn clean_close_excuses_a_reported_failed_delete() {
         json!({ "error": "HTTP 503: server error" }),
     );
     t.insert(16, failed);
+    t.insert(
+        16,
+        s(
+            10,
+            "",
+            "injected",
+            json!({ "http": "DELETE", "status": 503 }),
+        ),
+    );
     let r = run(&t, &pool1());
     assert!(r.violation("clean_close").is_none(), "{:#?}", r.violations);
     assert!(r.violations.is_empty(), "{:#?}", r.violations);
+}
+
+/// A failed DELETE nothing explains is no excuse: a client that sends its
+/// DELETE without the session id gets 400 and leaves the session on the
+/// server (it used to be excused as "unreachable").
+#[test]
+fn clean_close_does_not_excuse_a_delete_without_its_session_id() {
+    let mut t = clean();
+    t.remove(16);
+    t.insert(
+        16,
+        m(
+            10,
+            0,
+            "s1",
+            "close_failed",
+            json!({ "error": "HTTP 400 bad request: (-32000) Bad Request: Server not initialized" }),
+        ),
+    );
+    t.insert(
+        16,
+        s(
+            10,
+            "",
+            "missing_session",
+            json!({ "http": "DELETE", "from": W, "header_version": "2025-11-25" }),
+        ),
+    );
+    breaks_with("clean_close", t, &pool1(), 18, &["legacy_headers_present"]);
 }
 
 // ------------------------------------------------------------ era law --
@@ -1147,9 +1186,13 @@ fn seeded_world_obeys_every_law_and_is_deterministic() {
         eprintln!("{}", modern.timeline());
     }
     assert!(modern_report.is_clean(), "{:#?}", modern_report.violations);
+    // A world without faults has no failure to explain, and its VUs
+    // (driven here, not by `vu::run_vu`) log no `vu_error` or `vu_answer`
+    // (`tests/cause_laws.rs` holds both laws checked).
+    let vu_laws = ["failure_explained", "answer_delivered_intact"];
     for law in LAWS
         .into_iter()
-        .filter(|l| !OTHER_MODE_LAWS.contains(l) && !RUN_LAWS.contains(l))
+        .filter(|l| !vu_laws.contains(l) && !OTHER_MODE_LAWS.contains(l) && !RUN_LAWS.contains(l))
     {
         assert!(
             report.checks[law] + modern_report.checks[law] > 0,

@@ -572,6 +572,7 @@ impl Server {
                 )
             }
         };
+        let digest = Some(super::events::digest(&result));
         let rpc = Rpc::plain(Some(session), "tools/call".into(), call_id, Ok(result));
         let data = rpc.to_bytes();
         let event = encode::sse_data_event(st.next_event_id, &String::from_utf8_lossy(&data));
@@ -589,6 +590,7 @@ impl Server {
                 id: None,
                 input_required: false,
                 request_state: None,
+                digest,
             },
         );
         Bytes::from(event)

@@ -133,6 +133,11 @@ pub enum ServerEvent {
         /// The `requestState` an `input_required` result issued.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_state: Option<Value>,
+        /// For a result: its [`digest`], which the VU that got the answer
+        /// logs too (`vu_answer`), so the audit can tell that the answer a
+        /// VU got is the one a server sent (`answer_delivered_intact`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
     },
     /// What a request routed to the stateless era, or sent as one (its
     /// `MCP-Protocol-Version` is not a handshake revision: a legacy server
@@ -473,6 +478,16 @@ pub enum ServerEvent {
         /// The back-off before the next accept, in milliseconds.
         retry_ms: u64,
     },
+}
+
+/// The digest of a JSON-RPC result as the audit compares them: the first
+/// 16 hex digits of the BLAKE3 of its compact JSON text (`serde_json`'s,
+/// so a value parsed from the same text serializes to the same bytes).
+pub fn digest(result: &Value) -> String {
+    let text = serde_json::to_string(result).unwrap_or_default();
+    let mut hex = blake3::hash(text.as_bytes()).to_hex().to_string();
+    hex.truncate(16);
+    hex
 }
 
 /// Whether `b` is false (serde leaves such flags out).

@@ -650,6 +650,7 @@ impl Server {
                         id: rpc.request.map(|_| rpc.id.clone()),
                         input_required: input.is_some(),
                         request_state: input.and_then(|r| r.get("requestState")).cloned(),
+                        digest: rpc.outcome.as_ref().ok().map(events::digest),
                     },
                 );
                 builder = builder.header(CONTENT_TYPE, format.content_type());
