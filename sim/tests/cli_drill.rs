@@ -813,15 +813,26 @@ async fn modern_answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, 
 /// A canned MCP 2026-07-28 (stateless-only) server on a free loopback
 /// port, for as long as the test runs; its URL.
 async fn modern_server() -> String {
+    serve_fn(modern_answer).await
+}
+
+/// Serves every connection of a free loopback port with `answer`, for as
+/// long as the test runs; the URL of its `/mcp`.
+async fn serve_fn<F, Fut>(answer: F) -> String
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("address");
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            let answer = answer.clone();
             tokio::spawn(async move {
                 let io = hyper_util::rt::TokioIo::new(stream);
-                let service = hyper::service::service_fn(modern_answer);
+                let service = hyper::service::service_fn(answer);
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(io, service)
                     .await;
@@ -834,40 +845,25 @@ async fn modern_server() -> String {
 /// A canned stateless server that answers the drill's probe and then
 /// never answers another `tools/list`: every operation of the load hangs.
 async fn hanging_server() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
     let lists = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let lists = lists.clone();
-            tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let is_list = req
-                        .headers()
-                        .get("mcp-method")
-                        .is_some_and(|m| m == "tools/list");
-                    let n = if is_list {
-                        lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-                    } else {
-                        0
-                    };
-                    async move {
-                        if n >= 1 {
-                            std::future::pending::<()>().await;
-                        }
-                        modern_answer(req).await
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
-            });
+    serve_fn(move |req: Request<Incoming>| {
+        let is_list = req
+            .headers()
+            .get("mcp-method")
+            .is_some_and(|m| m == "tools/list");
+        let n = if is_list {
+            lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        } else {
+            0
+        };
+        async move {
+            if n >= 1 {
+                std::future::pending::<()>().await;
+            }
+            modern_answer(req).await
         }
-    });
-    format!("http://{addr}/mcp")
+    })
+    .await
 }
 
 #[tokio::test]
@@ -1003,50 +999,33 @@ async fn a_modern_server_refuses_legacy_drills_in_one_line() {
 /// `Mcp-Session-Id`, `tools/list` answered, and nothing else (a DELETE,
 /// which needs a session id, would be 405).
 async fn sessionless_server() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
-                    if req.method() != hyper::Method::POST {
-                        return Ok::<_, Infallible>(rpc(
-                            StatusCode::METHOD_NOT_ALLOWED,
-                            &json!({}),
-                        ));
-                    }
-                    let body = req.into_body().collect().await.map(|b| b.to_bytes());
-                    let msg: Value = body
-                        .ok()
-                        .and_then(|b| serde_json::from_slice(&b).ok())
-                        .unwrap_or_default();
-                    let Some(id) = msg.get("id").cloned() else {
-                        return Ok(rpc(StatusCode::ACCEPTED, &json!({})));
-                    };
-                    let result = match msg["method"].as_str() {
-                        Some("initialize") => json!({
-                            "protocolVersion": "2025-11-25",
-                            "capabilities": {"tools": {}},
-                            "serverInfo": {"name": "sessionless", "version": "1"},
-                        }),
-                        Some("tools/list") => json!({"tools": []}),
-                        _ => return Ok(rpc_error(StatusCode::OK, &id, -32601, "Method not found")),
-                    };
-                    Ok(rpc(
-                        StatusCode::OK,
-                        &json!({"jsonrpc": "2.0", "id": id, "result": result}),
-                    ))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
-            });
+    serve_fn(|req: Request<Incoming>| async move {
+        if req.method() != hyper::Method::POST {
+            return Ok::<_, Infallible>(rpc(StatusCode::METHOD_NOT_ALLOWED, &json!({})));
         }
-    });
-    format!("http://{addr}/mcp")
+        let body = req.into_body().collect().await.map(|b| b.to_bytes());
+        let msg: Value = body
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let Some(id) = msg.get("id").cloned() else {
+            return Ok(rpc(StatusCode::ACCEPTED, &json!({})));
+        };
+        let result = match msg["method"].as_str() {
+            Some("initialize") => json!({
+                "protocolVersion": "2025-11-25",
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "sessionless", "version": "1"},
+            }),
+            Some("tools/list") => json!({"tools": []}),
+            _ => return Ok(rpc_error(StatusCode::OK, &id, -32601, "Method not found")),
+        };
+        Ok(rpc(
+            StatusCode::OK,
+            &json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        ))
+    })
+    .await
 }
 
 /// Against a server that issued no session ids, the report does not say
