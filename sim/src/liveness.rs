@@ -270,10 +270,11 @@ impl Meter {
     /// `fut`, counted by this meter: polled as it is, until the meter's
     /// budget is spent; then it stays pending for good, without waking,
     /// so that a spinning task stops spinning and the step loop gets the
-    /// run back. Pinned in place, not boxed: with the VU future behind a
-    /// `Box::pin` of its own, seeds did other things (the reuse snapshot
-    /// at seeds 2 and 3 changed), so something in the stack orders by
-    /// heap address; in place, every trace hash is what it was.
+    /// run back. Pinned in place (no allocation per VU). Boxing it gives
+    /// the same runs: the reuse seeds 2 and 3 once seemed to change with a
+    /// `Box::pin` here, but that was a build directory shared between
+    /// worktrees running another tree's code; rebuilt alone, boxed and in
+    /// place give the same trace hashes, in process after process.
     pub fn meter<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> {
         let meter = self.clone();
         async move {
