@@ -31,7 +31,7 @@ use std::sync::Arc;
 use crate::error::{ErrorKind, Op, SessionError};
 use crate::eviction::Entry;
 use crate::manager::{Inner, Sess};
-use crate::modes::Return;
+use crate::mode_core::Return;
 use crate::observe::{EventKind, VuId};
 use crate::session::SessionInfo;
 use crate::transport::{CallResult, Connection, Connector, InputResponses, Operation};

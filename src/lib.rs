@@ -47,16 +47,19 @@ pub mod eviction;
 mod lease;
 mod manager;
 pub mod metrics;
+pub mod mode_core;
 mod modes;
 pub mod observe;
 pub mod pool;
 pub mod session;
 
-/// Reuse and churn's decision logic, pure: the per-VU table and the churn
-/// policy (the manager runs them under its lock; `mcp-sim explore`
-/// explores them).
+/// The decision cores of reuse, churn and per_request, pure: the per-VU
+/// table and the churn policy, and per_request's per-VU replacement debts
+/// (the manager runs them under its lock, behind [`mode_core::ModeCore`];
+/// `mcp-sim explore` explores them).
 pub mod per_vu {
     pub use crate::modes::churn::Churn;
+    pub use crate::modes::per_request::PerRequestCore;
     pub use crate::modes::reuse::{Take, VuTable};
 }
 pub mod transport;

@@ -21,7 +21,8 @@ use crate::error::{ErrorKind, Op, SessionError};
 use crate::eviction::{run_evictor, Deadlines, Entry, Evictable};
 use crate::lease::Lease;
 use crate::metrics::{CloseReason, SessionMetrics};
-use crate::modes::{self, ModeData, Return};
+use crate::mode_core::Return;
+use crate::modes::{self, Core, Wakers};
 use crate::observe::{Event, EventKind, EventSink, NoopSink, VuId};
 use crate::session::{Cell, SessionState};
 use crate::transport::{
@@ -119,7 +120,7 @@ impl ManagerBuilder {
             max_idle: cfg.max_idle(),
         };
         let wake = Arc::new(Notify::new());
-        let modes = ModeData::new(&cfg, deadlines);
+        let modes = modes::core_for(&cfg, deadlines);
         let era = EraState::new(cfg.era, &cfg.modern_protocol_versions);
         let inner = Arc::new_cyclic(|me| Inner {
             me: me.clone(),
@@ -192,7 +193,7 @@ impl<C: Connector> Manager<C> {
         let mut m = st.metrics;
         m.active_sessions = st.leased;
         m.live_sessions = st.live.len() as u64;
-        m.idle_sessions = st.modes.idle_count();
+        m.idle_sessions = st.core.idle_count() as u64;
         for cell in st.live.values() {
             m.eras.of_mut(cell.era).live += 1;
         }
@@ -242,7 +243,7 @@ impl<C: Connector> Manager<C> {
     /// For tests and audits.
     pub fn check_invariants(&self) -> Result<(), String> {
         let st = self.inner.lock();
-        st.modes.check_invariants()
+        st.core.check_invariants()
     }
 }
 
@@ -291,7 +292,10 @@ pub(crate) struct State<X> {
     closing: u64,
     /// Session creations under way.
     creating: u64,
-    pub modes: modes::ModeData<X>,
+    /// The mode's decisions.
+    pub core: Core<X>,
+    /// The wakers of tasks parked waiting for the core's grant.
+    pub wakers: Wakers,
     /// The server's era, as far as the manager knows it.
     pub era: EraState,
     /// Era and revision of the session created last.
@@ -299,7 +303,7 @@ pub(crate) struct State<X> {
 }
 
 impl<X> State<X> {
-    fn new(modes: modes::ModeData<X>, era: EraState) -> Self {
+    fn new(core: Core<X>, era: EraState) -> Self {
         State {
             era,
             negotiated: None,
@@ -312,7 +316,8 @@ impl<X> State<X> {
             leased: 0,
             closing: 0,
             creating: 0,
-            modes,
+            core,
+            wakers: Wakers::default(),
         }
     }
 }
@@ -358,29 +363,7 @@ impl<C: Connector> Inner<C> {
     }
 
     async fn acquire(&self, vu: VuId, wait: bool) -> Result<Lease<C>, SessionError> {
-        // Pool mode reports the start and sees `closed` under its own lock
-        // (the core is closed with the manager), saving a lock round trip.
-        if self.cfg.mode != Mode::Pool {
-            let st = self.lock();
-            self.emit(Some(vu), None, EventKind::AcquireStart);
-            if st.closed {
-                drop(st);
-                return Err(self.acquire_failed(vu, ErrorKind::ManagerClosed));
-            }
-        }
-        // Pool acquires report their own cancellation (waiting or creating);
-        // for the other modes a dropped acquire was creating a session.
-        let mut cancelled = CancelWatch {
-            inner: self,
-            vu,
-            armed: self.cfg.mode != Mode::Pool,
-        };
-        let r = match self.cfg.mode {
-            Mode::Pool => modes::pool::acquire(self, vu, wait).await,
-            Mode::Reuse | Mode::Churn => modes::reuse::acquire(self, vu).await,
-            Mode::PerRequest => modes::per_request::acquire(self, vu).await,
-        };
-        cancelled.armed = false;
+        let r = modes::acquire(self, vu, wait).await;
         if let Err(e) = &r {
             let _st = self.lock();
             let kind = match e.kind {
@@ -394,20 +377,6 @@ impl<C: Connector> Inner<C> {
             self.emit(Some(vu), e.session.as_deref(), kind);
         }
         r
-    }
-
-    /// An acquire error (reported by the caller of the mode's acquire).
-    pub fn acquire_failed(&self, vu: VuId, kind: ErrorKind) -> SessionError {
-        let e = SessionError::new(Op::Acquire, kind);
-        let _st = self.lock();
-        self.emit(
-            Some(vu),
-            None,
-            EventKind::AcquireError {
-                error: e.kind_name(),
-            },
-        );
-        e
     }
 
     /// Makes a new session for `vu`: connect, then, as the era state
@@ -728,7 +697,8 @@ impl<C: Connector> Inner<C> {
         }
     }
 
-    /// Takes a lease's session back: released, invalidated, or dropped.
+    /// Takes a lease's session back: released, invalidated, or dropped
+    /// (a lease never says [`Return::Closed`]: the shell finds that out).
     pub fn give_back(&self, vu: VuId, entry: Entry<Sess<C::Connection>>, how: Return) {
         let now = self.clock.now();
         // A released session may go idle, with a new eviction deadline. The
@@ -736,7 +706,7 @@ impl<C: Connector> Inner<C> {
         // until (rare: deadlines mostly grow), not on every release.
         let deadline = match how {
             Return::Release => self.deadlines.next_at(entry.created_at, now),
-            Return::Invalidate | Return::Drop => None,
+            Return::Invalidate | Return::Drop | Return::Closed => None,
         };
         let mut st = self.lock();
         st.leased = st.leased.saturating_sub(1);
@@ -744,7 +714,7 @@ impl<C: Connector> Inner<C> {
             Some(vu),
             Some(&entry.item.id),
             match how {
-                Return::Release => EventKind::Released,
+                Return::Release | Return::Closed => EventKind::Released,
                 Return::Invalidate => EventKind::Invalidated,
                 Return::Drop => EventKind::LeaseDropped,
             },
@@ -777,7 +747,7 @@ impl<C: Connector> Inner<C> {
         }
         st.leased += 1;
         entry.item.set_state(SessionState::Active);
-        let reconnect = created && st.modes.take_replacement(vu);
+        let reconnect = created && st.core.take_replacement(vu);
         if reconnect {
             st.metrics.record_reconnect(entry.item.era);
         }
@@ -799,7 +769,7 @@ impl<C: Connector> Inner<C> {
             if !st.closed {
                 st.closed = true;
                 self.emit(None, None, EventKind::ManagerClosing);
-                st.modes.close();
+                modes::close(&mut st);
                 let live: Vec<_> = st.live.values().cloned().collect();
                 for cell in live {
                     self.begin_close(&mut st, &cell, CloseReason::Shutdown, None);
@@ -833,7 +803,7 @@ impl<C: Connector> Evictable for Inner<C> {
         if st.closed {
             return Err(());
         }
-        let next = st.modes.next_deadline();
+        let next = st.core.next_wakeup();
         st.evictor_next = next;
         Ok(next)
     }
@@ -850,27 +820,6 @@ impl<C: Connector> Drop for Inner<C> {
     fn drop(&mut self) {
         // Let the evictor see that its manager is gone.
         self.evictor_wake.notify_one();
-    }
-}
-
-/// Reports an acquire whose future was dropped before it ended (so every
-/// `AcquireStart` in a trace has an end).
-struct CancelWatch<'a, C: Connector> {
-    inner: &'a Inner<C>,
-    vu: VuId,
-    armed: bool,
-}
-
-impl<C: Connector> Drop for CancelWatch<'_, C> {
-    fn drop(&mut self) {
-        if self.armed {
-            let _st = self.inner.lock();
-            self.inner.emit(
-                Some(self.vu),
-                None,
-                EventKind::AcquireCancelled { waiting: false },
-            );
-        }
     }
 }
 

@@ -4,11 +4,12 @@
 //! create that succeeds or fails, release, invalidate/drop, a waiter that is
 //! woken, cancelled or timed out, time passing, eviction, shutdown) drive a
 //! `PoolCore<u64>`. The core owns the waiter queue and every waiter's state
-//! (queued, granted, timed out, closed out), and the async shell of
-//! `src/modes/pool.rs` keeps only wakers; so the calls made here are the
+//! (queued, granted, timed out, closed out), and the manager's shell
+//! (`src/modes/mod.rs`) keeps only wakers; so the calls made here are the
 //! shell's own calls, one for one: `acquire`, `commit`,
-//! `cancel_reservation`, `release`, `discard`, `take` (a woken task),
-//! `cancel_waiter` (the `PoolAcquire` cancel guard), `expire_waiters` and
+//! `cancel_reservation`, `release` and `discard` (behind
+//! `ModeCore::give_back`), `take` (a woken task), `cancel_waiter` (the
+//! `AcquireGuard` cancel guard), `expire_waiters` and
 //! `evict` (the evictor), `close`. What the test holds besides the core is
 //! what the VU tasks hold (leases, reservations being created) and a small
 //! reference model, written here from the documented semantics, that
@@ -218,7 +219,7 @@ fn shape(core: &PoolCore<u64>, fx: &Effects<u64>) -> Fx {
                 (*w, g)
             })
             .collect(),
-        closes: fx.closes.clone(),
+        closes: fx.closed(),
     }
 }
 
@@ -227,9 +228,14 @@ fn shape(core: &PoolCore<u64>, fx: &Effects<u64>) -> Fx {
 enum A {
     Ready(Item),
     Create,
-    Wait { position: usize, deadline: u64 },
+    Wait {
+        position: usize,
+        deadline: u64,
+    },
     Exhausted,
     Closed,
+    /// Never from a pool (the VU rule is reuse's and churn's).
+    Busy,
 }
 
 /// The core under test, the shell's holdings, and the reference model of
@@ -559,7 +565,7 @@ impl Harness {
         }
         // Checked against the model once the step has settled.
         self.fx_deadline = Some(fx.next_deadline.map(Instant::as_millis));
-        for (id, reason) in fx.closes {
+        for (id, reason) in fx.closed() {
             let it = if self.returning.is_some_and(|it| it.id == id) {
                 self.returning.take().expect("checked")
             } else if let Some(i) = self.idle.iter().position(|it| it.id == id) {
@@ -871,7 +877,7 @@ impl Harness {
                     .map(|it| (it.id, CloseReason::Shutdown))
                     .collect();
                 prop_assert_eq!(
-                    &fx.closes,
+                    &fx.closed(),
                     &want_i,
                     "{}: close() must return every idle entry",
                     ctx
@@ -905,7 +911,7 @@ impl Harness {
             "{ctx}: acquire's effects hold more than evictions: {fx:?}"
         );
         self.fx_deadline = Some(fx.next_deadline.map(Instant::as_millis));
-        let evicted = fx.closes;
+        let evicted = fx.closed();
         let ctx = self.ctx();
         let reduced = match &got {
             Acquire::Ready(e) => A::Ready(item_of(e)),
@@ -918,6 +924,7 @@ impl Harness {
             },
             Acquire::Exhausted => A::Exhausted,
             Acquire::Closed => A::Closed,
+            Acquire::Busy => A::Busy,
         };
         self.expect_model("acquire's evictions", &evicted, &want_ev);
         self.expect_model(&format!("acquire(wait={wait})"), reduced, want);
@@ -969,7 +976,7 @@ impl Harness {
                     deadline: self.now + self.p.timeout,
                 });
             }
-            Acquire::Exhausted | Acquire::Closed => {}
+            Acquire::Exhausted | Acquire::Closed | Acquire::Busy => {}
         }
         Ok(())
     }
@@ -1333,7 +1340,7 @@ fn idle_eviction_exactly_at_the_deadline() {
     assert!(p.release(a, at(14)).is_empty());
     // Released again at 14: due at 24 exactly.
     assert!(p.evict(at(23)).is_empty());
-    assert_eq!(p.evict(at(24)).closes, vec![(1, CloseReason::Idle)]);
+    assert_eq!(p.evict(at(24)).closed(), vec![(1, CloseReason::Idle)]);
     assert_eq!(p.idle().len(), 0);
     assert_eq!(p.free_slots(), 1);
     p.check_invariants().unwrap();
@@ -1354,13 +1361,13 @@ fn ttl_eviction_exactly_at_the_deadline() {
     // Found by an acquire exactly at the deadline: evicted, slot reserved.
     let (got, ev) = p.acquire(at(20), VU, true, TIMEOUT);
     assert!(matches!(got, Acquire::Create(_)), "{got:?}");
-    assert_eq!(ev.closes, vec![(1, CloseReason::Ttl)]);
+    assert_eq!(ev.closed(), vec![(1, CloseReason::Ttl)]);
     // In use at its TTL: closed on release exactly at the deadline, and its
     // slot passed to the waiter.
     let b = created(&mut p, 2, 30);
     let w = queue(&mut p, 31);
     let fx = p.release(b, at(50));
-    assert_eq!(fx.closes, vec![(2, CloseReason::Ttl)]);
+    assert_eq!(fx.closed(), vec![(2, CloseReason::Ttl)]);
     assert_eq!(granted_to(&fx), vec![w]);
     assert!(matches!(p.grant(w), Some(Grant::Slot(_))));
     p.check_invariants().unwrap();
@@ -1379,7 +1386,7 @@ fn close_with_a_grant_in_flight() {
     assert!(fx.closes.is_empty());
     // w1 is cancelled after close: its session comes back and is closed.
     let fx = p.cancel_waiter(w1, at(4));
-    assert_eq!(fx.closes, vec![(1, CloseReason::Shutdown)]);
+    assert_eq!(fx.closed(), vec![(1, CloseReason::Shutdown)]);
     assert!(fx.grants.is_empty());
     assert_eq!(p.in_use(), 0);
     assert_eq!(p.take(w2), Some(WaitEnd::Closed));

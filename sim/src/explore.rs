@@ -4,13 +4,15 @@
 //!
 //! # What is explored
 //!
-//! A world is the pool's pure core ([`PoolCore`], the very code the manager
-//! runs) plus what the VU tasks hold (nothing, a queued wait, a slot they
-//! create a session in, a lease), the manager's clock, and whether the
-//! manager closed. An [`Input`] is one thing that can happen next: a VU
-//! acquires, its session creation succeeds or fails, it releases or
-//! invalidates its lease, its woken task takes how its wait ended, its
-//! acquire is cancelled; a millisecond passes, or time jumps to the next
+//! A world is the mode's pure decision core — the very code the manager
+//! runs, driven only through [`ModeCore`]: [`PoolCore`] in pool mode,
+//! [`VuTable`] in reuse and churn, [`PerRequestCore`] in per_request —
+//! plus what the VU tasks hold (nothing, a queued wait, a slot they create
+//! a session in, a lease), the manager's clock, and whether the manager
+//! closed. An [`Input`] is one thing that can happen next: a VU acquires,
+//! its session creation succeeds or fails, it runs an operation on its
+//! lease, releases or invalidates it, its woken task takes how its wait
+//! ended, its acquire is cancelled; a millisecond passes, or time jumps to the next
 //! deadline; the evictor runs; the manager closes. Time never passes while
 //! a woken task has not run or while a deadline is due and the evictor has
 //! not run (tokio runs every ready task before the clock moves, and the
@@ -19,13 +21,14 @@
 //!
 //! # The oracle
 //!
-//! Each input is carried out the way the manager's pool shell carries it
-//! out (`src/modes/pool.rs`), and the events it reports are the manager's
+//! Each input is carried out the way the manager's shell carries it out
+//! (`src/modes/mod.rs`: the same calls of the core, in the same order),
+//! and the events it reports are the manager's
 //! events, converted to [`TraceEvent`]s exactly as a simulation records them.
 //! After every step the path's trace is audited with
 //! [`crate::audit::audit_prefix`]: the same law code as a sweep's audit, not
 //! a second copy of it. The core's own invariant
-//! ([`PoolCore::check_invariants`]) is checked as well.
+//! ([`ModeCore::check_invariants`]) is checked as well.
 //!
 //! # The search
 //!
@@ -45,10 +48,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_session::eviction::{Deadlines, Entry};
-use mcp_session::per_vu::{Churn, Take, VuTable};
-use mcp_session::pool::core::{
-    Acquire, Effects, Grant, PoolCore, Reservation, WaitEnd, WaiterId, WaiterState,
+use mcp_session::mode_core::{
+    Acquire, Effects, Grant, ModeCore, Reservation, Return, WaitEnd, WaiterId,
 };
+use mcp_session::per_vu::{Churn, PerRequestCore, VuTable};
+use mcp_session::pool::core::{PoolCore, WaiterState};
 use mcp_session::{CloseReason, Event, EventKind, Instant, Mode, SessionConfig, SessionEra, VuId};
 
 use crate::audit::{audit_prefix, AuditConfig};
@@ -74,9 +78,12 @@ pub struct Scope {
     pub idle_ms: Option<u64>,
     /// `acquire_timeout_ms`.
     pub timeout_ms: u64,
-    /// In churn mode, `churn_interval_ms` (churn by age; `churn_interval_ops`
-    /// is 0, as explored paths run no operations).
+    /// In churn mode, `churn_interval_ms` (churn by age; used when
+    /// `churn_ops` is 0).
     pub churn_ms: u64,
+    /// In churn mode, `churn_interval_ops` (churn after that many
+    /// operations; 0: by age).
+    pub churn_ops: u64,
 }
 
 impl Scope {
@@ -93,6 +100,7 @@ impl Scope {
             idle_ms: Some(2),
             timeout_ms: 2,
             churn_ms: 0,
+            churn_ops: 0,
         }
     }
 
@@ -116,6 +124,23 @@ impl Scope {
         }
     }
 
+    /// Churn mode after `ops` operations, otherwise as [`Scope::reuse`].
+    pub fn churn_by_ops(ops: u64, vus: u64, depth: usize) -> Self {
+        Scope {
+            mode: Mode::Churn,
+            churn_ops: ops,
+            ..Scope::reuse(vus, depth)
+        }
+    }
+
+    /// Per-request mode with `vus` VUs and paths of up to `depth` inputs.
+    pub fn per_request(vus: u64, depth: usize) -> Self {
+        Scope {
+            mode: Mode::PerRequest,
+            ..Scope::reuse(vus, depth)
+        }
+    }
+
     /// The default set, run by `mcp-sim explore` without `--mode` and by
     /// `cargo test` (`sim/tests/explore.rs`).
     pub fn defaults() -> Vec<Scope> {
@@ -125,6 +150,8 @@ impl Scope {
             Scope::pool(3, 4, 8),
             Scope::reuse(3, 11),
             Scope::churn(3, 11),
+            Scope::churn_by_ops(2, 2, 11),
+            Scope::per_request(4, 12),
             Scope {
                 ttl_ms: None,
                 idle_ms: None,
@@ -141,8 +168,8 @@ impl Scope {
         c.max_idle_ms = self.idle_ms.unwrap_or(0);
         c.acquire_timeout_ms = self.timeout_ms;
         if self.mode == Mode::Churn {
-            c.churn_interval_ops = 0;
-            c.churn_interval_ms = self.churn_ms;
+            c.churn_interval_ops = self.churn_ops;
+            c.churn_interval_ms = if self.churn_ops > 0 { 0 } else { self.churn_ms };
         }
         c
     }
@@ -186,7 +213,9 @@ impl fmt::Display for Scope {
                 self.depth,
                 ms(self.ttl_ms),
                 ms(self.idle_ms),
-                if mode == Mode::Churn {
+                if mode == Mode::Churn && self.churn_ops > 0 {
+                    format!(", churn after {} operations", self.churn_ops)
+                } else if mode == Mode::Churn {
                     format!(", churn after {}ms", self.churn_ms)
                 } else {
                     String::new()
@@ -206,6 +235,8 @@ pub enum Input {
     CreateOk(u64),
     /// VU `n`'s session creation fails (connect error).
     CreateFail(u64),
+    /// VU `n` runs an operation on its lease (it counts toward churn).
+    Call(u64),
     /// VU `n` releases its lease.
     Release(u64),
     /// VU `n` invalidates its lease (the server answered 404).
@@ -230,6 +261,7 @@ impl fmt::Display for Input {
             Input::Acquire(v) => write!(f, "acquire {v}"),
             Input::CreateOk(v) => write!(f, "create_ok {v}"),
             Input::CreateFail(v) => write!(f, "create_fail {v}"),
+            Input::Call(v) => write!(f, "call {v}"),
             Input::Release(v) => write!(f, "release {v}"),
             Input::Invalidate(v) => write!(f, "invalidate {v}"),
             Input::Wake(v) => write!(f, "wake {v}"),
@@ -257,6 +289,7 @@ impl FromStr for Input {
             "acquire" => Input::Acquire(vu(words.next())?),
             "create_ok" => Input::CreateOk(vu(words.next())?),
             "create_fail" => Input::CreateFail(vu(words.next())?),
+            "call" => Input::Call(vu(words.next())?),
             "release" => Input::Release(vu(words.next())?),
             "invalidate" => Input::Invalidate(vu(words.next())?),
             "wake" => Input::Wake(vu(words.next())?),
@@ -294,21 +327,55 @@ enum Task {
     Waiting { waiter: WaiterId, since: u64 },
     /// Creating a session in reservation `r`, after waiting `waited_ms`.
     Creating { r: Reservation, waited_ms: u64 },
-    /// Creating a session for its slot of the per-VU table.
-    Making,
     /// Holding a lease on the session.
     Holding(Entry<u64>),
 }
 
-/// One explored world: the pool core and the VU tasks around it.
+/// The explored mode's decision core: the library's own type for each
+/// mode, driven only through [`ModeCore`] (the concrete type is needed
+/// only to encode the state).
+#[derive(Clone, Debug)]
+enum Core {
+    Pool(PoolCore<u64>),
+    /// Reuse and churn.
+    PerVu(VuTable<u64>),
+    PerRequest(PerRequestCore),
+}
+
+impl Core {
+    fn get(&self) -> &dyn ModeCore<u64> {
+        match self {
+            Core::Pool(c) => c,
+            Core::PerVu(c) => c,
+            Core::PerRequest(c) => c,
+        }
+    }
+
+    fn get_mut(&mut self) -> &mut dyn ModeCore<u64> {
+        match self {
+            Core::Pool(c) => c,
+            Core::PerVu(c) => c,
+            Core::PerRequest(c) => c,
+        }
+    }
+
+    /// Waiter `w`'s state (only a pool queues).
+    fn waiter_state(&self, w: WaiterId) -> Option<WaiterState> {
+        match self {
+            Core::Pool(c) => c.waiter_state(w),
+            _ => None,
+        }
+    }
+}
+
+/// One explored world: the mode's core and the VU tasks around it.
 #[derive(Clone, Debug)]
 pub struct World {
     now: u64,
-    core: PoolCore<u64>,
-    /// Reuse and churn: the per-VU table (the pool core is then unused).
-    table: Option<VuTable<u64>>,
-    /// Churn by age: its interval (ms), for the canonical encoding.
+    core: Core,
+    /// Churn's limits (ms, operations), for the canonical encoding.
     churn_ms: u64,
+    churn_ops: u64,
     tasks: Vec<Task>,
     closed: bool,
     /// Sessions created and not closed (the manager's registry), by number.
@@ -316,8 +383,6 @@ pub struct World {
     /// Sessions closed.
     gone: BTreeSet<u64>,
     next_session: u64,
-    /// Sessions invalidated after a 404 and not yet replaced.
-    replace: u64,
     /// Whether the evictor ran at this millisecond (it then sleeps until
     /// the next deadline the core names, even if a deadline it did not act
     /// on is still due).
@@ -328,41 +393,54 @@ pub struct World {
 impl World {
     /// The world of `scope` before anything happened.
     pub fn new(scope: &Scope) -> Self {
-        let mut w = Self::with_core(scope, PoolCore::new(scope.pool_size, scope.deadlines()));
-        if scope.mode != Mode::Pool {
-            let churn = Churn::from_config(&scope.session_config());
-            w.table = Some(VuTable::new(scope.deadlines(), churn));
-        }
-        w
+        let core = match scope.mode {
+            Mode::Pool => Core::Pool(PoolCore::new(scope.pool_size, scope.deadlines())),
+            Mode::PerRequest => Core::PerRequest(PerRequestCore::new()),
+            Mode::Reuse | Mode::Churn => {
+                let churn = Churn::from_config(&scope.session_config());
+                Core::PerVu(VuTable::new(scope.deadlines(), churn))
+            }
+        };
+        Self::around(scope, core)
     }
 
-    /// The world of `scope` around `core` (a core with a planted bug, in
-    /// the tests that show exploration finds it).
+    /// The world of `scope` around a pool `core` (a core with a planted
+    /// bug, in the tests that show exploration finds it).
     pub fn with_core(scope: &Scope, core: PoolCore<u64>) -> Self {
+        Self::around(scope, Core::Pool(core))
+    }
+
+    fn around(scope: &Scope, core: Core) -> Self {
         World {
             now: 0,
             core,
-            table: None,
             churn_ms: scope.churn_ms,
+            churn_ops: scope.churn_ops,
             tasks: vec![Task::Idle; scope.vus as usize],
             closed: false,
             live: BTreeSet::new(),
             gone: BTreeSet::new(),
             next_session: 0,
-            replace: 0,
             evicted_now: false,
             timeout: Duration::from_millis(scope.timeout_ms),
         }
     }
 
-    /// The pool core.
-    pub fn core(&self) -> &PoolCore<u64> {
-        &self.core
+    /// The pool core (`None` in the other modes).
+    pub fn pool_core(&self) -> Option<&PoolCore<u64>> {
+        match &self.core {
+            Core::Pool(c) => Some(c),
+            _ => None,
+        }
     }
 
     /// The clock, in ms.
     pub fn now(&self) -> u64 {
         self.now
+    }
+
+    fn mode(&mut self) -> &mut dyn ModeCore<u64> {
+        self.core.get_mut()
     }
 
     fn vus(&self) -> impl Iterator<Item = u64> {
@@ -388,11 +466,7 @@ impl World {
         if self.closed {
             return None;
         }
-        match &self.table {
-            Some(t) => t.next_deadline(),
-            None => self.core.next_wakeup(),
-        }
-        .map(Instant::as_millis)
+        self.core.get().next_wakeup().map(Instant::as_millis)
     }
 
     fn due(&self) -> Option<u64> {
@@ -411,13 +485,6 @@ impl World {
                     }
                     out.push(Input::Cancel(vu));
                 }
-                Task::Making => {
-                    out.extend([
-                        Input::CreateOk(vu),
-                        Input::CreateFail(vu),
-                        Input::Cancel(vu),
-                    ]);
-                }
                 Task::Creating { .. } => {
                     out.extend([
                         Input::CreateOk(vu),
@@ -425,7 +492,12 @@ impl World {
                         Input::Cancel(vu),
                     ]);
                 }
-                Task::Holding(_) => out.extend([Input::Release(vu), Input::Invalidate(vu)]),
+                Task::Holding(e) => {
+                    if !self.gone.contains(&e.item) {
+                        out.push(Input::Call(vu));
+                    }
+                    out.extend([Input::Release(vu), Input::Invalidate(vu)]);
+                }
             }
         }
         let evictor_done = self.due().is_none() || self.evicted_now;
@@ -445,17 +517,15 @@ impl World {
         out
     }
 
-    /// Carries out `input` as the manager does; returns the events the
-    /// manager reports, or `Err` if the input cannot happen now.
+    /// Carries out `input` as the manager's shell (`src/modes/mod.rs`)
+    /// does; returns the events the manager reports, or `Err` if the input
+    /// cannot happen now.
     pub fn step(&mut self, input: Input) -> Result<Vec<TraceEvent>, String> {
         if !self.enabled().contains(&input) {
             return Err(format!("`{input}` cannot happen at this point"));
         }
         let mut out = Out::new(self.now);
-        if self.table.is_some() {
-            self.step_per_vu(input, &mut out);
-            return Ok(out.events);
-        }
+        let now = Instant::from_millis(self.now);
         match input {
             Input::Acquire(vu) => self.acquire(vu, &mut out),
             Input::CreateOk(vu) => self.create_ok(vu, &mut out),
@@ -464,61 +534,32 @@ impl World {
                     unreachable!("enabled")
                 };
                 self.set(vu, Task::Idle);
-                let fx = self.core.cancel_reservation(r);
-                out.emit(Some(vu), None, EventKind::SlotFreed);
-                self.apply(fx, Some(vu), &mut out);
+                let fx = self.mode().cancel_reservation(r);
+                self.freed(vu, fx, &mut out);
                 out.acquire_error(vu, None, "connect");
             }
+            Input::Call(vu) => self.call(vu, &mut out),
             Input::Release(vu) | Input::Invalidate(vu) => {
                 let Task::Holding(e) = self.task(vu).clone() else {
                     unreachable!("enabled")
                 };
                 self.set(vu, Task::Idle);
-                let sid = Some(e.item);
-                let now = Instant::from_millis(self.now);
-                let fx = if input == Input::Release(vu) {
-                    out.emit(Some(vu), sid, EventKind::Released);
+                let how = if input == Input::Release(vu) {
+                    out.emit(Some(vu), Some(e.item), EventKind::Released);
                     if self.gone.contains(&e.item) {
-                        self.core.discard(e, CloseReason::Shutdown)
+                        Return::Closed
                     } else {
-                        self.core.release(e, now)
+                        Return::Release
                     }
                 } else {
-                    out.emit(Some(vu), sid, EventKind::Invalidated);
-                    if !self.core.is_closed() {
-                        self.replace += 1;
-                    }
-                    self.core.discard(e, CloseReason::Invalidated)
+                    out.emit(Some(vu), Some(e.item), EventKind::Invalidated);
+                    Return::Invalidate
                 };
+                let fx = self.mode().give_back(VuId(vu), e, how, now);
                 self.apply(fx, Some(vu), &mut out);
             }
             Input::Wake(vu) => self.wake(vu, &mut out),
-            Input::Cancel(vu) => match self.task(vu).clone() {
-                Task::Waiting { waiter, .. } => {
-                    self.set(vu, Task::Idle);
-                    let fx = self
-                        .core
-                        .cancel_waiter(waiter, Instant::from_millis(self.now));
-                    out.emit(
-                        Some(vu),
-                        None,
-                        EventKind::AcquireCancelled { waiting: true },
-                    );
-                    self.apply(fx, Some(vu), &mut out);
-                }
-                Task::Creating { r, .. } => {
-                    self.set(vu, Task::Idle);
-                    let fx = self.core.cancel_reservation(r);
-                    out.emit(
-                        Some(vu),
-                        None,
-                        EventKind::AcquireCancelled { waiting: false },
-                    );
-                    out.emit(Some(vu), None, EventKind::SlotFreed);
-                    self.apply(fx, Some(vu), &mut out);
-                }
-                _ => unreachable!("enabled"),
-            },
+            Input::Cancel(vu) => self.cancel(vu, &mut out),
             Input::Tick => {
                 self.now += 1;
                 self.evicted_now = false;
@@ -529,10 +570,9 @@ impl World {
             }
             Input::Evict => {
                 self.evicted_now = true;
-                let now = Instant::from_millis(self.now);
-                let timed_out = self.core.expire_waiters(now);
+                let timed_out = self.mode().expire_waiters(now);
                 self.apply(timed_out, None, &mut out);
-                let fx = self.core.evict(now);
+                let fx = self.mode().evict(now);
                 self.apply(fx, None, &mut out);
             }
             Input::Close => {
@@ -540,7 +580,7 @@ impl World {
                 out.emit(None, None, EventKind::ManagerClosing);
                 // The core's idle sessions are in the registry, closed
                 // below in creation order, as the manager does.
-                let _ = self.core.close();
+                let _ = self.mode().close();
                 for s in std::mem::take(&mut self.live) {
                     self.begin_close(s, CloseReason::Shutdown, None, &mut out);
                 }
@@ -549,132 +589,18 @@ impl World {
         Ok(out.events)
     }
 
-    /// Reuse and churn: `input` carried out as `modes/reuse.rs` does.
-    fn step_per_vu(&mut self, input: Input, out: &mut Out) {
-        let now = Instant::from_millis(self.now);
-        let mut t = self.table.take().expect("per-VU mode");
-        match input {
-            Input::Acquire(vu) => {
-                out.emit(Some(vu), None, EventKind::AcquireStart);
-                if self.closed {
-                    out.acquire_error(vu, None, "manager_closed");
-                } else {
-                    match t.take(VuId(vu), now) {
-                        Take::Ready(e) => {
-                            self.table = Some(t);
-                            self.hand_out(vu, e, false, 0, out);
-                            return;
-                        }
-                        Take::Busy => out.acquire_error(vu, None, "vu_busy"),
-                        Take::Create(retired) => {
-                            if let Some((s, reason)) = retired {
-                                self.begin_close(s, reason, Some(vu), out);
-                            }
-                            self.set(vu, Task::Making);
-                        }
-                    }
-                }
-            }
-            Input::CreateOk(vu) => {
-                self.set(vu, Task::Idle);
-                self.next_session += 1;
-                let s = self.next_session;
-                self.live.insert(s);
-                let era = SessionEra::Legacy;
-                out.emit(Some(vu), Some(s), EventKind::Created { era });
-                if self.closed {
-                    self.begin_close(s, CloseReason::Shutdown, Some(vu), out);
-                    out.acquire_error(vu, Some(s), "manager_closed");
-                } else {
-                    let reconnect = t.take_replacement(VuId(vu));
-                    out.emit(
-                        Some(vu),
-                        Some(s),
-                        EventKind::AcquireOk {
-                            created: true,
-                            reconnect,
-                            waited_ms: 0,
-                        },
-                    );
-                    self.set(vu, Task::Holding(Entry::new(s, now)));
-                }
-            }
-            Input::CreateFail(vu) | Input::Cancel(vu) => {
-                self.set(vu, Task::Idle);
-                if !self.closed {
-                    t.vacate(VuId(vu));
-                }
-                if matches!(input, Input::CreateFail(_)) {
-                    out.acquire_error(vu, None, "connect");
-                } else {
-                    let kind = EventKind::AcquireCancelled { waiting: false };
-                    out.emit(Some(vu), None, kind);
-                }
-            }
-            Input::Release(vu) | Input::Invalidate(vu) => {
-                let Task::Holding(e) = self.task(vu).clone() else {
-                    unreachable!("enabled")
-                };
-                self.set(vu, Task::Idle);
-                let release = matches!(input, Input::Release(_));
-                let kind = if release {
-                    EventKind::Released
-                } else {
-                    EventKind::Invalidated
-                };
-                out.emit(Some(vu), Some(e.item), kind);
-                if self.closed {
-                    self.begin_close(e.item, CloseReason::Shutdown, Some(vu), out);
-                } else if release {
-                    if let Some((s, reason)) = t.put_back(VuId(vu), e, now) {
-                        self.begin_close(s, reason, Some(vu), out);
-                    }
-                } else {
-                    t.vacate(VuId(vu));
-                    t.mark_replacement(VuId(vu));
-                    self.begin_close(e.item, CloseReason::Invalidated, Some(vu), out);
-                }
-            }
-            Input::Wake(_) => unreachable!("no waiters in a per-VU mode"),
-            Input::Tick => {
-                self.now += 1;
-                self.evicted_now = false;
-            }
-            Input::Jump => {
-                self.table = Some(t);
-                self.now = self.next_wakeup().unwrap_or(self.now);
-                self.evicted_now = false;
-                return;
-            }
-            Input::Evict => {
-                self.evicted_now = true;
-                for (vu, s, reason) in t.evict(now) {
-                    self.begin_close(s, reason, Some(vu.0), out);
-                }
-            }
-            Input::Close => {
-                self.closed = true;
-                out.emit(None, None, EventKind::ManagerClosing);
-                t.clear();
-                for s in std::mem::take(&mut self.live) {
-                    self.begin_close(s, CloseReason::Shutdown, None, out);
-                }
-            }
-        }
-        self.table = Some(t);
-    }
-
     fn acquire(&mut self, vu: u64, out: &mut Out) {
         out.emit(Some(vu), None, EventKind::AcquireStart);
         let now = Instant::from_millis(self.now);
-        let (decision, fx) = self.core.acquire(now, VuId(vu), true, self.timeout);
-        for (s, reason) in fx.closes {
-            self.begin_close(s, reason, None, out);
-        }
+        let timeout = self.timeout;
+        let (decision, fx) = self.mode().acquire(now, VuId(vu), true, timeout);
+        self.apply(fx, None, out);
         match decision {
             Acquire::Ready(e) => self.hand_out(vu, e, false, 0, out),
             Acquire::Create(r) => {
-                out.emit(Some(vu), None, EventKind::SlotReserved);
+                if self.core.get().bounded() {
+                    out.emit(Some(vu), None, EventKind::SlotReserved);
+                }
                 self.set(vu, Task::Creating { r, waited_ms: 0 });
             }
             Acquire::Wait {
@@ -695,8 +621,46 @@ impl World {
                     },
                 );
             }
+            Acquire::Busy => out.acquire_error(vu, None, "vu_busy"),
             Acquire::Exhausted => out.acquire_error(vu, None, "pool_exhausted"),
             Acquire::Closed => out.acquire_error(vu, None, "manager_closed"),
+        }
+    }
+
+    /// An operation on the held session (it counts toward churn).
+    fn call(&mut self, vu: u64, out: &mut Out) {
+        let Task::Holding(mut e) = self.task(vu).clone() else {
+            unreachable!("enabled")
+        };
+        let method = "ping";
+        out.emit(Some(vu), Some(e.item), EventKind::OperationStart { method });
+        e.ops += 1;
+        let end = EventKind::OperationEnd {
+            method,
+            error: None,
+        };
+        out.emit(Some(vu), Some(e.item), end);
+        self.set(vu, Task::Holding(e));
+    }
+
+    fn cancel(&mut self, vu: u64, out: &mut Out) {
+        match self.task(vu).clone() {
+            Task::Waiting { waiter, .. } => {
+                self.set(vu, Task::Idle);
+                let now = Instant::from_millis(self.now);
+                let fx = self.mode().cancel_waiter(waiter, now);
+                let kind = EventKind::AcquireCancelled { waiting: true };
+                out.emit(Some(vu), None, kind);
+                self.apply(fx, Some(vu), out);
+            }
+            Task::Creating { r, .. } => {
+                self.set(vu, Task::Idle);
+                let fx = self.mode().cancel_reservation(r);
+                let kind = EventKind::AcquireCancelled { waiting: false };
+                out.emit(Some(vu), None, kind);
+                self.freed(vu, fx, out);
+            }
+            _ => unreachable!("enabled"),
         }
     }
 
@@ -706,7 +670,7 @@ impl World {
         };
         self.set(vu, Task::Idle);
         let waited_ms = self.now - since;
-        match self.core.take(waiter) {
+        match self.mode().take_wait_end(waiter) {
             Some(WaitEnd::Granted(Grant::Session(e))) => {
                 let waited = e.last_used.as_millis() - since;
                 self.hand_out(vu, e, false, waited, out)
@@ -738,14 +702,15 @@ impl World {
         );
         let now = Instant::from_millis(self.now);
         if self.closed {
+            // `create_session` finds the manager closed: the new session
+            // is closed and the creation fails.
             self.begin_close(s, CloseReason::Shutdown, Some(vu), out);
-            let fx = self.core.cancel_reservation(r);
-            out.emit(Some(vu), None, EventKind::SlotFreed);
-            self.apply(fx, Some(vu), out);
+            let fx = self.mode().cancel_reservation(r);
+            self.freed(vu, fx, out);
             out.acquire_error(vu, Some(s), "manager_closed");
             return;
         }
-        match self.core.commit(r, s, now) {
+        match self.mode().commit(r, s, now) {
             Ok(e) => self.hand_out(vu, e, true, waited_ms, out),
             Err(s) => {
                 self.begin_close(s, CloseReason::Shutdown, Some(vu), out);
@@ -760,10 +725,7 @@ impl World {
             out.acquire_error(vu, Some(e.item), "manager_closed");
             return;
         }
-        let reconnect = created && self.replace > 0;
-        if reconnect {
-            self.replace -= 1;
-        }
+        let reconnect = created && self.mode().take_replacement(VuId(vu));
         out.emit(
             Some(vu),
             Some(e.item),
@@ -784,14 +746,24 @@ impl World {
         out.emit(vu, Some(s), EventKind::Closed { reason });
     }
 
-    /// The shell's `apply`: closes, then grants reported (their waiters
-    /// are woken; waking is not an event).
+    /// The shell's `freed`: a reservation given up, reported in a bounded
+    /// mode, and its effects carried out.
+    fn freed(&mut self, vu: u64, fx: Effects<u64>, out: &mut Out) {
+        if self.core.get().bounded() {
+            out.emit(Some(vu), None, EventKind::SlotFreed);
+        }
+        self.apply(fx, Some(vu), out);
+    }
+
+    /// The shell's `apply`: closes (for the VU the core names, else `vu`),
+    /// then grants reported (their waiters are woken; waking is not an
+    /// event).
     fn apply(&mut self, fx: Effects<u64>, vu: Option<u64>, out: &mut Out) {
-        for (s, reason) in fx.closes {
-            self.begin_close(s, reason, vu, out);
+        for c in fx.closes {
+            self.begin_close(c.item, c.reason, c.vu.map(|v| v.0).or(vu), out);
         }
         for (w, waiter_vu) in fx.grants {
-            let (slot, session) = match self.core.grant(w) {
+            let (slot, session) = match self.core.get().grant(w) {
                 Some(Grant::Session(e)) => (false, Some(e.item)),
                 _ => (true, None),
             };
@@ -806,86 +778,147 @@ impl World {
     /// The canonical encoding of the state: what decides every future of
     /// this world, and nothing else. Times are relative to the clock (ages
     /// capped two past their limit, where no correct future can tell them
-    /// apart); sessions are
+    /// apart), operation counts capped one past churn's limit; sessions are
     /// numbered in order of appearance in the encoding, waiters and
     /// reservations named by the VU that holds them.
     fn key(&self) -> [u8; 16] {
-        let mut k = Vec::<u64>::with_capacity(64);
-        let mut names: BTreeMap<u64, u64> = BTreeMap::new();
-        let mut name = |s: u64, gone: bool| {
-            let n = names.len() as u64;
-            let n = *names.entry(s).or_insert(n);
-            n * 2 + u64::from(gone)
-        };
-        let d = self.core.deadlines();
-        let cap = |v: Option<Duration>| v.map_or(0, |d| d.as_millis() as u64);
-        let (ttl, idle) = (cap(d.ttl).max(self.churn_ms), cap(d.max_idle));
-        // Capped two past the limit: "at the deadline", "one past" and
-        // "later" stay apart, so a core that is off by one at a deadline
-        // is not merged with a correct one.
-        let age = |t: Instant, limit: u64| (self.now - t.as_millis()).min(limit + 2);
-        let mut entry = |k: &mut Vec<u64>, e: &Entry<u64>| {
-            k.push(name(e.item, self.gone.contains(&e.item)));
-            k.push(age(e.created_at, ttl));
-            k.push(age(e.last_used, idle));
-        };
-        k.push(u64::from(self.closed));
-        k.push(u64::from(self.evicted_now));
-        k.push(self.replace);
-        k.push(self.core.in_use() as u64);
-        k.push(self.core.reserved() as u64);
-        k.push(self.core.idle().len() as u64);
-        for e in self.core.idle() {
-            entry(&mut k, e);
-        }
-        k.push(u64::MAX);
-        for w in self.core.waiters() {
-            k.push(w.vu.0);
-            // Signed: a waiter still queued past its deadline (a bug) is
-            // not merged with one at it.
-            k.push(w.deadline.as_millis().wrapping_sub(self.now));
-        }
-        k.push(u64::MAX);
-        if let Some(t) = &self.table {
-            for vu in self.vus() {
-                k.push(u64::from(t.owes_replacement(VuId(vu))));
-                match t.slot(VuId(vu)) {
-                    None => k.push(0),
-                    Some(None) => k.push(1),
-                    Some(Some(e)) => {
-                        k.push(2);
-                        entry(&mut k, e);
+        let mut enc = Encoder::new(self);
+        enc.push(u64::from(self.closed));
+        enc.push(u64::from(self.evicted_now));
+        match &self.core {
+            Core::Pool(c) => enc.pool(c),
+            Core::PerVu(t) => {
+                for vu in self.vus() {
+                    enc.push(u64::from(t.owes_replacement(VuId(vu))));
+                    match t.slot(VuId(vu)) {
+                        None => enc.push(0),
+                        Some(None) => enc.push(1),
+                        Some(Some(e)) => {
+                            enc.push(2);
+                            enc.entry(e);
+                        }
                     }
+                }
+            }
+            Core::PerRequest(c) => {
+                for vu in self.vus() {
+                    enc.push(u64::from(c.owes_replacement(VuId(vu))));
                 }
             }
         }
         for vu in self.vus() {
-            match self.task(vu) {
-                Task::Idle => k.push(0),
-                Task::Waiting { waiter, .. } => {
-                    k.push(1);
-                    match self.core.waiter_state(*waiter) {
-                        None | Some(WaiterState::Queued) => k.push(0),
-                        Some(WaiterState::TimedOut) => k.push(1),
-                        Some(WaiterState::Closed) => k.push(2),
-                        Some(WaiterState::Granted) => match self.core.grant(*waiter) {
-                            Some(Grant::Session(e)) => {
-                                k.push(3);
-                                entry(&mut k, e);
-                            }
-                            _ => k.push(4),
-                        },
-                    }
-                }
-                Task::Creating { .. } => k.push(2),
-                Task::Making => k.push(4),
-                Task::Holding(e) => {
-                    k.push(3);
-                    entry(&mut k, e);
+            enc.task(self.task(vu));
+        }
+        enc.finish()
+    }
+}
+
+/// Builds [`World::key`]'s canonical encoding.
+struct Encoder<'a> {
+    world: &'a World,
+    k: Vec<u64>,
+    names: BTreeMap<u64, u64>,
+    ttl: u64,
+    idle: u64,
+}
+
+impl<'a> Encoder<'a> {
+    fn new(world: &'a World) -> Self {
+        let cap = |v: Option<Duration>| v.map_or(0, |d| d.as_millis() as u64);
+        let d = match &world.core {
+            Core::Pool(c) => c.deadlines(),
+            Core::PerVu(t) => t.deadlines(),
+            Core::PerRequest(_) => Default::default(),
+        };
+        Encoder {
+            world,
+            k: Vec::with_capacity(64),
+            names: BTreeMap::new(),
+            ttl: cap(d.ttl).max(world.churn_ms),
+            idle: cap(d.max_idle),
+        }
+    }
+
+    fn push(&mut self, v: u64) {
+        self.k.push(v);
+    }
+
+    /// A session, by order of appearance, and whether it is closed.
+    fn name(&mut self, s: u64) -> u64 {
+        let n = self.names.len() as u64;
+        let n = *self.names.entry(s).or_insert(n);
+        n * 2 + u64::from(self.world.gone.contains(&s))
+    }
+
+    /// An age capped two past the limit: "at the deadline", "one past" and
+    /// "later" stay apart, so a core that is off by one at a deadline is
+    /// not merged with a correct one.
+    fn age(&self, t: Instant, limit: u64) -> u64 {
+        (self.world.now - t.as_millis()).min(limit + 2)
+    }
+
+    fn entry(&mut self, e: &Entry<u64>) {
+        let n = self.name(e.item);
+        self.push(n);
+        self.push(self.age(e.created_at, self.ttl));
+        self.push(self.age(e.last_used, self.idle));
+        let ops_cap = if self.world.churn_ops > 0 {
+            self.world.churn_ops + 1
+        } else {
+            0
+        };
+        self.push(e.ops.min(ops_cap));
+    }
+
+    fn pool(&mut self, c: &PoolCore<u64>) {
+        self.push(c.replacements_owed());
+        self.push(c.in_use() as u64);
+        self.push(c.reserved() as u64);
+        self.push(c.idle().len() as u64);
+        for e in c.idle() {
+            self.entry(e);
+        }
+        self.push(u64::MAX);
+        for w in c.waiters() {
+            self.push(w.vu.0);
+            // Signed: a waiter still queued past its deadline (a bug) is
+            // not merged with one at it.
+            self.push(w.deadline.as_millis().wrapping_sub(self.world.now));
+        }
+        self.push(u64::MAX);
+    }
+
+    fn task(&mut self, t: &Task) {
+        match t {
+            Task::Idle => self.push(0),
+            Task::Waiting { waiter, .. } => {
+                self.push(1);
+                let Core::Pool(c) = &self.world.core else {
+                    unreachable!("only a pool queues")
+                };
+                match c.waiter_state(*waiter) {
+                    None | Some(WaiterState::Queued) => self.push(0),
+                    Some(WaiterState::TimedOut) => self.push(1),
+                    Some(WaiterState::Closed) => self.push(2),
+                    Some(WaiterState::Granted) => match c.grant(*waiter) {
+                        Some(Grant::Session(e)) => {
+                            self.push(3);
+                            self.entry(e);
+                        }
+                        _ => self.push(4),
+                    },
                 }
             }
+            Task::Creating { .. } => self.push(2),
+            Task::Holding(e) => {
+                self.push(3);
+                self.entry(e);
+            }
         }
-        let bytes: Vec<u8> = k.iter().flat_map(|v| v.to_le_bytes()).collect();
+    }
+
+    fn finish(self) -> [u8; 16] {
+        let bytes: Vec<u8> = self.k.iter().flat_map(|v| v.to_le_bytes()).collect();
         let h = blake3::hash(&bytes);
         let mut out = [0u8; 16];
         out.copy_from_slice(&h.as_bytes()[..16]);
@@ -956,13 +989,14 @@ impl Counterexample {
             "#[test]\n\
              fn explore_counterexample_{law}() {{\n    \
              let scope = Scope {{ mode: Mode::{mode:?}, pool_size: {size}, vus: {vus}, depth: {depth}, \
-             ttl_ms: {ttl:?}, idle_ms: {idle:?}, timeout_ms: {timeout}, churn_ms: {churn} }};\n    \
+             ttl_ms: {ttl:?}, idle_ms: {idle:?}, timeout_ms: {timeout}, churn_ms: {churn}, churn_ops: {churn_ops} }};\n    \
              let script = parse_script(\"{script}\").unwrap();\n    \
              replay(&scope, &script).unwrap();\n\
              }}\n",
             law = self.law,
             mode = scope.mode,
             churn = scope.churn_ms,
+            churn_ops = scope.churn_ops,
             size = scope.pool_size,
             vus = scope.vus,
             depth = scope.depth,
@@ -1020,6 +1054,7 @@ fn check(world: &World, trace: &Trace, cfg: &AuditConfig) -> Option<(String, Str
     }
     world
         .core
+        .get()
         .check_invariants()
         .err()
         .map(|e| ("core_invariant".to_owned(), e))

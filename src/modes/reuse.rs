@@ -1,23 +1,21 @@
 //! Reuse mode (and churn, which is reuse with a [`Churn`] policy): one
 //! session per VU, kept across operations.
 //!
-//! The table is pure state. Acquire checks expiry and takes the session in
-//! one step under the manager's lock, and the evictor only ever sees idle
-//! sessions, so it can never close a session between the check and its
-//! activation (the reference's defect 3).
+//! The table is pure state, behind [`ModeCore`] like every mode's. Acquire
+//! checks expiry and takes the session in one step under the manager's
+//! lock, and the evictor only ever sees idle sessions, so it can never
+//! close a session between the check and its activation (the reference's
+//! defect 3).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use super::churn::Churn;
-use super::{ModeData, Return};
 use crate::clock::Instant;
-use crate::error::{ErrorKind, SessionError};
 use crate::eviction::{Deadlines, Entry};
-use crate::lease::Lease;
-use crate::manager::{Inner, Sess, State};
 use crate::metrics::CloseReason;
+use crate::mode_core::{Acquire, Effects, ModeCore, Reservation, Return};
 use crate::observe::VuId;
-use crate::transport::Connector;
 
 /// Each VU's session: idle in the table, or out (leased or being created).
 /// The decision logic of reuse and churn, pure: every method takes `now`
@@ -30,13 +28,17 @@ pub struct VuTable<T> {
     slots: BTreeMap<VuId, Slot<T>>,
     /// VUs whose next session replaces one invalidated after a 404.
     replace: BTreeSet<VuId>,
+    /// The last creation ticket handed out.
+    tickets: u64,
+    /// Whether the manager closed.
+    closed: bool,
 }
 
 #[derive(Clone, Debug)]
 enum Slot<T> {
     Idle(Entry<T>),
-    /// Leased to the VU, or being created for it.
-    Out,
+    /// Leased to the VU (`None`), or being created for it in this ticket.
+    Out(Option<Reservation>),
 }
 
 /// The outcome of [`VuTable::take`].
@@ -46,9 +48,10 @@ pub enum Take<T> {
     Ready(Entry<T>),
     /// The VU's session is already out.
     Busy,
-    /// The VU has no usable session: make one (the slot is now out). A
-    /// session found expired or spent is handed back for closing.
-    Create(Option<(T, CloseReason)>),
+    /// The VU has no usable session: make one under this ticket (the slot
+    /// is now out). A session found expired or spent is handed back for
+    /// closing.
+    Create(Reservation, Option<(T, CloseReason)>),
 }
 
 impl<T> VuTable<T> {
@@ -59,26 +62,48 @@ impl<T> VuTable<T> {
             churn,
             slots: BTreeMap::new(),
             replace: BTreeSet::new(),
+            tickets: 0,
+            closed: false,
         }
+    }
+
+    /// The eviction limits.
+    pub fn deadlines(&self) -> Deadlines {
+        self.deadlines
     }
 
     /// The VU's session for use at `now`, checking eviction and churn in the
     /// same step.
     pub fn take(&mut self, vu: VuId, now: Instant) -> Take<T> {
-        let slot = self.slots.insert(vu, Slot::Out);
-        match slot {
-            None => Take::Create(None),
-            Some(Slot::Out) => Take::Busy,
+        let retired = match self.slots.remove(&vu) {
+            None => None,
+            Some(out @ Slot::Out(_)) => {
+                self.slots.insert(vu, out);
+                return Take::Busy;
+            }
             Some(Slot::Idle(e)) => {
                 if let Some(reason) = self.deadlines.due(&e, now) {
-                    Take::Create(Some((e.item, reason)))
+                    Some((e.item, reason))
                 } else if self.churn.due(&e, now) {
-                    Take::Create(Some((e.item, CloseReason::Churned)))
+                    Some((e.item, CloseReason::Churned))
                 } else {
-                    Take::Ready(e)
+                    self.slots.insert(vu, Slot::Out(None));
+                    return Take::Ready(e);
                 }
             }
-        }
+        };
+        self.tickets += 1;
+        let r = Reservation(self.tickets);
+        self.slots.insert(vu, Slot::Out(Some(r)));
+        Take::Create(r, retired)
+    }
+
+    /// The VU making a session under ticket `r`.
+    fn maker(&self, r: Reservation) -> Option<VuId> {
+        self.slots.iter().find_map(|(vu, s)| match s {
+            Slot::Out(Some(x)) if *x == r => Some(*vu),
+            _ => None,
+        })
     }
 
     /// The VU's session comes back at `now`: kept idle, or returned with the
@@ -130,7 +155,7 @@ impl<T> VuTable<T> {
     pub fn slot(&self, vu: VuId) -> Option<Option<&Entry<T>>> {
         self.slots.get(&vu).map(|s| match s {
             Slot::Idle(e) => Some(e),
-            Slot::Out => None,
+            Slot::Out(_) => None,
         })
     }
 
@@ -153,128 +178,134 @@ impl<T> VuTable<T> {
             .values()
             .filter_map(|s| match s {
                 Slot::Idle(e) => self.deadlines.next(e),
-                Slot::Out => None,
+                Slot::Out(_) => None,
             })
             .min()
     }
 
+    /// Whether the manager closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+}
+
+/// A close of `vu`'s session.
+fn close_for<T>(fx: &mut Effects<T>, vu: VuId, (item, reason): (T, CloseReason)) {
+    fx.closes.push(crate::mode_core::Close {
+        item,
+        reason,
+        vu: Some(vu),
+    });
+}
+
+/// Reuse's and churn's decisions: [`VuTable::take`] at acquire,
+/// [`VuTable::put_back`] at release, the evictor over idle sessions only.
+impl<T> ModeCore<T> for VuTable<T> {
+    fn acquire(
+        &mut self,
+        now: Instant,
+        vu: VuId,
+        _wait: bool,
+        _timeout: Duration,
+    ) -> (Acquire<T>, Effects<T>) {
+        let mut fx = Effects::default();
+        if self.closed {
+            return (Acquire::Closed, fx);
+        }
+        let decision = match self.take(vu, now) {
+            Take::Ready(e) => Acquire::Ready(e),
+            Take::Busy => Acquire::Busy,
+            Take::Create(r, retired) => {
+                if let Some(gone) = retired {
+                    close_for(&mut fx, vu, gone);
+                }
+                Acquire::Create(r)
+            }
+        };
+        (decision, fx)
+    }
+
+    fn commit(&mut self, r: Reservation, item: T, now: Instant) -> Result<Entry<T>, T> {
+        match self.maker(r) {
+            Some(vu) if !self.closed => {
+                self.slots.insert(vu, Slot::Out(None));
+                Ok(Entry::new(item, now))
+            }
+            _ => Err(item),
+        }
+    }
+
+    /// The VU has no session after all, so its next acquire is not refused
+    /// as busy.
+    fn cancel_reservation(&mut self, r: Reservation) -> Effects<T> {
+        if let Some(vu) = self.maker(r) {
+            self.slots.remove(&vu);
+        }
+        Effects::default()
+    }
+
+    /// A release keeps the session idle unless churn spent it or its TTL
+    /// passed; anything else closes it, and an invalidated session makes
+    /// the VU's next one a reconnect.
+    fn give_back(&mut self, vu: VuId, entry: Entry<T>, how: Return, now: Instant) -> Effects<T> {
+        let mut fx = Effects::default();
+        if self.closed {
+            close_for(&mut fx, vu, (entry.item, CloseReason::Shutdown));
+            return fx;
+        }
+        let retire = match how {
+            Return::Release => self.put_back(vu, entry, now),
+            Return::Invalidate | Return::Drop | Return::Closed => {
+                self.vacate(vu);
+                if how == Return::Invalidate {
+                    self.mark_replacement(vu);
+                }
+                Some((entry.item, how.close_reason()))
+            }
+        };
+        if let Some(gone) = retire {
+            close_for(&mut fx, vu, gone);
+        }
+        fx
+    }
+
     /// Removes every idle session due at `now`, in VU order.
-    pub fn evict(&mut self, now: Instant) -> Vec<(VuId, T, CloseReason)> {
+    fn evict(&mut self, now: Instant) -> Effects<T> {
         let due: Vec<(VuId, CloseReason)> = self
             .slots
             .iter()
             .filter_map(|(vu, s)| match s {
                 Slot::Idle(e) => self.deadlines.due(e, now).map(|r| (*vu, r)),
-                Slot::Out => None,
+                Slot::Out(_) => None,
             })
             .collect();
-        due.into_iter()
-            .filter_map(|(vu, r)| match self.slots.remove(&vu) {
-                Some(Slot::Idle(e)) => Some((vu, e.item, r)),
-                _ => None,
-            })
-            .collect()
+        let mut fx = Effects::default();
+        for (vu, reason) in due {
+            if let Some(Slot::Idle(e)) = self.slots.remove(&vu) {
+                close_for(&mut fx, vu, (e.item, reason));
+            }
+        }
+        fx
     }
 
-    /// Forgets every session and debt (the manager closed).
-    pub fn clear(&mut self) {
+    fn next_wakeup(&self) -> Option<Instant> {
+        self.next_deadline()
+    }
+
+    /// Forgets every session and debt.
+    fn close(&mut self) -> Effects<T> {
+        self.closed = true;
         self.slots.clear();
         self.replace.clear();
+        Effects::default()
     }
-}
 
-fn table<X>(st: &mut State<X>) -> &mut VuTable<Sess<X>> {
-    match &mut st.modes {
-        ModeData::PerVu(t) => t,
-        _ => unreachable!("reuse/churn state in another mode"),
+    fn idle_count(&self) -> usize {
+        VuTable::idle_count(self)
     }
-}
 
-/// Clears the VU's slot if the acquire ends without a lease (error or
-/// cancellation), so its next acquire is not refused as busy.
-struct Vacate<'a, C: Connector> {
-    inner: &'a Inner<C>,
-    vu: VuId,
-    armed: bool,
-}
-
-impl<C: Connector> Drop for Vacate<'_, C> {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let mut st = self.inner.lock();
-        if !st.closed {
-            table(&mut st).vacate(self.vu);
-        }
-    }
-}
-
-pub(crate) async fn acquire<C: Connector>(
-    inner: &Inner<C>,
-    vu: VuId,
-) -> Result<Lease<C>, SessionError> {
-    {
-        let now = inner.clock.now();
-        let mut st = inner.lock();
-        match table(&mut st).take(vu, now) {
-            Take::Ready(e) => return inner.hand_out(&mut st, vu, e, false, 0),
-            Take::Busy => {
-                drop(st);
-                return Err(SessionError::new(
-                    crate::error::Op::Acquire,
-                    ErrorKind::VuBusy,
-                ));
-            }
-            Take::Create(retired) => {
-                if let Some((cell, reason)) = retired {
-                    inner.begin_close(&mut st, &cell, reason, Some(vu));
-                }
-            }
-        }
-    }
-    let mut vacate = Vacate {
-        inner,
-        vu,
-        armed: true,
-    };
-    let cell = inner.create_session(vu).await?;
-    vacate.armed = false;
-    let now = inner.clock.now();
-    let mut st = inner.lock();
-    inner.hand_out(&mut st, vu, Entry::new(cell, now), true, 0)
-}
-
-pub(crate) fn give_back<C: Connector>(
-    inner: &Inner<C>,
-    st: &mut State<C::Connection>,
-    vu: VuId,
-    entry: Entry<Sess<C::Connection>>,
-    how: Return,
-    now: Instant,
-) {
-    if st.closed {
-        inner.begin_close(st, &entry.item, CloseReason::Shutdown, Some(vu));
-        return;
-    }
-    let cell = entry.item.clone();
-    let retire = match how {
-        Return::Release if cell.closed().is_none() => table(st).put_back(vu, entry, now),
-        Return::Release => {
-            table(st).vacate(vu);
-            None
-        }
-        Return::Invalidate | Return::Drop => {
-            let t = table(st);
-            t.vacate(vu);
-            if how == Return::Invalidate {
-                t.mark_replacement(vu);
-            }
-            Some((entry.item, how.close_reason()))
-        }
-    };
-    if let Some((cell, reason)) = retire {
-        inner.begin_close(st, &cell, reason, Some(vu));
+    fn take_replacement(&mut self, vu: VuId) -> bool {
+        VuTable::take_replacement(self, vu)
     }
 }
 
@@ -295,7 +326,7 @@ mod tests {
         };
         let mut t = VuTable::new(d, Churn::Never);
         let vu = VuId(1);
-        assert_eq!(t.take(vu, at(0)), Take::Create(None));
+        assert_eq!(t.take(vu, at(0)), Take::Create(Reservation(1), None));
         assert_eq!(t.take(vu, at(0)), Take::Busy);
         assert_eq!(t.put_back(vu, Entry::new(7u32, at(0)), at(10)), None);
         assert_eq!(t.idle_count(), 1);
@@ -304,11 +335,11 @@ mod tests {
         let Take::Ready(e) = t.take(vu, at(109)) else {
             panic!()
         };
-        assert!(t.evict(at(500)).is_empty());
+        assert!(ModeCore::evict(&mut t, at(500)).is_empty());
         assert_eq!(t.put_back(vu, e, at(500)), None);
         assert_eq!(
             t.take(vu, at(600)),
-            Take::Create(Some((7, CloseReason::Idle)))
+            Take::Create(Reservation(2), Some((7, CloseReason::Idle)))
         );
     }
 
@@ -333,7 +364,7 @@ mod tests {
         assert_eq!(t.put_back(vu, Entry::new(2u32, at(0)), at(49)), None);
         assert_eq!(
             t.take(vu, at(50)),
-            Take::Create(Some((2, CloseReason::Churned)))
+            Take::Create(Reservation(2), Some((2, CloseReason::Churned)))
         );
     }
 }

@@ -3,7 +3,7 @@
 //! No futures, no locks, no clock, no wakers: every method takes `now` and
 //! returns a decision plus one [`Effects`] value (grants made, sessions to
 //! close, waiters timed out or dropped by the close, the next deadline),
-//! and the async shell (`modes/pool.rs`) carries the effects out (opens
+//! and the manager's shell (`src/modes/mod.rs`) carries the effects out (opens
 //! sessions, wakes tasks, closes sessions). The shell keeps nothing but a
 //! waker per parked task: the waiter queue and each waiter's state
 //! (queued, granted, timed out, closed out) live here. Keeping the races
@@ -34,57 +34,8 @@ use crate::eviction::{Deadlines, Entry};
 use crate::metrics::CloseReason;
 use crate::observe::VuId;
 
-/// A slot reserved for a session that is being created.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Reservation(pub u64);
-
-/// A queued acquire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct WaiterId(pub u64);
-
-/// The outcome of [`PoolCore::acquire`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Acquire<T> {
-    /// An idle entry, now in use.
-    Ready(Entry<T>),
-    /// A free slot, now reserved: create a session, then
-    /// [`PoolCore::commit`] or [`PoolCore::cancel_reservation`].
-    Create(Reservation),
-    /// No capacity: queued as this waiter until `deadline`.
-    Wait {
-        /// The waiter's id.
-        waiter: WaiterId,
-        /// Its place in the queue (0 = head).
-        position: usize,
-        /// When it times out.
-        deadline: Instant,
-    },
-    /// No capacity and the caller would not wait.
-    Exhausted,
-    /// The pool is closed.
-    Closed,
-}
-
-/// What a waiter is given when capacity appears.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Grant<T> {
-    /// A session, already counted in use.
-    Session(Entry<T>),
-    /// A reserved slot: create a session in it.
-    Slot(Reservation),
-}
-
-/// How a wait ended, as the waiter's task finds it ([`PoolCore::take`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WaitEnd<T> {
-    /// Served: a session or a slot.
-    Granted(Grant<T>),
-    /// Its deadline came first (a pool timeout).
-    TimedOut,
-    /// The pool closed while it waited (or before its task took the
-    /// timeout).
-    Closed,
-}
+pub use crate::mode_core::{Acquire, Effects, Grant, Reservation, WaitEnd, WaiterId};
+use crate::mode_core::{ModeCore, Return};
 
 /// A waiter's state, as [`PoolCore::waiter_state`] reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -97,47 +48,6 @@ pub enum WaiterState {
     TimedOut,
     /// Dropped by the close, not yet taken.
     Closed,
-}
-
-/// What one call of the core asks the shell to carry out, in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Effects<T> {
-    /// Entries removed from the pool that must be closed, and why (carried
-    /// out first).
-    pub closes: Vec<(T, CloseReason)>,
-    /// Waiters granted a session or a slot, in grant order, with their VU:
-    /// wake them (the grant waits for them in the core, see
-    /// [`PoolCore::grant`] and [`PoolCore::take`]).
-    pub grants: Vec<(WaiterId, VuId)>,
-    /// Waiters whose deadline came, head first: wake them.
-    pub timed_out: Vec<WaiterId>,
-    /// Queued waiters dropped by [`PoolCore::close`], head first: wake them.
-    pub closed_out: Vec<WaiterId>,
-    /// After the call: the earliest deadline the evictor must wake for (an
-    /// idle entry's eviction or the head waiter's timeout).
-    pub next_deadline: Option<Instant>,
-}
-
-impl<T> Default for Effects<T> {
-    fn default() -> Self {
-        Effects {
-            closes: Vec::new(),
-            grants: Vec::new(),
-            timed_out: Vec::new(),
-            closed_out: Vec::new(),
-            next_deadline: None,
-        }
-    }
-}
-
-impl<T> Effects<T> {
-    /// Nothing to carry out (the next deadline aside).
-    pub fn is_empty(&self) -> bool {
-        self.grants.is_empty()
-            && self.closes.is_empty()
-            && self.timed_out.is_empty()
-            && self.closed_out.is_empty()
-    }
 }
 
 /// A deliberate bug a test can plant in a core (with the cargo feature
@@ -186,6 +96,9 @@ pub struct PoolCore<T> {
     ended: Vec<(Waiter, WaitEnd<T>)>,
     next_id: u64,
     closed: bool,
+    /// Sessions invalidated after a 404 and not yet replaced: the next
+    /// that many sessions made count as reconnects.
+    replace: u64,
     #[cfg(feature = "planted-bugs")]
     bug: Option<PlantedBug>,
 }
@@ -203,6 +116,7 @@ impl<T> PoolCore<T> {
             ended: Vec::new(),
             next_id: 0,
             closed: false,
+            replace: 0,
             #[cfg(feature = "planted-bugs")]
             bug: None,
         }
@@ -262,6 +176,10 @@ impl<T> PoolCore<T> {
     /// Whether [`PoolCore::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+    /// Sessions invalidated after a 404 and not yet replaced.
+    pub fn replacements_owed(&self) -> u64 {
+        self.replace
     }
     /// The id the next waiter or reservation will get (for a canonical
     /// encoding of the state; ids only grow).
@@ -341,7 +259,7 @@ impl<T> PoolCore<T> {
                     self.deadlines.due(&e, now)
                 };
                 match due {
-                    Some(reason) => fx.closes.push((e.item, reason)),
+                    Some(reason) => fx.close(e.item, reason),
                     None => {
                         self.in_use += 1;
                         return (Acquire::Ready(e), self.done(fx));
@@ -403,9 +321,9 @@ impl<T> PoolCore<T> {
         self.in_use = self.in_use.saturating_sub(1);
         e.last_used = now;
         if self.closed {
-            fx.closes.push((e.item, CloseReason::Shutdown));
+            fx.close(e.item, CloseReason::Shutdown);
         } else if self.deadlines.ttl_due(&e, now) {
-            fx.closes.push((e.item, CloseReason::Ttl));
+            fx.close(e.item, CloseReason::Ttl);
             self.serve_waiters(&mut fx);
         } else if self.waiters.is_empty()
             || (self.planted(PlantedBug::LostWakeupThirdWaiter) && self.waiters.len() >= 3)
@@ -425,7 +343,7 @@ impl<T> PoolCore<T> {
     pub fn discard(&mut self, e: Entry<T>, reason: CloseReason) -> Effects<T> {
         let mut fx = Effects::default();
         self.in_use = self.in_use.saturating_sub(1);
-        fx.closes.push((e.item, reason));
+        fx.close(e.item, reason);
         if !self.closed {
             self.serve_waiters(&mut fx);
         }
@@ -464,7 +382,7 @@ impl<T> PoolCore<T> {
         let mut kept = VecDeque::with_capacity(self.idle.len());
         for e in self.idle.drain(..) {
             match self.deadlines.due(&e, now) {
-                Some(reason) => fx.closes.push((e.item, reason)),
+                Some(reason) => fx.close(e.item, reason),
                 None => kept.push_back(e),
             }
         }
@@ -544,11 +462,9 @@ impl<T> PoolCore<T> {
             fx.closed_out.push(w.id);
             self.ended.push((w, WaitEnd::Closed));
         }
-        fx.closes = self
-            .idle
-            .drain(..)
-            .map(|e| (e.item, CloseReason::Shutdown))
-            .collect();
+        for e in self.idle.drain(..) {
+            fx.close(e.item, CloseReason::Shutdown);
+        }
         self.done(fx)
     }
 
@@ -616,6 +532,90 @@ impl<T> PoolCore<T> {
             }
         }
         Ok(())
+    }
+}
+
+/// The pool's decisions behind the one trait every mode implements; each
+/// method is the inherent one of the same name (documented there), plus
+/// the give-back rule and the reconnect debt.
+impl<T> ModeCore<T> for PoolCore<T> {
+    fn acquire(
+        &mut self,
+        now: Instant,
+        vu: VuId,
+        wait: bool,
+        timeout: Duration,
+    ) -> (Acquire<T>, Effects<T>) {
+        PoolCore::acquire(self, now, vu, wait, timeout)
+    }
+
+    fn commit(&mut self, r: Reservation, item: T, now: Instant) -> Result<Entry<T>, T> {
+        PoolCore::commit(self, r, item, now)
+    }
+
+    fn cancel_reservation(&mut self, r: Reservation) -> Effects<T> {
+        PoolCore::cancel_reservation(self, r)
+    }
+
+    /// A release goes back to the pool (or to the head waiter); anything
+    /// else is discarded with its reason, and an invalidated session is
+    /// owed a replacement (a reconnect) unless the pool is closed.
+    fn give_back(&mut self, _vu: VuId, entry: Entry<T>, how: Return, now: Instant) -> Effects<T> {
+        match how {
+            Return::Release => self.release(entry, now),
+            Return::Invalidate | Return::Drop | Return::Closed => {
+                if how == Return::Invalidate && !self.closed {
+                    self.replace += 1;
+                }
+                self.discard(entry, how.close_reason())
+            }
+        }
+    }
+
+    fn take_wait_end(&mut self, w: WaiterId) -> Option<WaitEnd<T>> {
+        self.take(w)
+    }
+
+    fn grant(&self, w: WaiterId) -> Option<&Grant<T>> {
+        PoolCore::grant(self, w)
+    }
+
+    fn cancel_waiter(&mut self, w: WaiterId, now: Instant) -> Effects<T> {
+        PoolCore::cancel_waiter(self, w, now)
+    }
+
+    fn expire_waiters(&mut self, now: Instant) -> Effects<T> {
+        PoolCore::expire_waiters(self, now)
+    }
+
+    fn evict(&mut self, now: Instant) -> Effects<T> {
+        PoolCore::evict(self, now)
+    }
+
+    fn next_wakeup(&self) -> Option<Instant> {
+        PoolCore::next_wakeup(self)
+    }
+
+    fn close(&mut self) -> Effects<T> {
+        PoolCore::close(self)
+    }
+
+    fn idle_count(&self) -> usize {
+        self.idle.len()
+    }
+
+    fn bounded(&self) -> bool {
+        true
+    }
+
+    fn take_replacement(&mut self, _vu: VuId) -> bool {
+        let owed = self.replace > 0;
+        self.replace = self.replace.saturating_sub(1);
+        owed
+    }
+
+    fn check_invariants(&self) -> Result<(), String> {
+        PoolCore::check_invariants(self)
     }
 }
 
@@ -748,7 +748,7 @@ mod tests {
             panic!()
         };
         let fx = p.discard(a, CloseReason::Invalidated);
-        assert_eq!(fx.closes, vec![(1, CloseReason::Invalidated)]);
+        assert_eq!(fx.closed(), vec![(1, CloseReason::Invalidated)]);
         assert_eq!(fx.grants, vec![(waiter, VU)]);
         assert!(matches!(p.grant(waiter), Some(Grant::Slot(_))));
         p.check_invariants().unwrap();
@@ -781,7 +781,7 @@ mod tests {
         assert_eq!(p.next_deadline(), Some(at(300)));
         assert!(p.evict(at(299)).is_empty());
         let fx = p.evict(at(300));
-        assert_eq!(fx.closes, vec![(1, CloseReason::Idle)]);
+        assert_eq!(fx.closed(), vec![(1, CloseReason::Idle)]);
         assert_eq!(p.next_deadline(), None);
         // TTL: released at 900, due at 1000 (before its idle deadline 1100).
         let b = created(&mut p, 2, at(0));
@@ -790,7 +790,7 @@ mod tests {
         // Found due during acquire: evicted and counted, a slot reserved.
         let (a, ev) = p.acquire(at(1000), VU, true, T);
         assert!(matches!(a, Acquire::Create(_)));
-        assert_eq!(ev.closes, vec![(2, CloseReason::Ttl)]);
+        assert_eq!(ev.closed(), vec![(2, CloseReason::Ttl)]);
     }
 
     #[test]
@@ -805,7 +805,7 @@ mod tests {
             panic!()
         };
         let fx = p.release(a, at(50));
-        assert_eq!(fx.closes, vec![(1, CloseReason::Ttl)]);
+        assert_eq!(fx.closed(), vec![(1, CloseReason::Ttl)]);
         assert_eq!(fx.grants, vec![(waiter, VU)]);
         assert!(matches!(
             p.take(waiter),
@@ -838,7 +838,7 @@ mod tests {
         assert_eq!(p.acquire(at(6), VU, true, T).0, Acquire::Closed);
         // Entries in use come back to be closed on shutdown, slot not passed on.
         let fx = p.release(b, at(7));
-        assert_eq!(fx.closes, vec![(2, CloseReason::Shutdown)]);
+        assert_eq!(fx.closed(), vec![(2, CloseReason::Shutdown)]);
         assert!(fx.grants.is_empty());
         p.check_invariants().unwrap();
     }

@@ -5,6 +5,7 @@
 //! ```text
 //! mcp-sim explore                                   # the default set
 //! mcp-sim explore --mode pool --pool-size 3 --vus 4 --depth 12
+//! mcp-sim explore --mode churn --churn-ops 2 --vus 2 --depth 11
 //! mcp-sim explore --mode pool --pool-size 1 --vus 3 --replay 'acquire 1; create_ok 1; ...'
 //! ```
 //!
@@ -23,8 +24,8 @@ use super::Failure;
 /// The options of `mcp-sim explore`.
 #[derive(Debug, Clone, Args)]
 pub struct ExploreArgs {
-    /// The mode to explore (`pool`, `reuse` or `churn`); without it, the
-    /// default set of scopes.
+    /// The mode to explore (`pool`, `reuse`, `churn` or `per_request`);
+    /// without it, the default set of scopes.
     #[arg(long)]
     pub mode: Option<String>,
     /// `pool_size`.
@@ -48,6 +49,10 @@ pub struct ExploreArgs {
     /// In churn mode, `churn_interval_ms` (churn by age).
     #[arg(long, default_value_t = 3)]
     pub churn_ms: u64,
+    /// In churn mode, `churn_interval_ops` (churn after that many
+    /// operations; 0: by age, `--churn-ms`).
+    #[arg(long, default_value_t = 0)]
+    pub churn_ops: u64,
     /// Replay this script (inputs separated by `;` or newlines) instead of
     /// exploring, printing its trace.
     #[arg(long, value_name = "SCRIPT")]
@@ -58,11 +63,12 @@ pub struct ExploreArgs {
 pub fn run(args: ExploreArgs) -> Result<(), Failure> {
     let scopes = match args.mode.as_deref() {
         None if args.replay.is_none() => Scope::defaults(),
-        None | Some("pool" | "reuse" | "churn") => {
+        None | Some("pool" | "reuse" | "churn" | "per_request") => {
             let positive = |v: u64| (v > 0).then_some(v);
             let mode = match args.mode.as_deref() {
                 Some("reuse") => Mode::Reuse,
                 Some("churn") => Mode::Churn,
+                Some("per_request") => Mode::PerRequest,
                 _ => Mode::Pool,
             };
             vec![Scope {
@@ -73,12 +79,21 @@ pub fn run(args: ExploreArgs) -> Result<(), Failure> {
                 ttl_ms: positive(args.ttl_ms),
                 idle_ms: positive(args.idle_ms),
                 timeout_ms: args.timeout_ms,
-                churn_ms: if mode == Mode::Churn { args.churn_ms } else { 0 },
+                churn_ms: if mode == Mode::Churn {
+                    args.churn_ms
+                } else {
+                    0
+                },
+                churn_ops: if mode == Mode::Churn {
+                    args.churn_ops
+                } else {
+                    0
+                },
             }]
         }
         Some(other) => {
             return Err(Failure::Usage(format!(
-                "--mode {other}: `pool`, `reuse` or `churn` (per_request has no decision state to explore)"
+                "--mode {other}: `pool`, `reuse`, `churn` or `per_request`"
             )))
         }
     };
@@ -131,7 +146,7 @@ fn print_counterexample(scope: &Scope, c: &Counterexample) {
     println!("  shortest path ({} inputs):", c.path.len());
     println!("    {}", c.script());
     println!(
-        "  replay: mcp-sim explore --mode {} --pool-size {} --vus {} --ttl-ms {} --idle-ms {} --timeout-ms {} --churn-ms {} --replay '{}'",
+        "  replay: mcp-sim explore --mode {} --pool-size {} --vus {} --ttl-ms {} --idle-ms {} --timeout-ms {} --churn-ms {} --churn-ops {} --replay '{}'",
         scope.mode.as_str(),
         scope.pool_size,
         scope.vus,
@@ -139,6 +154,7 @@ fn print_counterexample(scope: &Scope, c: &Counterexample) {
         scope.idle_ms.unwrap_or(0),
         scope.timeout_ms,
         scope.churn_ms,
+        scope.churn_ops,
         c.script()
     );
     println!("  as a unit test:\n{}", c.unit_test(scope));
