@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
@@ -22,7 +23,7 @@ use crate::eviction::{run_evictor, Deadlines, Entry, Evictable};
 use crate::lease::Lease;
 use crate::metrics::{CloseReason, SessionMetrics};
 use crate::mode_core::Return;
-use crate::modes::{self, Core, Wakers};
+use crate::modes::{self, Core, Wait, Wakers};
 use crate::observe::{Event, EventKind, EventSink, NoopSink, VuId};
 use crate::session::{Cell, SessionState};
 use crate::transport::{
@@ -168,15 +169,57 @@ impl<C: Connector> Manager<C> {
     /// `acquire_timeout_ms` for an idle session or a free slot.
     ///
     /// Cancel-safe: dropping the future at any point leaves no waiter, no
-    /// reserved slot and no half-made session behind.
+    /// reserved slot and no half-made session behind. A wait ended that way
+    /// (say, by `tokio::time::timeout` around this call) is counted as a
+    /// cancelled wait (`acquire_wait.cancelled`), not as a pool timeout:
+    /// to give one call a shorter wait, use [`Manager::acquire_within`].
     pub async fn acquire(&self, vu: impl Into<VuId>) -> Result<Lease<C>, SessionError> {
-        self.inner.acquire(vu.into(), true).await
+        let limit = self.inner.cfg.acquire_timeout();
+        self.inner.acquire(vu.into(), Wait::Upto(limit)).await
+    }
+
+    /// Like [`Manager::acquire`], but in pool mode this call waits at most
+    /// `limit` (or `acquire_timeout_ms`, if that is shorter) — a per-call
+    /// deadline, as a Go caller passes a context deadline. When it passes,
+    /// the acquire fails with [`ErrorKind::PoolTimeout`] and is counted as
+    /// one (`pool_timeouts`), exactly as the config's timeout is. Waiters
+    /// are still served first come, first served; one whose own limit runs
+    /// out leaves the queue without holding up the others.
+    ///
+    /// The limit bounds the wait for capacity; making a new session is
+    /// bounded by the transport's own timeouts. The other modes never
+    /// wait, so there it changes nothing.
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use mcp_session::{ErrorKind, Manager, SessionConfig, TokioClock};
+    /// # use mcp_session::transport::scripted::ScriptedConnector;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// # let server = ScriptedConnector::new(Arc::new(TokioClock::new()));
+    /// let manager = Manager::start(SessionConfig::pool(1), server).unwrap();
+    /// let held = manager.acquire(1).await.unwrap(); // the only session
+    /// let e = manager
+    ///     .acquire_within(2, Duration::from_millis(50))
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(matches!(e.kind, ErrorKind::PoolTimeout { .. }));
+    /// assert_eq!(manager.metrics().pool_timeouts, 1);
+    /// # drop(held); manager.close().await; }
+    /// ```
+    pub async fn acquire_within(
+        &self,
+        vu: impl Into<VuId>,
+        limit: Duration,
+    ) -> Result<Lease<C>, SessionError> {
+        let limit = limit.min(self.inner.cfg.acquire_timeout());
+        self.inner.acquire(vu.into(), Wait::Upto(limit)).await
     }
 
     /// Like [`Manager::acquire`], but in pool mode fails at once with
     /// [`ErrorKind::PoolExhausted`] instead of waiting.
     pub async fn try_acquire(&self, vu: impl Into<VuId>) -> Result<Lease<C>, SessionError> {
-        self.inner.acquire(vu.into(), false).await
+        self.inner.acquire(vu.into(), Wait::No).await
     }
 
     /// Closes the manager: pending acquires fail with manager-closed, every
@@ -362,7 +405,7 @@ impl<C: Connector> Inner<C> {
         self.evictor_wake.notify_one();
     }
 
-    async fn acquire(&self, vu: VuId, wait: bool) -> Result<Lease<C>, SessionError> {
+    async fn acquire(&self, vu: VuId, wait: Wait) -> Result<Lease<C>, SessionError> {
         let r = modes::acquire(self, vu, wait).await;
         if let Err(e) = &r {
             let _st = self.lock();

@@ -789,3 +789,75 @@ async fn stateless_era_closes_delete_nothing() {
     assert_eq!((c.stateless, c.deleted, c.total()), (1, 0, 1), "{c:?}");
     assert!(server.deleted().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn pool_acquire_within_is_a_pool_timeout_at_its_own_limit() {
+    let w = world(pool_cfg(1, 250));
+    let held = w.manager.acquire(1).await.unwrap();
+    let start = w.clock.now();
+    let e = w
+        .manager
+        .acquire_within(2, Duration::from_millis(40))
+        .await
+        .unwrap_err();
+    assert!(
+        e.kind
+            == ErrorKind::PoolTimeout {
+                waited: Duration::from_millis(40)
+            },
+        "{e}"
+    );
+    assert_eq!(w.clock.now() - start, Duration::from_millis(40));
+    let m = w.manager.metrics();
+    assert_eq!(
+        (m.pool_waits, m.pool_timeouts, m.acquire_wait.cancelled),
+        (1, 1, 0)
+    );
+    assert!(w
+        .events
+        .kinds()
+        .contains(&EventKind::AcquireTimeout { waited_ms: 40 }));
+    // A limit longer than the config's timeout does not lengthen the wait.
+    let start = w.clock.now();
+    let e = w
+        .manager
+        .acquire_within(3, Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::PoolTimeout { .. }), "{e}");
+    assert_eq!(w.clock.now() - start, Duration::from_millis(250));
+    held.release();
+    w.manager.close().await;
+    assert_accounting(&w.manager.metrics());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_short_limit_behind_the_head_leaves_first_and_the_head_is_served() {
+    let w = world(pool_cfg(1, 1_000));
+    let held = w.manager.acquire(1).await.unwrap();
+    let m = w.manager.clone();
+    let head = tokio::spawn(async move { m.acquire(2).await.map(|l| l.id().to_owned()) });
+    settle().await;
+    let start = w.clock.now();
+    let e = w
+        .manager
+        .acquire_within(3, Duration::from_millis(30))
+        .await
+        .unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::PoolTimeout { .. }), "{e}");
+    assert_eq!(w.clock.now() - start, Duration::from_millis(30));
+    assert!(!head.is_finished(), "the head waiter still waits");
+    let id = held.id().to_owned();
+    held.release();
+    assert_eq!(
+        head.await.unwrap().unwrap(),
+        id,
+        "the head gets the session"
+    );
+    let m = w.manager.metrics();
+    assert_eq!(
+        (m.pool_waits, m.pool_timeouts, m.acquire_wait.served),
+        (2, 1, 1)
+    );
+    w.manager.close().await;
+}

@@ -96,8 +96,10 @@ impl Pick for usize {
 /// at that moment; a step with nothing to apply to is skipped.
 #[derive(Clone, Debug)]
 enum Step<I: Pick = Index> {
-    /// A VU acquires, willing to wait or not.
-    Acquire { wait: bool },
+    /// A VU acquires, willing to wait or not; with `limit`, waiting at most
+    /// that long (a per-call limit, `Manager::acquire_within`; the shell
+    /// passes the shorter of it and the config's timeout).
+    Acquire { wait: bool, limit: Option<u64> },
     /// A create in a reserved slot succeeded.
     Commit(I),
     /// A create failed, or the acquire was cancelled while creating.
@@ -138,8 +140,11 @@ fn params() -> impl Strategy<Value = Params> {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        14 => prop_oneof![2 => Just(true), 1 => Just(false)]
-            .prop_map(|wait| Step::Acquire { wait }),
+        14 => (
+            prop_oneof![2 => Just(true), 1 => Just(false)],
+            prop::option::weighted(0.3, 0u64..=30),
+        )
+            .prop_map(|(wait, limit)| Step::Acquire { wait, limit }),
         10 => any::<Index>().prop_map(Step::Commit),
         2 => any::<Index>().prop_map(Step::FailCreate),
         10 => any::<Index>().prop_map(Step::Release),
@@ -306,8 +311,10 @@ impl Harness {
         format!("step {} at t={}ms", self.step_no, self.now)
     }
 
-    fn timeout(&self) -> Duration {
-        Duration::from_millis(self.p.timeout)
+    /// The wait an acquire gets: the config's timeout, or a shorter
+    /// per-call limit.
+    fn timeout_ms(&self, limit: Option<u64>) -> u64 {
+        limit.map_or(self.p.timeout, |l| l.min(self.p.timeout))
     }
 
     // --- model ------------------------------------------------------------
@@ -365,7 +372,7 @@ impl Harness {
         }
     }
 
-    fn predict_acquire(&self, wait: bool) -> (A, Vec<(u64, CloseReason)>) {
+    fn predict_acquire(&self, wait: bool, timeout: u64) -> (A, Vec<(u64, CloseReason)>) {
         let mut evicted = Vec::new();
         if self.closed {
             return (A::Closed, evicted);
@@ -387,7 +394,7 @@ impl Harness {
         (
             A::Wait {
                 position: self.queued.len(),
-                deadline: self.now + self.p.timeout,
+                deadline: self.now + timeout,
             },
             evicted,
         )
@@ -773,7 +780,7 @@ impl Harness {
     fn step<I: Pick>(&mut self, s: &Step<I>) -> Check {
         self.step_no += 1;
         match s {
-            Step::Acquire { wait } => self.acquire(*wait)?,
+            Step::Acquire { wait, limit } => self.acquire(*wait, *limit)?,
             Step::Commit(i) => {
                 if !self.creating.is_empty() {
                     let r = self.creating.remove(i.pick(self.creating.len()));
@@ -827,9 +834,14 @@ impl Harness {
                 }
             }
             Step::Expire => {
+                // Every waiter whose own deadline came, in queue order
+                // (with per-call limits, not only a prefix of the queue).
                 let mut want = Vec::new();
-                while self.queued.front().is_some_and(|w| w.deadline <= self.now) {
-                    let w = self.queued.pop_front().expect("checked");
+                let now = self.now;
+                let (late, kept): (VecDeque<Waiter>, VecDeque<Waiter>) =
+                    self.queued.drain(..).partition(|w| w.deadline <= now);
+                self.queued = kept;
+                for w in late {
                     want.push(w.id);
                     self.ended.push((w, WaiterState::TimedOut));
                 }
@@ -900,11 +912,14 @@ impl Harness {
         Ok(())
     }
 
-    fn acquire(&mut self, wait: bool) -> Check {
-        let (want, want_ev) = self.predict_acquire(wait);
+    fn acquire(&mut self, wait: bool, limit: Option<u64>) -> Check {
+        let timeout = self.timeout_ms(limit);
+        let (want, want_ev) = self.predict_acquire(wait, timeout);
         self.next_vu += 1;
         let vu = VuId(self.next_vu);
-        let (got, fx) = self.core.acquire(at(self.now), vu, wait, self.timeout());
+        let (got, fx) = self
+            .core
+            .acquire(at(self.now), vu, wait, Duration::from_millis(timeout));
         let ctx = self.ctx();
         prop_assert!(
             fx.grants.is_empty() && fx.timed_out.is_empty() && fx.closed_out.is_empty(),
@@ -973,7 +988,7 @@ impl Harness {
                     id: waiter,
                     vu,
                     since: self.now,
-                    deadline: self.now + self.p.timeout,
+                    deadline: self.now + timeout,
                 });
             }
             Acquire::Exhausted | Acquire::Closed | Acquire::Busy => {}
@@ -1035,9 +1050,9 @@ impl Harness {
         // Bound, and the counts agree with the model.
         let (in_use, idle_n, reserved) = (core.in_use(), core.idle().len(), core.reserved());
         prop_assert!(
-            in_use + idle_n + reserved <= core.size(),
+            in_use + idle_n + reserved <= core.pool_size(),
             "{ctx}: bound: in_use {in_use} + idle {idle_n} + reserved {reserved} > size {}",
-            core.size()
+            core.pool_size()
         );
         prop_assert_eq!(
             in_use,
@@ -1107,7 +1122,7 @@ impl Harness {
         }
         let model_wakeup = match (
             self.model_next_deadline(),
-            self.queued.front().map(|w| w.deadline),
+            self.queued.iter().map(|w| w.deadline).min(),
         ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -1165,9 +1180,12 @@ impl Harness {
             prop_assert!(idle_n == 0, "{ctx}: idle entries after close()");
             prop_assert!(core.waiters().len() == 0, "{ctx}: waiters after close()");
             for wait in [true, false] {
-                let (a, ev) = self
-                    .core
-                    .acquire(at(self.now), VuId(0), wait, self.timeout());
+                let (a, ev) = self.core.acquire(
+                    at(self.now),
+                    VuId(0),
+                    wait,
+                    Duration::from_millis(self.p.timeout),
+                );
                 prop_assert!(
                     a == Acquire::Closed && ev.is_empty(),
                     "{ctx}: acquire(wait={wait}) after close() gave {a:?}, evicted {ev:?}"
@@ -1404,24 +1422,48 @@ fn harness_runs_a_fixed_script() {
         timeout: 15,
     };
     let script: [Step<usize>; 26] = [
-        Step::Acquire { wait: true },
-        Step::Acquire { wait: true },
-        Step::Acquire { wait: true },
-        Step::Acquire { wait: false },
+        Step::Acquire {
+            wait: true,
+            limit: None,
+        },
+        Step::Acquire {
+            wait: true,
+            limit: None,
+        },
+        Step::Acquire {
+            wait: true,
+            limit: None,
+        },
+        Step::Acquire {
+            wait: false,
+            limit: None,
+        },
         Step::Commit(0),
         Step::FailCreate(0),
         Step::Wake(0),
         Step::Commit(0),
-        Step::Acquire { wait: true },
+        Step::Acquire {
+            wait: true,
+            limit: None,
+        },
         Step::Release(0),
         Step::CancelWaiter(0),
         Step::Advance(5),
         Step::Release(0),
         Step::Advance(10),
         Step::Evict,
-        Step::Acquire { wait: true },
-        Step::Acquire { wait: true },
-        Step::Acquire { wait: true },
+        Step::Acquire {
+            wait: true,
+            limit: None,
+        },
+        Step::Acquire {
+            wait: true,
+            limit: None,
+        },
+        Step::Acquire {
+            wait: true,
+            limit: None,
+        },
         Step::Advance(20),
         Step::Expire,
         Step::Wake(0),
@@ -1429,7 +1471,10 @@ fn harness_runs_a_fixed_script() {
         Step::Discard(0, CloseReason::Invalidated),
         Step::Close,
         Step::Commit(0),
-        Step::Acquire { wait: true },
+        Step::Acquire {
+            wait: true,
+            limit: None,
+        },
     ];
     run(p, &script).unwrap();
 }

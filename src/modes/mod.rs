@@ -28,6 +28,7 @@ pub(crate) mod per_request;
 pub(crate) mod reuse;
 
 use std::task::{Poll, Waker};
+use std::time::Duration;
 
 use crate::clock::Instant;
 use crate::config::{Mode, SessionConfig};
@@ -209,12 +210,21 @@ fn fail(kind: ErrorKind) -> SessionError {
     SessionError::new(Op::Acquire, kind)
 }
 
+/// How long an acquire may wait for capacity (pool mode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Not at all: fail with pool-exhausted.
+    No,
+    /// Up to this long, then fail with a pool timeout.
+    Upto(Duration),
+}
+
 /// One acquire, in every mode: ask the core, then carry the decision out
 /// — hand out, wait, or create.
 pub(crate) async fn acquire<C: Connector>(
     inner: &Inner<C>,
     vu: VuId,
-    wait: bool,
+    wait: Wait,
 ) -> Result<Lease<C>, SessionError> {
     let mut guard = AcquireGuard {
         inner,
@@ -261,14 +271,17 @@ pub(crate) async fn acquire<C: Connector>(
 fn decide<C: Connector>(
     inner: &Inner<C>,
     vu: VuId,
-    wait: bool,
+    wait: Wait,
     stage: &mut Stage,
 ) -> Option<Result<Lease<C>, SessionError>> {
     let start = inner.clock.now();
     let mut st = inner.lock();
     inner.emit(Some(vu), None, EventKind::AcquireStart);
-    let timeout = inner.cfg.acquire_timeout();
-    let (decision, fx) = st.core.acquire(start, vu, wait, timeout);
+    let (waits, timeout) = match wait {
+        Wait::No => (false, Duration::ZERO),
+        Wait::Upto(t) => (true, t),
+    };
+    let (decision, fx) = st.core.acquire(start, vu, waits, timeout);
     // Sessions found expired or spent on the way (no grants: nobody waits
     // while a session is idle).
     apply(inner, &mut st, fx, None);

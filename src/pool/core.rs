@@ -92,6 +92,9 @@ pub struct PoolCore<T> {
     in_use: usize,
     reserved: BTreeSet<Reservation>,
     waiters: VecDeque<Waiter>,
+    /// The queued waiters by deadline: each acquire may bring its own
+    /// limit, so the earliest deadline is not always the head's.
+    timeouts: BTreeSet<(Instant, WaiterId)>,
     /// Waiters whose wait ended, until their task takes the outcome.
     ended: Vec<(Waiter, WaitEnd<T>)>,
     next_id: u64,
@@ -113,6 +116,7 @@ impl<T> PoolCore<T> {
             in_use: 0,
             reserved: BTreeSet::new(),
             waiters: VecDeque::new(),
+            timeouts: BTreeSet::new(),
             ended: Vec::new(),
             next_id: 0,
             closed: false,
@@ -140,8 +144,9 @@ impl<T> PoolCore<T> {
         }
     }
 
-    /// Slots in all.
-    pub fn size(&self) -> usize {
+    /// Slots in all: the manager's `pool_size` (named so here too; it is
+    /// the capacity, not how many sessions exist).
+    pub fn pool_size(&self) -> usize {
         self.size
     }
     /// The eviction limits.
@@ -281,6 +286,7 @@ impl<T> PoolCore<T> {
             deadline: now + timeout,
         };
         self.waiters.push_back(w);
+        self.timeouts.insert((w.deadline, w.id));
         let position = self.waiters.len() - 1;
         let a = Acquire::Wait {
             waiter: w.id,
@@ -330,7 +336,7 @@ impl<T> PoolCore<T> {
         {
             self.idle.push_back(e);
         } else {
-            let w = self.waiters.pop_front().expect("checked non-empty");
+            let w = self.pop_waiter().expect("checked non-empty");
             self.in_use += 1;
             self.granted(&mut fx, w, Grant::Session(e));
         }
@@ -355,7 +361,8 @@ impl<T> PoolCore<T> {
     /// passed on as its release (at `now`) or freed slot would be.
     pub fn cancel_waiter(&mut self, w: WaiterId, now: Instant) -> Effects<T> {
         if let Some(i) = self.waiters.iter().position(|x| x.id == w) {
-            self.waiters.remove(i);
+            let gone = self.waiters.remove(i).expect("in range");
+            self.timeouts.remove(&(gone.deadline, gone.id));
             return self.done(Effects::default());
         }
         let Some(i) = self.ended.iter().position(|(x, _)| x.id == w) else {
@@ -398,13 +405,13 @@ impl<T> PoolCore<T> {
     pub fn expire_waiters(&mut self, now: Instant) -> Effects<T> {
         let mut fx = Effects::default();
         let late = self.planted(PlantedBug::OffByOneDeadline);
-        let due = |w: &Waiter| w.deadline <= now && !(late && w.deadline == now);
+        let due = |d: Instant| d <= now && !(late && d == now);
         if self.planted(PlantedBug::GrantToDeparted) {
             let ended = &self.ended;
             let gone: Vec<Waiter> = self
                 .waiters
                 .iter()
-                .filter(|w| due(w) && !ended.iter().any(|(x, _)| x.id == w.id))
+                .filter(|w| due(w.deadline) && !ended.iter().any(|(x, _)| x.id == w.id))
                 .copied()
                 .collect();
             for w in gone {
@@ -413,18 +420,44 @@ impl<T> PoolCore<T> {
             }
             return self.done(fx);
         }
-        while self.waiters.front().is_some_and(due) {
-            let w = self.waiters.pop_front().expect("checked");
-            fx.timed_out.push(w.id);
-            self.ended.push((w, WaitEnd::TimedOut));
+        // Only the waiters whose deadline came leave, in queue order; with
+        // one timeout for all (the usual case) they are a prefix of the
+        // queue.
+        let mut late_ids = BTreeSet::new();
+        while let Some(&(d, id)) = self.timeouts.first() {
+            if !due(d) {
+                break;
+            }
+            self.timeouts.pop_first();
+            late_ids.insert(id);
         }
+        if late_ids.is_empty() {
+            return self.done(fx);
+        }
+        let mut kept = VecDeque::with_capacity(self.waiters.len());
+        for w in self.waiters.drain(..) {
+            if late_ids.contains(&w.id) {
+                fx.timed_out.push(w.id);
+                self.ended.push((w, WaitEnd::TimedOut));
+            } else {
+                kept.push_back(w);
+            }
+        }
+        self.waiters = kept;
         self.done(fx)
     }
 
-    /// The head waiter's deadline (deadlines never decrease along the
-    /// queue: one timeout for all, FIFO).
+    /// The earliest deadline of a queued waiter (the head's, when every
+    /// acquire waits as long as the config says).
     pub fn next_waiter_deadline(&self) -> Option<Instant> {
-        self.waiters.front().map(|w| w.deadline)
+        self.timeouts.first().map(|(d, _)| *d)
+    }
+
+    /// Takes the head waiter off the queue.
+    fn pop_waiter(&mut self) -> Option<Waiter> {
+        let w = self.waiters.pop_front()?;
+        self.timeouts.remove(&(w.deadline, w.id));
+        Some(w)
     }
 
     /// The earliest eviction deadline among idle entries.
@@ -458,6 +491,7 @@ impl<T> PoolCore<T> {
                 *end = WaitEnd::Closed;
             }
         }
+        self.timeouts.clear();
         for w in self.waiters.drain(..) {
             fx.closed_out.push(w.id);
             self.ended.push((w, WaitEnd::Closed));
@@ -484,7 +518,7 @@ impl<T> PoolCore<T> {
             } else {
                 return;
             };
-            let w = self.waiters.pop_front().expect("checked non-empty");
+            let w = self.pop_waiter().expect("checked non-empty");
             self.granted(fx, w, grant);
         }
     }
@@ -530,6 +564,14 @@ impl<T> PoolCore<T> {
                     return Err(format!("{:?} granted {r:?}, which is not reserved", w.id));
                 }
             }
+        }
+        if self.timeouts.len() != self.waiters.len()
+            || self
+                .waiters
+                .iter()
+                .any(|w| !self.timeouts.contains(&(w.deadline, w.id)))
+        {
+            return Err("the deadline index does not match the waiter queue".into());
         }
         Ok(())
     }
