@@ -174,6 +174,7 @@ impl SessionError {
     }
 
     /// The same error, about session `id`.
+    #[must_use = "with_session returns the error with the session set; the one it was called on is gone"]
     pub fn with_session(mut self, id: impl Into<String>) -> Self {
         self.session = Some(id.into());
         self
