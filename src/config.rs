@@ -290,9 +290,6 @@ pub enum ConfigError {
         /// `churn_interval_ops` as found.
         ops: u64,
     },
-    /// Churn mode with neither interval set would never churn.
-    #[error("churn_interval_ms and churn_interval_ops are both 0 in churn mode; set one of them")]
-    ChurnNeitherSet,
     /// `protocol_version` is not a `YYYY-MM-DD` date.
     #[error("protocol_version: {value:?} is not a YYYY-MM-DD revision date")]
     BadProtocolVersion {
@@ -331,9 +328,7 @@ impl ConfigError {
             | ConfigError::MustBePositive { field, .. }
             | ConfigError::NotInteger { field, .. } => Some(field),
             ConfigError::TrailingInput { .. } => None,
-            ConfigError::ChurnBothSet { .. } | ConfigError::ChurnNeitherSet => {
-                Some("churn_interval_ms")
-            }
+            ConfigError::ChurnBothSet { .. } => Some("churn_interval_ms"),
             ConfigError::BadProtocolVersion { .. } => Some("protocol_version"),
             ConfigError::BadModernVersions { .. } => Some("modern_protocol_versions"),
             ConfigError::Parse { path, .. } => Some(path),
@@ -357,11 +352,14 @@ pub struct SessionConfig {
     /// Maximum time a session may sit unused since its last use; 0 = none.
     /// Default 60000.
     pub max_idle_ms: u64,
-    /// Churn mode: replace a VU's session once it is this old; 0 = off.
-    /// Default 0.
+    /// Churn mode: replace a VU's session once it is this old; 0 = not
+    /// set. Default 0. See [`SessionConfig::churn_ops`] for the rule that
+    /// joins the two churn intervals.
     pub churn_interval_ms: u64,
     /// Churn mode: replace a VU's session after this many operations;
-    /// 0 = off. Default 1 (when `churn_interval_ms` is not set).
+    /// 0 = not set. Default 0, which with `churn_interval_ms` also 0 means
+    /// the reference's default of one operation
+    /// ([`SessionConfig::churn_ops`]).
     pub churn_interval_ops: u64,
     /// Which era the client speaks: `auto` (probe, fall back to legacy),
     /// `modern` (2026-07-28 and later only) or `legacy` (`initialize` and
@@ -391,7 +389,7 @@ impl Default for SessionConfig {
             ttl_ms: 900_000,
             max_idle_ms: 60_000,
             churn_interval_ms: 0,
-            churn_interval_ops: 1,
+            churn_interval_ops: 0,
             era: Era::Auto,
             modern_protocol_versions: MODERN_PROTOCOL_VERSIONS.map(str::to_owned).to_vec(),
             protocol_version: DEFAULT_PROTOCOL_VERSION.to_owned(),
@@ -416,6 +414,64 @@ impl SessionConfig {
             mode: Mode::Pool,
             pool_size,
             ..Self::default()
+        }
+    }
+
+    /// Churn mode, a new session every `ms` milliseconds of a session's
+    /// age (`churn_interval_ms`; 0 is not set, and churn mode with no
+    /// interval set churns after every operation).
+    ///
+    /// ```
+    /// use mcp_session::{Mode, SessionConfig};
+    /// let c = SessionConfig::churn_every_ms(100);
+    /// assert_eq!(c, SessionConfig { mode: Mode::Churn, churn_interval_ms: 100, ..Default::default() });
+    /// assert_eq!(c, SessionConfig::from_json(r#"{"mode": "churn", "churn_interval_ms": 100}"#)?);
+    /// assert_eq!(c.churn_ops(), 0); // by time, not by operations
+    /// # Ok::<(), mcp_session::ConfigError>(())
+    /// ```
+    pub fn churn_every_ms(ms: u64) -> Self {
+        SessionConfig {
+            mode: Mode::Churn,
+            churn_interval_ms: ms,
+            ..Self::default()
+        }
+    }
+
+    /// Churn mode, a new session after every `n` operations
+    /// (`churn_interval_ops`; 0 is not set, which in churn mode means 1).
+    ///
+    /// ```
+    /// use mcp_session::SessionConfig;
+    /// let c = SessionConfig::churn_every_ops(3);
+    /// assert_eq!(c, SessionConfig::from_toml("mode = \"churn\"\nchurn_interval_ops = 3")?);
+    /// assert_eq!(c.churn_ops(), 3);
+    /// # Ok::<(), mcp_session::ConfigError>(())
+    /// ```
+    pub fn churn_every_ops(n: u64) -> Self {
+        SessionConfig {
+            mode: Mode::Churn,
+            churn_interval_ops: n,
+            ..Self::default()
+        }
+    }
+
+    /// After how many operations churn mode replaces a session: the rule
+    /// that joins the two churn intervals, the same for a config built in
+    /// Rust, parsed from a file or set by command-line flags (an absent key
+    /// is its [`Default`] value, 0, "not set"):
+    ///
+    /// | `churn_interval_ms` | `churn_interval_ops` | churn mode replaces a session |
+    /// |---|---|---|
+    /// | 0 | 0 | after every operation (the reference's default of 1): `churn_ops()` is 1 |
+    /// | 0 | n | after n operations: `churn_ops()` is n |
+    /// | ms | 0 | once it is ms old: `churn_ops()` is 0 |
+    /// | ms | n | refused by [`SessionConfig::validate`]: [`ConfigError::ChurnBothSet`] |
+    ///
+    /// The other modes ignore both keys.
+    pub fn churn_ops(&self) -> u64 {
+        match (self.churn_interval_ms, self.churn_interval_ops) {
+            (0, 0) => 1,
+            (_, ops) => ops,
         }
     }
 
@@ -463,9 +519,6 @@ impl SessionConfig {
                 ms: self.churn_interval_ms,
                 ops: self.churn_interval_ops,
             });
-        }
-        if self.mode == Mode::Churn && self.churn_interval_ms == 0 && self.churn_interval_ops == 0 {
-            return Err(ConfigError::ChurnNeitherSet);
         }
         if !is_revision_date(&self.protocol_version) {
             return Err(ConfigError::BadProtocolVersion {
@@ -980,15 +1033,8 @@ impl<N: Number> RawConfig<N> {
     fn into_config(self) -> Result<SessionConfig, ConfigError> {
         let raw = self;
         let d = SessionConfig::default();
-        let churn_interval_ms = unsigned("churn_interval_ms", raw.churn_interval_ms, 0)?;
-        // The reference's default of one operation applies only when churn by
-        // time was not asked for; otherwise setting `churn_interval_ms` alone
-        // would always collide with the default.
-        let ops_default = if churn_interval_ms > 0 {
-            0
-        } else {
-            d.churn_interval_ops
-        };
+        // An absent key is the struct's default, for every key: a file
+        // means what the same config built in Rust means.
         let pool_size = unsigned("pool_size", raw.pool_size, d.pool_size as u64)?;
         let cfg = SessionConfig {
             mode: match raw.mode {
@@ -998,11 +1044,15 @@ impl<N: Number> RawConfig<N> {
             pool_size: usize::try_from(pool_size).unwrap_or(usize::MAX),
             ttl_ms: unsigned("ttl_ms", raw.ttl_ms, d.ttl_ms)?,
             max_idle_ms: unsigned("max_idle_ms", raw.max_idle_ms, d.max_idle_ms)?,
-            churn_interval_ms,
+            churn_interval_ms: unsigned(
+                "churn_interval_ms",
+                raw.churn_interval_ms,
+                d.churn_interval_ms,
+            )?,
             churn_interval_ops: unsigned(
                 "churn_interval_ops",
                 raw.churn_interval_ops,
-                ops_default,
+                d.churn_interval_ops,
             )?,
             era: match raw.era {
                 Some(s) => s.parse()?,
@@ -1041,7 +1091,9 @@ mod tests {
         assert_eq!(c.mode, Mode::Reuse);
         assert_eq!(c.ttl_ms, 900_000);
         assert_eq!(c.max_idle_ms, 60_000);
-        assert_eq!(c.churn_interval_ops, 1);
+        // Not set (0), and in churn mode the reference's one operation.
+        assert_eq!((c.churn_interval_ms, c.churn_interval_ops), (0, 0));
+        assert_eq!(SessionConfig::with_mode(Mode::Churn).churn_ops(), 1);
         assert_eq!(c.protocol_version, "2025-11-25");
         assert_eq!(c.protocol_version_policy, VersionPolicy::Strict);
         assert_eq!(SessionConfig::from_json("{}").unwrap(), c);
@@ -1125,8 +1177,108 @@ mod tests {
         assert_eq!(e, ConfigError::ChurnBothSet { ms: 100, ops: 3 });
         let c = SessionConfig::from_json(r#"{"mode":"churn","churn_interval_ms":100}"#).unwrap();
         assert_eq!((c.churn_interval_ms, c.churn_interval_ops), (100, 0));
-        let e = json_err(r#"{"mode":"churn","churn_interval_ops":0}"#);
-        assert_eq!(e, ConfigError::ChurnNeitherSet);
+        // 0 is "not set": churn mode with nothing set churns every operation.
+        let c = SessionConfig::from_json(r#"{"mode":"churn","churn_interval_ops":0}"#).unwrap();
+        assert_eq!(c, SessionConfig::with_mode(Mode::Churn));
+        assert_eq!(c.churn_ops(), 1);
+    }
+
+    /// The issue's example: a struct literal that sets only the time
+    /// interval means churn by time, as the same config from a file does.
+    #[test]
+    fn churn_by_time_from_a_struct_literal_is_accepted() {
+        let c = SessionConfig {
+            mode: Mode::Churn,
+            churn_interval_ms: 100,
+            ..Default::default()
+        };
+        c.validate().unwrap();
+        assert_eq!(c.churn_ops(), 0);
+        assert_eq!(c.churn_interval(), Some(Duration::from_millis(100)));
+        assert_eq!(c, SessionConfig::churn_every_ms(100));
+        let json = r#"{"mode":"churn","churn_interval_ms":100}"#;
+        assert_eq!(SessionConfig::from_json(json).unwrap(), c);
+        let toml = "mode = \"churn\"\nchurn_interval_ms = 100";
+        assert_eq!(SessionConfig::from_toml(toml).unwrap(), c);
+        assert_eq!(serde_json::from_str::<SessionConfig>(json).unwrap(), c);
+    }
+
+    /// Every combination of the two churn keys (absent, 0, set) in churn
+    /// and reuse mode: the struct built in Rust (an absent key left at its
+    /// default), the JSON, the TOML and plain serde agree — the same config
+    /// or the same error — and the config means what
+    /// [`SessionConfig::churn_ops`] documents.
+    #[test]
+    fn struct_json_and_toml_agree_on_every_churn_combination() {
+        let values = [None, Some(0), Some(1), Some(3), Some(100)];
+        for mode in [Mode::Churn, Mode::Reuse] {
+            for ms in values {
+                for ops in values {
+                    let d = SessionConfig::default();
+                    let built = SessionConfig {
+                        mode,
+                        churn_interval_ms: ms.unwrap_or(d.churn_interval_ms),
+                        churn_interval_ops: ops.unwrap_or(d.churn_interval_ops),
+                        ..d
+                    };
+                    let built = built.validate().map(|()| built);
+                    let mut json = vec![format!(r#""mode":"{mode}""#)];
+                    let mut toml = vec![format!("mode = \"{mode}\"")];
+                    for (key, v) in [("churn_interval_ms", ms), ("churn_interval_ops", ops)] {
+                        if let Some(v) = v {
+                            json.push(format!(r#""{key}":{v}"#));
+                            toml.push(format!("{key} = {v}"));
+                        }
+                    }
+                    let json = format!("{{{}}}", json.join(","));
+                    let case = format!("{mode} ms={ms:?} ops={ops:?}");
+                    assert_eq!(SessionConfig::from_json(&json), built, "{case}");
+                    assert_eq!(SessionConfig::from_toml(&toml.join("\n")), built, "{case}");
+                    let serde = serde_json::from_str::<SessionConfig>(&json);
+                    assert_eq!(serde.ok(), built.clone().ok(), "{case}");
+                    let (ms, ops) = (ms.unwrap_or(0), ops.unwrap_or(0));
+                    match built {
+                        Err(e) => {
+                            assert!(ms > 0 && ops > 0, "{case}: {e}");
+                            assert_eq!(e, ConfigError::ChurnBothSet { ms, ops }, "{case}");
+                        }
+                        Ok(c) if ms > 0 => {
+                            assert_eq!(c.churn_ops(), 0, "{case}");
+                            assert_eq!(c.churn_interval(), Some(Duration::from_millis(ms)));
+                        }
+                        Ok(c) => {
+                            assert_eq!(c.churn_ops(), ops.max(1), "{case}");
+                            assert_eq!(c.churn_interval(), None, "{case}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn churn_constructors_read_as_the_struct_they_build() {
+        assert_eq!(
+            SessionConfig::churn_every_ops(3),
+            SessionConfig {
+                mode: Mode::Churn,
+                churn_interval_ops: 3,
+                ..SessionConfig::default()
+            }
+        );
+        assert_eq!(SessionConfig::churn_every_ops(3).churn_ops(), 3);
+        assert_eq!(SessionConfig::churn_every_ms(250).churn_ops(), 0);
+        SessionConfig::churn_every_ops(3).validate().unwrap();
+        SessionConfig::churn_every_ms(250).validate().unwrap();
+        // Both set: refused, from a struct as from a file.
+        let both = SessionConfig {
+            churn_interval_ops: 2,
+            ..SessionConfig::churn_every_ms(250)
+        };
+        assert_eq!(
+            both.validate(),
+            Err(ConfigError::ChurnBothSet { ms: 250, ops: 2 })
+        );
     }
 
     #[test]

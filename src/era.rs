@@ -487,15 +487,15 @@ mod tests {
         })));
         // Failures of the network or server are no verdict.
         for e in [
-            TransportError::Connect("refused".into()),
+            TransportError::connect("refused"),
             TransportError::Timeout {
                 what: "server/discover".into(),
                 after_ms: 5,
             },
-            TransportError::Closed("reset".into()),
+            TransportError::closed("reset"),
             TransportError::ServerError { status: 503 },
             TransportError::Unauthorized { status: 401 },
-            TransportError::MalformedJson("x".into()),
+            TransportError::malformed_json("x"),
             TransportError::ContentType { got: None },
         ] {
             assert!(is_fail(&err(e.clone())), "{e:?}");

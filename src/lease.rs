@@ -24,12 +24,23 @@
 //!
 //! A lease that is dropped without either (say, its task was cancelled
 //! mid-operation) is given back as dropped: its session's state is unknown,
-//! so it is closed rather than reused, in the background.
+//! so it is closed rather than reused, in the background. A lease left
+//! unused as a statement's value is a `#[must_use]` warning:
+//!
+//! ```compile_fail
+//! #![deny(unused_must_use)]
+//! # use mcp_session::*;
+//! # async fn f(m: Manager<transport::scripted::ScriptedConnector>) {
+//! m.acquire(1).await.unwrap(); // error: unused `Lease` that must be used
+//! # }
+//! ```
 
 use std::sync::Arc;
 
 use crate::error::{ErrorKind, Op, SessionError};
 use crate::eviction::Entry;
+#[cfg(doc)]
+use crate::manager::Manager;
 use crate::manager::{Inner, Sess};
 use crate::mode_core::Return;
 use crate::observe::{EventKind, VuId};
@@ -39,6 +50,64 @@ use crate::transport::{CallResult, Connection, Connector, InputResponses, Operat
 /// One VU's hold on one session. Run operations with [`Lease::call`], then
 /// [`Lease::release`] it — or [`Lease::invalidate`] it when the server said
 /// the session is gone.
+///
+/// # One lease per VU
+///
+/// In `reuse` and `churn` mode a VU has one session, and holds at most one
+/// lease on it at a time: a second [`Manager::acquire`] by a VU that still
+/// holds its lease fails with [`ErrorKind::VuBusy`]. The Go reference
+/// (mcpdrill) handed back the same session instead, so two operations of
+/// one VU could use it concurrently and give it back twice — the double
+/// release this crate makes impossible. A lease runs one operation at a
+/// time ([`Lease::call`] takes `&mut self`); to run operations of one user
+/// concurrently, give each concurrent task its own VU id, and so its own
+/// lease and session. (`pool` and `per_request` mode hand a VU as many
+/// leases as it asks for, each on its own session.)
+///
+/// ```
+/// use std::sync::Arc;
+/// use mcp_session::{ErrorKind, Manager, SessionConfig, TokioClock};
+/// use mcp_session::transport::{scripted::ScriptedConnector, Operation};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), mcp_session::SessionError> {
+/// let server = ScriptedConnector::new(Arc::new(TokioClock::new()));
+/// let manager = Manager::start(SessionConfig::default(), server)?; // reuse mode
+///
+/// let lease = manager.acquire(1).await?;
+/// let again = manager.acquire(1).await.unwrap_err();    // Go: the same session
+/// assert!(again.is_vu_busy());
+/// assert_eq!(again.kind, ErrorKind::VuBusy);
+/// lease.release();
+///
+/// // Concurrent work for one user: one VU id per concurrent task.
+/// let work = |vu: u64| {
+///     let manager = &manager;
+///     async move {
+///         let mut lease = manager.acquire(vu).await?;
+///         let result = lease.call(&Operation::Ping).await;
+///         lease.release();
+///         result.map(|_| ())
+///     }
+/// };
+/// let (a, b) = tokio::join!(work(1), work(2));
+/// a?;
+/// b?;
+/// assert_eq!(manager.metrics().total_created, 2); // a session per VU
+/// manager.close().await;
+/// # Ok(()) }
+/// ```
+///
+/// # Dropping a lease
+///
+/// `let _ = manager.acquire(1).await;` drops the lease on the spot, and
+/// with it the session: it is closed (reason `dropped`), not kept for the
+/// VU. Keep the lease in a named binding for as long as the work lasts, and
+/// end it with [`Lease::release`] or [`Lease::invalidate`]. `Lease` is
+/// `#[must_use]`, so a lease left unused as a statement's value is a
+/// warning; `let _ =` silences any `#[must_use]`, so it cannot be caught.
+#[must_use = "dropping a Lease closes its session at once (reason `dropped`); \
+              keep it, run `call`, then `release` or `invalidate` it"]
 pub struct Lease<C: Connector> {
     inner: Arc<Inner<C>>,
     vu: VuId,

@@ -168,6 +168,13 @@ impl<C: Connector> Manager<C> {
     /// A session for `vu`. In pool mode this waits (FIFO) up to
     /// `acquire_timeout_ms` for an idle session or a free slot.
     ///
+    /// One lease per VU in reuse and churn mode: while `vu` holds its
+    /// lease, a second acquire fails with [`ErrorKind::VuBusy`] (the Go
+    /// reference handed back the same session); concurrent work for one
+    /// user takes one VU id per task ([`Lease#one-lease-per-vu`]). Keep the
+    /// lease: `let _ = manager.acquire(1).await;` drops it, and dropping a
+    /// lease closes its session at once.
+    ///
     /// Cancel-safe: dropping the future at any point leaves no waiter, no
     /// reserved slot and no half-made session behind. A wait ended that way
     /// (say, by `tokio::time::timeout` around this call) is counted as a

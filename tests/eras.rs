@@ -2238,7 +2238,7 @@ async fn a_lost_sse_stream_is_lost_at_once_and_never_resumed() {
         assert!(
             matches!(
                 &e2.kind,
-                ErrorKind::Operation(TransportError::StreamLost | TransportError::Closed(_))
+                ErrorKind::Operation(TransportError::StreamLost | TransportError::Closed { .. })
             ),
             "{mode}: {e2:?}"
         );

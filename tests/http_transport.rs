@@ -1158,10 +1158,36 @@ async fn connection_refused_is_connect() {
     drop(listener);
     let r = connector(&url).connect().await;
     assert!(
-        matches!(r, Err(TransportError::Connect(_))),
+        matches!(r, Err(TransportError::Connect { .. })),
         "{:?}",
         r.err()
     );
+    // The dial's I/O error is kept typed, as the source of the transport
+    // error and, through the manager, of the session error.
+    let e = r.err().expect("refused");
+    let io = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<io::Error>());
+    assert_eq!(
+        io.map(io::Error::kind),
+        Some(io::ErrorKind::ConnectionRefused)
+    );
+    let manager = ManagerBuilder::new(SessionConfig::with_mode(Mode::Reuse))
+        .start(connector(&url))
+        .expect("valid config");
+    let e = manager.acquire(1).await.expect_err("nothing listens");
+    assert!(e.is_transport() && e.kind.is_connect(), "{e}");
+    let mut chain = Vec::new();
+    let mut at: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = at {
+        chain.push(err);
+        at = err.source();
+    }
+    assert!(chain[1].is::<TransportError>(), "{chain:?}");
+    let last = chain.last().and_then(|s| s.downcast_ref::<io::Error>());
+    assert_eq!(
+        last.map(io::Error::kind),
+        Some(io::ErrorKind::ConnectionRefused)
+    );
+    manager.close().await;
 }
 
 #[tokio::test]
@@ -1174,13 +1200,17 @@ async fn connection_closed_or_reset_mid_response_is_closed() {
     .await;
     let conn = connector(&url).connect().await.unwrap();
     let r = conn.initialize(&params(V)).await;
-    assert!(matches!(r, Err(TransportError::Closed(_))), "{r:?}");
+    assert!(matches!(r, Err(TransportError::Closed { .. })), "{r:?}");
+    // hyper's error is kept typed as the source.
+    let e = r.expect_err("closed");
+    let hyper = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<hyper::Error>());
+    assert!(hyper.is_some(), "{e:?}");
 
     // The request read, then FIN without a byte.
     let (url, _) = raw_server(|_, _| Raw::WriteClose(Vec::new())).await;
     let conn = connector(&url).connect().await.unwrap();
     let r = conn.initialize(&params(V)).await;
-    assert!(matches!(r, Err(TransportError::Closed(_))), "{r:?}");
+    assert!(matches!(r, Err(TransportError::Closed { .. })), "{r:?}");
 
     // An SSE stream cut inside a chunk, then RST; and then FIN.
     for reset in [true, false] {
@@ -1204,7 +1234,7 @@ async fn connection_closed_or_reset_mid_response_is_closed() {
         .await;
         let conn = open(&url).await;
         let r = conn.request_value(&Operation::Ping).await;
-        assert!(matches!(r, Err(TransportError::Closed(_))), "{r:?}");
+        assert!(matches!(r, Err(TransportError::Closed { .. })), "{r:?}");
     }
 }
 
@@ -1223,9 +1253,18 @@ async fn malformed_json_in_a_body_or_an_event() {
     })
     .await;
     let conn = open(&server.url).await;
-    for _ in 0..4 {
+    for i in 0..4 {
         let r = conn.request_value(&Operation::Ping).await;
-        assert!(matches!(r, Err(TransportError::MalformedJson(_))), "{r:?}");
+        assert!(
+            matches!(r, Err(TransportError::MalformedJson { .. })),
+            "{r:?}"
+        );
+        // The parser's error is kept typed, where there was one (the last
+        // answer is JSON-RPC of the wrong shape, found by us).
+        let e = r.expect_err("malformed");
+        let parser =
+            std::error::Error::source(&e).and_then(|s| s.downcast_ref::<serde_json::Error>());
+        assert_eq!(parser.is_some(), i < 3, "{i}: {e:?}");
     }
 }
 
@@ -1578,7 +1617,7 @@ async fn resumption_gives_up_after_max_resumes() {
     };
     let conn = open_on(&connector_with(cfg, Arc::new(TokioClock::new()))).await;
     let r = conn.request_value(&Operation::Ping).await;
-    assert!(matches!(r, Err(TransportError::Closed(_))), "{r:?}");
+    assert!(matches!(r, Err(TransportError::Closed { .. })), "{r:?}");
     assert_eq!(gets.load(Ordering::SeqCst), 2);
     let ids: Vec<String> = server
         .seen()
@@ -1600,7 +1639,9 @@ async fn resumption_is_typed_and_within_the_request_timeout() {
     .await;
     let conn = open(&server.url).await;
     match conn.request_value(&Operation::Ping).await {
-        Err(TransportError::Closed(m)) => assert!(m.contains("resumption refused"), "{m}"),
+        Err(TransportError::Closed { message: m, .. }) => {
+            assert!(m.contains("resumption refused"), "{m}")
+        }
         other => panic!("expected Closed(resumption refused), got {other:?}"),
     }
 
@@ -1638,7 +1679,7 @@ async fn stream_without_event_ids_is_not_resumed() {
     let server = answering(|_| Answer::sse([ev(&notification("n"))])).await;
     let conn = open(&server.url).await;
     let r = conn.request_value(&Operation::Ping).await;
-    assert!(matches!(r, Err(TransportError::Closed(_))), "{r:?}");
+    assert!(matches!(r, Err(TransportError::Closed { .. })), "{r:?}");
     assert!(server.seen().iter().all(|s| s.method != Method::GET));
 }
 

@@ -495,6 +495,40 @@ async fn churn_by_time_reads_the_injected_clock() {
     assert_eq!(w.manager.metrics().closed.churned, 1);
 }
 
+/// A struct that sets only `churn_interval_ms` (the rest from `Default`)
+/// churns by time through the manager, as the same config from JSON does;
+/// churn mode with no interval set churns after every operation.
+#[tokio::test(start_paused = true)]
+async fn churn_intervals_left_at_their_defaults_mean_not_set() {
+    let literal = SessionConfig {
+        mode: Mode::Churn,
+        churn_interval_ms: 1000,
+        ..Default::default()
+    };
+    let json = SessionConfig::from_json(r#"{"mode":"churn","churn_interval_ms":1000}"#).unwrap();
+    assert_eq!(literal, json);
+    assert_eq!(literal, SessionConfig::churn_every_ms(1000));
+    let w = world(literal);
+    let a = ping(&w.manager, 1).await;
+    assert_eq!(ping(&w.manager, 1).await, a, "not churned by operations");
+    sleep_ms(1000).await;
+    assert_ne!(ping(&w.manager, 1).await, a, "churned at 1000ms");
+    assert_eq!(w.manager.metrics().closed.churned, 1);
+
+    let w = world(SessionConfig::with_mode(Mode::Churn));
+    let a = ping(&w.manager, 1).await;
+    let b = ping(&w.manager, 1).await;
+    assert_ne!(a, b, "the reference's default: every operation");
+    let w = world(SessionConfig::churn_every_ops(2));
+    let ids = [
+        ping(&w.manager, 1).await,
+        ping(&w.manager, 1).await,
+        ping(&w.manager, 1).await,
+    ];
+    assert_eq!(ids[0], ids[1]);
+    assert_ne!(ids[1], ids[2]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn churn_sessions_are_evicted_too() {
     let w = world(SessionConfig {

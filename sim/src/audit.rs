@@ -259,8 +259,8 @@ impl AuditConfig {
             mode: Some(cfg.mode),
             ttl_ms: positive(cfg.ttl_ms),
             idle_ms: positive(cfg.max_idle_ms),
-            churn_ops: churn.then_some(cfg.churn_interval_ops).and_then(positive),
-            churn_ms: (churn && cfg.churn_interval_ops == 0)
+            churn_ops: churn.then_some(cfg.churn_ops()).and_then(positive),
+            churn_ms: (churn && cfg.churn_ops() == 0)
                 .then_some(cfg.churn_interval_ms)
                 .and_then(positive),
             version_policy: Some(cfg.protocol_version_policy),

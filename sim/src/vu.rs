@@ -178,7 +178,7 @@ fn transport_error(kind: &ErrorKind) -> Option<&TransportError> {
 pub fn transport_cause(t: &TransportError) -> (&'static str, Option<u16>, Option<i64>) {
     use TransportError as T;
     match t {
-        T::Connect(_) => ("connect", None, None),
+        T::Connect { .. } => ("connect", None, None),
         T::Timeout { .. } => ("timeout", None, None),
         T::SessionNotFound => ("session_not_found", None, None),
         T::BadRequest { code, .. } => ("bad_request", Some(400), *code),
@@ -197,11 +197,11 @@ pub fn transport_cause(t: &TransportError) -> (&'static str, Option<u16>, Option
         T::Redirect { status, .. } => ("redirect", Some(*status), None),
         T::JsonRpc { code, .. } => ("json_rpc", None, Some(*code)),
         T::ToolError { .. } => ("tool_error", None, None),
-        T::Closed(_) => ("closed", None, None),
+        T::Closed { .. } => ("closed", None, None),
         T::ContentType { .. } => ("content_type", None, None),
         T::BodyTooLarge { .. } => ("body_too_large", None, None),
-        T::MalformedJson(_) => ("malformed_json", None, None),
-        T::MalformedSse(_) => ("malformed_sse", None, None),
+        T::MalformedJson { .. } => ("malformed_json", None, None),
+        T::MalformedSse { .. } => ("malformed_sse", None, None),
         T::InvalidSessionId { .. } => ("invalid_session_id", None, None),
         T::InvalidUrl(_) => ("invalid_url", None, None),
         T::Protocol(_) => ("protocol", None, None),

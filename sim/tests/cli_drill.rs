@@ -631,10 +631,6 @@ fn configs_the_manager_refuses_name_the_option() {
         &["--churn-ms", "--churn-ops", "both set"],
     );
     usage_error(
-        &["--mode", "churn", "--churn-ops", "0"],
-        &["--churn-ops", "churn mode"],
-    );
-    usage_error(
         &["--protocol-version", "latest"],
         &["--protocol-version", "latest"],
     );

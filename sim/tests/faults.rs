@@ -422,7 +422,10 @@ fn crash_and_restart_loses_every_session_and_the_next_acquire_reinitializes() {
         e.is_session_expired()
             || is_op(e, |t| {
                 matches!(t, TransportError::Timeout { what, after_ms: 300 } if what == "connect")
-                    || matches!(t, TransportError::Connect(_) | TransportError::Closed(_))
+                    || matches!(
+                        t,
+                        TransportError::Connect { .. } | TransportError::Closed { .. }
+                    )
             })
     });
     assert!(o.errors().iter().any(|e| is_op(
@@ -449,7 +452,7 @@ fn bounce_loses_every_session_and_the_next_acquire_reinitializes() {
     let o = run(&setup, &at(550, FaultEvent::Bounce { server: server() }));
     assert_eq!(o.applied.len(), 1);
     o.assert_errors("bounce", |e| {
-        e.is_session_expired() || is_op(e, |t| matches!(t, TransportError::Closed(_)))
+        e.is_session_expired() || is_op(e, |t| matches!(t, TransportError::Closed { .. }))
     });
     assert_restart_lost_the_session(&o);
     o.assert_bounded();
@@ -521,7 +524,7 @@ fn partition_times_requests_out_and_heals() {
     // with it the reply channel: the connect fails instead of hanging).
     let errors = o.assert_errors("partition", |e| {
         is_op(e, |t| {
-            is_timeout(t) || matches!(t, TransportError::Connect(_))
+            is_timeout(t) || matches!(t, TransportError::Connect { .. })
         })
     });
     assert!(
@@ -774,7 +777,7 @@ fn malformed_json_in_either_format_is_a_typed_error() {
             count: 4,
         },
         AnswerFault::Malformed,
-        |t| matches!(t, TransportError::MalformedJson(_)),
+        |t| matches!(t, TransportError::MalformedJson { .. }),
     );
 }
 
@@ -794,7 +797,7 @@ fn truncated_sse_without_event_ids_is_a_closed_stream() {
     let errors = o.assert_errors("truncated", |e| {
         is_op(
             e,
-            |t| matches!(t, TransportError::Closed(m) if m.contains("ended before the response")),
+            |t| matches!(t, TransportError::Closed { message: m, .. } if m.contains("ended before the response")),
         )
     });
     assert_eq!(errors.len(), 2);
@@ -824,7 +827,7 @@ fn truncated_sse_after_notifications_is_resumed_and_refused() {
     let errors = o.assert_errors("truncated + resume", |e| {
         is_op(
             e,
-            |t| matches!(t, TransportError::Closed(m) if m.contains("resumption refused")),
+            |t| matches!(t, TransportError::Closed { message: m, .. } if m.contains("resumption refused")),
         )
     });
     assert_eq!(errors.len(), 1);
@@ -846,7 +849,7 @@ fn connection_reset_mid_answer_is_a_closed_connection() {
             count: 4,
         },
         AnswerFault::Reset,
-        |t| matches!(t, TransportError::Closed(_)),
+        |t| matches!(t, TransportError::Closed { .. }),
     );
 }
 

@@ -540,7 +540,9 @@ fn crash_and_bounce_between_two_acquires_loses_the_session() {
             e.is_session_expired()
                 || matches!(
                     e.kind,
-                    ErrorKind::Operation(TransportError::Closed(_) | TransportError::Connect(_))
+                    ErrorKind::Operation(
+                        TransportError::Closed { .. } | TransportError::Connect { .. }
+                    )
                 ),
             "{e}"
         );

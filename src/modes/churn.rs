@@ -24,7 +24,7 @@ pub enum Churn {
 impl Churn {
     /// The policy `cfg` asks for (reuse's is [`Churn::Never`]).
     pub fn from_config(cfg: &SessionConfig) -> Self {
-        match (cfg.churn_interval_ops, cfg.churn_interval()) {
+        match (cfg.churn_ops(), cfg.churn_interval()) {
             (0, Some(d)) => Churn::AfterTime(d),
             (0, None) => Churn::Never,
             (n, _) => Churn::AfterOps(n),

@@ -8,11 +8,13 @@
 //! (Streamable HTTP over a dialer) and the simulated one plug in here, and so
 //! does [`scripted::ScriptedConnector`], the in-memory test double.
 
+mod cause;
 pub mod dialer;
 pub mod http;
 mod result;
 pub mod scripted;
 
+pub use cause::Cause;
 pub use dialer::{Dialer, TcpDialer};
 pub use http::{HttpConfig, HttpConnection, HttpConnector};
 pub use result::{CallResult, Discovery, InputRequired, InputResponses, ResultType};
@@ -260,8 +262,16 @@ impl Operation {
 #[non_exhaustive]
 pub enum TransportError {
     /// The connection could not be opened.
-    #[error("connect: {0}")]
-    Connect(String),
+    #[error("connect: {message}")]
+    Connect {
+        /// What failed, with the lower layer's text.
+        message: String,
+        /// The lower layer's error (the dial's [`std::io::Error`],
+        /// hyper's handshake error), when there was one: the
+        /// [`std::error::Error::source`] of this error.
+        #[source]
+        source: Option<Cause>,
+    },
     /// No answer within the configured time.
     #[error("timed out after {after_ms}ms waiting for {what}")]
     Timeout {
@@ -400,8 +410,15 @@ pub enum TransportError {
         message: String,
     },
     /// The connection closed or reset before the answer was complete.
-    #[error("connection closed: {0}")]
-    Closed(String),
+    #[error("connection closed: {message}")]
+    Closed {
+        /// What happened, with the lower layer's text.
+        message: String,
+        /// hyper's (or the body's) error, when there was one: the
+        /// [`std::error::Error::source`] of this error.
+        #[source]
+        source: Option<Cause>,
+    },
     /// A response body that is neither JSON nor SSE.
     #[error("unexpected content type {}", got.as_deref().unwrap_or("(none)"))]
     ContentType {
@@ -415,11 +432,26 @@ pub enum TransportError {
         limit: usize,
     },
     /// A body (or SSE event data) that is not valid JSON-RPC.
-    #[error("malformed JSON: {0}")]
-    MalformedJson(String),
+    #[error("malformed JSON: {message}")]
+    MalformedJson {
+        /// What is wrong, with the parser's text.
+        message: String,
+        /// serde_json's error, when the body was not JSON at all or not a
+        /// JSON-RPC message: the [`std::error::Error::source`] of this
+        /// error.
+        #[source]
+        source: Option<Cause>,
+    },
     /// An SSE stream that cannot be decoded.
-    #[error("malformed SSE: {0}")]
-    MalformedSse(String),
+    #[error("malformed SSE: {message}")]
+    MalformedSse {
+        /// What is wrong, with the SSE parser's text.
+        message: String,
+        /// The SSE parser's error: the [`std::error::Error::source`] of
+        /// this error.
+        #[source]
+        source: Option<Cause>,
+    },
     /// An `Mcp-Session-Id` that is not 1 to 128 visible ASCII characters.
     #[error("invalid Mcp-Session-Id {got:?}")]
     InvalidSessionId {
@@ -432,4 +464,39 @@ pub enum TransportError {
     /// Anything else that breaks the protocol.
     #[error("protocol: {0}")]
     Protocol(String),
+}
+
+impl TransportError {
+    /// [`TransportError::Connect`] with `message` and no lower-layer error.
+    pub fn connect(message: impl Into<String>) -> Self {
+        TransportError::Connect {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`TransportError::Closed`] with `message` and no lower-layer error.
+    pub fn closed(message: impl Into<String>) -> Self {
+        TransportError::Closed {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`TransportError::Closed`] for a lower layer's `error`, whose text is
+    /// the message.
+    pub fn closed_by(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        TransportError::Closed {
+            message: error.to_string(),
+            source: Some(Cause::new(error)),
+        }
+    }
+
+    /// [`TransportError::MalformedJson`] with `message` and no parser error.
+    pub fn malformed_json(message: impl Into<String>) -> Self {
+        TransportError::MalformedJson {
+            message: message.into(),
+            source: None,
+        }
+    }
 }

@@ -197,9 +197,7 @@ impl Connector for ScriptedConnector {
             s.connects += 1;
             if s.fail_connects > 0 {
                 s.fail_connects -= 1;
-                return Err(TransportError::Connect(
-                    "connection refused (scripted)".into(),
-                ));
+                return Err(TransportError::connect("connection refused (scripted)"));
             }
             Ok(())
         })?;

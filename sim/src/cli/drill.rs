@@ -432,12 +432,10 @@ pub(crate) fn plan(args: DrillArgs) -> Result<Plan, Failure> {
     if let Some(d) = &args.session.idle {
         config.max_idle_ms = millis_arg("--idle", d)?;
     }
+    // A flag not given is the config's default (0, not set), as an absent
+    // key of a config file is: `--churn-ms` alone churns by time.
     if let Some(ms) = &args.session.churn_ms {
         config.churn_interval_ms = churn_ms_arg(ms)?;
-        // Churning by time: the default per-operation churn is off.
-        if args.session.churn_ops.is_none() {
-            config.churn_interval_ops = 0;
-        }
     }
     if let Some(n) = args.session.churn_ops {
         config.churn_interval_ops = n;
@@ -546,7 +544,6 @@ fn flag_of(field: &str) -> &'static str {
 fn config_usage(e: &ConfigError) -> Failure {
     let flag = match e {
         ConfigError::ChurnBothSet { .. } => "--churn-ms / --churn-ops",
-        ConfigError::ChurnNeitherSet => "--churn-ops / --churn-ms",
         other => other.field().map_or("a setting", flag_of),
     };
     usage(format!("bad {flag}: {e}"))
@@ -907,6 +904,29 @@ mod tests {
         assert_eq!(p.config.churn_interval_ms, 2_000);
         let p = plan(args(&["--mode", "churn", "--churn-ops", "5"])).expect("valid");
         assert_eq!(p.config.churn_interval_ops, 5);
+        // As in a config file, 0 is "not set": churn mode with no interval
+        // set churns after every operation, the same config as no flag.
+        let zero = plan(args(&["--mode", "churn", "--churn-ops", "0"])).expect("valid");
+        let none = plan(args(&["--mode", "churn"])).expect("valid");
+        assert_eq!(zero.config, none.config);
+        assert_eq!(
+            (
+                zero.config.churn_interval_ms,
+                zero.config.churn_interval_ops
+            ),
+            (0, 0)
+        );
+        assert_eq!(zero.config.churn_ops(), 1);
+        let p = plan(args(&[
+            "--mode",
+            "churn",
+            "--churn-ms",
+            "250",
+            "--churn-ops",
+            "0",
+        ]));
+        let c = p.expect("valid").config;
+        assert_eq!((c.churn_interval_ms, c.churn_ops()), (250, 0));
     }
 
     #[test]
@@ -939,7 +959,6 @@ mod tests {
                 &["--churn-ms", "5", "--churn-ops", "2"],
                 &["--churn-ms", "--churn-ops"],
             ),
-            (&["--mode", "churn", "--churn-ops", "0"], &["--churn-ops"]),
             (&["--protocol-version", "v1"], &["--protocol-version", "v1"]),
             (&["--version-policy", "lax"], &["--version-policy", "'lax'"]),
             (&["--request-timeout", "0"], &["--request-timeout"]),

@@ -201,7 +201,7 @@ fn read(r: &Response, d: &Delivery, e: Expect) -> Read {
     let outcome = tokio::runtime::Builder::new_current_thread()
         .build()
         .map(|rt| rt.block_on(response::read(status, &headers, body, e)))
-        .unwrap_or_else(|err| Err(TransportError::Connect(err.to_string())));
+        .unwrap_or_else(|err| Err(TransportError::connect(err.to_string())));
     Read {
         outcome,
         pulled: pulled.load(Ordering::Relaxed),
@@ -647,9 +647,9 @@ fn allowed(
                 Ok(Reply::Accepted) => false,
                 Err(T::ContentType { got }) => !json && !sse && got.as_deref() == kind,
                 Err(T::BodyTooLarge { limit }) => *limit == e.max_body && (json || sse),
-                Err(T::Closed(_)) => fail && (json || sse),
-                Err(T::MalformedSse(_)) => sse,
-                Err(T::MalformedJson(_) | T::JsonRpc { .. } | T::Protocol(_)) => json || sse,
+                Err(T::Closed { .. }) => fail && (json || sse),
+                Err(T::MalformedSse { .. }) => sse,
+                Err(T::MalformedJson { .. } | T::JsonRpc { .. } | T::Protocol(_)) => json || sse,
                 other => modern(other) && (json || sse),
             }
         }
@@ -675,7 +675,7 @@ fn use_result(
     }
     let init = jsonrpc::initialized(result, id.ok().flatten());
     prop_assert!(
-        matches!(init, Ok(_) | Err(T::MalformedJson(_))),
+        matches!(init, Ok(_) | Err(T::MalformedJson { .. })),
         "{:?}",
         init
     );

@@ -6,7 +6,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use crate::transport::{CallResult, InitializeParams, Initialized, Operation, TransportError};
+use crate::transport::{
+    CallResult, Cause, InitializeParams, Initialized, Operation, TransportError,
+};
 
 /// `clientInfo` of `initialize`.
 pub(crate) fn client_info(p: &InitializeParams) -> Value {
@@ -129,8 +131,11 @@ pub(crate) fn classify(value: Value, want: u64) -> Result<Incoming, TransportErr
         }
         return Ok(Incoming::Other);
     }
-    let msg: Message = serde_json::from_value(value)
-        .map_err(|e| TransportError::MalformedJson(format!("not a JSON-RPC message: {e}")))?;
+    let msg: Message =
+        serde_json::from_value(value).map_err(|e| TransportError::MalformedJson {
+            message: format!("not a JSON-RPC message: {e}"),
+            source: Some(Cause::new(e)),
+        })?;
     Ok(incoming(msg, want))
 }
 
@@ -152,9 +157,16 @@ pub(crate) fn classify_slice(bytes: &[u8], want: u64) -> Result<Incoming, Transp
             return Ok(incoming(msg, want));
         }
     }
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| TransportError::MalformedJson(e.to_string()))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(not_json)?;
     classify(value, want)
+}
+
+/// [`TransportError::MalformedJson`] for a body the JSON parser refused.
+pub(crate) fn not_json(e: serde_json::Error) -> TransportError {
+    TransportError::MalformedJson {
+        message: e.to_string(),
+        source: Some(Cause::new(e)),
+    }
 }
 
 /// What a parsed message means for request `want`.
@@ -165,8 +177,8 @@ fn incoming(msg: Message, want: u64) -> Incoming {
     Incoming::Response(match (msg.result, msg.error) {
         (_, Some(e)) => Err(e.into_error(200)),
         (Some(r), None) => CallResult::from_raw(r),
-        (None, None) => Err(TransportError::MalformedJson(
-            "response has neither result nor error".into(),
+        (None, None) => Err(TransportError::malformed_json(
+            "response has neither result nor error",
         )),
     })
 }
@@ -180,7 +192,7 @@ pub(crate) fn initialized(
         .member("protocolVersion")
         .and_then(|v| v.as_str().map(str::to_owned))
         .ok_or_else(|| {
-            TransportError::MalformedJson("InitializeResult without protocolVersion".into())
+            TransportError::malformed_json("InitializeResult without protocolVersion")
         })?;
     Ok(Initialized {
         protocol_version: version,
@@ -268,7 +280,7 @@ mod tests {
         assert_eq!(batch.unwrap(), ok(json!(1)));
         assert!(matches!(
             classify(json!(17), 3),
-            Err(TransportError::MalformedJson(_))
+            Err(TransportError::MalformedJson { .. })
         ));
     }
 

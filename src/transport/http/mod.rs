@@ -239,6 +239,17 @@ impl<D: Dialer> HttpConnector<D> {
     }
 }
 
+/// [`TransportError::Connect`] with `message`, caused by `error`.
+fn connect_failed(
+    message: String,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> TransportError {
+    TransportError::Connect {
+        message,
+        source: Some(super::Cause::new(error)),
+    }
+}
+
 /// Runs `fut` for at most `limit` of clock time.
 async fn within<T>(
     clock: &dyn Clock,
@@ -265,11 +276,12 @@ impl<D: Dialer> Shared<D> {
         within(&*self.clock, limit, "connect", async {
             let t = &self.target;
             let stream = self.dialer.dial(&t.host, t.port).await.map_err(|e| {
-                TransportError::Connect(format!("{}:{}: {:?}: {e}", t.host, t.port, e.kind()))
+                let message = format!("{}:{}: {:?}: {e}", t.host, t.port, e.kind());
+                connect_failed(message, e)
             })?;
             let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
-                .map_err(|e| TransportError::Connect(format!("HTTP handshake: {e}")))?;
+                .map_err(|e| connect_failed(format!("HTTP handshake: {e}"), e))?;
             tokio::spawn(async move {
                 // Ends when the server closes or every sender is dropped;
                 // errors surface on the request that was in flight.
@@ -465,7 +477,7 @@ impl<D: Dialer> HttpConnection<D> {
         let Some(sender) = slot.as_mut() else {
             unreachable!("set just above")
         };
-        let closed = |e: hyper::Error| TransportError::Closed(e.to_string());
+        let closed = |e: hyper::Error| TransportError::closed_by(e);
         match sender.send_request(self.request(out)?).await {
             // The server closed the idle keep-alive connection just before
             // this request (its close had not been read yet): hyper cancels a
@@ -541,7 +553,7 @@ impl<D: Dialer> HttpConnection<D> {
                     wait = retry.or(wait);
                     let Some(last) = last_id.as_deref().filter(|_| resumes < cfg.max_resumes)
                     else {
-                        return Err(TransportError::Closed(format!(
+                        return Err(TransportError::closed(format!(
                             "SSE stream ended before the response ({resumes} resumption(s))"
                         )));
                     };
@@ -560,7 +572,7 @@ impl<D: Dialer> HttpConnection<D> {
                         // The spec's answer of a server without GET streams:
                         // the failure is the stream that ended early, not
                         // the GET.
-                        return Err(TransportError::Closed(format!(
+                        return Err(TransportError::closed(format!(
                             "SSE stream ended before the response; resumption refused \
                              (GET answered 405) after {resumes} attempt(s)"
                         )));
@@ -858,7 +870,7 @@ impl<D: Dialer> Connection for HttpConnection<D> {
                 fresh
                     .send_request(self.request(&delete)?)
                     .await
-                    .map_err(|e| TransportError::Closed(e.to_string()))?
+                    .map_err(TransportError::closed_by)?
             };
             match response.status().as_u16() {
                 // 405: the server does not let clients end sessions; 404: it

@@ -317,9 +317,9 @@ fn check(
                 prop_assert_eq!(*limit, e.max_body);
                 prop_assert!(len > e.max_body, "{} bytes under the cap {}", len, limit);
             }
-            Err(T::Closed(_)) => prop_assert!(d.fail, "Closed without a transport error"),
-            Err(T::MalformedSse(_)) => prop_assert_eq!(kind, Some(SSE)),
-            Err(T::MalformedJson(_) | T::JsonRpc { .. }) => {
+            Err(T::Closed { .. }) => prop_assert!(d.fail, "Closed without a transport error"),
+            Err(T::MalformedSse { .. }) => prop_assert_eq!(kind, Some(SSE)),
+            Err(T::MalformedJson { .. } | T::JsonRpc { .. }) => {
                 prop_assert!(kind == Some(JSON) || kind == Some(SSE))
             }
             Err(T::Protocol(_)) => prop_assert_eq!(kind, Some(JSON)),
@@ -354,7 +354,7 @@ impl Stream {
             return self.expected.clone().map(result_reply);
         }
         if fail {
-            return Err(TransportError::Closed(String::new()));
+            return Err(TransportError::closed(""));
         }
         let (mut last_event_id, mut retry) = (None, None);
         for (at, id, r) in &self.events {
@@ -581,7 +581,7 @@ fn sse_expect(want: u64) -> Expect {
 /// Compares outcomes, with any `Closed` equal to any other.
 fn same(a: &Outcome, b: &Outcome) -> bool {
     match (a, b) {
-        (Err(TransportError::Closed(_)), Err(TransportError::Closed(_))) => true,
+        (Err(TransportError::Closed { .. }), Err(TransportError::Closed { .. })) => true,
         _ => a == b,
     }
 }
@@ -591,7 +591,10 @@ fn same(a: &Outcome, b: &Outcome) -> bool {
 /// `classify_slice` as the two steps it stands for.
 fn classify_in_two_steps(bytes: &[u8], want: u64) -> Result<Incoming, TransportError> {
     let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| TransportError::MalformedJson(e.to_string()))?;
+        serde_json::from_slice(bytes).map_err(|e| TransportError::MalformedJson {
+            message: e.to_string(),
+            source: Some(crate::transport::Cause::new(e)),
+        })?;
     classify(value, want)
 }
 

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use super::jsonrpc::{self, Incoming};
-use crate::transport::{CallResult, TransportError};
+use crate::transport::{CallResult, Cause, TransportError};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body::Body;
@@ -52,14 +52,17 @@ enum BodyError {
     #[error("body larger than {0} bytes")]
     TooLarge(usize),
     #[error("{0}")]
-    Read(String),
+    Read(Cause),
 }
 
 impl BodyError {
     fn into_transport(self) -> TransportError {
         match self {
             BodyError::TooLarge(limit) => TransportError::BodyTooLarge { limit },
-            BodyError::Read(m) => TransportError::Closed(m),
+            BodyError::Read(cause) => TransportError::Closed {
+                message: cause.to_string(),
+                source: Some(cause),
+            },
         }
     }
 }
@@ -72,7 +75,7 @@ fn capped<B>(
 ) -> impl futures_util::Stream<Item = Result<Bytes, BodyError>> + Send
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: std::fmt::Display,
+    B::Error: std::error::Error + Send + Sync + 'static,
 {
     futures_util::stream::unfold(
         (body, 0usize, false),
@@ -84,7 +87,7 @@ where
                 match body.frame().await {
                     None => return None,
                     Some(Err(e)) => {
-                        return Some((Err(BodyError::Read(e.to_string())), (body, seen, true)))
+                        return Some((Err(BodyError::Read(Cause::new(e))), (body, seen, true)))
                     }
                     Some(Ok(frame)) => {
                         let Ok(data) = frame.into_data() else {
@@ -106,7 +109,7 @@ where
 pub(crate) async fn read_all<B>(body: B, max: usize) -> Result<Vec<u8>, TransportError>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: std::fmt::Display,
+    B::Error: std::error::Error + Send + Sync + 'static,
 {
     let mut out = Vec::new();
     let mut chunks = std::pin::pin!(capped(body, max));
@@ -125,7 +128,7 @@ pub(crate) async fn read<B>(
 ) -> Result<Reply, TransportError>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: std::fmt::Display,
+    B::Error: std::error::Error + Send + Sync + 'static,
 {
     let body = match check_status(status, headers, body, expect).await? {
         Status::Done(reply) => return Ok(reply),
@@ -177,7 +180,7 @@ async fn check_status<B>(
 ) -> Result<Status<B>, TransportError>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: std::fmt::Display,
+    B::Error: std::error::Error + Send + Sync + 'static,
 {
     let code = status.as_u16();
     match code {
@@ -230,7 +233,7 @@ where
 async fn scan_sse<B>(body: B, want: u64, max: usize) -> Result<Reply, TransportError>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: std::fmt::Display,
+    B::Error: std::error::Error + Send + Sync + 'static,
 {
     let mut events = std::pin::pin!(sse_stream::SseStream::from_bytes_stream(capped(body, max)));
     let mut last_event_id = None;
@@ -239,9 +242,15 @@ where
         let event = event.map_err(|e| match e {
             sse_stream::Error::Body(inner) => match inner.downcast::<BodyError>() {
                 Ok(b) => b.into_transport(),
-                Err(other) => TransportError::Closed(other.to_string()),
+                Err(other) => TransportError::Closed {
+                    message: other.to_string(),
+                    source: Some(Cause::from(other)),
+                },
             },
-            other => TransportError::MalformedSse(other.to_string()),
+            other => TransportError::MalformedSse {
+                message: other.to_string(),
+                source: Some(Cause::new(other)),
+            },
         })?;
         if let Some(id) = event.id {
             last_event_id = (!id.is_empty()).then_some(id);
@@ -298,7 +307,7 @@ mod tests {
     async fn run<B>(status: u16, ctype: &str, body: B, e: Expect) -> Result<Reply, TransportError>
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
-        B::Error: std::fmt::Display,
+        B::Error: std::error::Error + Send + Sync + 'static,
     {
         read(
             StatusCode::from_u16(status).unwrap(),
@@ -421,7 +430,7 @@ mod tests {
         let bad = Full::new(Bytes::from_static(b"{not json"));
         assert!(matches!(
             run(200, "application/json", bad, expect(Some(1))).await,
-            Err(TransportError::MalformedJson(_))
+            Err(TransportError::MalformedJson { .. })
         ));
         let big = Full::new(Bytes::from(vec![b' '; 2048]));
         assert_eq!(

@@ -342,7 +342,9 @@ fn give_back_failed(lease: Lease<Conn>, e: &SessionError) {
     match &e.kind {
         _ if e.should_invalidate() => lease.invalidate(),
         ErrorKind::Operation(
-            TransportError::Timeout { .. } | TransportError::Closed(_) | TransportError::StreamLost,
+            TransportError::Timeout { .. }
+            | TransportError::Closed { .. }
+            | TransportError::StreamLost,
         ) => drop(lease),
         _ => lease.release(),
     }
@@ -593,7 +595,7 @@ mod tests {
         let url = "http://127.0.0.1:1/mcp";
         let connect = SessionError::new(
             Op::Acquire,
-            ErrorKind::Connect(TransportError::Connect("refused".into())),
+            ErrorKind::Connect(TransportError::connect("refused")),
         );
         assert_eq!(
             probe_failure(url, "ping", &connect),

@@ -42,11 +42,11 @@ fn mode_phrase(cfg: &SessionConfig) -> String {
                 format_duration(cfg.acquire_timeout())
             );
         }
-        Mode::Churn if cfg.churn_interval_ops == 1 => {
+        Mode::Churn if cfg.churn_ops() == 1 => {
             s.push_str(" (new session every operation)");
         }
-        Mode::Churn if cfg.churn_interval_ops > 0 => {
-            let _ = write!(s, " (new session every {} ops)", cfg.churn_interval_ops);
+        Mode::Churn if cfg.churn_ops() > 0 => {
+            let _ = write!(s, " (new session every {} ops)", cfg.churn_ops());
         }
         Mode::Churn => {
             let _ = write!(

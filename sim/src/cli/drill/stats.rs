@@ -203,7 +203,7 @@ pub(crate) fn error_kind(e: &SessionError) -> String {
 /// A short name for a transport failure.
 pub(crate) fn transport_kind(t: &TransportError) -> &'static str {
     match t {
-        TransportError::Connect(_) => "connect",
+        TransportError::Connect { .. } => "connect",
         TransportError::Timeout { .. } => "timeout",
         TransportError::SessionNotFound => "session_not_found",
         TransportError::BadRequest { .. } => "bad_request",
@@ -221,11 +221,11 @@ pub(crate) fn transport_kind(t: &TransportError) -> &'static str {
         TransportError::Redirect { .. } => "redirect",
         TransportError::JsonRpc { .. } => "jsonrpc_error",
         TransportError::ToolError { .. } => "tool_error",
-        TransportError::Closed(_) => "closed",
+        TransportError::Closed { .. } => "closed",
         TransportError::ContentType { .. } => "content_type",
         TransportError::BodyTooLarge { .. } => "body_too_large",
-        TransportError::MalformedJson(_) => "malformed_json",
-        TransportError::MalformedSse(_) => "malformed_sse",
+        TransportError::MalformedJson { .. } => "malformed_json",
+        TransportError::MalformedSse { .. } => "malformed_sse",
         TransportError::InvalidSessionId { .. } => "invalid_session_id",
         TransportError::InvalidUrl(_) => "invalid_url",
         TransportError::Protocol(_) => "protocol",
