@@ -113,6 +113,8 @@ pub struct Lease<C: Connector> {
     vu: VuId,
     /// `None` only after the lease was given back (then it is gone too).
     entry: Option<Entry<Sess<C::Connection>>>,
+    /// What [`Lease::last_request_id`] returns.
+    last_request: Option<u64>,
 }
 
 impl<C: Connector> Lease<C> {
@@ -121,6 +123,7 @@ impl<C: Connector> Lease<C> {
             inner,
             vu,
             entry: Some(entry),
+            last_request: None,
         }
     }
 
@@ -180,11 +183,27 @@ impl<C: Connector> Lease<C> {
         self.send(op, Some(input)).await
     }
 
+    /// The JSON-RPC id of the request the latest [`Lease::call`] or
+    /// [`Lease::call_with_input`] sent on this session (after a -32022
+    /// retry, the retry's), whether it succeeded or failed: the id a
+    /// server logs for the exchange, so a test harness can match the
+    /// answer it got, or the failure, with what the server did for that
+    /// request. `None` before the first call and when the latest sent
+    /// nothing (the session was closed, the request was refused before
+    /// sending, no connection could be opened, or the transport has no
+    /// JSON-RPC ids: [`Connection::last_request_id`]). Ids are counted
+    /// per connection: they name a request only together with the
+    /// session.
+    pub fn last_request_id(&self) -> Option<u64> {
+        self.last_request
+    }
+
     async fn send(
         &mut self,
         op: &Operation,
         input: Option<&InputResponses>,
     ) -> Result<CallResult, SessionError> {
+        self.last_request = None;
         let (vu, inner) = (self.vu, self.inner.clone());
         let Some(entry) = self.entry.as_mut() else {
             return Err(SessionError::new(Op::Use, ErrorKind::SessionClosed));
@@ -206,6 +225,7 @@ impl<C: Connector> Lease<C> {
         }
         entry.ops += 1;
         let answer = cell.conn.request(op, input).await;
+        self.last_request = cell.conn.last_request_id();
         let mut st = inner.lock();
         let result = inner
             .operation_ended(&mut st, vu, &cell, op, answer)

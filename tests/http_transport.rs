@@ -1151,6 +1151,67 @@ async fn request_timeout_in_real_time() {
     assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(2));
 }
 
+/// `last_request_id` names the id the server saw for the latest call's
+/// request, answered or failed, and nothing when the call sent nothing;
+/// a lease reports its own latest call's.
+#[tokio::test]
+async fn last_request_id_is_the_id_the_server_saw() {
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f = fail.clone();
+    let server = answering(move |s| {
+        if f.load(Ordering::SeqCst) {
+            Answer::status(500)
+        } else {
+            mcp(s, V)
+        }
+    })
+    .await;
+    let last_seen_id = || server.seen().last().map(Seen::id);
+    let conn = open(&server.url).await;
+    // Only `initialize` (id 0) so far: no `request` call has forgotten it.
+    assert_eq!(conn.last_request_id(), Some(0));
+    conn.request_value(&Operation::Ping).await.unwrap();
+    assert_eq!(conn.last_request_id(), Some(1));
+    assert_eq!(last_seen_id(), Some(json!(1)));
+    fail.store(true, Ordering::SeqCst);
+    let e = conn.request_value(&tool("echo")).await;
+    assert_eq!(e, Err(TransportError::ServerError { status: 500 }));
+    assert_eq!(conn.last_request_id(), Some(2));
+    assert_eq!(last_seen_id(), Some(json!(2)));
+    // Refused before sending: no id, although one was sent before.
+    conn.use_modern(Some(&mcp_session::transport::ModernParams {
+        protocol_version: "2026-07-28".into(),
+        offered: vec!["2026-07-28".into()],
+        capabilities: json!({}),
+        client_name: "t".into(),
+        client_version: "0".into(),
+    }));
+    let e = conn.request_value(&Operation::Ping).await;
+    assert!(
+        matches!(e, Err(TransportError::NotInModernEra { .. })),
+        "{e:?}"
+    );
+    assert_eq!(conn.last_request_id(), None);
+
+    fail.store(false, Ordering::SeqCst);
+    let manager = ManagerBuilder::new(SessionConfig::with_mode(Mode::Reuse))
+        .clock(Arc::new(TokioClock::new()))
+        .start(connector(&server.url))
+        .unwrap();
+    let mut lease = manager.acquire(1).await.unwrap();
+    assert_eq!(lease.last_request_id(), None, "no call yet");
+    // The era probe (`server/discover`) and `initialize` came first.
+    lease.call(&Operation::Ping).await.unwrap();
+    assert_eq!(lease.last_request_id(), Some(2));
+    assert_eq!(last_seen_id(), Some(json!(2)));
+    fail.store(true, Ordering::SeqCst);
+    lease.call(&Operation::Ping).await.unwrap_err();
+    assert_eq!(lease.last_request_id(), Some(3));
+    assert_eq!(last_seen_id(), Some(json!(3)));
+    lease.release();
+    manager.close().await;
+}
+
 #[tokio::test]
 async fn connection_refused_is_connect() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,8 +1,9 @@
 //! The laws that explain failures, and the server-side laws of the legacy
 //! wire, checked from a [`Trace`] alone: a failure is not a violation, but
 //! a failure nothing in the trace explains is, and so is a request the
-//! server should never have seen, or an answer the VU got that no server
-//! sent. [`crate::audit::audit`] runs these with its own laws.
+//! server should never have seen, or an answer the VU got that the server
+//! did not send for that request. [`crate::audit::audit`] runs these with
+//! its own laws.
 //!
 //! # What the trace records for them
 //!
@@ -13,14 +14,36 @@
 //!   [`crate::vu::transport_cause`]), the HTTP `status` and the JSON-RPC
 //!   `code` where it has one; every call that got a result is a
 //!   `vu_answer` with the [`digest`](crate::server::events::digest) of that
-//!   result;
-//! - every JSON-RPC answer a server sent is an `answered` with the digest
-//!   of its result (or its error `code`) and the fault that spoiled it, if
-//!   one did; the server's refusals (`unknown_session`, `missing_session`,
-//!   `injected`, `session_limit`, `stateless_refused`, ...) name the client
-//!   host they answered (`from`) where the server knows it;
+//!   result. Both carry the JSON-RPC `id` of the request the call sent
+//!   last ([`mcp_session::Lease::last_request_id`]) when it sent one;
+//! - every JSON-RPC answer a server sent is an `answered` with the `id` it
+//!   answers, the digest of its result (or its error `code`) and the fault
+//!   that spoiled it, if one did (`malformed`, `truncated`, `reset`: a
+//!   stateless-era stream cut is `truncated`); a request answered with an
+//!   injected HTTP failure is an `injected` with the request's `id`, its
+//!   session and its client host (`from`); a legacy `request` names its
+//!   `id`; the server's refusals (`unknown_session`, `missing_session`,
+//!   `session_limit`, `stateless_refused`, ...) name the client host they
+//!   answered (`from`) where the server knows it;
 //! - the fault plan's actions are `fault` events (crash, restart, bounce,
 //!   partition, hold, heal, latency, era, ...), stamped when applied.
+//!
+//! # The exchange of a failure or an answer
+//!
+//! The client counts JSON-RPC ids per connection, so an id names a request
+//! only together with its session: a VU's `vu_error` or `vu_answer` with
+//! an `id` on session `S` of worker `W` belongs to the exchange
+//! `(W, S, id)`, and a server event belongs to it when it carries that id
+//! and names `S` (a balancer's qualified id matches the bare one the
+//! instance minted) or, naming no session, came from `W`; a legacy SSE
+//! resumption (a GET with `Last-Event-ID`, which has no id of its own) on
+//! `S` belongs to the exchange it resumes, the one under way. In the stateless
+//! era the server knows no session: a stateless answer's client host is its
+//! request's (`stateless_wire`, by number), and the ladder's events
+//! (`stateless_refused`, `routing_headers_stripped`, `stateless_request`)
+//! belong to the request whose wire log they follow; there, two contexts of
+//! one worker that send the same id in the same window cannot be told
+//! apart, and either's answer matches.
 //!
 //! # The window of a failure
 //!
@@ -42,21 +65,27 @@
 //!   outlive it: a connection a bounce broke fails when it is next used):
 //!   explains `connect`, `closed`, `timeout`, `stream_lost`,
 //!   `malformed_sse`, `body_too_large`, and a 5xx (a balancer answers 502
-//!   for an instance it cannot reach);
-//! - **a spoiled answer** — an `answered` with a `fault` in the window (on
-//!   any server): `reset` or `truncated` explain `closed`, `stream_lost`,
-//!   `malformed_sse` and `timeout` (a cut stream's resumption); `malformed`
-//!   explains `malformed_json` and `protocol`;
-//! - **an answer the server chose** — `unknown_session` for the failure's
-//!   session (or, without one, for its worker) in the window explains
-//!   `session_expired`, `session_not_found` and an HTTP 404 or 400;
-//!   `injected` with the failure's status, or `session_limit` for a 503,
-//!   explains `server_error`; an `answered` with the failure's JSON-RPC
-//!   code explains `json_rpc`; a `stateless_refused` or
-//!   `routing_headers_stripped` in the window explains `bad_request`,
-//!   `header_mismatch`, `unsupported_version` and `missing_capability`; a
-//!   slow answer (`delayed`, a `slow` tool, a request sent to the client)
-//!   in the window explains `timeout`;
+//!   for an instance it cannot reach). These stay matched by time: they
+//!   touch links and hosts, not one exchange, and a request they lost
+//!   never reached a server to be logged;
+//! - **a fault on the failure's exchange** — attributed by request id
+//!   (above) when the `vu_error` has one: the fault on *its* request
+//!   explains it, one on another request in the window does not. A
+//!   spoiled answer (an `answered` with a `fault`): `reset` or `truncated`
+//!   explain `closed`, `stream_lost`, `malformed_sse` and `timeout` (a cut
+//!   stream's resumption); `malformed` explains `malformed_json` and
+//!   `protocol`. An `injected` failure with the failure's status explains
+//!   `server_error`; an `answered` with the failure's JSON-RPC code
+//!   explains `json_rpc`; a `stateless_refused` or
+//!   `routing_headers_stripped` explains `bad_request`, `header_mismatch`,
+//!   `unsupported_version` and `missing_capability`; a call of the `slow`
+//!   tool explains `timeout`;
+//! - **an answer the server chose for the session** — `unknown_session`
+//!   for the failure's session (or, without one, for its worker) in the
+//!   window explains `session_expired`, `session_not_found` and an HTTP
+//!   404 or 400; a request the server sent the client on that session's
+//!   stream (`client_request_sent`, `client_request_timed_out`) explains
+//!   `timeout`;
 //! - **a server personality fault** — applied at or before the failure's
 //!   end: `version` explains `version_negotiation`; `session_id` explains
 //!   `invalid_session_id`, and a `bad_request` (a client that never got a
@@ -64,19 +93,30 @@
 //!   `discover_change` explain the stateless era's refusals and
 //!   `era_changed`, `not_modern`, `method_not_found`, `discover`.
 //!
+//! **Where no id can be known** — a failed acquire (its `initialize`, its
+//! era probe, a session limit, a slow `initialize`), a call refused before
+//! it sent anything, a trace recorded before ids were — the per-exchange
+//! causes above are matched as before ids: anywhere in the failure's
+//! window, on any server (`delayed` and `session_limit` too, from the
+//! failure's worker for the latter).
+//!
 //! Conservative where the trace cannot tell: an era change, a discover
 //! failure or a method the stateless era lacks is also explained by a
 //! server that never spoke that era (no `era` fault, but a legacy-only
 //! server answers `server/discover` with an error): such failures are
 //! explained whenever a server answered a stateless-era request as a
 //! legacy server does (`missing_session` or an `answered` error to a
-//! request carrying a modern `MCP-Protocol-Version`) in the window.
+//! request carrying a modern `MCP-Protocol-Version`), or refused one, in
+//! the window. Which era a server speaks is its personality, not a fault
+//! of one exchange, so this stays matched by time; it also explains the
+//! refusals above, which are therefore no stricter than before ids.
 //!
 //! # The laws, as checked
 //!
 //! - `failure_explained`: every `vu_error` has a cause (above) in its
 //!   window; a `close_failed` without one is reported by `clean_close`,
-//!   which excuses only the explained ones.
+//!   which excuses only the explained ones (an `injected` failure on that
+//!   session's DELETE, a 404 for that session, or a network fault).
 //! - `legacy_headers_present`: a legacy request (no `MCP-Protocol-Version`
 //!   or a handshake revision) other than `initialize` never reaches a server
 //!   without `Mcp-Session-Id` (`missing_session` from a worker) unless that
@@ -92,9 +132,13 @@
 //!   session reaches a server from that worker in a later millisecond
 //!   (within one millisecond the trace's order of worker and server events
 //!   is not causal).
-//! - `answer_delivered_intact`: every `vu_answer`'s digest is the digest
-//!   of a result a server answered in its window (an answer spoiled on
-//!   purpose never reaches a VU as a result).
+//! - `answer_delivered_intact`: every `vu_answer` with an `id` carries the
+//!   digest of the result a server answered, unspoiled, for that very
+//!   exchange (that id, on that session, or from that worker in the
+//!   stateless era) in its window: the same digest answered for another
+//!   request is a violation, and so is an answer spoiled on purpose. Only
+//!   a `vu_answer` without an `id` (no id can be known) is matched by
+//!   digest alone: some server answered it, unspoiled, in its window.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -116,6 +160,19 @@ const NETWORK_FAULTS: [&str; 9] = [
     "latency",
     "era",
     "stickiness",
+];
+
+/// The server events that name the JSON-RPC id of their exchange in their
+/// own `id` (others carry no id, or the server's own requests' ids).
+const WITH_ID: [&str; 4] = ["answered", "injected", "request", "stateless_wire"];
+
+/// The server events logged while the stateless-era ladder decides a
+/// request: they belong to the `stateless_wire` just before them on their
+/// host.
+const LADDER: [&str; 3] = [
+    "stateless_refused",
+    "routing_headers_stripped",
+    "stateless_request",
 ];
 
 /// What the cause laws found.
@@ -140,16 +197,109 @@ impl Findings {
     }
 }
 
+/// A server event, with the exchange it belongs to where it has one.
+struct Served<'a> {
+    t: u64,
+    e: &'a TraceEvent,
+    /// The JSON-RPC id of the request it logs, answers or refused.
+    id: Option<u64>,
+    /// That request's client host.
+    from: Option<&'a str>,
+}
+
+/// One exchange as a VU names it (see the module docs).
+#[derive(Clone, Copy)]
+struct Exchange<'a> {
+    worker: &'a str,
+    session: Option<&'a str>,
+    id: u64,
+}
+
+impl Exchange<'_> {
+    /// The exchange a `vu_error` or `vu_answer` names, if it has an id.
+    fn of(e: &TraceEvent) -> Option<Exchange<'_>> {
+        Some(Exchange {
+            worker: &e.host,
+            session: e.session.as_deref(),
+            id: e.u64("id")?,
+        })
+    }
+
+    /// Whether server event `s` belongs to this exchange.
+    fn touches(&self, s: &Served<'_>) -> bool {
+        (s.id == Some(self.id) || (s.id.is_none() && resumption(s.e)))
+            && match s.e.session {
+                Some(_) => self.session.is_some_and(|sid| same_session(s.e, sid)),
+                None => s.from == Some(self.worker),
+            }
+    }
+}
+
+/// Whether server event `e` is about a legacy SSE resumption: a GET
+/// naming a session. It carries no JSON-RPC id, and belongs to the
+/// exchange whose stream it resumes: on a legacy session one call is under
+/// way at a time (its lease's holder's), so within a failure's window a GET
+/// on its session resumes its request.
+fn resumption(e: &TraceEvent) -> bool {
+    e.session.is_some() && e.str("http") == Some("GET")
+}
+
 /// The causes the trace holds, indexed for the window queries.
 #[derive(Default)]
 struct Causes<'a> {
     /// Fault actions: (time, action, server host, worker if a link fault).
     faults: Vec<(u64, &'a str, &'a str, Option<&'a str>)>,
-    /// Server events, in order: (time, index).
-    server: Vec<(u64, &'a TraceEvent)>,
+    /// Server events, in order.
+    server: Vec<Served<'a>>,
 }
 
 impl<'a> Causes<'a> {
+    /// The fault actions and the server events of `trace`, each server
+    /// event with its exchange.
+    fn of(trace: &'a Trace) -> Causes<'a> {
+        type Wire<'a> = (Option<u64>, Option<&'a str>);
+        let mut c = Causes::default();
+        // Each stateless-era request's (id, from) by (host, number), and
+        // each host's latest one.
+        let mut wires: BTreeMap<(&str, u64), Wire<'a>> = BTreeMap::new();
+        let mut latest: BTreeMap<&str, Wire<'a>> = BTreeMap::new();
+        for e in &trace.events {
+            match e.source {
+                Source::Fault => c.faults.push((e.t_ms, &e.event, &e.host, e.str("worker"))),
+                Source::Server => {
+                    let host = &*e.host;
+                    let own = (
+                        e.u64("id").filter(|_| WITH_ID.contains(&&*e.event)),
+                        e.str("from"),
+                    );
+                    let (id, from) = match &*e.event {
+                        "stateless_wire" => {
+                            if let Some(n) = e.u64("request") {
+                                wires.insert((host, n), own);
+                            }
+                            latest.insert(host, own);
+                            own
+                        }
+                        "answered" => {
+                            let wire = e.u64("request").and_then(|n| wires.get(&(host, n)));
+                            (own.0, wire.and_then(|w| w.1).or(own.1))
+                        }
+                        ev if LADDER.contains(&ev) => latest.get(host).copied().unwrap_or_default(),
+                        _ => own,
+                    };
+                    c.server.push(Served {
+                        t: e.t_ms,
+                        e,
+                        id,
+                        from,
+                    });
+                }
+                _ => {}
+            }
+        }
+        c
+    }
+
     /// The first network fault touching `worker` (a link fault of its, or
     /// any host fault) at or before `t`.
     fn network(&self, worker: &str, t: u64) -> bool {
@@ -166,17 +316,25 @@ impl<'a> Causes<'a> {
     }
 
     /// The server events in `from..=to`.
-    fn server_in(&self, from: u64, to: u64) -> impl Iterator<Item = &'a TraceEvent> + '_ {
-        let start = self.server.partition_point(|(t, _)| *t < from);
-        self.server[start..]
-            .iter()
-            .take_while(move |(t, _)| *t <= to)
-            .map(|(_, e)| *e)
+    fn served_in(&self, from: u64, to: u64) -> impl Iterator<Item = &Served<'a>> + '_ {
+        let start = self.server.partition_point(|s| s.t < from);
+        self.server[start..].iter().take_while(move |s| s.t <= to)
     }
 
     /// A server event in `from..=to` for which `f` holds.
     fn any_in(&self, from: u64, to: u64, f: impl Fn(&TraceEvent) -> bool) -> bool {
-        self.server_in(from, to).any(f)
+        self.served_in(from, to).any(|s| f(s.e))
+    }
+
+    /// A server event of the failure's exchange for which `f` holds; with
+    /// no exchange known, one anywhere in its window.
+    fn on_exchange(&self, x: &Failure<'_>, f: impl Fn(&TraceEvent) -> bool) -> bool {
+        match &x.exchange {
+            Some(ex) => self
+                .served_in(x.from, x.to)
+                .any(|s| ex.touches(s) && f(s.e)),
+            None => self.any_in(x.from, x.to, f),
+        }
     }
 }
 
@@ -208,47 +366,65 @@ fn legacy_answer_to_modern(c: &Causes<'_>, from: u64, to: u64) -> bool {
     })
 }
 
-/// Why a failure of kind `error` (with transport `cause`, `status`,
-/// `code`) of `worker`, on `session`, in `from..=to` is explained, if it
-/// is.
-#[allow(clippy::too_many_arguments)]
-fn explained(
-    c: &Causes<'_>,
-    worker: &str,
-    session: Option<&str>,
-    error: &str,
-    cause: Option<&str>,
+/// A failed VU step, as its `vu_error` tells it.
+struct Failure<'a> {
+    worker: &'a str,
+    session: Option<&'a str>,
+    /// The library's error kind.
+    error: &'a str,
+    /// What the transport saw, with its HTTP status and JSON-RPC code.
+    cause: Option<&'a str>,
     status: Option<u64>,
     code: Option<i64>,
+    /// The window.
     from: u64,
     to: u64,
-) -> bool {
-    let from_worker = |e: &TraceEvent| e.str("from").is_none_or(|f| f == worker);
-    let gone = || {
-        c.any_in(from, to, |e| {
-            e.event == "unknown_session"
-                && from_worker(e)
-                && session.is_none_or(|s| same_session(e, s))
-        })
-    };
-    let spoiled = |faults: &[&str]| {
-        c.any_in(from, to, |e| {
-            e.event == "answered" && e.str("fault").is_some_and(|f| faults.contains(&f))
-        })
-    };
-    let network = || c.network(worker, to);
-    let refused = || {
-        c.any_in(from, to, |e| {
-            e.event == "stateless_refused" || e.event == "routing_headers_stripped"
-        })
-    };
-    let era = || {
-        c.fault(
-            &["era", "version_trap", "header_strip", "discover_change"],
-            to,
-        ) || legacy_answer_to_modern(c, from, to)
-    };
-    match error {
+    /// The request that failed, when the VU knows its id.
+    exchange: Option<Exchange<'a>>,
+}
+
+impl<'a> Failure<'a> {
+    fn of(e: &'a TraceEvent, from: u64) -> Failure<'a> {
+        Failure {
+            worker: &e.host,
+            session: e.session.as_deref(),
+            error: e.str("error").unwrap_or_default(),
+            cause: e.str("cause"),
+            status: e.u64("status"),
+            code: e.detail.get("code").and_then(serde_json::Value::as_i64),
+            from,
+            to: e.t_ms,
+            exchange: Exchange::of(e),
+        }
+    }
+
+    /// The failure in a few words: its kind, cause, status or code, id.
+    fn what(&self) -> String {
+        let error = self.error;
+        let mut what = match (self.cause, self.status, self.code) {
+            (Some(c), Some(s), _) => format!("{error} ({c}, HTTP {s})"),
+            (Some(c), None, Some(k)) => format!("{error} ({c}, code {k})"),
+            (Some(c), None, None) => format!("{error} ({c})"),
+            (None, ..) => error.to_owned(),
+        };
+        if let Some(x) = &self.exchange {
+            what.push_str(&format!(" of request {}", x.id));
+        }
+        what
+    }
+
+    /// Whether the VU read the answer that its session is gone.
+    fn read_gone(&self) -> bool {
+        self.error == "session_expired"
+            || matches!(self.cause, Some("session_not_found"))
+            || (matches!(self.cause, Some("http" | "bad_request"))
+                && matches!(self.status, Some(404 | 400)))
+    }
+}
+
+/// Whether failure `f` is explained (see the module docs).
+fn explained(c: &Causes<'_>, f: &Failure<'_>) -> bool {
+    match f.error {
         "manager_closed"
         | "vu_busy"
         | "pool_timeout"
@@ -256,43 +432,84 @@ fn explained(
         | "session_closed"
         | "invalid_config"
         | "no_runtime"
-        | "input_rounds_exceeded" => return true,
-        "session_expired" => return gone(),
-        "version_negotiation" => return c.fault(&["version"], to),
-        _ => {}
+        | "input_rounds_exceeded" => true,
+        "session_expired" => gone(c, f),
+        "version_negotiation" => c.fault(&["version"], f.to),
+        _ => explained_by_cause(c, f),
     }
-    match cause {
+}
+
+/// A 404 (or the TypeScript SDK's 400) for the failure's session, or
+/// without one, for its worker, in its window.
+fn gone(c: &Causes<'_>, f: &Failure<'_>) -> bool {
+    c.any_in(f.from, f.to, |e| {
+        e.event == "unknown_session"
+            && e.str("from").is_none_or(|w| w == f.worker)
+            && f.session.is_none_or(|s| same_session(e, s))
+    })
+}
+
+/// An answer spoiled by one of `faults` on the failure's exchange.
+fn spoiled(c: &Causes<'_>, f: &Failure<'_>, faults: &[&str]) -> bool {
+    c.on_exchange(f, |e| {
+        e.event == "answered" && e.str("fault").is_some_and(|k| faults.contains(&k))
+    })
+}
+
+/// A slow answer: the `slow` tool called on the failure's exchange, a
+/// request the server sent the client on its session's stream, or (with
+/// no exchange known) a slow `initialize`.
+fn slow(c: &Causes<'_>, f: &Failure<'_>) -> bool {
+    c.on_exchange(f, |e| {
+        e.str("tool") == Some("slow") || (f.exchange.is_none() && e.event == "delayed")
+    }) || c.any_in(f.from, f.to, |e| {
+        matches!(
+            &*e.event,
+            "client_request_sent" | "client_request_timed_out"
+        ) && (f.exchange.is_none() || f.session.is_some_and(|s| same_session(e, s)))
+    })
+}
+
+/// [`explained`] for a failure of the transport, by its `cause`.
+fn explained_by_cause(c: &Causes<'_>, f: &Failure<'_>) -> bool {
+    let network = || c.network(f.worker, f.to);
+    let refused = || {
+        c.on_exchange(f, |e| {
+            e.event == "stateless_refused" || e.event == "routing_headers_stripped"
+        })
+    };
+    let era = || {
+        c.fault(
+            &["era", "version_trap", "header_strip", "discover_change"],
+            f.to,
+        ) || legacy_answer_to_modern(c, f.from, f.to)
+    };
+    match f.cause {
         // An error kind of the library without a transport error (none
-        // today but the ones above): nothing to match it against.
+        // today but the ones `explained` takes): nothing to match it
+        // against.
         None => true,
-        Some("session_not_found") => gone(),
+        Some("session_not_found") => gone(c, f),
         Some("connect" | "closed" | "stream_lost" | "malformed_sse" | "body_too_large") => {
-            network() || spoiled(&["reset", "truncated"])
+            network() || spoiled(c, f, &["reset", "truncated"])
         }
-        Some("timeout") => {
-            network()
-                || spoiled(&["reset", "truncated"])
-                || c.any_in(from, to, |e| {
-                    matches!(
-                        &*e.event,
-                        "delayed" | "client_request_sent" | "client_request_timed_out"
-                    ) || e.str("tool") == Some("slow")
-                })
-        }
+        Some("timeout") => network() || spoiled(c, f, &["reset", "truncated"]) || slow(c, f),
         Some("server_error") => {
             network()
-                || c.any_in(from, to, |e| {
-                    (e.event == "injected" && e.u64("status") == status)
-                        || (e.event == "session_limit" && status == Some(503) && from_worker(e))
+                || c.on_exchange(f, |e| {
+                    (e.event == "injected" && e.u64("status") == f.status)
+                        || (e.event == "session_limit"
+                            && f.status == Some(503)
+                            && e.str("from").is_none_or(|w| w == f.worker))
                 })
         }
-        Some("malformed_json" | "protocol") => spoiled(&["malformed"]),
-        Some("json_rpc") => c.any_in(from, to, |e| {
+        Some("malformed_json" | "protocol") => spoiled(c, f, &["malformed"]),
+        Some("json_rpc") => c.on_exchange(f, |e| {
             e.event == "answered"
-                && e.detail.get("error").and_then(serde_json::Value::as_i64) == code
+                && e.detail.get("error").and_then(serde_json::Value::as_i64) == f.code
         }),
-        Some("http") if matches!(status, Some(404 | 400)) => gone() || era() || network(),
-        Some("bad_request") => gone() || refused() || era() || c.fault(&["session_id"], to),
+        Some("http") if matches!(f.status, Some(404 | 400)) => gone(c, f) || era() || network(),
+        Some("bad_request") => gone(c, f) || refused() || era() || c.fault(&["session_id"], f.to),
         Some("header_mismatch" | "unsupported_version" | "missing_capability") => {
             refused() || era()
         }
@@ -300,241 +517,316 @@ fn explained(
             "era_changed" | "not_modern" | "method_not_found" | "not_in_modern_era"
             | "invalid_tool",
         ) => era() || refused(),
-        Some("invalid_session_id") => c.fault(&["session_id"], to),
+        Some("invalid_session_id") => c.fault(&["session_id"], f.to),
         Some(_) => network() || era(),
     }
 }
 
 /// Checks the cause laws over `trace` (see the module docs).
 pub fn check(trace: &Trace, _cfg: &AuditConfig) -> Findings {
-    let mut out = Findings::default();
-    let mut causes = Causes::default();
-    for e in &trace.events {
-        match e.source {
-            Source::Fault => causes
-                .faults
-                .push((e.t_ms, &e.event, &e.host, e.str("worker"))),
-            Source::Server => causes.server.push((e.t_ms, e)),
-            _ => {}
-        }
-    }
+    let causes = Causes::of(trace);
     let has_server = !causes.server.is_empty();
     let has_digests = causes
         .server
         .iter()
-        .any(|(_, e)| e.event == "answered" && e.detail.get("digest").is_some());
-    // Each (worker, VU)'s latest acquire_start time.
-    let mut started: BTreeMap<(&str, u64), u64> = BTreeMap::new();
-    // Each (worker, session)'s latest `closed` time.
-    let mut closed: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    // Sessions whose VU read that they are gone: (worker, session) → the
-    // index where it did.
-    let mut seen_gone: BTreeMap<(&str, &str), (usize, u64)> = BTreeMap::new();
-    // Negotiated revisions, by session id as the server logged it.
-    let mut negotiated: BTreeMap<String, &str> = BTreeMap::new();
-    // Workers that were sent an `initialize` answer without a usable id.
-    let mut idless: BTreeSet<&str> = BTreeSet::new();
+        .any(|s| s.e.event == "answered" && s.e.detail.get("digest").is_some());
+    let mut walk = Walk {
+        causes,
+        has_server,
+        has_digests,
+        out: Findings::default(),
+        started: BTreeMap::new(),
+        closed: BTreeMap::new(),
+        seen_gone: BTreeMap::new(),
+        negotiated: BTreeMap::new(),
+        idless: BTreeSet::new(),
+    };
     for (i, e) in trace.events.iter().enumerate() {
-        let host = &*e.host;
         match e.source {
-            Source::Manager => match &*e.event {
-                "acquire_start" => {
-                    if let Some(vu) = e.vu {
-                        started.insert((host, vu), e.t_ms);
-                    }
-                }
-                "closed" => {
-                    if let Some(s) = e.session.as_deref() {
-                        closed.insert((host, s), e.t_ms);
-                    }
-                }
-                "close_failed" if has_server => {
-                    let Some(sid) = e.session.as_deref() else {
-                        continue;
-                    };
-                    let from = closed.get(&(host, sid)).copied().unwrap_or(0);
-                    let ok = causes.network(host, e.t_ms)
-                        || causes.any_in(from, e.t_ms, |s| {
-                            s.event == "injected"
-                                || (s.event == "unknown_session" && same_session(s, sid))
-                        });
-                    if !ok {
-                        out.unexplained_close
-                            .insert((host.to_owned(), sid.to_owned()));
-                    }
-                }
-                _ => {}
-            },
-            Source::Vu if has_server => {
-                let Some(vu) = e.vu else { continue };
-                let from = started.get(&(host, vu)).copied().unwrap_or(0);
-                match &*e.event {
-                    "vu_error" => {
-                        let error = e.str("error").unwrap_or_default();
-                        let cause = e.str("cause");
-                        let status = e.u64("status");
-                        let code = e.detail.get("code").and_then(serde_json::Value::as_i64);
-                        let session = e.session.as_deref();
-                        out.check("failure_explained");
-                        if !explained(
-                            &causes, host, session, error, cause, status, code, from, e.t_ms,
-                        ) {
-                            let what = match (cause, status, code) {
-                                (Some(c), Some(s), _) => format!("{error} ({c}, HTTP {s})"),
-                                (Some(c), None, Some(k)) => format!("{error} ({c}, code {k})"),
-                                (Some(c), None, None) => format!("{error} ({c})"),
-                                (None, ..) => error.to_owned(),
-                            };
-                            out.fail(
-                                "failure_explained",
-                                i,
-                                format!(
-                                    "vu-{vu} of {host} failed with {what}{}; nothing in the trace from {from} to {} ms explains it",
-                                    session.map(|s| format!(" on {s}")).unwrap_or_default(),
-                                    e.t_ms
-                                ),
-                            );
-                        }
-                        // The VU read the answer that its session is gone.
-                        let read_gone = error == "session_expired"
-                            || matches!(cause, Some("session_not_found"))
-                            || (matches!(cause, Some("http" | "bad_request"))
-                                && matches!(status, Some(404 | 400)));
-                        if let (true, Some(sid)) = (read_gone, session) {
-                            let answered = causes.any_in(from, e.t_ms, |s| {
-                                s.event == "unknown_session"
-                                    && same_session(s, sid)
-                                    && s.str("from").is_none_or(|f| f == host)
-                            });
-                            if answered {
-                                seen_gone.entry((host, sid)).or_insert((i, e.t_ms));
-                            }
-                        }
-                    }
-                    "vu_answer" if has_digests => {
-                        let Some(digest) = e.str("digest") else {
-                            continue;
-                        };
-                        out.check("answer_delivered_intact");
-                        let sent = causes.any_in(from, e.t_ms, |s| {
-                            s.event == "answered"
-                                && s.str("fault").is_none()
-                                && s.str("digest") == Some(digest)
-                        });
-                        if !sent {
-                            out.fail(
-                                "answer_delivered_intact",
-                                i,
-                                format!(
-                                    "vu-{vu} of {host} got a result (digest {digest}){} that no server answered from {from} to {} ms",
-                                    e.session.as_deref().map(|s| format!(" on {s}")).unwrap_or_default(),
-                                    e.t_ms
-                                ),
-                            );
-                        }
-                    }
-                    _ => {}
+            Source::Manager => walk.manager(e),
+            Source::Vu if has_server => walk.vu(i, e),
+            Source::Server => walk.server(i, e),
+            _ => {}
+        }
+    }
+    let mut out = walk.out;
+    for law in LAWS {
+        out.checks.entry(law).or_default();
+    }
+    out
+}
+
+/// The state of one pass over a trace.
+struct Walk<'a> {
+    causes: Causes<'a>,
+    /// Whether the trace has a server's side at all.
+    has_server: bool,
+    /// Whether its servers logged the digests of their answers.
+    has_digests: bool,
+    out: Findings,
+    /// Each (worker, VU)'s latest acquire_start time.
+    started: BTreeMap<(&'a str, u64), u64>,
+    /// Each (worker, session)'s latest `closed` time.
+    closed: BTreeMap<(&'a str, &'a str), u64>,
+    /// Sessions whose VU read that they are gone: (worker, session) → the
+    /// index and time where it did.
+    seen_gone: BTreeMap<(&'a str, &'a str), (usize, u64)>,
+    /// Negotiated revisions, by session id as the server logged it.
+    negotiated: BTreeMap<&'a str, &'a str>,
+    /// Workers that were sent an `initialize` answer without a usable id.
+    idless: BTreeSet<&'a str>,
+}
+
+impl<'a> Walk<'a> {
+    fn manager(&mut self, e: &'a TraceEvent) {
+        let host = &*e.host;
+        match &*e.event {
+            "acquire_start" => {
+                if let Some(vu) = e.vu {
+                    self.started.insert((host, vu), e.t_ms);
                 }
             }
-            Source::Server => {
-                let sid = e.session.as_deref();
-                let from = e.str("from");
-                let header = e.str("header_version");
-                match &*e.event {
-                    "session_created" => {
-                        if let Some(s) = sid {
-                            let answered = e.str("answered").unwrap_or_default();
-                            negotiated.insert(s.to_owned(), answered);
-                            if let Some(f) = from {
-                                // A fresh session of this id: any earlier
-                                // one of the same id is another session.
-                                seen_gone.remove(&(f, s));
-                                if e.str("id_header").is_some_and(|h| h != "sent") {
-                                    idless.insert(f);
-                                }
-                            }
-                        }
-                    }
-                    "missing_session" => {
-                        let Some(f) = from else { continue };
-                        if !legacy_header(header) {
-                            continue;
-                        }
-                        out.check("legacy_headers_present");
-                        if !idless.contains(f) {
-                            out.fail(
-                                "legacy_headers_present",
-                                i,
-                                format!(
-                                    "a legacy {}{} from {f} carried no Mcp-Session-Id",
-                                    e.str("http").unwrap_or("request"),
-                                    e.str("method").map(|m| format!(" {m}")).unwrap_or_default()
-                                ),
-                            );
-                        }
-                    }
-                    "request" | "notification" | "deleted" | "unknown_session" | "rejected" => {
-                        let (Some(s), Some(f)) = (sid, from) else {
-                            continue;
-                        };
-                        if e.event != "unknown_session" && e.event != "rejected" {
-                            let bare = s.split('@').next().unwrap_or(s);
-                            let version =
-                                negotiated.get(s).or_else(|| negotiated.get(bare)).copied();
-                            if let Some(v) = version {
-                                out.check("legacy_headers_present");
-                                if v >= FIRST_VERSION_WITH_HEADER && header.is_none() {
-                                    out.fail(
-                                        "legacy_headers_present",
-                                        i,
-                                        format!(
-                                            "a {} on {s} (negotiated {v}) from {f} carried no MCP-Protocol-Version",
-                                            e.event
-                                        ),
-                                    );
-                                }
-                            }
-                        }
-                        out.check("no_request_after_expiry_seen");
-                        // Strictly later: within the millisecond the VU
-                        // read the answer, the trace's order of worker and
-                        // server events is not causal (the 404 itself may
-                        // be listed after the VU's error).
-                        let after = seen_gone
-                            .get(&(f, s))
-                            .filter(|(_, t)| e.t_ms > *t)
-                            .map(|(at, _)| *at);
-                        if let Some(at) = after {
-                            out.fail(
-                                "no_request_after_expiry_seen",
-                                i,
-                                format!(
-                                    "{} on {s} from {f} reached {host}, after the client read that it was gone (event #{at})",
-                                    match &*e.event {
-                                        "request" | "notification" => e
-                                            .str("method")
-                                            .map_or_else(|| e.event.to_string(), str::to_owned),
-                                        "deleted" => "DELETE".to_owned(),
-                                        other => e
-                                            .str("method")
-                                            .or_else(|| e.str("http"))
-                                            .unwrap_or(other)
-                                            .to_owned(),
-                                    }
-                                ),
-                            );
-                        }
-                    }
-                    _ => {}
+            "closed" => {
+                if let Some(s) = e.session.as_deref() {
+                    self.closed.insert((host, s), e.t_ms);
+                }
+            }
+            "close_failed" if self.has_server => {
+                let Some(sid) = e.session.as_deref() else {
+                    return;
+                };
+                let from = self.closed.get(&(host, sid)).copied().unwrap_or(0);
+                // The DELETE's own exchange: its session (it has no id);
+                // an answer naming none, by its client host where known.
+                let on_delete = |s: &TraceEvent| match s.session {
+                    Some(_) => same_session(s, sid),
+                    None => s.str("from").is_none_or(|w| w == host),
+                };
+                let ok = self.causes.network(host, e.t_ms)
+                    || self.causes.any_in(from, e.t_ms, |s| {
+                        (s.event == "injected" || s.event == "unknown_session") && on_delete(s)
+                    });
+                if !ok {
+                    self.out
+                        .unexplained_close
+                        .insert((host.to_owned(), sid.to_owned()));
                 }
             }
             _ => {}
         }
     }
-    for law in LAWS {
-        out.checks.entry(law).or_default();
+
+    fn vu(&mut self, i: usize, e: &'a TraceEvent) {
+        let Some(vu) = e.vu else { return };
+        let from = self.started.get(&(&*e.host, vu)).copied().unwrap_or(0);
+        match &*e.event {
+            "vu_error" => self.vu_error(i, e, vu, from),
+            "vu_answer" if self.has_digests => self.vu_answer(i, e, vu, from),
+            _ => {}
+        }
     }
-    out
+
+    fn vu_error(&mut self, i: usize, e: &'a TraceEvent, vu: u64, from: u64) {
+        let f = Failure::of(e, from);
+        self.out.check("failure_explained");
+        if !explained(&self.causes, &f) {
+            self.out.fail(
+                "failure_explained",
+                i,
+                format!(
+                    "vu-{vu} of {} failed with {}{}; nothing in the trace from {from} to {} ms explains it",
+                    f.worker,
+                    f.what(),
+                    on(f.session),
+                    f.to
+                ),
+            );
+        }
+        let (true, Some(sid)) = (f.read_gone(), f.session) else {
+            return;
+        };
+        let answered = self.causes.any_in(from, f.to, |s| {
+            s.event == "unknown_session"
+                && same_session(s, sid)
+                && s.str("from").is_none_or(|w| w == f.worker)
+        });
+        if answered {
+            self.seen_gone.entry((f.worker, sid)).or_insert((i, f.to));
+        }
+    }
+
+    fn vu_answer(&mut self, i: usize, e: &'a TraceEvent, vu: u64, from: u64) {
+        const LAW: &str = "answer_delivered_intact";
+        let Some(digest) = e.str("digest") else {
+            return;
+        };
+        self.out.check(LAW);
+        let intact = |s: &Served<'_>| {
+            s.e.event == "answered"
+                && s.e.str("fault").is_none()
+                && s.e.str("digest") == Some(digest)
+        };
+        let who = format!("vu-{vu} of {} got a result (digest {digest})", e.host);
+        let why = match Exchange::of(e) {
+            None => {
+                if self.causes.served_in(from, e.t_ms).any(intact) {
+                    return;
+                }
+                format!("{who}{} that no server answered", on(e.session.as_deref()))
+            }
+            Some(x) => {
+                let mine: Vec<&Served<'_>> = self
+                    .causes
+                    .served_in(from, e.t_ms)
+                    .filter(|s| s.e.event == "answered" && x.touches(s))
+                    .collect();
+                if mine.iter().any(|s| intact(s)) {
+                    return;
+                }
+                let sent = match mine.first() {
+                    Some(s) => match (s.e.str("fault"), s.e.str("digest")) {
+                        (Some(fault), _) => format!("answered it spoiled ({fault})"),
+                        (None, Some(d)) => format!("answered it with digest {d}"),
+                        (None, None) => "answered it with an error".to_owned(),
+                    },
+                    None => "never answered it".to_owned(),
+                };
+                let other = self
+                    .causes
+                    .served_in(from, e.t_ms)
+                    .find(|s| intact(s))
+                    .map(|s| {
+                        let whose = match (s.e.session.as_deref(), s.from) {
+                            (Some(sid), _) => format!(" on {sid}"),
+                            (None, Some(w)) => format!(" from {w}"),
+                            (None, None) => String::new(),
+                        };
+                        match s.id {
+                            Some(id) => format!("; that digest answered request {id}{whose}"),
+                            None => format!("; that digest answered another request{whose}"),
+                        }
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "{who} for request {}{}, but the server {sent}{other}",
+                    x.id,
+                    on(x.session)
+                )
+            }
+        };
+        self.out
+            .fail(LAW, i, format!("{why} from {from} to {} ms", e.t_ms));
+    }
+
+    fn server(&mut self, i: usize, e: &'a TraceEvent) {
+        let sid = e.session.as_deref();
+        let from = e.str("from");
+        match &*e.event {
+            "session_created" => {
+                let (Some(s), answered) = (sid, e.str("answered").unwrap_or_default()) else {
+                    return;
+                };
+                self.negotiated.insert(s, answered);
+                if let Some(f) = from {
+                    // A fresh session of this id: any earlier one of the
+                    // same id is another session.
+                    self.seen_gone.remove(&(f, s));
+                    if e.str("id_header").is_some_and(|h| h != "sent") {
+                        self.idless.insert(f);
+                    }
+                }
+            }
+            "missing_session" => self.missing_session(i, e),
+            "request" | "notification" | "deleted" | "unknown_session" | "rejected" => {
+                if let (Some(s), Some(f)) = (sid, from) {
+                    self.on_session(i, e, s, f);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `legacy_headers_present` for a request without a session id.
+    fn missing_session(&mut self, i: usize, e: &TraceEvent) {
+        let Some(f) = e.str("from") else { return };
+        if !legacy_header(e.str("header_version")) {
+            return;
+        }
+        self.out.check("legacy_headers_present");
+        if !self.idless.contains(f) {
+            self.out.fail(
+                "legacy_headers_present",
+                i,
+                format!(
+                    "a legacy {}{} from {f} carried no Mcp-Session-Id",
+                    e.str("http").unwrap_or("request"),
+                    e.str("method").map(|m| format!(" {m}")).unwrap_or_default()
+                ),
+            );
+        }
+    }
+
+    /// A message naming session `s` from worker `f`: its version header
+    /// (`legacy_headers_present`) and whether the client had read that the
+    /// session is gone (`no_request_after_expiry_seen`).
+    fn on_session(&mut self, i: usize, e: &TraceEvent, s: &str, f: &str) {
+        if e.event != "unknown_session" && e.event != "rejected" {
+            let bare = s.split('@').next().unwrap_or(s);
+            let version = self
+                .negotiated
+                .get(s)
+                .or_else(|| self.negotiated.get(bare))
+                .copied();
+            if let Some(v) = version {
+                self.out.check("legacy_headers_present");
+                if v >= FIRST_VERSION_WITH_HEADER && e.str("header_version").is_none() {
+                    self.out.fail(
+                        "legacy_headers_present",
+                        i,
+                        format!(
+                            "a {} on {s} (negotiated {v}) from {f} carried no MCP-Protocol-Version",
+                            e.event
+                        ),
+                    );
+                }
+            }
+        }
+        self.out.check("no_request_after_expiry_seen");
+        // Strictly later: within the millisecond the VU read the answer,
+        // the trace's order of worker and server events is not causal (the
+        // 404 itself may be listed after the VU's error).
+        let after = self
+            .seen_gone
+            .get(&(f, s))
+            .filter(|(_, t)| e.t_ms > *t)
+            .map(|(at, _)| *at);
+        if let Some(at) = after {
+            let what = match &*e.event {
+                "request" | "notification" => e
+                    .str("method")
+                    .map_or_else(|| e.event.to_string(), str::to_owned),
+                "deleted" => "DELETE".to_owned(),
+                other => e
+                    .str("method")
+                    .or_else(|| e.str("http"))
+                    .unwrap_or(other)
+                    .to_owned(),
+            };
+            self.out.fail(
+                "no_request_after_expiry_seen",
+                i,
+                format!(
+                    "{what} on {s} from {f} reached {}, after the client read that it was gone (event #{at})",
+                    e.host
+                ),
+            );
+        }
+    }
+}
+
+/// " on SESSION", or nothing.
+fn on(session: Option<&str>) -> String {
+    session.map(|s| format!(" on {s}")).unwrap_or_default()
 }
 
 /// The laws of this module, in report order.

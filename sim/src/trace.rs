@@ -335,11 +335,21 @@ type ServerFields = (&'static str, Option<String>, Detail);
 /// notification, a DELETE), split as [`TraceEvent::from_server`] splits
 /// their serde form, built directly; `None` for the rest, which take the
 /// serde way.
+///
+/// One piece on purpose: a table, one arm per event, each listing its
+/// fields in declaration order (the serde order it must agree with, which
+/// `server_events_convert_as_their_serde_form` checks); split, the
+/// table would be harder to hold against the enum.
 fn server_fields(event: &ServerEvent) -> Option<ServerFields> {
     let mut d = Detail::new();
     fn opt(d: &mut Detail, key: &'static str, v: &Option<String>) {
         if let Some(v) = v {
             d.insert(key, v.as_str());
+        }
+    }
+    fn opt_value(d: &mut Detail, key: &'static str, v: &Option<Value>) {
+        if let Some(v) = v {
+            d.insert(key, v.clone());
         }
     }
     let (name, session) = match event {
@@ -349,11 +359,13 @@ fn server_fields(event: &ServerEvent) -> Option<ServerFields> {
             tool,
             from,
             header_version,
+            id,
         } => {
             d.insert("method", method.as_str());
             opt(&mut d, "tool", tool);
             opt(&mut d, "from", from);
             opt(&mut d, "header_version", header_version);
+            opt_value(&mut d, "id", id);
             ("request", Some(session))
         }
         ServerEvent::Answered {
@@ -378,15 +390,11 @@ fn server_fields(event: &ServerEvent) -> Option<ServerFields> {
             if let Some(n) = request {
                 d.insert("request", *n);
             }
-            if let Some(id) = id {
-                d.insert("id", id.clone());
-            }
+            opt_value(&mut d, "id", id);
             if *input_required {
                 d.insert("input_required", true);
             }
-            if let Some(state) = request_state {
-                d.insert("request_state", state.clone());
-            }
+            opt_value(&mut d, "request_state", request_state);
             opt(&mut d, "digest", digest);
             ("answered", session.as_ref())
         }
@@ -407,18 +415,14 @@ fn server_fields(event: &ServerEvent) -> Option<ServerFields> {
             d.insert("request", *request);
             opt(&mut d, "from", from);
             d.insert("http", http.as_str());
-            if let Some(id) = id {
-                d.insert("id", id.clone());
-            }
+            opt_value(&mut d, "id", id);
             opt(&mut d, "method", method);
             opt(&mut d, "meta_version", meta_version);
             opt(&mut d, "header_version", header_version);
             opt(&mut d, "header_method", header_method);
             opt(&mut d, "header_name", header_name);
             opt(&mut d, "name", name);
-            if let Some(state) = request_state {
-                d.insert("request_state", state.clone());
-            }
+            opt_value(&mut d, "request_state", request_state);
             ("stateless_wire", session.as_ref())
         }
         ServerEvent::Notification {
@@ -909,6 +913,7 @@ mod tests {
                 tool: Some("echo".into()),
                 from: some("worker-1"),
                 header_version: some("2025-11-25"),
+                id: Some(serde_json::json!(3)),
             },
             ServerEvent::Request {
                 session: "srv-1".into(),
@@ -916,6 +921,7 @@ mod tests {
                 tool: None,
                 from: None,
                 header_version: None,
+                id: None,
             },
             answered(Some("srv-1"), Format::Json, None, None),
             answered(None, Format::Sse, Some(-32601), None),
@@ -986,6 +992,13 @@ mod tests {
                 session: "srv-1".into(),
                 from: None,
                 header_version: None,
+            },
+            ServerEvent::Injected {
+                http: "POST".into(),
+                status: 503,
+                id: Some(serde_json::json!(5)),
+                session: some("srv-1"),
+                from: some("worker-1"),
             },
             ServerEvent::Started { run: 2 },
             ServerEvent::SessionsCleared { dropped: 0 },

@@ -3,7 +3,9 @@
 //! and records every step that ended in an error as a `vu_error` trace
 //! event (the error's kind, the step's index and, for an error of the
 //! transport, what it saw: `cause`, `status`, `code`), and every call that
-//! got a result as a `vu_answer` (the step and the result's digest).
+//! got a result as a `vu_answer` (the step and the result's digest); both
+//! name the JSON-RPC `id` of the request the call sent last, when it sent
+//! one, so the audit can find the server's side of that very exchange.
 //!
 //! A stateless-era server may answer a call `input_required` (MRTR): the
 //! VU then answers what it asks with canned responses ([`canned`]) and
@@ -143,10 +145,12 @@ fn vu_error(step: usize, error: &'static str) -> Detail {
 /// The detail of a `vu_error` event for the library's error `e`: the
 /// step, the error's kind and, for an error of the transport, what the
 /// transport saw (`cause`: [`transport_cause`], with the HTTP `status` or
-/// the JSON-RPC `code` where there is one): what
+/// the JSON-RPC `code` where there is one), and the JSON-RPC `id` of the
+/// request that failed when one was sent ([`request_id`]): what
 /// [`crate::cause_laws`] matches against the causes in the trace.
-fn session_error(step: usize, e: &SessionError) -> Detail {
+fn session_error(step: usize, e: &SessionError, id: Option<u64>) -> Detail {
     let mut d = vu_error(step, e.kind_name());
+    request_id(&mut d, id);
     if let Some(t) = transport_error(&e.kind) {
         let (cause, status, code) = transport_cause(t);
         d.insert("cause", cause);
@@ -209,13 +213,62 @@ pub fn transport_cause(t: &TransportError) -> (&'static str, Option<u16>, Option
     }
 }
 
-/// The detail of a `vu_answer` event: the step, and the [`digest`] of
-/// the result the VU got.
-fn vu_answer(step: usize, result: &CallResult) -> Detail {
-    let mut d = Detail::with_capacity(2);
+/// The detail of a `vu_answer` event: the step, the [`digest`] of the
+/// result the VU got and the JSON-RPC `id` of the request it answers
+/// ([`request_id`]).
+fn vu_answer(step: usize, result: &CallResult, id: Option<u64>) -> Detail {
+    let mut d = Detail::with_capacity(3);
     d.insert("digest", digest(&result.to_value()));
     d.insert("step", step as u64);
+    request_id(&mut d, id);
     d
+}
+
+/// Adds `id`, the JSON-RPC id of the request a step's call sent last
+/// ([`mcp_session::Lease::last_request_id`]: after an MRTR round or a
+/// -32022 retry, the last one's), where it sent one. With the lease's
+/// session (in the stateless era: its worker) it names the exchange, as
+/// the server logs it (`answered`, `injected`, `request`): what
+/// [`crate::cause_laws`] matches exactly.
+fn request_id(d: &mut Detail, id: Option<u64>) {
+    if let Some(id) = id {
+        d.insert("id", id);
+    }
+}
+
+/// One call step: acquire, the operation (with its input rounds), then
+/// release or invalidate; records its `vu_answer` or `vu_error`. Returns
+/// whether it failed, and whether the manager is closed (the VU stops).
+async fn call_step(vu: &Vu, op: &Op, i: usize, recorder: &TraceRecorder) -> (bool, bool) {
+    let mut lease = match vu.manager.acquire(vu.id).await {
+        Ok(lease) => lease,
+        Err(e) => {
+            recorder.record_vu(vu.id, "vu_error", None, session_error(i, &e, None));
+            return (true, matches!(e.kind, ErrorKind::ManagerClosed));
+        }
+    };
+    let era = lease.info().era;
+    let r = call(&mut lease, &operation(op, era, &vu.worker, vu.id, i)).await;
+    let lease_id = lease.id().to_owned();
+    let id = lease.last_request_id();
+    match &r {
+        Err(CallFailure::Session(e)) if e.should_invalidate() => lease.invalidate(),
+        _ => lease.release(),
+    }
+    let (event, session, detail) = match r {
+        Ok(result) => ("vu_answer", Some(lease_id), vu_answer(i, &result, id)),
+        Err(CallFailure::Session(e)) => {
+            let detail = session_error(i, &e, id);
+            ("vu_error", e.session, detail)
+        }
+        Err(CallFailure::InputRoundsExceeded) => {
+            let mut detail = vu_error(i, INPUT_ROUNDS_EXCEEDED);
+            request_id(&mut detail, id);
+            ("vu_error", Some(lease_id), detail)
+        }
+    };
+    recorder.record_vu(vu.id, event, session.as_deref(), detail);
+    (event == "vu_error", false)
 }
 
 /// Runs one VU's program; returns how many steps ended in an error. Stops
@@ -226,43 +279,10 @@ pub async fn run_vu(vu: Vu, steps: Vec<Step>, recorder: TraceRecorder) -> u32 {
     for (i, step) in steps.iter().enumerate() {
         match step {
             Step::Call { op, think_ms } => {
-                match vu.manager.acquire(vu.id).await {
-                    Ok(mut lease) => {
-                        let era = lease.info().era;
-                        let r = call(&mut lease, &operation(op, era, &vu.worker, vu.id, i)).await;
-                        let lease_id = lease.id().to_owned();
-                        match &r {
-                            Err(CallFailure::Session(e)) if e.should_invalidate() => {
-                                lease.invalidate()
-                            }
-                            _ => lease.release(),
-                        }
-                        match r {
-                            Ok(result) => {
-                                let detail = vu_answer(i, &result);
-                                recorder.record_vu(vu.id, "vu_answer", Some(&lease_id), detail);
-                            }
-                            Err(CallFailure::Session(e)) => {
-                                errors += 1;
-                                let detail = session_error(i, &e);
-                                let session = e.session.as_deref();
-                                recorder.record_vu(vu.id, "vu_error", session, detail);
-                            }
-                            Err(CallFailure::InputRoundsExceeded) => {
-                                errors += 1;
-                                let detail = vu_error(i, INPUT_ROUNDS_EXCEEDED);
-                                recorder.record_vu(vu.id, "vu_error", Some(&lease_id), detail);
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        errors += 1;
-                        let detail = session_error(i, &e);
-                        recorder.record_vu(vu.id, "vu_error", None, detail);
-                        if matches!(e.kind, ErrorKind::ManagerClosed) {
-                            break;
-                        }
-                    }
+                let (failed, closed) = call_step(&vu, op, i, &recorder).await;
+                errors += u32::from(failed);
+                if closed {
+                    break;
                 }
                 think(*think_ms).await;
             }

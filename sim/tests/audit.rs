@@ -718,8 +718,10 @@ fn clean_close() {
 }
 
 /// A session whose DELETE the client sent and saw fail for a cause the
-/// trace holds (here an injected 503) is excused: the law is "closed where
-/// reachable". Without the failure report the same trace is a leak.
+/// trace holds (here an injected 503: of a trace that does not say which
+/// request it answered, or of that session's DELETE) is excused: the law
+/// is "closed where reachable". Without the failure report the same trace
+/// is a leak.
 #[test]
 fn clean_close_excuses_a_reported_failed_delete() {
     let mut t = clean();
@@ -744,6 +746,23 @@ fn clean_close_excuses_a_reported_failed_delete() {
     let r = run(&t, &pool1());
     assert!(r.violation("clean_close").is_none(), "{:#?}", r.violations);
     assert!(r.violations.is_empty(), "{:#?}", r.violations);
+    // The failure injected into that very DELETE (the server logs its
+    // session) excuses it; one injected into another session's does not.
+    for (session, excused) in [("s1", true), ("s9", false)] {
+        t[16] = s(
+            10,
+            session,
+            "injected",
+            json!({ "http": "DELETE", "status": 503, "from": W }),
+        );
+        let r = run(&t, &pool1());
+        assert_eq!(
+            r.violation("clean_close").is_none(),
+            excused,
+            "{session}: {:#?}",
+            r.violations
+        );
+    }
 }
 
 /// A failed DELETE nothing explains is no excuse: a client that sends its

@@ -3,6 +3,10 @@
 //! event) and traces a correct client produces under the same conditions
 //! (the cause in the trace, the 404 answer lost on the way, a request in
 //! the very millisecond of the error, a session id the server never sent).
+//! Where the VU names the JSON-RPC id of its request, the match is exact:
+//! the digest answered for another request, or a fault on another
+//! request in the same window, breaks the law that matching by time alone
+//! (what an event without an id gets) lets through.
 
 use serde_json::{json, Value};
 
@@ -475,4 +479,294 @@ fn answer_delivered_intact_a_result_no_server_sent() {
     early.sort_by_key(|e| e.t_ms);
     let i = early.iter().position(|e| e.event == "vu_answer").unwrap();
     breaks("answer_delivered_intact", &early, i, "no server answered");
+}
+
+// ------------------------------------------- exact matching by request id --
+
+/// The server's answer to request `id` on `sid` (legacy era), with `digest`.
+fn answered(t: u64, sid: &str, id: u64, digest: &str) -> TraceEvent {
+    s(
+        t,
+        sid,
+        "answered",
+        json!({"method": "tools/call", "format": "json", "pieces": 1, "id": id, "digest": digest}),
+    )
+}
+
+/// A stateless-era request number `n` with JSON-RPC `id` from `from`, as
+/// the server's wire log has it.
+fn wire(t: u64, n: u64, id: u64, from: &str) -> TraceEvent {
+    s(
+        t,
+        "",
+        "stateless_wire",
+        json!({"request": n, "from": from, "http": "POST", "id": id, "method": "tools/call",
+               "meta_version": "2026-07-28", "header_version": "2026-07-28",
+               "header_method": "tools/call", "header_name": "echo", "name": "echo"}),
+    )
+}
+
+/// The stateless-era answer to request number `n` (JSON-RPC `id`).
+fn stateless_answer(t: u64, n: u64, id: u64, digest: &str) -> TraceEvent {
+    s(
+        t,
+        "",
+        "answered",
+        json!({"method": "tools/call", "format": "json", "pieces": 1, "request": n, "id": id, "digest": digest}),
+    )
+}
+
+/// A stateless-era operation of vu 1 on context `ctx-1`, starting at 10.
+fn modern_op() -> Vec<TraceEvent> {
+    vec![
+        m(10, 1, "", "acquire_start", json!({})),
+        m(
+            10,
+            1,
+            "ctx-1",
+            "acquire_ok",
+            json!({"created": false, "reconnect": false, "waited_ms": 0}),
+        ),
+        m(
+            10,
+            1,
+            "ctx-1",
+            "operation_start",
+            json!({"method": "tools/call"}),
+        ),
+    ]
+}
+
+/// VU event `e` without its `id`: as a VU that could not know it logs it.
+fn without_id(e: &TraceEvent) -> TraceEvent {
+    let mut e = e.clone();
+    e.detail.remove("id");
+    e
+}
+
+/// The result of another request of the session (id 4), answered in the
+/// same window, is not the answer to request 3: matching by digest alone
+/// (all a VU without an id can be checked by) lets it through.
+#[test]
+fn answer_delivered_intact_the_digest_of_another_request() {
+    let mut t = session_then_op("srv-1");
+    t.push(with(request(11, "srv-1"), "id", json!(3)));
+    t.push(answered(11, "srv-1", 3, "1111"));
+    t.push(answered(11, "srv-1", 4, "2222"));
+    t.push(m(
+        12,
+        1,
+        "srv-1",
+        "operation_end",
+        json!({"method": "tools/call", "error": null}),
+    ));
+    t.push(vu(
+        12,
+        1,
+        "srv-1",
+        "vu_answer",
+        json!({"digest": "2222", "step": 1, "id": 3}),
+    ));
+    breaks(
+        "answer_delivered_intact",
+        &t,
+        13,
+        "for request 3 on srv-1, but the server answered it with digest 1111; \
+         that digest answered request 4 on srv-1",
+    );
+    let mut idless = t.clone();
+    idless[13] = without_id(&t[13]);
+    passes("answer_delivered_intact", &idless);
+    // Its own answer.
+    t[13] = with(t[13].clone(), "digest", json!("1111"));
+    passes("answer_delivered_intact", &t);
+    // The same id on another session is another exchange.
+    let mut other = t.clone();
+    other[10] = answered(11, "srv-2", 3, "1111");
+    breaks(
+        "answer_delivered_intact",
+        &other,
+        13,
+        "never answered it; that digest answered request 3 on srv-2",
+    );
+    // An answer spoiled on purpose never reaches a VU as a result.
+    let mut spoiled = t.clone();
+    spoiled[10] = with(t[10].clone(), "fault", json!("malformed"));
+    breaks(
+        "answer_delivered_intact",
+        &spoiled,
+        13,
+        "answered it spoiled (malformed)",
+    );
+}
+
+/// The stateless era has no session on the server: the exchange is the
+/// request's id from the VU's worker (its wire log names the worker).
+#[test]
+fn answer_delivered_intact_the_answer_to_another_workers_request() {
+    let mut t = modern_op();
+    t.push(wire(11, 5, 3, "worker-9"));
+    t.push(stateless_answer(11, 5, 3, "1111"));
+    t.push(wire(11, 6, 3, W));
+    t.push(stateless_answer(11, 6, 3, "2222"));
+    t.push(vu(
+        12,
+        1,
+        "ctx-1",
+        "vu_answer",
+        json!({"digest": "1111", "step": 1, "id": 3}),
+    ));
+    breaks(
+        "answer_delivered_intact",
+        &t,
+        7,
+        "answered it with digest 2222; that digest answered request 3 from worker-9",
+    );
+    t[7] = with(t[7].clone(), "digest", json!("2222"));
+    passes("answer_delivered_intact", &t);
+}
+
+/// A spoiled answer explains the failure of its own request only: not one
+/// of another request of the session, nor the same id on another session.
+#[test]
+fn failure_explained_a_spoiled_answer_of_another_request() {
+    let mut t = session_then_op("srv-1");
+    t.push(with(request(11, "srv-1"), "id", json!(3)));
+    t.push(with(
+        answered(11, "srv-1", 4, "4444"),
+        "fault",
+        json!("malformed"),
+    ));
+    t.push(with(
+        answered(11, "srv-2", 3, "3333"),
+        "fault",
+        json!("malformed"),
+    ));
+    t.push(vu(
+        12,
+        1,
+        "srv-1",
+        "vu_error",
+        json!({"error": "operation", "cause": "malformed_json", "step": 1, "id": 3}),
+    ));
+    breaks(
+        "failure_explained",
+        &t,
+        12,
+        "malformed_json) of request 3 on srv-1",
+    );
+    // Without an id (none can be known) the window alone is matched.
+    let mut idless = t.clone();
+    idless[12] = without_id(&t[12]);
+    passes("failure_explained", &idless);
+    t.insert(
+        12,
+        with(
+            answered(11, "srv-1", 3, "3333"),
+            "fault",
+            json!("malformed"),
+        ),
+    );
+    passes("failure_explained", &t);
+}
+
+/// An injected 5xx explains the failure of the request it answered: in
+/// the stateless era, the one with that id from the VU's worker; in the
+/// legacy era, the one with that id on the VU's session, or the one whose
+/// cut stream a GET on that session resumes.
+#[test]
+fn failure_explained_an_injected_failure_of_another_request() {
+    let injected = |id: u64, from: &str| {
+        s(
+            11,
+            "",
+            "injected",
+            json!({"http": "POST", "status": 503, "id": id, "from": from}),
+        )
+    };
+    let mut t = modern_op();
+    t.push(wire(11, 5, 3, "worker-9"));
+    t.push(injected(3, "worker-9"));
+    t.push(wire(11, 6, 4, W));
+    t.push(injected(4, W));
+    t.push(wire(11, 7, 3, W));
+    t.push(vu(
+        12,
+        1,
+        "ctx-1",
+        "vu_error",
+        json!({"error": "operation", "cause": "server_error", "status": 503, "step": 1, "id": 3}),
+    ));
+    breaks("failure_explained", &t, 8, "HTTP 503) of request 3");
+    t.insert(8, injected(3, W));
+    passes("failure_explained", &t);
+    // A legacy request's injected failure names its session.
+    let mut t = session_then_op("srv-1");
+    t.push(s(
+        11,
+        "srv-2",
+        "injected",
+        json!({"http": "POST", "status": 500, "id": 3, "from": W}),
+    ));
+    t.push(vu(
+        12,
+        1,
+        "srv-1",
+        "vu_error",
+        json!({"error": "operation", "cause": "server_error", "status": 500, "step": 1, "id": 3}),
+    ));
+    breaks(
+        "failure_explained",
+        &t,
+        10,
+        "HTTP 500) of request 3 on srv-1",
+    );
+    let mut resumed = t.clone();
+    t[9].session = Some("srv-1".into());
+    passes("failure_explained", &t);
+    // A resumption (GET, no id) of a cut stream, failed on purpose: it
+    // belongs to the exchange it resumes, on its session.
+    resumed[9] = s(
+        11,
+        "srv-2",
+        "injected",
+        json!({"http": "GET", "status": 500, "from": W}),
+    );
+    resumed.insert(
+        9,
+        with(
+            answered(11, "srv-1", 3, "3333"),
+            "fault",
+            json!("truncated"),
+        ),
+    );
+    breaks("failure_explained", &resumed, 11, "HTTP 500) of request 3");
+    resumed[10].session = Some("srv-1".into());
+    passes("failure_explained", &resumed);
+}
+
+/// A timeout is explained by the `slow` tool on its own request, or by a
+/// network fault (a link fault stays matched by time: it touches the
+/// link, not one exchange).
+#[test]
+fn failure_explained_a_timeout_needs_its_own_slow_call_or_a_link_fault() {
+    let mut t = session_then_op("srv-1");
+    t.push(with(
+        with(request(11, "srv-2"), "tool", json!("slow")),
+        "id",
+        json!(3),
+    ));
+    t.push(vu(
+        15,
+        1,
+        "srv-1",
+        "vu_error",
+        json!({"error": "operation", "cause": "timeout", "step": 1, "id": 3}),
+    ));
+    breaks("failure_explained", &t, 10, "timeout) of request 3");
+    let mut held = t.clone();
+    held.insert(9, fault(11, "hold", json!({"worker": W, "plan_event": 0})));
+    passes("failure_explained", &held);
+    t[9].session = Some("srv-1".into());
+    passes("failure_explained", &t);
 }

@@ -74,6 +74,18 @@ pub trait Connection: Send + Sync + 'static {
     /// the stateless era there is nothing to end) and says what that did
     /// there. Must end in bounded time.
     fn close(&self) -> impl Future<Output = Result<CloseOutcome, TransportError>> + Send;
+
+    /// The JSON-RPC id of the last request this connection put on the
+    /// wire, answered or not (`initialize` too). A call of
+    /// [`Connection::request`] first forgets it, so once one returns this
+    /// names that call's request (after a -32022 retry: the retry's), or
+    /// is `None` when it sent none (refused before sending, or no
+    /// connection could be opened). Lets a caller match what it got with
+    /// what the server answered for that id. The default, for transports
+    /// without JSON-RPC ids: `None`.
+    fn last_request_id(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// What closing a session did on the server. A session is always closed on

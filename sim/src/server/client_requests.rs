@@ -587,7 +587,7 @@ impl Server {
                 error: None,
                 fault: None,
                 request: None,
-                id: None,
+                id: Some(rpc.id.clone()),
                 input_required: false,
                 request_state: None,
                 digest,

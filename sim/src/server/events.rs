@@ -100,6 +100,10 @@ pub enum ServerEvent {
         /// The `MCP-Protocol-Version` header it carried.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         header_version: Option<String>,
+        /// The JSON-RPC id: with the session, it names the exchange (the
+        /// client counts ids per connection), which the VU logs too.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<Value>,
     },
     /// The answer to a JSON-RPC request (`initialize` included) went out.
     Answered {
@@ -123,7 +127,10 @@ pub enum ServerEvent {
         /// answers (its [`ServerEvent::StatelessWire`]'s `request`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request: Option<u64>,
-        /// For a stateless-era answer: the JSON-RPC id it answers.
+        /// The JSON-RPC id it answers: with the session (the stateless
+        /// era: with the client host of its request) it names the
+        /// exchange, which the VU that got the answer, or failed, logs
+        /// too (`vu_answer`, `vu_error`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<Value>,
         /// A stateless-era result with `resultType: "input_required"`
@@ -307,12 +314,23 @@ pub enum ServerEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         header_version: Option<String>,
     },
-    /// A request answered with an injected HTTP failure.
+    /// A request answered with an injected HTTP failure: the exchange it
+    /// spoiled is named by the request's JSON-RPC id, its session (or, with
+    /// none, its client host).
     Injected {
         /// The HTTP method.
         http: String,
         /// The status answered (500, 503, ...).
         status: u16,
+        /// The JSON-RPC id of the request, if its body was one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<Value>,
+        /// The `Mcp-Session-Id` it carried.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
+        /// The client host.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
     },
     /// The next `count` requests will be answered with `status`.
     FailuresArmed {

@@ -268,7 +268,21 @@ pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>
     }
     let http = req.method.as_str().to_owned();
     if let Some(status) = st.hooks.take_failure() {
-        st.record(now, ServerEvent::Injected { http, status });
+        // The exchange it spoils: the request's id, if the body is one.
+        let id = match parse(req.body) {
+            Ok(Message::Request { id, .. }) => Some(id),
+            _ => None,
+        };
+        st.record(
+            now,
+            ServerEvent::Injected {
+                http,
+                status,
+                id,
+                session: session_header(req.headers),
+                from: req.from.map(str::to_owned),
+            },
+        );
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let message = format!("{status} (injected)");
         return Decision::Now(error_answer(status, INTERNAL_ERROR, &message));
@@ -898,6 +912,7 @@ fn request(
             tool,
             from: req.from.map(str::to_owned),
             header_version: super::wire::header(req.headers, "mcp-protocol-version"),
+            id: Some(id.clone()),
         },
     );
     if let Some(d) = super::client_requests::call(st, cfg, now, &session, &id, params) {

@@ -647,7 +647,7 @@ impl Server {
                         error: rpc.outcome.as_ref().err().map(|e| e.0),
                         fault,
                         request: rpc.request,
-                        id: rpc.request.map(|_| rpc.id.clone()),
+                        id: Some(rpc.id.clone()),
                         input_required: input.is_some(),
                         request_state: input.and_then(|r| r.get("requestState")).cloned(),
                         digest: rpc.outcome.as_ref().ok().map(events::digest),

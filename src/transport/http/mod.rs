@@ -303,6 +303,7 @@ impl<D: Dialer> Connector for HttpConnector<D> {
             sender: tokio::sync::Mutex::new(Some(sender)),
             session: Mutex::new(SessionHeaders::default()),
             next_id: AtomicU64::new(0),
+            sent: AtomicU64::new(NOT_SENT),
             in_flight: AtomicUsize::new(0),
             name_header: Mutex::new(None),
         })
@@ -366,6 +367,9 @@ pub struct HttpConnection<D: Dialer> {
     sender: tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>,
     session: Mutex<SessionHeaders>,
     next_id: AtomicU64,
+    /// The id of the last request put on the wire since the latest
+    /// [`Connection::request`] began ([`NOT_SENT`]: none).
+    sent: AtomicU64,
     /// Requests between their POST and the end of their answer (an SSE
     /// body is read after `sender` is unlocked, and keeps the connection).
     in_flight: AtomicUsize,
@@ -391,9 +395,15 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// [`HttpConnection::sent`] when no request was sent.
+const NOT_SENT: u64 = u64::MAX;
+
 /// A request to send.
 struct Outbound<'a> {
     method: Method,
+    /// The JSON-RPC id of a request (none for a notification, GET or
+    /// DELETE).
+    id: Option<u64>,
     body: Option<Bytes>,
     last_event_id: Option<&'a str>,
     /// Set for a stateless-era request: its routing headers replace the
@@ -478,7 +488,12 @@ impl<D: Dialer> HttpConnection<D> {
             unreachable!("set just above")
         };
         let closed = |e: hyper::Error| TransportError::closed_by(e);
-        match sender.send_request(self.request(out)?).await {
+        let req = self.request(out)?;
+        // From here on the request may reach the server.
+        if let Some(id) = out.id {
+            self.sent.store(id, Ordering::Relaxed);
+        }
+        match sender.send_request(req).await {
             // The server closed the idle keep-alive connection just before
             // this request (its close had not been read yet): hyper cancels a
             // request it never wrote. Nothing reached the server, so send it
@@ -525,6 +540,7 @@ impl<D: Dialer> HttpConnection<D> {
             async {
                 let post = Outbound {
                     method: Method::POST,
+                    id,
                     body: Some(body),
                     last_event_id: None,
                     route,
@@ -563,6 +579,7 @@ impl<D: Dialer> HttpConnection<D> {
                     }
                     let get = Outbound {
                         method: Method::GET,
+                        id: None,
                         body: None,
                         last_event_id: Some(last),
                         route: None,
@@ -812,6 +829,7 @@ impl<D: Dialer> Connection for HttpConnection<D> {
         op: &Operation,
         input: Option<&InputResponses>,
     ) -> Result<Answer, TransportError> {
+        self.sent.store(NOT_SENT, Ordering::Relaxed);
         let modern = lock(&self.session).modern.clone();
         if let Some(wire) = modern {
             return self.modern_request(wire, op, input).await;
@@ -830,6 +848,10 @@ impl<D: Dialer> Connection for HttpConnection<D> {
         }
         let (reply, _) = posted?;
         jsonrpc::check_tool_result(op, Self::result(reply)?).map(Answer::new)
+    }
+
+    fn last_request_id(&self) -> Option<u64> {
+        Some(self.sent.load(Ordering::Relaxed)).filter(|&id| id != NOT_SENT)
     }
 
     async fn close(&self) -> Result<CloseOutcome, TransportError> {
@@ -851,6 +873,7 @@ impl<D: Dialer> Connection for HttpConnection<D> {
         within(&*self.shared.clock, limit, "DELETE", async {
             let delete = Outbound {
                 method: Method::DELETE,
+                id: None,
                 body: None,
                 last_event_id: None,
                 route: None,
