@@ -1249,16 +1249,14 @@ fn in_range(
     }
 }
 
-/// [`FaultPlan::check_values`] for event `i`.
+/// [`FaultPlan::check_values`] for event `i`: its time, then its numbers
+/// in the order of its fields. One arm per kind (or per group of kinds
+/// with the same numbers), each check in [`Fields`].
 fn check_event_values(i: usize, s: &Scheduled) -> Result<(), PlanError> {
-    let ms = |field, value| in_range(i, field, value, 0, MAX_FAULT_MS);
-    let span = |field, value| in_range(i, field, value, 1, MAX_FAULT_MS);
-    let latency = |field, value| in_range(i, field, value, 0, MAX_FAULT_LATENCY_MS);
-    let count =
-        |value: &u32| in_range(i, "count", u64::from(*value), 1, u64::from(MAX_FAULT_COUNT));
-    ms("at_ms", s.at_ms)?;
+    let f = Fields { event: i };
+    f.ms("at_ms", s.at_ms)?;
     match &s.event {
-        FaultEvent::Crash { down_ms, .. } => span("down_ms", *down_ms),
+        FaultEvent::Crash { down_ms, .. } => f.span("down_ms", *down_ms),
         FaultEvent::Bounce { .. }
         | FaultEvent::EraUpgrade { .. }
         | FaultEvent::EraDowngrade { .. } => Ok(()),
@@ -1266,79 +1264,115 @@ fn check_event_values(i: usize, s: &Scheduled) -> Result<(), PlanError> {
         | FaultEvent::Hold { span_ms, .. }
         | FaultEvent::VersionMismatch { span_ms, .. }
         | FaultEvent::MissingSessionId { span_ms, .. }
-        | FaultEvent::InvalidSessionId { span_ms, .. } => span("span_ms", *span_ms),
+        | FaultEvent::InvalidSessionId { span_ms, .. } => f.span("span_ms", *span_ms),
         FaultEvent::LatencyRange {
             min_ms,
             max_ms,
             span_ms,
             ..
         } => {
-            latency("min_ms", *min_ms)?;
-            latency("max_ms", *max_ms)?;
-            if min_ms > max_ms {
-                return Err(PlanError::LatencyMinAboveMax {
-                    event: i,
-                    min_ms: *min_ms,
-                    max_ms: *max_ms,
-                });
-            }
-            span("span_ms", *span_ms)
+            f.latency_range(*min_ms, *max_ms)?;
+            f.span("span_ms", *span_ms)
         }
         FaultEvent::LatencySpike {
             latency_ms,
             span_ms,
             ..
         } => {
-            latency("latency_ms", *latency_ms)?;
-            span("span_ms", *span_ms)
+            f.latency("latency_ms", *latency_ms)?;
+            f.span("span_ms", *span_ms)
         }
         // Any `pick` is a session: it is taken modulo the live ones.
         FaultEvent::EarlyExpiry { .. } => Ok(()),
-        FaultEvent::ServerErrors {
-            status, count: n, ..
-        } => {
-            if !SERVER_ERROR_STATUSES.contains(status) {
-                return Err(PlanError::NotServerErrorStatus {
-                    event: i,
-                    status: *status,
-                });
-            }
-            count(n)
+        FaultEvent::ServerErrors { status, count, .. } => {
+            f.status(*status)?;
+            f.count(*count)
         }
-        FaultEvent::MalformedJson { count: n, .. }
-        | FaultEvent::TruncatedSse { count: n, .. }
-        | FaultEvent::ConnectionReset { count: n, .. }
-        | FaultEvent::VersionTrap { count: n, .. }
-        | FaultEvent::HeaderStrip { count: n, .. }
-        | FaultEvent::ModernStreamCut { count: n, .. } => count(n),
+        FaultEvent::MalformedJson { count, .. }
+        | FaultEvent::TruncatedSse { count, .. }
+        | FaultEvent::ConnectionReset { count, .. }
+        | FaultEvent::VersionTrap { count, .. }
+        | FaultEvent::HeaderStrip { count, .. }
+        | FaultEvent::ModernStreamCut { count, .. } => f.count(*count),
         FaultEvent::SlowInitialize {
-            delay_ms, count: n, ..
+            delay_ms, count, ..
         } => {
-            ms("delay_ms", *delay_ms)?;
-            count(n)
+            f.ms("delay_ms", *delay_ms)?;
+            f.count(*count)
         }
         FaultEvent::DiscoverChange {
             ttl_ms, span_ms, ..
         } => {
-            ms("ttl_ms", *ttl_ms)?;
-            span("span_ms", *span_ms)
+            f.ms("ttl_ms", *ttl_ms)?;
+            f.span("span_ms", *span_ms)
         }
-        FaultEvent::InputRounds {
-            count: n, rounds, ..
-        } => {
-            count(n)?;
-            in_range(
-                i,
-                "rounds",
-                u64::from(*rounds),
-                1,
-                u64::from(MAX_FAULT_ROUNDS),
-            )
+        FaultEvent::InputRounds { count, rounds, .. } => {
+            f.count(*count)?;
+            f.check("rounds", u64::from(*rounds), 1, u64::from(MAX_FAULT_ROUNDS))
         }
         FaultEvent::StickinessSwitch { pick, span_ms, .. } => {
-            in_range(i, "pick", u64::from(*pick), 0, 1)?;
-            span("span_ms", *span_ms)
+            f.check("pick", u64::from(*pick), 0, 1)?;
+            f.span("span_ms", *span_ms)
         }
+    }
+}
+
+/// The checks of one event's numbers, each error naming the event and
+/// the field.
+#[derive(Clone, Copy)]
+struct Fields {
+    event: usize,
+}
+
+impl Fields {
+    /// `value` of `field` in `min..=max`.
+    fn check(self, field: &'static str, value: u64, min: u64, max: u64) -> Result<(), PlanError> {
+        in_range(self.event, field, value, min, max)
+    }
+
+    /// A time or duration that may be 0.
+    fn ms(self, field: &'static str, value: u64) -> Result<(), PlanError> {
+        self.check(field, value, 0, MAX_FAULT_MS)
+    }
+
+    /// A span, downtime or delay that lasts at least 1 ms.
+    fn span(self, field: &'static str, value: u64) -> Result<(), PlanError> {
+        self.check(field, value, 1, MAX_FAULT_MS)
+    }
+
+    /// A link latency.
+    fn latency(self, field: &'static str, value: u64) -> Result<(), PlanError> {
+        self.check(field, value, 0, MAX_FAULT_LATENCY_MS)
+    }
+
+    /// A latency range: both ends in range, the least not above the most.
+    fn latency_range(self, min_ms: u64, max_ms: u64) -> Result<(), PlanError> {
+        self.latency("min_ms", min_ms)?;
+        self.latency("max_ms", max_ms)?;
+        if min_ms > max_ms {
+            return Err(PlanError::LatencyMinAboveMax {
+                event: self.event,
+                min_ms,
+                max_ms,
+            });
+        }
+        Ok(())
+    }
+
+    /// How many requests or answers a burst hits: at least 1.
+    fn count(self, value: u32) -> Result<(), PlanError> {
+        self.check("count", u64::from(value), 1, u64::from(MAX_FAULT_COUNT))
+    }
+
+    /// An HTTP server error status ([`SERVER_ERROR_STATUSES`]).
+    fn status(self, status: u16) -> Result<(), PlanError> {
+        if !SERVER_ERROR_STATUSES.contains(&status) {
+            return Err(PlanError::NotServerErrorStatus {
+                event: self.event,
+                status,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -1817,9 +1851,10 @@ impl Applier {
         &self.balancers[name]
     }
 
-    /// Starts event `i`: one arm per kind, each either a one-line call on
-    /// the server handle or a method below that keeps the kind's stack of
-    /// spans in force.
+    /// Starts event `i`. The faults on hosts and links (turmoil's crash,
+    /// partition, hold, latency; a redeploy; a balancer's policy) are
+    /// applied here; the faults the server plays itself are armed on its
+    /// hooks by [`Applier::arm_server`].
     fn start(&mut self, sim: &mut Sim<'_>, i: usize, event: &FaultEvent) -> Vec<Action> {
         if let FaultEvent::StickinessSwitch { balancer, pick, .. } = event {
             return self.switch_policy(i, balancer, *pick);
@@ -1853,6 +1888,32 @@ impl Applier {
                 (worker.clone(), server),
                 Latency::new(*latency_ms, *latency_ms),
             ),
+            FaultEvent::EraUpgrade { .. } => self.change_era(sim, server, true),
+            FaultEvent::EraDowngrade { .. } => self.change_era(sim, server, false),
+            // Handled above.
+            FaultEvent::StickinessSwitch { .. } => Vec::new(),
+            FaultEvent::EarlyExpiry { .. }
+            | FaultEvent::ServerErrors { .. }
+            | FaultEvent::MalformedJson { .. }
+            | FaultEvent::TruncatedSse { .. }
+            | FaultEvent::ConnectionReset { .. }
+            | FaultEvent::SlowInitialize { .. }
+            | FaultEvent::VersionMismatch { .. }
+            | FaultEvent::MissingSessionId { .. }
+            | FaultEvent::InvalidSessionId { .. }
+            | FaultEvent::VersionTrap { .. }
+            | FaultEvent::HeaderStrip { .. }
+            | FaultEvent::DiscoverChange { .. }
+            | FaultEvent::ModernStreamCut { .. }
+            | FaultEvent::InputRounds { .. } => self.arm_server(i, server, event),
+        }
+    }
+
+    /// Starts event `i`, a fault `server` plays itself: a one-off burst
+    /// armed on its hooks (counted down by the requests it hits), or a
+    /// span pushed on a stack of this applier (undone by [`Applier::end`]).
+    fn arm_server(&mut self, i: usize, server: String, event: &FaultEvent) -> Vec<Action> {
+        match event {
             FaultEvent::EarlyExpiry { pick, .. } => self.expire_one(server, *pick),
             FaultEvent::ServerErrors { status, count, .. } => {
                 self.server(&server).fail_next(*count, *status);
@@ -1889,8 +1950,6 @@ impl Applier {
             FaultEvent::InvalidSessionId { .. } => {
                 self.push_session_id_fault(i, server, SessionIdFault::Garbled)
             }
-            FaultEvent::EraUpgrade { .. } => self.change_era(sim, server, true),
-            FaultEvent::EraDowngrade { .. } => self.change_era(sim, server, false),
             FaultEvent::VersionTrap { count, .. } => {
                 self.server(&server).refuse_version_next(*count);
                 vec![Action::VersionTrap {
@@ -1922,8 +1981,8 @@ impl Applier {
                     rounds,
                 }]
             }
-            // Handled above.
-            FaultEvent::StickinessSwitch { .. } => Vec::new(),
+            // Host, link and balancer faults: see `start`.
+            _ => Vec::new(),
         }
     }
 
