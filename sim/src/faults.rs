@@ -858,6 +858,232 @@ fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
     &items[rng.random_range(0..items.len())]
 }
 
+/// The draws of one [`FaultPlan::generate`]: the fault stream, the space,
+/// and the bounds every event shares.
+///
+/// The order of the draws is the plan's identity (the same seed must give
+/// the same plan, release after release), so each method draws exactly
+/// what the documentation of [`FaultPlan::generate`] lists, in that order.
+struct Drawer<'a> {
+    rng: ChaCha8Rng,
+    space: &'a FaultSpace,
+    /// The longest span drawn (at least 50 ms, the shortest).
+    max_span: u64,
+    /// The largest count drawn (at least 1).
+    max_count: u64,
+}
+
+impl<'a> Drawer<'a> {
+    /// The drawer of `seed` over `space`, on [`FAULT_STREAM`].
+    fn new(seed: u64, space: &'a FaultSpace) -> Drawer<'a> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(FAULT_STREAM);
+        Drawer {
+            rng,
+            space,
+            max_span: space.max_span_ms.max(50),
+            max_count: u64::from(space.max_count.max(1)),
+        }
+    }
+
+    /// The next event and where it has its effect, `drawn` being the
+    /// events so far: whether (and which) it follows, its time if it does
+    /// not, its kind and parameters, then its time if it does.
+    fn scheduled(
+        &mut self,
+        kinds: &[FaultKind],
+        drawn: &[(Scheduled, Effect)],
+    ) -> (Scheduled, Effect) {
+        let space = self.space;
+        let lead = (!drawn.is_empty() && self.chance(space.follow_pct))
+            .then(|| drawn[self.rng.random_range(0..drawn.len())].clone());
+        // A follow-up's time is drawn last, from its lead's.
+        let uniform_ms = lead.is_none().then(|| {
+            if space.end_ms > space.start_ms {
+                self.rng.random_range(space.start_ms..space.end_ms)
+            } else {
+                space.start_ms
+            }
+        });
+        let kind = *pick(&mut self.rng, kinds);
+        let server = pick(&mut self.rng, &space.servers).clone();
+        let event = self.event(kind, server);
+        let (at_ms, effect) = match (&lead, uniform_ms) {
+            (Some((lead, effect)), _) => {
+                follow_up(&mut self.rng, lead, *effect, &event, space.follow_gap_ms)
+            }
+            (None, uniform_ms) => {
+                // An `initialize`-only fault may be armed at 0 ms instead,
+                // so that it meets the clients' first initializations.
+                let first =
+                    initialize_only(event.kind()) && self.chance(space.initialize_first_pct);
+                let at_ms = if first {
+                    0
+                } else {
+                    uniform_ms.unwrap_or(space.start_ms)
+                };
+                (at_ms, Effect::of(at_ms, &event))
+            }
+        };
+        (Scheduled { at_ms, event }, effect)
+    }
+
+    /// Whether a `pct` per cent chance comes up; draws nothing when `pct`
+    /// is 0, so that a space without the option draws as it always did.
+    fn chance(&mut self, pct: u32) -> bool {
+        pct > 0 && self.rng.random_range(0..100) < pct
+    }
+
+    /// A span in `50..=max_span` ms.
+    fn span(&mut self) -> u64 {
+        draw(&mut self.rng, 50, self.max_span)
+    }
+
+    /// A count in `1..=max_count`.
+    fn count(&mut self) -> u32 {
+        draw(&mut self.rng, 1, self.max_count) as u32
+    }
+
+    /// A worker host, for a link fault.
+    fn worker(&mut self) -> String {
+        pick(&mut self.rng, &self.space.workers).clone()
+    }
+
+    /// An event of `kind` on `server`, its parameters drawn.
+    ///
+    /// One piece on purpose: a table with one arm per kind, whose fields
+    /// are drawn in the order written (struct fields evaluate top to
+    /// bottom). Split up, the order of draws — the plan format — would be
+    /// spread over several functions.
+    fn event(&mut self, kind: FaultKind, server: String) -> FaultEvent {
+        let space = self.space;
+        match kind {
+            FaultKind::Crash => FaultEvent::Crash {
+                server,
+                down_ms: self.span(),
+            },
+            FaultKind::Bounce => FaultEvent::Bounce { server },
+            FaultKind::Partition => FaultEvent::Partition {
+                worker: self.worker(),
+                server,
+                span_ms: self.span(),
+            },
+            FaultKind::Hold => FaultEvent::Hold {
+                worker: self.worker(),
+                server,
+                span_ms: self.span(),
+            },
+            FaultKind::LatencyRange => {
+                let worker = self.worker();
+                let min_ms = draw(&mut self.rng, 0, space.max_latency_ms / 4);
+                let max_ms = draw(
+                    &mut self.rng,
+                    min_ms + 1,
+                    space.max_latency_ms.max(min_ms + 1),
+                );
+                FaultEvent::LatencyRange {
+                    worker,
+                    server,
+                    min_ms,
+                    max_ms,
+                    span_ms: self.span(),
+                }
+            }
+            FaultKind::LatencySpike => {
+                let worker = self.worker();
+                let latency_ms = draw(
+                    &mut self.rng,
+                    space.max_latency_ms / 4,
+                    space.max_latency_ms,
+                );
+                FaultEvent::LatencySpike {
+                    worker,
+                    server,
+                    latency_ms,
+                    span_ms: self.span(),
+                }
+            }
+            FaultKind::EarlyExpiry => FaultEvent::EarlyExpiry {
+                server,
+                pick: self.rng.random_range(0..u32::MAX),
+            },
+            FaultKind::ServerErrors => FaultEvent::ServerErrors {
+                server,
+                status: if self.rng.random_bool(0.5) { 500 } else { 503 },
+                count: self.count(),
+            },
+            FaultKind::MalformedJson => FaultEvent::MalformedJson {
+                server,
+                count: self.count(),
+            },
+            FaultKind::TruncatedSse => FaultEvent::TruncatedSse {
+                server,
+                count: self.count(),
+            },
+            FaultKind::SlowInitialize => FaultEvent::SlowInitialize {
+                server,
+                delay_ms: space.slow_initialize_ms,
+                count: self.count(),
+            },
+            FaultKind::VersionMismatch => FaultEvent::VersionMismatch {
+                server,
+                version: if space.mismatched_versions.is_empty() {
+                    "1999-01-01".into()
+                } else {
+                    pick(&mut self.rng, &space.mismatched_versions).clone()
+                },
+                span_ms: self.span(),
+            },
+            FaultKind::MissingSessionId => FaultEvent::MissingSessionId {
+                server,
+                span_ms: self.span(),
+            },
+            FaultKind::InvalidSessionId => FaultEvent::InvalidSessionId {
+                server,
+                span_ms: self.span(),
+            },
+            FaultKind::ConnectionReset => FaultEvent::ConnectionReset {
+                server,
+                count: self.count(),
+            },
+            FaultKind::EraUpgrade => FaultEvent::EraUpgrade { server },
+            FaultKind::EraDowngrade => FaultEvent::EraDowngrade { server },
+            // One refusal (the conformance suite's trap, which a
+            // client passes by retrying once) or two in a row (the
+            // retry refused too: the client must fail the request,
+            // never fall back to legacy).
+            FaultKind::VersionTrap => FaultEvent::VersionTrap {
+                server,
+                count: draw(&mut self.rng, 1, 2) as u32,
+            },
+            FaultKind::HeaderStrip => FaultEvent::HeaderStrip {
+                server,
+                count: self.count(),
+            },
+            FaultKind::DiscoverChange => FaultEvent::DiscoverChange {
+                server,
+                ttl_ms: draw(&mut self.rng, 0, space.max_discover_ttl_ms),
+                span_ms: self.span(),
+            },
+            FaultKind::ModernStreamCut => FaultEvent::ModernStreamCut {
+                server,
+                count: self.count(),
+            },
+            FaultKind::InputRounds => FaultEvent::InputRounds {
+                server,
+                count: self.count(),
+                rounds: draw(&mut self.rng, 1, u64::from(space.max_input_rounds.max(1))) as u32,
+            },
+            // `drawable` leaves it out without a balancer.
+            FaultKind::StickinessSwitch => FaultEvent::StickinessSwitch {
+                balancer: pick(&mut self.rng, &space.balancers).clone(),
+                pick: self.rng.random_range(0..2),
+                span_ms: self.span(),
+            },
+        }
+    }
+}
+
 impl FaultPlan {
     /// A plan of `events`, sorted by time (ties keep their order).
     pub fn new(mut events: Vec<Scheduled>) -> Self {
@@ -894,170 +1120,15 @@ impl FaultPlan {
     /// second restart cuts them short); a follow-up of any other event
     /// lands up to `follow_gap_ms` after it.
     pub fn generate(seed: u64, space: &FaultSpace) -> FaultPlan {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(FAULT_STREAM);
         let kinds = space.drawable();
         if kinds.is_empty() {
             return FaultPlan::none();
         }
-        let max_span = space.max_span_ms.max(50);
-        let max_count = u64::from(space.max_count.max(1));
+        let mut drawer = Drawer::new(seed, space);
         let mut drawn: Vec<(Scheduled, Effect)> = Vec::new();
         for _ in 0..space.events {
-            let lead = (!drawn.is_empty()
-                && space.follow_pct > 0
-                && rng.random_range(0..100) < space.follow_pct)
-                .then(|| drawn[rng.random_range(0..drawn.len())].clone());
-            // A follow-up's time is drawn last, from its lead's.
-            let uniform_ms = lead.is_none().then(|| {
-                if space.end_ms > space.start_ms {
-                    rng.random_range(space.start_ms..space.end_ms)
-                } else {
-                    space.start_ms
-                }
-            });
-            let event = {
-                let kind = *pick(&mut rng, &kinds);
-                let server = pick(&mut rng, &space.servers).clone();
-                let worker = |rng: &mut ChaCha8Rng| pick(rng, &space.workers).clone();
-                let span = |rng: &mut ChaCha8Rng| draw(rng, 50, max_span);
-                let count = |rng: &mut ChaCha8Rng| draw(rng, 1, max_count) as u32;
-                match kind {
-                    FaultKind::Crash => FaultEvent::Crash {
-                        server,
-                        down_ms: span(&mut rng),
-                    },
-                    FaultKind::Bounce => FaultEvent::Bounce { server },
-                    FaultKind::Partition => FaultEvent::Partition {
-                        worker: worker(&mut rng),
-                        server,
-                        span_ms: span(&mut rng),
-                    },
-                    FaultKind::Hold => FaultEvent::Hold {
-                        worker: worker(&mut rng),
-                        server,
-                        span_ms: span(&mut rng),
-                    },
-                    FaultKind::LatencyRange => {
-                        let worker = worker(&mut rng);
-                        let min_ms = draw(&mut rng, 0, space.max_latency_ms / 4);
-                        let max_ms =
-                            draw(&mut rng, min_ms + 1, space.max_latency_ms.max(min_ms + 1));
-                        FaultEvent::LatencyRange {
-                            worker,
-                            server,
-                            min_ms,
-                            max_ms,
-                            span_ms: span(&mut rng),
-                        }
-                    }
-                    FaultKind::LatencySpike => {
-                        let worker = worker(&mut rng);
-                        let latency_ms =
-                            draw(&mut rng, space.max_latency_ms / 4, space.max_latency_ms);
-                        FaultEvent::LatencySpike {
-                            worker,
-                            server,
-                            latency_ms,
-                            span_ms: span(&mut rng),
-                        }
-                    }
-                    FaultKind::EarlyExpiry => FaultEvent::EarlyExpiry {
-                        server,
-                        pick: rng.random_range(0..u32::MAX),
-                    },
-                    FaultKind::ServerErrors => FaultEvent::ServerErrors {
-                        server,
-                        status: if rng.random_bool(0.5) { 500 } else { 503 },
-                        count: count(&mut rng),
-                    },
-                    FaultKind::MalformedJson => FaultEvent::MalformedJson {
-                        server,
-                        count: count(&mut rng),
-                    },
-                    FaultKind::TruncatedSse => FaultEvent::TruncatedSse {
-                        server,
-                        count: count(&mut rng),
-                    },
-                    FaultKind::SlowInitialize => FaultEvent::SlowInitialize {
-                        server,
-                        delay_ms: space.slow_initialize_ms,
-                        count: count(&mut rng),
-                    },
-                    FaultKind::VersionMismatch => FaultEvent::VersionMismatch {
-                        server,
-                        version: if space.mismatched_versions.is_empty() {
-                            "1999-01-01".into()
-                        } else {
-                            pick(&mut rng, &space.mismatched_versions).clone()
-                        },
-                        span_ms: span(&mut rng),
-                    },
-                    FaultKind::MissingSessionId => FaultEvent::MissingSessionId {
-                        server,
-                        span_ms: span(&mut rng),
-                    },
-                    FaultKind::InvalidSessionId => FaultEvent::InvalidSessionId {
-                        server,
-                        span_ms: span(&mut rng),
-                    },
-                    FaultKind::ConnectionReset => FaultEvent::ConnectionReset {
-                        server,
-                        count: count(&mut rng),
-                    },
-                    FaultKind::EraUpgrade => FaultEvent::EraUpgrade { server },
-                    FaultKind::EraDowngrade => FaultEvent::EraDowngrade { server },
-                    // One refusal (the conformance suite's trap, which a
-                    // client passes by retrying once) or two in a row (the
-                    // retry refused too: the client must fail the request,
-                    // never fall back to legacy).
-                    FaultKind::VersionTrap => FaultEvent::VersionTrap {
-                        server,
-                        count: draw(&mut rng, 1, 2) as u32,
-                    },
-                    FaultKind::HeaderStrip => FaultEvent::HeaderStrip {
-                        server,
-                        count: count(&mut rng),
-                    },
-                    FaultKind::DiscoverChange => FaultEvent::DiscoverChange {
-                        server,
-                        ttl_ms: draw(&mut rng, 0, space.max_discover_ttl_ms),
-                        span_ms: span(&mut rng),
-                    },
-                    FaultKind::ModernStreamCut => FaultEvent::ModernStreamCut {
-                        server,
-                        count: count(&mut rng),
-                    },
-                    FaultKind::InputRounds => FaultEvent::InputRounds {
-                        server,
-                        count: count(&mut rng),
-                        rounds: draw(&mut rng, 1, u64::from(space.max_input_rounds.max(1))) as u32,
-                    },
-                    // `drawable` leaves it out without a balancer.
-                    FaultKind::StickinessSwitch => FaultEvent::StickinessSwitch {
-                        balancer: pick(&mut rng, &space.balancers).clone(),
-                        pick: rng.random_range(0..2),
-                        span_ms: span(&mut rng),
-                    },
-                }
-            };
-            let (at_ms, effect) = match (&lead, uniform_ms) {
-                (Some((lead, effect)), _) => {
-                    follow_up(&mut rng, lead, *effect, &event, space.follow_gap_ms)
-                }
-                (None, uniform_ms) => {
-                    let first = initialize_only(event.kind())
-                        && space.initialize_first_pct > 0
-                        && rng.random_range(0..100) < space.initialize_first_pct;
-                    let at_ms = if first {
-                        0
-                    } else {
-                        uniform_ms.unwrap_or(space.start_ms)
-                    };
-                    (at_ms, Effect::of(at_ms, &event))
-                }
-            };
-            drawn.push((Scheduled { at_ms, event }, effect));
+            let next = drawer.scheduled(&kinds, &drawn);
+            drawn.push(next);
         }
         FaultPlan::new(drawn.into_iter().map(|(s, _)| s).collect())
     }
@@ -1178,16 +1249,14 @@ fn in_range(
     }
 }
 
-/// [`FaultPlan::check_values`] for event `i`.
+/// [`FaultPlan::check_values`] for event `i`: its time, then its numbers
+/// in the order of its fields. One arm per kind (or per group of kinds
+/// with the same numbers), each check in [`Fields`].
 fn check_event_values(i: usize, s: &Scheduled) -> Result<(), PlanError> {
-    let ms = |field, value| in_range(i, field, value, 0, MAX_FAULT_MS);
-    let span = |field, value| in_range(i, field, value, 1, MAX_FAULT_MS);
-    let latency = |field, value| in_range(i, field, value, 0, MAX_FAULT_LATENCY_MS);
-    let count =
-        |value: &u32| in_range(i, "count", u64::from(*value), 1, u64::from(MAX_FAULT_COUNT));
-    ms("at_ms", s.at_ms)?;
+    let f = Fields { event: i };
+    f.ms("at_ms", s.at_ms)?;
     match &s.event {
-        FaultEvent::Crash { down_ms, .. } => span("down_ms", *down_ms),
+        FaultEvent::Crash { down_ms, .. } => f.span("down_ms", *down_ms),
         FaultEvent::Bounce { .. }
         | FaultEvent::EraUpgrade { .. }
         | FaultEvent::EraDowngrade { .. } => Ok(()),
@@ -1195,79 +1264,115 @@ fn check_event_values(i: usize, s: &Scheduled) -> Result<(), PlanError> {
         | FaultEvent::Hold { span_ms, .. }
         | FaultEvent::VersionMismatch { span_ms, .. }
         | FaultEvent::MissingSessionId { span_ms, .. }
-        | FaultEvent::InvalidSessionId { span_ms, .. } => span("span_ms", *span_ms),
+        | FaultEvent::InvalidSessionId { span_ms, .. } => f.span("span_ms", *span_ms),
         FaultEvent::LatencyRange {
             min_ms,
             max_ms,
             span_ms,
             ..
         } => {
-            latency("min_ms", *min_ms)?;
-            latency("max_ms", *max_ms)?;
-            if min_ms > max_ms {
-                return Err(PlanError::LatencyMinAboveMax {
-                    event: i,
-                    min_ms: *min_ms,
-                    max_ms: *max_ms,
-                });
-            }
-            span("span_ms", *span_ms)
+            f.latency_range(*min_ms, *max_ms)?;
+            f.span("span_ms", *span_ms)
         }
         FaultEvent::LatencySpike {
             latency_ms,
             span_ms,
             ..
         } => {
-            latency("latency_ms", *latency_ms)?;
-            span("span_ms", *span_ms)
+            f.latency("latency_ms", *latency_ms)?;
+            f.span("span_ms", *span_ms)
         }
         // Any `pick` is a session: it is taken modulo the live ones.
         FaultEvent::EarlyExpiry { .. } => Ok(()),
-        FaultEvent::ServerErrors {
-            status, count: n, ..
-        } => {
-            if !SERVER_ERROR_STATUSES.contains(status) {
-                return Err(PlanError::NotServerErrorStatus {
-                    event: i,
-                    status: *status,
-                });
-            }
-            count(n)
+        FaultEvent::ServerErrors { status, count, .. } => {
+            f.status(*status)?;
+            f.count(*count)
         }
-        FaultEvent::MalformedJson { count: n, .. }
-        | FaultEvent::TruncatedSse { count: n, .. }
-        | FaultEvent::ConnectionReset { count: n, .. }
-        | FaultEvent::VersionTrap { count: n, .. }
-        | FaultEvent::HeaderStrip { count: n, .. }
-        | FaultEvent::ModernStreamCut { count: n, .. } => count(n),
+        FaultEvent::MalformedJson { count, .. }
+        | FaultEvent::TruncatedSse { count, .. }
+        | FaultEvent::ConnectionReset { count, .. }
+        | FaultEvent::VersionTrap { count, .. }
+        | FaultEvent::HeaderStrip { count, .. }
+        | FaultEvent::ModernStreamCut { count, .. } => f.count(*count),
         FaultEvent::SlowInitialize {
-            delay_ms, count: n, ..
+            delay_ms, count, ..
         } => {
-            ms("delay_ms", *delay_ms)?;
-            count(n)
+            f.ms("delay_ms", *delay_ms)?;
+            f.count(*count)
         }
         FaultEvent::DiscoverChange {
             ttl_ms, span_ms, ..
         } => {
-            ms("ttl_ms", *ttl_ms)?;
-            span("span_ms", *span_ms)
+            f.ms("ttl_ms", *ttl_ms)?;
+            f.span("span_ms", *span_ms)
         }
-        FaultEvent::InputRounds {
-            count: n, rounds, ..
-        } => {
-            count(n)?;
-            in_range(
-                i,
-                "rounds",
-                u64::from(*rounds),
-                1,
-                u64::from(MAX_FAULT_ROUNDS),
-            )
+        FaultEvent::InputRounds { count, rounds, .. } => {
+            f.count(*count)?;
+            f.check("rounds", u64::from(*rounds), 1, u64::from(MAX_FAULT_ROUNDS))
         }
         FaultEvent::StickinessSwitch { pick, span_ms, .. } => {
-            in_range(i, "pick", u64::from(*pick), 0, 1)?;
-            span("span_ms", *span_ms)
+            f.check("pick", u64::from(*pick), 0, 1)?;
+            f.span("span_ms", *span_ms)
         }
+    }
+}
+
+/// The checks of one event's numbers, each error naming the event and
+/// the field.
+#[derive(Clone, Copy)]
+struct Fields {
+    event: usize,
+}
+
+impl Fields {
+    /// `value` of `field` in `min..=max`.
+    fn check(self, field: &'static str, value: u64, min: u64, max: u64) -> Result<(), PlanError> {
+        in_range(self.event, field, value, min, max)
+    }
+
+    /// A time or duration that may be 0.
+    fn ms(self, field: &'static str, value: u64) -> Result<(), PlanError> {
+        self.check(field, value, 0, MAX_FAULT_MS)
+    }
+
+    /// A span, downtime or delay that lasts at least 1 ms.
+    fn span(self, field: &'static str, value: u64) -> Result<(), PlanError> {
+        self.check(field, value, 1, MAX_FAULT_MS)
+    }
+
+    /// A link latency.
+    fn latency(self, field: &'static str, value: u64) -> Result<(), PlanError> {
+        self.check(field, value, 0, MAX_FAULT_LATENCY_MS)
+    }
+
+    /// A latency range: both ends in range, the least not above the most.
+    fn latency_range(self, min_ms: u64, max_ms: u64) -> Result<(), PlanError> {
+        self.latency("min_ms", min_ms)?;
+        self.latency("max_ms", max_ms)?;
+        if min_ms > max_ms {
+            return Err(PlanError::LatencyMinAboveMax {
+                event: self.event,
+                min_ms,
+                max_ms,
+            });
+        }
+        Ok(())
+    }
+
+    /// How many requests or answers a burst hits: at least 1.
+    fn count(self, value: u32) -> Result<(), PlanError> {
+        self.check("count", u64::from(value), 1, u64::from(MAX_FAULT_COUNT))
+    }
+
+    /// An HTTP server error status ([`SERVER_ERROR_STATUSES`]).
+    fn status(self, status: u16) -> Result<(), PlanError> {
+        if !SERVER_ERROR_STATUSES.contains(&status) {
+            return Err(PlanError::NotServerErrorStatus {
+                event: self.event,
+                status,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -1746,39 +1851,23 @@ impl Applier {
         &self.balancers[name]
     }
 
+    /// Starts event `i`. The faults on hosts and links (turmoil's crash,
+    /// partition, hold, latency; a redeploy; a balancer's policy) are
+    /// applied here; the faults the server plays itself are armed on its
+    /// hooks by [`Applier::arm_server`].
     fn start(&mut self, sim: &mut Sim<'_>, i: usize, event: &FaultEvent) -> Vec<Action> {
         if let FaultEvent::StickinessSwitch { balancer, pick, .. } = event {
             return self.switch_policy(i, balancer, *pick);
         }
         let server = event.host().to_owned();
         match event {
-            FaultEvent::Crash { .. } => {
-                let stack = self.crashed.entry(server.clone()).or_default();
-                stack.push((i, ()));
-                if stack.len() > 1 {
-                    return vec![skipped("already down")];
-                }
-                sim.crash(server.as_str());
-                vec![Action::Crash { server }]
+            FaultEvent::Crash { .. } => self.crash(sim, i, server),
+            FaultEvent::Bounce { .. } => self.bounce(sim, server),
+            FaultEvent::Partition { worker, .. } => {
+                self.block(sim, i, (worker.clone(), server), Block::Partition)
             }
-            FaultEvent::Bounce { .. } => {
-                if self.crashed.get(&server).is_some_and(|s| !s.is_empty()) {
-                    return vec![skipped("server is down")];
-                }
-                sim.bounce(server.as_str());
-                vec![Action::Bounce { server }]
-            }
-            FaultEvent::Partition { worker, .. } | FaultEvent::Hold { worker, .. } => {
-                let block = if matches!(event, FaultEvent::Hold { .. }) {
-                    Block::Hold
-                } else {
-                    Block::Partition
-                };
-                let link = (worker.clone(), server);
-                let stack = self.blocked.entry(link.clone()).or_default();
-                let before = stack.last().map(|&(_, b)| b);
-                stack.push((i, block));
-                relink(sim, &link, before, Some(block))
+            FaultEvent::Hold { worker, .. } => {
+                self.block(sim, i, (worker.clone(), server), Block::Hold)
             }
             FaultEvent::LatencyRange {
                 worker,
@@ -1799,16 +1888,33 @@ impl Applier {
                 (worker.clone(), server),
                 Latency::new(*latency_ms, *latency_ms),
             ),
-            FaultEvent::EarlyExpiry { pick, .. } => {
-                let s = self.server(&server);
-                let live = s.live_sessions();
-                if live.is_empty() {
-                    return vec![skipped("no live session")];
-                }
-                let session = live[*pick as usize % live.len()].clone();
-                s.expire_session(&session);
-                vec![Action::Expire { server, session }]
-            }
+            FaultEvent::EraUpgrade { .. } => self.change_era(sim, server, true),
+            FaultEvent::EraDowngrade { .. } => self.change_era(sim, server, false),
+            // Handled above.
+            FaultEvent::StickinessSwitch { .. } => Vec::new(),
+            FaultEvent::EarlyExpiry { .. }
+            | FaultEvent::ServerErrors { .. }
+            | FaultEvent::MalformedJson { .. }
+            | FaultEvent::TruncatedSse { .. }
+            | FaultEvent::ConnectionReset { .. }
+            | FaultEvent::SlowInitialize { .. }
+            | FaultEvent::VersionMismatch { .. }
+            | FaultEvent::MissingSessionId { .. }
+            | FaultEvent::InvalidSessionId { .. }
+            | FaultEvent::VersionTrap { .. }
+            | FaultEvent::HeaderStrip { .. }
+            | FaultEvent::DiscoverChange { .. }
+            | FaultEvent::ModernStreamCut { .. }
+            | FaultEvent::InputRounds { .. } => self.arm_server(i, server, event),
+        }
+    }
+
+    /// Starts event `i`, a fault `server` plays itself: a one-off burst
+    /// armed on its hooks (counted down by the requests it hits), or a
+    /// span pushed on a stack of this applier (undone by [`Applier::end`]).
+    fn arm_server(&mut self, i: usize, server: String, event: &FaultEvent) -> Vec<Action> {
+        match event {
+            FaultEvent::EarlyExpiry { pick, .. } => self.expire_one(server, *pick),
             FaultEvent::ServerErrors { status, count, .. } => {
                 self.server(&server).fail_next(*count, *status);
                 vec![Action::ServerErrors {
@@ -1837,50 +1943,12 @@ impl Applier {
                     count: *count,
                 }]
             }
-            FaultEvent::VersionMismatch { version, .. } => {
-                let stack = self.versions.entry(server.clone()).or_default();
-                stack.push((i, version.clone()));
-                self.server(&server).answer_protocol_version(Some(version));
-                vec![Action::Version {
-                    server,
-                    version: Some(version.clone()),
-                }]
+            FaultEvent::VersionMismatch { version, .. } => self.push_version(i, server, version),
+            FaultEvent::MissingSessionId { .. } => {
+                self.push_session_id_fault(i, server, SessionIdFault::Omitted)
             }
-            FaultEvent::MissingSessionId { .. } | FaultEvent::InvalidSessionId { .. } => {
-                let fault = if matches!(event, FaultEvent::MissingSessionId { .. }) {
-                    SessionIdFault::Omitted
-                } else {
-                    SessionIdFault::Garbled
-                };
-                let stack = self.session_ids.entry(server.clone()).or_default();
-                stack.push((i, fault));
-                self.server(&server).set_session_id_fault(fault);
-                vec![Action::SessionId { server, fault }]
-            }
-            FaultEvent::EraUpgrade { .. } | FaultEvent::EraDowngrade { .. } => {
-                let up = matches!(event, FaultEvent::EraUpgrade { .. });
-                let from = self.server(&server).era();
-                let to = match (from, up) {
-                    (ServerEra::Legacy, true) => ServerEra::Dual,
-                    (ServerEra::Dual, true) => ServerEra::Modern,
-                    (ServerEra::Modern, false) => ServerEra::Dual,
-                    (ServerEra::Dual, false) => ServerEra::Legacy,
-                    (ServerEra::Modern, true) => return vec![skipped("already modern")],
-                    (ServerEra::Legacy, false) => return vec![skipped("already legacy")],
-                };
-                self.server(&server).set_era(to);
-                let mut done = vec![Action::Era {
-                    server: server.clone(),
-                    from,
-                    to,
-                }];
-                // A server that is down comes back in the new era when its
-                // downtime ends.
-                if self.crashed.get(&server).is_none_or(Vec::is_empty) {
-                    sim.bounce(server.as_str());
-                    done.push(Action::Bounce { server });
-                }
-                done
+            FaultEvent::InvalidSessionId { .. } => {
+                self.push_session_id_fault(i, server, SessionIdFault::Garbled)
             }
             FaultEvent::VersionTrap { count, .. } => {
                 self.server(&server).refuse_version_next(*count);
@@ -1896,16 +1964,7 @@ impl Applier {
                     count: *count,
                 }]
             }
-            FaultEvent::DiscoverChange { ttl_ms, .. } => {
-                let change = DiscoverChange { ttl_ms: *ttl_ms };
-                let stack = self.discover.entry(server.clone()).or_default();
-                stack.push((i, change));
-                self.server(&server).set_discover_change(Some(change));
-                vec![Action::DiscoverChange {
-                    server,
-                    ttl_ms: Some(*ttl_ms),
-                }]
-            }
+            FaultEvent::DiscoverChange { ttl_ms, .. } => self.push_discover(i, server, *ttl_ms),
             FaultEvent::ModernStreamCut { count, .. } => {
                 self.server(&server).cut_modern_streams_next(*count);
                 vec![Action::StreamCut {
@@ -1922,9 +1981,119 @@ impl Applier {
                     rounds,
                 }]
             }
-            // Handled above.
-            FaultEvent::StickinessSwitch { .. } => Vec::new(),
+            // Host, link and balancer faults: see `start`.
+            _ => Vec::new(),
         }
+    }
+
+    /// Takes `server` down for crash `i`. Downtimes overlap: only the
+    /// first one crashes the host; the others wait on the stack, so the
+    /// server comes back when the last of them ends (see [`Applier::end`]).
+    fn crash(&mut self, sim: &mut Sim<'_>, i: usize, server: String) -> Vec<Action> {
+        let stack = self.crashed.entry(server.clone()).or_default();
+        stack.push((i, ()));
+        if stack.len() > 1 {
+            return vec![skipped("already down")];
+        }
+        sim.crash(server.as_str());
+        vec![Action::Crash { server }]
+    }
+
+    /// Restarts `server` at once (all sessions lost), unless a downtime is
+    /// in force: a bounce cannot bring back a crashed host early.
+    fn bounce(&mut self, sim: &mut Sim<'_>, server: String) -> Vec<Action> {
+        if self.crashed.get(&server).is_some_and(|s| !s.is_empty()) {
+            return vec![skipped("server is down")];
+        }
+        sim.bounce(server.as_str());
+        vec![Action::Bounce { server }]
+    }
+
+    /// Blocks `link` as `block` says for event `i`: the newest block on a
+    /// link is the one in force.
+    fn block(&mut self, sim: &mut Sim<'_>, i: usize, link: Link, block: Block) -> Vec<Action> {
+        let stack = self.blocked.entry(link.clone()).or_default();
+        let before = stack.last().map(|&(_, b)| b);
+        stack.push((i, block));
+        relink(sim, &link, before, Some(block))
+    }
+
+    /// Expires, on `server` only, the `pick`-th of its live sessions (in
+    /// id order, modulo their number): the client learns of it only from
+    /// its next request's 404.
+    fn expire_one(&self, server: String, pick: u32) -> Vec<Action> {
+        let s = self.server(&server);
+        let live = s.live_sessions();
+        if live.is_empty() {
+            return vec![skipped("no live session")];
+        }
+        let session = live[pick as usize % live.len()].clone();
+        s.expire_session(&session);
+        vec![Action::Expire { server, session }]
+    }
+
+    /// Makes `server` answer `initialize` with `version` for event `i`.
+    fn push_version(&mut self, i: usize, server: String, version: &str) -> Vec<Action> {
+        let stack = self.versions.entry(server.clone()).or_default();
+        stack.push((i, version.to_owned()));
+        self.server(&server).answer_protocol_version(Some(version));
+        vec![Action::Version {
+            server,
+            version: Some(version.to_owned()),
+        }]
+    }
+
+    /// Makes `server` omit or garble its session id for event `i`.
+    fn push_session_id_fault(
+        &mut self,
+        i: usize,
+        server: String,
+        fault: SessionIdFault,
+    ) -> Vec<Action> {
+        let stack = self.session_ids.entry(server.clone()).or_default();
+        stack.push((i, fault));
+        self.server(&server).set_session_id_fault(fault);
+        vec![Action::SessionId { server, fault }]
+    }
+
+    /// Moves `server` one era up (legacy → dual → modern) or down, and
+    /// restarts it so that it serves as the new era from its first answer.
+    fn change_era(&mut self, sim: &mut Sim<'_>, server: String, up: bool) -> Vec<Action> {
+        let from = self.server(&server).era();
+        let to = match (from, up) {
+            (ServerEra::Legacy, true) => ServerEra::Dual,
+            (ServerEra::Dual, true) => ServerEra::Modern,
+            (ServerEra::Modern, false) => ServerEra::Dual,
+            (ServerEra::Dual, false) => ServerEra::Legacy,
+            (ServerEra::Modern, true) => return vec![skipped("already modern")],
+            (ServerEra::Legacy, false) => return vec![skipped("already legacy")],
+        };
+        self.server(&server).set_era(to);
+        let mut done = vec![Action::Era {
+            server: server.clone(),
+            from,
+            to,
+        }];
+        // A server that is down comes back in the new era when its
+        // downtime ends.
+        if self.crashed.get(&server).is_none_or(Vec::is_empty) {
+            sim.bounce(server.as_str());
+            done.push(Action::Bounce { server });
+        }
+        done
+    }
+
+    /// Makes `server`'s discovery answer announce a change (with this TTL)
+    /// for event `i`.
+    fn push_discover(&mut self, i: usize, server: String, ttl_ms: u64) -> Vec<Action> {
+        let change = DiscoverChange { ttl_ms };
+        let stack = self.discover.entry(server.clone()).or_default();
+        stack.push((i, change));
+        self.server(&server).set_discover_change(Some(change));
+        vec![Action::DiscoverChange {
+            server,
+            ttl_ms: Some(ttl_ms),
+        }]
     }
 
     /// Switches `balancer` to the `pick`-th of the policies other than the

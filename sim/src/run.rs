@@ -216,43 +216,9 @@ fn simulate(schedule: &Schedule, seed: u64, record_manager: bool) -> Simulated {
         .iter()
         .map(|w| (w.name.clone(), TraceRecorder::new(w.name.clone())))
         .collect();
-    let programs: BTreeMap<(String, u64), Vec<Step>> = schedule
-        .workers
-        .iter()
-        .flat_map(|w| {
-            w.vus
-                .iter()
-                .enumerate()
-                .map(|(i, p)| ((w.name.clone(), i as u64 + 1), p.steps.clone()))
-        })
-        .collect();
-
-    let mut topology =
-        Topology::new(seed, Duration::from_millis(schedule.duration_ms)).latency(schedule.latency);
-    topology = match schedule.balancer {
-        Some(b) => topology.balanced(
-            SERVER_HOST,
-            schedule.server.clone(),
-            usize::try_from(b.instances).unwrap_or(usize::MAX).max(1),
-            b.policy,
-        ),
-        None => topology.server(SERVER_HOST, schedule.server.clone()),
-    };
-    for w in &schedule.workers {
-        topology = topology.worker(
-            WorkerSpec::new(
-                w.name.clone(),
-                SERVER_HOST,
-                schedule.session.clone(),
-                w.vus.len() as u64,
-            )
-            .http(schedule.http.clone()),
-        );
-        if record_manager {
-            topology = topology.event_sink(w.name.clone(), Arc::new(recorders[&w.name].clone()));
-        }
-    }
-    let (programs, vu_recorders) = (Arc::new(programs), Arc::new(recorders.clone()));
+    let sinks = record_manager.then_some(&recorders);
+    let topology = topology(schedule, seed, sinks);
+    let (programs, vu_recorders) = (Arc::new(programs(schedule)), Arc::new(recorders.clone()));
     // Every VU is metered against the step budget; the loop below checks
     // both budgets between steps (see `crate::liveness`).
     let budget = Budget::for_schedule(schedule);
@@ -303,6 +269,56 @@ fn simulate(schedule: &Schedule, seed: u64, record_manager: bool) -> Simulated {
         metrics: world.metrics(),
         streams_at_end: world.streams_at_end(),
     }
+}
+
+/// Each VU's steps, by (worker, VU id from 1).
+fn programs(schedule: &Schedule) -> BTreeMap<(String, u64), Vec<Step>> {
+    schedule
+        .workers
+        .iter()
+        .flat_map(|w| {
+            w.vus
+                .iter()
+                .enumerate()
+                .map(|(i, p)| ((w.name.clone(), i as u64 + 1), p.steps.clone()))
+        })
+        .collect()
+}
+
+/// The world of `schedule`: its server (or balanced instances) and its
+/// workers, each manager reporting to its worker's recorder in `sinks`
+/// when given.
+fn topology(
+    schedule: &Schedule,
+    seed: u64,
+    sinks: Option<&BTreeMap<String, TraceRecorder>>,
+) -> Topology {
+    let mut topology =
+        Topology::new(seed, Duration::from_millis(schedule.duration_ms)).latency(schedule.latency);
+    topology = match schedule.balancer {
+        Some(b) => topology.balanced(
+            SERVER_HOST,
+            schedule.server.clone(),
+            usize::try_from(b.instances).unwrap_or(usize::MAX).max(1),
+            b.policy,
+        ),
+        None => topology.server(SERVER_HOST, schedule.server.clone()),
+    };
+    for w in &schedule.workers {
+        topology = topology.worker(
+            WorkerSpec::new(
+                w.name.clone(),
+                SERVER_HOST,
+                schedule.session.clone(),
+                w.vus.len() as u64,
+            )
+            .http(schedule.http.clone()),
+        );
+        if let Some(recorder) = sinks.and_then(|r| r.get(&w.name)) {
+            topology = topology.event_sink(w.name.clone(), Arc::new(recorder.clone()));
+        }
+    }
+    topology
 }
 
 /// Runs `schedule` (of scenario `scenario`, drawn from `seed`) and audits

@@ -391,9 +391,130 @@ fn chance(rng: &mut ChaCha8Rng, pct: u32) -> bool {
     pct > 0 && rng.random_range(0..100) < pct
 }
 
+/// The worker hosts and their VUs' programs, on the workload stream: per
+/// worker, its VU count, then each VU's program.
+fn draw_workers(
+    scenario: &Scenario,
+    session: &SessionConfig,
+    w: &mut ChaCha8Rng,
+) -> Vec<WorkerPlan> {
+    (1..=scenario.workers.max(1))
+        .map(|i| {
+            let vus = vu_count(w, scenario.vus);
+            WorkerPlan {
+                name: worker_host(i),
+                vus: (1..=vus)
+                    .map(|vu| program(scenario, session, vu, w))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The fault kinds this seed switches on (swarm testing), on the swarm
+/// stream: each of the scenario's with even odds, and one of them if the
+/// coin switched on none.
+fn swarm(scenario: &Scenario, seed: u64) -> BTreeSet<FaultKind> {
+    let mut sw = stream(seed, SWARM_STREAM);
+    let mut fault_kinds: BTreeSet<FaultKind> = scenario
+        .fault_kinds
+        .iter()
+        .copied()
+        .filter(|_| sw.random_bool(0.5))
+        .collect();
+    if fault_kinds.is_empty() && !scenario.fault_kinds.is_empty() {
+        let all: Vec<_> = scenario.fault_kinds.iter().copied().collect();
+        fault_kinds.insert(all[sw.random_range(0..all.len())]);
+    }
+    fault_kinds
+}
+
+/// What [`draw_world`] draws: the server's config, the links' latency,
+/// and the balancer.
+struct World {
+    server: ServerConfig,
+    latency: Latency,
+    balancer: Option<BalancerPlan>,
+}
+
+/// The server side of a run, on the server stream: answer formats and
+/// cuts, link latency, then (only where the scenario leaves a choice) the
+/// server's era, the client's era (set in `session`), the discovery TTL,
+/// and the balancer.
+fn draw_world(scenario: &Scenario, seed: u64, session: &mut SessionConfig) -> World {
+    let mut sv = stream(seed, SERVER_STREAM);
+    let mut server = ServerConfig {
+        seed,
+        sse_ratio: [0.0, 0.5, 1.0][sv.random_range(0..3)],
+        split_chunks: sv.random_range(1..=3),
+        session_idle: scenario
+            .server_idle_ms
+            .map(std::time::Duration::from_millis),
+        ..ServerConfig::default()
+    };
+    let latency = Latency::new(sv.random_range(0..=2), sv.random_range(2..=10));
+    // After the draws above, and only when there is a choice: a
+    // scenario without one draws exactly as before.
+    if let Some(era) = one_of(&mut sv, &scenario.server_eras) {
+        server.era = era;
+    }
+    // The client's era among those that can work with the server's
+    // (a run where nothing could ever succeed exercises nothing).
+    let client_eras: Vec<Era> = scenario
+        .client_eras
+        .iter()
+        .copied()
+        .filter(|&e| eras_meet(e, server.era))
+        .collect();
+    if let Some(era) = one_of(&mut sv, &client_eras) {
+        session.era = era;
+    }
+    if let Some(ttl) = one_of(&mut sv, &scenario.discover_ttls_ms) {
+        server.discover_ttl_ms = ttl;
+    }
+    let balancer = scenario.balancer.as_ref().map(|b| BalancerPlan {
+        instances: within(&mut sv, b.instances).max(1),
+        policy: one_of(&mut sv, &b.policies).unwrap_or_default(),
+    });
+    World {
+        server,
+        latency,
+        balancer,
+    }
+}
+
+/// The fault plan of schedule `s` (everything else of it drawn), on the
+/// fault stream: none when the scenario has no fault events or the swarm
+/// switched every kind off; else drawn over the schedule's hosts, aimed
+/// at its busy period.
+fn fault_plan(scenario: &Scenario, s: &Schedule) -> FaultPlan {
+    if scenario.fault_events == 0 || s.fault_kinds.is_empty() {
+        return FaultPlan::none();
+    }
+    let space = FaultSpace {
+        kinds: s.fault_kinds.clone(),
+        workers: s.workers.iter().map(|w| w.name.clone()).collect(),
+        servers: s.server_hosts(),
+        balancers: if s.balancer.is_some() {
+            vec![SERVER_HOST.to_owned()]
+        } else {
+            Vec::new()
+        },
+        // A slow `initialize` outlasts the drawn request timeout.
+        slow_initialize_ms: s.http.request_timeout_ms + 300,
+        ..fault_space(scenario, &s.session, busy_ms(&s.session, &s.workers))
+    };
+    FaultPlan::generate(s.seed, &space)
+}
+
 impl Schedule {
     /// The schedule of `scenario` for `seed`: the same pair always gives the
     /// same schedule.
+    ///
+    /// Each purpose draws from a stream of its own (workload, knobs,
+    /// swarm, server, faults), so that a new draw on one stream shifts
+    /// nothing on the others; within a stream the order of the draws is
+    /// fixed, new ones appended at the end.
     pub fn generate(scenario: &Scenario, seed: u64) -> Schedule {
         let mut w = stream(seed, WORKLOAD_STREAM);
         let mut k = stream(seed, KNOBS_STREAM);
@@ -401,104 +522,27 @@ impl Schedule {
         // The limits before the programs: a think time aimed at the idle
         // deadline aims at the drawn one.
         vary_limits(scenario, &mut session, &mut k);
-        let workers = (1..=scenario.workers.max(1))
-            .map(|i| {
-                let vus = vu_count(&mut w, scenario.vus);
-                WorkerPlan {
-                    name: worker_host(i),
-                    vus: (1..=vus)
-                        .map(|vu| program(scenario, &session, vu, &mut w))
-                        .collect(),
-                }
-            })
-            .collect::<Vec<_>>();
-
-        let mut sw = stream(seed, SWARM_STREAM);
-        let mut fault_kinds: BTreeSet<FaultKind> = scenario
-            .fault_kinds
-            .iter()
-            .copied()
-            .filter(|_| sw.random_bool(0.5))
-            .collect();
-        if fault_kinds.is_empty() && !scenario.fault_kinds.is_empty() {
-            let all: Vec<_> = scenario.fault_kinds.iter().copied().collect();
-            fault_kinds.insert(all[sw.random_range(0..all.len())]);
-        }
-
-        let mut sv = stream(seed, SERVER_STREAM);
-        let server = ServerConfig {
-            seed,
-            sse_ratio: [0.0, 0.5, 1.0][sv.random_range(0..3)],
-            split_chunks: sv.random_range(1..=3),
-            session_idle: scenario
-                .server_idle_ms
-                .map(std::time::Duration::from_millis),
-            ..ServerConfig::default()
-        };
-        let latency = Latency::new(sv.random_range(0..=2), sv.random_range(2..=10));
-        // After the draws above, and only when there is a choice: a
-        // scenario without one draws exactly as before.
-        let mut server = server;
-        if let Some(era) = one_of(&mut sv, &scenario.server_eras) {
-            server.era = era;
-        }
-        // The client's era among those that can work with the server's
-        // (a run where nothing could ever succeed exercises nothing).
-        let client_eras: Vec<Era> = scenario
-            .client_eras
-            .iter()
-            .copied()
-            .filter(|&e| eras_meet(e, server.era))
-            .collect();
-        if let Some(era) = one_of(&mut sv, &client_eras) {
-            session.era = era;
-        }
-        if let Some(ttl) = one_of(&mut sv, &scenario.discover_ttls_ms) {
-            server.discover_ttl_ms = ttl;
-        }
-        let balancer = scenario.balancer.as_ref().map(|b| BalancerPlan {
-            instances: within(&mut sv, b.instances).max(1),
-            policy: one_of(&mut sv, &b.policies).unwrap_or_default(),
-        });
-        let servers: Vec<String> = match balancer {
-            Some(b) => (0..b.instances).map(instance_host).collect(),
-            None => vec![SERVER_HOST.to_owned()],
-        };
+        let workers = draw_workers(scenario, &session, &mut w);
+        let fault_kinds = swarm(scenario, seed);
+        let World {
+            mut server,
+            latency,
+            balancer,
+        } = draw_world(scenario, seed, &mut session);
         // The later knobs, on their own stream, in a fixed order (append
         // new ones at the end).
         if scenario.vary.protocol_version {
             session.protocol_version = requested_version(&mut k).to_owned();
         }
-        let http = vary_http(&scenario.http, &mut k);
+        let mut http = vary_http(&scenario.http, &mut k);
         vary_server(&mut server, &session, &workers, &mut k);
-        let mut http = http;
         if server.answer_400_for_unknown_session {
             // The TypeScript SDK's 400 is taken for a 404, or a restart
             // would leave every client on a session the server no longer
             // knows (a world where nothing works after the first bounce).
             http.session_400_is_expired = true;
         }
-
-        let faults = if scenario.fault_events == 0 || fault_kinds.is_empty() {
-            FaultPlan::none()
-        } else {
-            let space = FaultSpace {
-                kinds: fault_kinds.clone(),
-                workers: workers.iter().map(|w| w.name.clone()).collect(),
-                servers,
-                balancers: if balancer.is_some() {
-                    vec![SERVER_HOST.to_owned()]
-                } else {
-                    Vec::new()
-                },
-                // A slow `initialize` outlasts the drawn request timeout.
-                slow_initialize_ms: http.request_timeout_ms + 300,
-                ..fault_space(scenario, &session, busy_ms(&session, &workers))
-            };
-            FaultPlan::generate(seed, &space)
-        };
-
-        Schedule {
+        let mut schedule = Schedule {
             seed,
             session,
             http,
@@ -506,10 +550,12 @@ impl Schedule {
             server,
             latency,
             fault_kinds,
-            faults,
+            faults: FaultPlan::none(),
             duration_ms: scenario.duration_ms,
             balancer,
-        }
+        };
+        schedule.faults = fault_plan(scenario, &schedule);
+        schedule
     }
 
     /// Checks a schedule that did not come from [`Schedule::generate`] (a
@@ -531,6 +577,24 @@ impl Schedule {
                 max: MAX_FAULT_MS,
             });
         }
+        self.validate_step_times()?;
+        let servers = self.server_hosts();
+        self.validate_worker_names(&servers)?;
+        self.validate_latency()?;
+        self.validate_server()?;
+        let workers: Vec<String> = self.workers.iter().map(|w| w.name.clone()).collect();
+        let balancers: Vec<String> = match self.balancer {
+            Some(_) => vec![SERVER_HOST.to_owned()],
+            None => Vec::new(),
+        };
+        self.faults
+            .check_hosts(&servers, &balancers, &workers)
+            .and_then(|()| self.faults.check_values())
+            .map_err(ScheduleError::Faults)
+    }
+
+    /// Every VU step's times within a day of simulated time.
+    fn validate_step_times(&self) -> Result<(), ScheduleError> {
         for (worker, w) in self.workers.iter().enumerate() {
             for (vu, program) in w.vus.iter().enumerate() {
                 if let Some((step, field, value)) = step_time_out_of_range(&program.steps) {
@@ -545,8 +609,13 @@ impl Schedule {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Every worker named, once, and not like a server host (`servers`):
+    /// the simulation addresses hosts by name.
+    fn validate_worker_names(&self, servers: &[String]) -> Result<(), ScheduleError> {
         let mut names = BTreeSet::new();
-        let servers = self.server_hosts();
         for (index, w) in self.workers.iter().enumerate() {
             let name = w.name.clone();
             if w.name.is_empty() {
@@ -559,6 +628,11 @@ impl Schedule {
                 return Err(ScheduleError::DuplicateWorker { index, name });
             }
         }
+        Ok(())
+    }
+
+    /// The baseline latency a range, within the faults' bound.
+    fn validate_latency(&self) -> Result<(), ScheduleError> {
         let l = self.latency;
         if l.min_ms > l.max_ms {
             return Err(ScheduleError::LatencyMinAboveMax {
@@ -572,6 +646,11 @@ impl Schedule {
                 max: MAX_FAULT_LATENCY_MS,
             });
         }
+        Ok(())
+    }
+
+    /// The server's knobs, and the balancer's instance count, in range.
+    fn validate_server(&self) -> Result<(), ScheduleError> {
         let cfg = &self.server;
         if !(0.0..=1.0).contains(&cfg.sse_ratio) {
             return Err(ScheduleError::SseRatio {
@@ -598,15 +677,7 @@ impl Schedule {
                 });
             }
         }
-        let workers: Vec<String> = self.workers.iter().map(|w| w.name.clone()).collect();
-        let balancers: Vec<String> = match self.balancer {
-            Some(_) => vec![SERVER_HOST.to_owned()],
-            None => Vec::new(),
-        };
-        self.faults
-            .check_hosts(&servers, &balancers, &workers)
-            .and_then(|()| self.faults.check_values())
-            .map_err(ScheduleError::Faults)
+        Ok(())
     }
 
     /// The server hosts: [`SERVER_HOST`], or the balanced instances.

@@ -466,77 +466,14 @@ fn change_step(base: &Schedule, pos: usize, change: impl FnOnce(&mut Step) -> bo
     }
 }
 
-/// What `pass` offers at `index`, from `base`.
+/// What `pass` offers at `index`, from `base`: each pass is a function of
+/// its own below, which says when its candidates run out.
 fn candidate(base: &Schedule, pass: Pass, index: usize) -> Candidate {
     match pass {
-        Pass::DropFaults => {
-            let Some(range) = chunk(base.faults.len(), index) else {
-                return Candidate::End;
-            };
-            let mut s = base.clone();
-            s.faults.events.drain(range);
-            Candidate::Try(Box::new(s))
-        }
-        Pass::DropWorkers => {
-            let Some(range) = chunk(base.workers.len(), index) else {
-                return Candidate::End;
-            };
-            if range.len() == base.workers.len() {
-                return Candidate::Skip;
-            }
-            let mut s = base.clone();
-            let gone: BTreeSet<String> = s.workers.drain(range).map(|w| w.name).collect();
-            s.faults
-                .events
-                .retain(|e| e.event.worker().is_none_or(|w| !gone.contains(w)));
-            Candidate::Try(Box::new(s))
-        }
-        Pass::DropVus => {
-            let positions: Vec<(usize, usize)> = base
-                .workers
-                .iter()
-                .enumerate()
-                .flat_map(|(w, worker)| (0..worker.vus.len()).map(move |v| (w, v)))
-                .collect();
-            let Some(range) = chunk(positions.len(), index) else {
-                return Candidate::End;
-            };
-            let drop: BTreeSet<(usize, usize)> = positions[range].iter().copied().collect();
-            let workers: Vec<WorkerPlan> = base
-                .workers
-                .iter()
-                .enumerate()
-                .map(|(w, worker)| WorkerPlan {
-                    name: worker.name.clone(),
-                    vus: worker
-                        .vus
-                        .iter()
-                        .enumerate()
-                        .filter(|(v, _)| !drop.contains(&(w, *v)))
-                        .map(|(_, p)| p.clone())
-                        .collect(),
-                })
-                .collect();
-            if workers.iter().any(|w| w.vus.is_empty()) {
-                return Candidate::Skip;
-            }
-            Candidate::Try(Box::new(Schedule {
-                workers,
-                ..base.clone()
-            }))
-        }
-        Pass::DropSteps => {
-            let positions = step_positions(base);
-            let Some(range) = chunk(positions.len(), index) else {
-                return Candidate::End;
-            };
-            let mut s = base.clone();
-            // Remove from the back so earlier positions stay put.
-            for &(w, v, i) in positions[range].iter().rev() {
-                s.workers[w].vus[v].steps.remove(i);
-            }
-            Candidate::Try(Box::new(s))
-        }
+        Pass::DropFaults => drop_faults(base, index),
+        Pass::DropWorkers => drop_workers(base, index),
+        Pass::DropVus => drop_vus(base, index),
+        Pass::DropSteps => drop_steps(base, index),
         Pass::SimplifyOps => change_step(base, index, |step| match step {
             Step::Call { op, .. } if matches!(op, Op::Slow { .. } | Op::Echo) => {
                 *op = Op::Ping;
@@ -544,47 +481,136 @@ fn candidate(base: &Schedule, pass: Pass, index: usize) -> Candidate {
             }
             _ => false,
         }),
-        Pass::ShortenStepTimes => {
-            let (pos, slot, to_least) = (
-                index / (2 * STEP_NUMS),
-                index % (2 * STEP_NUMS) / 2,
-                index % 2 == 0,
-            );
-            change_step(base, pos, |step| {
-                step_num(step, slot).is_some_and(|n| n.shrink(to_least))
-            })
-        }
-        Pass::ShrinkFaults => {
-            let (pos, slot, to_least) = (
-                index / (2 * FAULT_NUMS),
-                index % (2 * FAULT_NUMS) / 2,
-                index % 2 == 0,
-            );
-            if pos >= base.faults.len() {
-                return Candidate::End;
-            }
-            let mut s = base.clone();
-            let changed = fault_num(&mut s.faults.events[pos].event, slot)
-                .is_some_and(|n| n.shrink(to_least));
-            if changed {
-                Candidate::Try(Box::new(s))
-            } else {
-                Candidate::Skip
-            }
-        }
-        Pass::ClearFaultKinds => {
-            if index > 0 {
-                return Candidate::End;
-            }
-            let used = base.faults.kinds();
-            let mut s = base.clone();
-            s.fault_kinds.retain(|k| used.contains(k));
-            if s.fault_kinds.len() < base.fault_kinds.len() {
-                Candidate::Try(Box::new(s))
-            } else {
-                Candidate::Skip
-            }
-        }
+        Pass::ShortenStepTimes => shorten_step_time(base, index),
+        Pass::ShrinkFaults => shrink_fault(base, index),
+        Pass::ClearFaultKinds => clear_fault_kinds(base, index),
+    }
+}
+
+/// Without the `index`-th chunk of the fault events.
+fn drop_faults(base: &Schedule, index: usize) -> Candidate {
+    let Some(range) = chunk(base.faults.len(), index) else {
+        return Candidate::End;
+    };
+    let mut s = base.clone();
+    s.faults.events.drain(range);
+    Candidate::Try(Box::new(s))
+}
+
+/// Without the `index`-th chunk of the workers (never all of them), and
+/// without the fault events on their links.
+fn drop_workers(base: &Schedule, index: usize) -> Candidate {
+    let Some(range) = chunk(base.workers.len(), index) else {
+        return Candidate::End;
+    };
+    if range.len() == base.workers.len() {
+        return Candidate::Skip;
+    }
+    let mut s = base.clone();
+    let gone: BTreeSet<String> = s.workers.drain(range).map(|w| w.name).collect();
+    s.faults
+        .events
+        .retain(|e| e.event.worker().is_none_or(|w| !gone.contains(w)));
+    Candidate::Try(Box::new(s))
+}
+
+/// Without the `index`-th chunk of all VUs (counted across the workers),
+/// unless that leaves a worker without one.
+fn drop_vus(base: &Schedule, index: usize) -> Candidate {
+    let positions: Vec<(usize, usize)> = base
+        .workers
+        .iter()
+        .enumerate()
+        .flat_map(|(w, worker)| (0..worker.vus.len()).map(move |v| (w, v)))
+        .collect();
+    let Some(range) = chunk(positions.len(), index) else {
+        return Candidate::End;
+    };
+    let drop: BTreeSet<(usize, usize)> = positions[range].iter().copied().collect();
+    let workers: Vec<WorkerPlan> = base
+        .workers
+        .iter()
+        .enumerate()
+        .map(|(w, worker)| WorkerPlan {
+            name: worker.name.clone(),
+            vus: worker
+                .vus
+                .iter()
+                .enumerate()
+                .filter(|(v, _)| !drop.contains(&(w, *v)))
+                .map(|(_, p)| p.clone())
+                .collect(),
+        })
+        .collect();
+    if workers.iter().any(|w| w.vus.is_empty()) {
+        return Candidate::Skip;
+    }
+    Candidate::Try(Box::new(Schedule {
+        workers,
+        ..base.clone()
+    }))
+}
+
+/// Without the `index`-th chunk of all steps (counted across the VUs).
+fn drop_steps(base: &Schedule, index: usize) -> Candidate {
+    let positions = step_positions(base);
+    let Some(range) = chunk(positions.len(), index) else {
+        return Candidate::End;
+    };
+    let mut s = base.clone();
+    // Remove from the back so earlier positions stay put.
+    for &(w, v, i) in positions[range].iter().rev() {
+        s.workers[w].vus[v].steps.remove(i);
+    }
+    Candidate::Try(Box::new(s))
+}
+
+/// One number of one step shrunk: `index` counts through every step's
+/// [`STEP_NUMS`] slots, each tried first at its least value, then halved.
+fn shorten_step_time(base: &Schedule, index: usize) -> Candidate {
+    let (pos, slot, to_least) = (
+        index / (2 * STEP_NUMS),
+        index % (2 * STEP_NUMS) / 2,
+        index % 2 == 0,
+    );
+    change_step(base, pos, |step| {
+        step_num(step, slot).is_some_and(|n| n.shrink(to_least))
+    })
+}
+
+/// One number of one fault event shrunk, counted as in
+/// [`shorten_step_time`] over each event's [`FAULT_NUMS`] slots.
+fn shrink_fault(base: &Schedule, index: usize) -> Candidate {
+    let (pos, slot, to_least) = (
+        index / (2 * FAULT_NUMS),
+        index % (2 * FAULT_NUMS) / 2,
+        index % 2 == 0,
+    );
+    if pos >= base.faults.len() {
+        return Candidate::End;
+    }
+    let mut s = base.clone();
+    let changed =
+        fault_num(&mut s.faults.events[pos].event, slot).is_some_and(|n| n.shrink(to_least));
+    if changed {
+        Candidate::Try(Box::new(s))
+    } else {
+        Candidate::Skip
+    }
+}
+
+/// Only the fault kinds the events use switched on (one candidate).
+fn clear_fault_kinds(base: &Schedule, index: usize) -> Candidate {
+    if index > 0 {
+        return Candidate::End;
+    }
+    let used = base.faults.kinds();
+    let mut s = base.clone();
+    s.fault_kinds.retain(|k| used.contains(k));
+    if s.fault_kinds.len() < base.fault_kinds.len() {
+        Candidate::Try(Box::new(s))
+    } else {
+        Candidate::Skip
     }
 }
 

@@ -722,10 +722,6 @@ fn spawn_worker(
 /// is recorded as [`SeedResult::hung`], its thread abandoned (left running,
 /// detached; whatever it reports later is ignored) and replaced, and the
 /// other seeds go on.
-// The watchdog's wall clock (`Instant`) is read here, on the coordinating
-// thread, outside every simulation; it decides only whether a seed's
-// result is still waited for.
-#[allow(clippy::disallowed_types, clippy::disallowed_methods)]
 pub fn run_jobs_with(
     scenarios: &[Scenario],
     jobs: &[Job],
@@ -745,91 +741,173 @@ pub fn run_jobs_with(
         next: AtomicU64::new(0),
         stop: AtomicBool::new(stop.load(Ordering::SeqCst)),
     });
-    let mut results = Vec::with_capacity(usize::try_from(total.min(4_096)).unwrap_or(0));
     let (tx, rx) = mpsc::channel();
+    let mut workers = Workers {
+        queue,
+        runner,
+        tx,
+        live: 0,
+        spawned: 0,
+        running: BTreeMap::new(),
+        abandoned: BTreeSet::new(),
+        results: Vec::with_capacity(usize::try_from(total.min(4_096)).unwrap_or(0)),
+    };
     let threads = threads.clamp(1, usize::try_from(total.max(1)).unwrap_or(usize::MAX));
-    let mut live = 0usize;
-    let mut spawned = 0usize;
     for _ in 0..threads {
-        live += usize::from(spawn_worker(spawned, &queue, &runner, &tx));
-        spawned += 1;
+        workers.spawn();
     }
-    if live == 0 {
+    if workers.live == 0 {
         // No thread at all: run the queue on this one (without a watchdog).
-        let mut i = 0;
-        while !stop.load(Ordering::SeqCst) {
-            let Some((s, seed)) = nth_seed(jobs, i) else {
-                break;
-            };
-            i += 1;
-            if let Some(scenario) = scenarios.get(s) {
-                let result = run_seed_with(scenario, seed, &*runner);
-                progress.finished(&result);
-                results.push(result);
-            }
-        }
+        let mut results = workers.results;
+        run_here(
+            stop,
+            progress,
+            &workers.queue,
+            &*workers.runner,
+            &mut results,
+        );
         sort_results(&mut results);
         return results;
     }
-    let now = std::time::Instant::now;
-    let mut running: BTreeMap<usize, (usize, u64, std::time::Instant)> = BTreeMap::new();
-    let mut abandoned: BTreeSet<usize> = BTreeSet::new();
-    while live > 0 {
+    while workers.live > 0 {
         if stop.load(Ordering::SeqCst) {
-            queue.stop.store(true, Ordering::SeqCst);
+            workers.queue.stop.store(true, Ordering::SeqCst);
         }
-        // Wake for the earliest deadline, and often enough to see `stop`.
-        let wait = running
+        match rx.recv_timeout(workers.wait(seed_timeout)) {
+            Ok(message) => workers.receive(message, progress),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        workers.abandon_overdue(seed_timeout, progress);
+    }
+    let mut results = workers.results;
+    sort_results(&mut results);
+    results
+}
+
+/// Runs the seeds of `queue` on this thread, one after the other, until
+/// they run out or `stop` is set: the sweep when no worker thread could
+/// be started.
+fn run_here(
+    stop: &AtomicBool,
+    progress: &dyn Progress,
+    queue: &Queue,
+    runner: &Runner,
+    results: &mut Vec<SeedResult>,
+) {
+    let mut i = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let Some((s, seed)) = nth_seed(&queue.jobs, i) else {
+            break;
+        };
+        i += 1;
+        if let Some(scenario) = queue.scenarios.get(s) {
+            let result = run_seed_with(scenario, seed, runner);
+            progress.finished(&result);
+            results.push(result);
+        }
+    }
+}
+
+/// The coordinating thread's view of the worker threads: which are live,
+/// which seed each is running since when, which were abandoned, and the
+/// results so far.
+// The watchdog's wall clock (`Instant`) is read here, on the coordinating
+// thread, outside every simulation; it decides only whether a seed's
+// result is still waited for.
+#[allow(clippy::disallowed_types)]
+struct Workers {
+    queue: Arc<Queue>,
+    runner: Arc<Runner>,
+    tx: mpsc::Sender<Message>,
+    /// Threads still taking seeds (not exited, not abandoned).
+    live: usize,
+    /// Threads started so far: the next one's number.
+    spawned: usize,
+    /// Per worker, the seed it runs: (scenario, seed, started at).
+    running: BTreeMap<usize, (usize, u64, std::time::Instant)>,
+    /// Workers given up on: what they report is ignored.
+    abandoned: BTreeSet<usize>,
+    results: Vec<SeedResult>,
+}
+
+#[allow(clippy::disallowed_types, clippy::disallowed_methods)]
+impl Workers {
+    /// Starts one more worker thread (counted live if it could be).
+    fn spawn(&mut self) {
+        self.live += usize::from(spawn_worker(
+            self.spawned,
+            &self.queue,
+            &self.runner,
+            &self.tx,
+        ));
+        self.spawned += 1;
+    }
+
+    /// How long to wait for a message: until the earliest deadline of a
+    /// running seed, and never over 100 ms, often enough to see `stop`.
+    fn wait(&self, seed_timeout: Duration) -> Duration {
+        self.running
             .values()
             .map(|(_, _, at)| seed_timeout.saturating_sub(at.elapsed()))
             .min()
             .unwrap_or(seed_timeout)
-            .min(Duration::from_millis(100));
-        match rx.recv_timeout(wait) {
-            Ok(Message::Started {
+            .min(Duration::from_millis(100))
+    }
+
+    /// Takes in what a worker said, unless it was abandoned.
+    fn receive(&mut self, message: Message, progress: &dyn Progress) {
+        match message {
+            Message::Started {
                 worker,
                 scenario,
                 seed,
-            }) => {
-                running.insert(worker, (scenario, seed, now()));
+            } => {
+                self.running
+                    .insert(worker, (scenario, seed, std::time::Instant::now()));
             }
-            Ok(Message::Finished { worker, result }) => {
-                if !abandoned.contains(&worker) {
-                    running.remove(&worker);
+            Message::Finished { worker, result } => {
+                if !self.abandoned.contains(&worker) {
+                    self.running.remove(&worker);
                     progress.finished(&result);
-                    results.push(*result);
+                    self.results.push(*result);
                 }
             }
-            Ok(Message::Exited { worker }) => {
-                if !abandoned.contains(&worker) {
-                    live -= 1;
+            Message::Exited { worker } => {
+                if !self.abandoned.contains(&worker) {
+                    self.live -= 1;
                 }
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
-        let overdue: Vec<usize> = running
+    }
+
+    /// Records every seed running for `seed_timeout` or longer as hung,
+    /// abandons its thread, and starts a replacement, which keeps the
+    /// sweep's parallelism.
+    fn abandon_overdue(&mut self, seed_timeout: Duration, progress: &dyn Progress) {
+        let overdue: Vec<usize> = self
+            .running
             .iter()
             .filter(|(_, (_, _, at))| at.elapsed() >= seed_timeout)
             .map(|(w, _)| *w)
             .collect();
         for worker in overdue {
-            let Some((s, seed, at)) = running.remove(&worker) else {
+            let Some((s, seed, at)) = self.running.remove(&worker) else {
                 continue;
             };
-            abandoned.insert(worker);
-            live -= 1;
-            let name = scenarios.get(s).map_or("", |sc| sc.name.as_str());
+            self.abandoned.insert(worker);
+            self.live -= 1;
+            let name = self
+                .queue
+                .scenarios
+                .get(s)
+                .map_or("", |sc| sc.name.as_str());
             let result = SeedResult::hung(name, seed, at.elapsed().as_secs_f64() * 1_000.0);
             progress.finished(&result);
-            results.push(result);
-            // A replacement keeps the sweep's parallelism.
-            live += usize::from(spawn_worker(spawned, &queue, &runner, &tx));
-            spawned += 1;
+            self.results.push(result);
+            self.spawn();
         }
     }
-    sort_results(&mut results);
-    results
 }
 
 /// What to sweep.
@@ -1064,18 +1142,22 @@ pub struct SweepReport {
     pub seeds: Vec<SeedResult>,
 }
 
+/// The order of seed ranges in a report: by scenario (built-in ones in
+/// their order, see [`scenario_rank`], then by name), then by start.
+fn range_order(names: &[String], a: &SeedRange, b: &SeedRange) -> std::cmp::Ordering {
+    (scenario_rank(names, &a.scenario), &a.scenario, a.start).cmp(&(
+        scenario_rank(names, &b.scenario),
+        &b.scenario,
+        b.start,
+    ))
+}
+
 /// Sorts ranges by (scenario, start) and joins adjacent ones; drops empty
 /// ones.
 fn normalize_ranges(mut ranges: Vec<SeedRange>) -> Vec<SeedRange> {
     let names = Scenario::names();
     ranges.retain(|r| !r.is_empty());
-    ranges.sort_by(|a, b| {
-        (scenario_rank(&names, &a.scenario), &a.scenario, a.start).cmp(&(
-            scenario_rank(&names, &b.scenario),
-            &b.scenario,
-            b.start,
-        ))
-    });
+    ranges.sort_by(|a, b| range_order(&names, a, b));
     let mut out: Vec<SeedRange> = Vec::with_capacity(ranges.len());
     for r in ranges {
         match out.last_mut() {
@@ -1441,8 +1523,40 @@ pub fn sweep(
 /// seeds) overlap; the result is the report one sweep over the union of
 /// their ranges would have given, but for wall times.
 pub fn merge(inputs: &[(String, SweepReport)]) -> Result<SweepReport, SweepError> {
-    let Some((first_name, first)) = inputs.first() else {
+    let Some((_, first)) = inputs.first() else {
         return Err(SweepError::Empty);
+    };
+    same_build(inputs)?;
+    no_range_overlap(inputs)?;
+    no_seed_overlap(inputs)?;
+    let mut shards: Vec<Shard> = inputs
+        .iter()
+        .flat_map(|(_, r)| r.shards.iter().copied())
+        .collect();
+    shards.sort_by_key(|s| (s.n, s.k));
+    let mut report = SweepReport::new(
+        shards,
+        inputs
+            .iter()
+            .flat_map(|(_, r)| r.ranges.iter().cloned())
+            .collect(),
+        inputs
+            .iter()
+            .flat_map(|(_, r)| r.seeds.iter().cloned())
+            .collect(),
+        inputs.iter().any(|(_, r)| r.interrupted),
+        inputs.iter().map(|(_, r)| r.wall_ms).fold(0.0, f64::max),
+    );
+    report.build = first.build.clone();
+    Ok(report)
+}
+
+/// Checks that every report is of [`FORMAT`] and made by the same build
+/// as the first (same version, same scenario definitions): results of
+/// different definitions are not comparable.
+fn same_build(inputs: &[(String, SweepReport)]) -> Result<(), SweepError> {
+    let Some((first_name, first)) = inputs.first() else {
+        return Ok(());
     };
     for (name, r) in inputs {
         if r.format != FORMAT {
@@ -1470,21 +1584,20 @@ pub fn merge(inputs: &[(String, SweepReport)]) -> Result<SweepReport, SweepError
             )));
         }
     }
-    // Overlapping ranges, across reports (or, for a hand-edited report,
-    // within one).
+    Ok(())
+}
+
+/// Checks that no two seed ranges overlap, across reports (or, for a
+/// hand-edited report, within one): the first overlap, in range order,
+/// is the error.
+fn no_range_overlap(inputs: &[(String, SweepReport)]) -> Result<(), SweepError> {
     let names = Scenario::names();
     let mut all: Vec<(&str, &SeedRange)> = inputs
         .iter()
         .flat_map(|(name, r)| r.ranges.iter().map(move |range| (name.as_str(), range)))
         .filter(|(_, r)| !r.is_empty())
         .collect();
-    all.sort_by(|(_, a), (_, b)| {
-        (scenario_rank(&names, &a.scenario), &a.scenario, a.start).cmp(&(
-            scenario_rank(&names, &b.scenario),
-            &b.scenario,
-            b.start,
-        ))
-    });
+    all.sort_by(|(_, a), (_, b)| range_order(&names, a, b));
     for w in all.windows(2) {
         let ((a, ra), (b, rb)) = (w[0], w[1]);
         if ra.scenario == rb.scenario && ra.end > rb.start {
@@ -1497,7 +1610,12 @@ pub fn merge(inputs: &[(String, SweepReport)]) -> Result<SweepReport, SweepError
             });
         }
     }
-    // The same seed in two reports (outside their ranges, if edited).
+    Ok(())
+}
+
+/// Checks that no seed is in two reports (outside their ranges, if
+/// edited).
+fn no_seed_overlap(inputs: &[(String, SweepReport)]) -> Result<(), SweepError> {
     let mut seen: BTreeMap<(&str, u64), &str> = BTreeMap::new();
     for (name, r) in inputs {
         for s in &r.seeds {
@@ -1512,26 +1630,7 @@ pub fn merge(inputs: &[(String, SweepReport)]) -> Result<SweepReport, SweepError
             }
         }
     }
-    let mut shards: Vec<Shard> = inputs
-        .iter()
-        .flat_map(|(_, r)| r.shards.iter().copied())
-        .collect();
-    shards.sort_by_key(|s| (s.n, s.k));
-    let mut report = SweepReport::new(
-        shards,
-        inputs
-            .iter()
-            .flat_map(|(_, r)| r.ranges.iter().cloned())
-            .collect(),
-        inputs
-            .iter()
-            .flat_map(|(_, r)| r.seeds.iter().cloned())
-            .collect(),
-        inputs.iter().any(|(_, r)| r.interrupted),
-        inputs.iter().map(|(_, r)| r.wall_ms).fold(0.0, f64::max),
-    );
-    report.build = first.build.clone();
-    Ok(report)
+    Ok(())
 }
 
 /// The first 12 hex digits of a digest.

@@ -361,6 +361,150 @@ impl Topology {
         F: Fn(Vu) -> Fut + 'static,
         Fut: Future<Output = T> + Send + 'static,
     {
+        self.check_unique_names();
+        let mut sim = turmoil::Builder::new()
+            .rng_seed(self.seed)
+            .simulation_duration(self.duration)
+            .min_message_latency(Duration::from_millis(self.latency.min_ms))
+            .max_message_latency(Duration::from_millis(self.latency.max_ms))
+            .tcp_capacity(TCP_CAPACITY)
+            .build();
+        // Hosts in a fixed order: servers, balancers, workers.
+        let servers = self.host_servers(&mut sim);
+        let balancers = self.host_balancers(&mut sim);
+        let out = Collected::new();
+        let program = Rc::new(program);
+        for spec in &self.workers {
+            let run = WorkerRun {
+                name: spec.name.clone(),
+                session: spec.session.clone(),
+                http: HttpConfig {
+                    url: self.url_of(spec),
+                    ..spec.http.clone()
+                },
+                vus: spec.vus,
+                sink: self.sinks.0.get(&spec.name).cloned(),
+            };
+            sim.client(spec.name.as_str(), run.run(program.clone(), out.clone()));
+        }
+        World {
+            sim,
+            servers,
+            balancers,
+            workers: self.workers.iter().map(|w| w.name.clone()).collect(),
+            latency: self.latency,
+            results: out.results,
+            metrics: out.metrics,
+            streams: out.streams,
+        }
+    }
+}
+
+/// What the worker hosts of a world leave behind, shared between them and
+/// the [`World`] that reads it once they are done.
+struct Collected<T> {
+    /// Each VU's result.
+    results: Arc<Mutex<BTreeMap<VuKey, T>>>,
+    /// Each worker's metrics once its manager closed.
+    metrics: Arc<Mutex<BTreeMap<String, SessionMetrics>>>,
+    /// Each worker's TCP streams still open after its manager closed.
+    streams: Arc<Mutex<BTreeMap<String, i64>>>,
+}
+
+impl<T> Collected<T> {
+    fn new() -> Self {
+        Collected {
+            results: Arc::new(Mutex::new(BTreeMap::new())),
+            metrics: Arc::new(Mutex::new(BTreeMap::new())),
+            streams: Arc::new(Mutex::new(BTreeMap::new())),
+        }
+    }
+}
+
+// By hand: a derived `Clone` would ask `T: Clone`, and only the handles
+// are cloned.
+impl<T> Clone for Collected<T> {
+    fn clone(&self) -> Self {
+        Collected {
+            results: self.results.clone(),
+            metrics: self.metrics.clone(),
+            streams: self.streams.clone(),
+        }
+    }
+}
+
+/// What one worker host runs with, taken out of the topology (the host's
+/// future owns it).
+struct WorkerRun {
+    name: String,
+    session: SessionConfig,
+    http: HttpConfig,
+    vus: u64,
+    sink: Option<Arc<dyn EventSink>>,
+}
+
+impl WorkerRun {
+    /// The worker host: starts its manager, spawns `program(vu)` for each
+    /// VU, collects their results in VU order, closes the manager and
+    /// records its metrics and the streams it left open.
+    async fn run<T, F, Fut>(self, program: Rc<F>, out: Collected<T>) -> turmoil::Result
+    where
+        T: Send + 'static,
+        F: Fn(Vu) -> Fut + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        let WorkerRun {
+            name,
+            session,
+            http,
+            vus,
+            sink,
+        } = self;
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
+        let dialer = TurmoilDialer::new();
+        let connector = HttpConnector::new(dialer.clone(), http, clock.clone())?;
+        let mut builder = ManagerBuilder::new(session).clock(clock);
+        if let Some(sink) = sink {
+            builder = builder.events(sink);
+        }
+        let manager = builder.start(connector)?;
+        let tasks: Vec<_> = (1..=vus)
+            .map(|id| {
+                let vu = Vu {
+                    worker: name.clone(),
+                    id,
+                    manager: manager.clone(),
+                };
+                (id, tokio::spawn(program(vu)))
+            })
+            .collect();
+        for (id, task) in tasks {
+            let out_of_vu = task.await?;
+            let key = VuKey {
+                worker: name.clone(),
+                vu: id,
+            };
+            lock(&out.results).insert(key, out_of_vu);
+        }
+        manager.close().await;
+        lock(&out.metrics).insert(name.clone(), manager.metrics());
+        // Every connection the manager made must be gone once it is
+        // closed: drop it, give the connection tasks a moment of
+        // simulated time to end, and count what this host still
+        // holds (turmoil's count less its phantom entries, see
+        // `crate::dialer`).
+        drop(manager);
+        tokio::time::sleep(STREAMS_SETTLE).await;
+        let counted = turmoil::established_tcp_stream_count_on(name.as_str());
+        let held = counted as i64 - dialer.phantom_streams() as i64;
+        lock(&out.streams).insert(name, held);
+        Ok(())
+    }
+}
+
+impl Topology {
+    /// Panics if two hosts (servers, balancers, workers) share a name.
+    fn check_unique_names(&self) {
         let mut names: Vec<&str> = self
             .servers
             .iter()
@@ -372,14 +516,13 @@ impl Topology {
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
             panic!("two hosts are named {:?}", w[0]);
         }
-        let mut sim = turmoil::Builder::new()
-            .rng_seed(self.seed)
-            .simulation_duration(self.duration)
-            .min_message_latency(Duration::from_millis(self.latency.min_ms))
-            .max_message_latency(Duration::from_millis(self.latency.max_ms))
-            .tcp_capacity(TCP_CAPACITY)
-            .build();
+    }
 
+    /// Registers each server host (first of all), and returns their
+    /// handles. Each run of a host (a restart runs it again) serves the
+    /// same [`Server`], having forgotten its sessions unless the spec
+    /// keeps them.
+    fn host_servers(&self, sim: &mut Sim<'static>) -> BTreeMap<String, Server> {
         let mut servers = BTreeMap::new();
         for spec in &self.servers {
             let server = Server::new(spec.config.clone());
@@ -398,74 +541,7 @@ impl Topology {
             });
             servers.insert(spec.name.clone(), server);
         }
-        let balancers = self.host_balancers(&mut sim);
-
-        let results = Arc::new(Mutex::new(BTreeMap::new()));
-        let metrics = Arc::new(Mutex::new(BTreeMap::new()));
-        let streams = Arc::new(Mutex::new(BTreeMap::new()));
-        let program = Rc::new(program);
-        for spec in &self.workers {
-            let http = HttpConfig {
-                url: self.url_of(spec),
-                ..spec.http.clone()
-            };
-            let (name, session, vus) = (spec.name.clone(), spec.session.clone(), spec.vus);
-            let sink = self.sinks.0.get(&spec.name).cloned();
-            let (program, results, metrics) = (program.clone(), results.clone(), metrics.clone());
-            let streams = streams.clone();
-            sim.client(spec.name.as_str(), async move {
-                let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
-                let dialer = TurmoilDialer::new();
-                let connector = HttpConnector::new(dialer.clone(), http, clock.clone())?;
-                let mut builder = ManagerBuilder::new(session).clock(clock);
-                if let Some(sink) = sink.clone() {
-                    builder = builder.events(sink);
-                }
-                let manager = builder.start(connector)?;
-                let tasks: Vec<_> = (1..=vus)
-                    .map(|id| {
-                        let vu = Vu {
-                            worker: name.clone(),
-                            id,
-                            manager: manager.clone(),
-                        };
-                        (id, tokio::spawn(program(vu)))
-                    })
-                    .collect();
-                for (id, task) in tasks {
-                    let out = task.await?;
-                    let key = VuKey {
-                        worker: name.clone(),
-                        vu: id,
-                    };
-                    lock(&results).insert(key, out);
-                }
-                manager.close().await;
-                lock(&metrics).insert(name.clone(), manager.metrics());
-                // Every connection the manager made must be gone once it is
-                // closed: drop it, give the connection tasks a moment of
-                // simulated time to end, and count what this host still
-                // holds (turmoil's count less its phantom entries, see
-                // `crate::dialer`).
-                drop(manager);
-                tokio::time::sleep(STREAMS_SETTLE).await;
-                let counted = turmoil::established_tcp_stream_count_on(name.as_str());
-                let held = counted as i64 - dialer.phantom_streams() as i64;
-                lock(&streams).insert(name, held);
-                Ok(())
-            });
-        }
-
-        World {
-            sim,
-            servers,
-            balancers,
-            workers: self.workers.iter().map(|w| w.name.clone()).collect(),
-            latency: self.latency,
-            results,
-            metrics,
-            streams,
-        }
+        servers
     }
 }
 

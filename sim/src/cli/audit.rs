@@ -140,15 +140,31 @@ fn law_names(report: &SweepReport) -> Vec<String> {
     names
 }
 
-/// The Markdown report.
+/// The Markdown report: the sections in the order the module docs list
+/// them, each written by its own function into the one buffer.
 fn markdown(report: &SweepReport, reruns: &[Rerun], how: &str, rerun_n: u64) -> String {
     let mut md = String::new();
-    let build = Build::current();
-    let missing = report.missing_goals();
-    let failing = report.failures();
-    let nondeterministic: Vec<&Rerun> = reruns.iter().filter(|r| !r.different.is_empty()).collect();
-    let rerun_total: usize = reruns.iter().map(|r| r.seeds.len()).sum();
+    verdict(&mut md, report, reruns, how);
+    scenario_table(&mut md, report);
+    law_table(&mut md, report);
+    goal_table(&mut md, report);
+    determinism(&mut md, reruns, rerun_n);
+    metric_table(&mut md, report);
+    failing_seeds(&mut md, report);
+    md
+}
 
+// Every writer below ignores `writeln!`'s result: writing to a `String`
+// cannot fail (`fmt::Write for String` always returns `Ok`).
+
+/// The title, the build line and the verdict: PASS only when no seed
+/// failed, every re-run gave the same hash and the sweep was not
+/// interrupted.
+fn verdict(md: &mut String, report: &SweepReport, reruns: &[Rerun], how: &str) {
+    let build = Build::current();
+    let failing = report.failures().len();
+    let different: usize = reruns.iter().map(|r| r.different.len()).sum();
+    let rerun_total: usize = reruns.iter().map(|r| r.seeds.len()).sum();
     let _ = writeln!(md, "# mcp-sim correctness audit\n");
     let _ = writeln!(
         md,
@@ -158,22 +174,18 @@ fn markdown(report: &SweepReport, reruns: &[Rerun], how: &str, rerun_n: u64) -> 
         report.scenarios.len(),
         report.seeds.len()
     );
-    let pass = failing.is_empty() && nondeterministic.is_empty() && !report.interrupted;
+    let pass = failing == 0 && different == 0 && !report.interrupted;
     let _ = writeln!(
         md,
         "**Verdict: {}.** {} of {} seeds clean; {} law violation(s); {} of {} goals reached; \
          {} of {} re-run seeds gave the same trace hash.{}\n",
         if pass { "PASS" } else { "FAIL" },
-        report.seeds.len() - failing.len(),
+        report.seeds.len() - failing,
         report.seeds.len(),
         report.scenarios.iter().map(|s| s.violations).sum::<u64>(),
-        GOALS.len() - missing.len(),
+        GOALS.len() - report.missing_goals().len(),
         GOALS.len(),
-        rerun_total
-            - nondeterministic
-                .iter()
-                .map(|r| r.different.len())
-                .sum::<usize>(),
+        rerun_total - different,
         rerun_total,
         if report.interrupted {
             " Interrupted: not every planned seed ran."
@@ -181,7 +193,10 @@ fn markdown(report: &SweepReport, reruns: &[Rerun], how: &str, rerun_n: u64) -> 
             ""
         }
     );
+}
 
+/// One row per scenario: its seeds, failures and how far it got.
+fn scenario_table(md: &mut String, report: &SweepReport) {
     let _ = writeln!(md, "## Scenarios\n");
     let _ = writeln!(
         md,
@@ -204,7 +219,11 @@ fn markdown(report: &SweepReport, reruns: &[Rerun], how: &str, rerun_n: u64) -> 
             s.events
         );
     }
+}
 
+/// One row per law (see [`law_names`]): checks and violations summed over
+/// the scenarios, and the first five seeds that broke it.
+fn law_table(md: &mut String, report: &SweepReport) {
     let _ = writeln!(md, "\n## Laws\n");
     let _ = writeln!(
         md,
@@ -232,7 +251,11 @@ fn markdown(report: &SweepReport, reruns: &[Rerun], how: &str, rerun_n: u64) -> 
             .collect();
         let _ = writeln!(md, "| {law} | {checks} | {broken} | {} |", first.join(", "));
     }
+}
 
+/// One row per goal of [`GOALS`]: hits, seeds and scenarios reaching it,
+/// then the goals nobody reached.
+fn goal_table(md: &mut String, report: &SweepReport) {
     let _ = writeln!(md, "\n## Goals\n");
     let _ = writeln!(
         md,
@@ -256,12 +279,17 @@ fn markdown(report: &SweepReport, reruns: &[Rerun], how: &str, rerun_n: u64) -> 
             .collect();
         let _ = writeln!(md, "| {goal} | {hits} | {seeds} | {} |", by.join(", "));
     }
+    let missing = report.missing_goals();
     if missing.is_empty() {
         let _ = writeln!(md, "\nEvery goal was reached.");
     } else {
         let _ = writeln!(md, "\nGoals not reached: {}.", missing.join(", "));
     }
+}
 
+/// The in-process determinism check: per scenario, the seeds run twice
+/// and those whose hashes differed, then the outcome.
+fn determinism(md: &mut String, reruns: &[Rerun], rerun_n: u64) {
     let _ = writeln!(md, "\n## Determinism\n");
     let _ = writeln!(
         md,
@@ -294,13 +322,17 @@ fn markdown(report: &SweepReport, reruns: &[Rerun], how: &str, rerun_n: u64) -> 
     let _ = writeln!(
         md,
         "\nOutcome: {}",
-        if nondeterministic.is_empty() {
+        if reruns.iter().all(|r| r.different.is_empty()) {
             "every re-run seed gave the same trace hash."
         } else {
             "NOT DETERMINISTIC: some seeds gave a different trace hash (see above)."
         }
     );
+}
 
+/// One column per scenario, one row per `SessionMetrics` field (sorted by
+/// name, the union over the scenarios), then the failed VU steps.
+fn metric_table(md: &mut String, report: &SweepReport) {
     let _ = writeln!(md, "\n## Metrics per scenario\n");
     let _ = writeln!(
         md,
@@ -335,23 +367,25 @@ fn markdown(report: &SweepReport, reruns: &[Rerun], how: &str, rerun_n: u64) -> 
         .map(|s| s.vu_errors.to_string())
         .collect();
     let _ = writeln!(md, "| (VU steps that failed) | {} |", vu_errors.join(" | "));
+}
 
+/// Each failing seed with why it failed and the line that replays it.
+fn failing_seeds(md: &mut String, report: &SweepReport) {
     let _ = writeln!(md, "\n## Failing seeds\n");
+    let failing = report.failures();
     if failing.is_empty() {
         let _ = writeln!(md, "None.");
-    } else {
-        for f in failing {
-            let _ = writeln!(
-                md,
-                "- {} seed {}: {}  \n  replay: `{}`",
-                f.scenario,
-                f.seed,
-                cell(&f.failure_line()),
-                f.replay
-            );
-        }
     }
-    md
+    for f in failing {
+        let _ = writeln!(
+            md,
+            "- {} seed {}: {}  \n  replay: `{}`",
+            f.scenario,
+            f.seed,
+            cell(&f.failure_line()),
+            f.replay
+        );
+    }
 }
 
 /// Runs `mcp-sim audit`.

@@ -371,6 +371,12 @@ fn one_line(f: Failure) -> Failure {
 }
 
 /// Checks every argument (no network traffic) and builds the plan.
+///
+/// The checks run in a fixed order and the first one that fails is the
+/// one reported: the workload (mode, VUs, threads, duration, era,
+/// operation), then the session config, then the HTTP timings and the
+/// URL, the pacing, and the output file last (so that a refused command
+/// leaves no empty file behind).
 pub(crate) fn plan(args: DrillArgs) -> Result<Plan, Failure> {
     let mode: Mode = args.mode.parse().map_err(|_| {
         usage(format!(
@@ -378,18 +384,9 @@ pub(crate) fn plan(args: DrillArgs) -> Result<Plan, Failure> {
             args.mode
         ))
     })?;
-    if args.vus == 0 || args.vus > MAX_VUS {
-        return Err(usage(format!(
-            "--vus must be from 1 to {MAX_VUS}, not {}",
-            args.vus
-        )));
-    }
-    if args.threads == 0 || args.threads > MAX_THREADS {
-        return Err(usage(format!(
-            "--threads must be from 1 to {MAX_THREADS}, not {}",
-            args.threads
-        )));
-    }
+    in_range("--vus", u64::from(args.vus), u64::from(MAX_VUS))?;
+    let threads = u64::try_from(args.threads).unwrap_or(u64::MAX);
+    in_range("--threads", threads, MAX_THREADS as u64)?;
     let duration = duration_arg("--duration", &args.duration)?;
     if duration.is_zero() {
         return Err(usage(format!(
@@ -410,84 +407,14 @@ pub(crate) fn plan(args: DrillArgs) -> Result<Plan, Failure> {
              (use --op list or --op discover)",
         ));
     }
-    let policy: VersionPolicy = args.session.version_policy.parse().map_err(|_| {
-        usage(format!(
-            "unknown --version-policy '{}' (accepted: strict, supported, none)",
-            args.session.version_policy
-        ))
-    })?;
-
-    let mut config = SessionConfig::with_mode(mode);
-    config.era = era;
-    config.protocol_version_policy = policy;
-    if let Some(n) = args.session.pool_size {
-        config.pool_size = n;
-    }
-    if let Some(d) = &args.session.acquire_timeout {
-        config.acquire_timeout_ms = millis_arg("--acquire-timeout", d)?;
-    }
-    if let Some(d) = &args.session.ttl {
-        config.ttl_ms = millis_arg("--ttl", d)?;
-    }
-    if let Some(d) = &args.session.idle {
-        config.max_idle_ms = millis_arg("--idle", d)?;
-    }
-    // A flag not given is the config's default (0, not set), as an absent
-    // key of a config file is: `--churn-ms` alone churns by time.
-    if let Some(ms) = &args.session.churn_ms {
-        config.churn_interval_ms = churn_ms_arg(ms)?;
-    }
-    if let Some(n) = args.session.churn_ops {
-        config.churn_interval_ops = n;
-    }
-    if let Some(v) = &args.session.protocol_version {
-        config.protocol_version = v.clone();
-    }
-    if let Some(list) = &args.session.modern_versions {
-        config.modern_protocol_versions = modern_versions_arg(list);
-    }
-    config.validate().map_err(|e| config_usage(&e))?;
-    inapplicable(&args.session, mode, era)?;
-
-    let connect_timeout = millis_arg("--connect-timeout", &args.timing.connect_timeout)?;
-    let request_timeout = millis_arg("--request-timeout", &args.timing.request_timeout)?;
-    for (flag, ms, text) in [
-        (
-            "--connect-timeout",
-            connect_timeout,
-            &args.timing.connect_timeout,
-        ),
-        (
-            "--request-timeout",
-            request_timeout,
-            &args.timing.request_timeout,
-        ),
-    ] {
-        if ms == 0 {
-            return Err(usage(format!("{flag} must be at least 1ms, not '{text}'")));
-        }
-    }
-    let http = HttpConfig {
-        connect_timeout_ms: connect_timeout,
-        request_timeout_ms: request_timeout,
-        close_timeout_ms: request_timeout.min(HttpConfig::default().close_timeout_ms),
-        ..HttpConfig::new(args.url.clone())
-    };
+    let config = session_config(&args.session, mode, era)?;
+    let http = http_config(&args.url, &args.timing)?;
     check_url(&args.url)?;
-
     let think = duration_arg("--think", &args.timing.think)?;
     let grace = duration_arg("--grace", &args.timing.grace)?;
     let json = match args.json {
         None => None,
-        Some(path) => {
-            let file = File::create(&path).map_err(|e| {
-                usage(format!(
-                    "cannot create --json file '{}': {e}",
-                    path.display()
-                ))
-            })?;
-            Some((path, file))
-        }
+        Some(path) => Some(json_file(path)?),
     };
     Ok(Plan {
         url: args.url,
@@ -503,6 +430,91 @@ pub(crate) fn plan(args: DrillArgs) -> Result<Plan, Failure> {
         json,
         quiet: args.quiet,
     })
+}
+
+/// Checks that a count option is from 1 to `max`.
+fn in_range(flag: &str, n: u64, max: u64) -> Result<(), Failure> {
+    if n == 0 || n > max {
+        return Err(usage(format!("{flag} must be from 1 to {max}, not {n}")));
+    }
+    Ok(())
+}
+
+/// The session config the options describe: the mode's defaults, each
+/// option given laid over them, then validated as a whole (and against
+/// the options that do not apply to `mode` or `era`).
+fn session_config(o: &SessionOptions, mode: Mode, era: Era) -> Result<SessionConfig, Failure> {
+    let policy: VersionPolicy = o.version_policy.parse().map_err(|_| {
+        usage(format!(
+            "unknown --version-policy '{}' (accepted: strict, supported, none)",
+            o.version_policy
+        ))
+    })?;
+    let mut config = SessionConfig::with_mode(mode);
+    config.era = era;
+    config.protocol_version_policy = policy;
+    if let Some(n) = o.pool_size {
+        config.pool_size = n;
+    }
+    if let Some(d) = &o.acquire_timeout {
+        config.acquire_timeout_ms = millis_arg("--acquire-timeout", d)?;
+    }
+    if let Some(d) = &o.ttl {
+        config.ttl_ms = millis_arg("--ttl", d)?;
+    }
+    if let Some(d) = &o.idle {
+        config.max_idle_ms = millis_arg("--idle", d)?;
+    }
+    // A flag not given is the config's default (0, not set), as an absent
+    // key of a config file is: `--churn-ms` alone churns by time.
+    if let Some(ms) = &o.churn_ms {
+        config.churn_interval_ms = churn_ms_arg(ms)?;
+    }
+    if let Some(n) = o.churn_ops {
+        config.churn_interval_ops = n;
+    }
+    if let Some(v) = &o.protocol_version {
+        config.protocol_version = v.clone();
+    }
+    if let Some(list) = &o.modern_versions {
+        config.modern_protocol_versions = modern_versions_arg(list);
+    }
+    config.validate().map_err(|e| config_usage(&e))?;
+    inapplicable(o, mode, era)?;
+    Ok(config)
+}
+
+/// The HTTP config for `url` with the timing options: both timeouts at
+/// least 1 ms (0 would fail every request at once), and a close that
+/// waits no longer than a request does.
+fn http_config(url: &str, t: &TimingOptions) -> Result<HttpConfig, Failure> {
+    let connect_timeout = millis_arg("--connect-timeout", &t.connect_timeout)?;
+    let request_timeout = millis_arg("--request-timeout", &t.request_timeout)?;
+    for (flag, ms, text) in [
+        ("--connect-timeout", connect_timeout, &t.connect_timeout),
+        ("--request-timeout", request_timeout, &t.request_timeout),
+    ] {
+        if ms == 0 {
+            return Err(usage(format!("{flag} must be at least 1ms, not '{text}'")));
+        }
+    }
+    Ok(HttpConfig {
+        connect_timeout_ms: connect_timeout,
+        request_timeout_ms: request_timeout,
+        close_timeout_ms: request_timeout.min(HttpConfig::default().close_timeout_ms),
+        ..HttpConfig::new(url.to_owned())
+    })
+}
+
+/// Creates the `--json` file, to fail now rather than after the drill.
+fn json_file(path: PathBuf) -> Result<(PathBuf, File), Failure> {
+    let file = File::create(&path).map_err(|e| {
+        usage(format!(
+            "cannot create --json file '{}': {e}",
+            path.display()
+        ))
+    })?;
+    Ok((path, file))
 }
 
 /// Checks that the URL is one the HTTP connector takes, without opening

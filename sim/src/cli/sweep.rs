@@ -55,7 +55,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use mcp_sim::audit::GOALS;
 use mcp_sim::scenarios::Scenario;
-use mcp_sim::sweep::{sweep, Progress, SeedResult, Shard, SweepOptions, SweepReport};
+use mcp_sim::sweep::{sweep, Progress, SeedRange, SeedResult, Shard, SweepOptions, SweepReport};
 
 use super::Failure;
 
@@ -387,83 +387,17 @@ pub fn verdict(cmd: &str, report: &SweepReport) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Runs `mcp-sim sweep`.
+/// Runs `mcp-sim sweep`: checks the options, says what it will run, runs
+/// it, prints the table and the outcome, writes the JSON report.
 pub fn run(args: SweepArgs) -> Result<(), Failure> {
     const CMD: &str = "mcp-sim sweep";
-    let usage = |m: String| Failure::Usage(format!("{CMD}: {m}"));
-    let scenarios = scenarios(CMD, &args.scenarios)?;
-    if args.seeds == Some(0) {
-        return Err(usage("invalid --seeds 0: give at least 1 seed".into()));
-    }
-    if args.max_seeds == Some(0) {
-        return Err(usage("invalid --max-seeds 0: give at least 1 seed".into()));
-    }
-    if let (Some(max), Some(seeds)) = (args.max_seeds, args.seeds) {
-        if max < seeds {
-            return Err(usage(format!(
-                "--max-seeds {max} is below --seeds {seeds}: the first round already runs {seeds} seeds of each scenario"
-            )));
-        }
-    }
-    let shard = match &args.shard {
-        Some(s) => s.parse::<Shard>().map_err(|e| usage(e.to_string()))?,
-        None => Shard::WHOLE,
-    };
-    let seed_timeout = match args.seed_timeout_s {
-        None => mcp_sim::sweep::default_seed_timeout(),
-        Some(s) => Duration::try_from_secs_f64(s)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                usage(format!(
-                    "invalid --seed-timeout-s {s}: give a positive number of seconds"
-                ))
-            })?,
-    };
-    let opts = SweepOptions {
-        scenarios,
-        seeds: args.seeds,
-        seed_start: args.seed_start,
-        shard,
-        max_seeds: args
-            .until_goals
-            .then_some(args.max_seeds.unwrap_or(mcp_sim::sweep::DEFAULT_MAX_SEEDS)),
-        jobs: jobs(CMD, args.jobs)?,
-        seed_timeout,
-    };
-    let ranges = opts.ranges().map_err(|e| usage(e.to_string()))?;
+    let opts = options(CMD, &args)?;
+    let ranges = opts.ranges().map_err(|e| usage(CMD, e.to_string()))?;
     let json = match &args.json {
         Some(path) => Some((create(CMD, "report file", path)?, path)),
         None => None,
     };
-
-    let planned: u64 = ranges
-        .iter()
-        .map(|r| {
-            let p = shard.part(r.seeds());
-            p.end - p.start
-        })
-        .sum();
-    let how = match args.seeds {
-        Some(n) => format!("{n} per scenario"),
-        None => "each scenario's default count".to_owned(),
-    };
-    print(&format!(
-        "{CMD}: {} scenario(s), {planned} seeds ({how}, from seed {}){}, {} job(s){}\n",
-        opts.scenarios.len(),
-        opts.seed_start,
-        if shard == Shard::WHOLE {
-            String::new()
-        } else {
-            format!(", shard {shard}")
-        },
-        opts.jobs,
-        match opts.max_seeds {
-            Some(max) =>
-                format!(", until every goal is reached (at most {max} seeds per scenario)"),
-            None => String::new(),
-        }
-    ));
+    print(&banner(CMD, &opts, &ranges, args.seeds));
 
     let stop = stop_on_ctrl_c(CMD);
     let reporter = Reporter::new(CMD);
@@ -474,7 +408,7 @@ pub fn run(args: SweepArgs) -> Result<(), Failure> {
     let result = sweep(&opts, &stop, &reporter);
     let wall = started.elapsed();
     reporter.finish();
-    let mut report = result.map_err(|e| usage(e.to_string()))?;
+    let mut report = result.map_err(|e| usage(CMD, e.to_string()))?;
     report.wall_ms = wall.as_secs_f64() * 1_000.0;
 
     let mut text = report.table();
@@ -496,4 +430,92 @@ pub fn run(args: SweepArgs) -> Result<(), Failure> {
         write(CMD, "report file", file, path, &report.to_json())?;
     }
     verdict(CMD, &report)
+}
+
+/// A usage error of `cmd`.
+fn usage(cmd: &str, message: String) -> Failure {
+    Failure::Usage(format!("{cmd}: {message}"))
+}
+
+/// The sweep the options ask for, checked: known scenarios, seed counts
+/// of at least 1 (and a cap not below the first round), a valid shard, a
+/// positive seed timeout.
+fn options(cmd: &str, args: &SweepArgs) -> Result<SweepOptions, Failure> {
+    let scenarios = scenarios(cmd, &args.scenarios)?;
+    if args.seeds == Some(0) {
+        return Err(usage(cmd, "invalid --seeds 0: give at least 1 seed".into()));
+    }
+    if args.max_seeds == Some(0) {
+        return Err(usage(
+            cmd,
+            "invalid --max-seeds 0: give at least 1 seed".into(),
+        ));
+    }
+    if let (Some(max), Some(seeds)) = (args.max_seeds, args.seeds) {
+        if max < seeds {
+            return Err(usage(cmd, format!(
+                "--max-seeds {max} is below --seeds {seeds}: the first round already runs {seeds} seeds of each scenario"
+            )));
+        }
+    }
+    let shard = match &args.shard {
+        Some(s) => s.parse::<Shard>().map_err(|e| usage(cmd, e.to_string()))?,
+        None => Shard::WHOLE,
+    };
+    let seed_timeout = match args.seed_timeout_s {
+        None => mcp_sim::sweep::default_seed_timeout(),
+        Some(s) => Duration::try_from_secs_f64(s)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                usage(
+                    cmd,
+                    format!("invalid --seed-timeout-s {s}: give a positive number of seconds"),
+                )
+            })?,
+    };
+    Ok(SweepOptions {
+        scenarios,
+        seeds: args.seeds,
+        seed_start: args.seed_start,
+        shard,
+        max_seeds: args
+            .until_goals
+            .then_some(args.max_seeds.unwrap_or(mcp_sim::sweep::DEFAULT_MAX_SEEDS)),
+        jobs: jobs(cmd, args.jobs)?,
+        seed_timeout,
+    })
+}
+
+/// The line that says what will run: scenarios, seeds (this shard's part
+/// of `ranges`), jobs, and the cap of an until-goals sweep.
+fn banner(cmd: &str, opts: &SweepOptions, ranges: &[SeedRange], seeds: Option<u64>) -> String {
+    let shard = opts.shard;
+    let planned: u64 = ranges
+        .iter()
+        .map(|r| {
+            let p = shard.part(r.seeds());
+            p.end - p.start
+        })
+        .sum();
+    let how = match seeds {
+        Some(n) => format!("{n} per scenario"),
+        None => "each scenario's default count".to_owned(),
+    };
+    format!(
+        "{cmd}: {} scenario(s), {planned} seeds ({how}, from seed {}){}, {} job(s){}\n",
+        opts.scenarios.len(),
+        opts.seed_start,
+        if shard == Shard::WHOLE {
+            String::new()
+        } else {
+            format!(", shard {shard}")
+        },
+        opts.jobs,
+        match opts.max_seeds {
+            Some(max) =>
+                format!(", until every goal is reached (at most {max} seeds per scenario)"),
+            None => String::new(),
+        }
+    )
 }

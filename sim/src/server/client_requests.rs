@@ -345,25 +345,10 @@ pub(crate) fn call(
         return None;
     }
     let name = params.get("name").and_then(Value::as_str)?;
-    let asked = ask(name, &arguments(params))?;
-    let now_answer = |outcome| {
-        let rpc = Rpc::plain(
-            Some(session.to_owned()),
-            "tools/call".into(),
-            id.clone(),
-            outcome,
-        );
-        Some(Decision::Now(Answer {
-            status: StatusCode::OK,
-            headers: Vec::new(),
-            body: Body::Rpc(rpc),
-        }))
-    };
-    let ask = match asked {
+    let ask = match ask(name, &arguments(params))? {
         Ok(ask) => ask,
-        Err(why) => return now_answer(Err((INVALID_PARAMS, why))),
+        Err(why) => return Some(answer_now(session, id, Err((INVALID_PARAMS, why)))),
     };
-    let timeout_ms = st.client_requests.timeout_ms;
     let peer = st
         .client_requests
         .peers
@@ -378,8 +363,42 @@ pub(crate) fn call(
             "{name}: the client did not declare the {} capability",
             ask.kind.capability()
         );
-        return now_answer(Ok(text_result(&why, true)));
+        return Some(answer_now(session, id, Ok(text_result(&why, true))));
     }
+    let waiting = send(st, now, session, id, name, ask);
+    Some(Decision::Now(Answer {
+        status: StatusCode::OK,
+        headers: Vec::new(),
+        body: Body::AwaitClient(waiting),
+    }))
+}
+
+/// The `tools/call` (request `id` on `session`) answered at once with
+/// `outcome`, without asking the client anything.
+fn answer_now(session: &str, id: &Value, outcome: Result<Value, (i64, String)>) -> Decision {
+    let rpc = Rpc::plain(
+        Some(session.to_owned()),
+        "tools/call".into(),
+        id.clone(),
+        outcome,
+    );
+    Decision::Now(Answer {
+        status: StatusCode::OK,
+        headers: Vec::new(),
+        body: Body::Rpc(rpc),
+    })
+}
+
+/// Issues the tool `name`'s request (`ask`) to the client of `session`,
+/// under the session's next id, and logs it: what the answer's body needs
+/// to send it and wait for the response to the call `id`.
+fn send(st: &mut State, now: u64, session: &str, id: &Value, name: &str, ask: Ask) -> Waiting {
+    let timeout_ms = st.client_requests.timeout_ms;
+    let peer = st
+        .client_requests
+        .peers
+        .entry(session.to_owned())
+        .or_default();
     // Calls whose client went away (their answer's body, and with it the
     // receiver, dropped before the response or the timeout) are forgotten
     // here: otherwise a client that calls and disconnects, again and
@@ -404,20 +423,16 @@ pub(crate) fn call(
         "method": ask.kind.method(),
         "params": ask.params,
     });
-    Some(Decision::Now(Answer {
-        status: StatusCode::OK,
-        headers: Vec::new(),
-        body: Body::AwaitClient(Waiting {
-            session: session.to_owned(),
-            call_id: id.clone(),
-            tool: name.to_owned(),
-            kind: ask.kind,
-            server_id,
-            request,
-            rx,
-            timeout: Duration::from_millis(timeout_ms),
-        }),
-    }))
+    Waiting {
+        session: session.to_owned(),
+        call_id: id.clone(),
+        tool: name.to_owned(),
+        kind: ask.kind,
+        server_id,
+        request,
+        rx,
+        timeout: Duration::from_millis(timeout_ms),
+    }
 }
 
 /// Hands a JSON-RPC response the client POSTed on `session` (`body`, a

@@ -81,7 +81,7 @@ use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::header::{HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -92,7 +92,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use self::encode::{Chunked, Format};
-use self::handler::{Answer, Body, Decision, Req};
+use self::handler::{Answer, Body, Decision, Req, Rpc};
 use self::sessions::{Limits, Sessions};
 use self::time::Timebase;
 use crate::listener::Listener;
@@ -212,6 +212,75 @@ impl Default for ServerConfig {
             discover_ttl_ms: 0,
             sse_priming: false,
         }
+    }
+}
+
+/// The headers of an SSE stream.
+fn sse_headers(builder: hyper::http::response::Builder) -> hyper::http::response::Builder {
+    builder
+        .header(CONTENT_TYPE, Format::Sse.content_type())
+        .header(CACHE_CONTROL, "no-cache")
+}
+
+/// `response` as an SSE stream, and where in it the response's event
+/// starts: the priming event (legacy era, if configured), the answer's own
+/// notifications, the configured log messages, then the response. Every
+/// event takes the server's next event id.
+fn sse_answer(st: &mut State, cfg: &ServerConfig, rpc: &Rpc, response: &[u8]) -> (Bytes, usize) {
+    let mut out = String::new();
+    if cfg.sse_priming && !rpc.stateless {
+        out.push_str(&encode::sse_priming(st.next_event_id, SSE_RETRY_MS));
+        st.next_event_id += 1;
+    }
+    for note in &rpc.notes {
+        out.push_str(&encode::sse_event(st.next_event_id, note));
+        st.next_event_id += 1;
+    }
+    let n = if rpc.logs {
+        cfg.notifications_before_response
+    } else {
+        0
+    };
+    let first = st.next_event_id;
+    st.next_event_id += u64::from(n) + 1;
+    for k in 1..=n {
+        let note = json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/message",
+            "params": {
+                "level": "info",
+                "logger": "mcp-sim",
+                "data": format!("{}: notice {k} of {n}", rpc.method),
+            },
+        });
+        out.push_str(&encode::sse_event(first + u64::from(k) - 1, &note));
+    }
+    let at = out.len();
+    let data = String::from_utf8_lossy(response);
+    out.push_str(&encode::sse_data_event(first + u64::from(n), &data));
+    (Bytes::from(out), at)
+}
+
+/// The log entry of an answer sent as `format` in `pieces` pieces, with
+/// `fault` applied. A stateless answer names its request, and the MRTR
+/// state an `input_required` result issued.
+fn answered(rpc: &Rpc, format: Format, pieces: usize, fault: Option<AnswerFault>) -> ServerEvent {
+    let input = rpc
+        .request
+        .and_then(|_| rpc.outcome.as_ref().ok())
+        .filter(|r| r.get("resultType").and_then(|t| t.as_str()) == Some("input_required"));
+    ServerEvent::Answered {
+        session: rpc.session.clone(),
+        method: rpc.method.clone(),
+        format,
+        pieces,
+        error: rpc.outcome.as_ref().err().map(|e| e.0),
+        fault,
+        request: rpc.request,
+        id: Some(rpc.id.clone()),
+        input_required: input.is_some(),
+        request_state: input.and_then(|r| r.get("requestState")).cloned(),
+        digest: rpc.outcome.as_ref().ok().map(events::digest),
     }
 }
 
@@ -465,53 +534,9 @@ impl Server {
     {
         let forwarded = crate::forwarded::first_for(&parts.headers);
         let from = forwarded.as_deref().or(peer);
-        let max = self.inner.cfg.max_body_bytes;
-        let declared = parts
-            .headers
-            .get(hyper::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let read = async {
-            if declared.is_some_and(|n| n > max as u64) {
-                // Refused before a byte of it is read.
-                return Err(BodyError::TooLarge);
-            }
-            match Limited::new(body, max).collect().await {
-                Ok(b) => Ok(b.to_bytes()),
-                Err(e)
-                    if e.downcast_ref::<http_body_util::LengthLimitError>()
-                        .is_some() =>
-                {
-                    Err(BodyError::TooLarge)
-                }
-                Err(_) => Err(BodyError::Malformed),
-            }
-        };
-        let read = match self.inner.cfg.body_read_timeout {
-            Some(t) => tokio::time::timeout(t, read)
-                .await
-                .unwrap_or(Err(BodyError::TimedOut)),
-            None => read.await,
-        };
-        let body = match read {
+        let body = match self.read_body(&parts.headers, body).await {
             Ok(b) => b,
-            Err(e) => {
-                let (status, why) = e.answer();
-                let mut st = self.lock();
-                let now = st.now();
-                st.record(
-                    now,
-                    ServerEvent::Rejected {
-                        http: parts.method.as_str().to_owned(),
-                        status: status.as_u16(),
-                        why: why.into(),
-                        from: from.map(str::to_owned),
-                        session: wire::header(&parts.headers, "mcp-session-id"),
-                        header_version: wire::header(&parts.headers, "mcp-protocol-version"),
-                    },
-                );
-                return status_only(status);
-            }
+            Err(e) => return self.reject(&parts, from, e),
         };
         let req = Req {
             method: &parts.method,
@@ -535,10 +560,71 @@ impl Server {
         self.render(answer)
     }
 
-    /// Puts an answer on the wire: a JSON-RPC response goes out as JSON or
-    /// SSE, cut into pieces, as the seeded stream says (and is logged).
+    /// Reads a request's whole body: at most `max_body_bytes` (a larger
+    /// declared `Content-Length` is refused before a byte is read), within
+    /// `body_read_timeout` if one is set.
+    async fn read_body<B>(&self, headers: &HeaderMap, body: B) -> Result<Bytes, BodyError>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let max = self.inner.cfg.max_body_bytes;
+        let declared = headers
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let read = async {
+            if declared.is_some_and(|n| n > max as u64) {
+                // Refused before a byte of it is read.
+                return Err(BodyError::TooLarge);
+            }
+            match Limited::new(body, max).collect().await {
+                Ok(b) => Ok(b.to_bytes()),
+                Err(e)
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some() =>
+                {
+                    Err(BodyError::TooLarge)
+                }
+                Err(_) => Err(BodyError::Malformed),
+            }
+        };
+        match self.inner.cfg.body_read_timeout {
+            Some(t) => tokio::time::timeout(t, read)
+                .await
+                .unwrap_or(Err(BodyError::TimedOut)),
+            None => read.await,
+        }
+    }
+
+    /// Answers a request whose body could not be read with the status
+    /// that says why, logged as rejected (it never reaches the handler).
+    fn reject(
+        &self,
+        parts: &hyper::http::request::Parts,
+        from: Option<&str>,
+        e: BodyError,
+    ) -> Response<Chunked> {
+        let (status, why) = e.answer();
+        let mut st = self.lock();
+        let now = st.now();
+        st.record(
+            now,
+            ServerEvent::Rejected {
+                http: parts.method.as_str().to_owned(),
+                status: status.as_u16(),
+                why: why.into(),
+                from: from.map(str::to_owned),
+                session: wire::header(&parts.headers, "mcp-session-id"),
+                header_version: wire::header(&parts.headers, "mcp-protocol-version"),
+            },
+        );
+        status_only(status)
+    }
+
+    /// Puts an answer on the wire: the answer's headers, then the content
+    /// type its body calls for, then the body.
     fn render(&self, answer: Answer) -> Response<Chunked> {
-        let cfg = &self.inner.cfg;
         let mut builder = Response::builder().status(answer.status);
         for (name, value) in answer.headers {
             // A garbled session id is still a valid header value (visible
@@ -554,122 +640,76 @@ impl Server {
                 Chunked::whole(encode::json(&v))
             }
             Body::Stream(stream) => {
-                builder = builder
-                    .header(CONTENT_TYPE, Format::Sse.content_type())
-                    .header(CACHE_CONTROL, "no-cache");
+                builder = sse_headers(builder);
                 stream
             }
             Body::AwaitClient(waiting) => {
-                builder = builder
-                    .header(CONTENT_TYPE, Format::Sse.content_type())
-                    .header(CACHE_CONTROL, "no-cache");
+                builder = sse_headers(builder);
                 self.await_client(waiting)
             }
             Body::Rpc(rpc) => {
-                let mut st = self.lock();
-                let now = st.now();
-                // Always drawn, faulted or not: the stream stays aligned.
-                let drawn = Format::draw(&mut st.rng, cfg.sse_ratio);
-                let fault = st.hooks.take_answer_fault_for(rpc.stateless);
-                let format = match fault {
-                    Some(AnswerFault::Truncated) => Format::Sse,
-                    // Notifications before the response need a stream.
-                    _ if !rpc.notes.is_empty() => Format::Sse,
-                    _ => drawn,
-                };
-                let response = match fault {
-                    Some(AnswerFault::Malformed) => encode::malformed_bytes(rpc.to_bytes()),
-                    _ => rpc.to_bytes(),
-                };
-                let (whole, response_at) = match format {
-                    Format::Json => (response, 0),
-                    Format::Sse => {
-                        let mut out = String::new();
-                        if cfg.sse_priming && !rpc.stateless {
-                            out.push_str(&encode::sse_priming(st.next_event_id, SSE_RETRY_MS));
-                            st.next_event_id += 1;
-                        }
-                        for note in &rpc.notes {
-                            out.push_str(&encode::sse_event(st.next_event_id, note));
-                            st.next_event_id += 1;
-                        }
-                        let n = if rpc.logs {
-                            cfg.notifications_before_response
-                        } else {
-                            0
-                        };
-                        let first = st.next_event_id;
-                        st.next_event_id += u64::from(n) + 1;
-                        for k in 1..=n {
-                            let note = json!({
-                                "jsonrpc": "2.0",
-                                "method": "notifications/message",
-                                "params": {
-                                    "level": "info",
-                                    "logger": "mcp-sim",
-                                    "data": format!("{}: notice {k} of {n}", rpc.method),
-                                },
-                            });
-                            out.push_str(&encode::sse_event(first + u64::from(k) - 1, &note));
-                        }
-                        let at = out.len();
-                        let data = String::from_utf8_lossy(&response);
-                        out.push_str(&encode::sse_data_event(first + u64::from(n), &data));
-                        (Bytes::from(out), at)
-                    }
-                };
-                // What goes out: everything, or up to the middle of the
-                // response (a truncated stream), or half of it all (a reset).
-                let sent = match fault {
-                    Some(AnswerFault::Truncated) => {
-                        whole.slice(..response_at + (whole.len() - response_at) / 2)
-                    }
-                    Some(AnswerFault::Reset) => whole.slice(..(whole.len() / 2).max(1)),
-                    _ => whole.clone(),
-                };
-                let cuts = encode::draw_cuts(&mut st.rng, sent.len(), cfg.split_chunks);
-                let pieces = encode::split(&sent, &cuts);
-                // A stateless answer: its request, and the MRTR state an
-                // `input_required` result issued.
-                let input = rpc
-                    .request
-                    .and_then(|_| rpc.outcome.as_ref().ok())
-                    .filter(|r| {
-                        r.get("resultType").and_then(|t| t.as_str()) == Some("input_required")
-                    });
-                st.record(
-                    now,
-                    ServerEvent::Answered {
-                        session: rpc.session.clone(),
-                        method: rpc.method.clone(),
-                        format,
-                        pieces: pieces.len(),
-                        error: rpc.outcome.as_ref().err().map(|e| e.0),
-                        fault,
-                        request: rpc.request,
-                        id: Some(rpc.id.clone()),
-                        input_required: input.is_some(),
-                        request_state: input.and_then(|r| r.get("requestState")).cloned(),
-                        digest: rpc.outcome.as_ref().ok().map(events::digest),
-                    },
-                );
+                let (format, body) = self.render_rpc(&rpc);
                 builder = builder.header(CONTENT_TYPE, format.content_type());
                 if format == Format::Sse {
                     builder = builder.header(CACHE_CONTROL, "no-cache");
                 }
-                // A JSON body announces its length; a stream is sent with
-                // chunked transfer encoding, as streams are.
-                let json = format == Format::Json;
-                if fault == Some(AnswerFault::Reset) {
-                    Chunked::reset_after(pieces, json.then_some(whole.len() as u64))
-                } else {
-                    Chunked::new(pieces, json)
-                }
+                body
             }
         };
         builder
             .body(body)
             .unwrap_or_else(|_| status_only(StatusCode::INTERNAL_SERVER_ERROR))
+    }
+
+    /// A JSON-RPC response's body: JSON or SSE as the seeded stream says
+    /// (SSE whenever notifications precede it, or a truncation is armed),
+    /// cut short by an armed answer fault, split into seeded pieces, and
+    /// logged.
+    ///
+    /// The server's stream draws the format first, always (faulted or not,
+    /// so that the stream stays aligned), then the cuts: one lock held
+    /// throughout keeps the two draws of one answer together.
+    fn render_rpc(&self, rpc: &Rpc) -> (Format, Chunked) {
+        let cfg = &self.inner.cfg;
+        let mut st = self.lock();
+        let now = st.now();
+        let drawn = Format::draw(&mut st.rng, cfg.sse_ratio);
+        let fault = st.hooks.take_answer_fault_for(rpc.stateless);
+        let format = match fault {
+            Some(AnswerFault::Truncated) => Format::Sse,
+            // Notifications before the response need a stream.
+            _ if !rpc.notes.is_empty() => Format::Sse,
+            _ => drawn,
+        };
+        let response = match fault {
+            Some(AnswerFault::Malformed) => encode::malformed_bytes(rpc.to_bytes()),
+            _ => rpc.to_bytes(),
+        };
+        let (whole, response_at) = match format {
+            Format::Json => (response, 0),
+            Format::Sse => sse_answer(&mut st, cfg, rpc, &response),
+        };
+        // What goes out: everything, or up to the middle of the
+        // response (a truncated stream), or half of it all (a reset).
+        let sent = match fault {
+            Some(AnswerFault::Truncated) => {
+                whole.slice(..response_at + (whole.len() - response_at) / 2)
+            }
+            Some(AnswerFault::Reset) => whole.slice(..(whole.len() / 2).max(1)),
+            _ => whole.clone(),
+        };
+        let cuts = encode::draw_cuts(&mut st.rng, sent.len(), cfg.split_chunks);
+        let pieces = encode::split(&sent, &cuts);
+        st.record(now, answered(rpc, format, pieces.len(), fault));
+        // A JSON body announces its length; a stream is sent with
+        // chunked transfer encoding, as streams are.
+        let json = format == Format::Json;
+        let body = if fault == Some(AnswerFault::Reset) {
+            Chunked::reset_after(pieces, json.then_some(whole.len() as u64))
+        } else {
+            Chunked::new(pieces, json)
+        };
+        (format, body)
     }
 
     /// The event log so far.

@@ -231,21 +231,11 @@ pub(crate) fn refuse_initialize(st: &mut State, now: u64, id: &Value, params: &V
     )
 }
 
-/// Climbs the ladder for one stateless-era request.
+/// Climbs the ladder (the module docs number its rungs) for one
+/// stateless-era request: the first rung it fails answers.
 pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Decision {
-    if *req.method != Method::POST {
-        let mut a = bare(
-            st,
-            now,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "the stateless era has no GET stream and no DELETE",
-        );
-        a.headers.push(("allow", "POST".into()));
-        return Decision::Now(a);
-    }
-    if !handler::accepts_both(req.headers) {
-        let why = "client must accept both application/json and text/event-stream";
-        return Decision::Now(bare(st, now, StatusCode::NOT_ACCEPTABLE, why));
+    if let Some(refused) = refuse_transport(st, now, req) {
+        return Decision::Now(refused);
     }
     let version_header = one_header(req.headers, "mcp-protocol-version");
     let message = match handler::parse(req.body) {
@@ -255,30 +245,7 @@ pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>
     };
     let (id, method, params) = match message {
         Message::Notification { method } => {
-            let served = match version_header {
-                Ok(Some(v)) => MODERN_PROTOCOL_VERSIONS.iter().any(|m| m.as_bytes() == v),
-                _ => false,
-            };
-            if !served {
-                let data = json!({
-                    "supported": MODERN_PROTOCOL_VERSIONS,
-                    "requested": version_header.ok().flatten().map(String::from_utf8_lossy),
-                });
-                return bad_request(
-                    st,
-                    now,
-                    None,
-                    UNSUPPORTED_PROTOCOL_VERSION,
-                    "Unsupported protocol version",
-                    Some(data),
-                );
-            }
-            st.record(now, ServerEvent::StatelessNotification { method });
-            return Decision::Now(Answer {
-                status: StatusCode::ACCEPTED,
-                headers: Vec::new(),
-                body: Body::Empty,
-            });
+            return notification(st, now, version_header, method);
         }
         Message::Response => {
             let why = "Body must be a single JSON-RPC request or notification object";
@@ -290,19 +257,110 @@ pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>
         // A legacy client: a modern-only server names what it speaks.
         return refuse_initialize(st, now, &id, &params);
     }
-    let bad =
-        |st: &mut State, code, why: &str, data| bad_request(st, now, Some(&id), code, why, data);
+    match check_request(st, cfg, now, req, &method, &params, version_header) {
+        Ok(version) => dispatch(st, cfg, now, id, method, &params, version),
+        Err(Refusal { code, why, data }) => bad_request(st, now, Some(&id), code, &why, data),
+    }
+}
+
+/// Rungs 1 and 2: a method other than POST, or an `Accept` that does not
+/// take both answer formats, is refused with a bare status.
+fn refuse_transport(st: &mut State, now: u64, req: &Req<'_>) -> Option<Answer> {
+    if *req.method != Method::POST {
+        let mut a = bare(
+            st,
+            now,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "the stateless era has no GET stream and no DELETE",
+        );
+        a.headers.push(("allow", "POST".into()));
+        return Some(a);
+    }
+    if !handler::accepts_both(req.headers) {
+        let why = "client must accept both application/json and text/event-stream";
+        return Some(bare(st, now, StatusCode::NOT_ACCEPTABLE, why));
+    }
+    None
+}
+
+/// Rung 4: a notification is accepted (202, logged) when its version
+/// header names a revision served, refused otherwise.
+fn notification(
+    st: &mut State,
+    now: u64,
+    version_header: Result<Option<&[u8]>, ()>,
+    method: String,
+) -> Decision {
+    let served = match version_header {
+        Ok(Some(v)) => MODERN_PROTOCOL_VERSIONS.iter().any(|m| m.as_bytes() == v),
+        _ => false,
+    };
+    if !served {
+        let data = json!({
+            "supported": MODERN_PROTOCOL_VERSIONS,
+            "requested": version_header.ok().flatten().map(String::from_utf8_lossy),
+        });
+        return bad_request(
+            st,
+            now,
+            None,
+            UNSUPPORTED_PROTOCOL_VERSION,
+            "Unsupported protocol version",
+            Some(data),
+        );
+    }
+    st.record(now, ServerEvent::StatelessNotification { method });
+    Decision::Now(Answer {
+        status: StatusCode::ACCEPTED,
+        headers: Vec::new(),
+        body: Body::Empty,
+    })
+}
+
+/// Why a request was refused with 400: the JSON-RPC error's code, message
+/// and `data`, answered with the request's id.
+struct Refusal {
+    code: i64,
+    why: String,
+    data: Option<Value>,
+}
+
+impl Refusal {
+    /// A refusal without `data`.
+    fn new(code: i64, why: &str) -> Refusal {
+        Refusal {
+            code,
+            why: why.to_owned(),
+            data: None,
+        }
+    }
+}
+
+/// Rungs 6 to 9 for a request: the routing headers once each, the `_meta`
+/// envelope, the headers matching the body, a revision served. Returns
+/// the revision the request carries.
+///
+/// Two armed faults act here, in this order: a proxy stripping the
+/// routing headers (before they are compared), and a one-off refusal of a
+/// served revision (the version trap).
+fn check_request<'p>(
+    st: &mut State,
+    cfg: &ServerConfig,
+    now: u64,
+    req: &Req<'_>,
+    method: &str,
+    params: &'p Value,
+    version_header: Result<Option<&[u8]>, ()>,
+) -> Result<&'p str, Refusal> {
     let (Ok(version_header), Ok(method_header), Ok(name_header)) = (
         version_header,
         one_header(req.headers, "mcp-method"),
         one_header(req.headers, "mcp-name"),
     ) else {
-        return bad(
-            st,
+        return Err(Refusal::new(
             HEADER_MISMATCH,
             "a routing header appears more than once",
-            None,
-        );
+        ));
     };
     let meta = params.get("_meta").and_then(Value::as_object);
     let Some(meta) =
@@ -311,49 +369,78 @@ pub(crate) fn decide(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>
         let why = "params._meta must be an object carrying the required \
                    'io.modelcontextprotocol/protocolVersion' and \
                    'io.modelcontextprotocol/clientCapabilities' envelope keys";
-        return bad(st, INVALID_PARAMS, why, None);
+        return Err(Refusal::new(INVALID_PARAMS, why));
     };
     let (method_header, name_header) =
-        super::hooks::strip_routing(st, now, &method, method_header, name_header);
-    let meta_version = meta.get(META_VERSION);
-    let header_version = version_header.and_then(|v| std::str::from_utf8(v).ok());
-    if header_version.map(str::trim) != meta_version.and_then(Value::as_str) {
-        let why =
-            "mcp-protocol-version header does not match the request envelope's protocol version";
-        return bad(st, HEADER_MISMATCH, why, None);
-    }
-    if method_header
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .map(str::trim)
-        != Some(&method)
-    {
-        let why = "mcp-method header does not match the request body's method";
-        return bad(st, HEADER_MISMATCH, why, None);
-    }
-    if let Some(key) = named_by(&method) {
-        let want = params.get(key).and_then(Value::as_str);
-        if want.is_none() || name_header.and_then(decoded).as_deref() != want {
-            let why =
-                format!("mcp-name header does not match the request body's '{key}' parameter");
-            return bad(st, HEADER_MISMATCH, &why, None);
-        }
-    }
-    let Some(version) = meta_version.and_then(Value::as_str) else {
-        return bad(st, INVALID_PARAMS, "protocolVersion must be a string", None);
+        super::hooks::strip_routing(st, now, method, method_header, name_header);
+    let meta_version = meta.get(META_VERSION).and_then(Value::as_str);
+    let headers = Routing {
+        version: version_header,
+        method: method_header,
+        name: name_header,
+    };
+    headers.check(method, params, meta_version)?;
+    let Some(version) = meta_version else {
+        return Err(Refusal::new(
+            INVALID_PARAMS,
+            "protocolVersion must be a string",
+        ));
     };
     if !MODERN_PROTOCOL_VERSIONS.contains(&version) || st.hooks.take_refuse_version() {
-        let data = json!({"supported": MODERN_PROTOCOL_VERSIONS, "requested": version});
-        return bad(
-            st,
-            UNSUPPORTED_PROTOCOL_VERSION,
-            "Unsupported protocol version",
-            Some(data),
-        );
+        return Err(Refusal {
+            code: UNSUPPORTED_PROTOCOL_VERSION,
+            why: "Unsupported protocol version".to_owned(),
+            data: Some(json!({"supported": MODERN_PROTOCOL_VERSIONS, "requested": version})),
+        });
     }
-    if let Some(why) = super::param_headers::mismatch(cfg, &method, &params, req.headers) {
-        return bad(st, HEADER_MISMATCH, &why, None);
+    if let Some(why) = super::param_headers::mismatch(cfg, method, params, req.headers) {
+        return Err(Refusal::new(HEADER_MISMATCH, &why));
     }
-    dispatch(st, cfg, now, id, method, &params, version)
+    Ok(version)
+}
+
+/// The routing headers of a request, each given at most once.
+struct Routing<'h> {
+    version: Option<&'h [u8]>,
+    method: Option<&'h [u8]>,
+    name: Option<&'h [u8]>,
+}
+
+impl Routing<'_> {
+    /// Rung 8: each header must say what the body says — the revision of
+    /// the `_meta` envelope (`meta_version`), the method, and the name or
+    /// URI for the methods that have one (base64 sentinel decoded).
+    fn check(
+        &self,
+        method: &str,
+        params: &Value,
+        meta_version: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let header_version = self.version.and_then(|v| std::str::from_utf8(v).ok());
+        if header_version.map(str::trim) != meta_version {
+            let why =
+                "mcp-protocol-version header does not match the request envelope's protocol version";
+            return Err(Refusal::new(HEADER_MISMATCH, why));
+        }
+        if self
+            .method
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::trim)
+            != Some(method)
+        {
+            let why = "mcp-method header does not match the request body's method";
+            return Err(Refusal::new(HEADER_MISMATCH, why));
+        }
+        if let Some(key) = named_by(method) {
+            let want = params.get(key).and_then(Value::as_str);
+            if want.is_none() || self.name.and_then(decoded).as_deref() != want {
+                let why =
+                    format!("mcp-name header does not match the request body's '{key}' parameter");
+                return Err(Refusal::new(HEADER_MISMATCH, &why));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The parameter `Mcp-Name` must equal, for the methods that have one.

@@ -13,8 +13,8 @@ use tokio::task::JoinSet;
 
 use mcp_session::transport::{HttpConnector, TcpDialer, TransportError};
 use mcp_session::{
-    Clock, ErrorKind, Lease, Manager, ManagerBuilder, Mode, Negotiated, SessionConfig, SessionEra,
-    SessionError, SessionMetrics, TokioClock, VersionPolicy,
+    Clock, ErrorKind, Instant, Lease, Manager, ManagerBuilder, Mode, Negotiated, SessionConfig,
+    SessionEra, SessionError, SessionMetrics, TokioClock, VersionPolicy,
 };
 
 use super::stats::Stats;
@@ -108,6 +108,28 @@ struct Shared {
     failed: AtomicU64,
 }
 
+impl Shared {
+    /// What the VUs of `plan` share: the manager, the clock, the operation
+    /// and the pacing, and zeroed counts.
+    fn new(plan: &Plan, manager: Manager<Conn>, clock: Arc<dyn Clock>) -> Shared {
+        Shared {
+            manager,
+            clock,
+            op: plan.op.op.clone(),
+            think: plan.think,
+            request_timeout: Duration::from_millis(
+                plan.http
+                    .request_timeout_ms
+                    .saturating_add(plan.config.acquire_timeout_ms),
+            ),
+            ok: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The drill: probe the server, start the manager, run the VUs until the
+/// deadline (or an interrupt), wind them down, close the manager.
 async fn drill(plan: &Plan) -> Result<Outcome, Failure> {
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
     let connector = HttpConnector::new(TcpDialer, plan.http.clone(), clock.clone())
@@ -119,96 +141,21 @@ async fn drill(plan: &Plan) -> Result<Outcome, Failure> {
         .start(connector)
         .map_err(|e| Failure::Runtime(format!("mcp-sim drill: cannot start the manager: {e}")))?;
     if !plan.quiet {
-        eprintln!(
-            "mcp-sim drill: {} speaks MCP {} ({} era, --era {}; probe {} in {}); {} VUs, {} mode, {}",
-            plan.url,
-            super::shown::shown(&probe.protocol_version),
-            probe.era,
-            plan.config.era,
-            plan.op.label,
-            format_latency(probe.latency),
-            plan.vus,
-            plan.config.mode,
-            format_duration(plan.duration),
-        );
+        announce(plan, &probe);
     }
 
-    let shared = Arc::new(Shared {
-        manager: manager.clone(),
-        clock: clock.clone(),
-        op: plan.op.op.clone(),
-        think: plan.think,
-        request_timeout: Duration::from_millis(
-            plan.http
-                .request_timeout_ms
-                .saturating_add(plan.config.acquire_timeout_ms),
-        ),
-        ok: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-    });
+    let shared = Arc::new(Shared::new(plan, manager.clone(), clock.clone()));
     let (phase_tx, phase_rx) = watch::channel(Phase::Run);
     let mut vus = JoinSet::new();
     let start = clock.now();
     for vu in 1..=u64::from(plan.vus) {
-        let stats = Stats::new().map_err(|e| Failure::Runtime(format!("mcp-sim drill: {e}")))?;
-        vus.spawn(vu_loop(shared.clone(), vu, stats, phase_rx.clone()));
+        vus.spawn(vu_loop(shared.clone(), vu, new_stats()?, phase_rx.clone()));
     }
     drop(phase_rx);
 
-    // The load: until the deadline, Ctrl-C or SIGTERM, with progress.
-    let deadline = start + plan.duration;
     let mut progress = Progress::new(plan);
-    let interrupted = {
-        let ctrl_c = interrupt().fuse();
-        tokio::pin!(ctrl_c);
-        loop {
-            let now = clock.now();
-            if now >= deadline {
-                break false;
-            }
-            let wake = progress
-                .every()
-                .map_or(deadline, |e| (now + e).min(deadline));
-            tokio::select! {
-                biased;
-                () = &mut ctrl_c => break true,
-                () = clock.sleep_until(wake) => {}
-            }
-            progress.update(clock.now() - start, &shared);
-        }
-    };
-
-    // The end: no new operations; those in flight get the grace period
-    // (cut short by Ctrl-C or SIGTERM), then are cancelled.
-    let _ = phase_tx.send(Phase::Stop);
-    let grace_end = clock.now() + plan.grace;
-    let mut total = Stats::new().map_err(|e| Failure::Runtime(format!("mcp-sim drill: {e}")))?;
-    let mut vu_failure = None;
-    let mut cancelling = false;
-    {
-        let ctrl_c = interrupt().fuse();
-        tokio::pin!(ctrl_c);
-        loop {
-            tokio::select! {
-                biased;
-                () = &mut ctrl_c, if !cancelling => {
-                    cancelling = true;
-                    let _ = phase_tx.send(Phase::Cancel);
-                }
-                () = clock.sleep_until(grace_end), if !cancelling => {
-                    cancelling = true;
-                    let _ = phase_tx.send(Phase::Cancel);
-                }
-                joined = vus.join_next() => match joined {
-                    None => break,
-                    Some(Ok(stats)) => total.merge(stats),
-                    Some(Err(e)) => {
-                        vu_failure.get_or_insert_with(|| format!("a VU task failed: {e}"));
-                    }
-                },
-            }
-        }
-    }
+    let interrupted = run_load(&shared, start + plan.duration, &mut progress, start).await;
+    let (stats, vu_failure) = wind_down(&clock, plan.grace, &phase_tx, vus).await?;
     let elapsed = clock.now() - start;
     progress.finish();
     let at_end = manager.metrics();
@@ -217,7 +164,7 @@ async fn drill(plan: &Plan) -> Result<Outcome, Failure> {
     let metrics = manager.metrics();
     Ok(Outcome {
         probe,
-        stats: total,
+        stats,
         elapsed,
         interrupted,
         at_end,
@@ -225,6 +172,95 @@ async fn drill(plan: &Plan) -> Result<Outcome, Failure> {
         negotiated,
         vu_failure,
     })
+}
+
+/// The line that says what the probe found and what load comes next.
+fn announce(plan: &Plan, probe: &Probe) {
+    eprintln!(
+        "mcp-sim drill: {} speaks MCP {} ({} era, --era {}; probe {} in {}); {} VUs, {} mode, {}",
+        plan.url,
+        super::shown::shown(&probe.protocol_version),
+        probe.era,
+        plan.config.era,
+        plan.op.label,
+        format_latency(probe.latency),
+        plan.vus,
+        plan.config.mode,
+        format_duration(plan.duration),
+    );
+}
+
+/// Empty counts (a VU's, or the total).
+fn new_stats() -> Result<Stats, Failure> {
+    Stats::new().map_err(|e| Failure::Runtime(format!("mcp-sim drill: {e}")))
+}
+
+/// The load: the VUs run until `deadline`, Ctrl-C or SIGTERM, with
+/// progress shown meanwhile. Returns whether an interrupt ended it.
+async fn run_load(
+    shared: &Shared,
+    deadline: Instant,
+    progress: &mut Progress,
+    start: Instant,
+) -> bool {
+    let clock = &shared.clock;
+    let ctrl_c = interrupt().fuse();
+    tokio::pin!(ctrl_c);
+    loop {
+        let now = clock.now();
+        if now >= deadline {
+            return false;
+        }
+        let wake = progress
+            .every()
+            .map_or(deadline, |e| (now + e).min(deadline));
+        tokio::select! {
+            biased;
+            () = &mut ctrl_c => return true,
+            () = clock.sleep_until(wake) => {}
+        }
+        progress.update(clock.now() - start, shared);
+    }
+}
+
+/// The end: no new operations; those in flight get the `grace` period
+/// (cut short by Ctrl-C or SIGTERM), then are cancelled. Returns every
+/// VU's counts merged, and the first VU task that did not end normally.
+async fn wind_down(
+    clock: &Arc<dyn Clock>,
+    grace: Duration,
+    phase_tx: &watch::Sender<Phase>,
+    mut vus: JoinSet<Stats>,
+) -> Result<(Stats, Option<String>), Failure> {
+    // A send fails only when every VU is gone already: nothing to tell.
+    let _ = phase_tx.send(Phase::Stop);
+    let grace_end = clock.now() + grace;
+    let mut total = new_stats()?;
+    let mut vu_failure = None;
+    let mut cancelling = false;
+    let ctrl_c = interrupt().fuse();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut ctrl_c, if !cancelling => {
+                cancelling = true;
+                let _ = phase_tx.send(Phase::Cancel);
+            }
+            () = clock.sleep_until(grace_end), if !cancelling => {
+                cancelling = true;
+                let _ = phase_tx.send(Phase::Cancel);
+            }
+            joined = vus.join_next() => match joined {
+                None => break,
+                Some(Ok(stats)) => total.merge(stats),
+                Some(Err(e)) => {
+                    vu_failure.get_or_insert_with(|| format!("a VU task failed: {e}"));
+                }
+            },
+        }
+    }
+    Ok((total, vu_failure))
 }
 
 /// Completes on Ctrl-C or, on Unix, SIGTERM (what `timeout`, `kill`,

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use mcp_session::{CloseReason, EraCounts, Mode, ServerCloses, SessionConfig, SessionEra};
+use mcp_session::{
+    CloseReason, EraCounts, EraMetrics, Mode, ServerCloses, SessionConfig, SessionEra,
+};
 
 use super::load::{format_latency, Outcome};
 use super::stats::{Latency, Summary};
@@ -164,16 +166,37 @@ pub(crate) fn server_closes_row(c: &ServerCloses) -> String {
     row
 }
 
-/// The report as text.
+/// The report as text: a header, then one paragraph each for the
+/// operations, their latencies, the sessions and the eras.
 pub(crate) fn text(plan: &Plan, outcome: &Outcome) -> String {
     let mut out = String::new();
-    let stats = &outcome.stats;
-    let cfg = &plan.config;
+    header(&mut out, plan, outcome);
+    let _ = writeln!(out);
+    operations(&mut out, outcome);
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "latency (ok ops)     p50       p95       p99       max      mean"
+    );
+    latency_row(&mut out, "acquire + op", &outcome.stats.total);
+    latency_row(&mut out, "acquire", &outcome.stats.acquire);
+    latency_row(&mut out, "op", &outcome.stats.call);
+    let _ = writeln!(out);
+    sessions(&mut out, plan.config.mode, outcome);
+    eras(&mut out, &outcome.metrics.eras);
+    out
+}
+
+// The writers below ignore `writeln!`'s result: writing to a `String`
+// cannot fail.
+
+/// What was drilled and how: URL, mode, load, operation, era, run time.
+fn header(out: &mut String, plan: &Plan, outcome: &Outcome) {
     let _ = writeln!(out, "drill {}", plan.url);
     let _ = writeln!(
         out,
         "  {}, {} VUs, {}{}, op {}",
-        mode_phrase(cfg),
+        mode_phrase(&plan.config),
         plan.vus,
         format_duration(plan.duration),
         if plan.think.is_zero() {
@@ -194,7 +217,12 @@ pub(crate) fn text(plan: &Plan, outcome: &Outcome) -> String {
             ""
         }
     );
-    let _ = writeln!(out);
+}
+
+/// The operations' outcomes and rate, then the failures by kind with an
+/// example message each.
+fn operations(out: &mut String, outcome: &Outcome) {
+    let stats = &outcome.stats;
     let _ = writeln!(
         out,
         "operations: {} ok, {} failed, {} cancelled at the end; {:.1} op/s",
@@ -215,15 +243,11 @@ pub(crate) fn text(plan: &Plan, outcome: &Outcome) -> String {
             );
         }
     }
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "latency (ok ops)     p50       p95       p99       max      mean"
-    );
-    latency_row(&mut out, "acquire + op", &stats.total);
-    latency_row(&mut out, "acquire", &stats.acquire);
-    latency_row(&mut out, "op", &stats.call);
-    let _ = writeln!(out);
+}
+
+/// The sessions when the load stopped and after the manager closed:
+/// closes by reason, on the server, evictions, and (pool mode) waits.
+fn sessions(out: &mut String, mode: Mode, outcome: &Outcome) {
     let e = &outcome.at_end;
     let _ = writeln!(
         out,
@@ -254,7 +278,7 @@ pub(crate) fn text(plan: &Plan, outcome: &Outcome) -> String {
         "  evicted {} (ttl {}, idle {}), reconnects {}",
         m.total_evicted, m.ttl_evictions, m.idle_evictions, m.reconnects
     );
-    if cfg.mode == Mode::Pool {
+    if mode == Mode::Pool {
         let w = &m.acquire_wait;
         let _ = writeln!(
             out,
@@ -267,7 +291,11 @@ pub(crate) fn text(plan: &Plan, outcome: &Outcome) -> String {
             w.max_ms
         );
     }
-    let eras = &m.eras;
+}
+
+/// The era counters: probes, fallbacks, retries and changes, then each
+/// era's sessions.
+fn eras(out: &mut String, eras: &EraMetrics) {
     let _ = writeln!(
         out,
         "eras: {} discover probes, {} fallbacks to legacy, {} version retries, \
@@ -278,9 +306,8 @@ pub(crate) fn text(plan: &Plan, outcome: &Outcome) -> String {
         eras.era_reprobes,
         eras.era_changes
     );
-    era_counts_row(&mut out, "legacy", &eras.legacy);
-    era_counts_row(&mut out, "modern", &eras.modern);
-    out
+    era_counts_row(out, "legacy", &eras.legacy);
+    era_counts_row(out, "modern", &eras.modern);
 }
 
 /// A message on one line.
