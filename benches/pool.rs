@@ -32,6 +32,9 @@
 //! `16 * K` acquire+release pairs: the throughput line gives pairs per
 //! second, and time / `16 * K` is the cost of one pair.
 //!
+//! - `call/*`: one `Lease::call` on a held session, our side only (the
+//!   cost of the library's bookkeeping around an operation).
+//!
 //! Runtimes: a multi-thread runtime with 2 workers (`mt2`) and a
 //! current-thread runtime (`ct`).
 //!
@@ -250,6 +253,39 @@ fn uncontended(c: &mut Criterion) {
     }
 }
 
+/// One `Lease::call` on a held session (the connector answers at once): the
+/// library's own bookkeeping around an operation — the closed check, the
+/// operation count, the answer's handling — without an event sink, as a
+/// load test runs. `call/*` has no deadpool counterpart (deadpool hands out
+/// objects; it runs no operations).
+fn call(c: &mut Criterion) {
+    for (flavour, rt) in runtimes() {
+        let mut g = c.benchmark_group(format!("call/{flavour}"));
+        g.throughput(Throughput::Elements(1));
+        let m = ours(&rt);
+        let mut lease = rt.block_on(m.acquire(1)).expect("acquire");
+        g.bench_function("mcp-session", |b| {
+            // The lease is borrowed mutably by every call, so the loop runs
+            // inside one `block_on` and times itself (wall time, outside
+            // any simulation).
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
+                    let start = std::time::Instant::now();
+                    for _ in 0..iters {
+                        black_box(lease.call(&Operation::Ping).await.expect("ping"));
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+        lease.release();
+        check_ours(&m);
+        rt.block_on(m.close());
+        g.finish();
+    }
+}
+
 /// The batch of the contended scenarios: [`TASKS`] tasks, [`K`] acquire →
 /// release each. With `hold`, a task yields to the runtime while it holds
 /// its session (as a VU awaits its request), so 16 tasks really queue for 4
@@ -328,6 +364,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = uncontended, contended
+    targets = uncontended, contended, call
 }
 criterion_main!(benches);

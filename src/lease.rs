@@ -210,22 +210,28 @@ impl<C: Connector> Lease<C> {
         };
         let cell = entry.item.clone();
         let method = op.method();
-        {
-            let _st = inner.lock();
-            if cell.closed().is_some() {
-                return Err(
-                    SessionError::new(Op::Use, ErrorKind::SessionClosed).with_session(&cell.id)
-                );
-            }
+        // The check and the report are one step under the session's own
+        // lock, so the start is reported before the session's close or not
+        // at all — without the manager's lock.
+        let started = cell.if_open(|| {
             inner.emit(
                 Some(vu),
                 Some(&cell.id),
                 EventKind::OperationStart { method },
-            );
+            )
+        });
+        if !started {
+            return Err(SessionError::new(Op::Use, ErrorKind::SessionClosed).with_session(&cell.id));
         }
         entry.ops += 1;
         let answer = cell.conn.request(op, input).await;
         self.last_request = cell.conn.last_request_id();
+        // One round trip to the manager's lock, and none for a plain result
+        // nobody records: such an answer changes nothing the manager keeps.
+        let answer = match inner.settle_quietly(&cell, op, answer) {
+            Ok(result) => return Ok(result),
+            Err(answer) => answer,
+        };
         let mut st = inner.lock();
         let result = inner
             .operation_ended(&mut st, vu, &cell, op, answer)

@@ -646,6 +646,29 @@ impl<C: Connector> Inner<C> {
         );
     }
 
+    /// An operation's answer that needs no lock: a plain result (no
+    /// version retry, not a discover result to store) while no event sink
+    /// listens. Anything else comes back as `Err`, for
+    /// [`Inner::operation_ended`] under the lock. The two must agree: what
+    /// passes here is exactly what `operation_ended` would return untouched.
+    pub fn settle_quietly(
+        &self,
+        cell: &Sess<C::Connection>,
+        op: &Operation,
+        answer: Result<Answer, TransportError>,
+    ) -> Result<CallResult, Result<Answer, TransportError>> {
+        match answer {
+            Ok(a)
+                if !self.sink_enabled
+                    && a.renegotiated.is_none()
+                    && !(*op == Operation::Discover && cell.era == SessionEra::Modern) =>
+            {
+                Ok(a.result)
+            }
+            other => Err(other),
+        }
+    }
+
     /// What an operation's answer tells the era state (call with the lock
     /// held): a retry after -32022, a fresh discover result, a lost legacy
     /// session, a modern request answered as legacy. Returns the result,

@@ -183,6 +183,19 @@ impl<X> Cell<X> {
         true
     }
 
+    /// Runs `f` if the session is open, atomically with that check (under
+    /// the session's own lock, which [`Cell::mark_closed`] also takes): an
+    /// event `f` reports is thus ordered before the close's, or not
+    /// reported at all. Returns whether it ran.
+    pub fn if_open(&self, f: impl FnOnce()) -> bool {
+        let s = lock(&self.status);
+        if s.closed.is_some() {
+            return false;
+        }
+        f();
+        true
+    }
+
     /// Why the session was closed, if it was.
     pub fn closed(&self) -> Option<CloseReason> {
         lock(&self.status).closed

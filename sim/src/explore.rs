@@ -38,8 +38,11 @@
 //! reservations named by where they are rather than by their ids. So the
 //! first violation found is on a shortest path to it, and that path is
 //! printed as a replayable script ([`Input`]'s text form) and as a unit
-//! test. States reached again by another path are not expanded again; the
-//! laws are checked on the first (shortest) path to each state.
+//! test. The laws are checked after every transition, also one that leads
+//! into a state already seen (the step itself may break a law: a stale
+//! hand-out can land in the very state a correct hand-out reaches); states
+//! reached again are not expanded again, and what follows them is checked
+//! on the first (shortest) path to them.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -1088,7 +1091,13 @@ pub fn explore_from(scope: &Scope, start: World) -> Outcome {
             let mut next = world.clone();
             let events = next.step(input).expect("an enabled input");
             transitions += 1;
-            if !seen.insert(next.key()) {
+            let fresh = seen.insert(next.key());
+            // Every transition that reports something is checked, also one
+            // into a state already seen: a law broken by the step itself (a
+            // stale hand-out that lands in the same state as a correct one)
+            // would otherwise be missed. A silent step into a seen state
+            // adds nothing to check. Only fresh states are expanded.
+            if !fresh && events.is_empty() {
                 continue;
             }
             nodes.push(Node {
@@ -1110,6 +1119,10 @@ pub fn explore_from(scope: &Scope, start: World) -> Outcome {
                         trace,
                     }),
                 };
+            }
+            if !fresh {
+                nodes.pop();
+                continue;
             }
             frontier.push_back((i, d + 1, next));
         }

@@ -7,29 +7,67 @@ use mcp_sim::explore::{
 };
 use mcp_sim::mcp_session::pool::core::{PlantedBug, PoolCore};
 
-#[test]
-fn default_scopes_break_no_law() {
-    for scope in Scope::defaults() {
-        let out = explore(&scope);
-        if let Some(c) = &out.violation {
-            panic!(
-                "{scope}: {} — {}\nscript: {}\n{}",
-                c.law,
-                c.message,
-                c.script(),
-                c.trace.timeline()
-            );
-        }
-        eprintln!(
-            "{scope}: {} states, {} transitions, depth {}",
-            out.states, out.transitions, out.depth
+/// Explores default scope `i` and asserts it is clean, deep and big
+/// enough. One test per scope, so the harness spreads them over the cores.
+fn default_scope_breaks_no_law(i: usize) {
+    let scope = &Scope::defaults()[i];
+    let out = explore(scope);
+    if let Some(c) = &out.violation {
+        panic!(
+            "{scope}: {} — {}\nscript: {}\n{}",
+            c.law,
+            c.message,
+            c.script(),
+            c.trace.timeline()
         );
-        assert_eq!(
-            out.depth, scope.depth,
-            "{scope}: the depth bound was reached"
-        );
-        assert!(out.states >= 1_000, "{scope}: only {} states", out.states);
     }
+    eprintln!(
+        "{scope}: {} states, {} transitions, depth {}",
+        out.states, out.transitions, out.depth
+    );
+    assert_eq!(
+        out.depth, scope.depth,
+        "{scope}: the depth bound was reached"
+    );
+    assert!(out.states >= 1_000, "{scope}: only {} states", out.states);
+}
+
+#[test]
+fn every_default_scope_has_its_test() {
+    assert_eq!(Scope::defaults().len(), 8, "add a default_scope_N test");
+}
+
+#[test]
+fn default_scope_0() {
+    default_scope_breaks_no_law(0);
+}
+#[test]
+fn default_scope_1() {
+    default_scope_breaks_no_law(1);
+}
+#[test]
+fn default_scope_2() {
+    default_scope_breaks_no_law(2);
+}
+#[test]
+fn default_scope_3() {
+    default_scope_breaks_no_law(3);
+}
+#[test]
+fn default_scope_4() {
+    default_scope_breaks_no_law(4);
+}
+#[test]
+fn default_scope_5() {
+    default_scope_breaks_no_law(5);
+}
+#[test]
+fn default_scope_6() {
+    default_scope_breaks_no_law(6);
+}
+#[test]
+fn default_scope_7() {
+    default_scope_breaks_no_law(7);
 }
 
 #[test]
