@@ -24,6 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use crate::sync::lock;
+
 /// A point in time: the time elapsed since the origin of the [`Clock`] that
 /// produced it. Instants from different clocks are not comparable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -254,11 +256,9 @@ impl Drop for ManualSleep {
     }
 }
 
-/// Locks a mutex, recovering from poisoning: the library's critical sections
-/// leave state consistent at every await-free step, so a panic elsewhere must
-/// not turn into a cascade of panics here.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// Whole milliseconds of `d`, saturating.
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

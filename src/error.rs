@@ -81,7 +81,7 @@ pub enum ErrorKind {
     #[error("VU already holds its session")]
     VuBusy,
     /// The manager was started outside a tokio runtime (it needs one for its
-    /// evictor and for closing sessions in the background).
+    /// deadline timer and for closing sessions in the background).
     #[error("no tokio runtime: start the manager inside a runtime")]
     NoRuntime,
     /// Opening the transport failed.

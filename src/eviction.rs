@@ -2,9 +2,12 @@
 //! use. A session is due at its deadline: at `now == deadline` it is already
 //! expired, one millisecond before it is not.
 //!
-//! The evictor does not poll. It sleeps on the [`Clock`] until the earliest
-//! deadline of any idle session, evicts what is due, and is woken early
-//! whenever the set of idle sessions changes.
+//! The manager's deadline timer ([`run_deadline_timer`]) serves every
+//! deadline the manager keeps: idle sessions' eviction and pool waiters'
+//! acquire timeouts. It does not poll. It sleeps on the [`Clock`] until the
+//! earliest deadline, has the manager act on what is due (time waiters
+//! out, evict idle sessions), and is woken early whenever an earlier
+//! deadline appears.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -94,19 +97,20 @@ impl Deadlines {
     }
 }
 
-/// What the evictor needs from the manager it serves.
-pub(crate) trait Evictable: Send + Sync + 'static {
+/// What the deadline timer needs from the manager it serves.
+pub(crate) trait HasDeadlines: Send + Sync + 'static {
     /// The earliest eviction deadline of any idle session; `None` if there is
-    /// none. `Err(())` once the manager is closed: the evictor stops.
+    /// none. `Err(())` once the manager is closed: the deadline timer stops.
     fn next_deadline(&self) -> Result<Option<Instant>, ()>;
-    /// Evicts every idle session due at `now`.
-    fn evict_due(&self, now: Instant);
+    /// Acts on every deadline due at `now`: times out the waiters whose
+    /// deadline came, evicts the idle sessions due.
+    fn deadlines_due(&self, now: Instant);
 }
 
-/// The evictor task. Holds only a weak reference, so a manager that is
-/// dropped without `close()` does not live on in its evictor; `wake` is
+/// The deadline timer task. Holds only a weak reference, so a manager that is
+/// dropped without `close()` does not live on in its deadline timer; `wake` is
 /// notified on every change of the idle set and when the manager goes away.
-pub(crate) async fn run_evictor<E: Evictable>(
+pub(crate) async fn run_deadline_timer<E: HasDeadlines>(
     target: Weak<E>,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
@@ -127,7 +131,7 @@ pub(crate) async fn run_evictor<E: Evictable>(
             _ = wake.notified() => continue,
             _ = sleep => {
                 let Some(t) = target.upgrade() else { return };
-                t.evict_due(clock.now());
+                t.deadlines_due(clock.now());
             }
         }
     }

@@ -41,7 +41,7 @@ use crate::error::{ErrorKind, Op, SessionError};
 use crate::eviction::Entry;
 #[cfg(doc)]
 use crate::manager::Manager;
-use crate::manager::{Inner, Sess};
+use crate::manager::{Inner, SessionRef};
 use crate::mode_core::Return;
 use crate::observe::{EventKind, VuId};
 use crate::session::SessionInfo;
@@ -112,13 +112,17 @@ pub struct Lease<C: Connector> {
     inner: Arc<Inner<C>>,
     vu: VuId,
     /// `None` only after the lease was given back (then it is gone too).
-    entry: Option<Entry<Sess<C::Connection>>>,
+    entry: Option<Entry<SessionRef<C::Connection>>>,
     /// What [`Lease::last_request_id`] returns.
     last_request: Option<u64>,
 }
 
 impl<C: Connector> Lease<C> {
-    pub(crate) fn new(inner: Arc<Inner<C>>, vu: VuId, entry: Entry<Sess<C::Connection>>) -> Self {
+    pub(crate) fn new(
+        inner: Arc<Inner<C>>,
+        vu: VuId,
+        entry: Entry<SessionRef<C::Connection>>,
+    ) -> Self {
         Lease {
             inner,
             vu,
@@ -127,7 +131,7 @@ impl<C: Connector> Lease<C> {
         }
     }
 
-    fn entry(&self) -> &Entry<Sess<C::Connection>> {
+    fn entry(&self) -> &Entry<SessionRef<C::Connection>> {
         self.entry
             .as_ref()
             .expect("a lease holds its entry until it is consumed")

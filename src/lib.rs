@@ -50,8 +50,9 @@ pub mod metrics;
 pub mod mode_core;
 mod modes;
 pub mod observe;
-pub mod pool;
+pub mod pool_core;
 pub mod session;
+mod sync;
 
 /// The decision cores of reuse, churn and per_request, pure: the per-VU
 /// table and the churn policy, and per_request's per-VU replacement debts

@@ -1,4 +1,4 @@
-//! The [`Manager`]: validates the config, starts the evictor, and dispatches
+//! The [`Manager`]: validates the config, starts the deadline timer, and dispatches
 //! acquire / give-back to the mode; owns what every mode shares (the
 //! registry of live sessions, metrics, events, session creation and
 //! closing).
@@ -15,24 +15,25 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::clock::{lock, Clock, Instant, TokioClock};
+use crate::clock::{millis, Clock, Instant, TokioClock};
 use crate::config::{Mode, SessionConfig};
 use crate::era::{self, Decision, EraState, Plan, SessionEra};
 use crate::error::{ErrorKind, Op, SessionError};
-use crate::eviction::{run_evictor, Deadlines, Entry, Evictable};
+use crate::eviction::{run_deadline_timer, Deadlines, Entry, HasDeadlines};
 use crate::lease::Lease;
 use crate::metrics::{CloseReason, SessionMetrics};
 use crate::mode_core::Return;
 use crate::modes::{self, Core, Wait, Wakers};
 use crate::observe::{Event, EventKind, EventSink, NoopSink, VuId};
-use crate::session::{Cell, SessionState};
+use crate::session::{LiveSession, SessionState};
+use crate::sync::lock;
 use crate::transport::{
     Answer, CallResult, Connection, Connector, Discovery, InitializeParams, Initialized,
     ModernParams, Operation, TransportError, VersionRetry,
 };
 
 /// A live session as the manager's state holds it.
-pub(crate) type Sess<X> = Arc<Cell<X>>;
+pub(crate) type SessionRef<X> = Arc<LiveSession<X>>;
 
 /// Hands out MCP sessions to virtual users in one of four modes.
 ///
@@ -103,7 +104,7 @@ impl ManagerBuilder {
         self
     }
 
-    /// Validates the config and starts the manager (and its evictor task)
+    /// Validates the config and starts the manager (and its deadline timer task)
     /// over `connector`.
     ///
     /// Fails with [`ErrorKind::InvalidConfig`] naming the bad field, or with
@@ -144,10 +145,10 @@ impl ManagerBuilder {
             sink_enabled: self.sink.enabled(),
             sink: self.sink,
             state: Mutex::new(State::new(modes, era)),
-            evictor_wake: wake.clone(),
+            timer_wake: wake.clone(),
             quiet: Notify::new(),
         });
-        runtime.spawn(run_evictor(Arc::downgrade(&inner), clock, wake));
+        runtime.spawn(run_deadline_timer(Arc::downgrade(&inner), clock, wake));
         Ok(Manager { inner })
     }
 }
@@ -320,7 +321,7 @@ pub(crate) struct Inner<C: Connector> {
     sink: Arc<dyn EventSink>,
     sink_enabled: bool,
     state: Mutex<State<C::Connection>>,
-    evictor_wake: Arc<Notify>,
+    timer_wake: Arc<Notify>,
     /// Notified when no close and no creation is in flight.
     quiet: Notify,
 }
@@ -329,13 +330,13 @@ pub(crate) struct Inner<C: Connector> {
 pub(crate) struct State<X> {
     pub closed: bool,
     close_reported: bool,
-    /// The deadline the evictor last said it sleeps until (`None`: no
+    /// The deadline the deadline timer last said it sleeps until (`None`: no
     /// deadline). A release wakes it only for an earlier one.
-    evictor_next: Option<Instant>,
+    timer_next: Option<Instant>,
     next_key: u64,
     pub metrics: SessionMetrics,
     /// Every session initialized and not yet closed, by key.
-    live: BTreeMap<u64, Sess<X>>,
+    live: BTreeMap<u64, SessionRef<X>>,
     /// Sessions leased to VUs.
     pub leased: u64,
     /// Session closes decided but not yet carried out.
@@ -359,7 +360,7 @@ impl<X> State<X> {
             negotiated: None,
             closed: false,
             close_reported: false,
-            evictor_next: None,
+            timer_next: None,
             next_key: 0,
             metrics: SessionMetrics::default(),
             live: BTreeMap::new(),
@@ -397,19 +398,19 @@ impl<C: Connector> Inner<C> {
         });
     }
 
-    /// A new deadline for the evictor (an idle session's or a waiter's):
+    /// A new deadline for the deadline timer (an idle session's or a waiter's):
     /// wakes it if the deadline is earlier than the one it sleeps until.
     pub fn deadline_added(&self, st: &mut State<C::Connection>, d: Instant) {
-        if st.evictor_next.is_none_or(|n| d < n) {
-            st.evictor_next = Some(d);
-            self.wake_evictor();
+        if st.timer_next.is_none_or(|n| d < n) {
+            st.timer_next = Some(d);
+            self.wake_timer();
         }
     }
 
-    /// Wakes the evictor to look at its deadlines again (the manager closed,
+    /// Wakes the deadline timer to look at its deadlines again (the manager closed,
     /// or a grant handed back may have made a session idle).
-    pub fn wake_evictor(&self) {
-        self.evictor_wake.notify_one();
+    pub fn wake_timer(&self) {
+        self.timer_wake.notify_one();
     }
 
     async fn acquire(&self, vu: VuId, wait: Wait) -> Result<Lease<C>, SessionError> {
@@ -439,7 +440,10 @@ impl<C: Connector> Inner<C> {
     /// as the server has initialized it (or the context is made); if a later
     /// step fails or the future is dropped, it is closed with reason
     /// `failed`.
-    pub async fn create_session(&self, vu: VuId) -> Result<Sess<C::Connection>, SessionError> {
+    pub async fn create_session(
+        &self,
+        vu: VuId,
+    ) -> Result<SessionRef<C::Connection>, SessionError> {
         let _creating = CreatingGuard::new(self);
         let err = |kind| SessionError::new(Op::Acquire, kind);
         let conn = self
@@ -466,7 +470,7 @@ impl<C: Connector> Inner<C> {
                 era,
                 version: version.clone(),
             });
-            let cell = Arc::new(Cell::new(key, id, era, version, conn));
+            let cell = Arc::new(LiveSession::new(key, id, era, version, conn));
             st.live.insert(key, cell.clone());
             st.metrics.record_created(era);
             self.emit(Some(vu), Some(&cell.id), EventKind::Created { era });
@@ -653,7 +657,7 @@ impl<C: Connector> Inner<C> {
     /// passes here is exactly what `operation_ended` would return untouched.
     pub fn settle_quietly(
         &self,
-        cell: &Sess<C::Connection>,
+        cell: &SessionRef<C::Connection>,
         op: &Operation,
         answer: Result<Answer, TransportError>,
     ) -> Result<CallResult, Result<Answer, TransportError>> {
@@ -677,7 +681,7 @@ impl<C: Connector> Inner<C> {
         &self,
         st: &mut State<C::Connection>,
         vu: VuId,
-        cell: &Sess<C::Connection>,
+        cell: &SessionRef<C::Connection>,
         op: &Operation,
         answer: Result<Answer, TransportError>,
     ) -> Result<CallResult, ErrorKind> {
@@ -725,7 +729,7 @@ impl<C: Connector> Inner<C> {
     pub fn begin_close(
         &self,
         st: &mut State<C::Connection>,
-        cell: &Sess<C::Connection>,
+        cell: &SessionRef<C::Connection>,
         reason: CloseReason,
         vu: Option<VuId>,
     ) {
@@ -772,10 +776,10 @@ impl<C: Connector> Inner<C> {
 
     /// Takes a lease's session back: released, invalidated, or dropped
     /// (a lease never says [`Return::Closed`]: the shell finds that out).
-    pub fn give_back(&self, vu: VuId, entry: Entry<Sess<C::Connection>>, how: Return) {
+    pub fn give_back(&self, vu: VuId, entry: Entry<SessionRef<C::Connection>>, how: Return) {
         let now = self.clock.now();
         // A released session may go idle, with a new eviction deadline. The
-        // evictor is woken only if that is earlier than the one it sleeps
+        // deadline timer is woken only if that is earlier than the one it sleeps
         // until (rare: deadlines mostly grow), not on every release.
         let deadline = match how {
             Return::Release => self.deadlines.next_at(entry.created_at, now),
@@ -808,7 +812,7 @@ impl<C: Connector> Inner<C> {
         &self,
         st: &mut State<C::Connection>,
         vu: VuId,
-        entry: Entry<Sess<C::Connection>>,
+        entry: Entry<SessionRef<C::Connection>>,
         created: bool,
         waited_ms: u64,
     ) -> Result<Lease<C>, SessionError> {
@@ -849,7 +853,7 @@ impl<C: Connector> Inner<C> {
                 }
             }
         }
-        self.wake_evictor();
+        self.wake_timer();
         loop {
             let quiet = self.quiet.notified();
             tokio::pin!(quiet);
@@ -870,29 +874,29 @@ impl<C: Connector> Inner<C> {
     }
 }
 
-impl<C: Connector> Evictable for Inner<C> {
+impl<C: Connector> HasDeadlines for Inner<C> {
     fn next_deadline(&self) -> Result<Option<Instant>, ()> {
         let mut st = self.lock();
         if st.closed {
             return Err(());
         }
         let next = st.core.next_wakeup();
-        st.evictor_next = next;
+        st.timer_next = next;
         Ok(next)
     }
 
-    fn evict_due(&self, now: Instant) {
+    fn deadlines_due(&self, now: Instant) {
         let mut st = self.lock();
         if !st.closed {
-            modes::evict_due(self, &mut st, now);
+            modes::deadlines_due(self, &mut st, now);
         }
     }
 }
 
 impl<C: Connector> Drop for Inner<C> {
     fn drop(&mut self) {
-        // Let the evictor see that its manager is gone.
-        self.evictor_wake.notify_one();
+        // Let the deadline timer see that its manager is gone.
+        self.timer_wake.notify_one();
     }
 }
 
@@ -921,7 +925,7 @@ impl<C: Connector> Drop for CreatingGuard<'_, C> {
 /// closes the session with reason `failed`.
 struct HalfMade<'a, C: Connector> {
     inner: &'a Inner<C>,
-    cell: Option<Sess<C::Connection>>,
+    cell: Option<SessionRef<C::Connection>>,
     vu: VuId,
 }
 
@@ -945,9 +949,4 @@ impl<C: Connector> Drop for HalfMade<'_, C> {
 enum Made {
     Legacy(Initialized),
     Modern { version: String },
-}
-
-/// Whole milliseconds of `d`, saturating.
-pub(crate) fn millis(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

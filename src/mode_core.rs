@@ -1,7 +1,7 @@
 //! The decision logic of every mode, as one kind of pure state machine.
 //!
 //! Each mode's state — the pool's slots, idle queue and waiters
-//! ([`PoolCore`](crate::pool::core::PoolCore)), reuse's and churn's per-VU
+//! ([`PoolCore`](crate::pool_core::PoolCore)), reuse's and churn's per-VU
 //! table ([`VuTable`](crate::per_vu::VuTable)), per_request's replacement
 //! debts ([`PerRequestCore`](crate::per_vu::PerRequestCore)) — sits behind
 //! one trait, [`ModeCore`]. Every method takes the time it happens at and
@@ -120,7 +120,7 @@ pub struct Close<T> {
     /// churn keep each idle session for its VU). `None`: the shell
     /// attributes it — to the VU whose lease came back or whose acquire
     /// was cancelled, and to nobody when a pooled session is found due at
-    /// an acquire or by the evictor.
+    /// an acquire or by the deadline timer.
     pub vu: Option<VuId>,
 }
 
@@ -137,7 +137,7 @@ pub struct Effects<T> {
     pub timed_out: Vec<WaiterId>,
     /// Queued waiters dropped by [`ModeCore::close`], head first: wake them.
     pub closed_out: Vec<WaiterId>,
-    /// After the call: the earliest deadline the evictor must wake for (an
+    /// After the call: the earliest deadline the deadline timer must wake for (an
     /// idle entry's eviction or the head waiter's timeout).
     pub next_deadline: Option<Instant>,
 }
@@ -193,7 +193,7 @@ impl<T> Effects<T> {
 /// it failed or the acquire was dropped), `Wait` (park until
 /// [`ModeCore::take_wait_end`] has an answer, or
 /// [`ModeCore::cancel_waiter`] if the acquire is dropped), or an error.
-/// Every lease comes back through [`ModeCore::give_back`]. The evictor
+/// Every lease comes back through [`ModeCore::give_back`]. The deadline timer
 /// calls [`ModeCore::expire_waiters`] then [`ModeCore::evict`] at the
 /// deadline [`ModeCore::next_wakeup`] names. [`ModeCore::close`] shuts
 /// the core; the manager closes every live session itself.
@@ -241,7 +241,7 @@ pub trait ModeCore<T> {
     }
 
     /// Ends the wait of every waiter whose deadline is due at `now` (a pool
-    /// timeout). Run by the evictor before [`ModeCore::evict`].
+    /// timeout). Run by the deadline timer before [`ModeCore::evict`].
     fn expire_waiters(&mut self, now: Instant) -> Effects<T> {
         let _ = now;
         Effects::default()
@@ -250,7 +250,7 @@ pub trait ModeCore<T> {
     /// Gives up every idle session due (TTL or idle limit) at `now`.
     fn evict(&mut self, now: Instant) -> Effects<T>;
 
-    /// The earliest deadline the evictor must wake for (an idle session's
+    /// The earliest deadline the deadline timer must wake for (an idle session's
     /// eviction or the head waiter's timeout).
     fn next_wakeup(&self) -> Option<Instant>;
 

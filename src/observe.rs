@@ -228,12 +228,12 @@ impl RecordingSink {
 
     /// A copy of every event so far.
     pub fn events(&self) -> Vec<Event> {
-        crate::clock::lock(&self.events).clone()
+        crate::sync::lock(&self.events).clone()
     }
 
     /// Every event kind so far, in order (handy in assertions).
     pub fn kinds(&self) -> Vec<EventKind> {
-        crate::clock::lock(&self.events)
+        crate::sync::lock(&self.events)
             .iter()
             .map(|e| e.kind.clone())
             .collect()
@@ -242,6 +242,6 @@ impl RecordingSink {
 
 impl EventSink for RecordingSink {
     fn record(&self, event: &Event) {
-        crate::clock::lock(&self.events).push(event.clone());
+        crate::sync::lock(&self.events).push(event.clone());
     }
 }

@@ -6,11 +6,12 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::clock::{lock, Instant};
+use crate::clock::Instant;
 use crate::era::SessionEra;
 use crate::eviction::{Deadlines, Entry};
 use crate::metrics::CloseReason;
 use crate::observe::VuId;
+use crate::sync::lock;
 
 /// Where a session is in its life:
 /// `creating → active ⇄ idle → expired | closed`.
@@ -104,7 +105,7 @@ pub struct SessionInfo {
 /// whether (and why) the client has closed it. The manager's registry and
 /// the lease of the VU using it both point here, so the manager can close a
 /// session a VU holds and the VU sees it at its next operation.
-pub(crate) struct Cell<X> {
+pub(crate) struct LiveSession<X> {
     pub key: u64,
     pub id: String,
     pub era: SessionEra,
@@ -120,10 +121,10 @@ struct Status {
     closed: Option<CloseReason>,
 }
 
-impl<X> Cell<X> {
+impl<X> LiveSession<X> {
     /// A session the server has just initialized (state `creating`).
     pub fn new(key: u64, id: String, era: SessionEra, protocol_version: String, conn: X) -> Self {
-        Cell {
+        LiveSession {
             key,
             id,
             era,
@@ -184,7 +185,7 @@ impl<X> Cell<X> {
     }
 
     /// Runs `f` if the session is open, atomically with that check (under
-    /// the session's own lock, which [`Cell::mark_closed`] also takes): an
+    /// the session's own lock, which [`LiveSession::mark_closed`] also takes): an
     /// event `f` reports is thus ordered before the close's, or not
     /// reported at all. Returns whether it ran.
     pub fn if_open(&self, f: impl FnOnce()) -> bool {
@@ -250,7 +251,7 @@ mod tests {
 
     #[test]
     fn closed_sessions_stay_closed() {
-        let c = super::Cell::new(
+        let c = super::LiveSession::new(
             1,
             "s".into(),
             crate::SessionEra::Legacy,

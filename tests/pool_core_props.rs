@@ -37,10 +37,9 @@ use std::time::Duration;
 use mcp_session::clock::Instant;
 use mcp_session::eviction::{Deadlines, Entry};
 use mcp_session::metrics::CloseReason;
+use mcp_session::mode_core::{Acquire, Effects, Grant, Reservation, WaitEnd, WaiterId};
 use mcp_session::observe::VuId;
-use mcp_session::pool::core::{
-    Acquire, Effects, Grant, PoolCore, Reservation, WaitEnd, WaiterId, WaiterState,
-};
+use mcp_session::pool_core::{PoolCore, WaiterState};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;

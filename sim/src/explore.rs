@@ -55,7 +55,7 @@ use mcp_session::mode_core::{
     Acquire, Effects, Grant, ModeCore, Reservation, Return, WaitEnd, WaiterId,
 };
 use mcp_session::per_vu::{Churn, PerRequestCore, VuTable};
-use mcp_session::pool::core::{PoolCore, WaiterState};
+use mcp_session::pool_core::{PoolCore, WaiterState};
 use mcp_session::{CloseReason, Event, EventKind, Instant, Mode, SessionConfig, SessionEra, VuId};
 
 use crate::audit::{audit_prefix, AuditConfig};

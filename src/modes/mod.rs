@@ -6,7 +6,7 @@
 //! - [`reuse`]: one session per VU ([`reuse::VuTable`]), which with a
 //!   [`churn`] policy is also churn's;
 //! - [`per_request`]: a fresh session per acquire;
-//! - the pool: [`crate::pool::core::PoolCore`], slots, an idle queue and
+//! - the pool: [`crate::pool_core::PoolCore`], slots, an idle queue and
 //!   FIFO waiters.
 //!
 //! This file is the one place that carries their decisions out, the same
@@ -30,20 +30,21 @@ pub(crate) mod reuse;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
+use crate::clock::millis;
 use crate::clock::Instant;
 use crate::config::{Mode, SessionConfig};
 use crate::error::{ErrorKind, Op, SessionError};
 use crate::eviction::{Deadlines, Entry};
 use crate::lease::Lease;
-use crate::manager::{millis, Inner, Sess, State};
+use crate::manager::{Inner, SessionRef, State};
 use crate::metrics::CloseReason;
 use crate::mode_core::{Acquire, Effects, Grant, ModeCore, Reservation, Return, WaitEnd, WaiterId};
 use crate::observe::{EventKind, VuId};
-use crate::pool::core::PoolCore;
+use crate::pool_core::PoolCore;
 use crate::transport::Connector;
 
 /// A mode's decision core, as the manager holds it.
-pub(crate) type Core<X> = Box<dyn ModeCore<Sess<X>> + Send>;
+pub(crate) type Core<X> = Box<dyn ModeCore<SessionRef<X>> + Send>;
 
 /// The core `cfg`'s mode runs.
 pub(crate) fn core_for<X: Send + Sync + 'static>(
@@ -112,7 +113,7 @@ pub(crate) fn close<X>(st: &mut State<X>) {
 pub(crate) fn apply<C: Connector>(
     inner: &Inner<C>,
     st: &mut State<C::Connection>,
-    fx: Effects<Sess<C::Connection>>,
+    fx: Effects<SessionRef<C::Connection>>,
     vu: Option<VuId>,
 ) {
     if fx.is_empty() {
@@ -176,7 +177,7 @@ impl<C: Connector> Drop for AcquireGuard<'_, C> {
                 );
                 apply(inner, &mut st, fx, Some(vu));
                 drop(st);
-                inner.wake_evictor();
+                inner.wake_timer();
             }
             Stage::Reserved(r) => {
                 let mut st = inner.lock();
@@ -197,7 +198,7 @@ impl<C: Connector> Drop for AcquireGuard<'_, C> {
 fn freed<C: Connector>(
     inner: &Inner<C>,
     st: &mut State<C::Connection>,
-    fx: Effects<Sess<C::Connection>>,
+    fx: Effects<SessionRef<C::Connection>>,
     vu: VuId,
 ) {
     if st.core.bounded() {
@@ -319,7 +320,7 @@ fn decide<C: Connector>(
 }
 
 /// Parks until the core ends waiter `waiter`'s wait. No timer per waiter:
-/// the evictor expires waiters at the head waiter's deadline
+/// the deadline timer expires waiters at the head waiter's deadline
 /// ([`ModeCore::expire_waiters`]) and wakes them. Whatever ends the wait is
 /// taken care of in the same critical section that finds it. Returns the
 /// acquire's result if it ends here (else `stage` is the granted slot) and
@@ -378,7 +379,7 @@ pub(crate) fn give_back<C: Connector>(
     inner: &Inner<C>,
     st: &mut State<C::Connection>,
     vu: VuId,
-    entry: Entry<Sess<C::Connection>>,
+    entry: Entry<SessionRef<C::Connection>>,
     how: Return,
     now: Instant,
 ) {
@@ -390,9 +391,9 @@ pub(crate) fn give_back<C: Connector>(
     apply(inner, st, fx, Some(vu));
 }
 
-/// The evictor's deadline came (lock held): pool timeouts first (an
+/// The deadline timer's deadline came (lock held): pool timeouts first (an
 /// expired waiter is woken and takes its timeout), then idle evictions.
-pub(crate) fn evict_due<C: Connector>(
+pub(crate) fn deadlines_due<C: Connector>(
     inner: &Inner<C>,
     st: &mut State<C::Connection>,
     now: Instant,

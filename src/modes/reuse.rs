@@ -3,7 +3,7 @@
 //!
 //! The table is pure state, behind [`ModeCore`] like every mode's. Acquire
 //! checks expiry and takes the session in one step under the manager's
-//! lock, and the evictor only ever sees idle sessions, so it can never
+//! lock, and the deadline timer only ever sees idle sessions, so it can never
 //! close a session between the check and its activation (the reference's
 //! defect 3).
 
@@ -199,7 +199,7 @@ fn close_for<T>(fx: &mut Effects<T>, vu: VuId, (item, reason): (T, CloseReason))
 }
 
 /// Reuse's and churn's decisions: [`VuTable::take`] at acquire,
-/// [`VuTable::put_back`] at release, the evictor over idle sessions only.
+/// [`VuTable::put_back`] at release, the deadline timer over idle sessions only.
 impl<T> ModeCore<T> for VuTable<T> {
     fn acquire(
         &mut self,
@@ -331,7 +331,7 @@ mod tests {
         assert_eq!(t.put_back(vu, Entry::new(7u32, at(0)), at(10)), None);
         assert_eq!(t.idle_count(), 1);
         assert_eq!(t.next_deadline(), Some(at(110)));
-        // Once taken, the evictor cannot see it, even past its deadline.
+        // Once taken, the deadline timer cannot see it, even past its deadline.
         let Take::Ready(e) = t.take(vu, at(109)) else {
             panic!()
         };

@@ -19,7 +19,8 @@ use super::{
     Answer, CallResult, CloseOutcome, Connection, Connector, InitializeParams, Initialized,
     InputResponses, ModernParams, Operation, TransportError,
 };
-use crate::clock::{lock, Clock};
+use crate::clock::Clock;
+use crate::sync::lock;
 
 /// The scripted test double. Clones share one script and one server.
 #[derive(Clone)]

@@ -54,7 +54,8 @@ use super::{
     Answer, CallResult, CloseOutcome, Connection, Connector, Dialer, InitializeParams, Initialized,
     InputResponses, ModernParams, Operation, TransportError, VersionRetry,
 };
-use crate::clock::{lock, Clock};
+use crate::clock::Clock;
+use crate::sync::lock;
 
 /// The first protocol revision that defines the `MCP-Protocol-Version`
 /// request header.
@@ -416,7 +417,7 @@ impl<D: Dialer> HttpConnection<D> {
     /// `Request::builder()`, whose by-value chain moves the whole request
     /// head at every header and parses every name and value again: this
     /// runs for every request. Same headers, same order.
-    fn request(&self, out: &Outbound<'_>) -> Result<Request<Full<Bytes>>, TransportError> {
+    fn build_request(&self, out: &Outbound<'_>) -> Result<Request<Full<Bytes>>, TransportError> {
         let t = &self.shared.target;
         let mut req = Request::new(Full::new(out.body.clone().unwrap_or_default()));
         *req.method_mut() = out.method.clone();
@@ -488,7 +489,7 @@ impl<D: Dialer> HttpConnection<D> {
             unreachable!("set just above")
         };
         let closed = |e: hyper::Error| TransportError::closed_by(e);
-        let req = self.request(out)?;
+        let req = self.build_request(out)?;
         // From here on the request may reach the server.
         if let Some(id) = out.id {
             self.sent.store(id, Ordering::Relaxed);
@@ -501,7 +502,7 @@ impl<D: Dialer> HttpConnection<D> {
             Err(e) if reusable && e.is_canceled() => {
                 let sender = slot.insert(self.shared.open().await?);
                 sender
-                    .send_request(self.request(out)?)
+                    .send_request(self.build_request(out)?)
                     .await
                     .map_err(closed)
             }
@@ -891,7 +892,7 @@ impl<D: Dialer> Connection for HttpConnection<D> {
             } else {
                 let mut fresh = self.shared.open().await?;
                 fresh
-                    .send_request(self.request(&delete)?)
+                    .send_request(self.build_request(&delete)?)
                     .await
                     .map_err(TransportError::closed_by)?
             };

@@ -34,7 +34,7 @@ use crate::eviction::{Deadlines, Entry};
 use crate::metrics::CloseReason;
 use crate::observe::VuId;
 
-pub use crate::mode_core::{Acquire, Effects, Grant, Reservation, WaitEnd, WaiterId};
+use crate::mode_core::{Acquire, Effects, Grant, Reservation, WaitEnd, WaiterId};
 use crate::mode_core::{ModeCore, Return};
 
 /// A waiter's state, as [`PoolCore::waiter_state`] reports it.
@@ -232,7 +232,7 @@ impl<T> PoolCore<T> {
         r
     }
 
-    /// Finishes `fx` with the deadline the evictor must wake for next.
+    /// Finishes `fx` with the deadline the deadline timer must wake for next.
     fn done(&self, mut fx: Effects<T>) -> Effects<T> {
         fx.next_deadline = self.next_wakeup();
         fx
@@ -469,7 +469,7 @@ impl<T> PoolCore<T> {
     }
 
     /// The earliest of [`PoolCore::next_deadline`] and
-    /// [`PoolCore::next_waiter_deadline`]: when the evictor must run.
+    /// [`PoolCore::next_waiter_deadline`]: when the deadline timer must run.
     pub fn next_wakeup(&self) -> Option<Instant> {
         match (self.next_deadline(), self.next_waiter_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
