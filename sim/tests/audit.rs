@@ -15,11 +15,10 @@ use serde_json::{json, Value};
 use mcp_session::transport::{HttpConfig, Operation};
 use mcp_session::{Mode, SessionConfig, VersionPolicy};
 use mcp_sim::audit::{audit, AuditConfig, AuditReport, GOALS, LAWS, RUN_LAWS};
-use mcp_sim::detail::Detail;
 use mcp_sim::faults::{Action, Applied, FaultEvent, FaultPlan, Scheduled};
 use mcp_sim::server::{ServerConfig, ServerEra};
 use mcp_sim::topology::{Latency, Topology, Vu, WorkerSpec};
-use mcp_sim::trace::{Source, Trace, TraceEvent, TraceRecorder};
+use mcp_sim::trace::{Kind, Source, Trace, TraceEvent, TraceRecorder};
 
 const W: &str = "worker";
 const S: &str = "server";
@@ -45,6 +44,13 @@ const OTHER_MODE_LAWS: [&str; 4] = [
     "no_session_after_close",
 ];
 
+/// The typed event of a trace line (it must be one).
+fn line(v: Value) -> TraceEvent {
+    let e: TraceEvent = serde_json::from_value(v.clone()).expect("a trace line");
+    assert!(!matches!(e.kind, Kind::Other(_)), "no typed event: {v}");
+    e
+}
+
 /// A manager event at `t`, by `vu`, on `session`.
 fn m(t: u64, vu: u64, session: &str, event: &'static str, detail: Value) -> TraceEvent {
     let mut detail = match detail {
@@ -52,28 +58,24 @@ fn m(t: u64, vu: u64, session: &str, event: &'static str, detail: Value) -> Trac
         _ => serde_json::Map::new(),
     };
     detail.insert("clock_ms".into(), t.into());
-    TraceEvent {
-        t_ms: t,
-        host: W.into(),
-        source: Source::Manager,
-        event: event.into(),
-        session: (!session.is_empty()).then(|| session.to_owned()),
-        vu: (vu > 0).then_some(vu),
-        detail: Detail::from(detail),
+    let mut v =
+        json!({"t_ms": t, "host": W, "source": "manager", "event": event, "detail": detail});
+    if !session.is_empty() {
+        v["session"] = json!(session);
     }
+    if vu > 0 {
+        v["vu"] = json!(vu);
+    }
+    line(v)
 }
 
 /// A server event at `t` on `session`.
 fn s(t: u64, session: &str, event: &'static str, detail: Value) -> TraceEvent {
-    TraceEvent {
-        t_ms: t,
-        host: S.into(),
-        source: Source::Server,
-        event: event.into(),
-        session: (!session.is_empty()).then(|| session.to_owned()),
-        vu: None,
-        detail: Detail::try_from(detail).expect("a detail is an object or null"),
+    let mut v = json!({"t_ms": t, "host": S, "source": "server", "event": event, "detail": detail});
+    if !session.is_empty() {
+        v["session"] = json!(session);
     }
+    line(v)
 }
 
 /// A fault event at `t` (what the applier did to the server).
@@ -101,6 +103,11 @@ fn closed(reason: &str) -> Value {
     json!({ "reason": reason })
 }
 
+/// What a server's `session_created` carries.
+fn created_on_server() -> Value {
+    json!({ "requested": "2025-11-25", "answered": "2025-11-25", "id_header": "sent" })
+}
+
 fn none() -> Value {
     Value::Null
 }
@@ -116,7 +123,7 @@ fn clean() -> Vec<TraceEvent> {
     vec![
         m(0, 1, "", "acquire_start", none()),
         m(0, 1, "", "slot_reserved", none()),
-        s(1, "s1", "session_created", json!({})),
+        s(1, "s1", "session_created", created_on_server()),
         m(2, 1, "s1", "created", none()),
         m(2, 1, "s1", "acquire_ok", ok(true, false)),
         s(3, "s1", "notification", initialized()),
@@ -996,7 +1003,7 @@ fn server_crash_during_initialize() {
         vec![
             m(0, 1, "", "acquire_start", none()),
             m(0, 1, "", "slot_reserved", none()),
-            s(2, "s1", "session_created", json!({})),
+            s(2, "s1", "session_created", created_on_server()),
             s(
                 2,
                 "s1",
@@ -1063,7 +1070,7 @@ fn server_crash_during_initialize() {
 fn fault_events_come_first_in_their_millisecond() {
     let mut t = Trace::new(vec![
         m(5, 1, "", "acquire_start", none()),
-        s(5, "s1", "session_created", json!({})),
+        s(5, "s1", "session_created", created_on_server()),
     ]);
     t.push_faults(&[Applied {
         at_ms: 5,
@@ -1076,12 +1083,12 @@ fn fault_events_come_first_in_their_millisecond() {
     t.sort();
     let e = &t.events[0];
     assert_eq!(
-        (e.source, &*e.event, &*e.host),
+        (e.source(), &*e.name(), &*e.host),
         (Source::Fault, "expire", S)
     );
-    assert_eq!(e.session.as_deref(), Some("s1"));
-    assert_eq!(e.u64("plan_event"), Some(3));
-    assert_eq!(t.events[1].event, "acquire_start");
+    assert_eq!(e.session(), Some("s1"));
+    assert!(matches!(&e.kind, Kind::Fault(f) if f.plan_event == 3));
+    assert_eq!(t.events[1].name(), "acquire_start");
     assert!(e.line().contains("fault"), "{}", e.line());
 }
 
@@ -1223,9 +1230,9 @@ fn seeded_world_obeys_every_law_and_is_deterministic() {
         .events
         .iter()
         .chain(&modern.events)
-        .filter(|e| e.source == Source::Server && e.detail.get("from").is_some());
+        .filter_map(|e| e.server()?.client_host());
     assert!(named.clone().count() > 0);
-    assert!(named.clone().all(|e| e.str("from") == Some(W)));
+    assert!(named.clone().all(|from| from == W));
     let reached = report.reached();
     eprintln!("goals reached: {reached:?}");
     assert!(reached.contains(&"pool_wait"), "{:?}", report.goals);

@@ -11,69 +11,65 @@
 use serde_json::{json, Value};
 
 use mcp_sim::audit::{audit, AuditConfig, AuditReport};
-use mcp_sim::detail::Detail;
-use mcp_sim::trace::{Source, Trace, TraceEvent};
+use mcp_sim::trace::{Kind, Trace, TraceEvent};
 
 const W: &str = "worker";
 const S: &str = "server";
 const LEGACY: &str = "2025-11-25";
 
-fn detail(v: Value) -> Detail {
-    Detail::try_from(v).expect("an object or null")
+/// The typed event of a trace line (it must be one).
+fn line(v: Value) -> TraceEvent {
+    let e: TraceEvent = serde_json::from_value(v.clone()).expect("a trace line");
+    assert!(!matches!(e.kind, Kind::Other(_)), "no typed event: {v}");
+    e
+}
+
+/// A line of `host` at `t` from `source`, on `session` ("": none), by `vu`
+/// (0: none).
+fn event(
+    t: u64,
+    host: &str,
+    source: &str,
+    (session, vu): (&str, u64),
+    event: &str,
+    d: Value,
+) -> TraceEvent {
+    let mut v = json!({"t_ms": t, "host": host, "source": source, "event": event, "detail": d});
+    if !session.is_empty() {
+        v["session"] = json!(session);
+    }
+    if vu > 0 {
+        v["vu"] = json!(vu);
+    }
+    line(v)
 }
 
 /// A manager event of worker `W` at `t`.
-fn m(t: u64, vu: u64, session: &str, event: &'static str, d: Value) -> TraceEvent {
-    let mut d = detail(d);
-    d.insert("clock_ms", t);
-    TraceEvent {
-        t_ms: t,
-        host: W.into(),
-        source: Source::Manager,
-        event: event.into(),
-        session: (!session.is_empty()).then(|| session.to_owned()),
-        vu: (vu > 0).then_some(vu),
-        detail: d,
-    }
+fn m(t: u64, vu: u64, session: &str, name: &'static str, mut d: Value) -> TraceEvent {
+    d["clock_ms"] = json!(t);
+    event(t, W, "manager", (session, vu), name, d)
 }
 
 /// A VU event of worker `W` at `t`.
-fn vu(t: u64, vu: u64, session: &str, event: &'static str, d: Value) -> TraceEvent {
-    TraceEvent {
-        t_ms: t,
-        host: W.into(),
-        source: Source::Vu,
-        event: event.into(),
-        session: (!session.is_empty()).then(|| session.to_owned()),
-        vu: Some(vu),
-        detail: detail(d),
-    }
+fn vu(t: u64, vu: u64, session: &str, name: &'static str, d: Value) -> TraceEvent {
+    event(t, W, "vu", (session, vu), name, d)
 }
 
 /// A server event on `S` at `t`.
-fn s(t: u64, session: &str, event: &'static str, d: Value) -> TraceEvent {
-    TraceEvent {
-        t_ms: t,
-        host: S.into(),
-        source: Source::Server,
-        event: event.into(),
-        session: (!session.is_empty()).then(|| session.to_owned()),
-        vu: None,
-        detail: detail(d),
-    }
+fn s(t: u64, session: &str, name: &'static str, d: Value) -> TraceEvent {
+    event(t, S, "server", (session, 0), name, d)
 }
 
 /// A fault action on `S` at `t`.
 fn fault(t: u64, action: &'static str, d: Value) -> TraceEvent {
-    TraceEvent {
-        t_ms: t,
-        host: S.into(),
-        source: Source::Fault,
-        event: action.into(),
-        session: None,
-        vu: None,
-        detail: detail(d),
-    }
+    event(t, S, "fault", ("", 0), action, d)
+}
+
+/// `e`, its line changed by `f`.
+fn edited(e: &TraceEvent, f: impl FnOnce(&mut Value)) -> TraceEvent {
+    let mut v = serde_json::to_value(e).unwrap();
+    f(&mut v);
+    line(v)
 }
 
 /// A legacy session `sid` made for vu 1 from 0 to 3, then an operation
@@ -300,9 +296,8 @@ fn failure_explained_deadlines_and_the_clients_own_state() {
     }
 }
 
-fn with(mut e: TraceEvent, key: &'static str, value: Value) -> TraceEvent {
-    e.detail.insert(key, value);
-    e
+fn with(e: TraceEvent, key: &'static str, value: Value) -> TraceEvent {
+    edited(&e, |v| v["detail"][key] = value)
 }
 
 // -------------------------------------------------- legacy_headers_present --
@@ -477,7 +472,7 @@ fn answer_delivered_intact_a_result_no_server_sent() {
     );
     early.swap(9, 10);
     early.sort_by_key(|e| e.t_ms);
-    let i = early.iter().position(|e| e.event == "vu_answer").unwrap();
+    let i = early.iter().position(|e| e.name() == "vu_answer").unwrap();
     breaks("answer_delivered_intact", &early, i, "no server answered");
 }
 
@@ -539,9 +534,11 @@ fn modern_op() -> Vec<TraceEvent> {
 
 /// VU event `e` without its `id`: as a VU that could not know it logs it.
 fn without_id(e: &TraceEvent) -> TraceEvent {
-    let mut e = e.clone();
-    e.detail.remove("id");
-    e
+    edited(e, |v| {
+        if let Some(d) = v["detail"].as_object_mut() {
+            d.remove("id");
+        }
+    })
 }
 
 /// The result of another request of the session (id 4), answered in the
@@ -722,7 +719,7 @@ fn failure_explained_an_injected_failure_of_another_request() {
         "HTTP 500) of request 3 on srv-1",
     );
     let mut resumed = t.clone();
-    t[9].session = Some("srv-1".into());
+    t[9] = edited(&t[9], |v| v["session"] = json!("srv-1"));
     passes("failure_explained", &t);
     // A resumption (GET, no id) of a cut stream, failed on purpose: it
     // belongs to the exchange it resumes, on its session.
@@ -741,7 +738,7 @@ fn failure_explained_an_injected_failure_of_another_request() {
         ),
     );
     breaks("failure_explained", &resumed, 11, "HTTP 500) of request 3");
-    resumed[10].session = Some("srv-1".into());
+    resumed[10] = edited(&resumed[10], |v| v["session"] = json!("srv-1"));
     passes("failure_explained", &resumed);
 }
 
@@ -767,6 +764,6 @@ fn failure_explained_a_timeout_needs_its_own_slow_call_or_a_link_fault() {
     let mut held = t.clone();
     held.insert(9, fault(11, "hold", json!({"worker": W, "plan_event": 0})));
     passes("failure_explained", &held);
-    t[9].session = Some("srv-1".into());
+    t[9] = edited(&t[9], |v| v["session"] = json!("srv-1"));
     passes("failure_explained", &t);
 }

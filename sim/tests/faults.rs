@@ -34,7 +34,7 @@ use mcp_sim::server::encode::Format;
 use mcp_sim::server::hooks::CHANGED_CAPABILITY;
 use mcp_sim::server::{AnswerFault, ExpiryReason, ServerConfig, ServerEra, ServerEvent, Stamped};
 use mcp_sim::topology::{Latency, ServerSpec, Topology, Vu, VuKey, WorkerSpec};
-use mcp_sim::trace::{Source, TraceEvent, TraceRecorder};
+use mcp_sim::trace::TraceRecorder;
 
 const SERVER: &str = "server";
 const WORKER: &str = "worker";
@@ -1397,25 +1397,28 @@ fn input_rounds_complete_through_the_vu_program() {
     assert!(report.is_clean(), "{}", report.failure_text());
     let errors: u32 = report.vu_errors.values().flat_map(|v| v.values()).sum();
     assert_eq!(errors, 0, "{:?}", report.vu_errors);
-    let server =
-        |name: &'static str| move |e: &&TraceEvent| e.source == Source::Server && e.event == name;
-    let asked: Vec<u64> = report
-        .trace
-        .events
+    let server = |r: &mcp_sim::run::Report| -> Vec<ServerEvent> {
+        r.trace
+            .events
+            .iter()
+            .filter_map(|e| e.server())
+            .cloned()
+            .collect()
+    };
+    let asked: Vec<u32> = server(&report)
         .iter()
-        .filter(server("input_requested"))
-        .filter_map(|e| e.u64("left"))
+        .filter_map(|e| match e {
+            ServerEvent::InputRequested { left, .. } => Some(*left),
+            _ => None,
+        })
         .collect();
     assert_eq!(asked.len(), 6, "three calls, two rounds each: {asked:?}");
     assert_eq!(asked.iter().filter(|&&l| l == 1).count(), 3);
     // Every step's call, and each of the six retries, is an operation.
     assert_eq!(report.operations(), 20 + 6);
-    let calls_done = report
-        .trace
-        .events
+    let calls_done = server(&report)
         .iter()
-        .filter(server("answered"))
-        .filter(|e| e.str("method") == Some("tools/call"))
+        .filter(|e| matches!(e, ServerEvent::Answered { method, .. } if method == "tools/call"))
         .count();
     assert_eq!(calls_done, 20 + 6);
 
@@ -1423,11 +1426,9 @@ fn input_rounds_complete_through_the_vu_program() {
     schedule.session.era = Era::Legacy;
     let legacy = mcp_sim::run::run(&schedule, "input-rounds", seed);
     assert!(legacy.is_clean(), "{}", legacy.failure_text());
-    assert!(!legacy
-        .trace
-        .events
+    assert!(!server(&legacy)
         .iter()
-        .any(|e| e.event == "input_requested"));
+        .any(|e| matches!(e, ServerEvent::InputRequested { .. })));
     assert_eq!(legacy.operations(), 20);
 }
 

@@ -8,12 +8,11 @@ use serde_json::{json, Value};
 
 use mcp_session::Mode;
 use mcp_sim::audit::{audit, AuditConfig, AuditReport, LAWS};
-use mcp_sim::detail::Detail;
 use mcp_sim::lease_laws::LEASE_LAWS;
 use mcp_sim::run::run;
 use mcp_sim::scenarios::Scenario;
 use mcp_sim::schedule::Schedule;
-use mcp_sim::trace::{Source, Trace, TraceEvent};
+use mcp_sim::trace::{Kind, Trace, TraceEvent};
 
 const W: &str = "worker";
 
@@ -24,15 +23,17 @@ fn m(t: u64, vu: u64, session: &str, event: &'static str, detail: Value) -> Trac
         _ => serde_json::Map::new(),
     };
     detail.insert("clock_ms".into(), t.into());
-    TraceEvent {
-        t_ms: t,
-        host: W.into(),
-        source: Source::Manager,
-        event: event.into(),
-        session: (!session.is_empty()).then(|| session.to_owned()),
-        vu: (vu > 0).then_some(vu),
-        detail: Detail::from(detail),
+    let mut v =
+        json!({"t_ms": t, "host": W, "source": "manager", "event": event, "detail": detail});
+    if !session.is_empty() {
+        v["session"] = json!(session);
     }
+    if vu > 0 {
+        v["vu"] = json!(vu);
+    }
+    let e: TraceEvent = serde_json::from_value(v.clone()).expect("a trace line");
+    assert!(!matches!(e.kind, Kind::Other(_)), "no typed event: {v}");
+    e
 }
 
 fn none() -> Value {
