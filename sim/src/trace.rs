@@ -10,7 +10,8 @@
 //! fields, which the laws ([`crate::audit`]) match on. Its line is its
 //! serde form (see [`Kind`]'s module, `trace/kind.rs`, for how a kind
 //! makes the line's `event`, `session`, `vu` and `detail`); a line of no
-//! kind this build knows is kept as it is ([`RawRecord`]).
+//! kind this build knows is kept as it is ([`RawRecord`]). A
+//! [`TraceBuilder`] writes a trace by hand.
 //!
 //! # Time
 //!
@@ -58,10 +59,12 @@ use crate::detail::Detail;
 use crate::faults::Applied;
 use crate::server::{ServerEvent, Stamped};
 
+mod builder;
 mod fields;
 mod kind;
 mod server;
 
+pub use builder::TraceBuilder;
 pub use kind::{FaultRecord, Kind, ManagerEvent, ManagerRecord, RawRecord, VuEvent, VuRecord};
 
 /// Who reported an event.
