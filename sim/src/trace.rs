@@ -883,8 +883,73 @@ mod tests {
         ]
     }
 
+    fn some(s: &str) -> Option<String> {
+        Some(s.to_owned())
+    }
+
     /// Server events of many shapes: every exchange's, and some others.
     fn server_events() -> Vec<ServerEvent> {
+        let mut events = requests();
+        events.extend(answers());
+        events.extend(wire_logs());
+        events.extend([
+            ServerEvent::Notification {
+                session: "srv-1".into(),
+                method: "notifications/initialized".into(),
+                from: some("worker-2"),
+                header_version: None,
+            },
+            ServerEvent::ClientResponse {
+                session: "srv-\"3".into(),
+            },
+            ServerEvent::Deleted {
+                session: "srv-1".into(),
+                from: some("worker-1"),
+                header_version: some("2025-06-18"),
+            },
+            ServerEvent::Deleted {
+                session: "srv-1".into(),
+                from: None,
+                header_version: None,
+            },
+            ServerEvent::Injected {
+                http: "POST".into(),
+                status: 503,
+                id: Some(serde_json::json!(5)),
+                session: some("srv-1"),
+                from: some("worker-1"),
+            },
+            ServerEvent::Started { run: 2 },
+            ServerEvent::SessionsCleared { dropped: 0 },
+        ]);
+        events
+    }
+
+    /// Requests with every optional field, and with none.
+    fn requests() -> Vec<ServerEvent> {
+        vec![
+            ServerEvent::Request {
+                session: "srv-1".into(),
+                method: "tools/call".into(),
+                tool: Some("echo".into()),
+                from: some("worker-1"),
+                header_version: some("2025-11-25"),
+                id: Some(serde_json::json!(3)),
+            },
+            ServerEvent::Request {
+                session: "srv-1".into(),
+                method: "ping".into(),
+                tool: None,
+                from: None,
+                header_version: None,
+                id: None,
+            },
+        ]
+    }
+
+    /// Answers: legacy ones (with a session or none, an error, a fault)
+    /// and stateless ones (an MRTR state, a fault).
+    fn answers() -> Vec<ServerEvent> {
         use crate::server::encode::Format;
         use crate::server::AnswerFault;
         let stateless =
@@ -914,47 +979,21 @@ mod tests {
             request_state: None,
             digest: None,
         };
-        let some = |s: &str| Some(s.to_owned());
+        let (plain, sse) = (Format::Json, Format::Sse);
+        use serde_json::json;
         vec![
-            ServerEvent::Request {
-                session: "srv-1".into(),
-                method: "tools/call".into(),
-                tool: Some("echo".into()),
-                from: some("worker-1"),
-                header_version: some("2025-11-25"),
-                id: Some(serde_json::json!(3)),
-            },
-            ServerEvent::Request {
-                session: "srv-1".into(),
-                method: "ping".into(),
-                tool: None,
-                from: None,
-                header_version: None,
-                id: None,
-            },
-            answered(Some("srv-1"), Format::Json, None, None),
-            answered(None, Format::Sse, Some(-32601), None),
-            answered(
-                Some("srv-2"),
-                Format::Sse,
-                None,
-                Some(AnswerFault::Truncated),
-            ),
-            stateless(
-                Format::Json,
-                None,
-                7,
-                serde_json::json!("a"),
-                Some(serde_json::json!("tool:1.sig")),
-            ),
-            stateless(Format::Sse, None, 8, serde_json::json!(3), None),
-            stateless(
-                Format::Sse,
-                Some(AnswerFault::Reset),
-                9,
-                serde_json::json!(4),
-                None,
-            ),
+            answered(Some("srv-1"), plain, None, None),
+            answered(None, sse, Some(-32601), None),
+            answered(Some("srv-2"), sse, None, Some(AnswerFault::Truncated)),
+            stateless(plain, None, 7, json!("a"), Some(json!("tool:1.sig"))),
+            stateless(sse, None, 8, json!(3), None),
+            stateless(sse, Some(AnswerFault::Reset), 9, json!(4), None),
+        ]
+    }
+
+    /// Wire logs of stateless requests, with every field and with none.
+    fn wire_logs() -> Vec<ServerEvent> {
+        vec![
             ServerEvent::StatelessWire {
                 request: 7,
                 from: some("worker-1"),
@@ -983,34 +1022,6 @@ mod tests {
                 session: None,
                 request_state: None,
             },
-            ServerEvent::Notification {
-                session: "srv-1".into(),
-                method: "notifications/initialized".into(),
-                from: some("worker-2"),
-                header_version: None,
-            },
-            ServerEvent::ClientResponse {
-                session: "srv-\"3".into(),
-            },
-            ServerEvent::Deleted {
-                session: "srv-1".into(),
-                from: some("worker-1"),
-                header_version: some("2025-06-18"),
-            },
-            ServerEvent::Deleted {
-                session: "srv-1".into(),
-                from: None,
-                header_version: None,
-            },
-            ServerEvent::Injected {
-                http: "POST".into(),
-                status: 503,
-                id: Some(serde_json::json!(5)),
-                session: some("srv-1"),
-                from: some("worker-1"),
-            },
-            ServerEvent::Started { run: 2 },
-            ServerEvent::SessionsCleared { dropped: 0 },
         ]
     }
 
