@@ -75,7 +75,7 @@ use mcp_sim::baseline::{BareLoop, BareReport};
 use mcp_sim::run::{run, run_untraced, Report};
 use mcp_sim::scenarios::Scenario;
 use mcp_sim::schedule::Schedule;
-use mcp_sim::trace::Source;
+use mcp_sim::server::ServerEvent;
 
 /// The allocator `mcp-sim` itself runs with (see its `main.rs`): both
 /// sides of the comparison are measured with it.
@@ -156,16 +156,18 @@ fn stack_wanted() -> bool {
 /// and each answer in as many pieces as the simulated server's answers
 /// had on average (rounded).
 fn shaped_loop(report: &Report) -> BareLoop {
-    let server = |name: &'static str| {
-        report
-            .trace
-            .events
-            .iter()
-            .filter(move |e| e.source == Source::Server && e.event == name)
-    };
-    let sessions = server("session_created").count();
-    let answers = server("answered").count();
-    let pieces: u64 = server("answered").filter_map(|e| e.u64("pieces")).sum();
+    let server = || report.trace.events.iter().filter_map(|e| e.server());
+    let sessions = server()
+        .filter(|s| matches!(s, ServerEvent::SessionCreated { .. }))
+        .count();
+    let pieces: Vec<usize> = server()
+        .filter_map(|s| match s {
+            ServerEvent::Answered { pieces, .. } => Some(*pieces),
+            _ => None,
+        })
+        .collect();
+    let answers = pieces.len();
+    let pieces: u64 = pieces.iter().map(|p| *p as u64).sum();
     let l = BareLoop::matching(report);
     let per_vu = sessions.div_ceil(l.vus_per_worker.iter().sum::<usize>().max(1));
     let every = l.ops_per_vu().div_ceil(per_vu.max(1));

@@ -149,7 +149,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use mcp_session::{CloseReason, Era, Mode, SessionConfig, SessionMetrics, VersionPolicy};
 use serde::Serialize;
 
-use crate::trace::{Source, Trace, TraceEvent};
+use crate::faults::Action;
+use crate::server::{ServerEra, ServerEvent};
+use crate::trace::{FaultRecord, Kind, ManagerEvent, ManagerRecord, Source, Trace, TraceEvent};
 
 /// The laws, by name, in report order.
 pub const LAWS: [&str; 34] = [
@@ -354,8 +356,8 @@ pub fn audit(trace: &Trace, cfg: &AuditConfig) -> AuditReport {
 pub fn audit_prefix(trace: &Trace, cfg: &AuditConfig) -> AuditReport {
     let mut a = Auditor::new(trace, cfg);
     for (i, e) in trace.events.iter().enumerate() {
-        if e.source == Source::Manager {
-            a.manager_event(i, e);
+        if let Kind::Manager(m) = &e.kind {
+            a.manager_event(i, e, m);
         }
     }
     let hosts: Vec<&str> = a.hosts.keys().copied().collect();
@@ -572,8 +574,7 @@ struct Host<'a> {
     /// Sessions evicted at their deadline: (clock, owner), of the current
     /// millisecond.
     evicted_now: Vec<(u64, Option<u64>)>,
-    /// The previous event: name (`slot_freed_cancelled` for a slot freed
-    /// by a cancelled create), VU and session.
+    /// The previous event: what it was, its VU and session.
     prev: Option<Prev<'a>>,
     /// A chain of effects whose end has not been seen: the capacity law is
     /// checked at its end (the index of its last event).
@@ -605,19 +606,37 @@ struct Host<'a> {
     /// verdict (`modern` or `legacy`), until its next `created`.
     reprobed: BTreeMap<u64, &'a str>,
     last_index: usize,
-    /// How many of each manager event (a cancelled wait counted apart, as
-    /// `acquire_cancelled_waiting`), for `metrics_match_trace`.
-    events: BTreeMap<&'a str, u64>,
+    /// How many `acquire_wait`, `acquire_timeout` and cancelled waits
+    /// (`acquire_cancelled` with `waiting`), for `metrics_match_trace`.
+    counted: Counted,
+}
+
+/// The events the metrics count, as the trace shows them.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counted {
+    waits: u64,
+    timeouts: u64,
+    cancelled_waits: u64,
 }
 
 /// The event before, as `Host::prev` keeps it.
 #[derive(Clone, Copy)]
 struct Prev<'a> {
-    /// Its name (`slot_freed_cancelled` for a slot freed by a cancelled
-    /// create).
-    name: &'a str,
+    what: PrevKind,
     vu: Option<u64>,
     session: Option<&'a str>,
+}
+
+/// What the event before was, as far as the laws look back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PrevKind {
+    Released,
+    AcquireCancelled,
+    /// A slot freed by a failed create.
+    SlotFreed,
+    /// A slot freed by a cancelled create.
+    SlotFreedCancelled,
+    Other,
 }
 
 impl Host<'_> {
@@ -640,26 +659,55 @@ impl Host<'_> {
         self.waiting.iter().filter(move |w| w.deadline > clock)
     }
 
-    fn prev_is(&self, event: &str) -> bool {
-        self.prev.is_some_and(|p| p.name == event)
+    fn prev_is(&self, what: PrevKind) -> bool {
+        self.prev.is_some_and(|p| p.what == what)
     }
 }
 
-/// The events that are effects of the one before them, inside one
-/// critical section of the manager.
-const CHAIN_LINKS: [&str; 2] = ["closed", "waiter_granted"];
+/// Whether `e` is an effect of the event before it, inside one critical
+/// section of the manager.
+fn chain_link(e: &ManagerEvent) -> bool {
+    matches!(
+        e,
+        ManagerEvent::Closed { .. } | ManagerEvent::WaiterGranted { .. }
+    )
+}
 
-/// The events after which capacity may be passed on by the events that
-/// follow (their chain).
-const CHAIN_STARTS: [&str; 7] = [
-    "released",
-    "invalidated",
-    "lease_dropped",
-    "slot_freed",
-    "closed",
-    "acquire_cancelled",
-    "waiter_granted",
-];
+/// Whether capacity may be passed on after `e` by the events that follow
+/// (its chain).
+fn chain_start(e: &ManagerEvent) -> bool {
+    matches!(
+        e,
+        ManagerEvent::Released
+            | ManagerEvent::Invalidated
+            | ManagerEvent::LeaseDropped
+            | ManagerEvent::SlotFreed
+            | ManagerEvent::Closed { .. }
+            | ManagerEvent::AcquireCancelled { .. }
+            | ManagerEvent::WaiterGranted { .. }
+    )
+}
+
+/// The manager event being judged: its index, trace time, VU (`vu`: 0
+/// for none), session (`sid`: "" for none) and manager clock.
+#[derive(Clone, Copy, Debug)]
+struct At<'a> {
+    i: usize,
+    t_ms: u64,
+    vu_of: Option<u64>,
+    vu: u64,
+    session: Option<&'a str>,
+    sid: &'a str,
+    clock: u64,
+}
+
+/// How a holder gave its session back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Back {
+    Released,
+    Invalidated,
+    Dropped,
+}
 
 struct Auditor<'a> {
     trace: &'a Trace,
@@ -715,11 +763,11 @@ impl<'a> Auditor<'a> {
     fn run(&mut self) {
         let trace = self.trace;
         for (i, e) in trace.events.iter().enumerate() {
-            match e.source {
-                Source::Manager => self.manager_event(i, e),
-                Source::Server => self.server_event(e),
-                Source::Fault => self.fault_event(e),
-                Source::Vu => {}
+            match &e.kind {
+                Kind::Manager(m) => self.manager_event(i, e, m),
+                Kind::Server(s) => self.server_event(&e.host, e.t_ms, s),
+                Kind::Fault(f) => self.fault_event(&e.host, f),
+                Kind::Vu(_) | Kind::Other(_) => {}
             }
         }
         let hosts: Vec<&'a str> = self.hosts.keys().copied().collect();
@@ -756,43 +804,50 @@ impl<'a> Auditor<'a> {
     }
 
     /// Follows each server's open handshakes.
-    fn server_event(&mut self, e: &'a TraceEvent) {
-        let open = self.handshakes.entry(&*e.host).or_default();
-        let sid = e.session.as_deref().unwrap_or_default();
-        match &*e.event {
-            "session_created" => {
-                open.insert(sid, e.t_ms);
+    fn server_event(&mut self, host: &'a str, t_ms: u64, e: &'a ServerEvent) {
+        let open = self.handshakes.entry(host).or_default();
+        match e {
+            ServerEvent::SessionCreated { session, .. } => {
+                open.insert(session, t_ms);
             }
-            "notification" if e.str("method") == Some("notifications/initialized") => {
-                open.remove(sid);
+            ServerEvent::Notification {
+                session, method, ..
+            } if method == "notifications/initialized" => {
+                open.remove(session.as_str());
             }
-            "deleted" | "expired" => {
-                open.remove(sid);
+            ServerEvent::Deleted { session, .. } | ServerEvent::Expired { session, .. } => {
+                open.remove(session.as_str());
             }
-            "sessions_cleared" => open.clear(),
+            ServerEvent::SessionsCleared { .. } => open.clear(),
             _ => {}
         }
     }
 
-    /// A server going down: was an `initialize` handshake under way?
-    fn fault_event(&mut self, e: &'a TraceEvent) {
-        if &*e.event == "era" {
-            let rank = |era: Option<&str>| match era {
-                Some("legacy") => 0,
-                Some("dual") => 1,
-                _ => 2,
-            };
-            if rank(e.str("to")) > rank(e.str("from")) {
-                self.era_moved.0 = true;
-            } else {
-                self.era_moved.1 = true;
+    /// A redeploy (which way the era moved), or a server going down (was
+    /// an `initialize` handshake under way?).
+    fn fault_event(&mut self, host: &str, f: &FaultRecord) {
+        match &f.action {
+            Action::Era { from, to, .. } => {
+                let rank = |era: &ServerEra| match era {
+                    ServerEra::Legacy => 0,
+                    ServerEra::Dual => 1,
+                    ServerEra::Modern => 2,
+                };
+                if rank(to) > rank(from) {
+                    self.era_moved.0 = true;
+                } else {
+                    self.era_moved.1 = true;
+                }
             }
-            return;
+            Action::Crash { .. } | Action::Bounce { .. } => self.crash(host),
+            _ => {}
         }
-        if !matches!(&*e.event, "crash" | "bounce") {
-            return;
-        }
-        let Some(open) = self.handshakes.get(&*e.host) else {
+    }
+
+    /// `server_crash_during_initialize`: server `host` went down while an
+    /// `initialize` handshake was under way on both sides.
+    fn crash(&mut self, host: &str) {
+        let Some(open) = self.handshakes.get(host) else {
             return;
         };
         let hit = open.iter().any(|(sid, &taken)| {
@@ -822,7 +877,9 @@ impl<'a> Auditor<'a> {
         }
     }
 
-    fn manager_event(&mut self, i: usize, e: &'a TraceEvent) {
+    /// One manager event: the chain and capacity bookkeeping around the
+    /// event's own handler ([`Auditor::handle`]).
+    fn manager_event(&mut self, i: usize, e: &'a TraceEvent, m: &'a ManagerRecord) {
         // The host's model is moved out for the event (the spare empty one
         // stands in) and back at the end.
         let spare = self.spare.take().unwrap_or_default();
@@ -833,226 +890,125 @@ impl<'a> Auditor<'a> {
                 Box::default()
             }
         };
-        h.last_index = i;
-        let clock = e.clock_ms();
-        let name = &*e.event;
-        let vu = e.vu.unwrap_or(0);
-        let sid = e.session.as_deref().unwrap_or_default();
-        let counted = if name == "acquire_cancelled" && e.bool("waiting") == Some(true) {
-            "acquire_cancelled_waiting"
-        } else {
-            name
+        let at = At {
+            i,
+            t_ms: e.t_ms,
+            vu_of: m.vu,
+            vu: m.vu.unwrap_or(0),
+            session: m.session.as_deref(),
+            sid: m.session.as_deref().unwrap_or_default(),
+            clock: m.clock_ms,
         };
-        *h.events.entry(counted).or_default() += 1;
-        if !CHAIN_LINKS.contains(&name) {
+        h.last_index = i;
+        if !chain_link(&m.event) {
             if let Some(at) = h.pending_capacity.take() {
                 let at_clock = h.clock;
                 self.capacity(&h, at, at_clock);
             }
         }
-        h.evicted_now.retain(|(t, _)| *t >= clock);
-        self.overdue_waiters(&h, i, clock);
-        match name {
-            "acquire_start" => self.acquire_start(&mut h, i, e, vu, clock),
-            "acquire_wait" => {
-                self.goal("pool_wait");
-                let deadline = e.u64("deadline_ms").unwrap_or(u64::MAX);
-                if let Some(o) = h.open.get_mut(&vu).and_then(|v| v.last_mut()) {
-                    o.deadline = Some(deadline);
-                }
-                h.next_seq += 1;
-                h.waiting.push(Waiter {
-                    vu,
-                    seq: h.next_seq,
-                    deadline,
-                    passed_over: None,
-                });
+        h.evicted_now.retain(|(t, _)| *t >= at.clock);
+        self.overdue_waiters(&h, i, at.clock);
+        self.handle(&mut h, at, &m.event);
+        self.after_event(&mut h, at, &m.event);
+        if let Some(slot) = self.hosts.get_mut(&*e.host) {
+            self.spare = Some(std::mem::replace(slot, h));
+        }
+    }
+
+    /// The handler of each kind of manager event.
+    fn handle(&mut self, h: &mut Host<'a>, at: At<'a>, e: &'a ManagerEvent) {
+        match e {
+            ManagerEvent::AcquireStart => self.acquire_start(h, at),
+            ManagerEvent::AcquireWait { deadline_ms, .. } => {
+                self.acquire_wait(h, at, *deadline_ms);
             }
-            "waiter_granted" => self.waiter_granted(&mut h, i, e, vu, sid, clock),
-            "acquire_ok" => self.acquire_ok(&mut h, i, e, vu, sid, clock),
-            "acquire_timeout" => {
-                self.goal("pool_timeout");
-                let waited = e.u64("waited_ms");
-                self.end_acquire(&mut h, i, vu, Some((clock, waited)));
-                self.leave_queue(&mut h, vu);
-                self.ends_holding_nothing(&mut h, i, vu);
-                h.creating_since.remove(&vu);
-            }
-            "acquire_error" => {
-                if e.str("error") == Some("version_negotiation")
-                    && self.cfg.version_policy == Some(VersionPolicy::Strict)
-                {
-                    self.goal("version_mismatch_rejected_strict");
-                }
-                if e.str("error") == Some("manager_closed") && h.closed_out.remove(&vu) {
-                    self.goal("close_with_waiters_pending");
-                }
-                self.end_acquire(&mut h, i, vu, None);
-                self.leave_queue(&mut h, vu);
-                if h.closing {
-                    // A session granted but not picked up before the
-                    // close, or a slot whose session the closed pool
-                    // refused: gone with the pool.
-                    if let Some(g) = h.granted.remove(&vu) {
-                        h.sessions.remove(&g);
-                    }
-                    h.reserved.remove(&vu);
-                } else {
-                    self.ends_holding_nothing(&mut h, i, vu);
-                }
-                h.creating_since.remove(&vu);
-            }
-            "acquire_cancelled" => {
-                let waiting = e.bool("waiting") == Some(true);
-                if waiting {
-                    self.goal("acquire_cancelled_waiting");
-                } else {
-                    self.goal("acquire_cancelled_creating");
-                }
-                self.end_acquire(&mut h, i, vu, None);
-                h.creating_since.remove(&vu);
-                let queued = self.leave_queue(&mut h, vu);
-                if waiting && !queued {
-                    // Granted before its task ran: the grant goes back to
-                    // the pool (and on to the next waiter, if any).
-                    if let Some(g) = h.granted.remove(&vu) {
-                        if let Some(s) = h.sessions.get_mut(&g) {
-                            s.st = St::Idle;
-                        }
-                    } else if let Some(r) = h.reserved.get_mut(&vu) {
-                        *r = r.saturating_sub(1);
-                    }
-                }
-            }
-            "slot_reserved" => {
-                self.overtakes(&h, i, vu, clock, format_args!("reserves a free slot"));
-                *h.reserved.entry(vu).or_default() += 1;
-                h.creating_since.insert(vu, e.t_ms);
-            }
-            "slot_freed" => {
-                let held = h.reserved.get(&vu).copied().unwrap_or(0);
-                if self.cfg.pool_size.is_some() {
-                    self.check("pool_bound");
-                    if held == 0 {
-                        self.fail(
-                            "pool_bound",
-                            i,
-                            format!("vu-{vu} frees a slot it does not hold"),
-                        );
-                    }
-                }
-                if held > 1 {
-                    h.reserved.insert(vu, held - 1);
-                } else {
-                    h.reserved.remove(&vu);
-                }
-                h.creating_since.remove(&vu);
-            }
-            "created" => {
-                let era = e.str("era");
-                if era == Some("modern") {
-                    h.modern.insert(sid);
-                }
-                match (h.reprobed.remove(&vu), era) {
-                    (Some("modern"), Some("modern")) if self.era_moved.0 => {
-                        self.goal("modern_after_upgrade");
-                    }
-                    (Some("legacy"), Some("legacy")) if self.era_moved.1 => {
-                        self.goal("legacy_after_downgrade");
-                    }
-                    _ => {}
-                }
-                self.created(&mut h, i, vu, sid)
-            }
-            "era_probed" => {
-                let verdict = e.str("verdict");
-                if verdict == Some("legacy") {
-                    self.goal("fell_back_to_legacy");
-                    self.check("no_fallback_after_modern_error");
-                    if let Some(code) = e.str("answer").and_then(modern_error_code) {
-                        self.fail(
-                            "no_fallback_after_modern_error",
-                            i,
-                            format!("vu-{vu} fell back to legacy on an answer with {code}"),
-                        );
-                    }
-                }
-                let reprobe = e.detail.get("reprobe").is_some_and(|v| !v.is_null());
-                match verdict {
-                    Some(v @ ("modern" | "legacy")) if reprobe => {
-                        h.reprobed.insert(vu, v);
-                    }
-                    _ => {
-                        h.reprobed.remove(&vu);
-                    }
-                }
-            }
-            "version_retried" => self.goal("version_retried"),
-            "operation_start" => {
-                self.use_of(&h, i, sid, format_args!("operation on {sid}"));
+            ManagerEvent::WaiterGranted { slot } => self.waiter_granted(h, at, *slot),
+            ManagerEvent::AcquireOk {
+                created, reconnect, ..
+            } => self.acquire_ok(h, at, *created, *reconnect),
+            ManagerEvent::AcquireTimeout { waited_ms } => self.acquire_timeout(h, at, *waited_ms),
+            ManagerEvent::AcquireError { error } => self.acquire_error(h, at, error),
+            ManagerEvent::AcquireCancelled { waiting } => self.acquire_cancelled(h, at, *waiting),
+            ManagerEvent::SlotReserved => self.slot_reserved(h, at),
+            ManagerEvent::SlotFreed => self.slot_freed(h, at),
+            ManagerEvent::Created { era } => self.created(h, at, era.as_deref()),
+            ManagerEvent::EraProbed {
+                verdict,
+                reprobe,
+                answer,
+                ..
+            } => self.era_probed(h, at, verdict, reprobe.is_some(), answer.as_deref()),
+            ManagerEvent::VersionRetried { .. } => self.goal("version_retried"),
+            ManagerEvent::OperationStart { .. } => {
+                let sid = at.sid;
+                self.use_of(h, at.i, sid, format_args!("operation on {sid}"));
                 if let Some(s) = h.sessions.get_mut(sid) {
                     s.ops += 1;
                 }
             }
-            "released" | "invalidated" | "lease_dropped" => {
-                self.give_back(&mut h, i, name, vu, sid, clock);
-            }
-            "closed" => self.closed(&mut h, i, e, sid, clock),
-            "manager_closing" => {
+            ManagerEvent::Released => self.give_back(h, at, Back::Released),
+            ManagerEvent::Invalidated => self.give_back(h, at, Back::Invalidated),
+            ManagerEvent::LeaseDropped => self.give_back(h, at, Back::Dropped),
+            ManagerEvent::Closed { reason } => self.closed(h, at, reason),
+            ManagerEvent::ManagerClosing => {
                 h.closing = true;
                 h.closed_out = h.waiting.drain(..).map(|w| w.vu).collect();
             }
-            "close_failed" => {
-                h.close_failed.insert(sid);
+            ManagerEvent::CloseFailed { .. } => {
+                h.close_failed.insert(at.sid);
             }
-            "manager_closed" => {
-                h.closed_at = Some(i);
-            }
-            _ => {}
+            ManagerEvent::ManagerClosed => h.closed_at = Some(at.i),
+            ManagerEvent::EraChanged | ManagerEvent::OperationEnd { .. } => {}
         }
+    }
+
+    /// After each manager event: `pool_bound`, the capacity law (at once,
+    /// or where its chain ends), and what the next event looks back at.
+    fn after_event(&mut self, h: &mut Host<'a>, at: At<'a>, e: &ManagerEvent) {
         if let Some(size) = self.cfg.pool_size {
             self.check("pool_bound");
             let occ = h.occupancy();
             if occ > size as u64 {
                 self.fail(
                     "pool_bound",
-                    i,
+                    at.i,
                     format!("{occ} sessions/slots taken > pool_size {size}"),
                 );
             }
-            if CHAIN_STARTS.contains(&name) {
-                h.pending_capacity = Some(i);
+            if chain_start(e) {
+                h.pending_capacity = Some(at.i);
             } else {
-                self.capacity(&h, i, clock);
+                self.capacity(h, at.i, at.clock);
             }
         }
         // A slot freed by a failed create (not by a cancellation).
         let cancelled_creating = h
             .prev
-            .is_some_and(|p| p.name == "acquire_cancelled" && p.vu == e.vu);
+            .is_some_and(|p| p.what == PrevKind::AcquireCancelled && p.vu == at.vu_of);
+        let what = match e {
+            ManagerEvent::Released => PrevKind::Released,
+            ManagerEvent::AcquireCancelled { .. } => PrevKind::AcquireCancelled,
+            ManagerEvent::SlotFreed if cancelled_creating => PrevKind::SlotFreedCancelled,
+            ManagerEvent::SlotFreed => PrevKind::SlotFreed,
+            _ => PrevKind::Other,
+        };
         h.prev = Some(Prev {
-            name: if name == "slot_freed" && cancelled_creating {
-                "slot_freed_cancelled"
-            } else {
-                name
-            },
-            vu: e.vu,
-            session: e.session.as_deref(),
+            what,
+            vu: at.vu_of,
+            session: at.session,
         });
-        h.clock = clock;
-        if let Some(slot) = self.hosts.get_mut(&*e.host) {
-            self.spare = Some(std::mem::replace(slot, h));
-        }
+        h.clock = at.clock;
     }
 
-    fn acquire_start(&mut self, h: &mut Host<'a>, i: usize, e: &TraceEvent, vu: u64, clock: u64) {
+    fn acquire_start(&mut self, h: &mut Host<'a>, at: At<'a>) {
+        let (vu, clock) = (at.vu, at.clock);
         self.check("acquire_ends_by_deadline");
         h.open.entry(vu).or_default().push(Open {
-            index: i,
+            index: at.i,
             deadline: None,
         });
         if self.cfg.effective_mode() != Some(Mode::Pool) {
-            h.creating_since.insert(vu, e.t_ms);
+            h.creating_since.insert(vu, at.t_ms);
         }
         // At the exact instant of an eviction deadline?
         let (ttl, idle) = (self.cfg.ttl_ms, self.cfg.idle_ms);
@@ -1070,6 +1026,140 @@ impl<'a> Auditor<'a> {
                 .any(|(t, owner)| *t == clock && mine(*owner));
         if at_deadline {
             self.goal("acquire_at_eviction_deadline");
+        }
+    }
+
+    /// An acquire joined the pool's queue, until `deadline_ms`.
+    fn acquire_wait(&mut self, h: &mut Host<'a>, at: At<'a>, deadline: u64) {
+        self.goal("pool_wait");
+        h.counted.waits += 1;
+        if let Some(o) = h.open.get_mut(&at.vu).and_then(|v| v.last_mut()) {
+            o.deadline = Some(deadline);
+        }
+        h.next_seq += 1;
+        h.waiting.push(Waiter {
+            vu: at.vu,
+            seq: h.next_seq,
+            deadline,
+            passed_over: None,
+        });
+    }
+
+    fn acquire_timeout(&mut self, h: &mut Host<'a>, at: At<'a>, waited_ms: u64) {
+        self.goal("pool_timeout");
+        h.counted.timeouts += 1;
+        self.end_acquire(h, at.i, at.vu, Some((at.clock, Some(waited_ms))));
+        self.leave_queue(h, at.vu);
+        self.ends_holding_nothing(h, at.i, at.vu);
+        h.creating_since.remove(&at.vu);
+    }
+
+    fn acquire_error(&mut self, h: &mut Host<'a>, at: At<'a>, error: &str) {
+        let vu = at.vu;
+        if error == "version_negotiation" && self.cfg.version_policy == Some(VersionPolicy::Strict)
+        {
+            self.goal("version_mismatch_rejected_strict");
+        }
+        if error == "manager_closed" && h.closed_out.remove(&vu) {
+            self.goal("close_with_waiters_pending");
+        }
+        self.end_acquire(h, at.i, vu, None);
+        self.leave_queue(h, vu);
+        if h.closing {
+            // A session granted but not picked up before the close, or a
+            // slot whose session the closed pool refused: gone with the
+            // pool.
+            if let Some(g) = h.granted.remove(&vu) {
+                h.sessions.remove(&g);
+            }
+            h.reserved.remove(&vu);
+        } else {
+            self.ends_holding_nothing(h, at.i, vu);
+        }
+        h.creating_since.remove(&vu);
+    }
+
+    fn acquire_cancelled(&mut self, h: &mut Host<'a>, at: At<'a>, waiting: bool) {
+        let vu = at.vu;
+        if waiting {
+            self.goal("acquire_cancelled_waiting");
+            h.counted.cancelled_waits += 1;
+        } else {
+            self.goal("acquire_cancelled_creating");
+        }
+        self.end_acquire(h, at.i, vu, None);
+        h.creating_since.remove(&vu);
+        let queued = self.leave_queue(h, vu);
+        if waiting && !queued {
+            // Granted before its task ran: the grant goes back to the pool
+            // (and on to the next waiter, if any).
+            if let Some(g) = h.granted.remove(&vu) {
+                if let Some(s) = h.sessions.get_mut(&g) {
+                    s.st = St::Idle;
+                }
+            } else if let Some(r) = h.reserved.get_mut(&vu) {
+                *r = r.saturating_sub(1);
+            }
+        }
+    }
+
+    fn slot_reserved(&mut self, h: &mut Host<'a>, at: At<'a>) {
+        let vu = at.vu;
+        self.overtakes(h, at.i, vu, at.clock, format_args!("reserves a free slot"));
+        *h.reserved.entry(vu).or_default() += 1;
+        h.creating_since.insert(vu, at.t_ms);
+    }
+
+    fn slot_freed(&mut self, h: &mut Host<'a>, at: At<'a>) {
+        let vu = at.vu;
+        let held = h.reserved.get(&vu).copied().unwrap_or(0);
+        if self.cfg.pool_size.is_some() {
+            self.check("pool_bound");
+            if held == 0 {
+                self.fail(
+                    "pool_bound",
+                    at.i,
+                    format!("vu-{vu} frees a slot it does not hold"),
+                );
+            }
+        }
+        if held > 1 {
+            h.reserved.insert(vu, held - 1);
+        } else {
+            h.reserved.remove(&vu);
+        }
+        h.creating_since.remove(&vu);
+    }
+
+    /// An era probe: `no_fallback_after_modern_error`, and what a reprobe
+    /// decided for the era goals.
+    fn era_probed(
+        &mut self,
+        h: &mut Host<'a>,
+        at: At<'a>,
+        verdict: &'a str,
+        reprobe: bool,
+        answer: Option<&str>,
+    ) {
+        let vu = at.vu;
+        if verdict == "legacy" {
+            self.goal("fell_back_to_legacy");
+            self.check("no_fallback_after_modern_error");
+            if let Some(code) = answer.and_then(modern_error_code) {
+                self.fail(
+                    "no_fallback_after_modern_error",
+                    at.i,
+                    format!("vu-{vu} fell back to legacy on an answer with {code}"),
+                );
+            }
+        }
+        match verdict {
+            "modern" | "legacy" if reprobe => {
+                h.reprobed.insert(vu, verdict);
+            }
+            _ => {
+                h.reprobed.remove(&vu);
+            }
         }
     }
 
@@ -1092,17 +1182,11 @@ impl<'a> Auditor<'a> {
         }
     }
 
-    fn waiter_granted(
-        &mut self,
-        h: &mut Host<'a>,
-        i: usize,
-        e: &TraceEvent,
-        vu: u64,
-        sid: &'a str,
-        clock: u64,
-    ) {
+    /// A grant to queued waiter `at.vu`: `fifo` (the earliest live waiter
+    /// first), and a session granted only while nobody holds it.
+    fn waiter_granted(&mut self, h: &mut Host<'a>, at: At<'a>, slot: bool) {
+        let (i, vu) = (at.i, at.vu);
         self.check("fifo");
-        let slot = e.bool("slot") == Some(true);
         let Some(pos) = h.waiting.iter().position(|w| w.vu == vu) else {
             self.fail(
                 "fifo",
@@ -1111,6 +1195,44 @@ impl<'a> Auditor<'a> {
             );
             return;
         };
+        self.served_in_order(h, at, pos);
+        if slot {
+            *h.reserved.entry(vu).or_default() += 1;
+            h.creating_since.insert(vu, at.t_ms);
+            if h.prev_is(PrevKind::SlotFreed) {
+                h.failed_create_grant.insert(vu);
+            }
+            return;
+        }
+        self.check("one_holder");
+        let sid = at.sid;
+        match h.sessions.get_mut(sid) {
+            Some(s) if s.st == St::Idle => {
+                s.st = St::Granted { vu };
+                h.granted.insert(vu, sid);
+            }
+            other => {
+                let what = match other.map(|s| s.st) {
+                    Some(St::InUse { vu: v, .. }) => format!("held by vu-{v}"),
+                    Some(St::Granted { vu: v }) => format!("granted to vu-{v}"),
+                    Some(St::Creating { vu: v }) => format!("being created by vu-{v}"),
+                    Some(St::Idle) => "idle".to_owned(),
+                    None => "not in the pool".to_owned(),
+                };
+                self.fail(
+                    "one_holder",
+                    i,
+                    format!("{sid} granted to vu-{vu} while {what}"),
+                );
+            }
+        }
+    }
+
+    /// `fifo` of a grant to the waiter at `pos` in the queue: no live
+    /// waiter ahead of it, and none passed over before that is served now;
+    /// the waiter leaves the queue.
+    fn served_in_order(&mut self, h: &mut Host<'a>, at: At<'a>, pos: usize) {
+        let (i, vu, clock) = (at.i, at.vu, at.clock);
         let me = h.waiting[pos].seq;
         for w in &mut h.waiting[..pos] {
             if w.deadline > clock {
@@ -1138,35 +1260,6 @@ impl<'a> Auditor<'a> {
                 ),
             );
         }
-        if slot {
-            *h.reserved.entry(vu).or_default() += 1;
-            h.creating_since.insert(vu, e.t_ms);
-            if h.prev_is("slot_freed") {
-                h.failed_create_grant.insert(vu);
-            }
-            return;
-        }
-        self.check("one_holder");
-        match h.sessions.get_mut(sid) {
-            Some(s) if s.st == St::Idle => {
-                s.st = St::Granted { vu };
-                h.granted.insert(vu, sid);
-            }
-            other => {
-                let what = match other.map(|s| s.st) {
-                    Some(St::InUse { vu: v, .. }) => format!("held by vu-{v}"),
-                    Some(St::Granted { vu: v }) => format!("granted to vu-{v}"),
-                    Some(St::Creating { vu: v }) => format!("being created by vu-{v}"),
-                    Some(St::Idle) => "idle".to_owned(),
-                    None => "not in the pool".to_owned(),
-                };
-                self.fail(
-                    "one_holder",
-                    i,
-                    format!("{sid} granted to vu-{vu} while {what}"),
-                );
-            }
-        }
     }
 
     /// `no_use_after_close` at event `i`, a use (`what`) of session `sid`.
@@ -1186,18 +1279,11 @@ impl<'a> Auditor<'a> {
         );
     }
 
-    fn acquire_ok(
-        &mut self,
-        h: &mut Host<'a>,
-        i: usize,
-        e: &TraceEvent,
-        vu: u64,
-        sid: &'a str,
-        clock: u64,
-    ) {
-        let pool = self.cfg.pool_size.is_some();
-        let created = e.bool("created").unwrap_or(false);
-        let reconnect = e.bool("reconnect").unwrap_or(false);
+    /// A session handed to `at.vu` (`created` for it, `reconnect`ing):
+    /// its first use, its slot or grant taken up, its one holder, and the
+    /// reconnect owed.
+    fn acquire_ok(&mut self, h: &mut Host<'a>, at: At<'a>, created: bool, reconnect: bool) {
+        let (i, vu, sid, clock) = (at.i, at.vu, at.sid, at.clock);
         // Handing a VU a session is its first use: a closed or invalidated
         // one must never be handed out (the reference's defects 1 and 3).
         self.use_of(h, i, sid, format_args!("{sid} handed to vu-{vu}"));
@@ -1209,61 +1295,17 @@ impl<'a> Auditor<'a> {
             if *r == 0 {
                 h.reserved.remove(&vu);
             }
-        } else if pool {
-            if h.granted.get(&vu) == Some(&sid) {
-                h.granted.remove(&vu);
-                self.goal("waiter_served_after_release");
-            } else if h.waiting.iter().any(|w| w.vu == vu) {
-                self.check("fifo");
-                self.fail(
-                    "fifo",
-                    i,
-                    format!("vu-{vu} leaves the queue with {sid}, never granted to it"),
-                );
-                self.leave_queue(h, vu);
-            } else {
-                self.overtakes(h, i, vu, clock, format_args!("takes idle {sid}"));
-            }
+        } else if self.cfg.pool_size.is_some() {
+            self.taken_from_pool(h, at);
         }
-        // one holder
-        self.check("one_holder");
-        if let Some(other) = h.holder.get(sid) {
-            let msg = format!("{sid} handed to vu-{vu} while vu-{other} holds it");
-            self.fail("one_holder", i, msg);
-        } else if let Some(St::Granted { vu: g }) = h.sessions.get(sid).map(|s| s.st) {
-            if g != vu {
-                let msg = format!("{sid} handed to vu-{vu} while granted to vu-{g}");
-                self.fail("one_holder", i, msg);
-            }
-        }
+        self.one_holder(h, at);
         h.holder.insert(sid, vu);
         let s = h.sessions.entry(sid).or_insert_with(|| Sess::new(St::Idle));
         s.st = St::InUse { vu, closed: false };
         s.owner = Some(vu);
         if created {
             s.created_ms = Some(clock);
-        }
-        // reconnects
-        if created {
-            self.check("reconnects_exact");
-            let owed = if pool {
-                let o = h.owed_pool > 0;
-                h.owed_pool = h.owed_pool.saturating_sub(1);
-                o
-            } else {
-                h.owed_vu.remove(&vu)
-            };
-            if owed != reconnect {
-                self.fail(
-                    "reconnects_exact",
-                    i,
-                    format!(
-                        "{sid} created for vu-{vu}: reconnect={reconnect}, but a \
-                         replacement was {}owed",
-                        if owed { "" } else { "not " }
-                    ),
-                );
-            }
+            self.reconnect_owed(h, at, reconnect);
         }
         if reconnect {
             h.reconnects += 1;
@@ -1276,7 +1318,83 @@ impl<'a> Auditor<'a> {
         }
     }
 
-    fn created(&mut self, h: &mut Host<'a>, i: usize, vu: u64, sid: &'a str) {
+    /// A pool session handed out without being created: a grant picked
+    /// up, else an idle session taken (overtaking no waiter).
+    fn taken_from_pool(&mut self, h: &mut Host<'a>, at: At<'a>) {
+        let (i, vu, sid) = (at.i, at.vu, at.sid);
+        if h.granted.get(&vu) == Some(&sid) {
+            h.granted.remove(&vu);
+            self.goal("waiter_served_after_release");
+        } else if h.waiting.iter().any(|w| w.vu == vu) {
+            self.check("fifo");
+            self.fail(
+                "fifo",
+                i,
+                format!("vu-{vu} leaves the queue with {sid}, never granted to it"),
+            );
+            self.leave_queue(h, vu);
+        } else {
+            self.overtakes(h, i, vu, at.clock, format_args!("takes idle {sid}"));
+        }
+    }
+
+    /// `one_holder` of a handout: nobody else holds the session, and it
+    /// was granted to no other VU.
+    fn one_holder(&mut self, h: &Host<'a>, at: At<'a>) {
+        let (vu, sid) = (at.vu, at.sid);
+        self.check("one_holder");
+        if let Some(other) = h.holder.get(sid) {
+            let msg = format!("{sid} handed to vu-{vu} while vu-{other} holds it");
+            self.fail("one_holder", at.i, msg);
+        } else if let Some(St::Granted { vu: g }) = h.sessions.get(sid).map(|s| s.st) {
+            if g != vu {
+                let msg = format!("{sid} handed to vu-{vu} while granted to vu-{g}");
+                self.fail("one_holder", at.i, msg);
+            }
+        }
+    }
+
+    /// `reconnects_exact` of a session created for `at.vu`: flagged
+    /// `reconnect` exactly when a replacement was owed.
+    fn reconnect_owed(&mut self, h: &mut Host<'a>, at: At<'a>, reconnect: bool) {
+        let (vu, sid) = (at.vu, at.sid);
+        self.check("reconnects_exact");
+        let owed = if self.cfg.pool_size.is_some() {
+            let o = h.owed_pool > 0;
+            h.owed_pool = h.owed_pool.saturating_sub(1);
+            o
+        } else {
+            h.owed_vu.remove(&vu)
+        };
+        if owed != reconnect {
+            self.fail(
+                "reconnects_exact",
+                at.i,
+                format!(
+                    "{sid} created for vu-{vu}: reconnect={reconnect}, but a \
+                     replacement was {}owed",
+                    if owed { "" } else { "not " }
+                ),
+            );
+        }
+    }
+
+    /// A session created (in era `era`): in a slot its VU holds, once; and
+    /// the goals of a fresh probe after a redeploy.
+    fn created(&mut self, h: &mut Host<'a>, at: At<'a>, era: Option<&'a str>) {
+        let (i, vu, sid) = (at.i, at.vu, at.sid);
+        if era == Some("modern") {
+            h.modern.insert(sid);
+        }
+        match (h.reprobed.remove(&vu), era) {
+            (Some("modern"), Some("modern")) if self.era_moved.0 => {
+                self.goal("modern_after_upgrade");
+            }
+            (Some("legacy"), Some("legacy")) if self.era_moved.1 => {
+                self.goal("legacy_after_downgrade");
+            }
+            _ => {}
+        }
         self.check("closed_split_by_reason");
         if self.cfg.pool_size.is_some() {
             self.check("pool_bound");
@@ -1298,15 +1416,10 @@ impl<'a> Auditor<'a> {
         }
     }
 
-    fn give_back(
-        &mut self,
-        h: &mut Host<'a>,
-        i: usize,
-        name: &str,
-        vu: u64,
-        sid: &'a str,
-        clock: u64,
-    ) {
+    /// A holder gave its session back (`back`): `one_holder`, then idle
+    /// again (a release) or gone.
+    fn give_back(&mut self, h: &mut Host<'a>, at: At<'a>, back: Back) {
+        let (vu, sid) = (at.vu, at.sid);
         self.check("one_holder");
         match h.holder.get(sid) {
             Some(v) if *v == vu => {
@@ -1317,10 +1430,10 @@ impl<'a> Auditor<'a> {
                     "vu-{vu} gives back {sid}, held by {}",
                     other.map_or("nobody".to_owned(), |v| format!("vu-{v}"))
                 );
-                self.fail("one_holder", i, msg);
+                self.fail("one_holder", at.i, msg);
             }
         }
-        if name == "released" {
+        if back == Back::Released {
             let closed = matches!(
                 h.sessions.get(sid).map(|s| s.st),
                 Some(St::InUse { closed: true, .. })
@@ -1330,12 +1443,12 @@ impl<'a> Auditor<'a> {
             } else {
                 let s = h.sessions.entry(sid).or_insert_with(|| Sess::new(St::Idle));
                 s.st = St::Idle;
-                s.released_ms = Some(clock);
+                s.released_ms = Some(at.clock);
                 s.owner = Some(vu);
             }
         } else {
             h.sessions.remove(sid);
-            if name == "invalidated" {
+            if back == Back::Invalidated {
                 h.invalidated.insert(sid);
                 if !h.closing {
                     h.owed_pool += 1;
@@ -1345,31 +1458,13 @@ impl<'a> Auditor<'a> {
         }
     }
 
-    fn closed(&mut self, h: &mut Host<'a>, i: usize, e: &'a TraceEvent, sid: &'a str, clock: u64) {
-        let reason = e.str("reason").unwrap_or("unknown");
+    /// A session closed for `reason`: the goals of evictions and churn,
+    /// closed once and only once created (`closed_split_by_reason`).
+    fn closed(&mut self, h: &mut Host<'a>, at: At<'a>, reason: &'a str) {
+        let (i, sid) = (at.i, at.sid);
         *h.reasons.entry(reason).or_default() += 1;
         let s = h.sessions.get(sid).copied();
-        let was_idle = s.is_some_and(|s| s.st == St::Idle);
-        // Closed by its release (in the same critical section): the
-        // release just before, in the same millisecond.
-        let after_release = h.clock == clock
-            && h.prev
-                .is_some_and(|p| p.name == "released" && p.session == Some(sid));
-        match reason {
-            "idle" => self.goal("idle_eviction"),
-            "ttl" if after_release => self.goal("ttl_in_use_closed_on_release"),
-            "ttl" if was_idle => self.goal("ttl_eviction_idle"),
-            "churned" => self.churned(i, sid, s, clock),
-            _ => {}
-        }
-        if let (Some(s), "idle" | "ttl") = (s, reason) {
-            if was_idle
-                && !after_release
-                && deadline(&s, self.cfg.ttl_ms, self.cfg.idle_ms) == Some(clock)
-            {
-                h.evicted_now.push((clock, s.owner));
-            }
-        }
+        self.close_goals(h, at, reason, s);
         if !h.created.contains_key(sid) {
             self.fail(
                 "closed_split_by_reason",
@@ -1398,6 +1493,35 @@ impl<'a> Auditor<'a> {
                 h.sessions.remove(sid);
             }
             None => {}
+        }
+    }
+
+    /// The goals of a close for `reason` of session `s` (as it was): an
+    /// eviction (idle, at its TTL, at its release), a churn; and an
+    /// eviction at its deadline remembered for
+    /// `acquire_at_eviction_deadline`.
+    fn close_goals(&mut self, h: &mut Host<'a>, at: At<'a>, reason: &str, s: Option<Sess>) {
+        let (sid, clock) = (at.sid, at.clock);
+        let was_idle = s.is_some_and(|s| s.st == St::Idle);
+        // Closed by its release (in the same critical section): the
+        // release just before, in the same millisecond.
+        let after_release = h.clock == clock
+            && h.prev
+                .is_some_and(|p| p.what == PrevKind::Released && p.session == Some(sid));
+        match reason {
+            "idle" => self.goal("idle_eviction"),
+            "ttl" if after_release => self.goal("ttl_in_use_closed_on_release"),
+            "ttl" if was_idle => self.goal("ttl_eviction_idle"),
+            "churned" => self.churned(at.i, sid, s, clock),
+            _ => {}
+        }
+        if let (Some(s), "idle" | "ttl") = (s, reason) {
+            if was_idle
+                && !after_release
+                && deadline(&s, self.cfg.ttl_ms, self.cfg.idle_ms) == Some(clock)
+            {
+                h.evicted_now.push((clock, s.owner));
+            }
         }
     }
 
@@ -1642,33 +1766,28 @@ impl<'a> Auditor<'a> {
 
     /// `metrics_match_trace` for host `name` with final metrics `m`.
     fn metrics_match_trace(&mut self, h: &Host, m: &SessionMetrics, name: &str, at: usize) {
-        let events = |event: &str| h.events.get(event).copied().unwrap_or(0);
+        let c = h.counted;
         let reason = |r: CloseReason| h.reasons.get(r.as_str()).copied().unwrap_or(0);
         let (ttl, idle) = (reason(CloseReason::Ttl), reason(CloseReason::Idle));
         let pairs = [
-            (
-                "pool_waits",
-                m.pool_waits,
-                "acquire_wait events",
-                events("acquire_wait"),
-            ),
+            ("pool_waits", m.pool_waits, "acquire_wait events", c.waits),
             (
                 "acquire_wait.count",
                 m.acquire_wait.count,
                 "acquire_wait events",
-                events("acquire_wait"),
+                c.waits,
             ),
             (
                 "pool_timeouts",
                 m.pool_timeouts,
                 "acquire_timeout events",
-                events("acquire_timeout"),
+                c.timeouts,
             ),
             (
                 "acquire_wait.cancelled",
                 m.acquire_wait.cancelled,
                 "waits cancelled",
-                events("acquire_cancelled_waiting"),
+                c.cancelled_waits,
             ),
             ("ttl_evictions", m.ttl_evictions, "ttl closes", ttl),
             ("idle_evictions", m.idle_evictions, "idle closes", idle),
@@ -1712,88 +1831,25 @@ impl<'a> Auditor<'a> {
         }
     }
 
+    /// The laws about the servers (`created_equals_server_initialized`,
+    /// `clean_close`), when the trace holds server events.
     fn server_laws(&mut self) {
         let trace = self.trace;
-        if !trace.events.iter().any(|e| e.source == Source::Server) {
+        if !trace.events.iter().any(|e| e.source() == Source::Server) {
             return;
         }
-        let mut server_created = BTreeSet::new();
-        let mut live: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-        let mut notified = Vec::new();
-        // Sessions a server answered as unknown (404): the client was told
-        // they are gone, and sends no DELETE for them. Behind a balancer
-        // that is not sticky, the instance that answered may not be the one
-        // that minted it, which may still hold it: not the client's leak.
-        let mut delete_missed = BTreeSet::new();
-        for (i, e) in trace.events.iter().enumerate() {
-            if e.source != Source::Server {
-                continue;
-            }
-            let sid = e.session.as_deref().unwrap_or_default();
-            if e.event == "unknown_session" {
-                delete_missed.insert(sid);
-            }
-            let set = live.entry(&*e.host).or_default();
-            match &*e.event {
-                "session_created" => {
-                    server_created.insert(sid);
-                    set.insert(sid);
-                }
-                "deleted" | "expired" => {
-                    set.remove(sid);
-                }
-                "sessions_cleared" => set.clear(),
-                "notification" if e.str("method") == Some("notifications/initialized") => {
-                    notified.push((i, sid));
-                }
-                _ => {}
-            }
-        }
-        let mut all_created = BTreeSet::new();
+        let side = ServerSide::of(trace);
         let finished = std::mem::take(&mut self.finished);
-        let unexplained_close = std::mem::take(&mut self.unexplained_close);
+        let unexplained = std::mem::take(&mut self.unexplained_close);
+        let mut all_created = BTreeSet::new();
         for (host, h) in &finished {
-            for (sid, i) in &h.created {
-                all_created.insert(*sid);
-                if sid.starts_with("local-") || h.modern.contains(sid) {
-                    continue;
-                }
-                self.check("created_equals_server_initialized");
-                if !server_created.contains(sid) {
-                    self.fail(
-                        "created_equals_server_initialized",
-                        *i,
-                        format!("{host} counts {sid} created; no server initialized it"),
-                    );
-                }
-            }
+            all_created.extend(h.created.keys().copied());
+            self.initialized_by_a_server(host, h, &side);
             if let Some(at) = h.closed_at {
-                // "Where reachable": a session whose DELETE the client sent
-                // and saw fail for a cause in the trace (an injected 5xx, a
-                // reset, a partition: see `cause_laws`; not a 400 for a
-                // DELETE without its session id), or
-                // that a balancer sent to an instance that did not mint it,
-                // is not a leak of the client's.
-                let unexplained = &unexplained_close;
-                let excused = |s: &str| {
-                    h.close_failed.contains(s)
-                        && !unexplained.contains(&((*host).to_owned(), s.to_owned()))
-                };
-                for sid in h.created.keys().filter(|s| {
-                    !excused(s) && !h.modern.contains(*s) && !delete_missed.contains(*s)
-                }) {
-                    self.check("clean_close");
-                    if let Some((server, _)) = live.iter().find(|(_, s)| s.contains(sid)) {
-                        self.fail(
-                            "clean_close",
-                            at,
-                            format!("{sid} of {host} still open on {server} after close"),
-                        );
-                    }
-                }
+                self.closed_on_servers(host, h, at, &side, &unexplained);
             }
         }
-        for (i, sid) in notified {
+        for &(i, sid) in &side.notified {
             self.check("created_equals_server_initialized");
             if !all_created.contains(sid) {
                 self.fail(
@@ -1804,6 +1860,59 @@ impl<'a> Auditor<'a> {
             }
         }
         self.finished = finished;
+    }
+
+    /// `created_equals_server_initialized` for worker `host`: a server
+    /// initialized every legacy session it created.
+    fn initialized_by_a_server(&mut self, host: &str, h: &Host<'a>, side: &ServerSide<'a>) {
+        for (sid, i) in &h.created {
+            if sid.starts_with("local-") || h.modern.contains(sid) {
+                continue;
+            }
+            self.check("created_equals_server_initialized");
+            if !side.created.contains(sid) {
+                self.fail(
+                    "created_equals_server_initialized",
+                    *i,
+                    format!("{host} counts {sid} created; no server initialized it"),
+                );
+            }
+        }
+    }
+
+    /// `clean_close` for worker `host`, closed at event `at`: no server
+    /// still holds a session it created.
+    ///
+    /// "Where reachable": a session whose DELETE the client sent and saw
+    /// fail for a cause in the trace (an injected 5xx, a reset, a
+    /// partition: see `cause_laws`; not a 400 for a DELETE without its
+    /// session id, which stays in `unexplained`), or that a balancer sent
+    /// to an instance that did not mint it, is not a leak of the client's.
+    fn closed_on_servers(
+        &mut self,
+        host: &str,
+        h: &Host<'a>,
+        at: usize,
+        side: &ServerSide<'a>,
+        unexplained: &BTreeSet<(String, String)>,
+    ) {
+        let excused = |s: &str| {
+            h.close_failed.contains(s) && !unexplained.contains(&(host.to_owned(), s.to_owned()))
+        };
+        for sid in h
+            .created
+            .keys()
+            .filter(|s| !excused(s) && !h.modern.contains(*s) && !side.delete_missed.contains(*s))
+        {
+            self.check("clean_close");
+            if let Some((server, _)) = side.live.iter().find(|(_, s)| s.contains(sid)) {
+                self.fail(
+                    "clean_close",
+                    at,
+                    format!("{sid} of {host} still open on {server} after close"),
+                );
+            }
+        }
     }
 
     fn finish(self) -> AuditReport {
@@ -1817,15 +1926,7 @@ impl<'a> Auditor<'a> {
                 violations.push(Violation {
                     law: law.to_owned(),
                     event_index: i,
-                    event: events.get(i).cloned().unwrap_or_else(|| TraceEvent {
-                        t_ms: 0,
-                        host: "".into(),
-                        source: Source::Manager,
-                        event: "".into(),
-                        session: None,
-                        vu: None,
-                        detail: crate::detail::Detail::new(),
-                    }),
+                    event: events.get(i).cloned().unwrap_or_default(),
                     context: events.get(from..to).map(<[_]>::to_vec).unwrap_or_default(),
                     message: message.clone(),
                 });
@@ -1844,6 +1945,58 @@ impl<'a> Auditor<'a> {
             violations,
             closed,
             goals: owned_keys(&self.goals),
+        }
+    }
+}
+
+/// What the servers' events tell the server laws.
+#[derive(Default)]
+struct ServerSide<'a> {
+    /// The sessions a server initialized.
+    created: BTreeSet<&'a str>,
+    /// Each server's live sessions at the end.
+    live: BTreeMap<&'a str, BTreeSet<&'a str>>,
+    /// The `notifications/initialized` a server took: index and session.
+    notified: Vec<(usize, &'a str)>,
+    /// Sessions a server answered as unknown (404): the client was told
+    /// they are gone, and sends no DELETE for them. Behind a balancer that
+    /// is not sticky, the instance that answered may not be the one that
+    /// minted it, which may still hold it: not the client's leak.
+    delete_missed: BTreeSet<&'a str>,
+}
+
+impl<'a> ServerSide<'a> {
+    /// What the server events of `trace` tell.
+    fn of(trace: &'a Trace) -> ServerSide<'a> {
+        let mut side = ServerSide::default();
+        for (i, e) in trace.events.iter().enumerate() {
+            if let Kind::Server(s) = &e.kind {
+                side.event(i, &e.host, s);
+            }
+        }
+        side
+    }
+
+    /// Server event `i`, of host `host`.
+    fn event(&mut self, i: usize, host: &'a str, s: &'a ServerEvent) {
+        let sid = s.session().unwrap_or_default();
+        let live = self.live.entry(host).or_default();
+        match s {
+            ServerEvent::UnknownSession { .. } => {
+                self.delete_missed.insert(sid);
+            }
+            ServerEvent::SessionCreated { .. } => {
+                self.created.insert(sid);
+                live.insert(sid);
+            }
+            ServerEvent::Deleted { .. } | ServerEvent::Expired { .. } => {
+                live.remove(sid);
+            }
+            ServerEvent::SessionsCleared { .. } => live.clear(),
+            ServerEvent::Notification { method, .. } if method == "notifications/initialized" => {
+                self.notified.push((i, sid));
+            }
+            _ => {}
         }
     }
 }

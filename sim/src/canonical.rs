@@ -2,7 +2,7 @@
 //!
 //! A trace's hash is taken over one JSON object per event (see
 //! [`crate::trace`]): exactly what `serde_json::to_writer` makes of a
-//! [`TraceEvent`] (fields in declaration order, absent options and an empty
+//! [`TraceEvent`] (its line's fields in order, absent options and an empty
 //! `detail` left out, a `detail` object's members in key order, strings
 //! escaped as serde_json escapes them). Every run hashes every event of its
 //! trace, so this module writes those same bytes directly: no serializer
@@ -15,25 +15,26 @@ use crate::trace::TraceEvent;
 
 /// Appends `e`'s canonical JSON (no newline) to `out`.
 pub fn write_event(out: &mut Vec<u8>, e: &TraceEvent) {
+    let p = e.kind.parts();
     out.extend_from_slice(b"{\"t_ms\":");
     write_u64(out, e.t_ms);
     out.extend_from_slice(b",\"host\":");
     write_str(out, &e.host);
     out.extend_from_slice(b",\"source\":\"");
-    out.extend_from_slice(e.source.as_str().as_bytes());
+    out.extend_from_slice(p.source.as_str().as_bytes());
     out.extend_from_slice(b"\",\"event\":");
-    write_str(out, &e.event);
-    if let Some(session) = &e.session {
+    write_str(out, &p.name);
+    if let Some(session) = p.session {
         out.extend_from_slice(b",\"session\":");
         write_str(out, session);
     }
-    if let Some(vu) = e.vu {
+    if let Some(vu) = p.vu {
         out.extend_from_slice(b",\"vu\":");
         write_u64(out, vu);
     }
-    if !e.detail.is_empty() {
+    if !p.detail.is_empty() {
         out.extend_from_slice(b",\"detail\":");
-        write_object(out, e.detail.iter());
+        write_object(out, p.detail.iter());
     }
     out.push(b'}');
 }
@@ -120,7 +121,7 @@ mod tests {
 
     use super::*;
     use crate::detail::Detail;
-    use crate::trace::Source;
+    use crate::trace::{Kind, RawRecord, Source};
 
     fn canonical(e: &TraceEvent) -> String {
         let mut out = Vec::new();
@@ -128,16 +129,21 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    /// An event of every shape a line can have (kept as written: the
+    /// typed kinds write their lines the same way, see `crate::trace`'s
+    /// tests).
     fn event(session: Option<&str>, vu: Option<u64>, detail: Value) -> TraceEvent {
         let detail = Detail::try_from(detail).expect("a detail is an object");
         TraceEvent {
             t_ms: 1234,
             host: "worker-1".into(),
-            source: Source::Manager,
-            event: "acquire_ok".into(),
-            session: session.map(str::to_owned),
-            vu,
-            detail,
+            kind: Kind::Other(RawRecord {
+                source: Source::Manager,
+                name: "acquire_ok".into(),
+                session: session.map(str::to_owned),
+                vu,
+                detail,
+            }),
         }
     }
 
@@ -171,7 +177,9 @@ mod tests {
         ];
         for (i, e) in cases.iter().enumerate() {
             let mut e = e.clone();
-            e.source = [Source::Manager, Source::Server, Source::Vu, Source::Fault][i % 4];
+            if let Kind::Other(r) = &mut e.kind {
+                r.source = [Source::Manager, Source::Server, Source::Vu, Source::Fault][i % 4];
+            }
             e.host = if i % 2 == 0 {
                 odd.into()
             } else {

@@ -142,38 +142,58 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde_json::Value;
+
 use crate::audit::AuditConfig;
+use crate::faults::Action;
 use crate::server::modern::HANDSHAKE_PROTOCOL_VERSIONS;
-use crate::trace::{Source, Trace, TraceEvent};
+use crate::server::{AnswerFault, ServerEvent};
+use crate::trace::{FaultRecord, Kind, ManagerEvent, ManagerRecord, Trace, VuEvent, VuRecord};
 
 /// The first revision that defines the `MCP-Protocol-Version` header.
 const FIRST_VERSION_WITH_HEADER: &str = "2025-06-18";
 
-/// The fault actions that disturb the network or a host.
-const NETWORK_FAULTS: [&str; 9] = [
-    "crash",
-    "restart",
-    "bounce",
-    "partition",
-    "hold",
-    "heal",
-    "latency",
-    "era",
-    "stickiness",
-];
+/// Whether a fault action disturbs the network or a host: a crash, a
+/// restart, a bounce, a redeploy (`era`: it bounces the server) or a link
+/// fault (partition, hold, heal, latency).
+fn is_network(a: &Action) -> bool {
+    matches!(
+        a,
+        Action::Crash { .. }
+            | Action::Restart { .. }
+            | Action::Bounce { .. }
+            | Action::Partition { .. }
+            | Action::Hold { .. }
+            | Action::Heal { .. }
+            | Action::Latency { .. }
+            | Action::Era { .. }
+    )
+}
 
-/// The server events that name the JSON-RPC id of their exchange in their
-/// own `id` (others carry no id, or the server's own requests' ids).
-const WITH_ID: [&str; 4] = ["answered", "injected", "request", "stateless_wire"];
+/// Whether a fault action changes what era a server speaks or how it
+/// answers the stateless era: a redeploy, -32022 refusals, stripped
+/// routing headers, a changed discover result.
+fn is_era_change(a: &Action) -> bool {
+    matches!(
+        a,
+        Action::Era { .. }
+            | Action::VersionTrap { .. }
+            | Action::HeaderStrip { .. }
+            | Action::DiscoverChange { .. }
+    )
+}
 
-/// The server events logged while the stateless-era ladder decides a
-/// request: they belong to the `stateless_wire` just before them on their
+/// Whether a server event is logged while the stateless-era ladder decides
+/// a request: it belongs to the `stateless_wire` just before it on its
 /// host.
-const LADDER: [&str; 3] = [
-    "stateless_refused",
-    "routing_headers_stripped",
-    "stateless_request",
-];
+fn on_the_ladder(e: &ServerEvent) -> bool {
+    matches!(
+        e,
+        ServerEvent::StatelessRefused { .. }
+            | ServerEvent::RoutingHeadersStripped { .. }
+            | ServerEvent::StatelessRequest { .. }
+    )
+}
 
 /// What the cause laws found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -200,11 +220,43 @@ impl Findings {
 /// A server event, with the exchange it belongs to where it has one.
 struct Served<'a> {
     t: u64,
-    e: &'a TraceEvent,
+    /// The server (or balancer instance) that logged it.
+    host: &'a str,
+    e: &'a ServerEvent,
     /// The JSON-RPC id of the request it logs, answers or refused.
     id: Option<u64>,
     /// That request's client host.
     from: Option<&'a str>,
+}
+
+impl Served<'_> {
+    /// Whether its session is `sid` (a client's id, qualified by a
+    /// balancer, or as minted).
+    fn on(&self, sid: &str) -> bool {
+        self.e.session().is_some_and(|s| {
+            s == sid
+                || (!s.contains('@')
+                    && sid
+                        .strip_suffix(self.host)
+                        .and_then(|r| r.strip_suffix('@'))
+                        == Some(s))
+        })
+    }
+
+    /// Whether it came from worker `worker`, or from a client the server
+    /// does not name.
+    fn may_come_from(&self, worker: &str) -> bool {
+        self.e.client_host().is_none_or(|w| w == worker)
+    }
+
+    /// Whether it is about a legacy SSE resumption: a GET naming a
+    /// session. It carries no JSON-RPC id, and belongs to the exchange
+    /// whose stream it resumes: on a legacy session one call is under way
+    /// at a time (its lease's holder's), so within a failure's window a
+    /// GET on its session resumes its request.
+    fn resumption(&self) -> bool {
+        self.e.session().is_some() && self.e.http() == Some("GET")
+    }
 }
 
 /// One exchange as a VU names it (see the module docs).
@@ -215,81 +267,73 @@ struct Exchange<'a> {
     id: u64,
 }
 
-impl Exchange<'_> {
-    /// The exchange a `vu_error` or `vu_answer` names, if it has an id.
-    fn of(e: &TraceEvent) -> Option<Exchange<'_>> {
+impl<'a> Exchange<'a> {
+    /// The exchange a `vu_error` or `vu_answer` of worker `worker` names,
+    /// if it has an id.
+    fn of(worker: &'a str, v: &'a VuRecord, id: Option<u64>) -> Option<Exchange<'a>> {
         Some(Exchange {
-            worker: &e.host,
-            session: e.session.as_deref(),
-            id: e.u64("id")?,
+            worker,
+            session: v.session.as_deref(),
+            id: id?,
         })
     }
 
     /// Whether server event `s` belongs to this exchange.
     fn touches(&self, s: &Served<'_>) -> bool {
-        (s.id == Some(self.id) || (s.id.is_none() && resumption(s.e)))
-            && match s.e.session {
-                Some(_) => self.session.is_some_and(|sid| same_session(s.e, sid)),
+        (s.id == Some(self.id) || (s.id.is_none() && s.resumption()))
+            && match s.e.session() {
+                Some(_) => self.session.is_some_and(|sid| s.on(sid)),
                 None => s.from == Some(self.worker),
             }
     }
 }
 
-/// Whether server event `e` is about a legacy SSE resumption: a GET
-/// naming a session. It carries no JSON-RPC id, and belongs to the
-/// exchange whose stream it resumes: on a legacy session one call is under
-/// way at a time (its lease's holder's), so within a failure's window a GET
-/// on its session resumes its request.
-fn resumption(e: &TraceEvent) -> bool {
-    e.session.is_some() && e.str("http") == Some("GET")
-}
-
 /// The causes the trace holds, indexed for the window queries.
 #[derive(Default)]
 struct Causes<'a> {
-    /// Fault actions: (time, action, server host, worker if a link fault).
-    faults: Vec<(u64, &'a str, &'a str, Option<&'a str>)>,
+    /// Fault actions, with their time.
+    faults: Vec<(u64, &'a FaultRecord)>,
     /// Server events, in order.
     server: Vec<Served<'a>>,
 }
+
+/// A stateless-era request's JSON-RPC id and client host.
+type Wire<'a> = (Option<u64>, Option<&'a str>);
 
 impl<'a> Causes<'a> {
     /// The fault actions and the server events of `trace`, each server
     /// event with its exchange.
     fn of(trace: &'a Trace) -> Causes<'a> {
-        type Wire<'a> = (Option<u64>, Option<&'a str>);
         let mut c = Causes::default();
         // Each stateless-era request's (id, from) by (host, number), and
         // each host's latest one.
         let mut wires: BTreeMap<(&str, u64), Wire<'a>> = BTreeMap::new();
         let mut latest: BTreeMap<&str, Wire<'a>> = BTreeMap::new();
         for e in &trace.events {
-            match e.source {
-                Source::Fault => c.faults.push((e.t_ms, &e.event, &e.host, e.str("worker"))),
-                Source::Server => {
+            match &e.kind {
+                Kind::Fault(f) => c.faults.push((e.t_ms, f)),
+                Kind::Server(s) => {
                     let host = &*e.host;
-                    let own = (
-                        e.u64("id").filter(|_| WITH_ID.contains(&&*e.event)),
-                        e.str("from"),
-                    );
-                    let (id, from) = match &*e.event {
-                        "stateless_wire" => {
-                            if let Some(n) = e.u64("request") {
-                                wires.insert((host, n), own);
-                            }
+                    let own = (s.request_id().and_then(Value::as_u64), s.client_host());
+                    let (id, from) = match &**s {
+                        ServerEvent::StatelessWire { request, .. } => {
+                            wires.insert((host, *request), own);
                             latest.insert(host, own);
                             own
                         }
-                        "answered" => {
-                            let wire = e.u64("request").and_then(|n| wires.get(&(host, n)));
+                        ServerEvent::Answered { request, .. } => {
+                            let wire = request.and_then(|n| wires.get(&(host, n)));
                             (own.0, wire.and_then(|w| w.1).or(own.1))
                         }
-                        ev if LADDER.contains(&ev) => latest.get(host).copied().unwrap_or_default(),
+                        ladder if on_the_ladder(ladder) => {
+                            latest.get(host).copied().unwrap_or_default()
+                        }
                         _ => own,
                     };
                     c.server.push(Served {
                         t: e.t_ms,
-                        e,
+                        host,
+                        e: s,
                         id,
                         from,
                     });
@@ -300,19 +344,19 @@ impl<'a> Causes<'a> {
         c
     }
 
-    /// The first network fault touching `worker` (a link fault of its, or
-    /// any host fault) at or before `t`.
+    /// A network fault touching `worker` (a link fault of its, or any host
+    /// fault) at or before `t`.
     fn network(&self, worker: &str, t: u64) -> bool {
-        self.faults.iter().any(|(at, action, _, w)| {
-            *at <= t && NETWORK_FAULTS.contains(action) && w.is_none_or(|w| w == worker)
+        self.faults.iter().any(|(at, f)| {
+            *at <= t && is_network(&f.action) && f.worker().is_none_or(|w| w == worker)
         })
     }
 
-    /// A fault action named one of `actions` at or before `t`.
-    fn fault(&self, actions: &[&str], t: u64) -> bool {
+    /// A fault action for which `which` holds at or before `t`.
+    fn fault(&self, which: impl Fn(&Action) -> bool, t: u64) -> bool {
         self.faults
             .iter()
-            .any(|(at, action, _, _)| *at <= t && actions.contains(action))
+            .any(|(at, f)| *at <= t && which(&f.action))
     }
 
     /// The server events in `from..=to`.
@@ -322,30 +366,18 @@ impl<'a> Causes<'a> {
     }
 
     /// A server event in `from..=to` for which `f` holds.
-    fn any_in(&self, from: u64, to: u64, f: impl Fn(&TraceEvent) -> bool) -> bool {
-        self.served_in(from, to).any(|s| f(s.e))
+    fn any_in(&self, from: u64, to: u64, f: impl Fn(&Served<'_>) -> bool) -> bool {
+        self.served_in(from, to).any(f)
     }
 
     /// A server event of the failure's exchange for which `f` holds; with
     /// no exchange known, one anywhere in its window.
-    fn on_exchange(&self, x: &Failure<'_>, f: impl Fn(&TraceEvent) -> bool) -> bool {
+    fn on_exchange(&self, x: &Failure<'_>, f: impl Fn(&Served<'_>) -> bool) -> bool {
         match &x.exchange {
-            Some(ex) => self
-                .served_in(x.from, x.to)
-                .any(|s| ex.touches(s) && f(s.e)),
+            Some(ex) => self.served_in(x.from, x.to).any(|s| ex.touches(s) && f(s)),
             None => self.any_in(x.from, x.to, f),
         }
     }
-}
-
-/// Whether a server event's session is `sid` (a client's id, qualified by
-/// a balancer, or as minted).
-fn same_session(e: &TraceEvent, sid: &str) -> bool {
-    e.session.as_deref().is_some_and(|s| {
-        s == sid
-            || (!s.contains('@')
-                && sid.strip_suffix(&*e.host).and_then(|r| r.strip_suffix('@')) == Some(s))
-    })
 }
 
 /// Whether an `MCP-Protocol-Version` header value makes a request a legacy
@@ -357,12 +389,13 @@ fn legacy_header(v: Option<&str>) -> bool {
 /// A server answered a stateless-era request as a legacy-only server does,
 /// in the window.
 fn legacy_answer_to_modern(c: &Causes<'_>, from: u64, to: u64) -> bool {
-    c.any_in(from, to, |e| {
-        (e.event == "missing_session" && !legacy_header(e.str("header_version")))
-            || (e.event == "answered"
-                && e.u64("request").is_none()
-                && e.detail.get("error").is_some())
-            || e.event == "stateless_refused"
+    c.any_in(from, to, |s| match s.e {
+        ServerEvent::MissingSession { header_version, .. } => {
+            !legacy_header(header_version.as_deref())
+        }
+        ServerEvent::Answered { request, error, .. } => request.is_none() && error.is_some(),
+        ServerEvent::StatelessRefused { .. } => true,
+        _ => false,
     })
 }
 
@@ -374,7 +407,7 @@ struct Failure<'a> {
     error: &'a str,
     /// What the transport saw, with its HTTP status and JSON-RPC code.
     cause: Option<&'a str>,
-    status: Option<u64>,
+    status: Option<u16>,
     code: Option<i64>,
     /// The window.
     from: u64,
@@ -383,18 +416,29 @@ struct Failure<'a> {
     exchange: Option<Exchange<'a>>,
 }
 
+/// The fields of a `vu_error`.
+struct VuErrorFields<'a> {
+    error: &'a str,
+    id: Option<u64>,
+    cause: Option<&'a str>,
+    status: Option<u16>,
+    code: Option<i64>,
+}
+
 impl<'a> Failure<'a> {
-    fn of(e: &'a TraceEvent, from: u64) -> Failure<'a> {
+    /// The failure a `vu_error` (`fields`) of VU `v` on worker `worker`
+    /// at `to` tells, in the window from `from`.
+    fn of(worker: &'a str, v: &'a VuRecord, fields: VuErrorFields<'a>, window: (u64, u64)) -> Self {
         Failure {
-            worker: &e.host,
-            session: e.session.as_deref(),
-            error: e.str("error").unwrap_or_default(),
-            cause: e.str("cause"),
-            status: e.u64("status"),
-            code: e.detail.get("code").and_then(serde_json::Value::as_i64),
-            from,
-            to: e.t_ms,
-            exchange: Exchange::of(e),
+            worker,
+            session: v.session.as_deref(),
+            error: fields.error,
+            cause: fields.cause,
+            status: fields.status,
+            code: fields.code,
+            from: window.0,
+            to: window.1,
+            exchange: Exchange::of(worker, v, fields.id),
         }
     }
 
@@ -434,7 +478,7 @@ fn explained(c: &Causes<'_>, f: &Failure<'_>) -> bool {
         | "no_runtime"
         | "input_rounds_exceeded" => true,
         "session_expired" => gone(c, f),
-        "version_negotiation" => c.fault(&["version"], f.to),
+        "version_negotiation" => c.fault(|a| matches!(a, Action::Version { .. }), f.to),
         _ => explained_by_cause(c, f),
     }
 }
@@ -442,48 +486,50 @@ fn explained(c: &Causes<'_>, f: &Failure<'_>) -> bool {
 /// A 404 (or the TypeScript SDK's 400) for the failure's session, or
 /// without one, for its worker, in its window.
 fn gone(c: &Causes<'_>, f: &Failure<'_>) -> bool {
-    c.any_in(f.from, f.to, |e| {
-        e.event == "unknown_session"
-            && e.str("from").is_none_or(|w| w == f.worker)
-            && f.session.is_none_or(|s| same_session(e, s))
+    c.any_in(f.from, f.to, |s| {
+        matches!(s.e, ServerEvent::UnknownSession { .. })
+            && s.may_come_from(f.worker)
+            && f.session.is_none_or(|sid| s.on(sid))
     })
 }
 
 /// An answer spoiled by one of `faults` on the failure's exchange.
-fn spoiled(c: &Causes<'_>, f: &Failure<'_>, faults: &[&str]) -> bool {
-    c.on_exchange(f, |e| {
-        e.event == "answered" && e.str("fault").is_some_and(|k| faults.contains(&k))
-    })
+fn spoiled(c: &Causes<'_>, f: &Failure<'_>, faults: &[AnswerFault]) -> bool {
+    c.on_exchange(
+        f,
+        |s| matches!(s.e, ServerEvent::Answered { fault: Some(k), .. } if faults.contains(k)),
+    )
 }
 
 /// A slow answer: the `slow` tool called on the failure's exchange, a
 /// request the server sent the client on its session's stream, or (with
 /// no exchange known) a slow `initialize`.
 fn slow(c: &Causes<'_>, f: &Failure<'_>) -> bool {
-    c.on_exchange(f, |e| {
-        e.str("tool") == Some("slow") || (f.exchange.is_none() && e.event == "delayed")
-    }) || c.any_in(f.from, f.to, |e| {
+    c.on_exchange(f, |s| {
+        s.e.tool() == Some("slow")
+            || (f.exchange.is_none() && matches!(s.e, ServerEvent::Delayed { .. }))
+    }) || c.any_in(f.from, f.to, |s| {
         matches!(
-            &*e.event,
-            "client_request_sent" | "client_request_timed_out"
-        ) && (f.exchange.is_none() || f.session.is_some_and(|s| same_session(e, s)))
+            s.e,
+            ServerEvent::ClientRequestSent { .. } | ServerEvent::ClientRequestTimedOut { .. }
+        ) && (f.exchange.is_none() || f.session.is_some_and(|sid| s.on(sid)))
     })
 }
 
 /// [`explained`] for a failure of the transport, by its `cause`.
 fn explained_by_cause(c: &Causes<'_>, f: &Failure<'_>) -> bool {
+    const CUT: [AnswerFault; 2] = [AnswerFault::Reset, AnswerFault::Truncated];
     let network = || c.network(f.worker, f.to);
     let refused = || {
-        c.on_exchange(f, |e| {
-            e.event == "stateless_refused" || e.event == "routing_headers_stripped"
+        c.on_exchange(f, |s| {
+            matches!(
+                s.e,
+                ServerEvent::StatelessRefused { .. } | ServerEvent::RoutingHeadersStripped { .. }
+            )
         })
     };
-    let era = || {
-        c.fault(
-            &["era", "version_trap", "header_strip", "discover_change"],
-            f.to,
-        ) || legacy_answer_to_modern(c, f.from, f.to)
-    };
+    let era = || c.fault(is_era_change, f.to) || legacy_answer_to_modern(c, f.from, f.to);
+    let session_id = || c.fault(|a| matches!(a, Action::SessionId { .. }), f.to);
     match f.cause {
         // An error kind of the library without a transport error (none
         // today but the ones `explained` takes): nothing to match it
@@ -491,25 +537,17 @@ fn explained_by_cause(c: &Causes<'_>, f: &Failure<'_>) -> bool {
         None => true,
         Some("session_not_found") => gone(c, f),
         Some("connect" | "closed" | "stream_lost" | "malformed_sse" | "body_too_large") => {
-            network() || spoiled(c, f, &["reset", "truncated"])
+            network() || spoiled(c, f, &CUT)
         }
-        Some("timeout") => network() || spoiled(c, f, &["reset", "truncated"]) || slow(c, f),
-        Some("server_error") => {
-            network()
-                || c.on_exchange(f, |e| {
-                    (e.event == "injected" && e.u64("status") == f.status)
-                        || (e.event == "session_limit"
-                            && f.status == Some(503)
-                            && e.str("from").is_none_or(|w| w == f.worker))
-                })
-        }
-        Some("malformed_json" | "protocol") => spoiled(c, f, &["malformed"]),
-        Some("json_rpc") => c.on_exchange(f, |e| {
-            e.event == "answered"
-                && e.detail.get("error").and_then(serde_json::Value::as_i64) == f.code
-        }),
+        Some("timeout") => network() || spoiled(c, f, &CUT) || slow(c, f),
+        Some("server_error") => network() || server_error(c, f),
+        Some("malformed_json" | "protocol") => spoiled(c, f, &[AnswerFault::Malformed]),
+        Some("json_rpc") => c.on_exchange(
+            f,
+            |s| matches!(s.e, ServerEvent::Answered { error, .. } if *error == f.code),
+        ),
         Some("http") if matches!(f.status, Some(404 | 400)) => gone(c, f) || era() || network(),
-        Some("bad_request") => gone(c, f) || refused() || era() || c.fault(&["session_id"], f.to),
+        Some("bad_request") => gone(c, f) || refused() || era() || session_id(),
         Some("header_mismatch" | "unsupported_version" | "missing_capability") => {
             refused() || era()
         }
@@ -517,19 +555,34 @@ fn explained_by_cause(c: &Causes<'_>, f: &Failure<'_>) -> bool {
             "era_changed" | "not_modern" | "method_not_found" | "not_in_modern_era"
             | "invalid_tool",
         ) => era() || refused(),
-        Some("invalid_session_id") => c.fault(&["session_id"], f.to),
+        Some("invalid_session_id") => session_id(),
         Some(_) => network() || era(),
     }
+}
+
+/// A 5xx on the failure's exchange: an injected failure of its status, or
+/// (a 503) the server's session limit, for its worker.
+fn server_error(c: &Causes<'_>, f: &Failure<'_>) -> bool {
+    c.on_exchange(f, |s| match s.e {
+        ServerEvent::Injected { status, .. } => Some(*status) == f.status,
+        ServerEvent::SessionLimit { .. } => f.status == Some(503) && s.may_come_from(f.worker),
+        _ => false,
+    })
 }
 
 /// Checks the cause laws over `trace` (see the module docs).
 pub fn check(trace: &Trace, _cfg: &AuditConfig) -> Findings {
     let causes = Causes::of(trace);
     let has_server = !causes.server.is_empty();
-    let has_digests = causes
-        .server
-        .iter()
-        .any(|s| s.e.event == "answered" && s.e.detail.get("digest").is_some());
+    let has_digests = causes.server.iter().any(|s| {
+        matches!(
+            s.e,
+            ServerEvent::Answered {
+                digest: Some(_),
+                ..
+            }
+        )
+    });
     let mut walk = Walk {
         causes,
         has_server,
@@ -542,10 +595,10 @@ pub fn check(trace: &Trace, _cfg: &AuditConfig) -> Findings {
         idless: BTreeSet::new(),
     };
     for (i, e) in trace.events.iter().enumerate() {
-        match e.source {
-            Source::Manager => walk.manager(e),
-            Source::Vu if has_server => walk.vu(i, e),
-            Source::Server => walk.server(i, e),
+        match &e.kind {
+            Kind::Manager(m) => walk.manager(&e.host, e.t_ms, m),
+            Kind::Vu(v) if has_server => walk.vu(i, &e.host, e.t_ms, v),
+            Kind::Server(s) => walk.server(i, &e.host, e.t_ms, s),
             _ => {}
         }
     }
@@ -578,66 +631,85 @@ struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
-    fn manager(&mut self, e: &'a TraceEvent) {
-        let host = &*e.host;
-        match &*e.event {
-            "acquire_start" => {
-                if let Some(vu) = e.vu {
-                    self.started.insert((host, vu), e.t_ms);
-                }
+    fn manager(&mut self, host: &'a str, t: u64, m: &'a ManagerRecord) {
+        match (&m.event, m.vu, m.session.as_deref()) {
+            (ManagerEvent::AcquireStart, Some(vu), _) => {
+                self.started.insert((host, vu), t);
             }
-            "closed" => {
-                if let Some(s) = e.session.as_deref() {
-                    self.closed.insert((host, s), e.t_ms);
-                }
+            (ManagerEvent::Closed { .. }, _, Some(s)) => {
+                self.closed.insert((host, s), t);
             }
-            "close_failed" if self.has_server => {
-                let Some(sid) = e.session.as_deref() else {
-                    return;
-                };
-                let from = self.closed.get(&(host, sid)).copied().unwrap_or(0);
-                // The DELETE's own exchange: its session (it has no id);
-                // an answer naming none, by its client host where known.
-                let on_delete = |s: &TraceEvent| match s.session {
-                    Some(_) => same_session(s, sid),
-                    None => s.str("from").is_none_or(|w| w == host),
-                };
-                let ok = self.causes.network(host, e.t_ms)
-                    || self.causes.any_in(from, e.t_ms, |s| {
-                        (s.event == "injected" || s.event == "unknown_session") && on_delete(s)
-                    });
-                if !ok {
-                    self.out
-                        .unexplained_close
-                        .insert((host.to_owned(), sid.to_owned()));
-                }
+            (ManagerEvent::CloseFailed { .. }, _, Some(sid)) if self.has_server => {
+                self.close_failed(host, t, sid);
             }
             _ => {}
         }
     }
 
-    fn vu(&mut self, i: usize, e: &'a TraceEvent) {
-        let Some(vu) = e.vu else { return };
-        let from = self.started.get(&(&*e.host, vu)).copied().unwrap_or(0);
-        match &*e.event {
-            "vu_error" => self.vu_error(i, e, vu, from),
-            "vu_answer" if self.has_digests => self.vu_answer(i, e, vu, from),
-            _ => {}
+    /// A failed DELETE of session `sid` of worker `host` at `t`: unexplained
+    /// unless a cause in the trace explains it.
+    fn close_failed(&mut self, host: &'a str, t: u64, sid: &'a str) {
+        let from = self.closed.get(&(host, sid)).copied().unwrap_or(0);
+        // The DELETE's own exchange: its session (it has no id); an answer
+        // naming none, by its client host where known.
+        let on_delete = |s: &Served<'_>| match s.e.session() {
+            Some(_) => s.on(sid),
+            None => s.may_come_from(host),
+        };
+        let ok = self.causes.network(host, t)
+            || self.causes.any_in(from, t, |s| {
+                matches!(
+                    s.e,
+                    ServerEvent::Injected { .. } | ServerEvent::UnknownSession { .. }
+                ) && on_delete(s)
+            });
+        if !ok {
+            self.out
+                .unexplained_close
+                .insert((host.to_owned(), sid.to_owned()));
         }
     }
 
-    fn vu_error(&mut self, i: usize, e: &'a TraceEvent, vu: u64, from: u64) {
-        let f = Failure::of(e, from);
+    fn vu(&mut self, i: usize, host: &'a str, t: u64, v: &'a VuRecord) {
+        let from = self.started.get(&(host, v.vu)).copied().unwrap_or(0);
+        match &v.event {
+            VuEvent::Error {
+                error,
+                id,
+                cause,
+                status,
+                code,
+                ..
+            } => {
+                let fields = VuErrorFields {
+                    error,
+                    id: *id,
+                    cause: cause.as_deref(),
+                    status: *status,
+                    code: *code,
+                };
+                let f = Failure::of(host, v, fields, (from, t));
+                self.vu_error(i, v.vu, &f);
+            }
+            VuEvent::Answer { digest, id, .. } if self.has_digests => {
+                self.vu_answer(i, (host, t, v), digest, *id, from);
+            }
+            VuEvent::Answer { .. } => {}
+        }
+    }
+
+    fn vu_error(&mut self, i: usize, vu: u64, f: &Failure<'a>) {
         self.out.check("failure_explained");
-        if !explained(&self.causes, &f) {
+        if !explained(&self.causes, f) {
             self.out.fail(
                 "failure_explained",
                 i,
                 format!(
-                    "vu-{vu} of {} failed with {}{}; nothing in the trace from {from} to {} ms explains it",
+                    "vu-{vu} of {} failed with {}{}; nothing in the trace from {} to {} ms explains it",
                     f.worker,
                     f.what(),
                     on(f.session),
+                    f.from,
                     f.to
                 ),
             );
@@ -645,101 +717,97 @@ impl<'a> Walk<'a> {
         let (true, Some(sid)) = (f.read_gone(), f.session) else {
             return;
         };
-        let answered = self.causes.any_in(from, f.to, |s| {
-            s.event == "unknown_session"
-                && same_session(s, sid)
-                && s.str("from").is_none_or(|w| w == f.worker)
+        let answered = self.causes.any_in(f.from, f.to, |s| {
+            matches!(s.e, ServerEvent::UnknownSession { .. })
+                && s.on(sid)
+                && s.may_come_from(f.worker)
         });
         if answered {
             self.seen_gone.entry((f.worker, sid)).or_insert((i, f.to));
         }
     }
 
-    fn vu_answer(&mut self, i: usize, e: &'a TraceEvent, vu: u64, from: u64) {
+    /// `answer_delivered_intact` for a `vu_answer` (of worker, at time, of
+    /// VU) with result `digest`, of request `id`, in the window from
+    /// `from`.
+    fn vu_answer(
+        &mut self,
+        i: usize,
+        (host, t, v): (&'a str, u64, &'a VuRecord),
+        digest: &str,
+        id: Option<u64>,
+        from: u64,
+    ) {
         const LAW: &str = "answer_delivered_intact";
-        let Some(digest) = e.str("digest") else {
-            return;
-        };
         self.out.check(LAW);
         let intact = |s: &Served<'_>| {
-            s.e.event == "answered"
-                && s.e.str("fault").is_none()
-                && s.e.str("digest") == Some(digest)
+            matches!(
+                s.e,
+                ServerEvent::Answered { fault: None, digest: Some(d), .. } if d == digest
+            )
         };
-        let who = format!("vu-{vu} of {} got a result (digest {digest})", e.host);
-        let why = match Exchange::of(e) {
+        let who = format!("vu-{} of {host} got a result (digest {digest})", v.vu);
+        let why = match Exchange::of(host, v, id) {
             None => {
-                if self.causes.served_in(from, e.t_ms).any(intact) {
+                if self.causes.served_in(from, t).any(intact) {
                     return;
                 }
-                format!("{who}{} that no server answered", on(e.session.as_deref()))
+                format!("{who}{} that no server answered", on(v.session.as_deref()))
             }
             Some(x) => {
                 let mine: Vec<&Served<'_>> = self
                     .causes
-                    .served_in(from, e.t_ms)
-                    .filter(|s| s.e.event == "answered" && x.touches(s))
+                    .served_in(from, t)
+                    .filter(|s| matches!(s.e, ServerEvent::Answered { .. }) && x.touches(s))
                     .collect();
                 if mine.iter().any(|s| intact(s)) {
                     return;
                 }
-                let sent = match mine.first() {
-                    Some(s) => match (s.e.str("fault"), s.e.str("digest")) {
-                        (Some(fault), _) => format!("answered it spoiled ({fault})"),
-                        (None, Some(d)) => format!("answered it with digest {d}"),
-                        (None, None) => "answered it with an error".to_owned(),
-                    },
-                    None => "never answered it".to_owned(),
-                };
                 let other = self
                     .causes
-                    .served_in(from, e.t_ms)
+                    .served_in(from, t)
                     .find(|s| intact(s))
-                    .map(|s| {
-                        let whose = match (s.e.session.as_deref(), s.from) {
-                            (Some(sid), _) => format!(" on {sid}"),
-                            (None, Some(w)) => format!(" from {w}"),
-                            (None, None) => String::new(),
-                        };
-                        match s.id {
-                            Some(id) => format!("; that digest answered request {id}{whose}"),
-                            None => format!("; that digest answered another request{whose}"),
-                        }
-                    })
+                    .map(answered_elsewhere)
                     .unwrap_or_default();
                 format!(
-                    "{who} for request {}{}, but the server {sent}{other}",
+                    "{who} for request {}{}, but the server {}{other}",
                     x.id,
-                    on(x.session)
+                    on(x.session),
+                    sent(mine.first().copied())
                 )
             }
         };
         self.out
-            .fail(LAW, i, format!("{why} from {from} to {} ms", e.t_ms));
+            .fail(LAW, i, format!("{why} from {from} to {t} ms"));
     }
 
-    fn server(&mut self, i: usize, e: &'a TraceEvent) {
-        let sid = e.session.as_deref();
-        let from = e.str("from");
-        match &*e.event {
-            "session_created" => {
-                let (Some(s), answered) = (sid, e.str("answered").unwrap_or_default()) else {
-                    return;
-                };
-                self.negotiated.insert(s, answered);
+    fn server(&mut self, i: usize, host: &'a str, t: u64, e: &'a ServerEvent) {
+        let from = e.client_host();
+        match e {
+            ServerEvent::SessionCreated {
+                session,
+                answered,
+                id_header,
+                ..
+            } => {
+                self.negotiated.insert(session, answered);
                 if let Some(f) = from {
                     // A fresh session of this id: any earlier one of the
                     // same id is another session.
-                    self.seen_gone.remove(&(f, s));
-                    if e.str("id_header").is_some_and(|h| h != "sent") {
+                    self.seen_gone.remove(&(f, session.as_str()));
+                    if *id_header != crate::server::hooks::SessionIdFault::Sent {
                         self.idless.insert(f);
                     }
                 }
             }
-            "missing_session" => self.missing_session(i, e),
-            "request" | "notification" | "deleted" | "unknown_session" | "rejected" => {
-                if let (Some(s), Some(f)) = (sid, from) {
-                    self.on_session(i, e, s, f);
+            ServerEvent::MissingSession { .. } => self.missing_session(i, e),
+            ServerEvent::Request { .. }
+            | ServerEvent::Notification { .. }
+            | ServerEvent::Deleted { .. }
+            | ServerEvent::UnknownSession { .. }
+            | ServerEvent::Rejected { .. } => {
+                if let (Some(s), Some(f)) = (e.session(), from) {
+                    self.on_session(i, (host, t, e), s, f);
                 }
             }
             _ => {}
@@ -747,9 +815,9 @@ impl<'a> Walk<'a> {
     }
 
     /// `legacy_headers_present` for a request without a session id.
-    fn missing_session(&mut self, i: usize, e: &TraceEvent) {
-        let Some(f) = e.str("from") else { return };
-        if !legacy_header(e.str("header_version")) {
+    fn missing_session(&mut self, i: usize, e: &ServerEvent) {
+        let Some(f) = e.client_host() else { return };
+        if !legacy_header(e.header_version()) {
             return;
         }
         self.out.check("legacy_headers_present");
@@ -759,37 +827,24 @@ impl<'a> Walk<'a> {
                 i,
                 format!(
                     "a legacy {}{} from {f} carried no Mcp-Session-Id",
-                    e.str("http").unwrap_or("request"),
-                    e.str("method").map(|m| format!(" {m}")).unwrap_or_default()
+                    e.http().unwrap_or("request"),
+                    e.method().map(|m| format!(" {m}")).unwrap_or_default()
                 ),
             );
         }
     }
 
-    /// A message naming session `s` from worker `f`: its version header
-    /// (`legacy_headers_present`) and whether the client had read that the
-    /// session is gone (`no_request_after_expiry_seen`).
-    fn on_session(&mut self, i: usize, e: &TraceEvent, s: &str, f: &str) {
-        if e.event != "unknown_session" && e.event != "rejected" {
-            let bare = s.split('@').next().unwrap_or(s);
-            let version = self
-                .negotiated
-                .get(s)
-                .or_else(|| self.negotiated.get(bare))
-                .copied();
-            if let Some(v) = version {
-                self.out.check("legacy_headers_present");
-                if v >= FIRST_VERSION_WITH_HEADER && e.str("header_version").is_none() {
-                    self.out.fail(
-                        "legacy_headers_present",
-                        i,
-                        format!(
-                            "a {} on {s} (negotiated {v}) from {f} carried no MCP-Protocol-Version",
-                            e.event
-                        ),
-                    );
-                }
-            }
+    /// A message (server event `e` of `host` at `t`) naming session `s`
+    /// from worker `f`: its version header (`legacy_headers_present`) and
+    /// whether the client had read that the session is gone
+    /// (`no_request_after_expiry_seen`).
+    fn on_session(&mut self, i: usize, (host, t, e): (&str, u64, &ServerEvent), s: &str, f: &str) {
+        let refusal = matches!(
+            e,
+            ServerEvent::UnknownSession { .. } | ServerEvent::Rejected { .. }
+        );
+        if !refusal {
+            self.header_for_session(i, e, s, f);
         }
         self.out.check("no_request_after_expiry_seen");
         // Strictly later: within the millisecond the VU read the answer,
@@ -798,29 +853,84 @@ impl<'a> Walk<'a> {
         let after = self
             .seen_gone
             .get(&(f, s))
-            .filter(|(_, t)| e.t_ms > *t)
+            .filter(|(_, gone)| t > *gone)
             .map(|(at, _)| *at);
         if let Some(at) = after {
-            let what = match &*e.event {
-                "request" | "notification" => e
-                    .str("method")
-                    .map_or_else(|| e.event.to_string(), str::to_owned),
-                "deleted" => "DELETE".to_owned(),
-                other => e
-                    .str("method")
-                    .or_else(|| e.str("http"))
-                    .unwrap_or(other)
-                    .to_owned(),
+            let what = match e {
+                ServerEvent::Request { method, .. } | ServerEvent::Notification { method, .. } => {
+                    method.clone()
+                }
+                ServerEvent::Deleted { .. } => "DELETE".to_owned(),
+                _ => e
+                    .method()
+                    .or_else(|| e.http())
+                    .map_or_else(|| e.name(), str::to_owned),
             };
             self.out.fail(
                 "no_request_after_expiry_seen",
                 i,
                 format!(
-                    "{what} on {s} from {f} reached {}, after the client read that it was gone (event #{at})",
-                    e.host
+                    "{what} on {s} from {f} reached {host}, after the client read that it was gone (event #{at})"
                 ),
             );
         }
+    }
+
+    /// `legacy_headers_present` of a request, notification or DELETE
+    /// naming session `s`: from 2025-06-18 on, it carries its version.
+    fn header_for_session(&mut self, i: usize, e: &ServerEvent, s: &str, f: &str) {
+        let bare = s.split('@').next().unwrap_or(s);
+        let version = self
+            .negotiated
+            .get(s)
+            .or_else(|| self.negotiated.get(bare))
+            .copied();
+        let Some(v) = version else { return };
+        self.out.check("legacy_headers_present");
+        if v >= FIRST_VERSION_WITH_HEADER && e.header_version().is_none() {
+            self.out.fail(
+                "legacy_headers_present",
+                i,
+                format!(
+                    "a {} on {s} (negotiated {v}) from {f} carried no MCP-Protocol-Version",
+                    e.name()
+                ),
+            );
+        }
+    }
+}
+
+/// What the server did with a VU's request, by its answer (if any).
+fn sent(answer: Option<&Served<'_>>) -> String {
+    match answer.map(|s| s.e) {
+        Some(ServerEvent::Answered { fault, digest, .. }) => match (fault, digest) {
+            (Some(fault), _) => format!("answered it spoiled ({})", fault_name(*fault)),
+            (None, Some(d)) => format!("answered it with digest {d}"),
+            (None, None) => "answered it with an error".to_owned(),
+        },
+        _ => "never answered it".to_owned(),
+    }
+}
+
+/// Where else a digest was answered: "; that digest answered ...".
+fn answered_elsewhere(s: &Served<'_>) -> String {
+    let whose = match (s.e.session(), s.from) {
+        (Some(sid), _) => format!(" on {sid}"),
+        (None, Some(w)) => format!(" from {w}"),
+        (None, None) => String::new(),
+    };
+    match s.id {
+        Some(id) => format!("; that digest answered request {id}{whose}"),
+        None => format!("; that digest answered another request{whose}"),
+    }
+}
+
+/// An answer fault's name, as the trace writes it.
+fn fault_name(f: AnswerFault) -> &'static str {
+    match f {
+        AnswerFault::Malformed => "malformed",
+        AnswerFault::Truncated => "truncated",
+        AnswerFault::Reset => "reset",
     }
 }
 

@@ -81,7 +81,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use mcp_session::Mode;
 
 use crate::audit::AuditConfig;
-use crate::trace::{Source, Trace, TraceEvent};
+use crate::trace::{Kind, ManagerEvent, ManagerRecord, Trace};
 use crate::wire_laws::Findings;
 
 /// The laws of this module, in report order (each also in
@@ -124,8 +124,8 @@ pub fn check(trace: &Trace, cfg: &AuditConfig) -> Findings {
         l.out.checks.insert(law, 0);
     }
     for (i, e) in trace.events.iter().enumerate() {
-        if e.source == Source::Manager {
-            l.event(i, e);
+        if let Kind::Manager(m) = &e.kind {
+            l.event(i, &e.host, m);
         }
     }
     let hosts: Vec<&str> = l.hosts.keys().copied().collect();
@@ -171,6 +171,20 @@ struct Sess {
     handed: bool,
 }
 
+impl Sess {
+    /// A session being created by `owner` (if known).
+    fn creating(vu: u64, owner: Option<u64>) -> Sess {
+        Sess {
+            st: St::Creating { vu },
+            created_ms: None,
+            released_ms: None,
+            owner,
+            ops: 0,
+            handed: false,
+        }
+    }
+}
+
 /// A close the previous event (a release) makes due as the next event.
 #[derive(Clone, Copy, Debug)]
 struct Expect<'a> {
@@ -181,11 +195,43 @@ struct Expect<'a> {
     why: &'static str,
 }
 
-/// A give-back just before: its name, session and VU.
+/// How a holder gave its session back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Back {
+    /// `released`.
+    Released,
+    /// `invalidated`.
+    Invalidated,
+    /// `lease_dropped`.
+    Dropped,
+}
+
+/// A give-back just before: how, its session and clock.
 #[derive(Clone, Copy, Debug)]
 struct Returned<'a> {
-    name: &'a str,
+    back: Back,
     session: &'a str,
+    clock: u64,
+}
+
+/// How an acquire ended without a session.
+#[derive(Clone, Copy, Debug)]
+enum Ended<'a> {
+    /// `acquire_timeout`.
+    Timeout,
+    /// `acquire_error`, with the error's kind.
+    Error(&'a str),
+    /// `acquire_cancelled`.
+    Cancelled,
+}
+
+/// The event being judged: its index, VU (0: none), session ("": none) and
+/// manager clock.
+#[derive(Clone, Copy, Debug)]
+struct At<'a> {
+    i: usize,
+    vu: u64,
+    sid: &'a str,
     clock: u64,
 }
 
@@ -270,11 +316,16 @@ impl<'a> Laws<'a> {
 
     /// The close expected as the host's next event: `next` is that event
     /// (`None`: the host's events ended).
-    fn expected_close(&mut self, h: &mut Host<'a>, next: Option<(usize, &TraceEvent)>) {
+    fn expected_close(&mut self, h: &mut Host<'a>, next: Option<&ManagerRecord>) {
         let Some(x) = h.expect.take() else { return };
-        match next {
-            Some((_, e)) if e.event == "closed" && e.session.as_deref() == Some(x.session) => {
-                let reason = e.str("reason").unwrap_or("unknown");
+        let closed = next.and_then(|m| match &m.event {
+            ManagerEvent::Closed { reason } if m.session.as_deref() == Some(x.session) => {
+                Some(reason)
+            }
+            _ => None,
+        });
+        match closed {
+            Some(reason) => {
                 if reason != x.reason {
                     self.fail(
                         x.law,
@@ -286,7 +337,7 @@ impl<'a> Laws<'a> {
                     );
                 }
             }
-            _ => self.fail(
+            None => self.fail(
                 x.law,
                 x.index,
                 format!(
@@ -297,115 +348,53 @@ impl<'a> Laws<'a> {
         }
     }
 
-    fn event(&mut self, i: usize, e: &'a TraceEvent) {
-        let mut h = self.hosts.remove(&*e.host).unwrap_or_default();
-        self.expected_close(&mut h, Some((i, e)));
-        let clock = e.clock_ms();
-        let vu = e.vu.unwrap_or(0);
-        let sid = e.session.as_deref().unwrap_or_default();
+    /// One manager event of host `host`: its handler, after the close the
+    /// event before it made due.
+    fn event(&mut self, i: usize, host: &'a str, m: &'a ManagerRecord) {
+        let mut h = self.hosts.remove(host).unwrap_or_default();
+        self.expected_close(&mut h, Some(m));
+        let at = At {
+            i,
+            vu: m.vu.unwrap_or(0),
+            sid: m.session.as_deref().unwrap_or_default(),
+            clock: m.clock_ms,
+        };
         let returned = h.returned.take();
-        match &*e.event {
-            "acquire_start" => {
-                *h.open.entry(vu).or_default() += 1;
+        let back = |back| (back, at);
+        match &m.event {
+            ManagerEvent::AcquireStart => {
+                *h.open.entry(at.vu).or_default() += 1;
                 if h.closing {
-                    h.late.insert(vu);
+                    h.late.insert(at.vu);
                 }
             }
-            "acquire_wait" => {
-                h.waiting.insert(vu);
+            ManagerEvent::AcquireWait { .. } => {
+                h.waiting.insert(at.vu);
             }
-            "waiter_granted" => self.waiter_granted(&mut h, i, e, vu, sid, clock),
-            "acquire_ok" => self.acquire_ok(&mut h, i, e, vu, sid, clock),
-            "acquire_timeout" | "acquire_error" | "acquire_cancelled" => {
-                if e.str("error") == Some("vu_busy") {
-                    self.check(ONE_LEASE_PER_VU);
-                    let open = h.open.get(&vu).copied().unwrap_or(0);
-                    if !h.holding.contains_key(&vu) && open <= 1 && !h.closing {
-                        self.fail(
-                            ONE_LEASE_PER_VU,
-                            i,
-                            format!("vu-{vu} refused as busy while it holds no lease"),
-                        );
-                    }
-                }
-                self.end_acquire(&mut h, vu);
-                h.waiting.remove(&vu);
-                if h.late.remove(&vu) && e.event != "acquire_cancelled" {
-                    self.check(NO_SESSION_AFTER_CLOSE);
-                    if e.str("error") != Some("manager_closed") {
-                        let msg = format!(
-                            "vu-{vu}'s acquire, started after the manager's close, ends with {} {}",
-                            e.event,
-                            e.str("error").unwrap_or_default()
-                        );
-                        self.fail(NO_SESSION_AFTER_CLOSE, i, msg);
-                    }
-                }
-                if let Some(g) = h.granted.remove(&vu) {
-                    // A grant handed back (a cancelled waiter's): idle again
-                    // from now, in the library's core as here.
-                    if let Some(s) = h.sessions.get_mut(g) {
-                        if s.st == (St::Granted { vu }) {
-                            s.st = St::Idle;
-                            s.released_ms = Some(clock);
-                            h.idle_order.push(g);
-                        }
-                    }
-                }
+            ManagerEvent::WaiterGranted { slot } => self.waiter_granted(&mut h, at, *slot),
+            ManagerEvent::AcquireOk { created, .. } => self.acquire_ok(&mut h, at, *created),
+            ManagerEvent::AcquireTimeout { .. } => self.acquire_ended(&mut h, at, Ended::Timeout),
+            ManagerEvent::AcquireError { error } => {
+                self.acquire_ended(&mut h, at, Ended::Error(error));
             }
-            "slot_reserved" if self.mode == Some(Mode::Pool) && !h.closing => {
-                self.check(POOL_IDLE_FIRST);
-                if let Some(first) = h.idle_order.first() {
-                    let msg = format!("vu-{vu} reserves a slot while {first} is idle");
-                    self.fail(POOL_IDLE_FIRST, i, msg);
-                }
+            ManagerEvent::AcquireCancelled { .. } => {
+                self.acquire_ended(&mut h, at, Ended::Cancelled);
             }
-            "created" => {
-                if h.closing {
-                    self.check(NO_SESSION_AFTER_CLOSE);
-                    if h.late.contains(&vu) {
-                        let msg = format!("{sid} created for vu-{vu}, after the manager's close");
-                        self.fail(NO_SESSION_AFTER_CLOSE, i, msg);
-                    } else {
-                        h.expect = Some(Expect {
-                            index: i,
-                            session: sid,
-                            reason: "shutdown",
-                            law: NO_SESSION_AFTER_CLOSE,
-                            why: "created while the manager closes",
-                        });
-                    }
-                }
-                h.sessions.insert(
-                    sid,
-                    Sess {
-                        st: St::Creating { vu },
-                        created_ms: None,
-                        released_ms: None,
-                        owner: Some(vu),
-                        ops: 0,
-                        handed: false,
-                    },
-                );
-            }
-            "operation_start" => {
-                if let Some(s) = h.sessions.get_mut(sid) {
+            ManagerEvent::SlotReserved => self.slot_reserved(&h, at),
+            ManagerEvent::Created { .. } => self.created(&mut h, at),
+            ManagerEvent::OperationStart { .. } => {
+                if let Some(s) = h.sessions.get_mut(at.sid) {
                     s.ops += 1;
                 }
             }
-            "released" | "invalidated" | "lease_dropped" => {
-                self.give_back(&mut h, i, &e.event, vu, sid, clock);
-                h.returned = Some(Returned {
-                    name: &e.event,
-                    session: sid,
-                    clock,
-                });
-            }
-            "closed" => self.closed(&mut h, i, e, sid, clock, returned),
-            "manager_closing" => h.closing = true,
+            ManagerEvent::Released => self.give_back(&mut h, back(Back::Released)),
+            ManagerEvent::Invalidated => self.give_back(&mut h, back(Back::Invalidated)),
+            ManagerEvent::LeaseDropped => self.give_back(&mut h, back(Back::Dropped)),
+            ManagerEvent::Closed { reason } => self.closed(&mut h, at, reason, returned),
+            ManagerEvent::ManagerClosing => h.closing = true,
             _ => {}
         }
-        self.hosts.insert(&e.host, h);
+        self.hosts.insert(host, h);
     }
 
     fn end_acquire(&mut self, h: &mut Host<'a>, vu: u64) {
@@ -415,6 +404,91 @@ impl<'a> Laws<'a> {
                 h.open.remove(&vu);
             }
         }
+    }
+
+    /// An acquire that ended without a session (`how`): refused as busy
+    /// only while busy, after the manager's close only as closed, and a
+    /// grant it left behind idle again.
+    fn acquire_ended(&mut self, h: &mut Host<'a>, at: At<'a>, how: Ended<'_>) {
+        let vu = at.vu;
+        if let Ended::Error("vu_busy") = how {
+            self.check(ONE_LEASE_PER_VU);
+            let open = h.open.get(&vu).copied().unwrap_or(0);
+            if !h.holding.contains_key(&vu) && open <= 1 && !h.closing {
+                self.fail(
+                    ONE_LEASE_PER_VU,
+                    at.i,
+                    format!("vu-{vu} refused as busy while it holds no lease"),
+                );
+            }
+        }
+        self.end_acquire(h, vu);
+        h.waiting.remove(&vu);
+        if h.late.remove(&vu) {
+            self.ended_late(at, how);
+        }
+        if let Some(g) = h.granted.remove(&vu) {
+            // A grant handed back (a cancelled waiter's): idle again
+            // from now, in the library's core as here.
+            if let Some(s) = h.sessions.get_mut(g) {
+                if s.st == (St::Granted { vu }) {
+                    s.st = St::Idle;
+                    s.released_ms = Some(at.clock);
+                    h.idle_order.push(g);
+                }
+            }
+        }
+    }
+
+    /// `no_session_after_close` of an acquire started after the manager's
+    /// close and ended `how`: with `manager_closed`, or cancelled.
+    fn ended_late(&mut self, at: At<'a>, how: Ended<'_>) {
+        let (name, error) = match how {
+            Ended::Cancelled => return,
+            Ended::Timeout => ("acquire_timeout", ""),
+            Ended::Error(error) => ("acquire_error", error),
+        };
+        self.check(NO_SESSION_AFTER_CLOSE);
+        if error != "manager_closed" {
+            let msg = format!(
+                "vu-{}'s acquire, started after the manager's close, ends with {name} {error}",
+                at.vu
+            );
+            self.fail(NO_SESSION_AFTER_CLOSE, at.i, msg);
+        }
+    }
+
+    /// `pool_idle_first`: no slot reserved while a session is idle.
+    fn slot_reserved(&mut self, h: &Host<'a>, at: At<'a>) {
+        if self.mode != Some(Mode::Pool) || h.closing {
+            return;
+        }
+        self.check(POOL_IDLE_FIRST);
+        if let Some(first) = h.idle_order.first() {
+            let msg = format!("vu-{} reserves a slot while {first} is idle", at.vu);
+            self.fail(POOL_IDLE_FIRST, at.i, msg);
+        }
+    }
+
+    /// A session created: after the manager's close, closed at once.
+    fn created(&mut self, h: &mut Host<'a>, at: At<'a>) {
+        let (vu, sid) = (at.vu, at.sid);
+        if h.closing {
+            self.check(NO_SESSION_AFTER_CLOSE);
+            if h.late.contains(&vu) {
+                let msg = format!("{sid} created for vu-{vu}, after the manager's close");
+                self.fail(NO_SESSION_AFTER_CLOSE, at.i, msg);
+            } else {
+                h.expect = Some(Expect {
+                    index: at.i,
+                    session: sid,
+                    reason: "shutdown",
+                    law: NO_SESSION_AFTER_CLOSE,
+                    why: "created while the manager closes",
+                });
+            }
+        }
+        h.sessions.insert(sid, Sess::creating(vu, Some(vu)));
     }
 
     /// A handout (`what`) of `s` at `clock`: before its deadlines, not
@@ -442,15 +516,20 @@ impl<'a> Laws<'a> {
         }
     }
 
-    fn waiter_granted(
-        &mut self,
-        h: &mut Host<'a>,
-        i: usize,
-        e: &TraceEvent,
-        vu: u64,
-        sid: &'a str,
-        clock: u64,
-    ) {
+    /// `pool_idle_first` of idle `sid` handed out (`what`): the oldest.
+    fn oldest_idle(&mut self, h: &Host<'a>, i: usize, sid: &str, what: &str) {
+        if self.mode != Some(Mode::Pool) {
+            return;
+        }
+        self.check(POOL_IDLE_FIRST);
+        if let Some(first) = h.idle_order.first().filter(|f| **f != sid) {
+            let msg = format!("{sid} {what} while {first} idles longer");
+            self.fail(POOL_IDLE_FIRST, i, msg);
+        }
+    }
+
+    fn waiter_granted(&mut self, h: &mut Host<'a>, at: At<'a>, slot: bool) {
+        let (vu, sid) = (at.vu, at.sid);
         self.check(NO_GRANT_TO_DEPARTED);
         if !h.waiting.remove(&vu) {
             let what = if h.open.contains_key(&vu) {
@@ -460,23 +539,18 @@ impl<'a> Laws<'a> {
             };
             self.fail(
                 NO_GRANT_TO_DEPARTED,
-                i,
+                at.i,
                 format!("a grant to vu-{vu}, {what}"),
             );
         }
-        if e.bool("slot") == Some(true) {
+        if slot {
             return;
         }
         if let Some(s) = h.sessions.get(sid).copied() {
             if s.st == St::Idle {
-                self.fresh(i, sid, &s, clock, &format!("granted to vu-{vu}"));
-                if self.mode == Some(Mode::Pool) {
-                    self.check(POOL_IDLE_FIRST);
-                    if let Some(first) = h.idle_order.first().filter(|f| **f != sid) {
-                        let msg = format!("{sid} granted to vu-{vu} while {first} idles longer");
-                        self.fail(POOL_IDLE_FIRST, i, msg);
-                    }
-                }
+                let what = format!("granted to vu-{vu}");
+                self.fresh(at.i, sid, &s, at.clock, &what);
+                self.oldest_idle(h, at.i, sid, &what);
             }
         }
         h.unidle(sid);
@@ -486,16 +560,8 @@ impl<'a> Laws<'a> {
         h.granted.insert(vu, sid);
     }
 
-    fn acquire_ok(
-        &mut self,
-        h: &mut Host<'a>,
-        i: usize,
-        e: &TraceEvent,
-        vu: u64,
-        sid: &'a str,
-        clock: u64,
-    ) {
-        let created = e.bool("created").unwrap_or(false);
+    fn acquire_ok(&mut self, h: &mut Host<'a>, at: At<'a>, created: bool) {
+        let (i, vu, sid) = (at.i, at.vu, at.sid);
         self.end_acquire(h, vu);
         h.late.remove(&vu);
         if h.closing {
@@ -515,17 +581,28 @@ impl<'a> Laws<'a> {
         }
         let prior = h.sessions.get(sid).copied();
         if !created && !from_grant && !h.closing {
+            let what = format!("handed to vu-{vu}");
             if let Some(s) = prior {
-                self.fresh(i, sid, &s, clock, &format!("handed to vu-{vu}"));
+                self.fresh(i, sid, &s, at.clock, &what);
             }
-            if self.mode == Some(Mode::Pool) {
-                self.check(POOL_IDLE_FIRST);
-                if let Some(first) = h.idle_order.first().filter(|f| **f != sid) {
-                    let msg = format!("{sid} handed to vu-{vu} while {first} idles longer");
-                    self.fail(POOL_IDLE_FIRST, i, msg);
-                }
-            }
+            self.oldest_idle(h, i, sid, &what);
         }
+        self.mode_handout(h, at, created, prior);
+        h.unidle(sid);
+        h.holding.insert(vu, sid);
+        let s = h.sessions.entry(sid).or_insert(Sess::creating(vu, None));
+        s.st = St::InUse { vu };
+        s.owner = Some(vu);
+        s.handed = true;
+        if created {
+            s.created_ms = Some(at.clock);
+        }
+    }
+
+    /// What the mode asks of a handout: in reuse and churn, the VU's own
+    /// session (or a new one once it is gone); in per-request, a new one.
+    fn mode_handout(&mut self, h: &mut Host<'a>, at: At<'a>, created: bool, prior: Option<Sess>) {
+        let (i, vu, sid) = (at.i, at.vu, at.sid);
         match self.mode {
             Some(Mode::Reuse | Mode::Churn) => {
                 self.check(REUSE_ONE_SESSION_PER_VU);
@@ -557,33 +634,16 @@ impl<'a> Laws<'a> {
             }
             _ => {}
         }
-        h.unidle(sid);
-        h.holding.insert(vu, sid);
-        let s = h.sessions.entry(sid).or_insert(Sess {
-            st: St::Creating { vu },
-            created_ms: None,
-            released_ms: None,
-            owner: None,
-            ops: 0,
-            handed: false,
-        });
-        s.st = St::InUse { vu };
-        s.owner = Some(vu);
-        s.handed = true;
-        if created {
-            s.created_ms = Some(clock);
-        }
     }
 
-    fn give_back(
-        &mut self,
-        h: &mut Host<'a>,
-        i: usize,
-        name: &str,
-        vu: u64,
-        sid: &'a str,
-        clock: u64,
-    ) {
+    /// A holder's give-back (`back`, at `at`): the close it makes due.
+    fn give_back(&mut self, h: &mut Host<'a>, (back, at): (Back, At<'a>)) {
+        let (vu, sid, clock) = (at.vu, at.sid, at.clock);
+        h.returned = Some(Returned {
+            back,
+            session: sid,
+            clock,
+        });
         if h.holding.get(&vu) == Some(&sid) {
             h.holding.remove(&vu);
         }
@@ -594,7 +654,7 @@ impl<'a> Laws<'a> {
             // Closed under the lease (shutdown): nothing more happens.
             return;
         }
-        if name != "released" {
+        if back != Back::Released {
             // Invalidated or dropped: closed right after (its reason is
             // checked there).
             if let Some(s) = h.sessions.get_mut(sid) {
@@ -609,33 +669,7 @@ impl<'a> Laws<'a> {
         if h.closing {
             return;
         }
-        let expect = |reason, law, why| Expect {
-            index: i,
-            session: sid,
-            reason,
-            law,
-            why,
-        };
-        h.expect = match self.mode {
-            Some(Mode::PerRequest) => Some(expect(
-                "released",
-                PER_REQUEST_CLOSES_ON_RELEASE,
-                "released in per-request mode",
-            )),
-            Some(Mode::Churn) if self.churn_due(&s, clock) => {
-                self.check(CHURN_EXACT);
-                Some(expect("churned", CHURN_EXACT, "released spent by churn"))
-            }
-            _ if self.ttl_due(&s, clock) => {
-                self.check(NO_STALE_HANDOUT);
-                Some(expect(
-                    "ttl",
-                    NO_STALE_HANDOUT,
-                    "released at or after its TTL",
-                ))
-            }
-            _ => None,
-        };
+        h.expect = self.close_owed(s, at);
         if self.mode == Some(Mode::PerRequest) {
             self.check(PER_REQUEST_CLOSES_ON_RELEASE);
         }
@@ -644,16 +678,45 @@ impl<'a> Laws<'a> {
         }
     }
 
+    /// The close a release of `s` at `at` makes due, if any.
+    fn close_owed(&mut self, s: Sess, at: At<'a>) -> Option<Expect<'a>> {
+        let expect = |reason, law, why| Expect {
+            index: at.i,
+            session: at.sid,
+            reason,
+            law,
+            why,
+        };
+        match self.mode {
+            Some(Mode::PerRequest) => Some(expect(
+                "released",
+                PER_REQUEST_CLOSES_ON_RELEASE,
+                "released in per-request mode",
+            )),
+            Some(Mode::Churn) if self.churn_due(&s, at.clock) => {
+                self.check(CHURN_EXACT);
+                Some(expect("churned", CHURN_EXACT, "released spent by churn"))
+            }
+            _ if self.ttl_due(&s, at.clock) => {
+                self.check(NO_STALE_HANDOUT);
+                Some(expect(
+                    "ttl",
+                    NO_STALE_HANDOUT,
+                    "released at or after its TTL",
+                ))
+            }
+            _ => None,
+        }
+    }
+
     fn closed(
         &mut self,
         h: &mut Host<'a>,
-        i: usize,
-        e: &TraceEvent,
-        sid: &'a str,
-        clock: u64,
+        at: At<'a>,
+        reason: &str,
         returned: Option<Returned<'a>>,
     ) {
-        let reason = e.str("reason").unwrap_or("unknown");
+        let (i, sid, clock) = (at.i, at.sid, at.clock);
         let Some(s) = h.sessions.get(sid).copied() else {
             return;
         };
@@ -661,7 +724,7 @@ impl<'a> Laws<'a> {
         // section: the same millisecond).
         let back = returned
             .filter(|r| r.session == sid && r.clock == clock)
-            .map(|r| r.name);
+            .map(|r| r.back);
         self.check(NO_CLOSE_UNDER_HOLDER);
         let held = match s.st {
             St::InUse { vu } => Some(("leased to", vu)),
@@ -677,77 +740,7 @@ impl<'a> Laws<'a> {
             }
         }
         self.check(CLOSE_REASON_EXACT);
-        let known = self.mode.is_some();
-        let idle = s.st == St::Idle && back.is_none();
-        let wrong: Option<String> = match reason {
-            "shutdown" => (!h.closing).then(|| "before the manager's close".to_owned()),
-            "failed" => s.handed.then(|| "after it was handed out".to_owned()),
-            "invalidated" => {
-                (back != Some("invalidated")).then(|| "not after its invalidation".to_owned())
-            }
-            "dropped" => {
-                (back != Some("lease_dropped")).then(|| "not after its lease was dropped".into())
-            }
-            _ if !known => None,
-            "released" => {
-                if self.mode != Some(Mode::PerRequest) {
-                    Some("outside per-request mode".to_owned())
-                } else {
-                    (back != Some("released")).then(|| "not at its release".to_owned())
-                }
-            }
-            "ttl" if self.cfg.ttl_ms.is_none() => None,
-            "idle" if self.cfg.idle_ms.is_none() => None,
-            "ttl" => {
-                if !self.ttl_due(&s, clock) {
-                    Some(format!(
-                        "before its TTL deadline ({:?}ms)",
-                        self.ttl_deadline(&s)
-                    ))
-                } else if back == Some("released") && self.churn_due(&s, clock) {
-                    Some("at a release that churn retires first".to_owned())
-                } else if !idle && back != Some("released") {
-                    Some("neither idle nor at its release".to_owned())
-                } else {
-                    None
-                }
-            }
-            "idle" => {
-                if !self.idle_due(&s, clock) {
-                    Some(format!(
-                        "before its idle deadline ({:?}ms)",
-                        self.idle_deadline(&s)
-                    ))
-                } else if self.ttl_due(&s, clock) {
-                    Some("while its TTL is due too (TTL wins)".to_owned())
-                } else if !idle {
-                    Some("while not idle".to_owned())
-                } else {
-                    None
-                }
-            }
-            "churned" => {
-                let policy = self.cfg.churn_ops.is_some() || self.cfg.churn_ms.is_some();
-                if self.mode != Some(Mode::Churn) {
-                    Some("outside churn mode".to_owned())
-                } else if !policy {
-                    None
-                } else if !self.churn_due(&s, clock) {
-                    Some(format!(
-                        "before churn was due ({} operations, created at {:?}ms)",
-                        s.ops, s.created_ms
-                    ))
-                } else if idle && (self.ttl_due(&s, clock) || self.idle_due(&s, clock)) {
-                    Some("at an acquire that finds it expired (ttl or idle wins)".to_owned())
-                } else if !idle && back != Some("released") {
-                    Some("neither idle nor at its release".to_owned())
-                } else {
-                    None
-                }
-            }
-            other => Some(format!("an unknown reason {other}")),
-        };
-        if let Some(why) = wrong {
+        if let Some(why) = self.wrong_reason(h, &s, reason, back, clock) {
             let msg = format!("{sid} closed as {reason} at {clock}ms {why}");
             self.fail(CLOSE_REASON_EXACT, i, msg);
         }
@@ -756,5 +749,97 @@ impl<'a> Laws<'a> {
             s.st = St::Closed;
         }
         h.current.retain(|_, c| *c != sid);
+    }
+
+    /// What is wrong with closing `s` for `reason` at `clock`, right after
+    /// its holder's give-back `back` if any (`close_reason_exact`).
+    fn wrong_reason(
+        &self,
+        h: &Host<'a>,
+        s: &Sess,
+        reason: &str,
+        back: Option<Back>,
+        clock: u64,
+    ) -> Option<String> {
+        let known = self.mode.is_some();
+        let idle = s.st == St::Idle && back.is_none();
+        match reason {
+            "shutdown" => (!h.closing).then(|| "before the manager's close".to_owned()),
+            "failed" => s.handed.then(|| "after it was handed out".to_owned()),
+            "invalidated" => {
+                (back != Some(Back::Invalidated)).then(|| "not after its invalidation".to_owned())
+            }
+            "dropped" => {
+                (back != Some(Back::Dropped)).then(|| "not after its lease was dropped".into())
+            }
+            _ if !known => None,
+            "released" => {
+                if self.mode != Some(Mode::PerRequest) {
+                    Some("outside per-request mode".to_owned())
+                } else {
+                    (back != Some(Back::Released)).then(|| "not at its release".to_owned())
+                }
+            }
+            "ttl" if self.cfg.ttl_ms.is_none() => None,
+            "idle" if self.cfg.idle_ms.is_none() => None,
+            "ttl" => self.wrong_ttl(s, idle, back, clock),
+            "idle" => self.wrong_idle(s, idle, clock),
+            "churned" => self.wrong_churn(s, idle, back, clock),
+            other => Some(format!("an unknown reason {other}")),
+        }
+    }
+
+    /// [`Laws::wrong_reason`] of a `ttl` close.
+    fn wrong_ttl(&self, s: &Sess, idle: bool, back: Option<Back>, clock: u64) -> Option<String> {
+        let released = back == Some(Back::Released);
+        if !self.ttl_due(s, clock) {
+            Some(format!(
+                "before its TTL deadline ({:?}ms)",
+                self.ttl_deadline(s)
+            ))
+        } else if released && self.churn_due(s, clock) {
+            Some("at a release that churn retires first".to_owned())
+        } else if !idle && !released {
+            Some("neither idle nor at its release".to_owned())
+        } else {
+            None
+        }
+    }
+
+    /// [`Laws::wrong_reason`] of an `idle` close.
+    fn wrong_idle(&self, s: &Sess, idle: bool, clock: u64) -> Option<String> {
+        if !self.idle_due(s, clock) {
+            Some(format!(
+                "before its idle deadline ({:?}ms)",
+                self.idle_deadline(s)
+            ))
+        } else if self.ttl_due(s, clock) {
+            Some("while its TTL is due too (TTL wins)".to_owned())
+        } else if !idle {
+            Some("while not idle".to_owned())
+        } else {
+            None
+        }
+    }
+
+    /// [`Laws::wrong_reason`] of a `churned` close.
+    fn wrong_churn(&self, s: &Sess, idle: bool, back: Option<Back>, clock: u64) -> Option<String> {
+        let policy = self.cfg.churn_ops.is_some() || self.cfg.churn_ms.is_some();
+        if self.mode != Some(Mode::Churn) {
+            Some("outside churn mode".to_owned())
+        } else if !policy {
+            None
+        } else if !self.churn_due(s, clock) {
+            Some(format!(
+                "before churn was due ({} operations, created at {:?}ms)",
+                s.ops, s.created_ms
+            ))
+        } else if idle && (self.ttl_due(s, clock) || self.idle_due(s, clock)) {
+            Some("at an acquire that finds it expired (ttl or idle wins)".to_owned())
+        } else if !idle && back != Some(Back::Released) {
+            Some("neither idle nor at its release".to_owned())
+        } else {
+            None
+        }
     }
 }

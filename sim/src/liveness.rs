@@ -52,7 +52,7 @@ use mcp_session::Mode;
 
 use crate::audit::Violation;
 use crate::schedule::Schedule;
-use crate::trace::{Source, Trace, TraceEvent};
+use crate::trace::Trace;
 
 /// The law a run over its budget breaks.
 pub const LAW: &str = "liveness";
@@ -230,15 +230,7 @@ impl Exceeded {
         Violation {
             law: LAW.to_owned(),
             event_index: last,
-            event: events.get(last).cloned().unwrap_or_else(|| TraceEvent {
-                t_ms: 0,
-                host: "".into(),
-                source: Source::Manager,
-                event: "".into(),
-                session: None,
-                vu: None,
-                detail: crate::detail::Detail::new(),
-            }),
+            event: events.get(last).cloned().unwrap_or_default(),
             context: events[events.len().saturating_sub(LAST_EVENTS)..].to_vec(),
             message: self.message(),
         }

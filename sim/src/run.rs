@@ -19,9 +19,9 @@ use crate::audit::{audit, AuditConfig, Violation};
 use crate::faults::Applied;
 use crate::liveness::{Budget, Exceeded, Meter};
 use crate::schedule::{Schedule, Step, SERVER_HOST};
-use crate::server::Stamped;
+use crate::server::{ServerEvent, Stamped};
 use crate::topology::{Topology, Vu, WorkerSpec};
-use crate::trace::{Source, Trace, TraceRecorder};
+use crate::trace::{ManagerEvent, Trace, TraceRecorder};
 use crate::vu::run_vu;
 
 /// What one run produced.
@@ -80,7 +80,10 @@ impl Report {
             .trace
             .events
             .iter()
-            .filter(|e| e.is("operation_end"))
+            .filter(|e| {
+                e.manager()
+                    .is_some_and(|m| matches!(m.event, ManagerEvent::OperationEnd { .. }))
+            })
             .count();
         n as u64
     }
@@ -88,30 +91,33 @@ impl Report {
     /// How many HTTP requests the server handled: one per request, whatever
     /// the answer (an `initialize`, a notification, an operation, a DELETE,
     /// an SSE resumption GET, a refusal, an injected failure), counted from
-    /// the server's events in the trace. Requests lost on the network
-    /// before reaching the server are not counted.
+    /// the server's events in the trace (those logged exactly once per
+    /// request handled). Requests lost on the network before reaching the
+    /// server are not counted.
     pub fn server_requests(&self) -> u64 {
-        /// The server events logged exactly once per request handled.
-        const PER_REQUEST: [&str; 13] = [
-            "session_created",
-            "session_limit",
-            "request",
-            "notification",
-            "client_response",
-            "deleted",
-            "unknown_session",
-            "missing_session",
-            "rejected",
-            "injected",
-            "stateless_request",
-            "stateless_notification",
-            "stateless_refused",
-        ];
+        let per_request = |e: &ServerEvent| {
+            matches!(
+                e,
+                ServerEvent::SessionCreated { .. }
+                    | ServerEvent::SessionLimit { .. }
+                    | ServerEvent::Request { .. }
+                    | ServerEvent::Notification { .. }
+                    | ServerEvent::ClientResponse { .. }
+                    | ServerEvent::Deleted { .. }
+                    | ServerEvent::UnknownSession { .. }
+                    | ServerEvent::MissingSession { .. }
+                    | ServerEvent::Rejected { .. }
+                    | ServerEvent::Injected { .. }
+                    | ServerEvent::StatelessRequest { .. }
+                    | ServerEvent::StatelessNotification { .. }
+                    | ServerEvent::StatelessRefused { .. }
+            )
+        };
         let n = self
             .trace
             .events
             .iter()
-            .filter(|e| e.source == Source::Server && PER_REQUEST.contains(&&*e.event))
+            .filter(|e| e.server().is_some_and(per_request))
             .count();
         n as u64
     }

@@ -2,6 +2,17 @@
 //! fault the fault plan applied and whatever the VUs report, one
 //! [`TraceEvent`] per line, in simulated time.
 //!
+//! # Events
+//!
+//! An event is typed ([`Kind`]): a manager's [`ManagerEvent`], a server's
+//! own [`ServerEvent`], a VU's [`VuEvent`] or the fault applier's
+//! [`crate::faults::Action`], one variant per kind of event with its
+//! fields, which the laws ([`crate::audit`]) match on. Its line is its
+//! serde form (see [`Kind`]'s module, `trace/kind.rs`, for how a kind
+//! makes the line's `event`, `session`, `vu` and `detail`); a line of no
+//! kind this build knows is kept as it is ([`RawRecord`]). A
+//! [`TraceBuilder`] writes a trace by hand.
+//!
 //! # Time
 //!
 //! Each event carries `t_ms`, milliseconds of turmoil simulated time since
@@ -13,9 +24,10 @@
 //!   stamps the event with [`turmoil::sim_elapsed`] at record time; only
 //!   outside a simulation (a lease dropped after the runtime, a unit test)
 //!   does it fall back to `at` plus the recorder's `origin_ms`. The manager's
-//!   own reading is kept in `detail.clock_ms` (and an `acquire_wait`'s
-//!   deadline, on the same clock, in `detail.deadline_ms`), so laws that
-//!   compare manager instants compare like with like;
+//!   own reading is kept as [`ManagerRecord::clock_ms`] (`detail.clock_ms`
+//!   in the line; an `acquire_wait`'s deadline, on the same clock, is its
+//!   `deadline_ms`), so laws that compare manager instants compare like
+//!   with like;
 //! - a server's [`Stamped`] event counts from the server's start (its first
 //!   time read, at simulated time 0 in a topology world); [`Trace::push_server`]
 //!   adds an `origin_ms` offset for servers that started later;
@@ -26,23 +38,34 @@
 //!
 //! # Canonical form
 //!
-//! [`Trace::to_jsonl`] writes one JSON object per event and `\n` after each,
-//! fields in declaration order (absent options left out, `detail` omitted
-//! when empty), integers and strings only. [`Trace::hash`] is the hex BLAKE3
-//! of those bytes: two runs of a seed are equal exactly when their hashes are.
+//! [`Trace::to_jsonl`] writes one JSON object per event and `\n` after each:
+//! `t_ms`, `host`, `source`, `event`, `session`, `vu`, `detail` in that
+//! order (absent options left out, `detail` omitted when empty, its fields
+//! in key order), integers and strings only. [`Trace::hash`] is the hex
+//! BLAKE3 of those bytes: two runs of a seed are equal exactly when their
+//! hashes are.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use mcp_session::observe::{Event, EventKind, EventSink};
+use mcp_session::observe::{Event, EventSink};
 
 use crate::detail::Detail;
 use crate::faults::Applied;
 use crate::server::{ServerEvent, Stamped};
+
+mod builder;
+mod fields;
+mod kind;
+mod server;
+
+pub use builder::TraceBuilder;
+pub use kind::{FaultRecord, Kind, ManagerEvent, ManagerRecord, RawRecord, VuEvent, VuRecord};
 
 /// Who reported an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -70,162 +93,184 @@ impl Source {
     }
 }
 
-/// One event of the trace.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One event of the trace: when, where, and what ([`Kind`]: typed, one
+/// variant per source and per event kind). Its JSON is the trace line
+/// (see [`kind`](Kind) for how a kind's fields make the line's
+/// `event`, `session`, `vu` and `detail`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceEvent {
     /// Simulated milliseconds since the simulation's start.
     pub t_ms: u64,
-    /// The host it happened on (worker or server), shared by the events of
-    /// a host.
+    /// The host it happened on (worker or server; for a fault, the server
+    /// or balancer it acted on, empty for none), shared by the events of a
+    /// host.
     pub host: Arc<str>,
-    /// Who reported it.
-    pub source: Source,
-    /// The event's name (`acquire_ok`, `session_created`, ...): static
-    /// for the events a run records, owned for a parsed trace.
-    pub event: Cow<'static, str>,
-    /// The session concerned, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session: Option<String>,
-    /// The VU concerned, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vu: Option<u64>,
-    /// The rest of the event's fields (a JSON object, left out when empty).
-    #[serde(default, skip_serializing_if = "Detail::is_empty")]
-    pub detail: Detail,
+    /// What happened.
+    pub kind: Kind,
+}
+
+impl Default for TraceEvent {
+    /// An empty manager line (time 0, no host, no name): what a report
+    /// shows where it must show an event and the trace has none.
+    fn default() -> Self {
+        TraceEvent {
+            t_ms: 0,
+            host: "".into(),
+            kind: Kind::Other(RawRecord {
+                source: Source::Manager,
+                name: String::new(),
+                session: None,
+                vu: None,
+                detail: Detail::new(),
+            }),
+        }
+    }
+}
+
+/// A trace line as written: what [`TraceEvent`] is read from.
+#[derive(Deserialize)]
+struct Line {
+    t_ms: u64,
+    host: Arc<str>,
+    source: Source,
+    event: String,
+    #[serde(default)]
+    session: Option<String>,
+    #[serde(default)]
+    vu: Option<u64>,
+    #[serde(default)]
+    detail: Detail,
 }
 
 impl TraceEvent {
-    /// A detail field as an unsigned integer.
-    pub fn u64(&self, field: &str) -> Option<u64> {
-        self.detail.get(field).and_then(Value::as_u64)
+    /// Who reported it.
+    pub fn source(&self) -> Source {
+        self.kind.source()
     }
 
-    /// A detail field as a boolean.
-    pub fn bool(&self, field: &str) -> Option<bool> {
-        self.detail.get(field).and_then(Value::as_bool)
+    /// Its name (`acquire_ok`, `session_created`, ...): the line's `event`.
+    pub fn name(&self) -> Cow<'_, str> {
+        self.kind.parts().name
     }
 
-    /// A detail field as a string.
-    pub fn str(&self, field: &str) -> Option<&str> {
-        self.detail.get(field).and_then(Value::as_str)
+    /// The session concerned, if any.
+    pub fn session(&self) -> Option<&str> {
+        self.kind.session()
     }
 
-    /// Whether this is the manager event `name` (snake_case).
-    pub fn is(&self, name: &str) -> bool {
-        self.source == Source::Manager && self.event == name
+    /// The VU concerned, if any.
+    pub fn vu(&self) -> Option<u64> {
+        self.kind.vu()
     }
 
-    /// The manager's clock reading of a manager event (`detail.clock_ms`),
-    /// else `t_ms`.
+    /// Its fields beyond time, host, source, name, session and VU: the
+    /// line's `detail`.
+    pub fn detail(&self) -> Detail {
+        self.kind.parts().detail.into_owned()
+    }
+
+    /// The manager's clock reading of a manager event, else `t_ms`.
     pub fn clock_ms(&self) -> u64 {
-        self.u64("clock_ms").unwrap_or(self.t_ms)
+        match &self.kind {
+            Kind::Manager(m) => m.clock_ms,
+            _ => self.t_ms,
+        }
     }
 
-    /// Converts a manager event of host `host`, stamped at `t_ms`: the
-    /// event's serde form (tag `event` as the name, its fields as the
-    /// detail), an `acquire_wait`'s `deadline` as `deadline_ms`, plus
-    /// `clock_ms`, the manager's clock reading.
+    /// The manager event, if it is one.
+    pub fn manager(&self) -> Option<&ManagerRecord> {
+        match &self.kind {
+            Kind::Manager(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The server event, if it is one.
+    pub fn server(&self) -> Option<&ServerEvent> {
+        match &self.kind {
+            Kind::Server(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Converts a manager event of host `host`, stamped at `t_ms`, with
+    /// the manager's clock reading (see [`ManagerEvent::from_library`]; a
+    /// kind added to the library since is kept as its serde form).
     pub fn from_manager(host: &Arc<str>, t_ms: u64, e: &Event) -> TraceEvent {
-        let (name, mut detail) = match manager_fields(&e.kind) {
-            Some((name, detail)) => (Cow::Borrowed(name), detail),
+        let (vu, session, clock_ms) = (e.vu.map(|v| v.0), e.session.clone(), e.at.as_millis());
+        let kind = match ManagerEvent::from_library(&e.kind) {
+            Some(event) => Kind::Manager(ManagerRecord {
+                vu,
+                session,
+                clock_ms,
+                event,
+            }),
             None => {
-                // A kind added to the library since `manager_fields` was
-                // written: its serde form, as for every kind.
                 let mut v = serde_json::to_value(&e.kind).unwrap_or(Value::Null);
-                let (name, detail) = split_tag(&mut v);
-                (Cow::Owned(name), detail)
+                let (name, mut detail) = split_tag(&mut v);
+                detail.insert("clock_ms", clock_ms);
+                Kind::Other(RawRecord {
+                    source: Source::Manager,
+                    name,
+                    session,
+                    vu,
+                    detail,
+                })
             }
         };
-        detail.insert("clock_ms", e.at.as_millis());
         TraceEvent {
             t_ms,
             host: Arc::clone(host),
-            source: Source::Manager,
-            event: name,
-            session: e.session.clone(),
-            vu: e.vu.map(|v| v.0),
-            detail,
+            kind,
         }
     }
 
     /// Converts a server event of host `host`; `origin_ms` is the
-    /// simulated time of the server's start. The event's serde form: tag
-    /// `event` as the name, a `session` string as the event's session, the
-    /// other fields as the detail (empty when there are none).
+    /// simulated time of the server's start.
     pub fn from_server(host: &Arc<str>, origin_ms: u64, s: &Stamped) -> TraceEvent {
-        let (name, session, detail) = match server_fields(&s.event) {
-            Some((name, session, detail)) => (Cow::Borrowed(name), session, detail),
-            None => {
-                let mut v = serde_json::to_value(&s.event).unwrap_or(Value::Null);
-                let (name, mut detail) = split_tag(&mut v);
-                let session = take_string(&mut detail, "session");
-                (Cow::Owned(name), session, detail)
-            }
-        };
         TraceEvent {
             t_ms: origin_ms + s.at_ms,
             host: Arc::clone(host),
-            source: Source::Server,
-            event: name,
-            session,
-            vu: None,
-            detail,
+            kind: Kind::Server(Box::new(s.event.clone())),
         }
     }
 
-    /// Converts what the fault applier did: the event is the action's name
-    /// (`crash`, `restart`, `bounce`, `partition`, `heal`, `expire`,
-    /// `skipped`, ...), the host is the server (or the balancer) it acted on (for a link, the
-    /// server end; the worker is in `detail.worker`; empty for a skipped
-    /// event, whose `detail.why` says why), an early expiry's
-    /// session is the event's session, and `detail.plan_event` is the index
-    /// of the plan event it belongs to.
+    /// Converts what the fault applier did: the host is the server (or the
+    /// balancer) it acted on (for a link, the server end; empty for a
+    /// skipped event), stamped when it was applied.
     pub fn from_fault(a: &Applied) -> TraceEvent {
-        let mut v = serde_json::to_value(&a.action).unwrap_or(Value::Null);
-        let mut map = match v.take() {
-            Value::Object(m) => Detail::from(m),
-            _ => Detail::new(),
+        let record = FaultRecord {
+            plan_event: a.event as u64,
+            action: a.action.clone(),
         };
-        let name = match map.remove("action") {
-            Some(Value::String(s)) => s,
-            _ => "unknown".to_owned(),
-        };
-        let host = take_string(&mut map, "server")
-            .or_else(|| take_string(&mut map, "balancer"))
-            .unwrap_or_default();
-        let session = take_string(&mut map, "session");
-        map.insert("plan_event", a.event as u64);
         TraceEvent {
             t_ms: a.at_ms,
-            host: host.into(),
-            source: Source::Fault,
-            event: Cow::Owned(name),
-            session,
-            vu: None,
-            detail: map,
+            host: record.host().into(),
+            kind: Kind::Fault(record),
         }
     }
 
     /// One aligned line for a human: time, host, source, VU, session,
     /// event, detail.
     pub fn line(&self) -> String {
-        let vu = self
+        let parts = self.kind.parts();
+        let vu = parts
             .vu
             .map_or_else(|| "-".to_owned(), |v| format!("vu-{v}"));
-        let detail = if self.detail.is_empty() {
+        let detail = if parts.detail.is_empty() {
             String::new()
         } else {
             // Serializing a detail into a string cannot fail.
-            serde_json::to_string(&self.detail).unwrap_or_default()
+            serde_json::to_string(&*parts.detail).unwrap_or_default()
         };
         format!(
             "{:>8}ms  {:<10} {:<7} {:<6} {:<12} {:<22} {}",
             self.t_ms,
             self.host,
-            self.source.as_str(),
+            parts.source.as_str(),
             vu,
-            self.session.as_deref().unwrap_or("-"),
-            self.event,
+            parts.session.unwrap_or("-"),
+            parts.name,
             detail
         )
         .trim_end()
@@ -233,233 +278,52 @@ impl TraceEvent {
     }
 }
 
-/// A manager event kind's name and detail fields, built directly: what its
-/// serde form gives (see [`TraceEvent::from_manager`]) without building a
-/// tagged `Value` and taking it apart on every event. `None` for a kind this
-/// function does not know (the library's enum is non-exhaustive).
-fn manager_fields(kind: &EventKind) -> Option<(&'static str, Detail)> {
-    // Room for the fields and `clock_ms`.
-    let mut d = Detail::with_capacity(4);
-    let name = match kind {
-        EventKind::AcquireStart => "acquire_start",
-        EventKind::AcquireWait { position, deadline } => {
-            d.insert("position", *position as u64);
-            d.insert("deadline_ms", deadline.as_millis());
-            "acquire_wait"
-        }
-        EventKind::AcquireOk {
-            created,
-            reconnect,
-            waited_ms,
-        } => {
-            d.insert("created", *created);
-            d.insert("reconnect", *reconnect);
-            d.insert("waited_ms", *waited_ms);
-            "acquire_ok"
-        }
-        EventKind::AcquireTimeout { waited_ms } => {
-            d.insert("waited_ms", *waited_ms);
-            "acquire_timeout"
-        }
-        EventKind::AcquireError { error } => {
-            d.insert("error", *error);
-            "acquire_error"
-        }
-        EventKind::AcquireCancelled { waiting } => {
-            d.insert("waiting", *waiting);
-            "acquire_cancelled"
-        }
-        EventKind::WaiterGranted { slot } => {
-            d.insert("slot", *slot);
-            "waiter_granted"
-        }
-        EventKind::SlotReserved => "slot_reserved",
-        EventKind::SlotFreed => "slot_freed",
-        EventKind::Created { era } => {
-            d.insert("era", era.as_str());
-            "created"
-        }
-        EventKind::EraProbed {
-            version,
-            verdict,
-            reprobe,
-            answer,
-            ttl_ms,
-        } => {
-            d.insert("version", version.as_str());
-            d.insert("verdict", *verdict);
-            d.insert("reprobe", reprobe.map_or(Value::Null, Value::from));
-            d.insert("answer", answer.as_deref().map_or(Value::Null, Value::from));
-            if let Some(ttl) = ttl_ms {
-                d.insert("ttl_ms", *ttl);
-            }
-            "era_probed"
-        }
-        EventKind::VersionRetried { from, to } => {
-            d.insert("from", from.as_str());
-            d.insert("to", to.as_str());
-            "version_retried"
-        }
-        EventKind::EraChanged => "era_changed",
-        EventKind::OperationStart { method } => {
-            d.insert("method", *method);
-            "operation_start"
-        }
-        EventKind::OperationEnd { method, error } => {
-            d.insert("method", *method);
-            d.insert("error", error.map_or(Value::Null, Value::from));
-            "operation_end"
-        }
-        EventKind::Released => "released",
-        EventKind::Invalidated => "invalidated",
-        EventKind::LeaseDropped => "lease_dropped",
-        EventKind::Closed { reason } => {
-            d.insert("reason", reason.as_str());
-            "closed"
-        }
-        EventKind::CloseFailed { error } => {
-            d.insert("error", error.as_str());
-            "close_failed"
-        }
-        EventKind::ManagerClosing => "manager_closing",
-        EventKind::ManagerClosed => "manager_closed",
-        _ => return None,
-    };
-    Some((name, d))
-}
-
-/// A server event split for the trace: name, session, detail.
-type ServerFields = (&'static str, Option<String>, Detail);
-
-/// The server events of every exchange (a request, its answer, a
-/// notification, a DELETE), split as [`TraceEvent::from_server`] splits
-/// their serde form, built directly; `None` for the rest, which take the
-/// serde way.
-///
-/// One piece on purpose: a table, one arm per event, each listing its
-/// fields in declaration order (the serde order it must agree with, which
-/// `server_events_convert_as_their_serde_form` checks); split, the
-/// table would be harder to hold against the enum.
-fn server_fields(event: &ServerEvent) -> Option<ServerFields> {
-    let mut d = Detail::new();
-    fn opt(d: &mut Detail, key: &'static str, v: &Option<String>) {
-        if let Some(v) = v {
-            d.insert(key, v.as_str());
+impl Line {
+    /// The line's typed event (see [`Kind`]), or the line as it is.
+    fn into_event(self) -> TraceEvent {
+        let line = self;
+        let raw = RawRecord {
+            source: line.source,
+            name: line.event,
+            session: line.session,
+            vu: line.vu,
+            detail: line.detail,
+        };
+        TraceEvent {
+            t_ms: line.t_ms,
+            kind: Kind::parse(&line.host, raw),
+            host: line.host,
         }
     }
-    fn opt_value(d: &mut Detail, key: &'static str, v: &Option<Value>) {
-        if let Some(v) = v {
-            d.insert(key, v.clone());
-        }
-    }
-    let (name, session) = match event {
-        ServerEvent::Request {
-            session,
-            method,
-            tool,
-            from,
-            header_version,
-            id,
-        } => {
-            d.insert("method", method.as_str());
-            opt(&mut d, "tool", tool);
-            opt(&mut d, "from", from);
-            opt(&mut d, "header_version", header_version);
-            opt_value(&mut d, "id", id);
-            ("request", Some(session))
-        }
-        ServerEvent::Answered {
-            session,
-            method,
-            format,
-            pieces,
-            error,
-            fault: None,
-            request,
-            id,
-            input_required,
-            request_state,
-            digest,
-        } => {
-            d.insert("method", method.as_str());
-            d.insert("format", format.as_str());
-            d.insert("pieces", *pieces as u64);
-            if let Some(code) = error {
-                d.insert("error", *code);
-            }
-            if let Some(n) = request {
-                d.insert("request", *n);
-            }
-            opt_value(&mut d, "id", id);
-            if *input_required {
-                d.insert("input_required", true);
-            }
-            opt_value(&mut d, "request_state", request_state);
-            opt(&mut d, "digest", digest);
-            ("answered", session.as_ref())
-        }
-        ServerEvent::StatelessWire {
-            request,
-            from,
-            http,
-            id,
-            method,
-            meta_version,
-            header_version,
-            header_method,
-            header_name,
-            name,
-            session,
-            request_state,
-        } => {
-            d.insert("request", *request);
-            opt(&mut d, "from", from);
-            d.insert("http", http.as_str());
-            opt_value(&mut d, "id", id);
-            opt(&mut d, "method", method);
-            opt(&mut d, "meta_version", meta_version);
-            opt(&mut d, "header_version", header_version);
-            opt(&mut d, "header_method", header_method);
-            opt(&mut d, "header_name", header_name);
-            opt(&mut d, "name", name);
-            opt_value(&mut d, "request_state", request_state);
-            ("stateless_wire", session.as_ref())
-        }
-        ServerEvent::Notification {
-            session,
-            method,
-            from,
-            header_version,
-        } => {
-            d.insert("method", method.as_str());
-            opt(&mut d, "from", from);
-            opt(&mut d, "header_version", header_version);
-            ("notification", Some(session))
-        }
-        ServerEvent::ClientResponse { session } => ("client_response", Some(session)),
-        ServerEvent::Deleted {
-            session,
-            from,
-            header_version,
-        } => {
-            opt(&mut d, "from", from);
-            opt(&mut d, "header_version", header_version);
-            ("deleted", Some(session))
-        }
-        _ => return None,
-    };
-    Some((name, session.cloned(), d))
 }
 
-/// Takes member `key` out of `map` if it is a string; any other value stays.
-fn take_string(map: &mut Detail, key: &str) -> Option<String> {
-    match map.remove(key) {
-        Some(Value::String(s)) => Some(s),
-        Some(other) => {
-            map.insert(key.to_owned(), other);
-            None
+impl Serialize for TraceEvent {
+    /// The trace line: `t_ms`, `host`, `source`, `event`, then `session`,
+    /// `vu` and `detail` where there are.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let p = self.kind.parts();
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("t_ms", &self.t_ms)?;
+        map.serialize_entry("host", &*self.host)?;
+        map.serialize_entry("source", &p.source)?;
+        map.serialize_entry("event", &*p.name)?;
+        if let Some(session) = p.session {
+            map.serialize_entry("session", session)?;
         }
-        None => None,
+        if let Some(vu) = p.vu {
+            map.serialize_entry("vu", &vu)?;
+        }
+        if !p.detail.is_empty() {
+            map.serialize_entry("detail", &*p.detail)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for TraceEvent {
+    /// A trace line (see [`Kind`] for what it becomes).
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Line::deserialize(deserializer).map(Line::into_event)
     }
 }
 
@@ -519,17 +383,17 @@ impl TraceRecorder {
         turmoil::sim_elapsed().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 
-    /// Records a VU's own event (`detail`: its fields, empty for none),
-    /// stamped with the simulated time (0 outside a simulation).
-    pub fn record_vu(&self, vu: u64, event: &'static str, session: Option<&str>, detail: Detail) {
+    /// Records a VU's own event, on `session` if it had one, stamped with
+    /// the simulated time (0 outside a simulation).
+    pub fn record_vu(&self, vu: u64, session: Option<&str>, event: VuEvent) {
         let e = TraceEvent {
             t_ms: Self::now_ms().unwrap_or(self.origin_ms),
             host: Arc::clone(&self.host),
-            source: Source::Vu,
-            event: Cow::Borrowed(event),
-            session: session.map(str::to_owned),
-            vu: Some(vu),
-            detail,
+            kind: Kind::Vu(VuRecord {
+                vu,
+                session: session.map(str::to_owned),
+                event,
+            }),
         };
         lock(&self.events).push(e);
     }
@@ -596,7 +460,7 @@ impl Trace {
             t.events.extend(r.events());
         }
         for (host, log) in servers {
-            t.push_server(host, 0, &log);
+            t.push_server_log(host, log);
         }
         t.sort();
         t
@@ -619,7 +483,7 @@ impl Trace {
             }
         }
         for (host, log) in servers {
-            t.push_server(host, 0, &log);
+            t.push_server_log(host, log);
         }
         t.sort();
         t
@@ -635,6 +499,17 @@ impl Trace {
         );
     }
 
+    /// Appends server host `host`'s log, started at simulated time 0,
+    /// moving its events.
+    fn push_server_log(&mut self, host: &str, log: Vec<Stamped>) {
+        let host: Arc<str> = host.into();
+        self.events.extend(log.into_iter().map(|s| TraceEvent {
+            t_ms: s.at_ms,
+            host: Arc::clone(&host),
+            kind: Kind::Server(Box::new(s.event)),
+        }));
+    }
+
     /// Qualifies the session ids of every server event with the host that
     /// logged it (`srv-3` on `server-1` becomes `srv-3@server-1`), as a
     /// [`crate::balancer::Balancer`] qualifies them for its clients, so
@@ -644,10 +519,10 @@ impl Trace {
     /// it) is left as it is.
     pub fn qualify_server_sessions(&mut self) {
         for e in &mut self.events {
-            if e.source != Source::Server {
+            let Kind::Server(event) = &mut e.kind else {
                 continue;
-            }
-            if let Some(s) = &mut e.session {
+            };
+            if let Some(s) = event.session_mut() {
                 if !s.contains('@') {
                     s.push('@');
                     s.push_str(&e.host);
@@ -664,9 +539,11 @@ impl Trace {
 
     /// Appends one server event.
     pub fn push_server_event(&mut self, host: &str, t_ms: u64, event: ServerEvent) {
-        let s = Stamped { at_ms: t_ms, event };
-        self.events
-            .push(TraceEvent::from_server(&host.into(), 0, &s));
+        self.events.push(TraceEvent {
+            t_ms,
+            host: host.into(),
+            kind: Kind::Server(Box::new(event)),
+        });
     }
 
     /// Orders the events by `t_ms`, fault events first within a
@@ -675,7 +552,7 @@ impl Trace {
     /// ties keep their order.
     pub fn sort(&mut self) {
         self.events
-            .sort_by_key(|e| (e.t_ms, u8::from(e.source != Source::Fault)));
+            .sort_by_key(|e| (e.t_ms, u8::from(!matches!(e.kind, Kind::Fault(_)))));
     }
 
     /// The canonical bytes: one JSON object per line, `\n` after each.
@@ -755,8 +632,10 @@ mod tests {
 
     use mcp_session::clock::Instant;
     use mcp_session::metrics::CloseReason;
+    use mcp_session::observe::EventKind;
 
     use super::*;
+    use crate::faults::Action;
 
     /// Every kind of manager event, each field set to something telling.
     fn every_kind() -> Vec<EventKind> {
@@ -829,8 +708,7 @@ mod tests {
         kinds
     }
 
-    /// The conversion by way of the kind's serde form (how every event was
-    /// converted before `manager_fields`).
+    /// The conversion by way of the library kind's serde form.
     fn through_serde(kind: &EventKind) -> (String, Value) {
         let (name, mut detail) = serde_form(serde_json::to_value(kind).unwrap());
         if let EventKind::AcquireWait { deadline, .. } = kind {
@@ -861,21 +739,217 @@ mod tests {
         }
     }
 
+    /// A manager event of every kind, converted for the trace.
+    fn converted(kind: &EventKind) -> TraceEvent {
+        let e = Event {
+            at: Instant::ZERO + Duration::from_millis(250),
+            vu: Some(7.into()),
+            session: Some("s-1".into()),
+            kind: kind.clone(),
+        };
+        TraceEvent::from_manager(&Arc::from("worker-1"), 251, &e)
+    }
+
     #[test]
-    fn manager_fields_are_the_serde_form_of_every_kind() {
+    fn manager_events_are_the_serde_form_of_every_kind() {
         for kind in every_kind() {
-            let (name, detail) = manager_fields(&kind).expect("a known kind");
+            let t = converted(&kind);
+            assert!(matches!(t.kind, Kind::Manager(_)), "{kind:?}");
+            let mut detail = t.detail();
+            assert_eq!(detail.remove("clock_ms"), Some(Value::from(250)));
             assert_eq!(
-                (name.to_owned(), detail.to_value()),
+                (t.name().into_owned(), detail.to_value()),
                 through_serde(&kind),
                 "{kind:?}"
             );
         }
     }
 
-    /// Server events of every shape `server_fields` builds, and some it
-    /// leaves to serde.
+    #[test]
+    fn every_kind_reads_back_as_itself() {
+        let host: Arc<str> = Arc::from("server");
+        let mut events: Vec<TraceEvent> = every_kind().iter().map(converted).collect();
+        events.extend(
+            server_events()
+                .into_iter()
+                .map(|event| TraceEvent::from_server(&host, 5, &Stamped { at_ms: 2, event })),
+        );
+        for action in fault_actions() {
+            events.push(TraceEvent::from_fault(&Applied {
+                at_ms: 3,
+                event: 2,
+                action,
+            }));
+        }
+        for (session, event) in vu_events() {
+            let recorder = TraceRecorder::new("worker-2");
+            recorder.record_vu(4, session, event);
+            events.extend(recorder.take_events());
+        }
+        for e in events {
+            let line = serde_json::to_string(&e).unwrap();
+            let back: TraceEvent = serde_json::from_str(&line).unwrap();
+            assert!(!matches!(back.kind, Kind::Other(_)), "{line}");
+            assert_eq!(back, e, "{line}");
+        }
+    }
+
+    /// A line that is no typed event stays as it was: an unknown name, a
+    /// field missing, one too many, one of another type, a fault whose
+    /// host is not its server.
+    #[test]
+    fn a_line_of_no_known_shape_is_kept_as_it_is() {
+        let lines = [
+            r#"{"t_ms":1,"host":"w","source":"manager","event":"teleported","vu":1,"detail":{"clock_ms":1}}"#,
+            r#"{"t_ms":1,"host":"w","source":"manager","event":"acquire_ok","vu":1,"detail":{"clock_ms":1,"created":true}}"#,
+            r#"{"t_ms":1,"host":"w","source":"manager","event":"acquire_start","vu":1}"#,
+            r#"{"t_ms":1,"host":"w","source":"manager","event":"released","vu":1,"detail":{"clock_ms":1,"why":"x"}}"#,
+            r#"{"t_ms":1,"host":"w","source":"manager","event":"acquire_timeout","detail":{"clock_ms":1,"waited_ms":"long"}}"#,
+            r#"{"t_ms":1,"host":"w","source":"manager","event":"operation_end","detail":{"clock_ms":1,"method":"ping"}}"#,
+            r#"{"t_ms":1,"host":"s","source":"server","event":"session_created","session":"s1"}"#,
+            r#"{"t_ms":1,"host":"s","source":"fault","event":"crash","detail":{"plan_event":0,"server":"t"}}"#,
+            r#"{"t_ms":1,"host":"w","source":"vu","event":"vu_error","detail":{"error":"x","step":1}}"#,
+        ];
+        for line in lines {
+            let e: TraceEvent = serde_json::from_str(line).unwrap();
+            assert!(matches!(e.kind, Kind::Other(_)), "{line}: {e:?}");
+            assert_eq!(serde_json::to_string(&e).unwrap(), line);
+            let mut bytes = Vec::new();
+            crate::canonical::write_event(&mut bytes, &e);
+            assert_eq!(String::from_utf8(bytes).unwrap(), line);
+        }
+    }
+
+    /// A fault action of a few shapes: a host fault, a link fault, an
+    /// expiry (its session), a balancer's switch, a skipped event.
+    fn fault_actions() -> Vec<Action> {
+        use crate::balancer::Policy;
+        vec![
+            Action::Crash {
+                server: "server".into(),
+            },
+            Action::Partition {
+                worker: "worker-1".into(),
+                server: "server".into(),
+            },
+            Action::Expire {
+                server: "server".into(),
+                session: "srv-1".into(),
+            },
+            Action::Policy {
+                balancer: "lb".into(),
+                from: Policy::Sticky,
+                to: Policy::Random,
+            },
+            Action::Skipped {
+                why: "no session".into(),
+            },
+        ]
+    }
+
+    /// VU events with and without their optional fields.
+    fn vu_events() -> Vec<(Option<&'static str>, VuEvent)> {
+        vec![
+            (
+                Some("srv-1"),
+                VuEvent::Answer {
+                    digest: "0123".into(),
+                    step: 2,
+                    id: Some(4),
+                },
+            ),
+            (
+                None,
+                VuEvent::Error {
+                    step: 0,
+                    error: "connect".into(),
+                    id: None,
+                    cause: Some("connect".into()),
+                    status: None,
+                    code: None,
+                },
+            ),
+            (
+                Some("srv-2"),
+                VuEvent::Error {
+                    step: 1,
+                    error: "operation".into(),
+                    id: Some(3),
+                    cause: Some("json_rpc".into()),
+                    status: Some(200),
+                    code: Some(-32601),
+                },
+            ),
+        ]
+    }
+
+    fn some(s: &str) -> Option<String> {
+        Some(s.to_owned())
+    }
+
+    /// Server events of many shapes: every exchange's, and some others.
     fn server_events() -> Vec<ServerEvent> {
+        let mut events = requests();
+        events.extend(answers());
+        events.extend(wire_logs());
+        events.extend([
+            ServerEvent::Notification {
+                session: "srv-1".into(),
+                method: "notifications/initialized".into(),
+                from: some("worker-2"),
+                header_version: None,
+            },
+            ServerEvent::ClientResponse {
+                session: "srv-\"3".into(),
+            },
+            ServerEvent::Deleted {
+                session: "srv-1".into(),
+                from: some("worker-1"),
+                header_version: some("2025-06-18"),
+            },
+            ServerEvent::Deleted {
+                session: "srv-1".into(),
+                from: None,
+                header_version: None,
+            },
+            ServerEvent::Injected {
+                http: "POST".into(),
+                status: 503,
+                id: Some(serde_json::json!(5)),
+                session: some("srv-1"),
+                from: some("worker-1"),
+            },
+            ServerEvent::Started { run: 2 },
+            ServerEvent::SessionsCleared { dropped: 0 },
+        ]);
+        events
+    }
+
+    /// Requests with every optional field, and with none.
+    fn requests() -> Vec<ServerEvent> {
+        vec![
+            ServerEvent::Request {
+                session: "srv-1".into(),
+                method: "tools/call".into(),
+                tool: Some("echo".into()),
+                from: some("worker-1"),
+                header_version: some("2025-11-25"),
+                id: Some(serde_json::json!(3)),
+            },
+            ServerEvent::Request {
+                session: "srv-1".into(),
+                method: "ping".into(),
+                tool: None,
+                from: None,
+                header_version: None,
+                id: None,
+            },
+        ]
+    }
+
+    /// Answers: legacy ones (with a session or none, an error, a fault)
+    /// and stateless ones (an MRTR state, a fault).
+    fn answers() -> Vec<ServerEvent> {
         use crate::server::encode::Format;
         use crate::server::AnswerFault;
         let stateless =
@@ -905,47 +979,21 @@ mod tests {
             request_state: None,
             digest: None,
         };
-        let some = |s: &str| Some(s.to_owned());
+        let (plain, sse) = (Format::Json, Format::Sse);
+        use serde_json::json;
         vec![
-            ServerEvent::Request {
-                session: "srv-1".into(),
-                method: "tools/call".into(),
-                tool: Some("echo".into()),
-                from: some("worker-1"),
-                header_version: some("2025-11-25"),
-                id: Some(serde_json::json!(3)),
-            },
-            ServerEvent::Request {
-                session: "srv-1".into(),
-                method: "ping".into(),
-                tool: None,
-                from: None,
-                header_version: None,
-                id: None,
-            },
-            answered(Some("srv-1"), Format::Json, None, None),
-            answered(None, Format::Sse, Some(-32601), None),
-            answered(
-                Some("srv-2"),
-                Format::Sse,
-                None,
-                Some(AnswerFault::Truncated),
-            ),
-            stateless(
-                Format::Json,
-                None,
-                7,
-                serde_json::json!("a"),
-                Some(serde_json::json!("tool:1.sig")),
-            ),
-            stateless(Format::Sse, None, 8, serde_json::json!(3), None),
-            stateless(
-                Format::Sse,
-                Some(AnswerFault::Reset),
-                9,
-                serde_json::json!(4),
-                None,
-            ),
+            answered(Some("srv-1"), plain, None, None),
+            answered(None, sse, Some(-32601), None),
+            answered(Some("srv-2"), sse, None, Some(AnswerFault::Truncated)),
+            stateless(plain, None, 7, json!("a"), Some(json!("tool:1.sig"))),
+            stateless(sse, None, 8, json!(3), None),
+            stateless(sse, Some(AnswerFault::Reset), 9, json!(4), None),
+        ]
+    }
+
+    /// Wire logs of stateless requests, with every field and with none.
+    fn wire_logs() -> Vec<ServerEvent> {
+        vec![
             ServerEvent::StatelessWire {
                 request: 7,
                 from: some("worker-1"),
@@ -974,34 +1022,6 @@ mod tests {
                 session: None,
                 request_state: None,
             },
-            ServerEvent::Notification {
-                session: "srv-1".into(),
-                method: "notifications/initialized".into(),
-                from: some("worker-2"),
-                header_version: None,
-            },
-            ServerEvent::ClientResponse {
-                session: "srv-\"3".into(),
-            },
-            ServerEvent::Deleted {
-                session: "srv-1".into(),
-                from: some("worker-1"),
-                header_version: some("2025-06-18"),
-            },
-            ServerEvent::Deleted {
-                session: "srv-1".into(),
-                from: None,
-                header_version: None,
-            },
-            ServerEvent::Injected {
-                http: "POST".into(),
-                status: 503,
-                id: Some(serde_json::json!(5)),
-                session: some("srv-1"),
-                from: some("worker-1"),
-            },
-            ServerEvent::Started { run: 2 },
-            ServerEvent::SessionsCleared { dropped: 0 },
         ]
     }
 
@@ -1014,10 +1034,15 @@ mod tests {
                 _ => None,
             };
             let detail = object_or_null(detail);
+            assert_eq!(event.name(), name);
             let host = Arc::from("server");
             let t = TraceEvent::from_server(&host, 5, &Stamped { at_ms: 2, event });
             assert_eq!(
-                (t.event.into_owned(), t.session, t.detail.to_value()),
+                (
+                    t.name().into_owned(),
+                    t.session().map(str::to_owned),
+                    t.detail().to_value()
+                ),
                 (name, session, detail)
             );
             assert_eq!(t.t_ms, 7);

@@ -17,6 +17,7 @@
 //! legacy server never answers `input_required`, so a legacy run does
 //! exactly what it did.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
@@ -24,11 +25,10 @@ use serde_json::{json, Map, Value};
 use mcp_session::transport::{CallResult, InputRequired, Operation, TransportError};
 use mcp_session::{ErrorKind, SessionEra, SessionError};
 
-use crate::detail::Detail;
 use crate::schedule::{Op, Step};
 use crate::server::events::digest;
 use crate::topology::Vu;
-use crate::trace::TraceRecorder;
+use crate::trace::{TraceRecorder, VuEvent};
 
 /// The most `input_required` rounds a VU answers for one call.
 pub const MAX_INPUT_ROUNDS: u32 = 4;
@@ -133,35 +133,35 @@ fn operation(op: &Op, era: SessionEra, worker: &str, vu: u64, step: usize) -> Op
     }
 }
 
-/// The detail of a `vu_error` event: the step that failed and the error's
-/// kind.
-fn vu_error(step: usize, error: &'static str) -> Detail {
-    let mut d = Detail::with_capacity(2);
-    d.insert("error", error);
-    d.insert("step", step as u64);
-    d
+/// The `vu_error` event of a step that failed with `error`, of request
+/// `id` (see [`answer`]).
+fn vu_error(step: usize, error: &'static str, id: Option<u64>) -> VuEvent {
+    VuEvent::Error {
+        step: step as u64,
+        error: Cow::Borrowed(error),
+        id,
+        cause: None,
+        status: None,
+        code: None,
+    }
 }
 
-/// The detail of a `vu_error` event for the library's error `e`: the
-/// step, the error's kind and, for an error of the transport, what the
-/// transport saw (`cause`: [`transport_cause`], with the HTTP `status` or
-/// the JSON-RPC `code` where there is one), and the JSON-RPC `id` of the
-/// request that failed when one was sent ([`request_id`]): what
-/// [`crate::cause_laws`] matches against the causes in the trace.
-fn session_error(step: usize, e: &SessionError, id: Option<u64>) -> Detail {
-    let mut d = vu_error(step, e.kind_name());
-    request_id(&mut d, id);
-    if let Some(t) = transport_error(&e.kind) {
-        let (cause, status, code) = transport_cause(t);
-        d.insert("cause", cause);
-        if let Some(s) = status {
-            d.insert("status", u64::from(s));
-        }
-        if let Some(c) = code {
-            d.insert("code", c);
-        }
+/// The `vu_error` event for the library's error `e`: the step, the
+/// error's kind and, for an error of the transport, what the transport
+/// saw (`cause`: [`transport_cause`], with the HTTP `status` or the
+/// JSON-RPC `code` where there is one), and the JSON-RPC `id` of the
+/// request that failed when one was sent: what [`crate::cause_laws`]
+/// matches against the causes in the trace.
+fn session_error(step: usize, e: &SessionError, id: Option<u64>) -> VuEvent {
+    let transport = transport_error(&e.kind).map(transport_cause);
+    VuEvent::Error {
+        step: step as u64,
+        error: Cow::Borrowed(e.kind_name()),
+        id,
+        cause: transport.map(|(cause, _, _)| Cow::Borrowed(cause)),
+        status: transport.and_then(|(_, status, _)| status),
+        code: transport.and_then(|(_, _, code)| code),
     }
-    d
 }
 
 /// The transport's error inside a library error, if there is one.
@@ -213,26 +213,19 @@ pub fn transport_cause(t: &TransportError) -> (&'static str, Option<u16>, Option
     }
 }
 
-/// The detail of a `vu_answer` event: the step, the [`digest`] of the
-/// result the VU got and the JSON-RPC `id` of the request it answers
-/// ([`request_id`]).
-fn vu_answer(step: usize, result: &CallResult, id: Option<u64>) -> Detail {
-    let mut d = Detail::with_capacity(3);
-    d.insert("digest", digest(&result.to_value()));
-    d.insert("step", step as u64);
-    request_id(&mut d, id);
-    d
-}
-
-/// Adds `id`, the JSON-RPC id of the request a step's call sent last
-/// ([`mcp_session::Lease::last_request_id`]: after an MRTR round or a
-/// -32022 retry, the last one's), where it sent one. With the lease's
-/// session (in the stateless era: its worker) it names the exchange, as
-/// the server logs it (`answered`, `injected`, `request`): what
-/// [`crate::cause_laws`] matches exactly.
-fn request_id(d: &mut Detail, id: Option<u64>) {
-    if let Some(id) = id {
-        d.insert("id", id);
+/// The `vu_answer` event of a step whose call got `result`: the step, the
+/// [`digest`] of the result and the JSON-RPC `id` of the request it
+/// answers, where it sent one: the id of the request the step's call sent
+/// last ([`mcp_session::Lease::last_request_id`]: after an MRTR round or a
+/// -32022 retry, the last one's). With the lease's session (in the
+/// stateless era: its worker) it names the exchange, as the server logs
+/// it (`answered`, `injected`, `request`): what [`crate::cause_laws`]
+/// matches exactly.
+fn answer(step: usize, result: &CallResult, id: Option<u64>) -> VuEvent {
+    VuEvent::Answer {
+        digest: digest(&result.to_value()),
+        step: step as u64,
+        id,
     }
 }
 
@@ -243,7 +236,7 @@ async fn call_step(vu: &Vu, op: &Op, i: usize, recorder: &TraceRecorder) -> (boo
     let mut lease = match vu.manager.acquire(vu.id).await {
         Ok(lease) => lease,
         Err(e) => {
-            recorder.record_vu(vu.id, "vu_error", None, session_error(i, &e, None));
+            recorder.record_vu(vu.id, None, session_error(i, &e, None));
             return (true, matches!(e.kind, ErrorKind::ManagerClosed));
         }
     };
@@ -255,20 +248,19 @@ async fn call_step(vu: &Vu, op: &Op, i: usize, recorder: &TraceRecorder) -> (boo
         Err(CallFailure::Session(e)) if e.should_invalidate() => lease.invalidate(),
         _ => lease.release(),
     }
-    let (event, session, detail) = match r {
-        Ok(result) => ("vu_answer", Some(lease_id), vu_answer(i, &result, id)),
+    let (session, event) = match r {
+        Ok(result) => (Some(lease_id), answer(i, &result, id)),
         Err(CallFailure::Session(e)) => {
-            let detail = session_error(i, &e, id);
-            ("vu_error", e.session, detail)
+            let event = session_error(i, &e, id);
+            (e.session, event)
         }
         Err(CallFailure::InputRoundsExceeded) => {
-            let mut detail = vu_error(i, INPUT_ROUNDS_EXCEEDED);
-            request_id(&mut detail, id);
-            ("vu_error", Some(lease_id), detail)
+            (Some(lease_id), vu_error(i, INPUT_ROUNDS_EXCEEDED, id))
         }
     };
-    recorder.record_vu(vu.id, event, session.as_deref(), detail);
-    (event == "vu_error", false)
+    let failed = matches!(event, VuEvent::Error { .. });
+    recorder.record_vu(vu.id, session.as_deref(), event);
+    (failed, false)
 }
 
 /// Runs one VU's program; returns how many steps ended in an error. Stops

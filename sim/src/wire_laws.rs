@@ -97,8 +97,10 @@ use mcp_session::{Era, SessionMetrics};
 use serde_json::Value;
 
 use crate::audit::AuditConfig;
+use crate::server::hooks::SessionIdFault;
 use crate::server::modern::HANDSHAKE_PROTOCOL_VERSIONS;
-use crate::trace::{Source, Trace, TraceEvent};
+use crate::server::{AnswerFault, ServerEvent};
+use crate::trace::{Kind, ManagerEvent, ManagerRecord, Trace};
 
 /// The first revision that defines the `MCP-Protocol-Version` header.
 const FIRST_VERSION_WITH_HEADER: &str = "2025-06-18";
@@ -137,9 +139,9 @@ pub fn check(trace: &Trace, cfg: &AuditConfig) -> Findings {
     let mut a = Wire::new(trace, cfg);
     a.link();
     for (i, e) in trace.events.iter().enumerate() {
-        match e.source {
-            Source::Manager => a.manager(i, e),
-            Source::Server => a.server(i, e),
+        match &e.kind {
+            Kind::Manager(m) => a.manager(i, &e.host, m),
+            Kind::Server(s) => a.server(i, &e.host, s),
             _ => {}
         }
     }
@@ -154,6 +156,77 @@ fn key(host: &str, session: &str) -> String {
         session.to_owned()
     } else {
         format!("{session}@{host}")
+    }
+}
+
+/// What a request is, for a message: its JSON-RPC method, else its HTTP
+/// method, else the event's name.
+fn what(e: &ServerEvent) -> String {
+    e.method()
+        .or(e.http())
+        .map_or_else(|| e.name(), str::to_owned)
+}
+
+/// The fields of a `stateless_wire` event (see
+/// [`ServerEvent::StatelessWire`]), by reference.
+#[derive(Clone, Copy)]
+struct WireLog<'a> {
+    from: Option<&'a str>,
+    http: &'a str,
+    id: Option<&'a Value>,
+    method: Option<&'a str>,
+    meta_version: Option<&'a str>,
+    header_version: Option<&'a str>,
+    header_method: Option<&'a str>,
+    header_name: Option<&'a str>,
+    name: Option<&'a str>,
+    session: Option<&'a str>,
+    request_state: Option<&'a Value>,
+}
+
+impl<'a> WireLog<'a> {
+    /// The wire log `e` is, if it is one.
+    fn of(e: &'a ServerEvent) -> Option<WireLog<'a>> {
+        let ServerEvent::StatelessWire {
+            from,
+            http,
+            id,
+            method,
+            meta_version,
+            header_version,
+            header_method,
+            header_name,
+            name,
+            session,
+            request_state,
+            ..
+        } = e
+        else {
+            return None;
+        };
+        Some(WireLog {
+            from: from.as_deref(),
+            http,
+            id: id.as_ref(),
+            method: method.as_deref(),
+            meta_version: meta_version.as_deref(),
+            header_version: header_version.as_deref(),
+            header_method: header_method.as_deref(),
+            header_name: header_name.as_deref(),
+            name: name.as_deref(),
+            session: session.as_deref(),
+            request_state: request_state.as_ref(),
+        })
+    }
+
+    /// Whether it shows a request the client sent in the stateless era
+    /// (see `modern_envelope_agrees`).
+    fn is_modern(&self) -> bool {
+        self.meta_version.is_some()
+            || (self.session.is_none()
+                && self
+                    .header_version
+                    .is_some_and(|v| !HANDSHAKE_PROTOCOL_VERSIONS.contains(&v)))
     }
 }
 
@@ -273,29 +346,26 @@ impl<'a> Wire<'a> {
         let mut last: BTreeMap<&str, usize> = BTreeMap::new();
         let mut by_number: BTreeMap<(&str, u64), usize> = BTreeMap::new();
         for (i, e) in self.trace.events.iter().enumerate() {
-            if e.source != Source::Server {
+            let Kind::Server(s) = &e.kind else {
                 continue;
-            }
+            };
             let host = &*e.host;
-            match &*e.event {
-                "stateless_wire" => {
-                    self.wire_log |= e.str("from").is_some();
+            match &**s {
+                ServerEvent::StatelessWire { request, from, .. } => {
+                    self.wire_log |= from.is_some();
                     last.insert(host, i);
-                    if let Some(n) = e.u64("request") {
-                        by_number.insert((host, n), i);
-                    }
+                    by_number.insert((host, *request), i);
                     self.linked.insert(i, Linked::default());
                 }
-                "stateless_refused" => {
-                    let code = e.detail.get("code").and_then(Value::as_i64);
+                ServerEvent::StatelessRefused { code, .. } => {
                     if let Some(l) = last.get(host).and_then(|w| self.linked.get_mut(w)) {
                         if l.refused.is_none() {
-                            l.refused = code;
+                            l.refused = *code;
                         }
                     }
                 }
-                "answered" => {
-                    let wire = e.u64("request").and_then(|n| by_number.get(&(host, n)));
+                ServerEvent::Answered { request, .. } => {
+                    let wire = request.and_then(|n| by_number.get(&(host, n)));
                     if let Some(&w) = wire {
                         if let Some(l) = self.linked.get_mut(&w) {
                             l.answer = Some(i);
@@ -303,72 +373,71 @@ impl<'a> Wire<'a> {
                         self.answer_wire.insert(i, w);
                     }
                 }
-                "session_created" => {
-                    if let (Some(sid), Some(v)) = (e.session.as_deref(), e.str("answered")) {
-                        self.answered.insert(key(host, sid), v);
-                    }
+                ServerEvent::SessionCreated {
+                    session, answered, ..
+                } => {
+                    self.answered.insert(key(host, session), answered);
                 }
                 _ => {}
             }
         }
     }
 
-    fn manager(&mut self, i: usize, e: &'a TraceEvent) {
-        let host = &*e.host;
-        let vu = e.vu.unwrap_or(0);
-        let clock = e.clock_ms();
-        let sid = e.session.as_deref();
+    /// One manager event of worker `host`.
+    fn manager(&mut self, i: usize, host: &'a str, m: &'a ManagerRecord) {
+        let vu = m.vu.unwrap_or(0);
         let mut probed_modern = false;
-        match &*e.event {
-            "acquire_start" => {
+        match &m.event {
+            ManagerEvent::AcquireStart => {
                 let w = self.worker(host);
                 w.acquires.insert(vu, i);
                 w.retries.insert(vu, 0);
             }
-            "acquire_ok" | "acquire_error" | "acquire_timeout" | "acquire_cancelled" => {
+            ManagerEvent::AcquireOk { .. } => {
                 self.worker(host).acquires.remove(&vu);
-                if let (Some(sid), "acquire_ok") = (sid, &*e.event) {
+                if let Some(sid) = m.session.as_deref() {
                     self.holders.insert(sid, (host, vu));
                 }
             }
-            "era_probed" => probed_modern = self.era_probed(i, e, host, vu, clock),
-            "era_changed" => {
+            ManagerEvent::AcquireError { .. }
+            | ManagerEvent::AcquireTimeout { .. }
+            | ManagerEvent::AcquireCancelled { .. } => {
+                self.worker(host).acquires.remove(&vu);
+            }
+            ManagerEvent::EraProbed {
+                verdict,
+                reprobe,
+                ttl_ms,
+                ..
+            } => {
+                let probe = (verdict.as_ref(), reprobe.is_some(), ttl_ms.unwrap_or(0));
+                probed_modern = self.era_probed(i, (host, vu, m.clock_ms), probe);
+            }
+            ManagerEvent::EraChanged => {
                 let w = self.worker(host);
                 w.era_changes += 1;
                 w.window = None;
                 w.cache = None;
                 w.refreshed = false;
             }
-            "version_retried" => {
-                let w = self.worker(host);
-                w.version_retried += 1;
-                let n = w.retries.entry(vu).or_default();
-                *n += 1;
-                let n = *n;
-                self.out.check("one_retry_per_refusal");
-                if n > 1 {
-                    self.out.fail(
-                        "one_retry_per_refusal",
-                        i,
-                        format!(
-                            "vu-{vu} of {host} retried {n} times after -32022 in one operation"
-                        ),
-                    );
-                }
-            }
-            "operation_start" => {
-                let method = e.str("method").unwrap_or("");
+            ManagerEvent::VersionRetried { .. } => self.version_retried(i, host, vu),
+            ManagerEvent::OperationStart { method } => {
                 let w = self.worker(host);
                 w.retries.insert(vu, 0);
-                w.ops.insert(vu, (i, method));
+                w.ops.insert(vu, (i, &**method));
             }
-            "operation_end" => self.operation_end(e, host, vu, sid),
-            "created" => self.created(i, e, host, vu, clock, sid),
+            ManagerEvent::OperationEnd { method, error } => {
+                self.operation_end(host, m, method, error.is_some());
+            }
+            ManagerEvent::Created { era } => {
+                let modern = era.as_deref() == Some("modern");
+                self.created(i, (host, vu, m.clock_ms), m.session.as_deref(), modern);
+            }
             _ => {}
         }
         let w = self.worker(host);
         w.last_index = i;
-        if e.vu.is_some() {
+        if m.vu.is_some() {
             if probed_modern {
                 w.probed.insert(vu);
             } else {
@@ -377,12 +446,32 @@ impl<'a> Wire<'a> {
         }
     }
 
-    /// An `era_probed`: the modern window, the discover cache, the
-    /// counters. Returns whether its verdict is `modern`.
-    fn era_probed(&mut self, i: usize, e: &TraceEvent, host: &'a str, vu: u64, clock: u64) -> bool {
-        let verdict = e.str("verdict");
-        let reprobe = e.detail.get("reprobe").is_some_and(|v| !v.is_null());
-        let ttl = e.u64("ttl_ms").unwrap_or(0);
+    /// A `version_retried` of `vu`: one per operation or probe.
+    fn version_retried(&mut self, i: usize, host: &'a str, vu: u64) {
+        let w = self.worker(host);
+        w.version_retried += 1;
+        let n = w.retries.entry(vu).or_default();
+        *n += 1;
+        let n = *n;
+        self.out.check("one_retry_per_refusal");
+        if n > 1 {
+            self.out.fail(
+                "one_retry_per_refusal",
+                i,
+                format!("vu-{vu} of {host} retried {n} times after -32022 in one operation"),
+            );
+        }
+    }
+
+    /// An `era_probed` (of worker, VU, at clock) with its verdict, whether
+    /// it is a reprobe, and its ttl: the modern window, the discover cache,
+    /// the counters. Returns whether its verdict is `modern`.
+    fn era_probed(
+        &mut self,
+        i: usize,
+        (host, vu, clock): (&'a str, u64, u64),
+        (verdict, reprobe, ttl): (&str, bool, u64),
+    ) -> bool {
         let w = self.worker(host);
         w.probes += 1;
         w.retries.insert(vu, 0);
@@ -391,7 +480,7 @@ impl<'a> Wire<'a> {
         }
         let mut refreshed = false;
         match verdict {
-            Some("modern") => {
+            "modern" => {
                 // Probed again while the verdict held, its discover result
                 // stale by now.
                 refreshed = !reprobe
@@ -403,7 +492,7 @@ impl<'a> Wire<'a> {
                 w.cache = Some((clock, ttl));
                 w.refreshed = false;
             }
-            Some("legacy") => {
+            "legacy" => {
                 w.fallbacks += 1;
                 w.window = None;
                 w.cache = None;
@@ -415,11 +504,13 @@ impl<'a> Wire<'a> {
         if refreshed {
             self.out.goal("discover_refreshed");
         }
-        verdict == Some("modern")
+        verdict == "modern"
     }
 
-    fn operation_end(&mut self, e: &TraceEvent, host: &'a str, vu: u64, sid: Option<&str>) {
-        let failed = e.detail.get("error").is_some_and(|v| !v.is_null());
+    /// An operation of `m`'s VU (`method`) ended, `failed` or not: a stream
+    /// cut under way, and a discover that refreshed the cache.
+    fn operation_end(&mut self, host: &'a str, m: &ManagerRecord, method: &str, failed: bool) {
+        let vu = m.vu.unwrap_or(0);
         let w = self.worker(host);
         w.retries.insert(vu, 0);
         let op = w.ops.remove(&vu);
@@ -436,22 +527,22 @@ impl<'a> Wire<'a> {
             }
         }
         let w = self.worker(host);
-        let on_context = sid.is_some_and(|s| w.contexts.contains(s));
-        if e.str("method") == Some("server/discover") && !failed && on_context {
+        let on_context = m.session.as_deref().is_some_and(|s| w.contexts.contains(s));
+        if method == "server/discover" && !failed && on_context {
             w.refreshed = true;
         }
     }
 
+    /// A session (`modern`: a stateless-era context) created for a VU (of
+    /// worker, VU, at clock): a balancer's broken session replaced, the
+    /// counters, and a context made only on a fresh discover result.
     fn created(
         &mut self,
         i: usize,
-        e: &TraceEvent,
-        host: &'a str,
-        vu: u64,
-        clock: u64,
+        (host, vu, clock): (&'a str, u64, u64),
         sid: Option<&'a str>,
+        modern: bool,
     ) {
-        let modern = e.str("era") == Some("modern");
         if let Some(sid) = sid {
             self.holders.insert(sid, (host, vu));
         }
@@ -497,43 +588,39 @@ impl<'a> Wire<'a> {
         }
     }
 
-    fn server(&mut self, i: usize, e: &'a TraceEvent) {
-        let from = e.str("from");
-        match &*e.event {
-            "stateless_wire" => self.stateless_wire(i, e, from),
-            "answered" => self.answered(i, e),
-            "session_created" => {
-                let omitted = e.str("id_header") == Some("omitted");
-                let minted = e.session.as_deref().map(|s| (key(&e.host, s), omitted));
+    /// One server event of `host`.
+    fn server(&mut self, i: usize, host: &'a str, e: &'a ServerEvent) {
+        let from = e.client_host();
+        match e {
+            ServerEvent::StatelessWire { .. } => {
+                if let Some(wire) = WireLog::of(e) {
+                    self.stateless_wire(i, host, e, wire);
+                }
+            }
+            ServerEvent::Answered { .. } => self.answered(i, e),
+            ServerEvent::SessionCreated {
+                session, id_header, ..
+            } => {
+                let omitted = *id_header == SessionIdFault::Omitted;
+                let minted = Some((key(host, session), omitted));
                 if let Some(w) = from {
-                    self.initialize(i, e, w, minted);
+                    self.initialize(i, host, w, minted);
                 }
             }
-            "session_limit" => {
+            ServerEvent::SessionLimit { .. } => {
                 if let Some(w) = from {
-                    self.initialize(i, e, w, None);
+                    self.initialize(i, host, w, None);
                 }
             }
-            "request" | "notification" | "deleted" | "unknown_session" | "rejected" => {
-                if &*e.event == "unknown_session" {
-                    self.unknown_session(i, e);
-                }
+            ServerEvent::Request { .. }
+            | ServerEvent::Notification { .. }
+            | ServerEvent::Deleted { .. }
+            | ServerEvent::UnknownSession { .. }
+            | ServerEvent::Rejected { .. } => self.legacy_message(i, host, e),
+            ServerEvent::MissingSession { header_version, .. } => {
                 let Some(w) = from else { return };
-                match e.session.as_deref() {
-                    Some(sid) => {
-                        self.legacy_version(i, e, sid);
-                        self.on_session(i, e, w, sid);
-                    }
-                    None if e.str("http").is_some_and(|h| h == "GET" || h == "DELETE") => {
-                        self.idless(i, e, w);
-                    }
-                    None => {}
-                }
-            }
-            "missing_session" => {
-                let Some(w) = from else { return };
-                let sent_modern = e
-                    .str("header_version")
+                let sent_modern = header_version
+                    .as_deref()
                     .is_some_and(|v| !HANDSHAKE_PROTOCOL_VERSIONS.contains(&v));
                 if sent_modern {
                     // A stateless-era request a legacy server refused (its
@@ -542,31 +629,40 @@ impl<'a> Wire<'a> {
                         self.out.check("no_legacy_wire_after_modern");
                     }
                 } else {
-                    self.idless(i, e, w);
+                    self.idless(i, host, e, w);
                 }
             }
             _ => {}
         }
     }
 
-    /// Whether a stateless-era request's wire log shows a request the
-    /// client sent in the stateless era (see `modern_envelope_agrees`).
-    fn is_modern(e: &TraceEvent) -> bool {
-        e.str("meta_version").is_some()
-            || (e.session.is_none()
-                && e.str("header_version")
-                    .is_some_and(|v| !HANDSHAKE_PROTOCOL_VERSIONS.contains(&v)))
+    /// A legacy request, notification, DELETE, 404 or refusal.
+    fn legacy_message(&mut self, i: usize, host: &'a str, e: &'a ServerEvent) {
+        if matches!(e, ServerEvent::UnknownSession { .. }) {
+            self.unknown_session(i, host, e);
+        }
+        let Some(w) = e.client_host() else { return };
+        match e.session() {
+            Some(sid) => {
+                self.legacy_version(i, host, e, sid);
+                self.on_session(i, host, e, w, sid);
+            }
+            None if e.http().is_some_and(|h| h == "GET" || h == "DELETE") => {
+                self.idless(i, host, e, w);
+            }
+            None => {}
+        }
     }
 
-    fn stateless_wire(&mut self, i: usize, e: &'a TraceEvent, from: Option<&'a str>) {
+    /// A request's wire log (event `e` of `host`, its fields `wire`).
+    fn stateless_wire(&mut self, i: usize, host: &'a str, e: &'a ServerEvent, wire: WireLog<'a>) {
         let linked = self.linked.get(&i).copied().unwrap_or_default();
-        let method = e.str("method");
-        let request = e.detail.get("id").is_some() && method.is_some();
-        let modern = Self::is_modern(e);
-        if request && modern && e.str("http") == Some("POST") {
-            self.envelope(i, e);
+        let request = wire.id.is_some() && wire.method.is_some();
+        let modern = wire.is_modern();
+        if request && modern && wire.http == "POST" {
+            self.envelope(i, &wire);
         }
-        if let Some(w) = from {
+        if let Some(w) = wire.from {
             if linked.refused == Some(-32022) {
                 self.worker(w).refusals_32022 += 1;
             }
@@ -574,23 +670,19 @@ impl<'a> Wire<'a> {
         if request {
             self.out.check("mrtr_retry_exact");
         }
-        if let Some(state) = e.detail.get("request_state") {
-            self.mrtr_retry(i, e, state, linked);
+        if let Some(state) = wire.request_state {
+            self.mrtr_retry(i, &wire, state, linked);
         }
-        if let Some(sid) = e.session.as_deref() {
-            if !modern {
-                self.legacy_version(i, e, sid);
-            }
+        if let (Some(sid), false) = (wire.session, modern) {
+            self.legacy_version(i, host, e, sid);
         }
-        let Some(w) = from else { return };
-        if method == Some("initialize") {
-            self.initialize(i, e, w, None);
-        } else if let Some(sid) = e.session.as_deref() {
-            self.on_session(i, e, w, sid);
-        } else if method == Some("ping")
-            || e.str("http").is_some_and(|h| h == "GET" || h == "DELETE")
-        {
-            self.idless(i, e, w);
+        let Some(w) = wire.from else { return };
+        if wire.method == Some("initialize") {
+            self.initialize(i, host, w, None);
+        } else if let Some(sid) = wire.session {
+            self.on_session(i, host, e, w, sid);
+        } else if wire.method == Some("ping") || wire.http == "GET" || wire.http == "DELETE" {
+            self.idless(i, host, e, w);
         } else if self.window(w).is_some() {
             // A stateless request in the window: checked, and fine.
             self.out.check("no_legacy_wire_after_modern");
@@ -598,16 +690,16 @@ impl<'a> Wire<'a> {
     }
 
     /// `modern_envelope_agrees` for one stateless-era request.
-    fn envelope(&mut self, i: usize, e: &TraceEvent) {
+    fn envelope(&mut self, i: usize, e: &WireLog<'_>) {
         const LAW: &str = "modern_envelope_agrees";
         self.out.check(LAW);
-        let method = e.str("method").unwrap_or("");
-        let id = e.detail.get("id").map(Value::to_string).unwrap_or_default();
-        let who = match e.str("from") {
+        let method = e.method.unwrap_or("");
+        let id = e.id.map(Value::to_string).unwrap_or_default();
+        let who = match e.from {
             Some(w) => format!("{method} (id {id}) from {w}"),
             None => format!("{method} (id {id})"),
         };
-        let (meta, header) = (e.str("meta_version"), e.str("header_version"));
+        let (meta, header) = (e.meta_version, e.header_version);
         let wrong = if header.is_none() {
             Some("carries no MCP-Protocol-Version header".to_owned())
         } else if header != meta {
@@ -616,53 +708,47 @@ impl<'a> Wire<'a> {
                 shown(header),
                 shown(meta)
             ))
-        } else if e.str("header_method") != Some(method) {
-            Some(format!(
-                "carries Mcp-Method {}",
-                shown(e.str("header_method"))
-            ))
-        } else if NAMED.contains(&method)
-            && (e.str("name").is_none() || e.str("header_name") != e.str("name"))
-        {
+        } else if e.header_method != Some(method) {
+            Some(format!("carries Mcp-Method {}", shown(e.header_method)))
+        } else if NAMED.contains(&method) && (e.name.is_none() || e.header_name != e.name) {
             Some(format!(
                 "carries Mcp-Name {} for {}",
-                shown(e.str("header_name")),
-                shown(e.str("name"))
+                shown(e.header_name),
+                shown(e.name)
             ))
         } else {
-            e.session
-                .as_deref()
-                .map(|s| format!("carries Mcp-Session-Id {s}"))
+            e.session.map(|s| format!("carries Mcp-Session-Id {s}"))
         };
         if let Some(wrong) = wrong {
             self.out.fail(LAW, i, format!("{who} {wrong}"));
         }
     }
 
-    /// `legacy_version_after_fallback` for a legacy request naming `sid`.
-    fn legacy_version(&mut self, i: usize, e: &TraceEvent, sid: &str) {
-        if e.str("from").is_none() {
+    /// `legacy_version_after_fallback` for a legacy request (event `e` of
+    /// `host`) naming `sid`.
+    fn legacy_version(&mut self, i: usize, host: &str, e: &ServerEvent, sid: &str) {
+        if e.client_host().is_none() {
             return;
         }
-        let Some(&answered) = self.answered.get(&key(&e.host, sid)) else {
+        let Some(&answered) = self.answered.get(&key(host, sid)) else {
             return;
         };
         const LAW: &str = "legacy_version_after_fallback";
         self.out.check(LAW);
-        let header = e.str("header_version");
+        let header = e.header_version();
         let ok = if answered >= FIRST_VERSION_WITH_HEADER {
             header == Some(answered)
         } else {
             header.is_none() || header == Some(answered)
         };
         if !ok {
-            let what = e.str("method").or(e.str("http")).unwrap_or(&e.event);
             self.out.fail(
                 LAW,
                 i,
                 format!(
-                    "{what} on {sid} carries MCP-Protocol-Version {}; its initialize was \
+                    "{} on {sid} carries MCP-Protocol-Version {}; its initialize was \
                      answered {answered}",
+                    what(e),
                     shown(header)
                 ),
             );
@@ -678,10 +764,10 @@ impl<'a> Wire<'a> {
         self.worker(w).window
     }
 
-    /// An `initialize` from worker `w` reached a server (minting `minted`,
-    /// with whether its id was omitted): legitimate outside a window, or
-    /// with an acquire under way since before the window opened.
-    fn initialize(&mut self, i: usize, e: &TraceEvent, w: &'a str, minted: Option<(String, bool)>) {
+    /// An `initialize` from worker `w` reached server `host` (minting
+    /// `minted`, with whether its id was omitted): legitimate outside a
+    /// window, or with an acquire under way since before the window opened.
+    fn initialize(&mut self, i: usize, host: &str, w: &'a str, minted: Option<(String, bool)>) {
         const LAW: &str = "no_legacy_wire_after_modern";
         let window = self.window(w);
         let worker = self.worker(w);
@@ -702,92 +788,98 @@ impl<'a> Wire<'a> {
                 LAW,
                 i,
                 format!(
-                    "an initialize from {w} reached {} after its manager chose the stateless \
-                     era (event #{o}), with no acquire of {w} under way since before that",
-                    e.host
+                    "an initialize from {w} reached {host} after its manager chose the stateless \
+                     era (event #{o}), with no acquire of {w} under way since before that"
                 ),
             );
         }
     }
 
-    /// A legacy request from worker `w` naming session `sid`.
-    fn on_session(&mut self, i: usize, e: &TraceEvent, w: &'a str, sid: &str) {
+    /// A legacy request (event `e` of `host`) from worker `w` naming
+    /// session `sid`.
+    fn on_session(&mut self, i: usize, host: &str, e: &ServerEvent, w: &'a str, sid: &str) {
         const LAW: &str = "no_legacy_wire_after_modern";
         let Some(o) = self.window(w) else { return };
         self.out.check(LAW);
-        let k = key(&e.host, sid);
+        let k = key(host, sid);
         if self.worker(w).legit.get(&k) != Some(&true) {
-            let what = e.str("method").or(e.str("http")).unwrap_or(&e.event);
             self.out.fail(
                 LAW,
                 i,
                 format!(
-                    "{what} naming {sid} reached {} from {w} after its manager chose the \
+                    "{} naming {sid} reached {host} from {w} after its manager chose the \
                      stateless era (event #{o}); {w} did not set {sid} up before",
-                    e.host
+                    what(e)
                 ),
             );
         }
     }
 
-    /// A legacy request from worker `w` without a session id (a `ping`, a
-    /// GET or DELETE, anything answered "missing session").
-    fn idless(&mut self, i: usize, e: &TraceEvent, w: &'a str) {
+    /// A legacy request (event `e` of `host`) from worker `w` without a
+    /// session id (a `ping`, a GET or DELETE, anything answered "missing
+    /// session").
+    fn idless(&mut self, i: usize, host: &str, e: &ServerEvent, w: &'a str) {
         const LAW: &str = "no_legacy_wire_after_modern";
         let Some(o) = self.window(w) else { return };
         self.out.check(LAW);
         if self.worker(w).idless == 0 {
-            let what = e.str("method").or(e.str("http")).unwrap_or(&e.event);
             self.out.fail(
                 LAW,
                 i,
                 format!(
-                    "{what} without a session id reached {} from {w} after its manager chose \
+                    "{} without a session id reached {host} from {w} after its manager chose \
                      the stateless era (event #{o})",
-                    e.host
+                    what(e)
                 ),
             );
         }
     }
 
-    /// A stateless answer: a `requestState` issued, or a stream cut.
-    fn answered(&mut self, i: usize, e: &'a TraceEvent) {
-        // The answer's wire log: linked by number in `link`.
-        let wire = self.answer_wire.get(&i);
-        let Some(wire) = wire.and_then(|&w| self.trace.events.get(w)) else {
+    /// A stateless answer (event `i`): a `requestState` issued, or a
+    /// stream cut.
+    fn answered(&mut self, i: usize, e: &'a ServerEvent) {
+        let ServerEvent::Answered {
+            input_required,
+            request_state,
+            fault,
+            ..
+        } = e
+        else {
             return;
         };
-        if e.bool("input_required") == Some(true) {
-            if let Some(state) = e.detail.get("request_state") {
-                let credit = Credit {
-                    index: i,
-                    id: wire.detail.get("id"),
-                    method: wire.str("method"),
-                    name: wire.str("name"),
-                    from: wire.str("from"),
-                };
-                self.credits
-                    .entry(state.to_string())
-                    .or_default()
-                    .push(credit);
-            }
+        // The answer's wire log: linked by number in `link`.
+        let wire = self.answer_wire.get(&i);
+        let wire = wire
+            .and_then(|&w| self.trace.events.get(w))
+            .and_then(|w| w.server())
+            .and_then(WireLog::of);
+        let Some(wire) = wire else {
+            return;
+        };
+        if let (true, Some(state)) = (*input_required, request_state) {
+            let credit = Credit {
+                index: i,
+                id: wire.id,
+                method: wire.method,
+                name: wire.name,
+                from: wire.from,
+            };
+            self.credits
+                .entry(state.to_string())
+                .or_default()
+                .push(credit);
         }
-        let cut = e.str("fault").is_some_and(|f| f != "malformed");
-        if let (true, Some(w), Some(method)) = (cut, wire.str("from"), wire.str("method")) {
+        let cut = fault.is_some_and(|f| f != AnswerFault::Malformed);
+        if let (true, Some(w), Some(method)) = (cut, wire.from, wire.method) {
             self.worker(w).cuts.push((i, method));
         }
     }
 
-    /// `mrtr_retry_exact` for a request carrying `state`.
-    fn mrtr_retry(&mut self, i: usize, e: &TraceEvent, state: &Value, linked: Linked) {
+    /// `mrtr_retry_exact` for a request (its wire log `e`) carrying `state`.
+    fn mrtr_retry(&mut self, i: usize, e: &WireLog<'a>, state: &Value, linked: Linked) {
         const LAW: &str = "mrtr_retry_exact";
         let k = state.to_string();
-        let (id, method, name, from) = (
-            e.detail.get("id"),
-            e.str("method"),
-            e.str("name"),
-            e.str("from"),
-        );
+        let (id, method, name, from) = (e.id, e.method, e.name, e.from);
         let credits = self.credits.get_mut(&k).filter(|c| !c.is_empty());
         let Some(credits) = credits else {
             let why = if self.used.contains(&k) {
@@ -802,30 +894,7 @@ impl<'a> Wire<'a> {
             );
             return;
         };
-        // Several requests may have been issued the same state (a server
-        // may sign only the tool and round): any of them may be this
-        // retry's, and the one taken is the latest before it by id (a
-        // client numbers a connection's requests upward, so the retry's
-        // own round is the closest below it), leaving the others to theirs.
-        let fits = |c: &Credit<'_>| c.from == from && c.method == method && c.name == name;
-        let below =
-            |c: &Credit<'_>| match (c.id.and_then(Value::as_u64), id.and_then(Value::as_u64)) {
-                (Some(theirs), Some(mine)) => theirs < mine,
-                _ => false,
-            };
-        let matching = credits
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| fits(c) && c.id != id)
-            .max_by_key(|(n, c)| {
-                (
-                    below(c),
-                    c.id.and_then(Value::as_u64).filter(|_| below(c)),
-                    std::cmp::Reverse(*n),
-                )
-            })
-            .map(|(n, _)| n);
-        let Some(p) = matching else {
+        let Some(p) = credit_of(credits, e) else {
             let c = &credits[0];
             let why = if c.from != from {
                 format!("comes from {from:?}, the state went to {:?}", c.from)
@@ -855,25 +924,32 @@ impl<'a> Wire<'a> {
         let complete = linked
             .answer
             .and_then(|a| self.trace.events.get(a))
+            .and_then(|a| a.server())
             .is_some_and(|a| {
-                a.detail.get("error").is_none()
-                    && a.bool("input_required") != Some(true)
-                    && a.detail.get("fault").is_none()
+                matches!(
+                    a,
+                    ServerEvent::Answered {
+                        error: None,
+                        input_required: false,
+                        fault: None,
+                        ..
+                    }
+                )
             });
         if complete {
             self.out.goal("mrtr_completed");
         }
     }
 
-    /// An instance answered a session another instance minted as unknown:
-    /// its holder is expected to make a new one.
-    fn unknown_session(&mut self, i: usize, e: &TraceEvent) {
-        let Some(sid) = e.session.as_deref() else {
+    /// An instance (`host`) answered a session another instance minted as
+    /// unknown: its holder is expected to make a new one.
+    fn unknown_session(&mut self, i: usize, host: &str, e: &ServerEvent) {
+        let Some(sid) = e.session() else {
             return;
         };
         let minted_elsewhere = sid
             .rsplit_once('@')
-            .is_some_and(|(_, minter)| minter != &*e.host);
+            .is_some_and(|(_, minter)| minter != host);
         if !minted_elsewhere {
             return;
         }
@@ -966,6 +1042,33 @@ impl<'a> Wire<'a> {
             }
         }
     }
+}
+
+/// Which of the requests issued a state a retry (its wire log `e`) takes
+/// up, if one fits: several requests may have been issued the same state
+/// (a server may sign only the tool and round), and the one taken is the
+/// latest before it by id (a client numbers a connection's requests
+/// upward, so the retry's own round is the closest below it), leaving the
+/// others to theirs.
+fn credit_of(credits: &[Credit<'_>], e: &WireLog<'_>) -> Option<usize> {
+    let id = e.id;
+    let fits = |c: &Credit<'_>| c.from == e.from && c.method == e.method && c.name == e.name;
+    let below = |c: &Credit<'_>| match (c.id.and_then(Value::as_u64), id.and_then(Value::as_u64)) {
+        (Some(theirs), Some(mine)) => theirs < mine,
+        _ => false,
+    };
+    credits
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| fits(c) && c.id != id)
+        .max_by_key(|(n, c)| {
+            (
+                below(c),
+                c.id.and_then(Value::as_u64).filter(|_| below(c)),
+                std::cmp::Reverse(*n),
+            )
+        })
+        .map(|(n, _)| n)
 }
 
 #[cfg(test)]

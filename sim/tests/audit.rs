@@ -2,7 +2,8 @@
 //! breaking each law (every pool law several ways, each caught, named, at
 //! its first violating event), traces the pool may legitimately produce
 //! that must stay clean, the goals that need the manager's config or the
-//! fault events, the JSONL round trip, and one seeded topology world with
+//! fault events, the JSONL round trip (the traces written with a
+//! [`TraceBuilder`]), and one seeded topology world with
 //! trace recorders: every law holds, goals are reported, and the same seed
 //! gives the same trace hash.
 
@@ -10,16 +11,15 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use mcp_session::transport::{HttpConfig, Operation};
 use mcp_session::{Mode, SessionConfig, VersionPolicy};
 use mcp_sim::audit::{audit, AuditConfig, AuditReport, GOALS, LAWS, RUN_LAWS};
-use mcp_sim::detail::Detail;
 use mcp_sim::faults::{Action, Applied, FaultEvent, FaultPlan, Scheduled};
-use mcp_sim::server::{ServerConfig, ServerEra};
+use mcp_sim::server::{ServerConfig, ServerEra, ServerEvent};
 use mcp_sim::topology::{Latency, Topology, Vu, WorkerSpec};
-use mcp_sim::trace::{Source, Trace, TraceEvent, TraceRecorder};
+use mcp_sim::trace::{Kind, ManagerEvent, Source, Trace, TraceBuilder, TraceEvent, TraceRecorder};
 
 const W: &str = "worker";
 const S: &str = "server";
@@ -45,106 +45,54 @@ const OTHER_MODE_LAWS: [&str; 4] = [
     "no_session_after_close",
 ];
 
-/// A manager event at `t`, by `vu`, on `session`.
-fn m(t: u64, vu: u64, session: &str, event: &'static str, detail: Value) -> TraceEvent {
-    let mut detail = match detail {
-        Value::Object(o) => o,
-        _ => serde_json::Map::new(),
-    };
-    detail.insert("clock_ms".into(), t.into());
-    TraceEvent {
-        t_ms: t,
-        host: W.into(),
-        source: Source::Manager,
-        event: event.into(),
-        session: (!session.is_empty()).then(|| session.to_owned()),
-        vu: (vu > 0).then_some(vu),
-        detail: Detail::from(detail),
-    }
+/// A trace from time `t` on (worker `W`, server `S`, no VU yet).
+fn at(t: u64) -> TraceBuilder {
+    let mut b = TraceBuilder::new();
+    b.at(t);
+    b
 }
 
-/// A server event at `t` on `session`.
-fn s(t: u64, session: &str, event: &'static str, detail: Value) -> TraceEvent {
-    TraceEvent {
-        t_ms: t,
-        host: S.into(),
-        source: Source::Server,
-        event: event.into(),
-        session: (!session.is_empty()).then(|| session.to_owned()),
-        vu: None,
-        detail: Detail::try_from(detail).expect("a detail is an object or null"),
-    }
-}
-
-/// A fault event at `t` (what the applier did to the server).
-fn fault(t: u64, action: Action) -> TraceEvent {
-    TraceEvent::from_fault(&Applied {
-        at_ms: t,
-        event: 0,
-        action,
-    })
-}
-
-fn ok(created: bool, reconnect: bool) -> Value {
-    json!({ "created": created, "reconnect": reconnect, "waited_ms": 0 })
-}
-
-fn wait(deadline_ms: u64) -> Value {
-    json!({ "position": 0, "deadline_ms": deadline_ms })
-}
-
-fn granted(slot: bool) -> Value {
-    json!({ "slot": slot })
-}
-
-fn closed(reason: &str) -> Value {
-    json!({ "reason": reason })
-}
-
-fn none() -> Value {
-    Value::Null
-}
-
-fn initialized() -> Value {
-    json!({ "method": "notifications/initialized" })
+/// The last event `b` wrote: one event, to put in place of another.
+fn one(b: &TraceBuilder) -> TraceEvent {
+    b.last().expect("an event")
 }
 
 /// Pool of one: vu 1 creates s1 and uses it, vu 2 waits, is granted s1 at
 /// the release and gets it; the manager closes, the server sees the
 /// DELETE.
 fn clean() -> Vec<TraceEvent> {
-    vec![
-        m(0, 1, "", "acquire_start", none()),
-        m(0, 1, "", "slot_reserved", none()),
-        s(1, "s1", "session_created", json!({})),
-        m(2, 1, "s1", "created", none()),
-        m(2, 1, "s1", "acquire_ok", ok(true, false)),
-        s(3, "s1", "notification", initialized()),
-        m(4, 2, "", "acquire_start", none()),
-        m(4, 2, "", "acquire_wait", wait(1004)),
-        m(5, 1, "s1", "operation_start", json!({ "method": "ping" })),
-        m(
-            6,
-            1,
-            "s1",
-            "operation_end",
-            json!({ "method": "ping", "error": null }),
-        ),
-        m(7, 1, "s1", "released", none()),
-        m(7, 2, "s1", "waiter_granted", granted(false)),
-        m(7, 2, "s1", "acquire_ok", ok(false, false)),
-        m(8, 2, "s1", "released", none()),
-        m(9, 0, "", "manager_closing", none()),
-        m(9, 0, "s1", "closed", closed("shutdown")),
-        s(10, "s1", "deleted", none()),
-        m(11, 0, "", "manager_closed", none()),
-    ]
+    let mut b = TraceBuilder::new();
+    b.at(0).vu(1).acquire_start().slot_reserved();
+    b.at(1).session_created("s1");
+    b.at(2).created("s1").acquire_created("s1");
+    b.at(3).initialized("s1");
+    b.at(4).vu(2).acquire_start().acquire_wait(1004);
+    b.at(5).vu(1).operation_start("s1", "ping");
+    b.at(6).operation_end("s1", "ping", None);
+    b.at(7).released("s1");
+    b.vu(2).waiter_granted("s1").acquire_ok("s1");
+    b.at(8).released("s1");
+    b.at(9).no_vu().manager_closing().closed("s1", "shutdown");
+    b.at(10).deleted("s1");
+    b.at(11).manager_closed();
+    b.build()
 }
 
-/// What an `era_probed` event carries: the revision probed, the verdict,
-/// no reprobe reason, and the answer.
-fn probed(verdict: &str, answer: &str) -> Value {
-    json!({ "version": "2026-07-28", "verdict": verdict, "reprobe": null, "answer": answer })
+/// An `era_probed` of the stateless era's revision: `verdict`, no reprobe
+/// reason, and what the server answered.
+fn probed(verdict: &str, answer: &str) -> ManagerEvent {
+    ManagerEvent::EraProbed {
+        version: "2026-07-28".into(),
+        verdict: verdict.to_owned().into(),
+        reprobe: None,
+        answer: Some(answer.to_owned()),
+        ttl_ms: None,
+    }
+}
+
+/// vu 1's `era_probed` at time 0.
+fn probe_event(event: ManagerEvent) -> TraceEvent {
+    one(at(0).vu(1).manager(None, event))
 }
 
 /// [`clean`] made by an auto-era manager: vu 1's `server/discover` probe
@@ -154,7 +102,7 @@ fn clean_auto() -> Vec<TraceEvent> {
     let mut events = clean();
     let answer =
         "HTTP 400 with JSON-RPC error -32000 \"Bad Request: No valid session ID provided\"";
-    events.insert(1, m(0, 1, "", "era_probed", probed("legacy", answer)));
+    events.insert(1, probe_event(probed("legacy", answer)));
     events
 }
 
@@ -212,7 +160,7 @@ fn clean_metrics() -> mcp_session::SessionMetrics {
     metrics.acquire_wait.count = 1;
     metrics.acquire_wait.served = 1;
     metrics.closed.shutdown = 1;
-    // A legacy-era session (a `created` without an era is one).
+    // A legacy-era session.
     metrics.eras.legacy.created = 1;
     metrics
 }
@@ -254,69 +202,89 @@ fn clean_trace_passes_every_law() {
 // ------------------------------------------------------------ pool laws --
 
 /// vu 1 holds the pool's only session s1 (events 0-3).
-fn holding() -> Vec<TraceEvent> {
-    vec![
-        m(0, 1, "", "acquire_start", none()),
-        m(0, 1, "", "slot_reserved", none()),
-        m(2, 1, "s1", "created", none()),
-        m(2, 1, "s1", "acquire_ok", ok(true, false)),
-    ]
+fn holding() -> TraceBuilder {
+    let mut b = TraceBuilder::new();
+    b.at(0).vu(1).acquire_start().slot_reserved();
+    b.at(2).created("s1").acquire_created("s1");
+    b
+}
+
+/// [`holding`], and vu 2 queued at 4 until 1004 (events 4-5).
+fn holding_and_waiting() -> TraceBuilder {
+    let mut b = holding();
+    b.at(4).vu(2).acquire_start().acquire_wait(1004);
+    b
+}
+
+/// [`holding_and_waiting`], and vu 3 queued at 5 until 1005 (events 6-7).
+fn two_waiting() -> TraceBuilder {
+    let mut b = holding_and_waiting();
+    b.at(5).vu(3).acquire_start().acquire_wait(1005);
+    b
 }
 
 #[test]
 fn pool_bound_a_second_slot_reserved_in_a_full_pool() {
     let mut t = holding();
-    t.push(m(4, 2, "", "acquire_start", none()));
-    t.push(m(4, 2, "", "slot_reserved", none()));
-    breaks_with("pool_bound", t, &pool1(), 5, &["acquire_ends_by_deadline"]);
+    t.at(4).vu(2).acquire_start().slot_reserved();
+    breaks_with(
+        "pool_bound",
+        t.build(),
+        &pool1(),
+        5,
+        &["acquire_ends_by_deadline"],
+    );
 }
 
 #[test]
 fn pool_bound_a_slot_granted_to_a_waiter_in_a_full_pool() {
-    let mut t = holding();
-    t.push(m(4, 2, "", "acquire_start", none()));
-    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
+    let mut t = holding_and_waiting();
     // Nothing was freed, yet the waiter is granted a slot.
-    t.push(m(5, 2, "", "waiter_granted", granted(true)));
-    breaks_with("pool_bound", t, &pool1(), 6, &["acquire_ends_by_deadline"]);
+    t.at(5).waiter_granted_slot();
+    breaks_with(
+        "pool_bound",
+        t.build(),
+        &pool1(),
+        6,
+        &["acquire_ends_by_deadline"],
+    );
 }
 
 #[test]
 fn pool_bound_a_session_created_outside_any_slot() {
     let mut t = holding();
-    t.push(m(4, 1, "s1", "released", none()));
-    t.push(m(5, 2, "", "acquire_start", none()));
+    t.at(4).released("s1");
+    t.at(5).vu(2).acquire_start();
     // No slot_reserved: s2 is created in no slot (and s1 is idle).
-    t.push(m(6, 2, "s2", "created", none()));
-    breaks_with("pool_bound", t, &pool1(), 6, &["acquire_ends_by_deadline"]);
+    t.at(6).created("s2");
+    breaks_with(
+        "pool_bound",
+        t.build(),
+        &pool1(),
+        6,
+        &["acquire_ends_by_deadline"],
+    );
 }
 
 #[test]
 fn pool_bound_a_slot_freed_that_was_not_held() {
     let mut t = holding();
-    t.push(m(4, 2, "", "acquire_start", none()));
-    t.push(m(4, 2, "", "slot_freed", none()));
-    t.push(m(4, 2, "", "acquire_error", json!({ "error": "connect" })));
-    breaks("pool_bound", t, &pool1(), 5);
+    t.at(4)
+        .vu(2)
+        .acquire_start()
+        .slot_freed()
+        .acquire_error("connect");
+    breaks("pool_bound", t.build(), &pool1(), 5);
 }
 
 #[test]
 fn pool_bound_an_acquire_that_ends_holding_its_grant() {
-    let mut t = holding();
-    t.push(m(4, 2, "", "acquire_start", none()));
-    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
-    t.push(m(7, 1, "s1", "invalidated", none()));
-    t.push(m(7, 1, "s1", "closed", closed("invalidated")));
-    t.push(m(7, 2, "", "waiter_granted", granted(true)));
+    let mut t = holding_and_waiting();
+    t.at(7).vu(1).invalidated("s1").closed("s1", "invalidated");
+    t.vu(2).waiter_granted_slot();
     // It times out all the same: the slot it was granted is lost.
-    t.push(m(
-        1004,
-        2,
-        "",
-        "acquire_timeout",
-        json!({ "waited_ms": 1000 }),
-    ));
-    breaks("pool_bound", t, &pool1(), 9);
+    t.at(1004).acquire_timeout(1000);
+    breaks("pool_bound", t.build(), &pool1(), 9);
 }
 
 #[test]
@@ -331,118 +299,77 @@ fn one_holder_a_session_handed_out_twice() {
 #[test]
 fn one_holder_an_idle_session_taken_by_two() {
     let mut t = holding();
-    t.push(m(4, 1, "s1", "released", none()));
-    t.push(m(5, 2, "", "acquire_start", none()));
-    t.push(m(5, 2, "s1", "acquire_ok", ok(false, false)));
-    t.push(m(6, 3, "", "acquire_start", none()));
-    t.push(m(6, 3, "s1", "acquire_ok", ok(false, false)));
-    breaks("one_holder", t, &pool2(), 8);
+    t.at(4).released("s1");
+    t.at(5).vu(2).acquire_start().acquire_ok("s1");
+    t.at(6).vu(3).acquire_start().acquire_ok("s1");
+    breaks("one_holder", t.build(), &pool2(), 8);
 }
 
 #[test]
 fn one_holder_a_give_back_by_another_vu() {
     let mut t = holding();
-    t.push(m(4, 2, "s1", "released", none()));
-    breaks("one_holder", t, &pool1(), 4);
+    t.at(4).vu(2).released("s1");
+    breaks("one_holder", t.build(), &pool1(), 4);
 }
 
 #[test]
 fn fifo_a_later_waiter_granted_first() {
-    let mut t = holding();
-    t.push(m(4, 2, "", "acquire_start", none()));
-    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
-    t.push(m(5, 3, "", "acquire_start", none()));
-    t.push(m(5, 3, "", "acquire_wait", wait(1005)));
-    t.push(m(7, 1, "s1", "released", none()));
-    t.push(m(7, 3, "s1", "waiter_granted", granted(false)));
-    t.push(m(7, 3, "s1", "acquire_ok", ok(false, false)));
-    t.push(m(
-        1004,
-        2,
-        "",
-        "acquire_timeout",
-        json!({ "waited_ms": 1000 }),
-    ));
-    breaks("fifo", t, &pool1(), 9);
+    let mut t = two_waiting();
+    t.at(7).vu(1).released("s1");
+    t.vu(3).waiter_granted("s1").acquire_ok("s1");
+    t.at(1004).vu(2).acquire_timeout(1000);
+    breaks("fifo", t.build(), &pool1(), 9);
 }
 
 /// The same order is fine when the earlier waiter's deadline had come: the
 /// pool had dropped it (it times out when its task runs).
 #[test]
 fn fifo_passing_a_waiter_whose_deadline_came_is_fine() {
-    let mut t = holding();
-    t.push(m(4, 2, "", "acquire_start", none()));
-    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
-    t.push(m(5, 3, "", "acquire_start", none()));
-    t.push(m(5, 3, "", "acquire_wait", wait(1005)));
-    t.push(m(1004, 1, "s1", "released", none()));
-    t.push(m(1004, 3, "s1", "waiter_granted", granted(false)));
-    t.push(m(1004, 3, "s1", "acquire_ok", ok(false, false)));
-    t.push(m(
-        1004,
-        2,
-        "",
-        "acquire_timeout",
-        json!({ "waited_ms": 1000 }),
-    ));
-    assert_clean(&t, &pool1());
+    let mut t = two_waiting();
+    t.at(1004).vu(1).released("s1");
+    t.vu(3).waiter_granted("s1").acquire_ok("s1");
+    t.vu(2).acquire_timeout(1000);
+    assert_clean(&t.build(), &pool1());
 }
 
 /// ... but not if the passed waiter is then served after all.
 #[test]
 fn fifo_a_passed_waiter_served_later() {
-    let mut t = holding();
-    t.push(m(4, 2, "", "acquire_start", none()));
-    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
-    t.push(m(5, 3, "", "acquire_start", none()));
-    t.push(m(5, 3, "", "acquire_wait", wait(1005)));
-    t.push(m(1004, 1, "s1", "released", none()));
-    t.push(m(1004, 3, "s1", "waiter_granted", granted(false)));
-    t.push(m(1004, 3, "s1", "acquire_ok", ok(false, false)));
-    t.push(m(1005, 3, "s1", "released", none()));
-    t.push(m(1005, 2, "s1", "waiter_granted", granted(false)));
-    t.push(m(1005, 2, "s1", "acquire_ok", ok(false, false)));
-    breaks("fifo", t, &pool1(), 9);
+    let mut t = two_waiting();
+    t.at(1004).vu(1).released("s1");
+    t.vu(3).waiter_granted("s1").acquire_ok("s1");
+    t.at(1005).released("s1");
+    t.vu(2).waiter_granted("s1").acquire_ok("s1");
+    breaks("fifo", t.build(), &pool1(), 9);
 }
 
 #[test]
 fn fifo_an_acquire_overtakes_the_queue() {
-    let mut t = holding();
-    t.push(m(4, 2, "", "acquire_start", none()));
-    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
+    let mut t = holding_and_waiting();
     // The release keeps s1 idle instead of granting it, and a newcomer
     // takes it ahead of the waiter.
-    t.push(m(7, 1, "s1", "released", none()));
-    t.push(m(8, 3, "", "acquire_start", none()));
-    t.push(m(8, 3, "s1", "acquire_ok", ok(false, false)));
-    t.push(m(
-        1004,
-        2,
-        "",
-        "acquire_timeout",
-        json!({ "waited_ms": 1000 }),
-    ));
+    t.at(7).vu(1).released("s1");
+    t.at(8).vu(3).acquire_start().acquire_ok("s1");
+    t.at(1004).vu(2).acquire_timeout(1000);
     // The capacity law sees the idle session first (at the release).
-    breaks_with("fifo", t, &pool1(), 8, &["no_wait_with_capacity"]);
+    breaks_with("fifo", t.build(), &pool1(), 8, &["no_wait_with_capacity"]);
 }
 
 #[test]
 fn fifo_a_waiter_served_without_a_grant() {
-    let mut t = holding();
-    t.push(m(4, 2, "", "acquire_start", none()));
-    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
-    t.push(m(7, 1, "s1", "released", none()));
-    t.push(m(7, 2, "s1", "acquire_ok", ok(false, false)));
-    breaks_with("fifo", t, &pool1(), 7, &["no_wait_with_capacity"]);
+    let mut t = holding_and_waiting();
+    t.at(7).vu(1).released("s1");
+    t.vu(2).acquire_ok("s1");
+    breaks_with("fifo", t.build(), &pool1(), 7, &["no_wait_with_capacity"]);
 }
 
 #[test]
 fn fifo_a_grant_to_an_acquire_that_is_not_queued() {
     let mut t = holding();
-    t.push(m(7, 1, "s1", "released", none()));
-    t.push(m(7, 2, "s1", "waiter_granted", granted(false)));
+    t.at(7).released("s1");
+    t.vu(2).waiter_granted("s1");
     // vu 2 has no acquire: a grant to a departed waiter as well.
-    breaks_with("fifo", t, &pool1(), 5, &["no_grant_to_departed"]);
+    breaks_with("fifo", t.build(), &pool1(), 5, &["no_grant_to_departed"]);
 }
 
 #[test]
@@ -459,56 +386,34 @@ fn no_wait_with_capacity_waiting_beside_a_free_slot() {
 
 #[test]
 fn no_wait_with_capacity_waiting_beside_an_idle_session() {
-    let mut t = holding();
-    t.push(m(4, 2, "", "acquire_start", none()));
-    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
+    let mut t = holding_and_waiting();
     // Released with a waiter queued, and not granted: idle while it waits.
-    t.push(m(7, 1, "s1", "released", none()));
-    t.push(m(
-        1004,
-        2,
-        "",
-        "acquire_timeout",
-        json!({ "waited_ms": 1000 }),
-    ));
-    breaks("no_wait_with_capacity", t, &pool1(), 6);
+    t.at(7).vu(1).released("s1");
+    t.at(1004).vu(2).acquire_timeout(1000);
+    breaks("no_wait_with_capacity", t.build(), &pool1(), 6);
 }
 
 #[test]
 fn no_wait_with_capacity_a_slot_freed_and_not_passed_on() {
-    let mut t = vec![
-        m(0, 1, "", "acquire_start", none()),
-        m(0, 1, "", "slot_reserved", none()),
-        m(1, 2, "", "acquire_start", none()),
-        m(1, 2, "", "acquire_wait", wait(1001)),
-        // The create fails; its slot is freed, and not granted.
-        m(5, 1, "", "slot_freed", none()),
-        m(5, 1, "", "acquire_error", json!({ "error": "connect" })),
-    ];
-    t.push(m(
-        1001,
-        2,
-        "",
-        "acquire_timeout",
-        json!({ "waited_ms": 1000 }),
-    ));
+    let mut t = TraceBuilder::new();
+    t.at(0).vu(1).acquire_start().slot_reserved();
+    t.at(1).vu(2).acquire_start().acquire_wait(1001);
+    // The create fails; its slot is freed, and not granted.
+    t.at(5).vu(1).slot_freed().acquire_error("connect");
+    t.at(1001).vu(2).acquire_timeout(1000);
     // Found where the chain of the failure ends (at its slot_freed).
-    breaks("no_wait_with_capacity", t, &pool1(), 4);
+    breaks("no_wait_with_capacity", t.build(), &pool1(), 4);
 }
 
 /// A release, its session past TTL closed and the freed slot granted: the
 /// chain ends with capacity passed on, so it is clean.
 #[test]
 fn no_wait_with_capacity_a_chain_that_passes_the_slot_on_is_fine() {
-    let mut t = holding();
-    t.push(m(4, 2, "", "acquire_start", none()));
-    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
-    t.push(m(7, 1, "s1", "released", none()));
-    t.push(m(7, 1, "s1", "closed", closed("ttl")));
-    t.push(m(7, 2, "", "waiter_granted", granted(true)));
-    t.push(m(9, 2, "s2", "created", none()));
-    t.push(m(9, 2, "s2", "acquire_ok", ok(true, false)));
-    let r = assert_clean(&t, &pool1());
+    let mut t = holding_and_waiting();
+    t.at(7).vu(1).released("s1").closed("s1", "ttl");
+    t.vu(2).waiter_granted_slot();
+    t.at(9).created("s2").acquire_created("s2");
+    let r = assert_clean(&t.build(), &pool1());
     assert_eq!(r.goals["ttl_in_use_closed_on_release"], 1);
 }
 
@@ -516,17 +421,11 @@ fn no_wait_with_capacity_a_chain_that_passes_the_slot_on_is_fine() {
 /// goes back and on to the next waiter.
 #[test]
 fn a_grant_handed_back_by_a_cancelled_waiter_is_passed_on() {
-    let mut t = holding();
-    t.push(m(4, 2, "", "acquire_start", none()));
-    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
-    t.push(m(5, 3, "", "acquire_start", none()));
-    t.push(m(5, 3, "", "acquire_wait", wait(1005)));
-    t.push(m(7, 1, "s1", "released", none()));
-    t.push(m(7, 2, "s1", "waiter_granted", granted(false)));
-    t.push(m(7, 2, "", "acquire_cancelled", json!({ "waiting": true })));
-    t.push(m(7, 3, "s1", "waiter_granted", granted(false)));
-    t.push(m(7, 3, "s1", "acquire_ok", ok(false, false)));
-    let r = assert_clean(&t, &pool1());
+    let mut t = two_waiting();
+    t.at(7).vu(1).released("s1");
+    t.vu(2).waiter_granted("s1").acquire_cancelled(true);
+    t.vu(3).waiter_granted("s1").acquire_ok("s1");
+    let r = assert_clean(&t.build(), &pool1());
     assert_eq!(r.goals["acquire_cancelled_waiting"], 1);
     assert_eq!(r.goals["waiter_served_after_release"], 1);
 }
@@ -535,13 +434,7 @@ fn a_grant_handed_back_by_a_cancelled_waiter_is_passed_on() {
 fn acquire_ends_by_deadline_a_timeout_after_the_deadline() {
     let mut t = clean();
     t.truncate(10);
-    t.push(m(
-        1500,
-        2,
-        "",
-        "acquire_timeout",
-        json!({ "waited_ms": 1496 }),
-    ));
+    t.push(one(at(1500).vu(2).acquire_timeout(1496)));
     breaks("acquire_ends_by_deadline", t, &pool1(), 10);
 }
 
@@ -553,30 +446,20 @@ fn acquire_ends_by_deadline_an_acquire_that_never_ends() {
 
 #[test]
 fn acquire_ends_by_deadline_still_queued_past_the_deadline() {
-    let mut t = holding();
-    t.push(m(4, 2, "", "acquire_start", none()));
-    t.push(m(4, 2, "", "acquire_wait", wait(1004)));
+    let mut t = holding_and_waiting();
     // At 1100 the waiter is still queued: found there, before it ends.
-    t.push(m(1100, 1, "s1", "released", none()));
-    t.push(m(1100, 2, "s1", "waiter_granted", granted(false)));
-    t.push(m(1100, 2, "s1", "acquire_ok", ok(false, false)));
-    breaks("acquire_ends_by_deadline", t, &pool1(), 6);
+    t.at(1100).vu(1).released("s1");
+    t.vu(2).waiter_granted("s1").acquire_ok("s1");
+    breaks("acquire_ends_by_deadline", t.build(), &pool1(), 6);
 }
 
 #[test]
 fn acquire_ends_by_deadline_a_wait_longer_than_the_timeout() {
     let mut t = holding();
-    t.push(m(4, 2, "", "acquire_start", none()));
     // The manager reports a deadline past acquire_timeout_ms, and keeps it.
-    t.push(m(4, 2, "", "acquire_wait", wait(1504)));
-    t.push(m(
-        1504,
-        2,
-        "",
-        "acquire_timeout",
-        json!({ "waited_ms": 1500 }),
-    ));
-    breaks("acquire_ends_by_deadline", t, &pool1(), 6);
+    t.at(4).vu(2).acquire_start().acquire_wait(1504);
+    t.at(1504).acquire_timeout(1500);
+    breaks("acquire_ends_by_deadline", t.build(), &pool1(), 6);
 }
 
 // ------------------------------------------------------------ other laws --
@@ -585,13 +468,7 @@ fn acquire_ends_by_deadline_a_wait_longer_than_the_timeout() {
 fn no_use_after_close() {
     let mut t = clean();
     t.truncate(16);
-    t.push(m(
-        10,
-        2,
-        "s1",
-        "operation_start",
-        json!({ "method": "ping" }),
-    ));
+    t.push(one(at(10).vu(2).operation_start("s1", "ping")));
     breaks_with(
         "no_use_after_close",
         t,
@@ -640,7 +517,7 @@ fn metrics_match_trace() {
     breaks("metrics_match_trace", clean(), &cfg, 17);
     // An eviction counted nowhere (defect 5): a TTL close with no count.
     let mut t = clean();
-    t[15] = m(9, 0, "s1", "closed", closed("ttl"));
+    t[15] = one(at(9).closed("s1", "ttl"));
     let mut metrics = clean_metrics();
     metrics.closed.shutdown = 0;
     metrics.closed.ttl = 1;
@@ -652,20 +529,26 @@ fn metrics_match_trace() {
 fn no_use_after_close_a_closed_session_handed_out() {
     // The pool closes s1 (idle), then hands it to vu-2 all the same (the
     // reference's defect 1: an invalidated session back in the idle list).
-    let t = vec![
-        m(0, 1, "", "acquire_start", none()),
-        m(0, 1, "", "slot_reserved", none()),
-        m(2, 1, "s1", "created", none()),
-        m(2, 1, "s1", "acquire_ok", ok(true, false)),
-        m(3, 1, "s1", "invalidated", none()),
-        m(3, 1, "s1", "closed", closed("invalidated")),
-        m(4, 2, "", "acquire_start", none()),
-        m(4, 2, "s1", "acquire_ok", ok(false, false)),
-    ];
-    let r = run(&t, &pool1());
+    let mut t = holding();
+    t.at(3).invalidated("s1").closed("s1", "invalidated");
+    t.at(4).vu(2).acquire_start().acquire_ok("s1");
+    let r = run(&t.build(), &pool1());
     let v = r.violation("no_use_after_close").expect("caught");
     assert_eq!(v.event_index, 7, "{v:#?}");
     assert!(v.message.contains("handed to vu-2"), "{}", v.message);
+}
+
+/// vu 1 gets s1 at 2, runs `ops` operations on it at 3, and gives it
+/// back at `back`, where it is closed as churned.
+fn churned_after(ops: usize, back: u64) -> Vec<TraceEvent> {
+    let mut t = TraceBuilder::new();
+    t.at(0).vu(1).acquire_start();
+    t.at(2).created("s1").acquire_created("s1");
+    for _ in 0..ops {
+        t.at(3).operation_start("s1", "ping");
+    }
+    t.at(back).released("s1").closed("s1", "churned");
+    t.build()
 }
 
 #[test]
@@ -674,18 +557,10 @@ fn closed_split_by_reason_a_churn_before_its_interval() {
         churn_ops: Some(3),
         ..AuditConfig::for_session(&SessionConfig::with_mode(Mode::Churn))
     };
-    let t = vec![
-        m(0, 1, "", "acquire_start", none()),
-        m(2, 1, "s1", "created", none()),
-        m(2, 1, "s1", "acquire_ok", ok(true, false)),
-        m(3, 1, "s1", "operation_start", json!({ "method": "ping" })),
-        m(4, 1, "s1", "released", none()),
-        m(4, 1, "s1", "closed", closed("churned")),
-    ];
     // The close's reason is wrong too (`mcp_sim::lease_laws`).
     breaks_with(
         "closed_split_by_reason",
-        t,
+        churned_after(1, 4),
         &cfg,
         5,
         &["close_reason_exact"],
@@ -695,12 +570,11 @@ fn closed_split_by_reason_a_churn_before_its_interval() {
 #[test]
 fn reconnects_exact() {
     let mut t = clean()[..6].to_vec();
-    t.push(m(5, 1, "s1", "invalidated", none()));
-    t.push(m(5, 1, "s1", "closed", closed("invalidated")));
-    t.push(m(6, 1, "", "acquire_start", none()));
-    t.push(m(6, 1, "", "slot_reserved", none()));
-    t.push(m(7, 1, "s2", "created", none()));
-    t.push(m(7, 1, "s2", "acquire_ok", ok(true, false)));
+    let mut again = at(5);
+    again.vu(1).invalidated("s1").closed("s1", "invalidated");
+    again.at(6).acquire_start().slot_reserved();
+    again.at(7).created("s2").acquire_created("s2");
+    t.extend(again.build());
     breaks_with(
         "reconnects_exact",
         t,
@@ -726,35 +600,21 @@ fn clean_close() {
 fn clean_close_excuses_a_reported_failed_delete() {
     let mut t = clean();
     t.remove(16); // the server never saw the DELETE succeed
-    let failed = m(
-        10,
-        0,
-        "s1",
-        "close_failed",
-        json!({ "error": "HTTP 503: server error" }),
-    );
-    t.insert(16, failed);
-    t.insert(
-        16,
-        s(
-            10,
-            "",
-            "injected",
-            json!({ "http": "DELETE", "status": 503 }),
-        ),
-    );
+    t.insert(16, one(at(10).close_failed("s1", "HTTP 503: server error")));
+    t.insert(16, one(at(10).injected("DELETE", 503)));
     let r = run(&t, &pool1());
     assert!(r.violation("clean_close").is_none(), "{:#?}", r.violations);
     assert!(r.violations.is_empty(), "{:#?}", r.violations);
     // The failure injected into that very DELETE (the server logs its
     // session) excuses it; one injected into another session's does not.
     for (session, excused) in [("s1", true), ("s9", false)] {
-        t[16] = s(
-            10,
-            session,
-            "injected",
-            json!({ "http": "DELETE", "status": 503, "from": W }),
-        );
+        t[16] = one(at(10).server_event(ServerEvent::Injected {
+            http: "DELETE".into(),
+            status: 503,
+            id: None,
+            session: Some(session.into()),
+            from: Some(W.into()),
+        }));
         let r = run(&t, &pool1());
         assert_eq!(
             r.violation("clean_close").is_none(),
@@ -772,25 +632,15 @@ fn clean_close_excuses_a_reported_failed_delete() {
 fn clean_close_does_not_excuse_a_delete_without_its_session_id() {
     let mut t = clean();
     t.remove(16);
-    t.insert(
-        16,
-        m(
-            10,
-            0,
-            "s1",
-            "close_failed",
-            json!({ "error": "HTTP 400 bad request: (-32000) Bad Request: Server not initialized" }),
-        ),
-    );
-    t.insert(
-        16,
-        s(
-            10,
-            "",
-            "missing_session",
-            json!({ "http": "DELETE", "from": W, "header_version": "2025-11-25" }),
-        ),
-    );
+    let error = "HTTP 400 bad request: (-32000) Bad Request: Server not initialized";
+    t.insert(16, one(at(10).close_failed("s1", error)));
+    let refused = ServerEvent::MissingSession {
+        http: "DELETE".into(),
+        method: None,
+        from: Some(W.into()),
+        header_version: Some("2025-11-25".into()),
+    };
+    t.insert(16, one(at(10).server_event(refused)));
     breaks_with("clean_close", t, &pool1(), 18, &["legacy_headers_present"]);
 }
 
@@ -802,7 +652,7 @@ fn no_fallback_after_modern_error_a_fallback_on_a_stateless_error() {
         let mut events = clean_auto();
         let answer =
             format!("HTTP 400 with JSON-RPC error {code} \"Unsupported protocol version\"");
-        events[1] = m(0, 1, "", "era_probed", probed("legacy", &answer));
+        events[1] = probe_event(probed("legacy", &answer));
         breaks("no_fallback_after_modern_error", events, &pool1(), 1);
     }
 }
@@ -812,23 +662,11 @@ fn no_fallback_after_modern_error_other_codes_and_verdicts_are_fine() {
     let cfg = pool1();
     // A longer number that starts like one of the codes is not one.
     let mut events = clean_auto();
-    events[1] = m(
-        0,
-        1,
-        "",
-        "era_probed",
-        probed("legacy", "JSON-RPC error -320221"),
-    );
+    events[1] = probe_event(probed("legacy", "JSON-RPC error -320221"));
     assert_clean(&events, &cfg);
     // A failed probe on -32022 is no fallback.
     let mut events = clean_auto();
-    events[1] = m(
-        0,
-        1,
-        "",
-        "era_probed",
-        probed("failed", "JSON-RPC error -32022"),
-    );
+    events[1] = probe_event(probed("failed", "JSON-RPC error -32022"));
     assert_clean(&events, &cfg);
 }
 
@@ -846,42 +684,38 @@ fn acquire_at_an_eviction_deadline() {
     };
     let base = || {
         let mut t = holding();
-        t.push(m(10, 1, "s1", "released", none()));
+        t.at(10).released("s1");
         t
     };
     // The acquire first: it finds s1 due, closes it, creates another.
     let mut t = base();
-    t.push(m(160, 2, "", "acquire_start", none()));
-    t.push(m(160, 0, "s1", "closed", closed("idle")));
-    t.push(m(160, 2, "", "slot_reserved", none()));
-    t.push(m(162, 2, "s2", "created", none()));
-    t.push(m(162, 2, "s2", "acquire_ok", ok(true, false)));
-    let r = assert_clean(&t, &cfg);
+    t.at(160).vu(2).acquire_start();
+    t.no_vu().closed("s1", "idle");
+    t.vu(2).slot_reserved();
+    t.at(162).created("s2").acquire_created("s2");
+    let r = assert_clean(&t.build(), &cfg);
     assert_eq!(r.goals["acquire_at_eviction_deadline"], 1);
     assert_eq!(r.goals["idle_eviction"], 1);
     // The evictor first, then the acquire in the same millisecond.
     let mut t = base();
-    t.push(m(160, 0, "s1", "closed", closed("idle")));
-    t.push(m(160, 2, "", "acquire_start", none()));
-    t.push(m(160, 2, "", "slot_reserved", none()));
-    t.push(m(162, 2, "s2", "created", none()));
-    t.push(m(162, 2, "s2", "acquire_ok", ok(true, false)));
-    let r = assert_clean(&t, &cfg);
+    t.at(160).no_vu().closed("s1", "idle");
+    t.vu(2).acquire_start().slot_reserved();
+    t.at(162).created("s2").acquire_created("s2");
+    let r = assert_clean(&t.build(), &cfg);
     assert_eq!(r.goals["acquire_at_eviction_deadline"], 1);
     // One millisecond early: the session is still good, no goal.
     let mut t = base();
-    t.push(m(159, 2, "", "acquire_start", none()));
-    t.push(m(159, 2, "s1", "acquire_ok", ok(false, false)));
-    let r = assert_clean(&t, &cfg);
+    t.at(159).vu(2).acquire_start().acquire_ok("s1");
+    let r = assert_clean(&t.build(), &cfg);
     assert_eq!(r.goals["acquire_at_eviction_deadline"], 0);
     // The TTL deadline: created (acquire_ok) at 2, due at 602.
     let mut t = base();
-    t.push(m(100, 1, "", "acquire_start", none()));
-    t.push(m(100, 1, "s1", "acquire_ok", ok(false, false)));
-    t.push(m(500, 1, "s1", "released", none()));
-    t.push(m(602, 3, "", "acquire_start", none()));
-    t.push(m(602, 0, "s1", "closed", closed("ttl")));
-    t.push(m(602, 3, "", "slot_reserved", none()));
+    t.at(100).acquire_start().acquire_ok("s1");
+    t.at(500).released("s1");
+    t.at(602).vu(3).acquire_start();
+    t.no_vu().closed("s1", "ttl");
+    t.vu(3).slot_reserved();
+    let t = t.build();
     let r = run(&t, &cfg);
     assert_eq!(r.goals["acquire_at_eviction_deadline"], 1);
     assert_eq!(r.goals["ttl_eviction_idle"], 1);
@@ -893,24 +727,18 @@ fn acquire_at_an_eviction_deadline() {
 /// A re-creation after a 404, counted under the mode.
 #[test]
 fn recreate_after_404_is_split_by_mode() {
-    let t = |vu_session: &str| {
-        vec![
-            m(0, 1, "", "acquire_start", none()),
-            m(2, 1, vu_session, "created", none()),
-            m(2, 1, vu_session, "acquire_ok", ok(true, false)),
-            m(3, 1, vu_session, "invalidated", none()),
-            m(3, 1, vu_session, "closed", closed("invalidated")),
-            m(4, 1, "", "acquire_start", none()),
-            m(5, 1, "s2", "created", none()),
-            m(5, 1, "s2", "acquire_ok", ok(true, true)),
-        ]
-    };
+    let mut t = TraceBuilder::new();
+    t.at(0).vu(1).acquire_start();
+    t.at(2).created("s1").acquire_created("s1");
+    t.at(3).invalidated("s1").closed("s1", "invalidated");
+    t.at(4).acquire_start();
+    t.at(5).created("s2").acquire_recreated("s2");
     for (mode, goal) in [
         (Mode::Reuse, "recreate_after_404_reuse"),
         (Mode::Churn, "recreate_after_404_churn"),
     ] {
         let cfg = AuditConfig::for_session(&SessionConfig::with_mode(mode));
-        let r = assert_clean(&t("s1"), &cfg);
+        let r = assert_clean(&t.build(), &cfg);
         assert_eq!(r.goals[goal], 1, "{mode:?}");
         let total: u64 = GOALS
             .iter()
@@ -920,28 +748,17 @@ fn recreate_after_404_is_split_by_mode() {
         assert_eq!(total, 1, "{mode:?}");
     }
     let mut p = holding();
-    p.push(m(3, 1, "s1", "invalidated", none()));
-    p.push(m(3, 1, "s1", "closed", closed("invalidated")));
-    p.push(m(4, 1, "", "acquire_start", none()));
-    p.push(m(4, 1, "", "slot_reserved", none()));
-    p.push(m(5, 1, "s2", "created", none()));
-    p.push(m(5, 1, "s2", "acquire_ok", ok(true, true)));
-    let r = assert_clean(&p, &pool1());
+    p.at(3).invalidated("s1").closed("s1", "invalidated");
+    p.at(4).acquire_start().slot_reserved();
+    p.at(5).created("s2").acquire_recreated("s2");
+    let r = assert_clean(&p.build(), &pool1());
     assert_eq!(r.goals["recreate_after_404_pool"], 1);
 }
 
 /// Churn goals by the configured trigger, once the trigger was reached.
 #[test]
 fn churn_is_split_by_trigger() {
-    let t = vec![
-        m(0, 1, "", "acquire_start", none()),
-        m(2, 1, "s1", "created", none()),
-        m(2, 1, "s1", "acquire_ok", ok(true, false)),
-        m(3, 1, "s1", "operation_start", json!({ "method": "ping" })),
-        m(3, 1, "s1", "operation_start", json!({ "method": "ping" })),
-        m(302, 1, "s1", "released", none()),
-        m(302, 1, "s1", "closed", closed("churned")),
-    ];
+    let t = churned_after(2, 302);
     let by_ops = AuditConfig::for_session(&SessionConfig {
         churn_interval_ops: 2,
         ..SessionConfig::with_mode(Mode::Churn)
@@ -960,18 +777,15 @@ fn churn_is_split_by_trigger() {
 /// A version-negotiation failure counts only under `strict`.
 #[test]
 fn version_mismatch_rejected_under_strict_only() {
-    let t = vec![
-        m(0, 1, "", "acquire_start", none()),
-        m(2, 1, "s1", "created", none()),
-        m(2, 1, "s1", "closed", closed("failed")),
-        m(
-            2,
-            1,
-            "s1",
-            "acquire_error",
-            json!({ "error": "version_negotiation" }),
-        ),
-    ];
+    let mut t = TraceBuilder::new();
+    t.at(0).vu(1).acquire_start();
+    t.at(2).created("s1").closed("s1", "failed");
+    t.manager(
+        Some("s1"),
+        ManagerEvent::AcquireError {
+            error: "version_negotiation".into(),
+        },
+    );
     for (policy, n) in [
         (VersionPolicy::Strict, 1),
         (VersionPolicy::Supported, 0),
@@ -981,7 +795,7 @@ fn version_mismatch_rejected_under_strict_only() {
             protocol_version_policy: policy,
             ..SessionConfig::with_mode(Mode::PerRequest)
         });
-        let r = assert_clean(&t, &cfg);
+        let r = assert_clean(&t.build(), &cfg);
         assert_eq!(r.goals["version_mismatch_rejected_strict"], n, "{policy:?}");
     }
 }
@@ -993,67 +807,48 @@ fn version_mismatch_rejected_under_strict_only() {
 fn server_crash_during_initialize() {
     let cfg = pool2();
     let start = || {
-        vec![
-            m(0, 1, "", "acquire_start", none()),
-            m(0, 1, "", "slot_reserved", none()),
-            s(2, "s1", "session_created", json!({})),
-            s(
-                2,
-                "s1",
-                "delayed",
-                json!({ "method": "initialize", "delay_ms": 1800 }),
-            ),
-        ]
+        let mut t = TraceBuilder::new();
+        t.at(0).vu(1).acquire_start().slot_reserved();
+        t.at(2)
+            .session_created("s1")
+            .delayed("s1", "initialize", 1800);
+        t
     };
-    let crash = |t| fault(t, Action::Crash { server: S.into() });
+    let crash = Action::Crash { server: S.into() };
     // The crash cuts the initialize short: the create fails.
     let mut t = start();
-    t.push(crash(400));
-    t.push(m(400, 1, "", "slot_freed", none()));
-    t.push(m(
-        400,
-        1,
-        "",
-        "acquire_error",
-        json!({ "error": "initialize" }),
-    ));
-    let r = assert_clean(&t, &cfg);
+    t.at(400)
+        .fault(crash.clone())
+        .slot_freed()
+        .acquire_error("initialize");
+    let r = assert_clean(&t.build(), &cfg);
     assert_eq!(r.goals["server_crash_during_initialize"], 1);
     // The client gave up (a timeout) before the crash: not counted.
     let mut t = start();
-    t.push(m(300, 1, "", "slot_freed", none()));
-    t.push(m(
-        300,
-        1,
-        "",
-        "acquire_error",
-        json!({ "error": "initialize" }),
-    ));
-    t.push(crash(400));
-    let r = assert_clean(&t, &cfg);
+    t.at(300).slot_freed().acquire_error("initialize");
+    t.at(400).fault(crash.clone());
+    let r = assert_clean(&t.build(), &cfg);
     assert_eq!(r.goals["server_crash_during_initialize"], 0);
     // The client got the answer and is sending `initialized`: counted.
     let mut t = start();
-    t.push(m(3, 1, "s1", "created", none()));
-    t.push(fault(4, Action::Bounce { server: S.into() }));
-    t.push(m(5, 1, "s1", "closed", closed("failed")));
-    t.push(m(5, 1, "", "slot_freed", none()));
-    t.push(m(
-        5,
-        1,
-        "s1",
-        "acquire_error",
-        json!({ "error": "initialized_notification" }),
-    ));
-    let r = assert_clean(&t, &cfg);
+    t.at(3).created("s1");
+    t.at(4).fault(Action::Bounce { server: S.into() });
+    t.at(5).closed("s1", "failed").slot_freed();
+    t.manager(
+        Some("s1"),
+        ManagerEvent::AcquireError {
+            error: "initialized_notification".into(),
+        },
+    );
+    let r = assert_clean(&t.build(), &cfg);
     assert_eq!(r.goals["server_crash_during_initialize"], 1);
     // The handshake was over (the server got `initialized`): not counted.
     let mut t = start();
-    t.push(m(3, 1, "s1", "created", none()));
-    t.push(s(4, "s1", "notification", initialized()));
-    t.push(m(5, 1, "s1", "acquire_ok", ok(true, false)));
-    t.push(crash(6));
-    let r = assert_clean(&t, &cfg);
+    t.at(3).created("s1");
+    t.at(4).initialized("s1");
+    t.at(5).acquire_created("s1");
+    t.at(6).fault(crash);
+    let r = assert_clean(&t.build(), &cfg);
     assert_eq!(r.goals["server_crash_during_initialize"], 0);
 }
 
@@ -1061,10 +856,9 @@ fn server_crash_during_initialize() {
 
 #[test]
 fn fault_events_come_first_in_their_millisecond() {
-    let mut t = Trace::new(vec![
-        m(5, 1, "", "acquire_start", none()),
-        s(5, "s1", "session_created", json!({})),
-    ]);
+    let mut b = TraceBuilder::new();
+    b.at(5).vu(1).acquire_start().session_created("s1");
+    let mut t = b.trace();
     t.push_faults(&[Applied {
         at_ms: 5,
         event: 3,
@@ -1076,19 +870,19 @@ fn fault_events_come_first_in_their_millisecond() {
     t.sort();
     let e = &t.events[0];
     assert_eq!(
-        (e.source, &*e.event, &*e.host),
+        (e.source(), &*e.name(), &*e.host),
         (Source::Fault, "expire", S)
     );
-    assert_eq!(e.session.as_deref(), Some("s1"));
-    assert_eq!(e.u64("plan_event"), Some(3));
-    assert_eq!(t.events[1].event, "acquire_start");
+    assert_eq!(e.session(), Some("s1"));
+    assert!(matches!(&e.kind, Kind::Fault(f) if f.plan_event == 3));
+    assert_eq!(t.events[1].name(), "acquire_start");
     assert!(e.line().contains("fault"), "{}", e.line());
 }
 
 #[test]
 fn jsonl_round_trip() {
     let mut events = clean();
-    events.push(fault(12, Action::Bounce { server: S.into() }));
+    events.push(one(at(12).fault(Action::Bounce { server: S.into() })));
     let t = Trace::new(events);
     let text = t.to_jsonl();
     assert!(text.ends_with('\n') && !text.contains('\r'));
@@ -1223,9 +1017,9 @@ fn seeded_world_obeys_every_law_and_is_deterministic() {
         .events
         .iter()
         .chain(&modern.events)
-        .filter(|e| e.source == Source::Server && e.detail.get("from").is_some());
+        .filter_map(|e| e.server()?.client_host());
     assert!(named.clone().count() > 0);
-    assert!(named.clone().all(|e| e.str("from") == Some(W)));
+    assert!(named.clone().all(|from| from == W));
     let reached = report.reached();
     eprintln!("goals reached: {reached:?}");
     assert!(reached.contains(&"pool_wait"), "{:?}", report.goals);
@@ -1245,34 +1039,36 @@ fn seeded_world_obeys_every_law_and_is_deterministic() {
 /// server moved that way.
 #[test]
 fn era_goals_follow_the_redeploys() {
-    let reprobe = |verdict: &str| json!({ "version": "2026-07-28", "verdict": verdict, "reprobe": "a legacy session was lost", "answer": null });
-    let era = |e: &str| json!({ "era": e });
+    let reprobe = |verdict: &str| ManagerEvent::EraProbed {
+        version: "2026-07-28".into(),
+        verdict: verdict.to_owned().into(),
+        reprobe: Some("a legacy session was lost".into()),
+        answer: None,
+        ttl_ms: None,
+    };
     let moved = |from, to| Action::Era {
         server: S.into(),
         from,
         to,
     };
-    let events = vec![
-        m(0, 1, "", "era_probed", probed("legacy", "HTTP 404")),
-        m(1, 1, "s1", "created", era("legacy")),
-        // A probe again before any redeploy: no goal.
-        m(2, 2, "", "era_probed", reprobe("modern")),
-        m(3, 2, "ctx-1", "created", era("modern")),
-        fault(4, moved(ServerEra::Legacy, ServerEra::Dual)),
-        m(5, 1, "", "era_probed", reprobe("modern")),
-        m(6, 1, "ctx-2", "created", era("modern")),
-        m(
-            7,
-            1,
-            "ctx-2",
-            "version_retried",
-            json!({ "from": "2026-07-28", "to": "2026-07-28" }),
-        ),
-        fault(8, moved(ServerEra::Dual, ServerEra::Legacy)),
-        m(9, 2, "", "era_probed", reprobe("legacy")),
-        m(10, 2, "s2", "created", era("legacy")),
-    ];
-    let r = run(&events, &AuditConfig::default());
+    let retried = ManagerEvent::VersionRetried {
+        from: "2026-07-28".into(),
+        to: "2026-07-28".into(),
+    };
+    let mut t = TraceBuilder::new();
+    t.at(0).vu(1).manager(None, probed("legacy", "HTTP 404"));
+    t.at(1).created_in("s1", "legacy");
+    // A probe again before any redeploy: no goal.
+    t.at(2).vu(2).manager(None, reprobe("modern"));
+    t.at(3).created_in("ctx-1", "modern");
+    t.at(4).fault(moved(ServerEra::Legacy, ServerEra::Dual));
+    t.at(5).vu(1).manager(None, reprobe("modern"));
+    t.at(6).created_in("ctx-2", "modern");
+    t.at(7).manager(Some("ctx-2"), retried);
+    t.at(8).fault(moved(ServerEra::Dual, ServerEra::Legacy));
+    t.at(9).vu(2).manager(None, reprobe("legacy"));
+    t.at(10).created_in("s2", "legacy");
+    let r = run(&t.build(), &AuditConfig::default());
     let got: Vec<u64> = [
         "fell_back_to_legacy",
         "version_retried",

@@ -7,117 +7,108 @@
 //! the digest answered for another request, or a fault on another
 //! request in the same window, breaks the law that matching by time alone
 //! (what an event without an id gets) lets through.
+//!
+//! The manager's side of each story is written with a [`TraceBuilder`];
+//! the server's and the VU's events, whose fields these tests vary one by
+//! one, as the trace lines they are.
 
 use serde_json::{json, Value};
 
 use mcp_sim::audit::{audit, AuditConfig, AuditReport};
-use mcp_sim::detail::Detail;
-use mcp_sim::trace::{Source, Trace, TraceEvent};
+use mcp_sim::faults::Action;
+use mcp_sim::trace::{Kind, Trace, TraceBuilder, TraceEvent};
 
 const W: &str = "worker";
 const S: &str = "server";
 const LEGACY: &str = "2025-11-25";
 
-fn detail(v: Value) -> Detail {
-    Detail::try_from(v).expect("an object or null")
+/// The typed event of a trace line (it must be one).
+fn line(v: Value) -> TraceEvent {
+    let e: TraceEvent = serde_json::from_value(v.clone()).expect("a trace line");
+    assert!(!matches!(e.kind, Kind::Other(_)), "no typed event: {v}");
+    e
 }
 
-/// A manager event of worker `W` at `t`.
-fn m(t: u64, vu: u64, session: &str, event: &'static str, d: Value) -> TraceEvent {
-    let mut d = detail(d);
-    d.insert("clock_ms", t);
-    TraceEvent {
-        t_ms: t,
-        host: W.into(),
-        source: Source::Manager,
-        event: event.into(),
-        session: (!session.is_empty()).then(|| session.to_owned()),
-        vu: (vu > 0).then_some(vu),
-        detail: d,
+/// A line of `host` at `t` from `source`, on `session` ("": none), by `vu`
+/// (0: none).
+fn event(
+    t: u64,
+    host: &str,
+    source: &str,
+    (session, vu): (&str, u64),
+    event: &str,
+    d: Value,
+) -> TraceEvent {
+    let mut v = json!({"t_ms": t, "host": host, "source": source, "event": event, "detail": d});
+    if !session.is_empty() {
+        v["session"] = json!(session);
     }
+    if vu > 0 {
+        v["vu"] = json!(vu);
+    }
+    line(v)
 }
 
-/// A VU event of worker `W` at `t`.
-fn vu(t: u64, vu: u64, session: &str, event: &'static str, d: Value) -> TraceEvent {
-    TraceEvent {
-        t_ms: t,
-        host: W.into(),
-        source: Source::Vu,
-        event: event.into(),
-        session: (!session.is_empty()).then(|| session.to_owned()),
-        vu: Some(vu),
-        detail: detail(d),
-    }
+/// vu 1's `vu_error` at `t`, on `session` ("": none).
+fn failed(t: u64, session: &str, d: Value) -> TraceEvent {
+    event(t, W, "vu", (session, 1), "vu_error", d)
+}
+
+/// vu 1's `vu_answer` at `t`, on `session`.
+fn got(t: u64, session: &str, d: Value) -> TraceEvent {
+    event(t, W, "vu", (session, 1), "vu_answer", d)
 }
 
 /// A server event on `S` at `t`.
-fn s(t: u64, session: &str, event: &'static str, d: Value) -> TraceEvent {
-    TraceEvent {
-        t_ms: t,
-        host: S.into(),
-        source: Source::Server,
-        event: event.into(),
-        session: (!session.is_empty()).then(|| session.to_owned()),
-        vu: None,
-        detail: detail(d),
-    }
+fn s(t: u64, session: &str, name: &'static str, d: Value) -> TraceEvent {
+    event(t, S, "server", (session, 0), name, d)
 }
 
-/// A fault action on `S` at `t`.
-fn fault(t: u64, action: &'static str, d: Value) -> TraceEvent {
-    TraceEvent {
-        t_ms: t,
-        host: S.into(),
-        source: Source::Fault,
-        event: action.into(),
-        session: None,
-        vu: None,
-        detail: detail(d),
-    }
+/// `e`, its line changed by `f`.
+fn edited(e: &TraceEvent, f: impl FnOnce(&mut Value)) -> TraceEvent {
+    let mut v = serde_json::to_value(e).unwrap();
+    f(&mut v);
+    line(v)
+}
+
+/// `e` with detail field `key` set to `value`.
+fn with(e: TraceEvent, key: &'static str, value: Value) -> TraceEvent {
+    edited(&e, |v| v["detail"][key] = value)
+}
+
+/// A link fault of worker `W` at `t` that holds its messages.
+fn held(t: u64) -> TraceEvent {
+    let mut b = TraceBuilder::new();
+    b.at(t).fault(Action::Hold {
+        worker: W.into(),
+        server: S.into(),
+    });
+    b.last().expect("the fault")
 }
 
 /// A legacy session `sid` made for vu 1 from 0 to 3, then an operation
-/// of that VU starting at 10 (its `acquire_start` and `operation_start`).
-fn session_then_op(sid: &str) -> Vec<TraceEvent> {
-    vec![
-        m(0, 1, "", "acquire_start", json!({})),
-        s(
-            1,
-            sid,
-            "session_created",
-            json!({"requested": LEGACY, "answered": LEGACY, "id_header": "sent", "from": W}),
-        ),
-        m(2, 1, sid, "created", json!({"era": "legacy"})),
-        s(
-            2,
-            sid,
-            "notification",
-            json!({"method": "notifications/initialized", "from": W, "header_version": LEGACY}),
-        ),
-        m(
-            3,
-            1,
-            sid,
-            "acquire_ok",
-            json!({"created": true, "reconnect": false, "waited_ms": 0}),
-        ),
-        m(3, 1, sid, "released", json!({})),
-        m(10, 1, "", "acquire_start", json!({})),
-        m(
-            10,
-            1,
-            sid,
-            "acquire_ok",
-            json!({"created": false, "reconnect": false, "waited_ms": 0}),
-        ),
-        m(
-            10,
-            1,
-            sid,
-            "operation_start",
-            json!({"method": "tools/call"}),
-        ),
-    ]
+/// of that VU starting at 10 (its `acquire_start` and `operation_start`):
+/// events 0 to 8.
+fn session_then_op(sid: &str) -> TraceBuilder {
+    let mut t = TraceBuilder::new();
+    t.at(0).vu(1).acquire_start();
+    t.event(s(
+        1,
+        sid,
+        "session_created",
+        json!({"requested": LEGACY, "answered": LEGACY, "id_header": "sent", "from": W}),
+    ));
+    t.at(2).created(sid);
+    t.event(s(
+        2,
+        sid,
+        "notification",
+        json!({"method": "notifications/initialized", "from": W, "header_version": LEGACY}),
+    ));
+    t.at(3).acquire_created(sid).released(sid);
+    t.at(10).acquire_start().acquire_ok(sid);
+    t.operation_start(sid, "tools/call");
+    t
 }
 
 /// A request on `sid` from `W`, as the server logs it.
@@ -162,28 +153,22 @@ fn passes(law: &str, events: &[TraceEvent]) {
 /// it did not skip, a notification it took for the answer).
 #[test]
 fn failure_explained_a_malformed_answer_nobody_spoiled() {
-    let mut t = session_then_op("srv-1");
-    t.push(request(11, "srv-1"));
-    t.push(s(
+    let mut b = session_then_op("srv-1");
+    b.event(request(11, "srv-1"));
+    b.event(s(
         11,
         "srv-1",
         "answered",
         json!({"method": "tools/call", "format": "sse", "pieces": 1, "digest": "d1"}),
     ));
-    t.push(m(
+    b.at(12)
+        .operation_end("srv-1", "tools/call", Some("operation"));
+    b.event(failed(
         12,
-        1,
         "srv-1",
-        "operation_end",
-        json!({"method": "tools/call", "error": "operation"}),
-    ));
-    t.push(vu(
-        12,
-        1,
-        "srv-1",
-        "vu_error",
         json!({"error": "operation", "cause": "malformed_json", "step": 1}),
     ));
+    let mut t = b.build();
     breaks("failure_explained", &t, 12, "malformed_json");
     // The same failure, the answer spoiled on purpose: explained.
     t[10] = with(t[10].clone(), "fault", json!("malformed"));
@@ -192,14 +177,13 @@ fn failure_explained_a_malformed_answer_nobody_spoiled() {
 
 #[test]
 fn failure_explained_a_5xx_needs_an_injected_failure() {
-    let mut t = session_then_op("srv-1");
-    t.push(vu(
+    let mut b = session_then_op("srv-1");
+    b.event(failed(
         12,
-        1,
         "srv-1",
-        "vu_error",
         json!({"error": "operation", "cause": "server_error", "status": 500, "step": 1}),
     ));
+    let mut t = b.build();
     breaks("failure_explained", &t, 9, "HTTP 500");
     // Another status injected explains nothing.
     t.insert(
@@ -213,22 +197,16 @@ fn failure_explained_a_5xx_needs_an_injected_failure() {
 
 #[test]
 fn failure_explained_a_lost_session_needs_the_servers_404() {
-    let mut t = session_then_op("srv-1");
-    t.push(m(
+    let mut b = session_then_op("srv-1");
+    b.at(12)
+        .operation_end("srv-1", "tools/call", Some("session_expired"))
+        .invalidated("srv-1");
+    b.event(failed(
         12,
-        1,
         "srv-1",
-        "operation_end",
-        json!({"method": "tools/call", "error": "session_expired"}),
-    ));
-    t.push(m(12, 1, "srv-1", "invalidated", json!({})));
-    t.push(vu(
-        12,
-        1,
-        "srv-1",
-        "vu_error",
         json!({"error": "session_expired", "step": 1}),
     ));
+    let mut t = b.build();
     breaks("failure_explained", &t, 11, "session_expired");
     // A 404 for another session explains nothing; for this one it does.
     let gone = |sid: &str| {
@@ -249,28 +227,29 @@ fn failure_explained_a_lost_session_needs_the_servers_404() {
 /// (a bounce breaks the connections it finds), or by a reset answer.
 #[test]
 fn failure_explained_a_closed_connection_needs_a_fault() {
-    let mut t = session_then_op("srv-1");
-    t.push(vu(
+    let mut b = session_then_op("srv-1");
+    b.event(failed(
         12,
-        1,
         "srv-1",
-        "vu_error",
         json!({"error": "operation", "cause": "closed", "step": 1}),
     ));
+    let mut t = b.build();
     breaks("failure_explained", &t, 9, "closed");
+    let fault = |action| {
+        let mut f = TraceBuilder::new();
+        f.at(5).fault(action);
+        f.last().expect("the fault")
+    };
     let mut bounced = t.clone();
-    bounced.insert(6, fault(5, "bounce", json!({"plan_event": 0})));
+    bounced.insert(6, fault(Action::Bounce { server: S.into() }));
     passes("failure_explained", &bounced);
     // A partition of another worker's link explains nothing.
     let mut other = t.clone();
-    other.insert(
-        6,
-        fault(
-            5,
-            "partition",
-            json!({"worker": "worker-9", "plan_event": 0}),
-        ),
-    );
+    let partition = Action::Partition {
+        worker: "worker-9".into(),
+        server: S.into(),
+    };
+    other.insert(6, fault(partition));
     breaks("failure_explained", &other, 10, "closed");
     t.insert(
         9,
@@ -288,21 +267,10 @@ fn failure_explained_a_closed_connection_needs_a_fault() {
 #[test]
 fn failure_explained_deadlines_and_the_clients_own_state() {
     for error in ["pool_timeout", "manager_closed", "session_closed"] {
-        let mut t = session_then_op("srv-1");
-        t.push(vu(
-            12,
-            1,
-            "",
-            "vu_error",
-            json!({"error": error, "step": 1}),
-        ));
-        passes("failure_explained", &t);
+        let mut b = session_then_op("srv-1");
+        b.event(failed(12, "", json!({"error": error, "step": 1})));
+        passes("failure_explained", &b.build());
     }
-}
-
-fn with(mut e: TraceEvent, key: &'static str, value: Value) -> TraceEvent {
-    e.detail.insert(key, value);
-    e
 }
 
 // -------------------------------------------------- legacy_headers_present --
@@ -311,7 +279,7 @@ fn with(mut e: TraceEvent, key: &'static str, value: Value) -> TraceEvent {
 /// `notifications/initialized` reaches the server without a session id.
 #[test]
 fn legacy_headers_present_a_request_without_its_session_id() {
-    let mut t = session_then_op("srv-1");
+    let mut t = session_then_op("srv-1").build();
     t[3] = s(
         2,
         "",
@@ -321,7 +289,7 @@ fn legacy_headers_present_a_request_without_its_session_id() {
     breaks("legacy_headers_present", &t, 3, "no Mcp-Session-Id");
     // A stateless-era probe sent to a legacy server carries no session id
     // either, and is right to.
-    let mut probe = session_then_op("srv-1");
+    let mut probe = session_then_op("srv-1").build();
     probe.insert(1, s(0, "", "missing_session", json!({"http": "POST", "method": "server/discover", "from": W, "header_version": "2026-07-28"})));
     passes("legacy_headers_present", &probe);
 }
@@ -330,7 +298,7 @@ fn legacy_headers_present_a_request_without_its_session_id() {
 /// a `session_id` fault) speaks to a server it takes for stateless.
 #[test]
 fn legacy_headers_present_not_after_an_initialize_without_an_id() {
-    let mut t = session_then_op("srv-1");
+    let mut t = session_then_op("srv-1").build();
     t[1] = with(t[1].clone(), "id_header", json!("omitted"));
     t[3] = s(
         2,
@@ -343,13 +311,14 @@ fn legacy_headers_present_not_after_an_initialize_without_an_id() {
 
 #[test]
 fn legacy_headers_present_a_request_without_its_version_header() {
-    let mut t = session_then_op("srv-1");
-    t.push(s(
+    let mut b = session_then_op("srv-1");
+    b.event(s(
         11,
         "srv-1",
         "request",
         json!({"method": "tools/call", "from": W}),
     ));
+    let mut t = b.build();
     breaks("legacy_headers_present", &t, 9, "no MCP-Protocol-Version");
     // Before 2025-06-18 there is no such header.
     t[1] = with(t[1].clone(), "answered", json!("2025-03-26"));
@@ -363,38 +332,20 @@ fn legacy_headers_present_a_request_without_its_version_header() {
 /// used again.
 fn reused_after_404(cause: Value) -> Vec<TraceEvent> {
     let mut t = session_then_op("srv-1");
-    t.push(s(11, "srv-1", "unknown_session", json!({"http": "POST", "method": "tools/call", "status": 404, "from": W, "header_version": LEGACY})));
-    t.push(m(
-        12,
-        1,
-        "srv-1",
-        "operation_end",
-        json!({"method": "tools/call", "error": "operation"}),
-    ));
-    t.push(m(12, 1, "srv-1", "released", json!({})));
-    t.push(vu(12, 1, "srv-1", "vu_error", cause));
-    t.push(m(20, 1, "", "acquire_start", json!({})));
-    t.push(m(
-        20,
-        1,
-        "srv-1",
-        "acquire_ok",
-        json!({"created": false, "reconnect": false, "waited_ms": 0}),
-    ));
-    t.push(m(
-        20,
-        1,
-        "srv-1",
-        "operation_start",
-        json!({"method": "ping"}),
-    ));
-    t.push(s(
+    t.event(s(11, "srv-1", "unknown_session", json!({"http": "POST", "method": "tools/call", "status": 404, "from": W, "header_version": LEGACY})));
+    t.at(12)
+        .operation_end("srv-1", "tools/call", Some("operation"))
+        .released("srv-1");
+    t.event(failed(12, "srv-1", cause));
+    t.at(20).acquire_start().acquire_ok("srv-1");
+    t.operation_start("srv-1", "ping");
+    t.event(s(
         21,
         "srv-1",
         "request",
         json!({"method": "ping", "from": W, "header_version": LEGACY}),
     ));
-    t
+    t.build()
 }
 
 #[test]
@@ -417,7 +368,7 @@ fn no_request_after_expiry_seen_a_session_used_after_its_404() {
 #[test]
 fn no_request_after_expiry_seen_only_once_the_vu_read_it() {
     let mut t = reused_after_404(json!({"error": "operation", "cause": "timeout", "step": 1}));
-    t.insert(6, fault(5, "hold", json!({"worker": W, "plan_event": 0})));
+    t.insert(6, held(5));
     passes("no_request_after_expiry_seen", &t);
     let mut t = reused_after_404(json!({"error": "session_expired", "step": 1}));
     t.truncate(13);
@@ -434,38 +385,22 @@ fn no_request_after_expiry_seen_only_once_the_vu_read_it() {
 
 #[test]
 fn answer_delivered_intact_a_result_no_server_sent() {
-    let mut t = session_then_op("srv-1");
-    t.push(request(11, "srv-1"));
-    t.push(s(
+    let mut b = session_then_op("srv-1");
+    b.event(request(11, "srv-1"));
+    b.event(s(
         11,
         "srv-1",
         "answered",
         json!({"method": "tools/call", "format": "sse", "pieces": 1, "digest": "1111"}),
     ));
-    t.push(m(
-        12,
-        1,
-        "srv-1",
-        "operation_end",
-        json!({"method": "tools/call", "error": null}),
-    ));
-    t.push(m(12, 1, "srv-1", "released", json!({})));
+    b.at(12)
+        .operation_end("srv-1", "tools/call", None)
+        .released("srv-1");
     // The VU took a notification of the stream for the answer.
-    t.push(vu(
-        12,
-        1,
-        "srv-1",
-        "vu_answer",
-        json!({"digest": "2222", "step": 1}),
-    ));
+    b.event(got(12, "srv-1", json!({"digest": "2222", "step": 1})));
+    let mut t = b.build();
     breaks("answer_delivered_intact", &t, 13, "digest 2222");
-    t[13] = vu(
-        12,
-        1,
-        "srv-1",
-        "vu_answer",
-        json!({"digest": "1111", "step": 1}),
-    );
+    t[13] = got(12, "srv-1", json!({"digest": "1111", "step": 1}));
     passes("answer_delivered_intact", &t);
     // The answer was sent before this step began: not this step's.
     let mut early = t.clone();
@@ -477,7 +412,7 @@ fn answer_delivered_intact_a_result_no_server_sent() {
     );
     early.swap(9, 10);
     early.sort_by_key(|e| e.t_ms);
-    let i = early.iter().position(|e| e.event == "vu_answer").unwrap();
+    let i = early.iter().position(|e| e.name() == "vu_answer").unwrap();
     breaks("answer_delivered_intact", &early, i, "no server answered");
 }
 
@@ -516,32 +451,22 @@ fn stateless_answer(t: u64, n: u64, id: u64, digest: &str) -> TraceEvent {
     )
 }
 
-/// A stateless-era operation of vu 1 on context `ctx-1`, starting at 10.
-fn modern_op() -> Vec<TraceEvent> {
-    vec![
-        m(10, 1, "", "acquire_start", json!({})),
-        m(
-            10,
-            1,
-            "ctx-1",
-            "acquire_ok",
-            json!({"created": false, "reconnect": false, "waited_ms": 0}),
-        ),
-        m(
-            10,
-            1,
-            "ctx-1",
-            "operation_start",
-            json!({"method": "tools/call"}),
-        ),
-    ]
+/// A stateless-era operation of vu 1 on context `ctx-1`, starting at 10
+/// (events 0 to 2).
+fn modern_op() -> TraceBuilder {
+    let mut t = TraceBuilder::new();
+    t.at(10).vu(1).acquire_start().acquire_ok("ctx-1");
+    t.operation_start("ctx-1", "tools/call");
+    t
 }
 
 /// VU event `e` without its `id`: as a VU that could not know it logs it.
 fn without_id(e: &TraceEvent) -> TraceEvent {
-    let mut e = e.clone();
-    e.detail.remove("id");
-    e
+    edited(e, |v| {
+        if let Some(d) = v["detail"].as_object_mut() {
+            d.remove("id");
+        }
+    })
 }
 
 /// The result of another request of the session (id 4), answered in the
@@ -549,24 +474,17 @@ fn without_id(e: &TraceEvent) -> TraceEvent {
 /// (all a VU without an id can be checked by) lets it through.
 #[test]
 fn answer_delivered_intact_the_digest_of_another_request() {
-    let mut t = session_then_op("srv-1");
-    t.push(with(request(11, "srv-1"), "id", json!(3)));
-    t.push(answered(11, "srv-1", 3, "1111"));
-    t.push(answered(11, "srv-1", 4, "2222"));
-    t.push(m(
+    let mut b = session_then_op("srv-1");
+    b.event(with(request(11, "srv-1"), "id", json!(3)));
+    b.event(answered(11, "srv-1", 3, "1111"));
+    b.event(answered(11, "srv-1", 4, "2222"));
+    b.at(12).operation_end("srv-1", "tools/call", None);
+    b.event(got(
         12,
-        1,
         "srv-1",
-        "operation_end",
-        json!({"method": "tools/call", "error": null}),
-    ));
-    t.push(vu(
-        12,
-        1,
-        "srv-1",
-        "vu_answer",
         json!({"digest": "2222", "step": 1, "id": 3}),
     ));
+    let mut t = b.build();
     breaks(
         "answer_delivered_intact",
         &t,
@@ -604,18 +522,17 @@ fn answer_delivered_intact_the_digest_of_another_request() {
 /// request's id from the VU's worker (its wire log names the worker).
 #[test]
 fn answer_delivered_intact_the_answer_to_another_workers_request() {
-    let mut t = modern_op();
-    t.push(wire(11, 5, 3, "worker-9"));
-    t.push(stateless_answer(11, 5, 3, "1111"));
-    t.push(wire(11, 6, 3, W));
-    t.push(stateless_answer(11, 6, 3, "2222"));
-    t.push(vu(
+    let mut b = modern_op();
+    b.event(wire(11, 5, 3, "worker-9"));
+    b.event(stateless_answer(11, 5, 3, "1111"));
+    b.event(wire(11, 6, 3, W));
+    b.event(stateless_answer(11, 6, 3, "2222"));
+    b.event(got(
         12,
-        1,
         "ctx-1",
-        "vu_answer",
         json!({"digest": "1111", "step": 1, "id": 3}),
     ));
+    let mut t = b.build();
     breaks(
         "answer_delivered_intact",
         &t,
@@ -630,25 +547,18 @@ fn answer_delivered_intact_the_answer_to_another_workers_request() {
 /// of another request of the session, nor the same id on another session.
 #[test]
 fn failure_explained_a_spoiled_answer_of_another_request() {
-    let mut t = session_then_op("srv-1");
-    t.push(with(request(11, "srv-1"), "id", json!(3)));
-    t.push(with(
-        answered(11, "srv-1", 4, "4444"),
-        "fault",
-        json!("malformed"),
-    ));
-    t.push(with(
-        answered(11, "srv-2", 3, "3333"),
-        "fault",
-        json!("malformed"),
-    ));
-    t.push(vu(
+    let malformed =
+        |sid, id, digest| with(answered(11, sid, id, digest), "fault", json!("malformed"));
+    let mut b = session_then_op("srv-1");
+    b.event(with(request(11, "srv-1"), "id", json!(3)));
+    b.event(malformed("srv-1", 4, "4444"));
+    b.event(malformed("srv-2", 3, "3333"));
+    b.event(failed(
         12,
-        1,
         "srv-1",
-        "vu_error",
         json!({"error": "operation", "cause": "malformed_json", "step": 1, "id": 3}),
     ));
+    let mut t = b.build();
     breaks(
         "failure_explained",
         &t,
@@ -659,14 +569,7 @@ fn failure_explained_a_spoiled_answer_of_another_request() {
     let mut idless = t.clone();
     idless[12] = without_id(&t[12]);
     passes("failure_explained", &idless);
-    t.insert(
-        12,
-        with(
-            answered(11, "srv-1", 3, "3333"),
-            "fault",
-            json!("malformed"),
-        ),
-    );
+    t.insert(12, malformed("srv-1", 3, "3333"));
     passes("failure_explained", &t);
 }
 
@@ -684,37 +587,35 @@ fn failure_explained_an_injected_failure_of_another_request() {
             json!({"http": "POST", "status": 503, "id": id, "from": from}),
         )
     };
-    let mut t = modern_op();
-    t.push(wire(11, 5, 3, "worker-9"));
-    t.push(injected(3, "worker-9"));
-    t.push(wire(11, 6, 4, W));
-    t.push(injected(4, W));
-    t.push(wire(11, 7, 3, W));
-    t.push(vu(
+    let mut b = modern_op();
+    b.event(wire(11, 5, 3, "worker-9"));
+    b.event(injected(3, "worker-9"));
+    b.event(wire(11, 6, 4, W));
+    b.event(injected(4, W));
+    b.event(wire(11, 7, 3, W));
+    b.event(failed(
         12,
-        1,
         "ctx-1",
-        "vu_error",
         json!({"error": "operation", "cause": "server_error", "status": 503, "step": 1, "id": 3}),
     ));
+    let mut t = b.build();
     breaks("failure_explained", &t, 8, "HTTP 503) of request 3");
     t.insert(8, injected(3, W));
     passes("failure_explained", &t);
     // A legacy request's injected failure names its session.
-    let mut t = session_then_op("srv-1");
-    t.push(s(
+    let mut b = session_then_op("srv-1");
+    b.event(s(
         11,
         "srv-2",
         "injected",
         json!({"http": "POST", "status": 500, "id": 3, "from": W}),
     ));
-    t.push(vu(
+    b.event(failed(
         12,
-        1,
         "srv-1",
-        "vu_error",
         json!({"error": "operation", "cause": "server_error", "status": 500, "step": 1, "id": 3}),
     ));
+    let mut t = b.build();
     breaks(
         "failure_explained",
         &t,
@@ -722,7 +623,7 @@ fn failure_explained_an_injected_failure_of_another_request() {
         "HTTP 500) of request 3 on srv-1",
     );
     let mut resumed = t.clone();
-    t[9].session = Some("srv-1".into());
+    t[9] = edited(&t[9], |v| v["session"] = json!("srv-1"));
     passes("failure_explained", &t);
     // A resumption (GET, no id) of a cut stream, failed on purpose: it
     // belongs to the exchange it resumes, on its session.
@@ -741,7 +642,7 @@ fn failure_explained_an_injected_failure_of_another_request() {
         ),
     );
     breaks("failure_explained", &resumed, 11, "HTTP 500) of request 3");
-    resumed[10].session = Some("srv-1".into());
+    resumed[10] = edited(&resumed[10], |v| v["session"] = json!("srv-1"));
     passes("failure_explained", &resumed);
 }
 
@@ -750,23 +651,22 @@ fn failure_explained_an_injected_failure_of_another_request() {
 /// link, not one exchange).
 #[test]
 fn failure_explained_a_timeout_needs_its_own_slow_call_or_a_link_fault() {
-    let mut t = session_then_op("srv-1");
-    t.push(with(
+    let mut b = session_then_op("srv-1");
+    b.event(with(
         with(request(11, "srv-2"), "tool", json!("slow")),
         "id",
         json!(3),
     ));
-    t.push(vu(
+    b.event(failed(
         15,
-        1,
         "srv-1",
-        "vu_error",
         json!({"error": "operation", "cause": "timeout", "step": 1, "id": 3}),
     ));
+    let mut t = b.build();
     breaks("failure_explained", &t, 10, "timeout) of request 3");
-    let mut held = t.clone();
-    held.insert(9, fault(11, "hold", json!({"worker": W, "plan_event": 0})));
-    passes("failure_explained", &held);
-    t[9].session = Some("srv-1".into());
+    let mut held_then = t.clone();
+    held_then.insert(9, held(11));
+    passes("failure_explained", &held_then);
+    t[9] = edited(&t[9], |v| v["session"] = json!("srv-1"));
     passes("failure_explained", &t);
 }

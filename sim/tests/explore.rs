@@ -91,7 +91,7 @@ fn a_replayed_path_reports_the_managers_events() {
     let scope = Scope::pool(1, 2, 10);
     let script = parse_script("acquire 1; create_ok 1; acquire 2; release 1; wake 2").unwrap();
     let trace = replay(&scope, &script).unwrap();
-    let names: Vec<&str> = trace.events.iter().map(|e| &*e.event).collect();
+    let names: Vec<String> = trace.events.iter().map(|e| e.name().into_owned()).collect();
     assert_eq!(
         names,
         [

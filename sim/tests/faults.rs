@@ -34,7 +34,7 @@ use mcp_sim::server::encode::Format;
 use mcp_sim::server::hooks::CHANGED_CAPABILITY;
 use mcp_sim::server::{AnswerFault, ExpiryReason, ServerConfig, ServerEra, ServerEvent, Stamped};
 use mcp_sim::topology::{Latency, ServerSpec, Topology, Vu, VuKey, WorkerSpec};
-use mcp_sim::trace::{Source, TraceEvent, TraceRecorder};
+use mcp_sim::trace::TraceRecorder;
 
 const SERVER: &str = "server";
 const WORKER: &str = "worker";
@@ -266,6 +266,13 @@ impl Outcome {
         }
     }
 
+    /// Nothing hung, the books balance, and every VU's last 5 rounds
+    /// succeeded: the client came through the fault.
+    fn assert_weathered(&self) {
+        self.assert_bounded();
+        self.assert_recovered(5);
+    }
+
     /// The errors, and any error that does not `fit`, for a message.
     fn assert_errors(&self, what: &str, fit: impl Fn(&SessionError) -> bool) -> Vec<&SessionError> {
         let errors = self.errors();
@@ -337,6 +344,60 @@ fn at(at_ms: u64, event: FaultEvent) -> FaultPlan {
     FaultPlan::new(vec![Scheduled { at_ms, event }])
 }
 
+impl Setup {
+    /// The world run with the probe program and one fault, `event` at
+    /// `at_ms`.
+    fn hit(&self, at_ms: u64, event: FaultEvent) -> Outcome {
+        run(self, &at(at_ms, event))
+    }
+}
+
+// ------------------------------------ the faults of this world's server --
+
+/// Constructors of the fault events on the world's server, by their
+/// numbers: `server_errors(503, 2)` is `FaultEvent::ServerErrors` of that
+/// server, status 503, count 2.
+macro_rules! on_server {
+    ($($name:ident => $kind:ident($($field:ident: $ty:ty),*);)*) => {
+        $(fn $name($($field: $ty),*) -> FaultEvent {
+            FaultEvent::$kind { server: server(), $($field),* }
+        })*
+    };
+}
+
+/// Constructors of the fault events on the worker's link to the server,
+/// by their numbers: `hold(800)` holds that link for 800 ms.
+macro_rules! on_link {
+    ($($name:ident => $kind:ident($($field:ident: $ty:ty),*);)*) => {
+        $(fn $name($($field: $ty),*) -> FaultEvent {
+            FaultEvent::$kind { worker: worker(), server: server(), $($field),* }
+        })*
+    };
+}
+
+on_server! {
+    crash => Crash(down_ms: u64);
+    early_expiry => EarlyExpiry(pick: u32);
+    server_errors => ServerErrors(status: u16, count: u32);
+    malformed_json => MalformedJson(count: u32);
+    truncated_sse => TruncatedSse(count: u32);
+    connection_reset => ConnectionReset(count: u32);
+    slow_initialize => SlowInitialize(delay_ms: u64, count: u32);
+    version_mismatch => VersionMismatch(version: String, span_ms: u64);
+    missing_session_id => MissingSessionId(span_ms: u64);
+    invalid_session_id => InvalidSessionId(span_ms: u64);
+    header_strip => HeaderStrip(count: u32);
+    modern_stream_cut => ModernStreamCut(count: u32);
+    discover_change => DiscoverChange(ttl_ms: u64, span_ms: u64);
+}
+
+on_link! {
+    partition => Partition(span_ms: u64);
+    hold => Hold(span_ms: u64);
+    latency_range => LatencyRange(min_ms: u64, max_ms: u64, span_ms: u64);
+    latency_spike => LatencySpike(latency_ms: u64, span_ms: u64);
+}
+
 fn server() -> String {
     SERVER.into()
 }
@@ -394,16 +455,7 @@ fn assert_restart_lost_the_session(o: &Outcome) {
 #[test]
 fn crash_and_restart_loses_every_session_and_the_next_acquire_reinitializes() {
     let setup = Setup::new(1, Mode::Reuse);
-    let o = run(
-        &setup,
-        &at(
-            550,
-            FaultEvent::Crash {
-                server: server(),
-                down_ms: 600,
-            },
-        ),
-    );
+    let o = setup.hit(550, crash(600));
     assert_eq!(
         o.applied
             .iter()
@@ -442,33 +494,25 @@ fn crash_and_restart_loses_every_session_and_the_next_acquire_reinitializes() {
         .filter(|s| (550..1150).contains(&s.at_ms))
         .all(|s| !s.ok()));
     assert_restart_lost_the_session(&o);
-    o.assert_bounded();
-    o.assert_recovered(5);
+    o.assert_weathered();
 }
 
 #[test]
 fn bounce_loses_every_session_and_the_next_acquire_reinitializes() {
     let setup = Setup::new(2, Mode::Reuse);
-    let o = run(&setup, &at(550, FaultEvent::Bounce { server: server() }));
+    let o = setup.hit(550, FaultEvent::Bounce { server: server() });
     assert_eq!(o.applied.len(), 1);
     o.assert_errors("bounce", |e| {
         e.is_session_expired() || is_op(e, |t| matches!(t, TransportError::Closed { .. }))
     });
     assert_restart_lost_the_session(&o);
-    o.assert_bounded();
-    o.assert_recovered(5);
+    o.assert_weathered();
 }
 
 #[test]
 fn a_server_with_a_shared_session_store_keeps_them_across_a_crash() {
     let setup = Setup::new(1, Mode::Reuse);
-    let plan = at(
-        550,
-        FaultEvent::Crash {
-            server: server(),
-            down_ms: 600,
-        },
-    );
+    let plan = at(550, crash(600));
     let spec =
         WorkerSpec::new(WORKER, SERVER, session_config(setup.mode), 1).http(setup.http.clone());
     let mut world = Topology::new(setup.seed, Duration::from_secs(60))
@@ -509,15 +553,7 @@ fn a_server_with_a_shared_session_store_keeps_them_across_a_crash() {
 #[test]
 fn partition_times_requests_out_and_heals() {
     let setup = Setup::new(3, Mode::Reuse);
-    let plan = at(
-        550,
-        FaultEvent::Partition {
-            worker: worker(),
-            server: server(),
-            span_ms: 800,
-        },
-    );
-    let o = run(&setup, &plan);
+    let o = setup.hit(550, partition(800));
     // The call in flight when the link drops times out (its request, or
     // its answer, is lost); the connection is dropped with it, and a dial
     // while partitioned is refused at once (turmoil drops the SYN, and
@@ -536,39 +572,21 @@ fn partition_times_requests_out_and_heals() {
         o.applied.last().map(|a| &a.action),
         Some(Action::Heal { .. })
     ));
-    o.assert_bounded();
-    o.assert_recovered(5);
+    o.assert_weathered();
 }
 
 #[test]
 fn hold_delays_messages_past_the_timeout_then_releases_them() {
     let setup = Setup::new(4, Mode::Reuse);
-    let plan = at(
-        550,
-        FaultEvent::Hold {
-            worker: worker(),
-            server: server(),
-            span_ms: 800,
-        },
-    );
-    let o = run(&setup, &plan);
+    let o = setup.hit(550, hold(800));
     o.assert_errors("hold", |e| is_op(e, is_timeout));
-    o.assert_bounded();
-    o.assert_recovered(5);
+    o.assert_weathered();
 }
 
 #[test]
 fn a_short_hold_only_slows_the_call_down() {
     let setup = Setup::new(4, Mode::Reuse);
-    let plan = at(
-        550,
-        FaultEvent::Hold {
-            worker: worker(),
-            server: server(),
-            span_ms: 300,
-        },
-    );
-    let o = run(&setup, &plan);
+    let o = setup.hit(550, hold(300));
     assert!(o.errors().is_empty(), "{:#?}", o.errors());
     let slowest = o
         .all_steps()
@@ -584,17 +602,7 @@ fn a_short_hold_only_slows_the_call_down() {
 #[test]
 fn a_latency_range_slows_calls_without_errors() {
     let setup = Setup::new(5, Mode::Reuse);
-    let plan = at(
-        550,
-        FaultEvent::LatencyRange {
-            worker: worker(),
-            server: server(),
-            min_ms: 100,
-            max_ms: 200,
-            span_ms: 1_000,
-        },
-    );
-    let o = run(&setup, &plan);
+    let o = setup.hit(550, latency_range(100, 200, 1_000));
     assert!(o.errors().is_empty(), "{:#?}", o.errors());
     for s in o.all_steps() {
         let took = s.call.as_ref().map(|c| c.0).unwrap();
@@ -620,23 +628,13 @@ fn a_latency_range_slows_calls_without_errors() {
 #[test]
 fn a_latency_spike_past_the_timeout_times_calls_out() {
     let setup = Setup::new(6, Mode::Reuse);
-    let plan = at(
-        550,
-        FaultEvent::LatencySpike {
-            worker: worker(),
-            server: server(),
-            latency_ms: 1_000,
-            span_ms: 600,
-        },
-    );
-    let o = run(&setup, &plan);
+    let o = setup.hit(550, latency_spike(1_000, 600));
     o.assert_errors("latency spike", |e| {
         is_op(e, |t| {
             matches!(t, TransportError::Timeout { after_ms: 500, .. })
         })
     });
-    o.assert_bounded();
-    o.assert_recovered(5);
+    o.assert_weathered();
 }
 
 // ------------------------------------------------------------ server state --
@@ -645,14 +643,7 @@ fn a_latency_spike_past_the_timeout_times_calls_out() {
 fn early_expiry_gives_404_and_a_reconnect() {
     let mut setup = Setup::new(7, Mode::Reuse);
     setup.vus = 2;
-    let plan = at(
-        550,
-        FaultEvent::EarlyExpiry {
-            server: server(),
-            pick: 1,
-        },
-    );
-    let o = run(&setup, &plan);
+    let o = setup.hit(550, early_expiry(1));
     // Two VUs, a session each; pick 1 (in id order) is srv-2.
     assert_eq!(
         o.applied[0].action,
@@ -669,8 +660,7 @@ fn early_expiry_gives_404_and_a_reconnect() {
         reason: ExpiryReason::Early
     }));
     assert_eq!(o.metrics.reconnects, 1);
-    o.assert_bounded();
-    o.assert_recovered(5);
+    o.assert_weathered();
 }
 
 #[test]
@@ -706,22 +696,13 @@ fn server_error_bursts_are_typed_with_their_status() {
         })
         .collect();
     assert_eq!(statuses, [500, 500, 503, 503]);
-    o.assert_bounded();
-    o.assert_recovered(5);
+    o.assert_weathered();
 }
 
 #[test]
 fn server_errors_on_initialize_fail_the_acquire() {
     let setup = Setup::new(8, Mode::PerRequest);
-    let plan = at(
-        550,
-        FaultEvent::ServerErrors {
-            server: server(),
-            status: 503,
-            count: 1,
-        },
-    );
-    let o = run(&setup, &plan);
+    let o = setup.hit(550, server_errors(503, 1));
     o.assert_errors("5xx on initialize", |e| {
         matches!(
             e.kind,
@@ -764,21 +745,14 @@ fn spoiled_answers_are_typed_errors(
         formats.contains(&Format::Json) && formats.contains(&Format::Sse),
         "both shapes: {formats:?}"
     );
-    o.assert_bounded();
-    o.assert_recovered(5);
+    o.assert_weathered();
 }
 
 #[test]
 fn malformed_json_in_either_format_is_a_typed_error() {
-    spoiled_answers_are_typed_errors(
-        9,
-        FaultEvent::MalformedJson {
-            server: server(),
-            count: 4,
-        },
-        AnswerFault::Malformed,
-        |t| matches!(t, TransportError::MalformedJson { .. }),
-    );
+    spoiled_answers_are_typed_errors(9, malformed_json(4), AnswerFault::Malformed, |t| {
+        matches!(t, TransportError::MalformedJson { .. })
+    });
 }
 
 #[test]
@@ -786,14 +760,7 @@ fn truncated_sse_without_event_ids_is_a_closed_stream() {
     // No notifications before the response: the truncated stream carries no
     // complete event, so there is no id to resume from.
     let setup = Setup::new(10, Mode::Reuse);
-    let plan = at(
-        550,
-        FaultEvent::TruncatedSse {
-            server: server(),
-            count: 2,
-        },
-    );
-    let o = run(&setup, &plan);
+    let o = setup.hit(550, truncated_sse(2));
     let errors = o.assert_errors("truncated", |e| {
         is_op(
             e,
@@ -805,8 +772,7 @@ fn truncated_sse_without_event_ids_is_a_closed_stream() {
         spoiled(&o, AnswerFault::Truncated),
         [Format::Sse, Format::Sse]
     );
-    o.assert_bounded();
-    o.assert_recovered(5);
+    o.assert_weathered();
 }
 
 #[test]
@@ -816,14 +782,7 @@ fn truncated_sse_after_notifications_is_resumed_and_refused() {
     // answers 405.
     let mut setup = Setup::new(10, Mode::Reuse);
     setup.server.notifications_before_response = 2;
-    let plan = at(
-        550,
-        FaultEvent::TruncatedSse {
-            server: server(),
-            count: 1,
-        },
-    );
-    let o = run(&setup, &plan);
+    let o = setup.hit(550, truncated_sse(1));
     let errors = o.assert_errors("truncated + resume", |e| {
         is_op(
             e,
@@ -836,21 +795,14 @@ fn truncated_sse_after_notifications_is_resumed_and_refused() {
         .into_iter()
         .any(|e| matches!(e, ServerEvent::Rejected { http, status: 405, .. } if http == "GET"));
     assert!(resumed, "the client tried to resume");
-    o.assert_bounded();
-    o.assert_recovered(5);
+    o.assert_weathered();
 }
 
 #[test]
 fn connection_reset_mid_answer_is_a_closed_connection() {
-    spoiled_answers_are_typed_errors(
-        11,
-        FaultEvent::ConnectionReset {
-            server: server(),
-            count: 4,
-        },
-        AnswerFault::Reset,
-        |t| matches!(t, TransportError::Closed { .. }),
-    );
+    spoiled_answers_are_typed_errors(11, connection_reset(4), AnswerFault::Reset, |t| {
+        matches!(t, TransportError::Closed { .. })
+    });
 }
 
 // ------------------------------------------------------------- initialize --
@@ -858,15 +810,7 @@ fn connection_reset_mid_answer_is_a_closed_connection() {
 #[test]
 fn slow_initialize_past_the_timeout_fails_the_acquire_at_its_deadline() {
     let setup = Setup::new(12, Mode::PerRequest);
-    let plan = at(
-        550,
-        FaultEvent::SlowInitialize {
-            server: server(),
-            delay_ms: 2_000,
-            count: 1,
-        },
-    );
-    let o = run(&setup, &plan);
+    let o = setup.hit(550, slow_initialize(2_000, 1));
     let errors = o.assert_errors("slow initialize", |e| {
         matches!(&e.kind, ErrorKind::Initialize(TransportError::Timeout { what, after_ms: 500 }) if what == "initialize")
     });
@@ -882,22 +826,13 @@ fn slow_initialize_past_the_timeout_fails_the_acquire_at_its_deadline() {
             ..
         }
     )));
-    o.assert_bounded();
-    o.assert_recovered(5);
+    o.assert_weathered();
 }
 
 #[test]
 fn a_mismatched_protocol_version_fails_negotiation_and_the_session_is_closed() {
     let setup = Setup::new(13, Mode::PerRequest);
-    let plan = at(
-        550,
-        FaultEvent::VersionMismatch {
-            server: server(),
-            version: "2024-11-05".into(),
-            span_ms: 250,
-        },
-    );
-    let o = run(&setup, &plan);
+    let o = setup.hit(550, version_mismatch("2024-11-05".into(), 250));
     let errors = o.assert_errors("version", |e| {
         matches!(&e.kind, ErrorKind::VersionNegotiation { answered, .. } if answered == "2024-11-05")
     });
@@ -912,21 +847,13 @@ fn a_mismatched_protocol_version_fails_negotiation_and_the_session_is_closed() {
             "{id}"
         );
     }
-    o.assert_bounded();
-    o.assert_recovered(5);
+    o.assert_weathered();
 }
 
 #[test]
 fn a_missing_session_id_makes_the_client_stateless_and_the_server_refuses() {
     let setup = Setup::new(14, Mode::PerRequest);
-    let plan = at(
-        550,
-        FaultEvent::MissingSessionId {
-            server: server(),
-            span_ms: 250,
-        },
-    );
-    let o = run(&setup, &plan);
+    let o = setup.hit(550, missing_session_id(250));
     o.assert_errors("missing id", |e| {
         matches!(
             e.kind,
@@ -937,21 +864,13 @@ fn a_missing_session_id_makes_the_client_stateless_and_the_server_refuses() {
         .events()
         .iter()
         .any(|e| matches!(e, ServerEvent::MissingSession { .. })));
-    o.assert_bounded();
-    o.assert_recovered(5);
+    o.assert_weathered();
 }
 
 #[test]
 fn an_invalid_session_id_fails_initialize() {
     let setup = Setup::new(15, Mode::PerRequest);
-    let plan = at(
-        550,
-        FaultEvent::InvalidSessionId {
-            server: server(),
-            span_ms: 250,
-        },
-    );
-    let o = run(&setup, &plan);
+    let o = setup.hit(550, invalid_session_id(250));
     let errors = o.assert_errors("invalid id", |e| {
         matches!(
             &e.kind,
@@ -959,8 +878,7 @@ fn an_invalid_session_id_fails_initialize() {
         )
     });
     assert!(errors.len() >= 2, "{errors:#?}");
-    o.assert_bounded();
-    o.assert_recovered(5);
+    o.assert_weathered();
 }
 
 /// Two servers, three workers (two VUs each): a partition between `w2`
@@ -1108,14 +1026,7 @@ fn logged<T>(o: &Outcome, f: impl Fn(&ServerEvent) -> Option<T>) -> Vec<(u64, T)
 fn stripped_routing_headers_are_refused_with_32020_and_no_fallback() {
     for (seed, mode) in [(21, Mode::Reuse), (22, Mode::PerRequest)] {
         let setup = modern(seed, mode);
-        let plan = at(
-            550,
-            FaultEvent::HeaderStrip {
-                server: server(),
-                count: 3,
-            },
-        );
-        let o = run(&setup, &plan);
+        let o = setup.hit(550, header_strip(3));
         assert_eq!(
             o.applied
                 .iter()
@@ -1168,8 +1079,7 @@ fn stripped_routing_headers_are_refused_with_32020_and_no_fallback() {
             .iter()
             .any(|e| matches!(e, ServerEvent::SessionCreated { .. })));
         assert_eq!(o.metrics.eras.fallbacks_to_legacy, 0, "{:?}", o.metrics);
-        o.assert_bounded();
-        o.assert_recovered(5);
+        o.assert_weathered();
     }
 }
 
@@ -1179,13 +1089,7 @@ fn stripped_routing_headers_are_refused_with_32020_and_no_fallback() {
 #[test]
 fn a_modern_stream_cut_loses_the_request() {
     let setup = modern(23, Mode::Reuse);
-    let plan = at(
-        550,
-        FaultEvent::ModernStreamCut {
-            server: server(),
-            count: 2,
-        },
-    );
+    let plan = at(550, modern_stream_cut(2));
     let o = run(&setup, &plan);
     assert_eq!(
         o.applied[0].action,
@@ -1212,8 +1116,7 @@ fn a_modern_stream_cut_loses_the_request() {
     assert!(cut
         .iter()
         .all(|(at, (m, f))| *at >= 550 && m == "tools/call" && *f == Format::Sse));
-    o.assert_bounded();
-    o.assert_recovered(5);
+    o.assert_weathered();
 
     // A legacy client of the same server: nothing to cut.
     let mut legacy = setup.clone();
@@ -1274,14 +1177,7 @@ fn discovered(o: &Outcome) -> Vec<Discovered> {
 #[test]
 fn a_discover_change_is_cached_for_its_ttl_then_refreshed() {
     let setup = modern(24, Mode::PerRequest);
-    let plan = at(
-        550,
-        FaultEvent::DiscoverChange {
-            server: server(),
-            ttl_ms: 300,
-            span_ms: 1_000,
-        },
-    );
+    let plan = at(550, discover_change(300, 1_000));
     let o = run(&setup, &plan);
     assert!(o.errors().is_empty(), "{:#?}", o.errors());
     assert_eq!(
@@ -1397,25 +1293,28 @@ fn input_rounds_complete_through_the_vu_program() {
     assert!(report.is_clean(), "{}", report.failure_text());
     let errors: u32 = report.vu_errors.values().flat_map(|v| v.values()).sum();
     assert_eq!(errors, 0, "{:?}", report.vu_errors);
-    let server =
-        |name: &'static str| move |e: &&TraceEvent| e.source == Source::Server && e.event == name;
-    let asked: Vec<u64> = report
-        .trace
-        .events
+    let server = |r: &mcp_sim::run::Report| -> Vec<ServerEvent> {
+        r.trace
+            .events
+            .iter()
+            .filter_map(|e| e.server())
+            .cloned()
+            .collect()
+    };
+    let asked: Vec<u32> = server(&report)
         .iter()
-        .filter(server("input_requested"))
-        .filter_map(|e| e.u64("left"))
+        .filter_map(|e| match e {
+            ServerEvent::InputRequested { left, .. } => Some(*left),
+            _ => None,
+        })
         .collect();
     assert_eq!(asked.len(), 6, "three calls, two rounds each: {asked:?}");
     assert_eq!(asked.iter().filter(|&&l| l == 1).count(), 3);
     // Every step's call, and each of the six retries, is an operation.
     assert_eq!(report.operations(), 20 + 6);
-    let calls_done = report
-        .trace
-        .events
+    let calls_done = server(&report)
         .iter()
-        .filter(server("answered"))
-        .filter(|e| e.str("method") == Some("tools/call"))
+        .filter(|e| matches!(e, ServerEvent::Answered { method, .. } if method == "tools/call"))
         .count();
     assert_eq!(calls_done, 20 + 6);
 
@@ -1423,11 +1322,9 @@ fn input_rounds_complete_through_the_vu_program() {
     schedule.session.era = Era::Legacy;
     let legacy = mcp_sim::run::run(&schedule, "input-rounds", seed);
     assert!(legacy.is_clean(), "{}", legacy.failure_text());
-    assert!(!legacy
-        .trace
-        .events
+    assert!(!server(&legacy)
         .iter()
-        .any(|e| e.event == "input_requested"));
+        .any(|e| matches!(e, ServerEvent::InputRequested { .. })));
     assert_eq!(legacy.operations(), 20);
 }
 

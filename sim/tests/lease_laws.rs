@@ -4,91 +4,77 @@
 //! stay clean; then a few seeds of the scenario of each mode, where every
 //! law of that mode is checked and none breaks.
 
-use serde_json::{json, Value};
-
 use mcp_session::Mode;
 use mcp_sim::audit::{audit, AuditConfig, AuditReport, LAWS};
-use mcp_sim::detail::Detail;
 use mcp_sim::lease_laws::LEASE_LAWS;
 use mcp_sim::run::run;
 use mcp_sim::scenarios::Scenario;
 use mcp_sim::schedule::Schedule;
-use mcp_sim::trace::{Source, Trace, TraceEvent};
+use mcp_sim::trace::{ManagerEvent, Trace, TraceBuilder, TraceEvent};
 
-const W: &str = "worker";
+/// The steps these tests write again and again, each at the builder's
+/// time and for its VU.
+trait Steps {
+    /// An acquire of a new session `sid` (start, created, ok).
+    fn create(&mut self, sid: &str) -> &mut Self;
+    /// An acquire of a new pool session `sid`, in a reserved slot.
+    fn create_in_slot(&mut self, sid: &str) -> &mut Self;
+    /// An acquire of session `sid`, kept or idle (start, ok).
+    fn take(&mut self, sid: &str) -> &mut Self;
+    /// A `ping` started on `sid`.
+    fn op(&mut self, sid: &str) -> &mut Self;
+}
 
-/// A manager event at clock `t`, by `vu` (0: none), on `session` ("": none).
-fn m(t: u64, vu: u64, session: &str, event: &'static str, detail: Value) -> TraceEvent {
-    let mut detail = match detail {
-        Value::Object(o) => o,
-        _ => serde_json::Map::new(),
-    };
-    detail.insert("clock_ms".into(), t.into());
-    TraceEvent {
-        t_ms: t,
-        host: W.into(),
-        source: Source::Manager,
-        event: event.into(),
-        session: (!session.is_empty()).then(|| session.to_owned()),
-        vu: (vu > 0).then_some(vu),
-        detail: Detail::from(detail),
+impl Steps for TraceBuilder {
+    fn create(&mut self, sid: &str) -> &mut Self {
+        self.acquire_start().created(sid).acquire_created(sid)
+    }
+
+    fn create_in_slot(&mut self, sid: &str) -> &mut Self {
+        self.acquire_start()
+            .slot_reserved()
+            .created(sid)
+            .acquire_created(sid)
+    }
+
+    fn take(&mut self, sid: &str) -> &mut Self {
+        self.acquire_start().acquire_ok(sid)
+    }
+
+    fn op(&mut self, sid: &str) -> &mut Self {
+        self.operation_start(sid, "ping")
     }
 }
 
-fn none() -> Value {
-    Value::Null
+/// A trace whose VU 1 got session `sid` at 0 (a new one), as [`Steps`]
+/// writes it: the start of most of these stories.
+fn created(sid: &str) -> TraceBuilder {
+    let mut t = TraceBuilder::new();
+    t.at(0).vu(1).create(sid);
+    t
 }
 
-fn ok(created: bool) -> Value {
-    json!({ "created": created, "reconnect": false, "waited_ms": 0 })
+/// [`created`] in a pool: in a reserved slot.
+fn created_in_slot(sid: &str) -> TraceBuilder {
+    let mut t = TraceBuilder::new();
+    t.at(0).vu(1).create_in_slot(sid);
+    t
 }
 
-fn closed(reason: &str) -> Value {
-    json!({ "reason": reason })
+/// The manager closes at 5 (no VU), and nothing else happened.
+fn closing() -> TraceBuilder {
+    let mut t = TraceBuilder::new();
+    t.at(5).manager_closing();
+    t
 }
 
-/// `vu` acquires a new session `sid` at `t` (start, created, ok).
-fn create(t: u64, vu: u64, sid: &str) -> Vec<TraceEvent> {
-    vec![
-        m(t, vu, "", "acquire_start", none()),
-        m(t, vu, sid, "created", none()),
-        m(t, vu, sid, "acquire_ok", ok(true)),
-    ]
-}
-
-/// `vu` acquires a new pool session `sid` at `t` in a reserved slot.
-fn create_in_slot(t: u64, vu: u64, sid: &str) -> Vec<TraceEvent> {
-    vec![
-        m(t, vu, "", "acquire_start", none()),
-        m(t, vu, "", "slot_reserved", none()),
-        m(t, vu, sid, "created", none()),
-        m(t, vu, sid, "acquire_ok", ok(true)),
-    ]
-}
-
-/// `vu` takes its kept session `sid` at `t` (start, ok).
-fn take(t: u64, vu: u64, sid: &str) -> Vec<TraceEvent> {
-    vec![
-        m(t, vu, "", "acquire_start", none()),
-        m(t, vu, sid, "acquire_ok", ok(false)),
-    ]
-}
-
-fn op(t: u64, vu: u64, sid: &str) -> TraceEvent {
-    m(t, vu, sid, "operation_start", json!({ "method": "ping" }))
-}
-
-fn release(t: u64, vu: u64, sid: &str) -> TraceEvent {
-    m(t, vu, sid, "released", none())
-}
-
-fn close(t: u64, vu: u64, sid: &str, reason: &str) -> TraceEvent {
-    m(t, vu, sid, "closed", closed(reason))
-}
-
-/// The events, flattened.
-fn trace(parts: Vec<Vec<TraceEvent>>) -> Vec<TraceEvent> {
-    parts.into_iter().flatten().collect()
+/// An `acquire_error` (`error`) on `session`, at the builder's time and
+/// for its VU.
+fn error_on(t: &mut TraceBuilder, session: &str, error: &'static str) {
+    let error = ManagerEvent::AcquireError {
+        error: error.into(),
+    };
+    t.manager(Some(session), error);
 }
 
 fn cfg(mode: Mode) -> AuditConfig {
@@ -172,11 +158,11 @@ fn the_lease_laws_are_laws_of_the_audit() {
 /// Reuse with a 100 ms idle limit: vu 1 made s1 at 0, released it at 10
 /// (idle deadline 110), and acquires again at `at`.
 fn reuse_idle_at(at: u64) -> Vec<TraceEvent> {
-    trace(vec![
-        create(0, 1, "s1"),
-        vec![op(1, 1, "s1"), release(10, 1, "s1")],
-        take(at, 1, "s1"),
-    ])
+    let mut t = created("s1");
+    t.at(1).op("s1");
+    t.at(10).released("s1");
+    t.at(at).take("s1");
+    t.build()
 }
 
 #[test]
@@ -187,96 +173,70 @@ fn no_stale_handout_at_the_idle_deadline() {
     // One millisecond before it, the session is still fresh.
     clean(&reuse_idle_at(109), &c);
     // At the deadline, the acquire closes it and makes a new one.
-    let t = trace(vec![
-        create(0, 1, "s1"),
-        vec![release(10, 1, "s1")],
-        vec![
-            m(110, 1, "", "acquire_start", none()),
-            close(110, 1, "s1", "idle"),
-            m(110, 1, "s2", "created", none()),
-            m(110, 1, "s2", "acquire_ok", ok(true)),
-        ],
-    ]);
-    clean(&t, &c);
+    let mut t = created("s1");
+    t.at(10).released("s1");
+    t.at(110).acquire_start().closed("s1", "idle");
+    t.created("s2").acquire_created("s2");
+    clean(&t.build(), &c);
 }
 
 #[test]
 fn no_stale_handout_at_the_ttl_deadline_in_the_pool() {
     // Pool of two, TTL 100: s1 made at 0, released at 50, taken at 100.
     let c = with_ttl(pool(2), 100);
-    let at = |t| {
-        trace(vec![
-            create_in_slot(0, 1, "s1"),
-            vec![release(50, 1, "s1")],
-            take(t, 2, "s1"),
-        ])
+    let at = |at| {
+        let mut t = created_in_slot("s1");
+        t.at(50).released("s1");
+        t.at(at).vu(2).take("s1");
+        t.build()
     };
     breaks("no_stale_handout", &at(100), &c, 6);
     clean(&at(99), &c);
 }
 
+/// Pool of one, TTL 100: vu 1 holds s1, made at 0; vu 2 waits from 5;
+/// s1 is released at 100, past its TTL (events 0-6).
+fn released_past_ttl_with_a_waiter() -> TraceBuilder {
+    let mut t = created_in_slot("s1");
+    t.at(5).vu(2).acquire_start().acquire_wait(1005);
+    t.at(100).vu(1).released("s1");
+    t
+}
+
 #[test]
 fn no_stale_handout_a_grant_past_its_ttl() {
-    // Pool of one, TTL 100: vu 2 waits; s1 is released at 100, past its
-    // TTL, and granted to vu 2 instead of being closed.
     let c = with_ttl(pool(1), 100);
-    let t = trace(vec![
-        create_in_slot(0, 1, "s1"),
-        vec![
-            m(5, 2, "", "acquire_start", none()),
-            m(
-                5,
-                2,
-                "",
-                "acquire_wait",
-                json!({ "position": 0, "deadline_ms": 1005 }),
-            ),
-            release(100, 1, "s1"),
-            m(100, 2, "s1", "waiter_granted", json!({ "slot": false })),
-            m(100, 2, "s1", "acquire_ok", ok(false)),
-        ],
-    ]);
+    // Granted to vu 2 instead of being closed.
+    let mut t = released_past_ttl_with_a_waiter();
+    t.vu(2).waiter_granted("s1").acquire_ok("s1");
+    let t = t.build();
     // Broken at the release (kept past TTL), and at the grant.
     breaks("no_stale_handout", &t, &c, 6);
     let r = run_audit(&t[..8], &c);
     assert!(r.violation("no_stale_handout").is_some());
     // Closed at the release, its slot passed on: clean.
-    let t = trace(vec![
-        create_in_slot(0, 1, "s1"),
-        vec![
-            m(5, 2, "", "acquire_start", none()),
-            m(
-                5,
-                2,
-                "",
-                "acquire_wait",
-                json!({ "position": 0, "deadline_ms": 1005 }),
-            ),
-            release(100, 1, "s1"),
-            close(100, 1, "s1", "ttl"),
-            m(100, 2, "", "waiter_granted", json!({ "slot": true })),
-            m(101, 2, "s2", "created", none()),
-            m(101, 2, "s2", "acquire_ok", ok(true)),
-        ],
-    ]);
-    let r = clean(&t, &c);
+    let mut t = released_past_ttl_with_a_waiter();
+    t.closed("s1", "ttl");
+    t.vu(2).waiter_granted_slot();
+    t.at(101).created("s2").acquire_created("s2");
+    let r = clean(&t.build(), &c);
     assert!(r.checks["no_stale_handout"] > 0);
 }
 
 #[test]
 fn no_stale_handout_a_session_past_ttl_kept_at_release() {
     let c = with_ttl(cfg(Mode::Reuse), 100);
-    let used = trace(vec![create(0, 1, "s1"), vec![op(1, 1, "s1")]]);
+    let mut used = created("s1");
+    used.at(1).op("s1");
+    used.at(100).released("s1");
     let mut kept = used.clone();
-    kept.push(release(100, 1, "s1"));
-    kept.push(m(120, 1, "", "acquire_start", none()));
+    kept.at(120).acquire_start();
     // (The trace ends with that acquire open.)
     let open = ["acquire_ends_by_deadline"];
-    breaks_with("no_stale_handout", &kept, &c, 4, &open);
+    breaks_with("no_stale_handout", &kept.build(), &c, 4, &open);
     let mut closed_then = used;
-    closed_then.push(release(100, 1, "s1"));
-    closed_then.push(close(100, 1, "s1", "ttl"));
-    let r = clean(&closed_then, &c);
+    closed_then.closed("s1", "ttl");
+    let r = clean(&closed_then.build(), &c);
     assert_eq!(r.goals["ttl_in_use_closed_on_release"], 1);
 }
 
@@ -287,112 +247,92 @@ fn no_close_under_holder_the_evictor_closes_a_leased_session() {
     let c = with_idle(cfg(Mode::Reuse), 100);
     // s1 is released at 10 and taken again at 50; the evictor closes it
     // at 110 (its old idle deadline) while vu 1 holds it.
-    let t = trace(vec![
-        create(0, 1, "s1"),
-        vec![release(10, 1, "s1")],
-        take(50, 1, "s1"),
-        vec![close(110, 0, "s1", "idle")],
-    ]);
+    let mut t = created("s1");
+    t.at(10).released("s1");
+    t.at(50).take("s1");
+    t.at(110).no_vu().closed("s1", "idle");
+    let t = t.build();
     breaks_with("no_close_under_holder", &t, &c, 6, &["close_reason_exact"]);
     // Past TTL while in use: closed only at the release.
     let c = with_ttl(cfg(Mode::Reuse), 100);
-    let t = trace(vec![create(0, 1, "s1"), vec![close(100, 0, "s1", "ttl")]]);
+    let mut t = created("s1");
+    t.at(100).no_vu().closed("s1", "ttl");
+    let t = t.build();
     breaks_with("no_close_under_holder", &t, &c, 3, &["close_reason_exact"]);
 }
 
 #[test]
 fn no_close_under_holder_allows_shutdown_and_the_holders_own_return() {
     let c = with_idle(cfg(Mode::Reuse), 100);
-    let t = trace(vec![
-        create(0, 1, "s1"),
-        vec![
-            m(5, 0, "", "manager_closing", none()),
-            close(5, 0, "s1", "shutdown"),
-            release(6, 1, "s1"),
-        ],
-    ]);
-    clean(&t, &c);
-    let t = trace(vec![
-        create(0, 1, "s1"),
-        vec![
-            m(5, 1, "s1", "invalidated", none()),
-            close(5, 1, "s1", "invalidated"),
-        ],
-    ]);
-    clean(&t, &c);
+    let mut t = created("s1");
+    t.at(5).no_vu().manager_closing().closed("s1", "shutdown");
+    t.at(6).vu(1).released("s1");
+    clean(&t.build(), &c);
+    let mut t = created("s1");
+    t.at(5).invalidated("s1").closed("s1", "invalidated");
+    clean(&t.build(), &c);
     // A creation that fails after the server initialized the session.
-    let t = vec![
-        m(0, 1, "", "acquire_start", none()),
-        m(1, 1, "s1", "created", none()),
-        close(2, 1, "s1", "failed"),
-        m(
-            2,
-            1,
-            "s1",
-            "acquire_error",
-            json!({ "error": "initialized_notification" }),
-        ),
-    ];
-    clean(&t, &c);
+    let mut t = TraceBuilder::new();
+    t.at(0).vu(1).acquire_start();
+    t.at(1).created("s1");
+    t.at(2).closed("s1", "failed");
+    error_on(&mut t, "s1", "initialized_notification");
+    clean(&t.build(), &c);
 }
 
 // ------------------------------------------------------ no_grant_to_departed
 
 /// Pool of one: vu 1 holds s1; vu 2 waits from 5 and its acquire ends at
-/// 20 (`end`); vu 1 releases at 30 and s1 is granted to vu 2.
-fn grant_after(end: TraceEvent) -> Vec<TraceEvent> {
-    trace(vec![
-        create_in_slot(0, 1, "s1"),
-        vec![
-            m(5, 2, "", "acquire_start", none()),
-            m(
-                5,
-                2,
-                "",
-                "acquire_wait",
-                json!({ "position": 0, "deadline_ms": 1005 }),
-            ),
-            end,
-            release(30, 1, "s1"),
-            m(30, 2, "s1", "waiter_granted", json!({ "slot": false })),
-        ],
-    ])
+/// 20 (`end` writes how); vu 1 releases at 30 and s1 is granted to vu 2.
+fn grant_after(end: impl FnOnce(&mut TraceBuilder)) -> TraceBuilder {
+    let mut t = created_in_slot("s1");
+    t.at(5).vu(2).acquire_start().acquire_wait(1005);
+    t.at(20);
+    end(&mut t);
+    t.at(30).vu(1).released("s1");
+    t.vu(2).waiter_granted("s1");
+    t
 }
 
 #[test]
 fn no_grant_to_departed_after_cancel_timeout_or_error() {
     let c = pool(1);
     // The model's queue lost vu 2 too: `fifo` sees a grant to nobody queued.
-    for end in [
-        m(20, 2, "", "acquire_cancelled", json!({ "waiting": true })),
-        m(20, 2, "", "acquire_timeout", json!({ "waited_ms": 15 })),
-        m(20, 2, "", "acquire_error", json!({ "error": "connect" })),
-    ] {
+    let ends: [fn(&mut TraceBuilder); 3] = [
+        |t| {
+            t.vu(2).acquire_cancelled(true);
+        },
+        |t| {
+            t.vu(2).acquire_timeout(15);
+        },
+        |t| {
+            t.vu(2).acquire_error("connect");
+        },
+    ];
+    for end in ends {
         breaks_with(
             "no_grant_to_departed",
-            &grant_after(end),
+            &grant_after(end).build(),
             &c,
             8,
             &["fifo", "acquire_ends_by_deadline"],
         );
     }
     // A grant to a VU that never waited.
-    let t = trace(vec![
-        create_in_slot(0, 1, "s1"),
-        vec![
-            release(30, 1, "s1"),
-            m(30, 2, "s1", "waiter_granted", json!({ "slot": false })),
-        ],
-    ]);
-    breaks_with("no_grant_to_departed", &t, &c, 5, &["fifo"]);
+    let mut t = created_in_slot("s1");
+    t.at(30).released("s1");
+    t.vu(2).waiter_granted("s1");
+    breaks_with("no_grant_to_departed", &t.build(), &c, 5, &["fifo"]);
 }
 
 #[test]
 fn no_grant_to_departed_a_grant_to_the_queued_waiter() {
     let c = pool(1);
-    let mut t = grant_after(op(20, 1, "s1"));
-    t.push(m(31, 2, "s1", "acquire_ok", ok(false)));
-    let r = clean(&t, &c);
+    let mut t = grant_after(|t| {
+        t.vu(1).op("s1");
+    });
+    t.at(31).acquire_ok("s1");
+    let r = clean(&t.build(), &c);
     assert_eq!(r.checks["no_grant_to_departed"], 1);
 }
 
@@ -403,74 +343,59 @@ fn one_lease_per_vu_busy_without_a_lease() {
     let c = cfg(Mode::Reuse);
     // Invalidated and closed, but vu 1's next acquire is refused as busy:
     // its session is never replaced.
-    let t = trace(vec![
-        create(0, 1, "s1"),
-        vec![
-            m(5, 1, "s1", "invalidated", none()),
-            close(5, 1, "s1", "invalidated"),
-            m(6, 1, "", "acquire_start", none()),
-            m(6, 1, "", "acquire_error", json!({ "error": "vu_busy" })),
-        ],
-    ]);
-    breaks("one_lease_per_vu", &t, &c, 6);
+    let mut t = created("s1");
+    t.at(5).invalidated("s1").closed("s1", "invalidated");
+    t.at(6).acquire_start().acquire_error("vu_busy");
+    breaks("one_lease_per_vu", &t.build(), &c, 6);
     // Busy while it holds s1: right.
-    let t = trace(vec![
-        create(0, 1, "s1"),
-        vec![
-            m(6, 1, "", "acquire_start", none()),
-            m(6, 1, "", "acquire_error", json!({ "error": "vu_busy" })),
-        ],
-    ]);
-    clean(&t, &c);
+    let mut t = created("s1");
+    t.at(6).acquire_start().acquire_error("vu_busy");
+    clean(&t.build(), &c);
 }
 
 #[test]
 fn one_lease_per_vu_two_leases() {
     let c = pool(2);
-    let t = trace(vec![create_in_slot(0, 1, "s1"), create_in_slot(1, 1, "s2")]);
-    breaks("one_lease_per_vu", &t, &c, 7);
+    let mut t = created_in_slot("s1");
+    t.at(1).create_in_slot("s2");
+    breaks("one_lease_per_vu", &t.build(), &c, 7);
 }
 
 // ------------------------------------------------------------ pool_idle_first
 
 /// Pool of two: s1 and s2 made, released at 5 and 6; vu 3 acquires at 7.
-fn two_idle() -> Vec<TraceEvent> {
-    trace(vec![
-        create_in_slot(0, 1, "s1"),
-        create_in_slot(1, 2, "s2"),
-        vec![release(5, 1, "s1"), release(6, 2, "s2")],
-    ])
+fn two_idle() -> TraceBuilder {
+    let mut t = created_in_slot("s1");
+    t.at(1).vu(2).create_in_slot("s2");
+    t.at(5).vu(1).released("s1");
+    t.at(6).vu(2).released("s2");
+    t
 }
 
 #[test]
 fn pool_idle_first_the_oldest_idle_session() {
     let c = pool(2);
     let mut younger = two_idle();
-    younger.extend(take(7, 3, "s2"));
-    breaks("pool_idle_first", &younger, &c, 11);
+    younger.at(7).vu(3).take("s2");
+    breaks("pool_idle_first", &younger.build(), &c, 11);
     let mut oldest = two_idle();
-    oldest.extend(take(7, 3, "s1"));
-    clean(&oldest, &c);
+    oldest.at(7).vu(3).take("s1");
+    clean(&oldest.build(), &c);
 }
 
 #[test]
 fn pool_idle_first_no_slot_while_a_session_idles() {
     let c = pool(3);
     let mut t = two_idle();
-    t.extend(create_in_slot(7, 3, "s3"));
-    breaks("pool_idle_first", &t, &c, 11);
+    t.at(7).vu(3).create_in_slot("s3");
+    breaks("pool_idle_first", &t.build(), &c, 11);
     // The idle ones found expired at that acquire are closed first.
     let c = with_idle(pool(3), 100);
     let mut t = two_idle();
-    t.extend(vec![
-        m(106, 3, "", "acquire_start", none()),
-        close(106, 0, "s1", "idle"),
-        close(106, 0, "s2", "idle"),
-        m(106, 3, "", "slot_reserved", none()),
-        m(106, 3, "s3", "created", none()),
-        m(106, 3, "s3", "acquire_ok", ok(true)),
-    ]);
-    clean(&t, &c);
+    t.at(106).vu(3).acquire_start();
+    t.no_vu().closed("s1", "idle").closed("s2", "idle");
+    t.vu(3).slot_reserved().created("s3").acquire_created("s3");
+    clean(&t.build(), &c);
 }
 
 // --------------------------------------------------- reuse_one_session_per_vu
@@ -478,84 +403,72 @@ fn pool_idle_first_no_slot_while_a_session_idles() {
 #[test]
 fn reuse_one_session_per_vu_a_new_session_while_the_old_idles() {
     let c = cfg(Mode::Reuse);
-    let t = trace(vec![
-        create(0, 1, "s1"),
-        vec![release(5, 1, "s1")],
-        create(6, 1, "s2"),
-    ]);
-    breaks("reuse_one_session_per_vu", &t, &c, 6);
+    let mut t = created("s1");
+    t.at(5).released("s1");
+    t.at(6).create("s2");
+    breaks("reuse_one_session_per_vu", &t.build(), &c, 6);
 }
 
 #[test]
 fn reuse_one_session_per_vu_another_vus_session() {
     let c = cfg(Mode::Reuse);
-    let t = trace(vec![
-        create(0, 1, "s1"),
-        vec![release(5, 1, "s1")],
-        take(6, 2, "s1"),
-    ]);
-    breaks("reuse_one_session_per_vu", &t, &c, 5);
+    let mut t = created("s1");
+    t.at(5).released("s1");
+    t.at(6).vu(2).take("s1");
+    breaks("reuse_one_session_per_vu", &t.build(), &c, 5);
 }
 
 #[test]
 fn reuse_one_session_per_vu_kept_then_replaced_after_invalidation() {
     let c = cfg(Mode::Reuse);
-    let t = trace(vec![
-        create(0, 1, "s1"),
-        vec![release(5, 1, "s1")],
-        take(6, 1, "s1"),
-        vec![
-            m(7, 1, "s1", "invalidated", none()),
-            close(7, 1, "s1", "invalidated"),
-            m(8, 1, "", "acquire_start", none()),
-            m(8, 1, "s2", "created", none()),
-            m(
-                8,
-                1,
-                "s2",
-                "acquire_ok",
-                json!({ "created": true, "reconnect": true, "waited_ms": 0 }),
-            ),
-        ],
-    ]);
-    let r = clean(&t, &c);
+    let mut t = created("s1");
+    t.at(5).released("s1");
+    t.at(6).take("s1");
+    t.at(7).invalidated("s1").closed("s1", "invalidated");
+    t.at(8)
+        .acquire_start()
+        .created("s2")
+        .acquire_recreated("s2");
+    let r = clean(&t.build(), &c);
     assert_eq!(r.checks["reuse_one_session_per_vu"], 3);
 }
 
 // ---------------------------------------------------------------- churn_exact
 
 /// Churn after 2 operations: s1 made, two operations, released at 5.
-fn churn_two_ops() -> Vec<TraceEvent> {
-    trace(vec![
-        create(0, 1, "s1"),
-        vec![op(1, 1, "s1"), op(2, 1, "s1"), release(5, 1, "s1")],
-    ])
+fn churn_two_ops() -> TraceBuilder {
+    let mut t = created("s1");
+    t.at(1).op("s1");
+    t.at(2).op("s1");
+    t.at(5).released("s1");
+    t
 }
 
 #[test]
 fn churn_exact_not_one_operation_late() {
     let c = churn_ops(2);
     let mut late = churn_two_ops();
-    late.extend(take(6, 1, "s1"));
-    breaks("churn_exact", &late, &c, 5);
+    late.at(6).take("s1");
+    breaks("churn_exact", &late.build(), &c, 5);
     let mut exact = churn_two_ops();
-    exact.push(close(5, 1, "s1", "churned"));
-    let r = clean(&exact, &c);
+    exact.closed("s1", "churned");
+    let r = clean(&exact.build(), &c);
     assert_eq!(r.goals["churn_by_ops"], 1);
 }
 
 #[test]
 fn churn_exact_not_before_its_interval() {
     let c = churn_ops(2);
-    let t = trace(vec![
-        create(0, 1, "s1"),
-        vec![
-            op(1, 1, "s1"),
-            release(5, 1, "s1"),
-            close(5, 1, "s1", "churned"),
-        ],
-    ]);
-    breaks_with("close_reason_exact", &t, &c, 5, &["closed_split_by_reason"]);
+    let mut t = created("s1");
+    t.at(1).op("s1");
+    t.at(5).released("s1").closed("s1", "churned");
+    breaks_with(
+        "close_reason_exact",
+        &t.build(),
+        &c,
+        5,
+        &["closed_split_by_reason"],
+    );
 }
 
 #[test]
@@ -563,21 +476,18 @@ fn churn_exact_by_time_at_the_acquire() {
     // Churn at 100 ms of age: released at 50, kept; the acquire at 100
     // must retire it.
     let c = churn_ms(100);
-    let base = trace(vec![create(0, 1, "s1"), vec![release(50, 1, "s1")]]);
+    let mut base = created("s1");
+    base.at(50).released("s1");
     let mut late = base.clone();
-    late.extend(take(100, 1, "s1"));
-    breaks("churn_exact", &late, &c, 5);
+    late.at(100).take("s1");
+    breaks("churn_exact", &late.build(), &c, 5);
     let mut early = base.clone();
-    early.extend(take(99, 1, "s1"));
-    clean(&early, &c);
+    early.at(99).take("s1");
+    clean(&early.build(), &c);
     let mut exact = base;
-    exact.extend(vec![
-        m(100, 1, "", "acquire_start", none()),
-        close(100, 1, "s1", "churned"),
-        m(100, 1, "s2", "created", none()),
-        m(100, 1, "s2", "acquire_ok", ok(true)),
-    ]);
-    let r = clean(&exact, &c);
+    exact.at(100).acquire_start().closed("s1", "churned");
+    exact.created("s2").acquire_created("s2");
+    let r = clean(&exact.build(), &c);
     assert_eq!(r.goals["churn_by_time"], 1);
 }
 
@@ -586,20 +496,19 @@ fn churn_exact_by_time_at_the_acquire() {
 #[test]
 fn per_request_closes_on_release_right_then() {
     let c = cfg(Mode::PerRequest);
-    let used = trace(vec![create(0, 1, "s1"), vec![op(1, 1, "s1")]]);
+    let mut used = created("s1");
+    used.at(1).op("s1");
+    used.at(5).released("s1");
     let mut kept = used.clone();
-    kept.push(release(5, 1, "s1"));
-    kept.push(m(6, 1, "", "acquire_start", none()));
+    kept.at(6).acquire_start();
     let open = ["acquire_ends_by_deadline"];
-    breaks_with("per_request_closes_on_release", &kept, &c, 4, &open);
+    breaks_with("per_request_closes_on_release", &kept.build(), &c, 4, &open);
     let mut reused = used.clone();
-    reused.push(release(5, 1, "s1"));
-    reused.extend(take(6, 1, "s1"));
-    breaks("per_request_closes_on_release", &reused, &c, 4);
+    reused.at(6).take("s1");
+    breaks("per_request_closes_on_release", &reused.build(), &c, 4);
     let mut closed_then = used;
-    closed_then.push(release(5, 1, "s1"));
-    closed_then.push(close(5, 1, "s1", "released"));
-    clean(&closed_then, &c);
+    closed_then.closed("s1", "released");
+    clean(&closed_then.build(), &c);
 }
 
 // ---------------------------------------------------- no_session_after_close
@@ -607,70 +516,50 @@ fn per_request_closes_on_release_right_then() {
 #[test]
 fn no_session_after_close_for_a_late_acquire() {
     let c = cfg(Mode::Reuse);
-    let closing = vec![m(5, 0, "", "manager_closing", none())];
     // An acquire that starts after the close gets a session.
-    let t = trace(vec![closing.clone(), create(6, 1, "s1")]);
+    let mut t = closing();
+    t.at(6).vu(1).create("s1");
     breaks_with(
         "no_session_after_close",
-        &t,
+        &t.build(),
         &c,
         2,
         &["closed_split_by_reason"],
     );
     // ... or fails with another error.
-    let t = trace(vec![
-        closing.clone(),
-        vec![
-            m(6, 1, "", "acquire_start", none()),
-            m(6, 1, "", "acquire_error", json!({ "error": "connect" })),
-        ],
-    ]);
-    breaks("no_session_after_close", &t, &c, 2);
+    let mut t = closing();
+    t.at(6).vu(1).acquire_start().acquire_error("connect");
+    breaks("no_session_after_close", &t.build(), &c, 2);
     // Refused as closed: right.
-    let t = trace(vec![
-        closing,
-        vec![
-            m(6, 1, "", "acquire_start", none()),
-            m(
-                6,
-                1,
-                "",
-                "acquire_error",
-                json!({ "error": "manager_closed" }),
-            ),
-        ],
-    ]);
-    let r = clean(&t, &c);
+    let mut t = closing();
+    t.at(6)
+        .vu(1)
+        .acquire_start()
+        .acquire_error("manager_closed");
+    let r = clean(&t.build(), &c);
     assert_eq!(r.checks["no_session_after_close"], 1);
 }
 
 #[test]
 fn no_session_after_close_a_creation_under_way_is_closed_at_once() {
     let c = cfg(Mode::Reuse);
-    let base = vec![
-        m(0, 1, "", "acquire_start", none()),
-        m(5, 0, "", "manager_closing", none()),
-        m(6, 1, "s1", "created", none()),
-    ];
+    let mut base = TraceBuilder::new();
+    base.at(0).vu(1).acquire_start();
+    base.at(5).no_vu().manager_closing();
+    base.at(6).vu(1).created("s1");
     let mut kept = base.clone();
-    kept.push(m(6, 1, "", "manager_closed", none()));
+    kept.manager_closed();
     breaks_with(
         "no_session_after_close",
-        &kept,
+        &kept.build(),
         &c,
         2,
         &["closed_split_by_reason", "acquire_ends_by_deadline"],
     );
     let mut closed_then = base;
-    closed_then.push(close(6, 1, "s1", "shutdown"));
-    closed_then.push(m(
-        6,
-        1,
-        "s1",
-        "acquire_error",
-        json!({ "error": "manager_closed" }),
-    ));
-    clean(&closed_then, &c);
+    closed_then.closed("s1", "shutdown");
+    error_on(&mut closed_then, "s1", "manager_closed");
+    clean(&closed_then.build(), &c);
 }
 
 // --------------------------------------------------------- close_reason_exact
@@ -679,17 +568,19 @@ fn no_session_after_close_a_creation_under_way_is_closed_at_once() {
 fn close_reason_exact_ttl_wins_over_idle() {
     // TTL 100, idle 50: released at 60, both due at 110.
     let c = with_idle(with_ttl(cfg(Mode::Reuse), 100), 50);
-    let base = trace(vec![create(0, 1, "s1"), vec![release(60, 1, "s1")]]);
+    let mut base = created("s1");
+    base.at(60).released("s1");
+    base.no_vu();
     let mut idle = base.clone();
-    idle.push(close(110, 0, "s1", "idle"));
-    breaks("close_reason_exact", &idle, &c, 4);
+    idle.at(110).closed("s1", "idle");
+    breaks("close_reason_exact", &idle.build(), &c, 4);
     let mut ttl = base.clone();
-    ttl.push(close(110, 0, "s1", "ttl"));
-    clean(&ttl, &c);
+    ttl.at(110).closed("s1", "ttl");
+    clean(&ttl.build(), &c);
     // At 100 only TTL is due; idle (at 110) is not.
     let mut early = base;
-    early.push(close(100, 0, "s1", "idle"));
-    breaks("close_reason_exact", &early, &c, 4);
+    early.at(100).closed("s1", "idle");
+    breaks("close_reason_exact", &early.build(), &c, 4);
 }
 
 #[test]
@@ -698,16 +589,11 @@ fn close_reason_exact_a_session_found_expired_at_acquire() {
     // must say so (not `idle`, not `churned`, not `invalidated`).
     let c = with_idle(with_ttl(cfg(Mode::Reuse), 100), 1000);
     let at = |reason| {
-        trace(vec![
-            create(0, 1, "s1"),
-            vec![
-                release(10, 1, "s1"),
-                m(100, 1, "", "acquire_start", none()),
-                close(100, 1, "s1", reason),
-                m(100, 1, "s2", "created", none()),
-                m(100, 1, "s2", "acquire_ok", ok(true)),
-            ],
-        ])
+        let mut t = created("s1");
+        t.at(10).released("s1");
+        t.at(100).acquire_start().closed("s1", reason);
+        t.created("s2").acquire_created("s2");
+        t.build()
     };
     for wrong in ["idle", "churned", "invalidated", "released", "dropped"] {
         breaks("close_reason_exact", &at(wrong), &c, 5);
@@ -718,38 +604,30 @@ fn close_reason_exact_a_session_found_expired_at_acquire() {
 #[test]
 fn close_reason_exact_structural_reasons() {
     let c = cfg(Mode::Reuse);
-    let idle = trace(vec![create(0, 1, "s1"), vec![release(5, 1, "s1")]]);
-    // Shutdown before the manager's close.
-    let mut t = idle.clone();
-    t.push(close(6, 0, "s1", "shutdown"));
-    breaks("close_reason_exact", &t, &c, 4);
-    // Failed after it was handed out.
-    let mut t = idle.clone();
-    t.push(close(6, 0, "s1", "failed"));
-    breaks("close_reason_exact", &t, &c, 4);
-    // Dropped without a dropped lease.
-    let mut t = idle.clone();
-    t.push(close(6, 0, "s1", "dropped"));
-    breaks("close_reason_exact", &t, &c, 4);
+    let mut idle = created("s1");
+    idle.at(5).released("s1");
+    idle.at(6).no_vu();
+    // Shutdown before the manager's close; failed after it was handed out;
+    // dropped without a dropped lease.
+    for reason in ["shutdown", "failed", "dropped"] {
+        let mut t = idle.clone();
+        t.closed("s1", reason);
+        breaks("close_reason_exact", &t.build(), &c, 4);
+    }
     // An unknown reason.
     let mut t = idle;
-    t.push(close(6, 0, "s1", "bored"));
+    t.closed("s1", "bored");
     breaks_with(
         "close_reason_exact",
-        &t,
+        &t.build(),
         &c,
         4,
         &["metrics_match_trace", "closed_split_by_reason"],
     );
     // A dropped lease, closed as dropped.
-    let t = trace(vec![
-        create(0, 1, "s1"),
-        vec![
-            m(5, 1, "s1", "lease_dropped", none()),
-            close(5, 1, "s1", "dropped"),
-        ],
-    ]);
-    clean(&t, &c);
+    let mut t = created("s1");
+    t.at(5).lease_dropped("s1").closed("s1", "dropped");
+    clean(&t.build(), &c);
 }
 
 // ----------------------------------------------------------- seeded runs

@@ -14,6 +14,7 @@ use mcp_sim::schedule::{Op, Schedule, Step};
 use mcp_sim::strategy::{
     shrink_counted, shrink_failure, shrink_report, validate, ScheduleSize, ShrunkFailure,
 };
+use mcp_sim::trace::ManagerEvent;
 
 fn run_seed(scenario: &Scenario, seed: u64) -> Report {
     run(&Schedule::generate(scenario, seed), &scenario.name, seed)
@@ -28,19 +29,23 @@ fn first_run_with(scenario: &Scenario, has: impl Fn(&Report) -> bool) -> Report 
         .unwrap_or_else(|| panic!("no seed of {} in 0..40 has the property", scenario.name))
 }
 
-/// Whether the trace holds a manager event `event`.
-fn has_event(report: &Report, event: &str) -> bool {
-    report.trace.events.iter().any(|e| e.is(event))
+/// Whether the trace holds a manager event for which `is` holds.
+fn has_event(report: &Report, is: impl Fn(&ManagerEvent) -> bool) -> bool {
+    report
+        .trace
+        .events
+        .iter()
+        .any(|e| e.manager().is_some_and(|m| is(&m.event)))
 }
 
 /// A pool acquire timed out waiting.
 fn timed_out(report: &Report) -> bool {
-    has_event(report, "acquire_timeout")
+    has_event(report, |e| matches!(e, ManagerEvent::AcquireTimeout { .. }))
 }
 
 /// A VU invalidated its lease: its session had expired on the server.
 fn invalidated(report: &Report) -> bool {
-    has_event(report, "invalidated")
+    has_event(report, |e| matches!(e, ManagerEvent::Invalidated))
 }
 
 /// A scratch directory for saved schedules, under the target directory.

@@ -172,7 +172,7 @@ fn an_untraced_run_simulates_the_same() {
                 .trace
                 .events
                 .iter()
-                .filter(|e| e.source == Source::Server)
+                .filter(|e| e.source() == Source::Server)
                 .count();
             assert!(server_events > 0, "{} seed {seed}", scenario.name);
             assert_eq!(

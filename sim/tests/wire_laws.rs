@@ -9,40 +9,45 @@ use serde_json::{json, Value};
 
 use mcp_session::{Era, SessionConfig, SessionMetrics};
 use mcp_sim::audit::{audit, AuditConfig, AuditReport, GOALS, LAWS};
-use mcp_sim::detail::Detail;
-use mcp_sim::trace::{Source, Trace, TraceEvent};
+use mcp_sim::trace::{Kind, Trace, TraceEvent};
 
 const W: &str = "worker";
 const S: &str = "server";
 const MODERN: &str = "2026-07-28";
 const LEGACY: &str = "2025-11-25";
 
+/// The typed event of a trace line (it must be one).
+fn line(v: Value) -> TraceEvent {
+    let e: TraceEvent = serde_json::from_value(v.clone()).expect("a trace line");
+    assert!(!matches!(e.kind, Kind::Other(_)), "no typed event: {v}");
+    e
+}
+
 /// A manager event of worker `W` at `t` (its clock too).
 fn m(t: u64, vu: u64, session: &str, event: &'static str, detail: Value) -> TraceEvent {
-    let mut d = Detail::try_from(detail).expect("an object or null");
-    d.insert("clock_ms", t);
-    TraceEvent {
-        t_ms: t,
-        host: W.into(),
-        source: Source::Manager,
-        event: event.into(),
-        session: (!session.is_empty()).then(|| session.to_owned()),
-        vu: (vu > 0).then_some(vu),
-        detail: d,
+    let mut d = match detail {
+        Value::Object(o) => o,
+        _ => serde_json::Map::new(),
+    };
+    d.insert("clock_ms".into(), t.into());
+    let mut v = json!({"t_ms": t, "host": W, "source": "manager", "event": event, "detail": d});
+    if !session.is_empty() {
+        v["session"] = json!(session);
     }
+    if vu > 0 {
+        v["vu"] = json!(vu);
+    }
+    line(v)
 }
 
 /// A server event on `host` at `t`.
 fn on(host: &str, t: u64, session: &str, event: &'static str, detail: Value) -> TraceEvent {
-    TraceEvent {
-        t_ms: t,
-        host: host.into(),
-        source: Source::Server,
-        event: event.into(),
-        session: (!session.is_empty()).then(|| session.to_owned()),
-        vu: None,
-        detail: Detail::try_from(detail).expect("an object or null"),
+    let mut v =
+        json!({"t_ms": t, "host": host, "source": "server", "event": event, "detail": detail});
+    if !session.is_empty() {
+        v["session"] = json!(session);
     }
+    line(v)
 }
 
 /// A server event on `S`.
@@ -50,14 +55,24 @@ fn s(t: u64, session: &str, event: &'static str, detail: Value) -> TraceEvent {
     on(S, t, session, event, detail)
 }
 
+/// `e`, its line changed by `f`.
+fn edited(e: &TraceEvent, f: impl FnOnce(&mut Value)) -> TraceEvent {
+    let mut v = serde_json::to_value(e).unwrap();
+    f(&mut v);
+    line(v)
+}
+
 /// `e` with detail field `key` set (`null` removes it).
-fn with(mut e: TraceEvent, key: &'static str, value: Value) -> TraceEvent {
-    if value.is_null() {
-        e.detail.remove(key);
-    } else {
-        e.detail.insert(key, value);
-    }
-    e
+fn with(e: TraceEvent, key: &'static str, value: Value) -> TraceEvent {
+    edited(&e, |v| {
+        if value.is_null() {
+            if let Some(d) = v["detail"].as_object_mut() {
+                d.remove(key);
+            }
+        } else {
+            v["detail"][key] = value;
+        }
+    })
 }
 
 /// The wire log of a correct stateless request from `W`: number `n`, id
@@ -182,7 +197,13 @@ fn clean_modern() -> Vec<TraceEvent> {
         answer(1, 1, 0, json!({"method": "server/discover"})),
         m(2, 1, "", "era_probed", probed("modern", None, Some(100))),
         m(2, 1, "ctx-1", "created", era("modern")),
-        m(2, 1, "ctx-1", "acquire_ok", json!({"created": true})),
+        m(
+            2,
+            1,
+            "ctx-1",
+            "acquire_ok",
+            json!({"created": true, "reconnect": false, "waited_ms": 0}),
+        ),
         m(3, 1, "ctx-1", "operation_start", op("tools/call")),
         wire(4, 2, 1, "tools/call", Some("echo")),
         refused_32022(4),
@@ -216,7 +237,13 @@ fn clean_modern() -> Vec<TraceEvent> {
         m(13, 1, "ctx-1", "released", json!({})),
         m(50, 2, "", "acquire_start", json!({})),
         m(50, 2, "ctx-2", "created", era("modern")),
-        m(50, 2, "ctx-2", "acquire_ok", json!({"created": true})),
+        m(
+            50,
+            2,
+            "ctx-2",
+            "acquire_ok",
+            json!({"created": true, "reconnect": false, "waited_ms": 0}),
+        ),
         m(51, 2, "ctx-2", "operation_start", op("tools/list")),
         wire(52, 6, 0, "tools/list", None),
         answer(52, 6, 0, json!({"method": "tools/list"})),
@@ -296,8 +323,7 @@ fn modern_envelope_agrees_each_header_must_match() {
     for (e, says) in cases {
         breaks(LAW, &[e], &any(), 0, says);
     }
-    let mut stray = call();
-    stray.session = Some("srv-1".into());
+    let stray = edited(&call(), |v| v["session"] = json!("srv-1"));
     breaks(LAW, &[stray], &any(), 0, "Mcp-Session-Id srv-1");
     // The first bad request of several is the one named.
     let t = vec![
@@ -313,14 +339,14 @@ fn modern_envelope_agrees_each_header_must_match() {
 
 #[test]
 fn modern_envelope_agrees_passes_agreeing_and_legacy_requests_by() {
-    let mut legacy_on_modern = s(
+    let legacy_on_modern = s(
         3,
         "srv-1",
         "stateless_wire",
         json!({"request": 3, "from": W, "http": "POST", "id": 5, "method": "ping",
                "header_version": LEGACY}),
     );
-    legacy_on_modern.session = Some("srv-1".into());
+    let legacy_on_modern = edited(&legacy_on_modern, |v| v["session"] = json!("srv-1"));
     let t = vec![
         wire(1, 1, 1, "tools/call", Some("echo")),
         wire(2, 2, 2, "prompts/get", Some("p")),
@@ -353,7 +379,13 @@ fn in_flight_across_the_verdict() -> Vec<TraceEvent> {
             probed("modern", Some("a legacy session was lost"), Some(0)),
         ),
         m(3, 1, "ctx-1", "created", era("modern")),
-        m(3, 1, "ctx-1", "acquire_ok", json!({"created": true})),
+        m(
+            3,
+            1,
+            "ctx-1",
+            "acquire_ok",
+            json!({"created": true, "reconnect": false, "waited_ms": 0}),
+        ),
         created_on_server(4, "srv-7", LEGACY),
         s(
             5,
@@ -362,7 +394,13 @@ fn in_flight_across_the_verdict() -> Vec<TraceEvent> {
             json!({"method": "notifications/initialized", "from": W, "header_version": LEGACY}),
         ),
         m(5, 2, "srv-7", "created", era("legacy")),
-        m(5, 2, "srv-7", "acquire_ok", json!({"created": true})),
+        m(
+            5,
+            2,
+            "srv-7",
+            "acquire_ok",
+            json!({"created": true, "reconnect": false, "waited_ms": 0}),
+        ),
         legacy_request(6, "srv-7", "ping", Some(LEGACY)),
         wire(7, 9, 1, "tools/call", Some("echo")),
         s(
@@ -480,8 +518,11 @@ fn no_legacy_wire_after_modern_requests_on_sessions_not_set_up_before() {
     breaks(LAW, &t, &any(), 7, "DELETE without a session id");
     // A session another worker set up, before the verdict.
     let mut t = base();
-    let mut other = created_on_server(1, "srv-8", LEGACY);
-    other.detail.insert("from", "worker-2");
+    let other = with(
+        created_on_server(1, "srv-8", LEGACY),
+        "from",
+        json!("worker-2"),
+    );
     t.insert(1, other);
     t.push(legacy_request(5, "srv-8", "ping", Some(LEGACY)));
     breaks(LAW, &t, &any(), 8, "worker did not set srv-8 up");
@@ -499,7 +540,13 @@ fn no_legacy_wire_after_modern_an_idless_session_and_closed_windows_pass() {
             json!("omitted"),
         ),
         m(2, 2, "local-1", "created", era("legacy")),
-        m(2, 2, "local-1", "acquire_ok", json!({"created": true})),
+        m(
+            2,
+            2,
+            "local-1",
+            "acquire_ok",
+            json!({"created": true, "reconnect": false, "waited_ms": 0}),
+        ),
         m(3, 1, "", "era_probed", probed("modern", None, None)),
         s(
             4,
@@ -527,14 +574,25 @@ fn no_legacy_wire_after_modern_an_idless_session_and_closed_windows_pass() {
         ),
         created_on_server(4, "srv-1", LEGACY),
         m(5, 1, "srv-1", "created", era("legacy")),
-        m(5, 1, "srv-1", "acquire_ok", json!({"created": true})),
+        m(
+            5,
+            1,
+            "srv-1",
+            "acquire_ok",
+            json!({"created": true, "reconnect": false, "waited_ms": 0}),
+        ),
         legacy_request(6, "srv-1", "ping", Some(LEGACY)),
     ];
     assert_clean(&t, &any());
     // Events the server logged without `from` are not attributed.
     let t = vec![
         m(0, 1, "", "era_probed", probed("modern", None, None)),
-        s(1, "srv-1", "session_created", json!({"answered": LEGACY})),
+        s(
+            1,
+            "srv-1",
+            "session_created",
+            json!({"requested": LEGACY, "answered": LEGACY, "id_header": "sent"}),
+        ),
         s(2, "srv-1", "request", json!({"method": "ping"})),
     ];
     assert_clean(&t, &any());
@@ -579,7 +637,13 @@ fn one_retry_per_refusal_twice_in_one_operation() {
         m(1, 1, "", "version_retried", retried()),
         m(1, 1, "", "era_probed", probed("modern", None, None)),
         m(1, 1, "ctx-1", "created", era("modern")),
-        m(1, 1, "ctx-1", "acquire_ok", json!({"created": true})),
+        m(
+            1,
+            1,
+            "ctx-1",
+            "acquire_ok",
+            json!({"created": true, "reconnect": false, "waited_ms": 0}),
+        ),
         m(2, 1, "ctx-1", "operation_start", op("tools/call")),
         m(3, 1, "ctx-1", "version_retried", retried()),
         m(4, 1, "ctx-1", "operation_end", op_end("tools/call", None)),
@@ -662,7 +726,7 @@ fn legacy_version_after_fallback() {
             1,
             "srv-1@server-0",
             "session_created",
-            json!({"answered": LEGACY, "from": W}),
+            json!({"requested": LEGACY, "answered": LEGACY, "id_header": "sent", "from": W}),
         ),
         on(
             "server-1",
@@ -912,6 +976,11 @@ fn discover_refreshed_only_once_stale() {
     assert_eq!(r.goals["discover_refreshed"], 1);
 }
 
+/// What an instance's `session_created` carries (no client host named).
+fn minted() -> Value {
+    json!({"requested": LEGACY, "answered": LEGACY, "id_header": "sent"})
+}
+
 #[test]
 fn legacy_session_broken_by_balancer() {
     const S1: &str = "srv-1@server-0";
@@ -919,12 +988,24 @@ fn legacy_session_broken_by_balancer() {
     let t = |instance: &str| {
         vec![
             m(0, 1, "", "acquire_start", json!({})),
-            on("server-0", 0, S1, "session_created", json!({})),
+            on("server-0", 0, S1, "session_created", minted()),
             m(0, 1, S1, "created", era("legacy")),
-            m(0, 1, S1, "acquire_ok", json!({"created": true})),
+            m(
+                0,
+                1,
+                S1,
+                "acquire_ok",
+                json!({"created": true, "reconnect": false, "waited_ms": 0}),
+            ),
             m(1, 1, S1, "released", json!({})),
             m(2, 2, "", "acquire_start", json!({})),
-            m(2, 2, S1, "acquire_ok", json!({"created": false})),
+            m(
+                2,
+                2,
+                S1,
+                "acquire_ok",
+                json!({"created": false, "reconnect": false, "waited_ms": 0}),
+            ),
             on(
                 instance,
                 3,
@@ -934,14 +1015,14 @@ fn legacy_session_broken_by_balancer() {
             ),
             m(4, 2, S1, "invalidated", json!({})),
             m(5, 2, "", "acquire_start", json!({})),
-            on("server-2", 5, S2, "session_created", json!({})),
+            on("server-2", 5, S2, "session_created", minted()),
             m(5, 2, S2, "created", era("legacy")),
             m(
                 5,
                 2,
                 S2,
                 "acquire_ok",
-                json!({"created": true, "reconnect": true}),
+                json!({"created": true, "reconnect": true, "waited_ms": 0}),
             ),
         ]
     };
@@ -971,36 +1052,54 @@ fn lost_modern_stream() {
 
 // ------------------------------------------------------ robustness --
 
-/// Traces with odd shapes: fields missing or of another type, events out
-/// of any order a run makes. No law may panic on them.
+/// A server line on `S` at `t`, typed or not.
+fn loose(t: u64, session: &str, event: &'static str, detail: Value) -> TraceEvent {
+    let mut v = json!({"t_ms": t, "host": S, "source": "server", "event": event, "detail": detail});
+    if !session.is_empty() {
+        v["session"] = json!(session);
+    }
+    serde_json::from_value(v).expect("a trace line")
+}
+
+/// A manager line of `W` at `t` (its clock too), no VU nor session, typed
+/// or not.
+fn loose_m(t: u64, event: &'static str, mut detail: Value) -> TraceEvent {
+    detail["clock_ms"] = json!(t);
+    let v = json!({"t_ms": t, "host": W, "source": "manager", "event": event, "detail": detail});
+    serde_json::from_value(v).expect("a trace line")
+}
+
+/// Traces with odd shapes: fields missing or of another type (kept as the
+/// lines they are, which the laws pass by), events out of any order a run
+/// makes. No law may panic on them.
 #[test]
 fn odd_traces_do_not_panic() {
     let mut odd = vec![
-        s(
+        loose(
             0,
             "",
             "answered",
             json!({"request": "x", "input_required": 1}),
         ),
-        s(
+        loose(
             0,
             "",
             "answered",
             json!({"request": 99, "input_required": true}),
         ),
-        s(0, "", "stateless_refused", json!({"code": "x"})),
-        s(
+        loose(0, "", "stateless_refused", json!({"code": "x"})),
+        loose(
             0,
             "",
             "stateless_wire",
             json!({"request_state": [1], "id": {}}),
         ),
-        s(0, "x@", "unknown_session", json!({})),
-        s(0, "@", "session_created", json!({"answered": 5, "from": 3})),
-        m(0, 0, "", "era_probed", json!({"verdict": 1, "ttl_ms": "x"})),
-        m(0, 0, "", "created", json!({"era": []})),
-        m(0, 0, "", "version_retried", Value::Null),
-        m(0, 0, "", "operation_end", json!({"error": 1})),
+        loose(0, "x@", "unknown_session", json!({})),
+        loose(0, "@", "session_created", json!({"answered": 5, "from": 3})),
+        loose_m(0, "era_probed", json!({"verdict": 1, "ttl_ms": "x"})),
+        loose_m(0, "created", json!({"era": []})),
+        loose_m(0, "version_retried", Value::Null),
+        loose_m(0, "operation_end", json!({"error": 1})),
     ];
     odd.extend(clean_modern());
     odd.extend(in_flight_across_the_verdict());
