@@ -155,7 +155,9 @@ const FIRST_VERSION_WITH_HEADER: &str = "2025-06-18";
 
 /// Whether a fault action disturbs the network or a host: a crash, a
 /// restart, a bounce, a redeploy (`era`: it bounces the server) or a link
-/// fault (partition, hold, heal, latency).
+/// fault (partition, hold, heal, latency). A balancer's policy switch
+/// (`policy`) is not one: the name these laws listed for it,
+/// `stickiness`, was never an action's, so it never counted.
 fn is_network(a: &Action) -> bool {
     matches!(
         a,

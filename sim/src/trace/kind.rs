@@ -25,7 +25,7 @@
 //! A parsed line becomes the typed event whose line it is exactly (the
 //! same name, session, VU and detail, and for a fault the same host); any
 //! other line (a kind this build does not know, a field missing or of
-//! another type, one too many) is kept as it is, an [`RawRecord`], which
+//! another type, one too many) is kept as it is, a [`RawRecord`], which
 //! writes the same bytes back and which the laws pass by.
 
 use std::borrow::Cow;
