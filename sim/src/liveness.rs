@@ -14,20 +14,31 @@
 //! # What is counted
 //!
 //! - Simulated time: turmoil's `Sim::elapsed`, read between steps.
-//! - Scheduler steps: the polls of the VU tasks ([`Meter`]).
-//!   A turmoil step is a tick of simulated time, so counting those would
-//!   only count time again; what spins without time advancing is a task
-//!   polled again and again within one tick. The VU tasks are where the
-//!   client's code runs (acquire, call, release and the manager's close
-//!   are awaited inside them), so a busy loop there that yields (as any
-//!   loop over `tokio` futures does, by tokio's cooperative budget) is
-//!   counted. Once the budget is spent, the metered VU is parked for good
-//!   (never polled again), the tick ends, and the step loop stops the run.
+//! - Scheduler steps ([`Meter`]): the polls of the VU tasks, and every
+//!   reading of the workers' clocks and every sleep on them
+//!   ([`MeteredClock`]). A turmoil step is a tick of simulated time, so
+//!   counting those would only count time again; what spins without time
+//!   advancing is a task polled again and again within one tick.
+//!   - The VU tasks are where the client's code runs (acquire, call,
+//!     release and the manager's close are awaited inside them), so a busy
+//!     loop there that yields (as any loop over `tokio` futures does, by
+//!     tokio's cooperative budget) is counted. Once the budget is spent,
+//!     the metered VU is parked for good (never polled again).
+//!   - The library's own tasks (the manager's deadline timer, the
+//!     connections' timeouts) are not VUs: they are metered through the
+//!     clock they were given. A deadline left at or before now (a waiter
+//!     timed out but left queued, a deadline comparison off by one) makes
+//!     the deadline timer wake at once, forever, reading the clock and
+//!     sleeping on it each time, without simulated time advancing or any
+//!     VU being polled. Once the budget is spent, every sleep on a metered
+//!     clock is pending for good, so the timer parks.
 //!
-//! A loop that never yields at all, or one in a task that is not a VU's
-//! (the server, a connection task), never gives a step back to the loop:
-//! that is what the sweep's wall-clock watchdog is for
-//! ([`crate::sweep::SweepOptions::seed_timeout`]).
+//!   Either way the tick ends, and the step loop stops the run.
+//!
+//! A loop that never yields and never touches the clock, or one in a task
+//! that is neither a VU's nor the library's (the server), never gives a
+//! step back to the loop: that is what the sweep's wall-clock watchdog is
+//! for ([`crate::sweep::SweepOptions::seed_timeout`]).
 //!
 //! # Determinism
 //!
@@ -37,7 +48,8 @@
 //!
 //! # Test hooks
 //!
-//! [`crate::schedule::Step::SpinForever`] and
+//! [`crate::schedule::Step::SpinForever`],
+//! [`crate::schedule::Step::SpinOnClock`] and
 //! [`crate::schedule::Step::SleepForever`] are VU steps no scenario draws:
 //! tests (and hand-written schedule files) use them to trip each budget.
 
@@ -48,7 +60,8 @@ use std::task::{Context, Poll};
 
 use serde::{Deserialize, Serialize};
 
-use mcp_session::Mode;
+use mcp_session::clock::Sleep;
+use mcp_session::{Clock, Instant, Mode};
 
 use crate::audit::Violation;
 use crate::schedule::Schedule;
@@ -86,7 +99,8 @@ pub const LAST_EVENTS: usize = 20;
 pub struct Budget {
     /// Simulated time (ms) the run may take.
     pub simulated_ms: u64,
-    /// Scheduler steps (polls of the VU tasks) the run may take.
+    /// Scheduler steps (polls of the VU tasks, readings of and sleeps on
+    /// the workers' clocks) the run may take.
     pub steps: u64,
 }
 
@@ -186,7 +200,8 @@ pub enum Exceeded {
         /// Simulated time when it was stopped (ms).
         reached_ms: u64,
     },
-    /// The VU tasks were polled more often than the step budget allows.
+    /// The VU tasks were polled, and the workers' clocks used, more often
+    /// than the step budget allows.
     Steps {
         /// The budget (polls).
         budget: u64,
@@ -214,7 +229,8 @@ impl Exceeded {
                 reached,
                 at_ms,
             } => format!(
-                "scheduler-step budget exceeded: reached {reached} steps (VU polls) of a budget \
+                "scheduler-step budget exceeded: reached {reached} steps (VU polls and clock \
+                 calls) of a budget \
                  of {budget} at {at_ms} ms of simulated time: spinning without time advancing \
                  (the run was stopped there)"
             ),
@@ -237,8 +253,9 @@ impl Exceeded {
     }
 }
 
-/// Counts the polls of the futures it meters, against a budget, for one
-/// run. Cloned into every VU of the run.
+/// Counts the polls of the futures it meters and the uses of the clocks it
+/// meters, against a budget, for one run. Cloned into every VU and every
+/// worker's clock of the run.
 #[derive(Clone, Debug)]
 pub struct Meter {
     polls: Arc<AtomicU64>,
@@ -259,6 +276,11 @@ impl Meter {
         self.polls.load(Ordering::Relaxed)
     }
 
+    /// Counts one step; whether the budget still allows it.
+    fn step(&self) -> bool {
+        self.polls.fetch_add(1, Ordering::Relaxed) < self.budget
+    }
+
     /// `fut`, counted by this meter: polled as it is, until the meter's
     /// budget is spent; then it stays pending for good, without waking,
     /// so that a spinning task stops spinning and the step loop gets the
@@ -272,13 +294,48 @@ impl Meter {
         async move {
             tokio::pin!(fut);
             std::future::poll_fn(|cx: &mut Context<'_>| {
-                let polls = meter.polls.fetch_add(1, Ordering::Relaxed) + 1;
-                if polls > meter.budget {
+                if !meter.step() {
                     return Poll::Pending;
                 }
                 fut.as_mut().poll(cx)
             })
             .await
+        }
+    }
+}
+
+/// A [`Clock`] that counts every reading and every sleep on a [`Meter`]:
+/// how the library's own tasks (which the simulation does not spawn, so
+/// cannot wrap) are metered. Within the budget it is `inner`, unchanged:
+/// counting reads nothing and changes no time. Once the budget is spent,
+/// every new sleep is pending for good (without waking), so that a task
+/// spinning on the clock parks and the step loop gets the run back.
+#[derive(Clone, Debug)]
+pub struct MeteredClock<C> {
+    inner: C,
+    meter: Meter,
+}
+
+impl<C: Clock> MeteredClock<C> {
+    /// `inner`, counted by `meter`.
+    pub fn new(inner: C, meter: Meter) -> MeteredClock<C> {
+        MeteredClock { inner, meter }
+    }
+}
+
+impl<C: Clock> Clock for MeteredClock<C> {
+    fn now(&self) -> Instant {
+        // A reading over budget still tells the time: only a sleep can
+        // park the task that spins.
+        self.meter.step();
+        self.inner.now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Sleep {
+        if self.meter.step() {
+            self.inner.sleep_until(deadline)
+        } else {
+            Box::pin(std::future::pending())
         }
     }
 }

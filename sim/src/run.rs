@@ -53,7 +53,8 @@ pub struct Report {
     /// What the run was allowed to spend ([`Budget::for_schedule`]):
     /// exceeding it is a `liveness` violation.
     pub budget: Budget,
-    /// Scheduler steps (polls of the VU tasks) the run took.
+    /// Scheduler steps (polls of the VU tasks, readings of and sleeps on
+    /// the workers' clocks) the run took.
     pub steps: u64,
     /// Real time the whole call took (ms): drawing nothing from it, the
     /// simulation cannot depend on it; it is not in the trace.
@@ -223,12 +224,13 @@ fn simulate(schedule: &Schedule, seed: u64, record_manager: bool) -> Simulated {
         .map(|w| (w.name.clone(), TraceRecorder::new(w.name.clone())))
         .collect();
     let sinks = record_manager.then_some(&recorders);
-    let topology = topology(schedule, seed, sinks);
-    let (programs, vu_recorders) = (Arc::new(programs(schedule)), Arc::new(recorders.clone()));
-    // Every VU is metered against the step budget; the loop below checks
-    // both budgets between steps (see `crate::liveness`).
+    // Every VU and every worker's clock is metered against the step
+    // budget; the loop below checks both budgets between steps (see
+    // `crate::liveness`).
     let budget = Budget::for_schedule(schedule);
     let meter = Meter::new(budget.steps);
+    let topology = topology(schedule, seed, sinks).metered(meter.clone());
+    let (programs, vu_recorders) = (Arc::new(programs(schedule)), Arc::new(recorders.clone()));
     let vu_meter = meter.clone();
     let mut world = topology.build(move |vu: Vu| {
         let steps = programs

@@ -223,7 +223,7 @@ fn step_time_out_of_range(steps: &[Step]) -> Option<(usize, &'static str, u64)> 
             Step::CancelAcquire { after_ms, think_ms } => {
                 [("after_ms", *after_ms), ("think_ms", *think_ms)]
             }
-            Step::CloseManager | Step::SpinForever | Step::SleepForever => {
+            Step::CloseManager | Step::SpinForever | Step::SpinOnClock | Step::SleepForever => {
                 [("think_ms", 0), ("think_ms", 0)]
             }
         };
@@ -286,6 +286,14 @@ pub enum Step {
     /// ([`crate::liveness`]). Sleeps a second of simulated time at a time,
     /// forever: the run exceeds its simulated-time budget.
     SleepForever,
+    /// Never drawn by a scenario: a test hook of the liveness budget
+    /// ([`crate::liveness`]). Spawns a task that is not a VU, as the
+    /// manager's deadline timer is not, which sleeps on the worker's clock
+    /// until the time it has just read, forever, as a deadline timer left
+    /// with a deadline in the past does; the VU then sleeps a second of
+    /// simulated time at a time, forever. Only the clock's meter sees the
+    /// spinning task: the run exceeds its scheduler-step budget.
+    SpinOnClock,
 }
 
 /// One VU's steps.
@@ -752,7 +760,7 @@ pub fn busy_ms(session: &SessionConfig, workers: &[WorkerPlan]) -> u64 {
                         }
                         // Test hooks: they never end, and are given no
                         // time of their own.
-                        Step::SpinForever | Step::SleepForever => {}
+                        Step::SpinForever | Step::SpinOnClock | Step::SleepForever => {}
                     }
                 }
                 longest = longest.max(t);
@@ -1114,7 +1122,10 @@ mod tests {
                         Step::Call { think_ms, .. } | Step::CancelAcquire { think_ms, .. } => {
                             Some((think_ms, idle))
                         }
-                        Step::CloseManager | Step::SpinForever | Step::SleepForever => None,
+                        Step::CloseManager
+                        | Step::SpinForever
+                        | Step::SpinOnClock
+                        | Step::SleepForever => None,
                     })
             })
             .collect();

@@ -353,7 +353,7 @@ pub struct SeedResult {
     /// `None` when there was no run to speak of (it panicked or hung).
     #[serde(default)]
     pub budget: Option<Budget>,
-    /// Scheduler steps (VU polls) the run took.
+    /// Scheduler steps (VU polls, clock readings and sleeps) the run took.
     #[serde(default)]
     pub steps: u64,
     /// Whether the seed gave no result within the sweep's wall-clock limit

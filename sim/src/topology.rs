@@ -84,6 +84,7 @@ use mcp_session::{Clock, Manager, ManagerBuilder, SessionConfig, SessionMetrics,
 use crate::balancer::{Balancer, Policy};
 use crate::dialer::TurmoilDialer;
 use crate::faults::{Applied, Applier, FaultPlan};
+use crate::liveness::{Meter, MeteredClock};
 use crate::server::{Server, ServerConfig};
 
 /// The port every server host listens on.
@@ -229,6 +230,9 @@ pub struct Vu {
     pub id: u64,
     /// The worker's manager, shared by all its VUs.
     pub manager: SimManager,
+    /// The worker's clock: the one its manager was given (metered, when
+    /// the topology is: [`Topology::metered`]).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// A VU, as results are keyed.
@@ -250,6 +254,7 @@ pub struct Topology {
     balancers: Vec<BalancerSpec>,
     workers: Vec<WorkerSpec>,
     sinks: Sinks,
+    meter: Option<Meter>,
 }
 
 /// Event sinks installed on workers' managers, by worker name.
@@ -275,7 +280,17 @@ impl Topology {
             balancers: Vec::new(),
             workers: Vec::new(),
             sinks: Sinks::default(),
+            meter: None,
         }
+    }
+
+    /// Meters every worker's clock on `meter` (a [`MeteredClock`]), so that
+    /// the library's own tasks (the deadline timer, connection timeouts)
+    /// count against a run's step budget: see [`crate::liveness`]. Without
+    /// it, the workers' clocks are plain [`TokioClock`]s.
+    pub fn metered(mut self, meter: Meter) -> Self {
+        self.meter = Some(meter);
+        self
     }
 
     /// Installs `sink` as the event sink of worker `worker`'s manager (for
@@ -384,6 +399,7 @@ impl Topology {
                 },
                 vus: spec.vus,
                 sink: self.sinks.0.get(&spec.name).cloned(),
+                meter: self.meter.clone(),
             };
             sim.client(spec.name.as_str(), run.run(program.clone(), out.clone()));
         }
@@ -441,6 +457,7 @@ struct WorkerRun {
     http: HttpConfig,
     vus: u64,
     sink: Option<Arc<dyn EventSink>>,
+    meter: Option<Meter>,
 }
 
 impl WorkerRun {
@@ -459,11 +476,15 @@ impl WorkerRun {
             http,
             vus,
             sink,
+            meter,
         } = self;
-        let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
+        let clock: Arc<dyn Clock> = match meter {
+            Some(meter) => Arc::new(MeteredClock::new(TokioClock::new(), meter)),
+            None => Arc::new(TokioClock::new()),
+        };
         let dialer = TurmoilDialer::new();
         let connector = HttpConnector::new(dialer.clone(), http, clock.clone())?;
-        let mut builder = ManagerBuilder::new(session).clock(clock);
+        let mut builder = ManagerBuilder::new(session).clock(clock.clone());
         if let Some(sink) = sink {
             builder = builder.events(sink);
         }
@@ -474,6 +495,7 @@ impl WorkerRun {
                     worker: name.clone(),
                     id,
                     manager: manager.clone(),
+                    clock: clock.clone(),
                 };
                 (id, tokio::spawn(program(vu)))
             })

@@ -303,6 +303,17 @@ pub async fn run_vu(vu: Vu, steps: Vec<Step>, recorder: TraceRecorder) -> u32 {
             Step::SleepForever => loop {
                 think(1_000).await;
             },
+            Step::SpinOnClock => {
+                let clock = vu.clock.clone();
+                tokio::spawn(async move {
+                    loop {
+                        clock.sleep_until(clock.now()).await;
+                    }
+                });
+                loop {
+                    think(1_000).await;
+                }
+            }
         }
     }
     errors

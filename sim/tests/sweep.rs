@@ -268,6 +268,25 @@ fn a_seed_that_never_ends_in_simulated_time_is_a_liveness_violation() {
     assert!(report.steps <= budget.steps);
 }
 
+/// A task that is not a VU (as the manager's deadline timer is not) and
+/// spins on the worker's clock without simulated time advancing is stopped
+/// by the step budget through the clock's meter, not by a hang: a
+/// `liveness` violation, the same at every replay. (Without the metered
+/// clock, only the sweep's wall-clock watchdog stopped such a seed, and its
+/// abandoned thread spun on.)
+#[test]
+fn a_library_task_spinning_on_the_clock_is_a_liveness_violation() {
+    let schedule = hooked(Step::SpinOnClock);
+    let budget = Budget::for_schedule(&schedule);
+    let report = run(&schedule, "reuse", 0);
+    assert_liveness(&report, "scheduler-step budget");
+    assert!(report.steps > budget.steps, "{} steps", report.steps);
+    assert!(report.simulated_ms < budget.simulated_ms);
+    let again = run(&schedule, "reuse", 0);
+    assert_eq!(again.trace_hash, report.trace_hash);
+    assert_eq!(again.violations[0].message, report.violations[0].message);
+}
+
 /// Seed 0 of every scenario stays well within its budget:
 /// the budget is derived from the schedule, and no real seed comes near it.
 #[test]
