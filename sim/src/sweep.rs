@@ -360,6 +360,10 @@ pub struct SeedResult {
     /// (the watchdog): its thread was abandoned.
     #[serde(default)]
     pub hung: bool,
+    /// Whether the sweep lost the seed: it recorded no result for it, a
+    /// defect of the sweep itself ([`SeedResult::lost`]).
+    #[serde(default)]
+    pub lost: bool,
     /// Real time the run took on its worker thread (ms). The only value
     /// here that differs between two runs of the same seed.
     pub wall_ms: f64,
@@ -406,6 +410,7 @@ impl SeedResult {
             budget: Some(report.budget),
             steps: report.steps,
             hung: false,
+            lost: false,
             wall_ms,
             metrics,
             vu_errors: report
@@ -434,6 +439,7 @@ impl SeedResult {
             budget: None,
             steps: 0,
             hung: false,
+            lost: false,
             wall_ms,
             metrics: BTreeMap::new(),
             vu_errors: 0,
@@ -451,10 +457,27 @@ impl SeedResult {
         }
     }
 
-    /// Whether the run finished, broke no law, did not panic and did not
-    /// hang.
+    /// A seed the sweep has no result for, although it should: a defect of
+    /// the sweep, not of the seed (its replay line tells how the seed
+    /// runs). The sweep reports it, failing, rather than leave it out;
+    /// `wall_ms` is how long it was seen running (0 if it was not seen
+    /// started).
+    pub fn lost(scenario: &str, seed: u64, wall_ms: f64) -> SeedResult {
+        SeedResult {
+            panic: None,
+            lost: true,
+            ..SeedResult::panicked(scenario, seed, String::new(), wall_ms)
+        }
+    }
+
+    /// Whether the run finished, broke no law, did not panic, did not
+    /// hang and was not lost.
     pub fn is_clean(&self) -> bool {
-        self.violations.is_empty() && self.sim_error.is_none() && self.panic.is_none() && !self.hung
+        self.violations.is_empty()
+            && self.sim_error.is_none()
+            && self.panic.is_none()
+            && !self.hung
+            && !self.lost
     }
 
     /// One line on what went wrong (empty for a clean seed): the broken
@@ -481,6 +504,13 @@ impl SeedResult {
                 "hung: no result after {:.1} s of real time (the watchdog abandoned its thread)",
                 self.wall_ms / 1_000.0
             ));
+        }
+        if self.lost {
+            parts.push(
+                "lost: the sweep recorded no result for this seed (a defect of the sweep, \
+                 not of the seed)"
+                    .to_owned(),
+            );
         }
         parts.join("; ").replace('\n', " ")
     }
@@ -991,7 +1021,8 @@ pub struct ScenarioSummary {
     pub scenario: String,
     /// Seeds run.
     pub seeds: u64,
-    /// Seeds that broke a law, failed to finish or panicked.
+    /// Seeds that broke a law, failed to finish, panicked, hung or were
+    /// lost.
     pub failing: u64,
     /// Law violations, over all seeds (at most one per law and seed).
     pub violations: u64,
@@ -1002,6 +1033,9 @@ pub struct ScenarioSummary {
     /// Seeds the watchdog gave up on ([`SeedResult::hung`]).
     #[serde(default)]
     pub hung: u64,
+    /// Seeds the sweep lost ([`SeedResult::lost`]).
+    #[serde(default)]
+    pub lost: u64,
     /// Seeds that broke each law (laws never broken are left out).
     pub violations_by_law: BTreeMap<String, u64>,
     /// Each law, with how many times it was checked over all seeds.
@@ -1040,6 +1074,7 @@ impl ScenarioSummary {
         self.sim_errors += u64::from(r.sim_error.is_some());
         self.panics += u64::from(r.panic.is_some());
         self.hung += u64::from(r.hung);
+        self.lost += u64::from(r.lost);
         for v in &r.violations {
             *self.violations_by_law.entry(v.law.clone()).or_default() += 1;
         }
@@ -1846,6 +1881,27 @@ mod tests {
             DEFAULT_SEED_TIMEOUT
         )
         .is_empty());
+    }
+
+    /// A lost seed fails the sweep, is counted, and is printed with its
+    /// replay line.
+    #[test]
+    fn a_lost_seed_fails_the_sweep() {
+        let lost = SeedResult::lost("reuse", 3, 0.0);
+        assert!(lost.lost && !lost.is_clean() && !lost.hung);
+        assert_eq!(lost.replay, "cargo run -p mcp-sim -- replay reuse 3");
+        let report = SweepReport::new(vec![Shard::WHOLE], Vec::new(), vec![lost], false, 0.0);
+        assert_eq!(report.failures().len(), 1);
+        assert_eq!(
+            (report.scenarios[0].failing, report.scenarios[0].lost),
+            (1, 1)
+        );
+        let lines = report.failure_lines();
+        assert!(
+            lines.contains("FAIL reuse seed 3: lost: the sweep recorded no result")
+                && lines.contains("replay: cargo run -p mcp-sim -- replay reuse 3"),
+            "{lines}"
+        );
     }
 
     #[test]
