@@ -49,14 +49,33 @@
 //! records a seed still running past it as [`SeedResult::hung`] (a failing
 //! seed, with its replay line), abandons its worker thread and starts
 //! another in its place, and the sweep goes on. An abandoned thread is
-//! detached: the process still exits when the command returns. This is
-//! the one wall-clock reading that decides anything, and it decides only
+//! detached (the process still exits when the command returns) and told to
+//! take no further seed; one that was only slow finishes its seed, whose
+//! late result is dropped (the seed stays hung), and exits. This is the
+//! one wall-clock reading that decides anything, and it decides only
 //! whether a result is waited for, never what a simulation does.
+//!
+//! The coordinator keeps its books by seed, not by thread, so that no seed
+//! is lost. A thread reports each seed it takes as started, and the
+//! coordinator waits for that seed until its result comes in, from
+//! whichever thread ran it (an abandoned one included: a thread may take
+//! a seed just as it is being abandoned, and that seed's result counts),
+//! or until the seed itself is declared hung; each seed gets exactly one
+//! result. The sweep ends only once every seed has been taken (or the
+//! sweep was stopped), every seed taken has been seen started, none is
+//! still running, and every thread not abandoned has exited. Should no
+//! thread be left to take the remaining seeds (none could be started, or
+//! an abandoned one could not be replaced), the coordinating thread runs
+//! them itself, one at a time, with no watchdog over the seed it runs. As
+//! a defence against a defect in all this, a seed left without a result
+//! is reported as [`SeedResult::lost`], a failing seed with its replay
+//! line: a sweep never shrinks silently.
 //!
 //! A stop
 //! flag (the command line sets it on Ctrl-C) makes the workers finish the
 //! seeds in flight and take no more; the report is then marked
-//! [`SweepReport::interrupted`].
+//! [`SweepReport::interrupted`], and the seeds never started are left out
+//! (they are not lost).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -360,6 +379,10 @@ pub struct SeedResult {
     /// (the watchdog): its thread was abandoned.
     #[serde(default)]
     pub hung: bool,
+    /// Whether the sweep lost the seed: it recorded no result for it, a
+    /// defect of the sweep itself ([`SeedResult::lost`]).
+    #[serde(default)]
+    pub lost: bool,
     /// Real time the run took on its worker thread (ms). The only value
     /// here that differs between two runs of the same seed.
     pub wall_ms: f64,
@@ -406,6 +429,7 @@ impl SeedResult {
             budget: Some(report.budget),
             steps: report.steps,
             hung: false,
+            lost: false,
             wall_ms,
             metrics,
             vu_errors: report
@@ -434,6 +458,7 @@ impl SeedResult {
             budget: None,
             steps: 0,
             hung: false,
+            lost: false,
             wall_ms,
             metrics: BTreeMap::new(),
             vu_errors: 0,
@@ -451,10 +476,27 @@ impl SeedResult {
         }
     }
 
-    /// Whether the run finished, broke no law, did not panic and did not
-    /// hang.
+    /// A seed the sweep has no result for, although it should: a defect of
+    /// the sweep, not of the seed (its replay line tells how the seed
+    /// runs). The sweep reports it, failing, rather than leave it out;
+    /// `wall_ms` is how long it was seen running (0 if it was not seen
+    /// started).
+    pub fn lost(scenario: &str, seed: u64, wall_ms: f64) -> SeedResult {
+        SeedResult {
+            panic: None,
+            lost: true,
+            ..SeedResult::panicked(scenario, seed, String::new(), wall_ms)
+        }
+    }
+
+    /// Whether the run finished, broke no law, did not panic, did not
+    /// hang and was not lost.
     pub fn is_clean(&self) -> bool {
-        self.violations.is_empty() && self.sim_error.is_none() && self.panic.is_none() && !self.hung
+        self.violations.is_empty()
+            && self.sim_error.is_none()
+            && self.panic.is_none()
+            && !self.hung
+            && !self.lost
     }
 
     /// One line on what went wrong (empty for a clean seed): the broken
@@ -481,6 +523,13 @@ impl SeedResult {
                 "hung: no result after {:.1} s of real time (the watchdog abandoned its thread)",
                 self.wall_ms / 1_000.0
             ));
+        }
+        if self.lost {
+            parts.push(
+                "lost: the sweep recorded no result for this seed (a defect of the sweep, \
+                 not of the seed)"
+                    .to_owned(),
+            );
         }
         parts.join("; ").replace('\n', " ")
     }
@@ -604,18 +653,6 @@ pub fn sort_results(results: &mut [SeedResult]) {
 /// its seeds.
 pub type Job = (usize, Range<u64>);
 
-/// The `i`-th seed of `jobs`, counting through each job's range in turn.
-fn nth_seed(jobs: &[Job], mut i: u64) -> Option<(usize, u64)> {
-    for (s, range) in jobs {
-        let len = range.end.saturating_sub(range.start);
-        if i < len {
-            return Some((*s, range.start + i));
-        }
-        i -= len;
-    }
-    None
-}
-
 /// Runs every seed of `jobs` on `threads` worker threads, telling
 /// `progress` of each; returns the results sorted by (scenario, seed).
 /// Seeds are taken from the ranges one at a time (never listed up front).
@@ -640,64 +677,115 @@ pub fn run_jobs(
     )
 }
 
-/// What a worker thread tells the coordinating thread.
+/// What a worker thread tells the coordinating thread. Seeds are named by
+/// their number in the [`Queue`].
 enum Message {
-    /// Worker `worker` started seed `seed` of scenario `scenario` (an
-    /// index).
-    Started {
-        worker: usize,
-        scenario: usize,
-        seed: u64,
-    },
-    /// Worker `worker` finished a seed.
-    Finished {
-        worker: usize,
-        result: Box<SeedResult>,
-    },
+    /// Worker `worker` started seed `index`.
+    Started { worker: usize, index: u64 },
+    /// Seed `index` finished.
+    Finished { index: u64, result: Box<SeedResult> },
     /// Worker `worker` took its last seed.
     Exited { worker: usize },
 }
 
-/// What the worker threads share: the seeds and the queue's position.
+/// What the worker threads share: the seeds, numbered from 0 through the
+/// jobs in turn, and how many have been taken.
 struct Queue {
-    scenarios: Vec<Scenario>,
-    jobs: Vec<Job>,
+    /// Each job's scenario and range (jobs naming no scenario left out).
+    jobs: Vec<(Scenario, Range<u64>)>,
+    /// How many seeds the jobs hold.
+    total: u64,
+    /// How many seeds have been taken: seed `i` is taken once, by whoever
+    /// moves `next` from `i` to `i + 1`; it never passes `total`.
     next: AtomicU64,
+    /// Take no further seed: the sweep was stopped.
     stop: AtomicBool,
 }
 
+impl Queue {
+    /// The seeds of `jobs`, each job's scenario an index into `scenarios`.
+    fn new(scenarios: &[Scenario], jobs: &[Job], stop: bool) -> Queue {
+        let jobs: Vec<(Scenario, Range<u64>)> = jobs
+            .iter()
+            .filter_map(|(s, range)| Some((scenarios.get(*s)?.clone(), range.clone())))
+            .collect();
+        let total = jobs
+            .iter()
+            .map(|(_, r)| r.end.saturating_sub(r.start))
+            .fold(0, u64::saturating_add);
+        Queue {
+            jobs,
+            total,
+            next: AtomicU64::new(0),
+            stop: AtomicBool::new(stop),
+        }
+    }
+
+    /// Seed number `i`: its scenario and seed (`None` past the last).
+    fn seed(&self, mut i: u64) -> Option<(&Scenario, u64)> {
+        for (scenario, range) in &self.jobs {
+            let len = range.end.saturating_sub(range.start);
+            if i < len {
+                return Some((scenario, range.start + i));
+            }
+            i -= len;
+        }
+        None
+    }
+
+    /// Takes the next seed: its number, or `None` once all are taken.
+    fn take(&self) -> Option<u64> {
+        self.next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.total).then_some(n + 1)
+            })
+            .ok()
+    }
+
+    /// How many seeds have been taken.
+    fn taken(&self) -> u64 {
+        self.next.load(Ordering::SeqCst)
+    }
+
+    /// Whether every seed has been taken.
+    fn exhausted(&self) -> bool {
+        self.taken() >= self.total
+    }
+
+    /// Whether the sweep was stopped.
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
 /// Starts worker thread `worker`: it takes seeds from `queue` one at a time
-/// and runs them, telling `tx`. Whether it could be started.
+/// and runs them, telling `tx`, until the queue is empty or stopped or
+/// `quit` is set. Whether it could be started.
 fn spawn_worker(
     worker: usize,
     queue: &Arc<Queue>,
     runner: &Arc<Runner>,
     tx: &mpsc::Sender<Message>,
+    quit: &Arc<AtomicBool>,
 ) -> bool {
-    let (queue, runner, tx) = (queue.clone(), runner.clone(), tx.clone());
+    let (queue, runner, tx, quit) = (queue.clone(), runner.clone(), tx.clone(), quit.clone());
     let work = move || {
-        loop {
-            if queue.stop.load(Ordering::SeqCst) {
+        // `quit` is read before each seed is taken, so an abandoned thread
+        // that recovers takes no further seed; one it takes as it is being
+        // abandoned is still accounted for (see `Workers`).
+        while !queue.stopped() && !quit.load(Ordering::SeqCst) {
+            let Some(index) = queue.take() else {
                 break;
-            }
-            let i = queue.next.fetch_add(1, Ordering::SeqCst);
-            let Some((s, seed)) = nth_seed(&queue.jobs, i) else {
+            };
+            // Every number `take` hands out names a seed.
+            let Some((scenario, seed)) = queue.seed(index) else {
                 break;
             };
-            let Some(scenario) = queue.scenarios.get(s) else {
-                continue;
-            };
-            let started = Message::Started {
-                worker,
-                scenario: s,
-                seed,
-            };
-            if tx.send(started).is_err() {
+            if tx.send(Message::Started { worker, index }).is_err() {
                 return;
             }
-            let result = run_seed_with(scenario, seed, &*runner);
-            let result = Box::new(result);
-            if tx.send(Message::Finished { worker, result }).is_err() {
+            let result = Box::new(run_seed_with(scenario, seed, &*runner));
+            if tx.send(Message::Finished { index, result }).is_err() {
                 return;
             }
         }
@@ -719,9 +807,12 @@ fn spawn_worker(
 
 /// [`run_jobs`] with another runner in place of [`default_runner`], and a
 /// wall-clock limit on each seed: a seed still running after `seed_timeout`
-/// is recorded as [`SeedResult::hung`], its thread abandoned (left running,
-/// detached; whatever it reports later is ignored) and replaced, and the
-/// other seeds go on.
+/// is recorded as [`SeedResult::hung`] (whatever it reports later is
+/// ignored), its thread abandoned (left running, detached, told to take no
+/// further seed) and replaced, and the other seeds go on. Every seed of
+/// `jobs` gets exactly one result, unless `stop` ends the sweep first
+/// (jobs naming no scenario in `scenarios` are skipped): see the module
+/// docs.
 pub fn run_jobs_with(
     scenarios: &[Scenario],
     jobs: &[Job],
@@ -731,87 +822,96 @@ pub fn run_jobs_with(
     runner: Arc<Runner>,
     seed_timeout: Duration,
 ) -> Vec<SeedResult> {
-    let total: u64 = jobs
-        .iter()
-        .map(|(_, r)| r.end.saturating_sub(r.start))
-        .fold(0, u64::saturating_add);
-    let queue = Arc::new(Queue {
-        scenarios: scenarios.to_vec(),
-        jobs: jobs.to_vec(),
-        next: AtomicU64::new(0),
-        stop: AtomicBool::new(stop.load(Ordering::SeqCst)),
-    });
-    let (tx, rx) = mpsc::channel();
-    let mut workers = Workers {
-        queue,
+    run_jobs_spawning(
+        scenarios,
+        jobs,
+        threads,
+        stop,
+        progress,
         runner,
-        tx,
-        live: 0,
-        spawned: 0,
-        running: BTreeMap::new(),
-        abandoned: BTreeSet::new(),
-        results: Vec::with_capacity(usize::try_from(total.min(4_096)).unwrap_or(0)),
-    };
+        seed_timeout,
+        usize::MAX,
+    )
+}
+
+/// [`run_jobs_with`], starting at most `spawns` worker threads: past that,
+/// starting one fails as if the system refused (for tests of the sweep
+/// when threads cannot be started or replaced).
+#[allow(clippy::too_many_arguments)]
+fn run_jobs_spawning(
+    scenarios: &[Scenario],
+    jobs: &[Job],
+    threads: usize,
+    stop: &AtomicBool,
+    progress: &dyn Progress,
+    runner: Arc<Runner>,
+    seed_timeout: Duration,
+    spawns: usize,
+) -> Vec<SeedResult> {
+    let queue = Arc::new(Queue::new(scenarios, jobs, stop.load(Ordering::SeqCst)));
+    let total = queue.total;
+    let (tx, rx) = mpsc::channel();
+    let mut workers = Workers::new(queue, runner, tx, spawns);
     let threads = threads.clamp(1, usize::try_from(total.max(1)).unwrap_or(usize::MAX));
     for _ in 0..threads {
         workers.spawn();
     }
-    if workers.live == 0 {
-        // No thread at all: run the queue on this one (without a watchdog).
-        let mut results = workers.results;
-        run_here(
-            stop,
-            progress,
-            &workers.queue,
-            &*workers.runner,
-            &mut results,
-        );
-        sort_results(&mut results);
-        return results;
-    }
-    while workers.live > 0 {
+    loop {
         if stop.load(Ordering::SeqCst) {
             workers.queue.stop.store(true, Ordering::SeqCst);
+        }
+        if workers.settled() {
+            break;
+        }
+        let queue = &workers.queue;
+        if workers.live() == 0 && !queue.stopped() && !queue.exhausted() {
+            // Seeds remain but no thread takes them (none could be started,
+            // or every one was abandoned and none could replace it): start
+            // one, or else run one seed here, without a watchdog over it.
+            workers.spawn();
+            if workers.live() == 0 {
+                workers.run_one_here(progress);
+                // Take in what came meanwhile before judging what is late.
+                while let Ok(message) = rx.try_recv() {
+                    workers.receive(message, progress);
+                }
+                workers.abandon_overdue(seed_timeout, progress);
+                continue;
+            }
         }
         match rx.recv_timeout(workers.wait(seed_timeout)) {
             Ok(message) => workers.receive(message, progress),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // Cannot happen while `workers` holds a sender; if it did,
+            // `finish` reports every seed left without a result.
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         workers.abandon_overdue(seed_timeout, progress);
     }
-    let mut results = workers.results;
-    sort_results(&mut results);
-    results
+    workers.finish(progress)
 }
 
-/// Runs the seeds of `queue` on this thread, one after the other, until
-/// they run out or `stop` is set: the sweep when no worker thread could
-/// be started.
-fn run_here(
-    stop: &AtomicBool,
-    progress: &dyn Progress,
-    queue: &Queue,
-    runner: &Runner,
-    results: &mut Vec<SeedResult>,
-) {
-    let mut i = 0;
-    while !stop.load(Ordering::SeqCst) {
-        let Some((s, seed)) = nth_seed(&queue.jobs, i) else {
-            break;
-        };
-        i += 1;
-        if let Some(scenario) = queue.scenarios.get(s) {
-            let result = run_seed_with(scenario, seed, runner);
-            progress.finished(&result);
-            results.push(result);
-        }
-    }
+/// A worker thread, as the coordinating thread sees it.
+struct Thread {
+    /// Set when the thread is abandoned: it takes no further seed.
+    quit: Arc<AtomicBool>,
+    /// Whether the watchdog abandoned it.
+    abandoned: bool,
+    /// Whether it said it took its last seed.
+    exited: bool,
 }
 
-/// The coordinating thread's view of the worker threads: which are live,
-/// which seed each is running since when, which were abandoned, and the
-/// results so far.
+/// The coordinating thread's books, kept by seed, not by thread: which
+/// seeds were seen started and are still running, on which thread and
+/// since when; the one result of each seed accounted for; and the worker
+/// threads.
+///
+/// A seed is accounted for when its result comes in, from whichever
+/// thread ran it (an abandoned one included: it may have taken a seed just
+/// as it was abandoned), or when it is declared hung, after which its late
+/// result is dropped. A seed is seen started after it is taken, so the
+/// books are complete once every seed taken has been seen started
+/// (`started == queue.taken()`) and none is still running.
 // The watchdog's wall clock (`Instant`) is read here, on the coordinating
 // thread, outside every simulation; it decides only whether a seed's
 // result is still waited for.
@@ -820,28 +920,78 @@ struct Workers {
     queue: Arc<Queue>,
     runner: Arc<Runner>,
     tx: mpsc::Sender<Message>,
-    /// Threads still taking seeds (not exited, not abandoned).
-    live: usize,
+    /// How many more threads may be started (unbounded in a sweep).
+    spawns: usize,
     /// Threads started so far: the next one's number.
     spawned: usize,
-    /// Per worker, the seed it runs: (scenario, seed, started at).
-    running: BTreeMap<usize, (usize, u64, std::time::Instant)>,
-    /// Workers given up on: what they report is ignored.
-    abandoned: BTreeSet<usize>,
-    results: Vec<SeedResult>,
+    /// The threads that could be started, by number.
+    threads: BTreeMap<usize, Thread>,
+    /// How many seeds were seen started (or were run here).
+    started: u64,
+    /// The seeds started and not yet accounted for, by number in the
+    /// queue: the thread running it, and since when.
+    running: BTreeMap<u64, (usize, std::time::Instant)>,
+    /// The one result of each seed accounted for, by number in the queue.
+    results: BTreeMap<u64, SeedResult>,
 }
 
 #[allow(clippy::disallowed_types, clippy::disallowed_methods)]
 impl Workers {
-    /// Starts one more worker thread (counted live if it could be).
+    /// No thread yet; at most `spawns` will be started.
+    fn new(
+        queue: Arc<Queue>,
+        runner: Arc<Runner>,
+        tx: mpsc::Sender<Message>,
+        spawns: usize,
+    ) -> Workers {
+        Workers {
+            queue,
+            runner,
+            tx,
+            spawns,
+            spawned: 0,
+            threads: BTreeMap::new(),
+            started: 0,
+            running: BTreeMap::new(),
+            results: BTreeMap::new(),
+        }
+    }
+
+    /// Starts one more worker thread, if it can.
     fn spawn(&mut self) {
-        self.live += usize::from(spawn_worker(
-            self.spawned,
-            &self.queue,
-            &self.runner,
-            &self.tx,
-        ));
+        let worker = self.spawned;
         self.spawned += 1;
+        if self.spawns == 0 {
+            return;
+        }
+        self.spawns -= 1;
+        let quit = Arc::new(AtomicBool::new(false));
+        if spawn_worker(worker, &self.queue, &self.runner, &self.tx, &quit) {
+            let thread = Thread {
+                quit,
+                abandoned: false,
+                exited: false,
+            };
+            self.threads.insert(worker, thread);
+        }
+    }
+
+    /// How many threads still take seeds (neither exited nor abandoned).
+    fn live(&self) -> usize {
+        self.threads
+            .values()
+            .filter(|t| !t.abandoned && !t.exited)
+            .count()
+    }
+
+    /// Whether the sweep is over: no seed is left to take (or it was
+    /// stopped), every seed taken is accounted for, and every thread not
+    /// abandoned has exited.
+    fn settled(&self) -> bool {
+        (self.queue.stopped() || self.queue.exhausted())
+            && self.started == self.queue.taken()
+            && self.running.is_empty()
+            && self.live() == 0
     }
 
     /// How long to wait for a message: until the earliest deadline of a
@@ -849,63 +999,115 @@ impl Workers {
     fn wait(&self, seed_timeout: Duration) -> Duration {
         self.running
             .values()
-            .map(|(_, _, at)| seed_timeout.saturating_sub(at.elapsed()))
+            .map(|(_, at)| seed_timeout.saturating_sub(at.elapsed()))
             .min()
             .unwrap_or(seed_timeout)
             .min(Duration::from_millis(100))
     }
 
-    /// Takes in what a worker said, unless it was abandoned.
+    /// Records `result` as seed `index`'s, unless it has one already.
+    fn record(&mut self, index: u64, result: SeedResult, progress: &dyn Progress) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = self.results.entry(index) {
+            progress.finished(&result);
+            slot.insert(result);
+        }
+    }
+
+    /// Takes in what a worker said, abandoned or not.
     fn receive(&mut self, message: Message, progress: &dyn Progress) {
         match message {
-            Message::Started {
-                worker,
-                scenario,
-                seed,
-            } => {
+            Message::Started { worker, index } => {
+                self.started += 1;
                 self.running
-                    .insert(worker, (scenario, seed, std::time::Instant::now()));
+                    .insert(index, (worker, std::time::Instant::now()));
             }
-            Message::Finished { worker, result } => {
-                if !self.abandoned.contains(&worker) {
-                    self.running.remove(&worker);
-                    progress.finished(&result);
-                    self.results.push(*result);
+            Message::Finished { index, result } => {
+                // A seed no longer running was declared hung: its late
+                // result is dropped, so that it has one result.
+                if self.running.remove(&index).is_some() {
+                    self.record(index, *result, progress);
                 }
             }
             Message::Exited { worker } => {
-                if !self.abandoned.contains(&worker) {
-                    self.live -= 1;
+                if let Some(thread) = self.threads.get_mut(&worker) {
+                    thread.exited = true;
                 }
             }
         }
     }
 
     /// Records every seed running for `seed_timeout` or longer as hung,
-    /// abandons its thread, and starts a replacement, which keeps the
-    /// sweep's parallelism.
+    /// abandons its thread (told to take no further seed) and, if that
+    /// thread was still live, starts a replacement, which keeps the sweep's
+    /// parallelism.
     fn abandon_overdue(&mut self, seed_timeout: Duration, progress: &dyn Progress) {
-        let overdue: Vec<usize> = self
+        let overdue: Vec<u64> = self
             .running
             .iter()
-            .filter(|(_, (_, _, at))| at.elapsed() >= seed_timeout)
-            .map(|(w, _)| *w)
+            .filter(|(_, (_, at))| at.elapsed() >= seed_timeout)
+            .map(|(index, _)| *index)
             .collect();
-        for worker in overdue {
-            let Some((s, seed, at)) = self.running.remove(&worker) else {
+        for index in overdue {
+            let Some((worker, at)) = self.running.remove(&index) else {
                 continue;
             };
-            self.abandoned.insert(worker);
-            self.live -= 1;
-            let name = self
-                .queue
-                .scenarios
-                .get(s)
-                .map_or("", |sc| sc.name.as_str());
-            let result = SeedResult::hung(name, seed, at.elapsed().as_secs_f64() * 1_000.0);
-            progress.finished(&result);
-            self.results.push(result);
-            self.spawn();
+            // Told to quit before the hang is reported, so that a thread
+            // that recovers at once takes no further seed.
+            let mut replace = false;
+            if let Some(thread) = self.threads.get_mut(&worker) {
+                thread.quit.store(true, Ordering::SeqCst);
+                replace = !thread.abandoned && !thread.exited;
+                thread.abandoned = true;
+            }
+            if let Some((scenario, seed)) = self.queue.seed(index) {
+                let wall_ms = at.elapsed().as_secs_f64() * 1_000.0;
+                let result = SeedResult::hung(&scenario.name, seed, wall_ms);
+                self.record(index, result, progress);
+            }
+            if replace {
+                self.spawn();
+            }
+        }
+    }
+
+    /// Takes one seed and runs it on this thread (when no worker thread
+    /// takes seeds).
+    fn run_one_here(&mut self, progress: &dyn Progress) {
+        let Some(index) = self.queue.take() else {
+            return;
+        };
+        self.started += 1;
+        if let Some((scenario, seed)) = self.queue.seed(index) {
+            let result = run_seed_with(scenario, seed, &*self.runner);
+            self.record(index, result, progress);
+        }
+    }
+
+    /// The results, sorted. Defence in depth: a seed without a result is
+    /// reported [`SeedResult::lost`] (every seed still running, and unless
+    /// the sweep was stopped, every seed at all), so that a defect here
+    /// fails the sweep rather than shrink it.
+    fn finish(mut self, progress: &dyn Progress) -> Vec<SeedResult> {
+        for (index, (_, at)) in std::mem::take(&mut self.running) {
+            self.lose(index, at.elapsed().as_secs_f64() * 1_000.0, progress);
+        }
+        if !self.queue.stopped() && (self.results.len() as u64) < self.queue.total {
+            for index in 0..self.queue.total {
+                if !self.results.contains_key(&index) {
+                    self.lose(index, 0.0, progress);
+                }
+            }
+        }
+        let mut results: Vec<SeedResult> = self.results.into_values().collect();
+        sort_results(&mut results);
+        results
+    }
+
+    /// Records seed `index` as lost, seen running for `wall_ms`.
+    fn lose(&mut self, index: u64, wall_ms: f64, progress: &dyn Progress) {
+        if let Some((scenario, seed)) = self.queue.seed(index) {
+            let result = SeedResult::lost(&scenario.name, seed, wall_ms);
+            self.record(index, result, progress);
         }
     }
 }
@@ -991,7 +1193,8 @@ pub struct ScenarioSummary {
     pub scenario: String,
     /// Seeds run.
     pub seeds: u64,
-    /// Seeds that broke a law, failed to finish or panicked.
+    /// Seeds that broke a law, failed to finish, panicked, hung or were
+    /// lost.
     pub failing: u64,
     /// Law violations, over all seeds (at most one per law and seed).
     pub violations: u64,
@@ -1002,6 +1205,9 @@ pub struct ScenarioSummary {
     /// Seeds the watchdog gave up on ([`SeedResult::hung`]).
     #[serde(default)]
     pub hung: u64,
+    /// Seeds the sweep lost ([`SeedResult::lost`]).
+    #[serde(default)]
+    pub lost: u64,
     /// Seeds that broke each law (laws never broken are left out).
     pub violations_by_law: BTreeMap<String, u64>,
     /// Each law, with how many times it was checked over all seeds.
@@ -1040,6 +1246,7 @@ impl ScenarioSummary {
         self.sim_errors += u64::from(r.sim_error.is_some());
         self.panics += u64::from(r.panic.is_some());
         self.hung += u64::from(r.hung);
+        self.lost += u64::from(r.lost);
         for v in &r.violations {
             *self.violations_by_law.entry(v.law.clone()).or_default() += 1;
         }
@@ -1846,6 +2053,232 @@ mod tests {
             DEFAULT_SEED_TIMEOUT
         )
         .is_empty());
+    }
+
+    /// A lost seed fails the sweep, is counted, and is printed with its
+    /// replay line.
+    #[test]
+    fn a_lost_seed_fails_the_sweep() {
+        let lost = SeedResult::lost("reuse", 3, 0.0);
+        assert!(lost.lost && !lost.is_clean() && !lost.hung);
+        assert_eq!(lost.replay, "cargo run -p mcp-sim -- replay reuse 3");
+        let report = SweepReport::new(vec![Shard::WHOLE], Vec::new(), vec![lost], false, 0.0);
+        assert_eq!(report.failures().len(), 1);
+        assert_eq!(
+            (report.scenarios[0].failing, report.scenarios[0].lost),
+            (1, 1)
+        );
+        let lines = report.failure_lines();
+        assert!(
+            lines.contains("FAIL reuse seed 3: lost: the sweep recorded no result")
+                && lines.contains("replay: cargo run -p mcp-sim -- replay reuse 3"),
+            "{lines}"
+        );
+    }
+
+    /// A gate a runner waits at until the test opens it.
+    #[derive(Default)]
+    struct Gate {
+        open: std::sync::Mutex<bool>,
+        opened: std::sync::Condvar,
+    }
+
+    impl Gate {
+        fn wait(&self) {
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            while !*open {
+                open = self.opened.wait(open).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+
+        fn open(&self) {
+            *self.open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            self.opened.notify_all();
+        }
+    }
+
+    /// Opens its gate once a seed is reported hung.
+    struct OpenWhenHung(Arc<Gate>);
+
+    impl Progress for OpenWhenHung {
+        fn finished(&self, result: &SeedResult) {
+            if result.hung {
+                self.0.open();
+            }
+        }
+    }
+
+    /// Which thread ran each seed, in the order they were started.
+    type Ran = Arc<std::sync::Mutex<Vec<(u64, std::thread::ThreadId)>>>;
+
+    /// A runner that returns, at once, the report of seeds computed up
+    /// front, but waits at `gate` on seed `slow`; it notes which thread
+    /// ran each seed.
+    fn gated_runner(seeds: u64, slow: u64, gate: &Arc<Gate>) -> (Arc<Runner>, Ran) {
+        let reports: Vec<Report> = (0..seeds)
+            .map(|seed| default_runner(&Scenario::reuse(), seed))
+            .collect();
+        let ran: Ran = Arc::default();
+        let (gate, noted) = (gate.clone(), ran.clone());
+        let runner: Arc<Runner> = Arc::new(move |_: &Scenario, seed: u64| {
+            noted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((seed, std::thread::current().id()));
+            if seed == slow {
+                gate.wait();
+            }
+            reports[usize::try_from(seed).unwrap()].clone()
+        });
+        (runner, ran)
+    }
+
+    /// The watchdog abandons the only thread, and no thread can replace
+    /// it: the coordinating thread runs the remaining seeds itself, and
+    /// every seed has one result (the slow one hung). (The gate opens on
+    /// any hang, so that a stall on seed 0 cannot leave seed 1 waiting
+    /// here for good.)
+    #[test]
+    fn seeds_run_here_when_an_abandoned_thread_cannot_be_replaced() {
+        let gate = Arc::new(Gate::default());
+        let (runner, ran) = gated_runner(6, 1, &gate);
+        let stop = AtomicBool::new(false);
+        let results = run_jobs_spawning(
+            &[Scenario::reuse()],
+            &[(0, 0..6)],
+            1,
+            &stop,
+            &OpenWhenHung(gate.clone()),
+            runner,
+            Duration::from_millis(40),
+            1,
+        );
+        assert_eq!(
+            results.iter().map(|r| r.seed).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4, 5]
+        );
+        // Seed 1 hangs; unless the machine stalled the thread past the
+        // limit on seed 0 already (then seed 0 hangs, and seed 1, the gate
+        // open, runs here).
+        assert!(results[1].hung || results[0].hung, "{results:?}");
+        for r in &results[2..] {
+            assert!(r.is_clean(), "{r:?}");
+        }
+        let here = std::thread::current().id();
+        let ran = ran.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for seed in 2..6 {
+            assert!(ran.contains(&(seed, here)), "seed {seed}: {ran:?}");
+        }
+    }
+
+    /// With no thread at all, every seed runs on the coordinating thread.
+    #[test]
+    fn seeds_run_here_when_no_thread_can_be_started() {
+        let gate = Arc::new(Gate::default());
+        gate.open();
+        let (runner, ran) = gated_runner(3, u64::MAX, &gate);
+        let stop = AtomicBool::new(false);
+        let results = run_jobs_spawning(
+            &[Scenario::reuse()],
+            &[(0, 0..3)],
+            2,
+            &stop,
+            &NoProgress,
+            runner,
+            DEFAULT_SEED_TIMEOUT,
+            0,
+        );
+        assert_eq!(
+            results.iter().map(|r| r.seed).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        assert!(results.iter().all(SeedResult::is_clean), "{results:?}");
+        let here = std::thread::current().id();
+        let ran = ran.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert!(ran.iter().all(|(_, t)| *t == here), "{ran:?}");
+    }
+
+    /// The books, message by message: a thread abandoned as it takes
+    /// another seed (it read its quit flag just before) still has that
+    /// seed's result counted; the abandoned seed's late result is dropped;
+    /// the sweep is not over while a seed taken has not been seen started;
+    /// and a seed left without a result is reported lost.
+    #[test]
+    fn the_books_are_kept_by_seed() {
+        let queue = Arc::new(Queue::new(&[Scenario::reuse()], &[(0, 10..13)], false));
+        let (tx, _rx) = mpsc::channel();
+        let runner: Arc<Runner> = Arc::new(default_runner);
+        let mut workers = Workers::new(queue.clone(), runner, tx, 0);
+        let quit = Arc::new(AtomicBool::new(false));
+        workers.threads.insert(
+            0,
+            Thread {
+                quit: quit.clone(),
+                abandoned: false,
+                exited: false,
+            },
+        );
+        let done = |seed: u64| {
+            Box::new(SeedResult::from_report(
+                &default_runner(&Scenario::reuse(), seed),
+                1.0,
+            ))
+        };
+        let p = &NoProgress;
+        assert_eq!(queue.take(), Some(0));
+        workers.receive(
+            Message::Started {
+                worker: 0,
+                index: 0,
+            },
+            p,
+        );
+        workers.abandon_overdue(Duration::ZERO, p);
+        assert!(quit.load(Ordering::SeqCst) && workers.threads[&0].abandoned);
+        assert!(workers.results[&0].hung);
+        // The thread had already taken the next seed.
+        assert_eq!(queue.take(), Some(1));
+        assert!(!workers.settled(), "seed 1 was taken but not seen started");
+        let late = done(10);
+        workers.receive(
+            Message::Finished {
+                index: 0,
+                result: late,
+            },
+            p,
+        );
+        assert!(workers.results[&0].hung, "the late result is dropped");
+        workers.receive(
+            Message::Started {
+                worker: 0,
+                index: 1,
+            },
+            p,
+        );
+        assert!(!workers.settled(), "seed 1 runs");
+        workers.receive(
+            Message::Finished {
+                index: 1,
+                result: done(11),
+            },
+            p,
+        );
+        workers.receive(Message::Exited { worker: 0 }, p);
+        assert!(workers.results[&1].is_clean(), "{:?}", workers.results[&1]);
+        // Seed 2 is never taken: the sweep is not over, and were it ended
+        // anyway, seed 2 would be reported lost.
+        assert!(!workers.settled());
+        let results = workers.finish(p);
+        assert_eq!(
+            results
+                .iter()
+                .map(|r| (r.seed, r.hung, r.lost))
+                .collect::<Vec<_>>(),
+            vec![(10, true, false), (11, false, false), (12, false, true)]
+        );
+        let lost = &results[2];
+        assert!(!lost.is_clean());
+        assert_eq!(lost.replay, "cargo run -p mcp-sim -- replay reuse 12");
     }
 
     #[test]

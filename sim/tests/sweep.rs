@@ -16,7 +16,7 @@
 //! run) and the shrunk schedule's (`... replay --schedule FILE`).
 
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use mcp_sim::faults::{FaultKind, FaultPlan};
@@ -25,7 +25,9 @@ use mcp_sim::run::{run, run_untraced, Report, Untraced};
 use mcp_sim::scenarios::Scenario;
 use mcp_sim::schedule::{Op, Schedule, Step};
 use mcp_sim::strategy::{failure_dir, shrink_failure, ScheduleSize, DEFAULT_BUDGET};
-use mcp_sim::sweep::{run_jobs_with, Job, NoProgress, Runner, Shard, SweepReport};
+use mcp_sim::sweep::{
+    run_jobs_with, Job, NoProgress, Progress, Runner, SeedResult, Shard, SweepReport,
+};
 use mcp_sim::trace::Source;
 
 /// A `u64` from the environment variable `name`, if set.
@@ -350,4 +352,144 @@ fn a_hung_seed_is_reported_by_the_watchdog_and_the_sweep_goes_on() {
     assert_eq!(report.failures().len(), 1);
     assert_eq!(report.scenarios[0].hung, 1);
     assert!(report.failure_lines().contains("replay reuse 1"));
+}
+
+/// A gate a runner waits at until the test opens it: a seed that hangs
+/// exactly as long as the test wants, with no sleep.
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    fn wait(&self) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*open {
+            open = self
+                .opened
+                .wait(open)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn open(&self) {
+        *self.open.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.opened.notify_all();
+    }
+}
+
+/// Opens `gate` once the watchdog has reported `seed` hung: by then it has
+/// abandoned the seed's thread, which is released to carry on.
+struct OpenWhenHung {
+    gate: Arc<Gate>,
+    seed: u64,
+}
+
+impl Progress for OpenWhenHung {
+    fn finished(&self, result: &SeedResult) {
+        if result.hung && result.seed == self.seed {
+            self.gate.open();
+        }
+    }
+}
+
+/// A thread's name.
+type Thread = Option<String>;
+
+/// Opens its gate when dropped.
+struct OpenOnDrop(Arc<Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+thread_local! {
+    /// On the thread that ran the slow seed: opens the gate the later
+    /// seeds wait at once the thread exits or takes another seed.
+    static WENT_ON: std::cell::RefCell<Option<OpenOnDrop>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A seed that was only slow, not spinning: the watchdog reports it hung
+/// and abandons its thread; then the seed returns and its thread recovers.
+/// Every seed still has exactly one result: the slow one is hung (its late
+/// result ignored), the others ran, none lost; and the recovered thread
+/// took no further seed (the watchdog told it to quit before releasing
+/// it).
+///
+/// So that the recovered thread has seeds to take should it try, the
+/// seeds after the slow one wait until that thread has either exited or
+/// taken one of them; so the replacement thread cannot take them all
+/// first. Each seed returns a report computed up front, so that a limit of
+/// tens of milliseconds holds even on a busy machine.
+#[test]
+fn a_recovered_abandoned_thread_loses_no_seed() {
+    const SEEDS: u64 = 8;
+    const SLOW: u64 = 1;
+    let scenarios = vec![Scenario::reuse()];
+    let jobs: Vec<Job> = vec![(0, 0..SEEDS)];
+    let reports: Vec<Report> = (0..SEEDS)
+        .map(|seed| {
+            let mut schedule = hooked(Step::CloseManager);
+            schedule.seed = seed;
+            run(&schedule, "reuse", seed)
+        })
+        .collect();
+    // Opened when the slow seed is reported hung, and when its thread
+    // exits or goes on.
+    let (released, went_on) = (Arc::new(Gate::default()), Arc::new(Gate::default()));
+    // Which thread ran each seed, in the order they were started.
+    let ran: Arc<Mutex<Vec<(u64, Thread)>>> = Arc::default();
+    let runner: Arc<Runner> = {
+        let (released, went_on, ran) = (released.clone(), went_on.clone(), ran.clone());
+        Arc::new(move |_: &Scenario, seed: u64| {
+            let thread = std::thread::current().name().map(str::to_owned);
+            ran.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((seed, thread));
+            if seed == SLOW {
+                WENT_ON.with(|w| *w.borrow_mut() = Some(OpenOnDrop(went_on.clone())));
+                released.wait();
+            } else if seed > SLOW {
+                // On the slow seed's thread, this opens the gate.
+                drop(WENT_ON.with(|w| w.borrow_mut().take()));
+                went_on.wait();
+            }
+            reports[usize::try_from(seed).unwrap()].clone()
+        })
+    };
+    let progress = OpenWhenHung {
+        gate: released.clone(),
+        seed: SLOW,
+    };
+    let stop = AtomicBool::new(false);
+    let limit = Duration::from_millis(40);
+    let results = run_jobs_with(&scenarios, &jobs, 1, &stop, &progress, runner, limit);
+    let ran = ran.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    assert_eq!(
+        results.iter().map(|r| r.seed).collect::<Vec<_>>(),
+        (0..SEEDS).collect::<Vec<_>>(),
+        "every seed exactly once; seeds run by thread: {ran:?}"
+    );
+    let slow = &results[usize::try_from(SLOW).unwrap()];
+    assert!(slow.hung && !slow.is_clean(), "{slow:?}");
+    assert!(slow.wall_ms >= 40.0, "{}", slow.wall_ms);
+    assert!(
+        slow.trace_hash.is_none(),
+        "the late result is ignored: {slow:?}"
+    );
+    for r in results.iter().filter(|r| r.seed != SLOW) {
+        // Clean; or, should the machine stall a thread past the limit,
+        // hung, but never lost.
+        assert!(r.is_clean() || r.hung, "{r:?}");
+    }
+    let slow_at = ran.iter().position(|(s, _)| *s == SLOW).unwrap();
+    let slow_thread = &ran[slow_at].1;
+    assert!(slow_thread.is_some(), "{ran:?}");
+    assert!(
+        ran[slow_at + 1..].iter().all(|(_, t)| t != slow_thread),
+        "the abandoned thread took another seed: {ran:?}"
+    );
 }

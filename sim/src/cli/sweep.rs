@@ -34,7 +34,10 @@
 //! over it is a `liveness` violation). As a last resort, a seed still
 //! running after `--seed-timeout-s` seconds of real time (default 60, or
 //! `MCP_SIM_SEED_TIMEOUT_S`) is reported as hung, with its replay line; its
-//! thread is abandoned and the sweep goes on (and exits 1).
+//! thread is abandoned and the sweep goes on (and exits 1). Every seed of
+//! the sweep gets a result: one the sweep failed to account for (a defect
+//! of the sweep itself) is reported `lost`, with its replay line, and
+//! fails the sweep too.
 //!
 //! Exit status: 0 when every seed finished and broke no law; 1 when a seed
 //! broke a law, failed to finish or panicked, or the sweep was interrupted
