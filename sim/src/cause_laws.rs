@@ -59,8 +59,9 @@
 //!   client closed the session first), `invalid_config`, `no_runtime` and
 //!   `input_rounds_exceeded` (the VU's own bound);
 //! - **a network fault** — any `crash`, `restart`, `bounce`, `era` (a
-//!   redeploy bounces the server), `stickiness` switch or link fault
-//!   (`partition`, `hold`, `heal`, `latency`) on the failure's worker or on
+//!   redeploy bounces the server) or link fault (`partition`, `hold`,
+//!   `heal`, `latency`; not a balancer's `policy` switch, which moves no
+//!   stream and breaks no connection) on the failure's worker or on
 //!   any server, applied at or before the failure's end (its effects
 //!   outlive it: a connection a bounce broke fails when it is next used):
 //!   explains `connect`, `closed`, `timeout`, `stream_lost`,
