@@ -36,8 +36,22 @@
 //! assert_eq!(manager.metrics().total_created, 1);
 //! # Ok(()) }
 //! ```
+//!
+//! (The example runs on the in-memory test double, which needs the
+//! `test-util` feature; against a real server the connector is
+//! [`transport::HttpConnector`].)
+//!
+//! # Features
+//!
+//! - `test-util` (off by default): `transport::scripted`, the in-memory
+//!   test double — a connector whose server is a script (latency, failures,
+//!   404s, version answers) — for tests of code that uses a [`Manager`].
+//!   Turn it on in `[dev-dependencies]`.
+//! - `planted-bugs` (off by default): lets a test plant a deliberate bug in
+//!   the pool core (`PoolCore::plant`), to show that exploration finds it.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod clock;
 pub mod config;

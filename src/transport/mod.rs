@@ -6,12 +6,15 @@
 //!
 //! The manager only ever talks to these traits. The real implementation
 //! (Streamable HTTP over a dialer) and the simulated one plug in here, and so
-//! does [`scripted::ScriptedConnector`], the in-memory test double.
+//! does `scripted::ScriptedConnector`, the in-memory test double (feature
+//! `test-util`).
 
 mod cause;
 pub mod dialer;
 pub mod http;
 mod result;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod scripted;
 
 pub use cause::Cause;
