@@ -53,7 +53,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use mcp_session::observe::{Event, EventSink};
+use mcp_session::{Event, EventSink};
 
 use crate::detail::Detail;
 use crate::faults::Applied;
@@ -630,9 +630,7 @@ impl Trace {
 mod tests {
     use std::time::Duration;
 
-    use mcp_session::clock::Instant;
-    use mcp_session::metrics::CloseReason;
-    use mcp_session::observe::EventKind;
+    use mcp_session::{CloseReason, EventKind, Instant};
 
     use super::*;
     use crate::faults::Action;

@@ -148,7 +148,7 @@ fn one_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h [u8]>
 /// A header value as the client meant it: the base64 sentinel decoded.
 fn decoded(v: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(v).ok()?.trim();
-    mcp_session::transport::http::decode_header_value(text)
+    mcp_session::transport::decode_header_value(text)
 }
 
 /// A modern error: the JSON-RPC error with `id` (or `null`) and `data`,
