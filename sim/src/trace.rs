@@ -7,11 +7,11 @@
 //! An event is typed ([`Kind`]): a manager's [`ManagerEvent`], a server's
 //! own [`ServerEvent`], a VU's [`VuEvent`] or the fault applier's
 //! [`crate::faults::Action`], one variant per kind of event with its
-//! fields, which the laws ([`crate::audit`]) match on. Its line is its
-//! serde form (see [`Kind`]'s module, `trace/kind.rs`, for how a kind
-//! makes the line's `event`, `session`, `vu` and `detail`); a line of no
-//! kind this build knows is kept as it is ([`RawRecord`]). A
-//! [`TraceBuilder`] writes a trace by hand.
+//! fields, which the laws ([`crate::audit`](mod@crate::audit)) match on.
+//! Its line is its serde form (see [`Kind`]'s module, `trace/kind.rs`,
+//! for how a kind makes the line's `event`, `session`, `vu` and
+//! `detail`); a line of no kind this build knows is kept as it is
+//! ([`RawRecord`]). A [`TraceBuilder`] writes a trace by hand.
 //!
 //! # Time
 //!
@@ -55,7 +55,6 @@ use serde_json::Value;
 
 use mcp_session::{Event, EventSink};
 
-use crate::detail::Detail;
 use crate::faults::Applied;
 use crate::server::{ServerEvent, Stamped};
 
@@ -64,6 +63,8 @@ mod fields;
 mod kind;
 mod server;
 
+// An event's detail fields; its module, `detail.rs`, is private.
+pub use crate::detail::Detail;
 pub use builder::TraceBuilder;
 pub use kind::{FaultRecord, Kind, ManagerEvent, ManagerRecord, RawRecord, VuEvent, VuRecord};
 
