@@ -56,11 +56,10 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use mcp_session::config::{is_modern_version, DEFAULT_PROTOCOL_VERSION};
 use mcp_session::transport::{HttpConfig, HttpConnector, InputRequired, Operation, TcpDialer};
 use mcp_session::{
-    Clock, Era, Lease, Manager, ManagerBuilder, Mode, SessionConfig, SessionEra, TokioClock,
-    VersionPolicy,
+    is_modern_version, Clock, Era, Lease, Manager, ManagerBuilder, Mode, SessionConfig, SessionEra,
+    TokioClock, VersionPolicy, DEFAULT_PROTOCOL_VERSION,
 };
 use serde_json::{json, Map, Value};
 

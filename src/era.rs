@@ -243,11 +243,6 @@ impl EraState {
         }
     }
 
-    /// The era setting.
-    pub fn setting(&self) -> Era {
-        self.setting
-    }
-
     /// The modern revisions offered.
     pub fn offered(&self) -> &[String] {
         &self.offered

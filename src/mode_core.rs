@@ -2,8 +2,8 @@
 //!
 //! Each mode's state — the pool's slots, idle queue and waiters
 //! ([`PoolCore`](crate::pool_core::PoolCore)), reuse's and churn's per-VU
-//! table ([`VuTable`](crate::per_vu::VuTable)), per_request's replacement
-//! debts ([`PerRequestCore`](crate::per_vu::PerRequestCore)) — sits behind
+//! table ([`VuTable`](crate::cores::VuTable)), per_request's replacement
+//! debts ([`PerRequestCore`](crate::cores::PerRequestCore)) — sits behind
 //! one trait, [`ModeCore`]. Every method takes the time it happens at and
 //! returns a decision and the [`Effects`] to carry out; none of them does
 //! I/O, sleeps, reads a clock or calls back into the manager.

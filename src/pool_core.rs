@@ -51,7 +51,7 @@ pub enum WaiterState {
 }
 
 /// A deliberate bug a test can plant in a core (with the cargo feature
-/// `planted-bugs`, [`PoolCore::plant`]) to show that exploration
+/// `planted-bugs`, `PoolCore::plant`) to show that exploration
 /// (`mcp-sim explore`) finds it. Without the feature nothing can plant one,
 /// and the checks for them compile to nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

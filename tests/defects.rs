@@ -13,12 +13,11 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mcp_session::observe::RecordingSink;
 use mcp_session::transport::scripted::ScriptedConnector;
 use mcp_session::transport::Operation;
 use mcp_session::{
     Clock, CloseReason, ErrorKind, EventKind, Manager, ManagerBuilder, ManualClock, Mode,
-    SessionConfig, TokioClock, VuId,
+    RecordingSink, SessionConfig, TokioClock, VuId,
 };
 use mcp_session::{Era, SessionEra};
 

@@ -62,13 +62,12 @@ use serde_json::{json, Map, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
-use mcp_session::observe::RecordingSink;
 use mcp_session::transport::{
     HttpConfig, HttpConnector, Operation, ResultType, TcpDialer, TransportError,
 };
 use mcp_session::{
-    Clock, Era, ErrorKind, EventKind, Manager, ManagerBuilder, Mode, SessionConfig, SessionEra,
-    SessionMetrics, TokioClock,
+    Clock, Era, ErrorKind, EventKind, Manager, ManagerBuilder, Mode, RecordingSink, SessionConfig,
+    SessionEra, SessionMetrics, TokioClock,
 };
 
 /// The stateless revision.
@@ -434,7 +433,7 @@ fn complete(id: &Value, mut result: Value) -> Reply {
 /// The header value `v` decoded: the base64 sentinel (markers exact,
 /// lowercase) or the value itself; `None` for a bad sentinel.
 fn decode(v: &str) -> Option<String> {
-    mcp_session::transport::http::decode_header_value(v)
+    mcp_session::transport::decode_header_value(v)
 }
 
 /// The stateless ladder (reference §3, Python's order).

@@ -8,13 +8,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_session::metrics::CloseReason;
-use mcp_session::observe::RecordingSink;
 use mcp_session::transport::scripted::ScriptedConnector;
 use mcp_session::transport::Operation;
 use mcp_session::{
-    Clock, ErrorKind, EventKind, Instant, Manager, ManagerBuilder, Mode, SessionConfig,
-    SessionMetrics, SessionState, TokioClock, VersionPolicy,
+    Clock, CloseReason, ErrorKind, EventKind, Instant, Manager, ManagerBuilder, Mode,
+    RecordingSink, SessionConfig, SessionMetrics, SessionState, TokioClock, VersionPolicy,
 };
 use mcp_session::{Era, SessionEra};
 

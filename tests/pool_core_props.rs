@@ -34,12 +34,11 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-use mcp_session::clock::Instant;
-use mcp_session::eviction::{Deadlines, Entry};
-use mcp_session::metrics::CloseReason;
-use mcp_session::mode_core::{Acquire, Effects, Grant, Reservation, WaitEnd, WaiterId};
-use mcp_session::observe::VuId;
-use mcp_session::pool_core::{PoolCore, WaiterState};
+use mcp_session::cores::{
+    Acquire, Deadlines, Effects, Entry, Grant, PoolCore, Reservation, WaitEnd, WaiterId,
+    WaiterState,
+};
+use mcp_session::{CloseReason, Instant, VuId};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;

@@ -48,10 +48,10 @@ use rmcp::transport::streamable_http_server::{
 };
 use rmcp::{schemars, tool, tool_handler, tool_router, ServerHandler};
 
-use mcp_session::config::SUPPORTED_PROTOCOL_VERSIONS;
 use mcp_session::transport::{HttpConfig, HttpConnector, Operation, TcpDialer};
 use mcp_session::{
-    Clock, Era, ErrorKind, Manager, ManagerBuilder, Mode, SessionConfig, SessionMetrics, TokioClock,
+    Clock, Era, ErrorKind, Manager, ManagerBuilder, Mode, SessionConfig, SessionMetrics,
+    TokioClock, SUPPORTED_PROTOCOL_VERSIONS,
 };
 
 // ------------------------------------------------------------- the server --

@@ -46,8 +46,8 @@
 //! # Who the client was
 //!
 //! A backend's TCP peer is the balancer, so every forwarded request
-//! carries `Forwarded: for=<client host>` (RFC 7239, see
-//! [`crate::forwarded`]), the host the balancer's listener names the
+//! carries `Forwarded: for=<client host>` (RFC 7239; written and read by
+//! `forwarded.rs`), the host the balancer's listener names the
 //! connection's peer: the server logs it as the request's `from`.
 //!
 //! # Determinism

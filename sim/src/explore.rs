@@ -50,12 +50,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_session::eviction::{Deadlines, Entry};
-use mcp_session::mode_core::{
-    Acquire, Effects, Grant, ModeCore, Reservation, Return, WaitEnd, WaiterId,
+use mcp_session::cores::{
+    Acquire, Churn, Deadlines, Effects, Entry, Grant, ModeCore, PerRequestCore, PoolCore,
+    Reservation, Return, VuTable, WaitEnd, WaiterId, WaiterState,
 };
-use mcp_session::per_vu::{Churn, PerRequestCore, VuTable};
-use mcp_session::pool_core::{PoolCore, WaiterState};
 use mcp_session::{CloseReason, Event, EventKind, Instant, Mode, SessionConfig, SessionEra, VuId};
 
 use crate::audit::{audit_prefix, AuditConfig};

@@ -40,9 +40,10 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use mcp_session::config::{DEFAULT_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS};
 use mcp_session::transport::HttpConfig;
-use mcp_session::{Era, Mode, SessionConfig, VersionPolicy};
+use mcp_session::{
+    Era, Mode, SessionConfig, VersionPolicy, DEFAULT_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS,
+};
 
 use crate::balancer::Policy;
 use crate::faults::{

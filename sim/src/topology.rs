@@ -77,9 +77,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use turmoil::Sim;
 
-use mcp_session::observe::EventSink;
 use mcp_session::transport::{HttpConfig, HttpConnector};
-use mcp_session::{Clock, Manager, ManagerBuilder, SessionConfig, SessionMetrics, TokioClock};
+use mcp_session::{
+    Clock, EventSink, Manager, ManagerBuilder, SessionConfig, SessionMetrics, TokioClock,
+};
 
 use crate::balancer::{Balancer, Policy};
 use crate::dialer::TurmoilDialer;

@@ -7,11 +7,11 @@
 //! An event is typed ([`Kind`]): a manager's [`ManagerEvent`], a server's
 //! own [`ServerEvent`], a VU's [`VuEvent`] or the fault applier's
 //! [`crate::faults::Action`], one variant per kind of event with its
-//! fields, which the laws ([`crate::audit`]) match on. Its line is its
-//! serde form (see [`Kind`]'s module, `trace/kind.rs`, for how a kind
-//! makes the line's `event`, `session`, `vu` and `detail`); a line of no
-//! kind this build knows is kept as it is ([`RawRecord`]). A
-//! [`TraceBuilder`] writes a trace by hand.
+//! fields, which the laws ([`crate::audit`](mod@crate::audit)) match on.
+//! Its line is its serde form (see [`Kind`]'s module, `trace/kind.rs`,
+//! for how a kind makes the line's `event`, `session`, `vu` and
+//! `detail`); a line of no kind this build knows is kept as it is
+//! ([`RawRecord`]). A [`TraceBuilder`] writes a trace by hand.
 //!
 //! # Time
 //!
@@ -53,9 +53,8 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use mcp_session::observe::{Event, EventSink};
+use mcp_session::{Event, EventSink};
 
-use crate::detail::Detail;
 use crate::faults::Applied;
 use crate::server::{ServerEvent, Stamped};
 
@@ -64,6 +63,8 @@ mod fields;
 mod kind;
 mod server;
 
+// An event's detail fields; its module, `detail.rs`, is private.
+pub use crate::detail::Detail;
 pub use builder::TraceBuilder;
 pub use kind::{FaultRecord, Kind, ManagerEvent, ManagerRecord, RawRecord, VuEvent, VuRecord};
 
@@ -630,9 +631,7 @@ impl Trace {
 mod tests {
     use std::time::Duration;
 
-    use mcp_session::clock::Instant;
-    use mcp_session::metrics::CloseReason;
-    use mcp_session::observe::EventKind;
+    use mcp_session::{CloseReason, EventKind, Instant};
 
     use super::*;
     use crate::faults::Action;

@@ -5,7 +5,7 @@
 use mcp_sim::explore::{
     explore, explore_from, parse_script, replay, replay_from, Counterexample, Input, Scope, World,
 };
-use mcp_sim::mcp_session::pool_core::{PlantedBug, PoolCore};
+use mcp_sim::mcp_session::cores::{PlantedBug, PoolCore};
 
 /// Explores default scope `i` and asserts it is clean, deep and big
 /// enough. One test per scope, so the harness spreads them over the cores.

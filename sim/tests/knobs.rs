@@ -16,9 +16,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mcp_session::config::ConfigError;
 use mcp_session::transport::HttpConfig;
-use mcp_session::{Mode, SessionConfig};
+use mcp_session::{ConfigError, Mode, SessionConfig};
 use mcp_sim::balancer::Policy;
 use mcp_sim::faults::FaultKind;
 use mcp_sim::scenarios::Scenario;

@@ -1,5 +1,5 @@
 //! The trace's canonical bytes (what its hash is taken over) are written by
-//! hand (`mcp_sim::canonical`); on real runs of every scenario they must be
+//! hand (`sim/src/canonical.rs`); on real runs of every scenario they must be
 //! exactly serde_json's, and read back to the same trace.
 
 use mcp_sim::run::run;

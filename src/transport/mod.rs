@@ -5,18 +5,28 @@
 //! keep-alive connection — whose every request carries its own envelope.
 //!
 //! The manager only ever talks to these traits. The real implementation
-//! (Streamable HTTP over a dialer) and the simulated one plug in here, and so
-//! does [`scripted::ScriptedConnector`], the in-memory test double.
+//! ([`HttpConnector`]: Streamable HTTP over a [`Dialer`]) and the simulated
+//! one plug in here, and so does `scripted::ScriptedConnector`, the
+//! in-memory test double (feature `test-util`).
+//!
+//! Every item here has one path, `transport::X`: the modules that define
+//! them are private. The one submodule, `scripted`, is the test double,
+//! kept apart so that one feature gate covers it.
 
 mod cause;
-pub mod dialer;
-pub mod http;
+mod dialer;
+mod http;
 mod result;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod scripted;
 
 pub use cause::Cause;
 pub use dialer::{Dialer, TcpDialer};
-pub use http::{HttpConfig, HttpConnection, HttpConnector};
+pub use http::{
+    decode_header_value, HttpConfig, HttpConnection, HttpConnector, META_CLIENT_CAPABILITIES,
+    META_CLIENT_INFO, META_PROTOCOL_VERSION,
+};
 pub use result::{CallResult, Discovery, InputRequired, InputResponses, ResultType};
 
 use std::future::Future;

@@ -98,9 +98,8 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::{json, Value};
 
-use mcp_session::config::MAX_DURATION_MS;
 use mcp_session::transport::{HttpConfig, Operation};
-use mcp_session::{ConfigError, Era, Mode, SessionConfig, VersionPolicy};
+use mcp_session::{ConfigError, Era, Mode, SessionConfig, VersionPolicy, MAX_DURATION_MS};
 
 use super::Failure;
 

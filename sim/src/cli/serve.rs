@@ -169,7 +169,7 @@ pub const DEFAULT_MAX_SESSIONS: u64 = 10_000;
 pub const MAX_SESSIONS: u64 = 1_000_000;
 /// The longest `--session-ttl-ms` and `--session-idle-ms`: 30 days, the
 /// library's own bound on a duration.
-const MAX_MS: u64 = mcp_session::config::MAX_DURATION_MS;
+const MAX_MS: u64 = mcp_session::MAX_DURATION_MS;
 
 /// Parses a share in 0..=1.
 fn ratio(s: &str) -> Result<f64, String> {
@@ -277,11 +277,11 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         .era
         .parse()
         .map_err(|e| Failure::Usage(format!("mcp-sim serve: --era: {e}")))?;
-    if args.discover_ttl_ms > mcp_session::config::MAX_DURATION_MS {
+    if args.discover_ttl_ms > mcp_session::MAX_DURATION_MS {
         return Err(Failure::Usage(format!(
             "mcp-sim serve: --discover-ttl-ms {} is above the maximum of {}",
             args.discover_ttl_ms,
-            mcp_session::config::MAX_DURATION_MS
+            mcp_session::MAX_DURATION_MS
         )));
     }
     let addr = loopback_addr(&args.host, args.port)?;

@@ -25,7 +25,7 @@
 //!
 //! `from` is the client host: the name the simulated network gives the
 //! connection's peer, or, behind a load balancer, the `for` of the
-//! `Forwarded` header it added (see [`crate::forwarded`]). It is `None`
+//! `Forwarded` header it added (RFC 7239). It is `None`
 //! outside a simulation (`mcp-sim serve`), where a peer is only an address.
 
 use serde::{Deserialize, Serialize};

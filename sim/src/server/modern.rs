@@ -29,11 +29,11 @@
 //! 9. a `_meta` revision not served → 400 -32022 `{supported, requested}`;
 //!    then `Mcp-Param-*` headers that do not match the tool's
 //!    `x-mcp-header` arguments (the conformance fixtures only; see
-//!    [`super::param_headers`]) → 400 -32020;
+//!    `server/param_headers.rs`) → 400 -32020;
 //! 10. dispatch: `server/discover`, `tools/list`, `tools/call` and, with
 //!     the conformance fixtures, `resources/{list,read,templates/list}`,
 //!     `prompts/{list,get}`, `completion/complete` and
-//!     `subscriptions/listen` (see [`super::listen`]); an unknown or
+//!     `subscriptions/listen` (see `server/listen.rs`); an unknown or
 //!     removed method (`initialize`, `ping`, `logging/setLevel`,
 //!     `resources/subscribe`, ...) → 404 -32601 with the method as `data`.
 //!     A fixture's refusal that the Python SDK maps to 400 (an unknown
@@ -43,7 +43,7 @@
 //!
 //! Every error whose request id could be read echoes it. Results carry
 //! `resultType` (`complete`, or `input_required` from the MRTR tools of
-//! [`super::mrtr`]) and `_meta` serverInfo; complete results of
+//! `server/mrtr.rs`) and `_meta` serverInfo; complete results of
 //! `server/discover`, the lists and `resources/read` carry `ttlMs` and
 //! `cacheScope`. `Mcp-Session-Id` is
 //! ignored and never minted.
@@ -148,7 +148,7 @@ fn one_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h [u8]>
 /// A header value as the client meant it: the base64 sentinel decoded.
 fn decoded(v: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(v).ok()?.trim();
-    mcp_session::transport::http::decode_header_value(text)
+    mcp_session::transport::decode_header_value(text)
 }
 
 /// A modern error: the JSON-RPC error with `id` (or `null`) and `data`,

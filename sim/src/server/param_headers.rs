@@ -58,8 +58,7 @@ pub(crate) fn mismatch(
                 let Ok(text) = value.to_str() else {
                     return Some(format!("Mcp-Param-{suffix} has characters not allowed"));
                 };
-                let Some(got) = mcp_session::transport::http::decode_header_value(text.trim())
-                else {
+                let Some(got) = mcp_session::transport::decode_header_value(text.trim()) else {
                     return Some(format!("Mcp-Param-{suffix} is not valid base64 of UTF-8"));
                 };
                 if matches(want, &got) {

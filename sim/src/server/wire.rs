@@ -81,7 +81,7 @@ fn named(method: Option<&str>, params: &Params) -> Option<String> {
 /// The `Mcp-Name` value as the client meant it: the base64 sentinel
 /// decoded (left as sent if it does not decode).
 fn decoded(v: &str) -> String {
-    mcp_session::transport::http::decode_header_value(v).unwrap_or_else(|| v.to_owned())
+    mcp_session::transport::decode_header_value(v).unwrap_or_else(|| v.to_owned())
 }
 
 /// Logs `req`, routed to the stateless era or sent as one, as request

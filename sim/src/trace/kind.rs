@@ -34,7 +34,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use mcp_session::observe::EventKind;
+use mcp_session::EventKind;
 
 use super::fields::fields;
 use super::Source;
