@@ -60,8 +60,7 @@ use std::task::{Context, Poll};
 
 use serde::{Deserialize, Serialize};
 
-use mcp_session::clock::Sleep;
-use mcp_session::{Clock, Instant, Mode};
+use mcp_session::{Clock, Instant, Mode, Sleep};
 
 use crate::audit::Violation;
 use crate::schedule::Schedule;
