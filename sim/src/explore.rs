@@ -399,7 +399,11 @@ impl World {
         let core = match scope.mode {
             Mode::Pool => Core::Pool(PoolCore::new(scope.pool_size, scope.deadlines())),
             Mode::PerRequest => Core::PerRequest(PerRequestCore::new()),
-            Mode::Reuse | Mode::Churn => {
+            // As the manager builds them (`modes::core_for`): reuse never
+            // churns (`Churn::from_config` of a config without churn
+            // intervals is churn's default, after every operation).
+            Mode::Reuse => Core::PerVu(VuTable::new(scope.deadlines(), Churn::Never)),
+            Mode::Churn => {
                 let churn = Churn::from_config(&scope.session_config());
                 Core::PerVu(VuTable::new(scope.deadlines(), churn))
             }
