@@ -67,6 +67,10 @@ pub enum PlantedBug {
     /// A release with three or more waiters queued parks the entry idle
     /// instead of granting it (a lost wake-up that needs three waiters).
     LostWakeupThirdWaiter,
+    /// An invalidated session is not owed a replacement: the next session
+    /// made is not counted as a reconnect (a forgotten reconnect; the core
+    /// is then back in the state it started from).
+    ForgottenReconnect,
 }
 
 /// A queued acquire and its deadline.
@@ -606,7 +610,10 @@ impl<T> ModeCore<T> for PoolCore<T> {
         match how {
             Return::Release => self.release(entry, now),
             Return::Invalidate | Return::Drop | Return::Closed => {
-                if how == Return::Invalidate && !self.closed {
+                if how == Return::Invalidate
+                    && !self.closed
+                    && !self.planted(PlantedBug::ForgottenReconnect)
+                {
                     self.replace += 1;
                 }
                 self.discard(entry, how.close_reason())

@@ -354,6 +354,14 @@ pub fn audit(trace: &Trace, cfg: &AuditConfig) -> AuditReport {
 /// never ended, sessions open after the close, the final metrics), nor the
 /// server's and the wire's laws (an explored path has no server).
 pub fn audit_prefix(trace: &Trace, cfg: &AuditConfig) -> AuditReport {
+    audit_prefix_state(trace, cfg).0
+}
+
+/// [`audit_prefix`], and what the laws keep from `trace` that can still
+/// decide a verdict on the events to come ([`LawState`]): what
+/// `mcp-sim explore` adds to the state it compares, so that two paths the
+/// laws would judge apart later are not merged.
+pub fn audit_prefix_state(trace: &Trace, cfg: &AuditConfig) -> (AuditReport, LawState) {
     let mut a = Auditor::new(trace, cfg);
     for (i, e) in trace.events.iter().enumerate() {
         if let Kind::Manager(m) = &e.kind {
@@ -372,9 +380,231 @@ pub fn audit_prefix(trace: &Trace, cfg: &AuditConfig) -> AuditReport {
     // The lease and mode laws judge each event as it comes (a close owed
     // at a release is owed in that release's own chain of events, which an
     // explored step always holds whole).
-    let leases = crate::lease_laws::check(trace, cfg);
+    let (leases, lease_state) = crate::lease_laws::check_with_state(trace, cfg);
     a.merge(leases);
-    a.finish()
+    let mut state = LawState::default();
+    for (name, h) in &a.finished {
+        let lease = lease_state.get(*name).cloned().unwrap_or_default();
+        state
+            .hosts
+            .insert((*name).to_owned(), (h.pending(cfg), lease));
+    }
+    (a.finish(), state)
+}
+
+/// Where a [`LawState`] is written: the explorer's state encoder. Sessions
+/// are written by id and named by the sink, consistently with the rest of
+/// the state it encodes (the same session, the same name).
+pub trait StateSink {
+    /// A value.
+    fn push(&mut self, v: u64);
+    /// A session, by its id in the trace.
+    fn session(&mut self, sid: &str);
+    /// The sink's name for `sid`, if it has written it already.
+    fn named(&self, sid: &str) -> Option<u64>;
+}
+
+/// A time a law compares with the clock, kept as far as the comparison
+/// can tell it apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Time {
+    /// An instant in the past (ms) whose age is compared (`age >= limit`)
+    /// with limits up to `cap`: ages at or past `cap` are alike.
+    Since { at: u64, cap: u64 },
+    /// A deadline (ms), compared as "still ahead" and "more than `slack`
+    /// behind": everything further behind is alike.
+    Until { at: u64, slack: u64 },
+}
+
+impl Time {
+    /// The time, as the laws will read it from clock `now` on.
+    pub(crate) fn key(self, now: u64) -> u64 {
+        match self {
+            Time::Since { at, cap } => now.saturating_sub(at).min(cap),
+            Time::Until { at, slack } => {
+                let floor = -(slack as i64) - 1;
+                ((at as i64 - now as i64).max(floor) - floor) as u64
+            }
+        }
+    }
+}
+
+/// Writes an optional time (0: none).
+pub(crate) fn push_time(sink: &mut dyn StateSink, t: Option<Time>, now: u64) {
+    match t {
+        None => sink.push(0),
+        Some(t) => sink.push(1 + t.key(now)),
+    }
+}
+
+/// Writes an optional session (0: none).
+pub(crate) fn push_session(sink: &mut dyn StateSink, sid: Option<&str>) {
+    match sid {
+        None => sink.push(0),
+        Some(sid) => {
+            sink.push(1);
+            sink.session(sid);
+        }
+    }
+}
+
+/// `items` in a canonical order: those the sink named already, by name,
+/// then the others by id (they are named as they are written).
+pub(crate) fn by_name<'s, R>(
+    sink: &dyn StateSink,
+    items: &'s [(String, R)],
+) -> Vec<&'s (String, R)> {
+    let mut v: Vec<&(String, R)> = items.iter().collect();
+    v.sort_by_cached_key(|(sid, _)| (sink.named(sid).unwrap_or(u64::MAX), sid.clone()));
+    v
+}
+
+/// What the laws keep from a trace prefix that can still decide a verdict
+/// on events to come — the laws' memory across events, as opposed to what
+/// each event shows: a reconnect owed after an invalidation, a VU's open
+/// acquires, the waiters queued and their deadlines, who holds or was
+/// granted what, each session's state, age and operations as far as a law
+/// still compares them, the sessions closed or invalidated. What only
+/// feeds a goal, a message or the end of a whole run (the final metrics,
+/// sessions left open) is left out, and so are the ids of sessions no law
+/// will see again. Built by [`audit_prefix_state`] from the audit's own
+/// models (this module's and [`crate::lease_laws`]'s), written by
+/// [`LawState::encode`].
+#[derive(Clone, Debug, Default)]
+pub struct LawState {
+    hosts: BTreeMap<String, (HostState, crate::lease_laws::LeaseState)>,
+}
+
+impl LawState {
+    /// Writes the state as the laws will read it from clock `now` on
+    /// (times relative to `now`, capped where no law tells them apart).
+    /// Deterministic: every collection is written in a fixed order.
+    pub fn encode(&self, now: u64, sink: &mut dyn StateSink) {
+        for (n, (audit, lease)) in self.hosts.values().enumerate() {
+            // A host whose models remember nothing is written as no host
+            // at all (as before its first event).
+            if audit.is_blank(sink) && lease.is_blank(now) {
+                continue;
+            }
+            sink.push(n as u64 + 1);
+            audit.encode_vus(now, sink);
+            lease.encode_vus(now, sink);
+            audit.encode_sessions(now, sink);
+            lease.encode_sessions(now, sink);
+            // Sessions the laws are done with matter only if something
+            // else (the explorer's own state) still names them: any event
+            // naming one again breaks a law.
+            let mut retired: Vec<u64> = audit
+                .retired
+                .iter()
+                .filter_map(|sid| sink.named(sid))
+                .collect();
+            retired.sort_unstable();
+            sink.push(retired.len() as u64);
+            for n in retired {
+                sink.push(n);
+            }
+        }
+        sink.push(0);
+    }
+}
+
+/// What [`LawState`] keeps of one host's model in this module.
+#[derive(Clone, Debug, Default)]
+struct HostState {
+    closing: bool,
+    /// Per VU that has any, by VU.
+    vus: Vec<(u64, VuState)>,
+    /// The queue: VU, deadline, whether passed over by a later grant.
+    waiting: Vec<(u64, Time, bool)>,
+    /// Reconnects owed (pool mode).
+    owed_pool: u64,
+    /// Sessions not retired: (state, creation (churn by age), operations
+    /// (churn by operations), holder, closed, invalidated).
+    sessions: Vec<(String, SessState)>,
+    /// Sessions closed and held by nobody.
+    retired: Vec<String>,
+}
+
+/// What [`HostState`] keeps of a VU.
+#[derive(Clone, Debug)]
+struct VuState {
+    /// Slots reserved (pool mode).
+    reserved: u64,
+    /// The session granted to it, not picked up yet.
+    granted: Option<String>,
+    /// Its open acquires' pool deadlines (while a timeout can still be
+    /// judged by them).
+    open: Vec<Option<Time>>,
+    /// Whether its next session is owed as a reconnect (not in pool mode).
+    owed: bool,
+}
+
+/// What [`HostState`] keeps of a session not retired.
+#[derive(Clone, Debug)]
+struct SessState {
+    st: Option<St>,
+    created: Option<Time>,
+    ops: u64,
+    holder: Option<u64>,
+    closed: bool,
+    invalidated: bool,
+}
+
+impl HostState {
+    /// Whether nothing is remembered (that [`LawState::encode`] would write).
+    fn is_blank(&self, sink: &dyn StateSink) -> bool {
+        !self.closing
+            && self.vus.is_empty()
+            && self.waiting.is_empty()
+            && self.owed_pool == 0
+            && self.sessions.is_empty()
+            && self.retired.iter().all(|sid| sink.named(sid).is_none())
+    }
+
+    fn encode_vus(&self, now: u64, sink: &mut dyn StateSink) {
+        sink.push(u64::from(self.closing));
+        sink.push(self.vus.len() as u64);
+        for (vu, v) in &self.vus {
+            sink.push(*vu);
+            sink.push(v.reserved);
+            push_session(sink, v.granted.as_deref());
+            sink.push(v.open.len() as u64);
+            for d in &v.open {
+                push_time(sink, *d, now);
+            }
+            sink.push(u64::from(v.owed));
+        }
+        sink.push(self.waiting.len() as u64);
+        for (vu, deadline, passed_over) in &self.waiting {
+            sink.push(*vu);
+            sink.push(deadline.key(now));
+            sink.push(u64::from(*passed_over));
+        }
+        sink.push(self.owed_pool);
+    }
+
+    fn encode_sessions(&self, now: u64, sink: &mut dyn StateSink) {
+        sink.push(self.sessions.len() as u64);
+        for (sid, s) in by_name(sink, &self.sessions) {
+            sink.session(sid);
+            let (tag, vu, closed) = match s.st {
+                None => (0, 0, false),
+                Some(St::Creating { vu }) => (1, vu, false),
+                Some(St::InUse { vu, closed }) => (2, vu, closed),
+                Some(St::Idle) => (3, 0, false),
+                Some(St::Granted { vu }) => (4, vu, false),
+            };
+            sink.push(tag);
+            sink.push(vu);
+            sink.push(u64::from(closed));
+            push_time(sink, s.created, now);
+            sink.push(s.ops);
+            sink.push(s.holder.map_or(0, |v| v + 1));
+            sink.push(u64::from(s.closed));
+            sink.push(u64::from(s.invalidated));
+        }
+    }
 }
 
 /// The reachability goals ("sometimes"): states a sweep must reach, each
@@ -661,6 +891,113 @@ impl Host<'_> {
 
     fn prev_is(&self, what: PrevKind) -> bool {
         self.prev.is_some_and(|p| p.what == what)
+    }
+
+    /// What [`LawState`] keeps of this model: what a law still reads at a
+    /// later event. Left out: what only goals read (`prev`, `evicted_now`,
+    /// `creating_since`, `closed_out`, `failed_create_grant`, `reprobed`,
+    /// a session's release and owner), what only the end of a whole run
+    /// reads (`counted`, `reasons`, `reconnects`, `closed_at`,
+    /// `close_failed`, `modern`), what only names a violation (indices,
+    /// waiter numbers), and the capacity owed at the end of a chain, which
+    /// [`audit_prefix`] checks at the end of every prefix (the next event
+    /// either continues the chain, which owes it again, or checks the same
+    /// model at the same clock).
+    fn pending(&self, cfg: &AuditConfig) -> HostState {
+        let pool = cfg.pool_size.is_some();
+        let slack = cfg.slack_ms;
+        let mut vus: BTreeSet<u64> = BTreeSet::new();
+        vus.extend(self.reserved.keys());
+        vus.extend(self.granted.keys());
+        vus.extend(self.open.keys());
+        vus.extend(self.owed_vu.iter());
+        let vus = vus
+            .into_iter()
+            .filter_map(|vu| {
+                // Reservations are read only in pool mode (`pool_bound`,
+                // the capacity law), a VU's reconnect owed only outside
+                // it (`reconnects_exact`).
+                let reserved = if pool {
+                    self.reserved.get(&vu).copied().unwrap_or(0)
+                } else {
+                    0
+                };
+                let granted = self.granted.get(&vu).map(|s| (*s).to_owned());
+                // An open acquire's pool deadline is read only by its
+                // timeout; one that times out holding a grant or a slot
+                // breaks `pool_bound` whatever its deadline.
+                let served = granted.is_some() || reserved > 0;
+                let open: Vec<Option<Time>> = self.open.get(&vu).map_or(Vec::new(), |v| {
+                    v.iter()
+                        .map(|o| {
+                            o.deadline
+                                .filter(|_| !served)
+                                .map(|at| Time::Until { at, slack })
+                        })
+                        .collect()
+                });
+                let owed = !pool && self.owed_vu.contains(&vu);
+                let any = reserved > 0 || granted.is_some() || !open.is_empty() || owed;
+                let v = VuState {
+                    reserved,
+                    granted,
+                    open,
+                    owed,
+                };
+                any.then_some((vu, v))
+            })
+            .collect();
+        let waiting = self
+            .waiting
+            .iter()
+            .map(|w| {
+                let deadline = Time::Until {
+                    at: w.deadline,
+                    slack,
+                };
+                (w.vu, deadline, w.passed_over.is_some())
+            })
+            .collect();
+        // A session's creation and operations are read only by the churn
+        // check of a `churned` close, by the trigger the config names.
+        let churn_ms = cfg.churn_ms.filter(|_| cfg.churn_ops.is_none());
+        let mut sids: BTreeSet<&str> = BTreeSet::new();
+        sids.extend(self.sessions.keys());
+        sids.extend(self.holder.keys());
+        sids.extend(self.created.keys());
+        sids.extend(self.invalidated.iter());
+        sids.extend(self.closed.keys());
+        let (mut sessions, mut retired) = (Vec::new(), Vec::new());
+        for sid in sids {
+            let s = self.sessions.get(sid);
+            let closed = self.closed.contains_key(sid);
+            if closed && s.is_none() && !self.holder.contains_key(sid) {
+                retired.push(sid.to_owned());
+                continue;
+            }
+            let created = churn_ms.and_then(|cap| {
+                s.and_then(|s| s.created_ms)
+                    .map(|at| Time::Since { at, cap })
+            });
+            let ops = cfg.churn_ops.map_or(0, |n| s.map_or(0, |s| s.ops).min(n));
+            let state = SessState {
+                st: s.map(|s| s.st),
+                created,
+                ops,
+                holder: self.holder.get(sid).copied(),
+                closed,
+                invalidated: self.invalidated.contains(sid),
+            };
+            sessions.push((sid.to_owned(), state));
+        }
+        HostState {
+            closing: self.closing,
+            vus,
+            waiting,
+            owed_pool: if pool { self.owed_pool } else { 0 },
+            sessions,
+            retired,
+        }
     }
 }
 

@@ -35,7 +35,12 @@
 //! Breadth first over inputs, with a set of visited states: a state is
 //! hashed (BLAKE3 of a canonical encoding) with times relative to the clock
 //! and capped where the future cannot tell them apart, sessions and
-//! reservations named by where they are rather than by their ids. So the
+//! reservations named by where they are rather than by their ids. A state
+//! is the world *and* what the laws keep from the path to it
+//! ([`crate::audit::LawState`]: a reconnect owed, acquires open, waiters
+//! queued, who holds what, ...), since the laws judge a later event by
+//! that memory: a core that forgets a debt the laws still expect lands in
+//! a world seen before, and must not be merged with it. So the
 //! first violation found is on a shortest path to it, and that path is
 //! printed as a replayable script ([`Input`]'s text form) and as a unit
 //! test. The laws are checked after every transition, also one that leads
@@ -56,7 +61,7 @@ use mcp_session::cores::{
 };
 use mcp_session::{CloseReason, Event, EventKind, Instant, Mode, SessionConfig, SessionEra, VuId};
 
-use crate::audit::{audit_prefix, AuditConfig};
+use crate::audit::{audit_prefix_state, AuditConfig, LawState, StateSink};
 use crate::trace::{Trace, TraceEvent};
 
 /// The host name of the explored manager in the traces.
@@ -389,6 +394,10 @@ pub struct World {
     /// on is still due).
     evicted_now: bool,
     timeout: Duration,
+    /// What the laws keep from this world's path so far (a reconnect
+    /// owed, acquires open, ...): part of the state, since two paths to
+    /// the same core can still be judged apart by the laws.
+    laws: Arc<LawState>,
 }
 
 impl World {
@@ -397,7 +406,11 @@ impl World {
         let core = match scope.mode {
             Mode::Pool => Core::Pool(PoolCore::new(scope.pool_size, scope.deadlines())),
             Mode::PerRequest => Core::PerRequest(PerRequestCore::new()),
-            Mode::Reuse | Mode::Churn => {
+            // As the manager builds them (`modes::core_for`): reuse never
+            // churns (`Churn::from_config` of a config without churn
+            // intervals is churn's default, after every operation).
+            Mode::Reuse => Core::PerVu(VuTable::new(scope.deadlines(), Churn::Never)),
+            Mode::Churn => {
                 let churn = Churn::from_config(&scope.session_config());
                 Core::PerVu(VuTable::new(scope.deadlines(), churn))
             }
@@ -424,6 +437,7 @@ impl World {
             next_session: 0,
             evicted_now: false,
             timeout: Duration::from_millis(scope.timeout_ms),
+            laws: Arc::default(),
         }
     }
 
@@ -520,7 +534,9 @@ impl World {
 
     /// Carries out `input` as the manager's shell (`src/modes/mod.rs`)
     /// does; returns the events the manager reports, or `Err` if the input
-    /// cannot happen now.
+    /// cannot happen now. The laws are not run here: the search and
+    /// [`replay_to`] run them on the path's trace, and keep what they keep
+    /// in the world.
     pub fn step(&mut self, input: Input) -> Result<Vec<TraceEvent>, String> {
         if !self.enabled().contains(&input) {
             return Err(format!("`{input}` cannot happen at this point"));
@@ -777,12 +793,19 @@ impl World {
     }
 
     /// The canonical encoding of the state: what decides every future of
-    /// this world, and nothing else. Times are relative to the clock (ages
+    /// this world and every verdict on it, and nothing else — the core and
+    /// the tasks around it, and what the laws keep from the path so far
+    /// ([`LawState`]: a reconnect owed after an invalidation, acquires
+    /// open, ...; without it a core that forgets such a debt lands in a
+    /// state seen before, and the path on which the laws would catch it is
+    /// never expanded). Times are relative to the clock (the core's ages
     /// capped two past their limit, where no correct future can tell them
-    /// apart), operation counts capped one past churn's limit; sessions are
-    /// numbered in order of appearance in the encoding, waiters and
-    /// reservations named by the VU that holds them.
-    fn key(&self) -> [u8; 16] {
+    /// apart; the laws' where no law can), operation counts capped one
+    /// past churn's limit; sessions are numbered in order of appearance in
+    /// the encoding (the same session, in the core and in the laws, the
+    /// same number), waiters and reservations named by the VU that holds
+    /// them.
+    pub fn key(&self) -> [u8; 16] {
         let mut enc = Encoder::new(self);
         enc.push(u64::from(self.closed));
         enc.push(u64::from(self.evicted_now));
@@ -810,7 +833,32 @@ impl World {
         for vu in self.vus() {
             enc.task(self.task(vu));
         }
+        self.laws.encode(self.now, &mut enc);
         enc.finish()
+    }
+}
+
+/// The number of session `s<n>` of an explored trace.
+fn session_number(sid: &str) -> u64 {
+    sid.strip_prefix('s')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("an explored session is named s<n>, not {sid}"))
+}
+
+/// The laws' state is written into the same encoding, its sessions named
+/// as the core's.
+impl StateSink for Encoder<'_> {
+    fn push(&mut self, v: u64) {
+        Encoder::push(self, v);
+    }
+
+    fn session(&mut self, sid: &str) {
+        let n = self.name(session_number(sid));
+        Encoder::push(self, n);
+    }
+
+    fn named(&self, sid: &str) -> Option<u64> {
+        self.names.get(&session_number(sid)).copied()
     }
 }
 
@@ -1045,14 +1093,22 @@ fn path_to(nodes: &[Node], mut i: usize) -> (Vec<Input>, Trace) {
     (inputs, Trace::new(events))
 }
 
-/// Checks the audit's laws on `trace`, then the core's own invariant on
-/// `world`: the first broken one.
-fn check(world: &World, trace: &Trace, cfg: &AuditConfig) -> Option<(String, String)> {
-    let report = audit_prefix(trace, cfg);
-    if let Some(v) = report.violations.into_iter().next() {
+/// Judges a step that reported something, `trace` being its path's whole
+/// trace (the step's events last): the audit's laws. They leave in `world`
+/// what they keep for the steps after it. A silent step changes nothing
+/// the laws see (its trace and their verdict are its parent's), so only
+/// [`invariant`] judges it.
+fn audit(world: &mut World, trace: &Trace, cfg: &AuditConfig) -> Option<(String, String)> {
+    let (report, laws) = audit_prefix_state(trace, cfg);
+    world.laws = Arc::new(laws);
+    report.violations.into_iter().next().map(|v| {
         let message = format!("{} (event #{})", v.message, v.event_index);
-        return Some((v.law, message));
-    }
+        (v.law, message)
+    })
+}
+
+/// The core's own invariant.
+fn invariant(world: &World) -> Option<(String, String)> {
     world
         .core
         .get()
@@ -1089,23 +1145,27 @@ pub fn explore_from(scope: &Scope, start: World) -> Outcome {
             let mut next = world.clone();
             let events = next.step(input).expect("an enabled input");
             transitions += 1;
+            // The laws judge the step first: what they keep from it is
+            // part of the state looked up next (two paths to the same core
+            // that the laws would still judge apart are not merged).
+            // Every transition that reports something is judged, also one
+            // into a state already seen: a law broken by the step itself
+            // (a stale hand-out that lands in the same state as a correct
+            // one) would otherwise be missed. A silent step into a seen
+            // state adds nothing to check. Only fresh states are expanded.
+            let trace = (!events.is_empty()).then(|| {
+                let (_, mut trace) = path_to(&nodes, at);
+                trace.events.extend(events.iter().cloned());
+                trace
+            });
+            let broken = trace.as_ref().and_then(|t| audit(&mut next, t, &cfg));
             let fresh = seen.insert(next.key());
-            // Every transition that reports something is checked, also one
-            // into a state already seen: a law broken by the step itself (a
-            // stale hand-out that lands in the same state as a correct one)
-            // would otherwise be missed. A silent step into a seen state
-            // adds nothing to check. Only fresh states are expanded.
             if !fresh && events.is_empty() {
                 continue;
             }
-            nodes.push(Node {
-                parent: at,
-                input: Some(input),
-                events,
-            });
-            let i = nodes.len() - 1;
-            let (path, trace) = path_to(&nodes, i);
-            if let Some((law, message)) = check(&next, &trace, &cfg) {
+            if let Some((law, message)) = broken.or_else(|| invariant(&next)) {
+                let (mut path, parent_trace) = path_to(&nodes, at);
+                path.push(input);
                 return Outcome {
                     states: seen.len() as u64,
                     transitions,
@@ -1114,15 +1174,19 @@ pub fn explore_from(scope: &Scope, start: World) -> Outcome {
                         path,
                         law,
                         message,
-                        trace,
+                        trace: trace.unwrap_or(parent_trace),
                     }),
                 };
             }
             if !fresh {
-                nodes.pop();
                 continue;
             }
-            frontier.push_back((i, d + 1, next));
+            nodes.push(Node {
+                parent: at,
+                input: Some(input),
+                events,
+            });
+            frontier.push_back((nodes.len() - 1, d + 1, next));
         }
     }
     Outcome {
@@ -1142,9 +1206,19 @@ pub fn replay(scope: &Scope, script: &[Input]) -> Result<Trace, Box<Counterexamp
 /// [`replay`] from `start`.
 pub fn replay_from(
     scope: &Scope,
-    mut world: World,
+    world: World,
     script: &[Input],
 ) -> Result<Trace, Box<Counterexample>> {
+    replay_to(scope, world, script).map(|(_, trace)| trace)
+}
+
+/// [`replay_from`], keeping the world it ends in: its state, as the search
+/// compares it ([`World::key`]), holds what the laws keep from the path.
+pub fn replay_to(
+    scope: &Scope,
+    mut world: World,
+    script: &[Input],
+) -> Result<(World, Trace), Box<Counterexample>> {
     let cfg = scope.audit_config();
     let mut trace = Trace::default();
     for (n, input) in script.iter().enumerate() {
@@ -1156,13 +1230,17 @@ pub fn replay_from(
                 trace: trace.clone(),
             })
         };
-        match world.step(*input) {
-            Ok(events) => trace.events.extend(events),
+        let broken = match world.step(*input) {
+            Ok(events) if events.is_empty() => None,
+            Ok(events) => {
+                trace.events.extend(events);
+                audit(&mut world, &trace, &cfg)
+            }
             Err(e) => return Err(fail("script", e, &trace)),
-        }
-        if let Some((law, message)) = check(&world, &trace, &cfg) {
+        };
+        if let Some((law, message)) = broken.or_else(|| invariant(&world)) {
             return Err(fail(&law, message, &trace));
         }
     }
-    Ok(trace)
+    Ok((world, trace))
 }

@@ -80,7 +80,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use mcp_session::Mode;
 
-use crate::audit::AuditConfig;
+use crate::audit::{by_name, push_session, push_time, AuditConfig, StateSink, Time};
 use crate::trace::{Kind, ManagerEvent, ManagerRecord, Trace};
 use crate::wire_laws::Findings;
 
@@ -112,6 +112,15 @@ const CLOSE_REASON_EXACT: &str = "close_reason_exact";
 
 /// Checks the lease and mode laws over `trace` (see the module docs).
 pub fn check(trace: &Trace, cfg: &AuditConfig) -> Findings {
+    check_with_state(trace, cfg).0
+}
+
+/// [`check`], and what the laws keep of each host for the events to come
+/// (for [`crate::audit::LawState`]).
+pub(crate) fn check_with_state(
+    trace: &Trace,
+    cfg: &AuditConfig,
+) -> (Findings, BTreeMap<String, LeaseState>) {
     let mut l = Laws {
         cfg,
         mode: cfg
@@ -129,12 +138,115 @@ pub fn check(trace: &Trace, cfg: &AuditConfig) -> Findings {
         }
     }
     let hosts: Vec<&str> = l.hosts.keys().copied().collect();
+    let mut states = BTreeMap::new();
     for h in hosts {
         if let Some(mut host) = l.hosts.remove(h) {
             l.expected_close(&mut host, None);
+            states.insert(h.to_owned(), l.pending(&host));
         }
     }
-    l.out
+    (l.out, states)
+}
+
+/// What [`crate::audit::LawState`] keeps of one host's model here: what a
+/// law still reads at a later event. Left out: a close expected of the next
+/// event (the end of the trace fails it, so it never outlives a clean
+/// prefix), a session's release time unless it is idle and its owner unless
+/// it is idle in reuse or churn (read only at a hand-out of an idle
+/// session; a hand-out of a held one breaks `one_holder` whatever they
+/// are), sessions closed (any later event naming one breaks the audit's
+/// laws), and the order of idle sessions outside pool mode.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LeaseState {
+    closing: bool,
+    vus: Vec<(u64, LeaseVu)>,
+    /// Idle sessions, oldest first (pool mode: `pool_idle_first`).
+    idle_order: Vec<String>,
+    /// The give-back that was the last event: how, its session, its clock
+    /// (read only by a close of that session at that clock).
+    returned: Option<(u64, String, u64)>,
+    sessions: Vec<(String, LeaseSess)>,
+}
+
+/// What the laws here remember of a VU.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct LeaseVu {
+    open: u32,
+    waiting: bool,
+    granted: Option<String>,
+    holding: Option<String>,
+    /// Reuse and churn: its session until closed.
+    current: Option<String>,
+    late: bool,
+}
+
+/// What the laws here remember of a session not closed.
+#[derive(Clone, Debug)]
+struct LeaseSess {
+    st: St,
+    created: Option<Time>,
+    released: Option<Time>,
+    owner: Option<u64>,
+    ops: u64,
+    handed: bool,
+}
+
+impl LeaseState {
+    /// Whether nothing is remembered (that the encoding would write at
+    /// clock `now`).
+    pub(crate) fn is_blank(&self, now: u64) -> bool {
+        !self.closing
+            && self.vus.is_empty()
+            && self.idle_order.is_empty()
+            && self.returned.as_ref().is_none_or(|r| r.2 != now)
+            && self.sessions.is_empty()
+    }
+
+    pub(crate) fn encode_vus(&self, now: u64, sink: &mut dyn StateSink) {
+        sink.push(u64::from(self.closing));
+        sink.push(self.vus.len() as u64);
+        for (vu, v) in &self.vus {
+            sink.push(*vu);
+            sink.push(u64::from(v.open));
+            sink.push(u64::from(v.waiting));
+            push_session(sink, v.granted.as_deref());
+            push_session(sink, v.holding.as_deref());
+            push_session(sink, v.current.as_deref());
+            sink.push(u64::from(v.late));
+        }
+        sink.push(self.idle_order.len() as u64);
+        for sid in &self.idle_order {
+            sink.session(sid);
+        }
+        match &self.returned {
+            Some((back, sid, clock)) if *clock == now => {
+                sink.push(1 + back);
+                sink.session(sid);
+            }
+            _ => sink.push(0),
+        }
+    }
+
+    pub(crate) fn encode_sessions(&self, now: u64, sink: &mut dyn StateSink) {
+        sink.push(self.sessions.len() as u64);
+        for (sid, s) in by_name(sink, &self.sessions) {
+            sink.session(sid);
+            let (tag, vu) = match s.st {
+                St::Creating { vu } => (0, vu),
+                St::InUse { vu } => (1, vu),
+                St::Granted { vu } => (2, vu),
+                St::Idle => (3, 0),
+                St::Closed => (4, 0),
+            };
+            sink.push(tag);
+            sink.push(vu);
+            push_time(sink, s.created, now);
+            push_time(sink, s.released, now);
+            sink.push(s.owner.map_or(0, |v| v + 1));
+            sink.push(s.ops);
+            sink.push(u64::from(s.handed));
+        }
+    }
 }
 
 /// Where a session is.
@@ -272,6 +384,90 @@ struct Laws<'a> {
 }
 
 impl<'a> Laws<'a> {
+    /// What [`LeaseState`] keeps of `h` (see there).
+    fn pending(&self, h: &Host<'a>) -> LeaseState {
+        let reuse = matches!(self.mode, Some(Mode::Reuse | Mode::Churn));
+        let mut vus: BTreeSet<u64> = BTreeSet::new();
+        vus.extend(h.open.keys());
+        vus.extend(h.waiting.iter());
+        vus.extend(h.granted.keys());
+        vus.extend(h.holding.keys());
+        vus.extend(h.current.keys());
+        vus.extend(h.late.iter());
+        let owned = |s: Option<&&str>| s.map(|s| (*s).to_owned());
+        let vus = vus
+            .into_iter()
+            .map(|vu| {
+                let v = LeaseVu {
+                    open: h.open.get(&vu).copied().unwrap_or(0),
+                    waiting: h.waiting.contains(&vu),
+                    granted: owned(h.granted.get(&vu)),
+                    holding: owned(h.holding.get(&vu)),
+                    current: owned(h.current.get(&vu)),
+                    late: h.late.contains(&vu),
+                };
+                (vu, v)
+            })
+            .filter(|(_, v)| *v != LeaseVu::default())
+            .collect();
+        // A creation is compared with the TTL and (churn by age) the churn
+        // interval; a release with the idle limit; operations with churn's.
+        let churn_ms = self
+            .cfg
+            .churn_ms
+            .filter(|_| self.mode == Some(Mode::Churn) && self.cfg.churn_ops.is_none());
+        let created_cap = match (self.cfg.ttl_ms, churn_ms) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0).max(b.unwrap_or(0))),
+        };
+        let churn_ops = self
+            .cfg
+            .churn_ops
+            .filter(|_| self.mode == Some(Mode::Churn));
+        let sessions = h
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.st != St::Closed)
+            .map(|(sid, s)| {
+                let idle = s.st == St::Idle;
+                let state = LeaseSess {
+                    st: s.st,
+                    created: created_cap
+                        .and_then(|cap| s.created_ms.map(|at| Time::Since { at, cap })),
+                    released: self
+                        .cfg
+                        .idle_ms
+                        .filter(|_| idle)
+                        .and_then(|cap| s.released_ms.map(|at| Time::Since { at, cap })),
+                    owner: s.owner.filter(|_| idle && reuse),
+                    ops: churn_ops.map_or(0, |n| s.ops.min(n)),
+                    handed: s.handed,
+                };
+                ((*sid).to_owned(), state)
+            })
+            .collect();
+        let idle_order = if self.mode == Some(Mode::Pool) {
+            h.idle_order.iter().map(|s| (*s).to_owned()).collect()
+        } else {
+            Vec::new()
+        };
+        let returned = h.returned.map(|r| {
+            let back = match r.back {
+                Back::Released => 0,
+                Back::Invalidated => 1,
+                Back::Dropped => 2,
+            };
+            (back, r.session.to_owned(), r.clock)
+        });
+        LeaseState {
+            closing: h.closing,
+            vus,
+            idle_order,
+            returned,
+            sessions,
+        }
+    }
+
     fn check(&mut self, law: &'static str) {
         *self.out.checks.entry(law).or_default() += 1;
     }

@@ -3,7 +3,8 @@
 //! replay.
 
 use mcp_sim::explore::{
-    explore, explore_from, parse_script, replay, replay_from, Counterexample, Input, Scope, World,
+    explore, explore_from, parse_script, replay, replay_from, replay_to, Counterexample, Input,
+    Scope, World,
 };
 use mcp_sim::mcp_session::cores::{PlantedBug, PoolCore};
 
@@ -185,4 +186,70 @@ fn stale_handout_is_found() {
     let (c, _, secs) = find(PlantedBug::StaleHandout, &Scope::pool(1, 2, 10));
     assert!(secs < 10.0);
     assert_eq!(c.law, "no_stale_handout");
+}
+
+/// A core that forgets the reconnect it owes after an invalidation is, once
+/// the session is closed, back in the state it started from; only the
+/// laws still expect the next session to be a reconnect. The explored
+/// state holds what the laws keep, so that path is not merged with the
+/// start and is expanded: the replacement made without the flag breaks
+/// `reconnects_exact`. (Before the laws' state was part of the key, the
+/// search found nothing here.)
+#[test]
+fn a_forgotten_reconnect_is_found() {
+    let scope = Scope::pool(1, 2, 8);
+    let (c, _, secs) = find(PlantedBug::ForgottenReconnect, &scope);
+    assert!(secs < 10.0, "{secs:.1}s");
+    assert_eq!(c.law, "reconnects_exact", "{}", c.message);
+    assert_eq!(
+        c.script(),
+        "acquire 1; create_ok 1; invalidate 1; acquire 1; create_ok 1"
+    );
+}
+
+/// The explored state after an invalidation differs from the start even
+/// when the core forgot its debt: the laws' own expectation (a reconnect
+/// owed) is part of it. And only what the laws still expect is: a session
+/// released and evicted leaves nothing owed, and the state is the
+/// start's again (times relative to the clock, the closed session named
+/// nowhere).
+#[test]
+fn what_the_laws_still_expect_is_part_of_the_explored_state() {
+    let scope = Scope::pool(1, 2, 8);
+    let start = planted(PlantedBug::ForgottenReconnect, &scope);
+    let mut after = start.clone();
+    for input in parse_script("acquire 1; create_ok 1; invalidate 1").unwrap() {
+        after.step(input).unwrap();
+    }
+    // The core and the tasks are as at the start: without the laws'
+    // state, the key is the start's.
+    assert_eq!(after.pool_core().unwrap().replacements_owed(), 0);
+    assert_eq!(after.pool_core().unwrap().in_use(), 0);
+    assert_eq!(after.key(), start.key());
+    // `World::step` alone does not run the laws: a replay does, and the
+    // state it leaves carries the debt.
+    let replayed = replay_world(
+        &scope,
+        start.clone(),
+        "acquire 1; create_ok 1; invalidate 1",
+    );
+    assert_ne!(
+        replayed.key(),
+        start.key(),
+        "the reconnect owed is forgotten"
+    );
+    // Released instead of invalidated, and evicted: nothing is owed, and
+    // the state is the start's (times are relative to the clock).
+    let evicted = replay_world(
+        &scope,
+        start.clone(),
+        "acquire 1; create_ok 1; release 1; jump; evict; tick",
+    );
+    assert_eq!(evicted.key(), start.key());
+}
+
+/// Replays `script` from `world` (the laws hold on it): the world after it.
+fn replay_world(scope: &Scope, world: World, script: &str) -> World {
+    let script = parse_script(script).unwrap();
+    replay_to(scope, world, &script).unwrap().0
 }
