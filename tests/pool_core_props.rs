@@ -241,6 +241,28 @@ enum A {
     Busy,
 }
 
+/// An id the core issues (`what`) must be new: `issued` holds every one
+/// issued so far.
+fn check_fresh<T: Ord + Copy + std::fmt::Debug>(
+    ctx: &str,
+    issued: &mut BTreeSet<T>,
+    id: T,
+    what: &str,
+) -> Check {
+    prop_assert!(issued.insert(id), "{ctx}: {what} {id:?} issued twice");
+    Ok(())
+}
+
+/// One call of the core (the shell's), at the step's time.
+trait CoreCall: FnOnce(&mut PoolCore<u64>, Instant) -> Effects<u64> {}
+
+impl<F: FnOnce(&mut PoolCore<u64>, Instant) -> Effects<u64>> CoreCall for F {}
+
+/// Takes the `i`-th of `v` (as the step picks it) out, if `v` has any.
+fn pick_out<T>(v: &mut Vec<T>, i: &impl Pick) -> Option<T> {
+    (!v.is_empty()).then(|| v.remove(i.pick(v.len())))
+}
+
 /// The core under test, the shell's holdings, and the reference model of
 /// the idle queue.
 struct Harness {
@@ -498,21 +520,11 @@ impl Harness {
     }
 
     fn check_fresh_waiter(&mut self, w: WaiterId) -> Check {
-        let ctx = self.ctx();
-        prop_assert!(
-            self.waiter_ids.insert(w),
-            "{ctx}: waiter id {w:?} issued twice"
-        );
-        Ok(())
+        check_fresh(&self.ctx(), &mut self.waiter_ids, w, "waiter id")
     }
 
     fn check_fresh_reservation(&mut self, r: Reservation) -> Check {
-        let ctx = self.ctx();
-        prop_assert!(
-            self.reservation_ids.insert(r),
-            "{ctx}: reservation {r:?} issued twice"
-        );
-        Ok(())
+        check_fresh(&self.ctx(), &mut self.reservation_ids, r, "reservation")
     }
 
     /// `it` is closed for `reason`: once, with one reason, and for an
@@ -571,11 +583,7 @@ impl Harness {
         // Checked against the model once the step has settled.
         self.fx_deadline = Some(fx.next_deadline.map(Instant::as_millis));
         for (id, reason) in fx.closed() {
-            let it = if self.returning.is_some_and(|it| it.id == id) {
-                self.returning.take().expect("checked")
-            } else if let Some(i) = self.idle.iter().position(|it| it.id == id) {
-                self.idle.remove(i).expect("in range")
-            } else {
+            let Some(it) = self.take_returning_or_idle(id) else {
                 return Err(TestCaseError::fail(format!(
                     "{ctx}: close of item {id} ({reason:?}) that is neither idle nor being given back"
                 )));
@@ -614,13 +622,7 @@ impl Harness {
             match &grant {
                 Grant::Session(e) => {
                     let given = item_of(e);
-                    let source = if self.returning.is_some_and(|it| it.id == e.item) {
-                        self.returning.take()
-                    } else if let Some(i) = self.idle.iter().position(|it| it.id == e.item) {
-                        self.idle.remove(i)
-                    } else {
-                        None
-                    };
+                    let source = self.take_returning_or_idle(e.item);
                     prop_assert!(
                         source.is_some(),
                         "{ctx}: granted item {} was neither idle nor being given back",
@@ -642,6 +644,25 @@ impl Harness {
         Ok(())
     }
 
+    /// Item `id`, taken from where an effect may find it: the entry being
+    /// given back, or the idle queue.
+    fn take_returning_or_idle(&mut self, id: u64) -> Option<Item> {
+        if self.returning.is_some_and(|it| it.id == id) {
+            return self.returning.take();
+        }
+        let i = self.idle.iter().position(|it| it.id == id)?;
+        self.idle.remove(i)
+    }
+
+    /// Makes one call of the core (`call`, at `now`), notes where its
+    /// effects (`what`) differ from the model's `want`, and carries them
+    /// out.
+    fn apply(&mut self, what: &str, want: Fx, call: impl CoreCall) -> Check {
+        let fx = call(&mut self.core, at(self.now));
+        self.expect_model(what, shape(&self.core, &fx), want);
+        self.deliver(fx)
+    }
+
     /// After a give-back, an entry neither closed nor granted went idle.
     fn settle_returning(&mut self) {
         if let Some(it) = self.returning.take() {
@@ -649,25 +670,46 @@ impl Harness {
         }
     }
 
-    /// Gives a lease back to the core (release).
-    fn release(&mut self, e: Entry<u64>) -> Check {
-        let mut it = item_of(&e);
+    /// Gives entry `it`, last used now, back to the core through `call`
+    /// (a release, or the cancel of a waiter granted it): closed, granted
+    /// or idle as the model predicts.
+    fn give_back(&mut self, mut it: Item, what: &str, call: impl CoreCall) -> Check {
         it.last_used = self.now;
         let want = self.predict_release(&it);
         self.returning = Some(it);
-        let fx = self.core.release(e, at(self.now));
-        self.expect_model("release's effects", shape(&self.core, &fx), want);
-        self.deliver(fx)?;
+        self.apply(what, want, call)?;
         self.settle_returning();
         Ok(())
     }
 
+    /// Frees a slot through `call` (a failed create, or the cancel of a
+    /// waiter granted a slot): the head waiters may get it.
+    fn free_slot(&mut self, what: &str, call: impl CoreCall) -> Check {
+        let want = self.predict_freed_slot();
+        self.apply(what, want, call)
+    }
+
+    /// Gives a lease back to the core (release).
+    fn release(&mut self, e: Entry<u64>) -> Check {
+        let what = "release's effects";
+        self.give_back(item_of(&e), what, |core, now| core.release(e, now))
+    }
+
     /// Frees a reservation (failed create, or a granted slot handed back).
     fn cancel_reservation(&mut self, r: Reservation) -> Check {
-        let want = self.predict_freed_slot();
-        let fx = self.core.cancel_reservation(r);
-        self.expect_model("cancel_reservation's effects", shape(&self.core, &fx), want);
-        self.deliver(fx)
+        let what = "cancel_reservation's effects";
+        self.free_slot(what, |core, _| core.cancel_reservation(r))
+    }
+
+    /// The grant waiting for waiter `w`, taken from the model's mailbox:
+    /// a session's entry, or `None` for a slot.
+    fn take_granted(&mut self, w: Waiter, why: &str) -> Option<Item> {
+        let i = self
+            .mailbox
+            .iter()
+            .position(|(q, _)| q.id == w.id)
+            .expect(why);
+        self.mailbox.remove(i).1
     }
 
     /// Every waiter whose task is still waiting: queued ones, then those
@@ -684,58 +726,19 @@ impl Harness {
     /// The acquire of waiter `w` is dropped: the `PoolAcquire` cancel guard
     /// calls `cancel_waiter`, and the core passes on a grant not yet taken.
     fn cancel_waiter(&mut self, w: Waiter) -> Check {
+        let cancel = |core: &mut PoolCore<u64>, now| core.cancel_waiter(w.id, now);
         if let Some(i) = self.queued.iter().position(|q| q.id == w.id) {
             self.queued.remove(i);
-            let fx = self.core.cancel_waiter(w.id, at(self.now));
-            self.expect_model(
-                "cancel_waiter (queued)'s effects",
-                shape(&self.core, &fx),
-                Fx::default(),
-            );
-            return self.deliver(fx);
+            return self.apply("cancel_waiter (queued)'s effects", Fx::default(), cancel);
         }
         if let Some(i) = self.ended.iter().position(|(q, _)| q.id == w.id) {
             self.ended.remove(i);
-            let fx = self.core.cancel_waiter(w.id, at(self.now));
-            self.expect_model(
-                "cancel_waiter (ended)'s effects",
-                shape(&self.core, &fx),
-                Fx::default(),
-            );
-            return self.deliver(fx);
+            return self.apply("cancel_waiter (ended)'s effects", Fx::default(), cancel);
         }
-        let i = self
-            .mailbox
-            .iter()
-            .position(|(q, _)| q.id == w.id)
-            .expect("a known waiter");
-        let (_, granted) = self.mailbox.remove(i);
-        match granted {
-            Some(mut it) => {
-                // Passed on as its release at `now`.
-                it.last_used = self.now;
-                let want = self.predict_release(&it);
-                self.returning = Some(it);
-                let fx = self.core.cancel_waiter(w.id, at(self.now));
-                self.expect_model(
-                    "cancel_waiter (granted a session)'s effects",
-                    shape(&self.core, &fx),
-                    want,
-                );
-                self.deliver(fx)?;
-                self.settle_returning();
-                Ok(())
-            }
-            None => {
-                let want = self.predict_freed_slot();
-                let fx = self.core.cancel_waiter(w.id, at(self.now));
-                self.expect_model(
-                    "cancel_waiter (granted a slot)'s effects",
-                    shape(&self.core, &fx),
-                    want,
-                );
-                self.deliver(fx)
-            }
+        match self.take_granted(w, "a known waiter") {
+            // Passed on as its release at `now`.
+            Some(it) => self.give_back(it, "cancel_waiter (granted a session)'s effects", cancel),
+            None => self.free_slot("cancel_waiter (granted a slot)'s effects", cancel),
         }
     }
 
@@ -752,12 +755,7 @@ impl Harness {
             prop_assert_eq!(end, want, "{}: {:?} woke to another end", ctx, w.id);
             return Ok(());
         }
-        let i = self
-            .mailbox
-            .iter()
-            .position(|(q, _)| q.id == w.id)
-            .expect("a waiter whose wait ended");
-        let (_, granted) = self.mailbox.remove(i);
+        let granted = self.take_granted(w, "a waiter whose wait ended");
         match (end, granted) {
             (Some(WaitEnd::Granted(Grant::Session(e))), Some(it)) if item_of(&e) == it => {
                 self.held.push(e)
@@ -780,33 +778,28 @@ impl Harness {
         match s {
             Step::Acquire { wait, limit } => self.acquire(*wait, *limit)?,
             Step::Commit(i) => {
-                if !self.creating.is_empty() {
-                    let r = self.creating.remove(i.pick(self.creating.len()));
+                if let Some(r) = pick_out(&mut self.creating, i) {
                     self.commit(r)?;
                 }
             }
             Step::FailCreate(i) => {
-                if !self.creating.is_empty() {
-                    let r = self.creating.remove(i.pick(self.creating.len()));
+                if let Some(r) = pick_out(&mut self.creating, i) {
                     self.cancel_reservation(r)?;
                 }
             }
             Step::Release(i) => {
-                if !self.held.is_empty() {
-                    let e = self.held.remove(i.pick(self.held.len()));
+                if let Some(e) = pick_out(&mut self.held, i) {
                     self.release(e)?;
                 }
             }
             Step::Discard(i, reason) => {
-                if !self.held.is_empty() {
-                    let e = self.held.remove(i.pick(self.held.len()));
+                if let Some(e) = pick_out(&mut self.held, i) {
                     let mut it = item_of(&e);
                     it.last_used = self.now;
                     let want = self.predict_discard(it.id, *reason);
                     self.returning = Some(it);
-                    let fx = self.core.discard(e, *reason);
-                    self.expect_model("discard's effects", shape(&self.core, &fx), want);
-                    self.deliver(fx)?;
+                    let discard = |core: &mut PoolCore<u64>, _| core.discard(e, *reason);
+                    self.apply("discard's effects", want, discard)?;
                     let ctx = self.ctx();
                     prop_assert!(
                         self.returning.take().is_none(),
@@ -856,9 +849,7 @@ impl Harness {
             Step::Advance(ms) => self.now += ms,
             Step::Evict => {
                 let want = self.predict_evict();
-                let fx = self.core.evict(at(self.now));
-                self.expect_model("evict's effects", shape(&self.core, &fx), want);
-                self.deliver(fx)?;
+                self.apply("evict's effects", want, |core, now| core.evict(now))?;
                 let ctx = self.ctx();
                 let left: Vec<Item> = self
                     .idle
@@ -1220,6 +1211,11 @@ proptest! {
 const TIMEOUT: Duration = Duration::from_millis(100);
 const VU: VuId = VuId(1);
 
+/// A pool of `size` with no eviction deadlines.
+fn pool(size: usize) -> PoolCore<u64> {
+    PoolCore::new(size, Deadlines::default())
+}
+
 fn reserve(p: &mut PoolCore<u64>, now: u64) -> Reservation {
     match p.acquire(at(now), VU, true, TIMEOUT) {
         (Acquire::Create(r), ev) if ev.is_empty() => r,
@@ -1239,18 +1235,30 @@ fn queue(p: &mut PoolCore<u64>, now: u64) -> WaiterId {
     }
 }
 
+/// Two waiters queue on a full pool: w1 at 1, then w2 at 2.
+fn two_waiters(p: &mut PoolCore<u64>) -> (WaiterId, WaiterId) {
+    (queue(p, 1), queue(p, 2))
+}
+
 fn granted_to(fx: &Effects<u64>) -> Vec<WaiterId> {
     fx.grants.iter().map(|(w, _)| *w).collect()
 }
 
+/// A pool of one whose session `item`, created at 0, is released at 3
+/// while [`two_waiters`] queue: the pool, w1, w2, and the release's
+/// effects (the session granted to w1, which has not woken yet).
+fn released_to_the_first_of_two(item: u64) -> (PoolCore<u64>, WaiterId, WaiterId, Effects<u64>) {
+    let mut p = pool(1);
+    let a = created(&mut p, item, 0);
+    let (w1, w2) = two_waiters(&mut p);
+    let fx = p.release(a, at(3));
+    (p, w1, w2, fx)
+}
+
 #[test]
 fn granted_session_then_cancelled_goes_to_the_next_waiter() {
-    let mut p = PoolCore::new(1, Deadlines::default());
-    let a = created(&mut p, 7, 0);
-    let w1 = queue(&mut p, 1);
-    let w2 = queue(&mut p, 2);
     // The release grants the session to w1, which has not woken yet.
-    let fx = p.release(a, at(3));
+    let (mut p, w1, w2, fx) = released_to_the_first_of_two(7);
     assert!(fx.closes.is_empty());
     assert_eq!(granted_to(&fx), vec![w1]);
     assert!(matches!(p.grant(w1), Some(Grant::Session(e)) if e.item == 7));
@@ -1268,10 +1276,9 @@ fn granted_session_then_cancelled_goes_to_the_next_waiter() {
 
 #[test]
 fn granted_slot_then_cancelled_goes_to_the_next_waiter() {
-    let mut p: PoolCore<u64> = PoolCore::new(1, Deadlines::default());
+    let mut p = pool(1);
     let r = reserve(&mut p, 0);
-    let w1 = queue(&mut p, 1);
-    let w2 = queue(&mut p, 2);
+    let (w1, w2) = two_waiters(&mut p);
     // The create fails: its slot goes to w1.
     let fx = p.cancel_reservation(r);
     assert_eq!(granted_to(&fx), vec![w1]);
@@ -1289,11 +1296,10 @@ fn granted_slot_then_cancelled_goes_to_the_next_waiter() {
 
 #[test]
 fn failed_create_passes_its_slot_to_the_head_waiter_only() {
-    let mut p: PoolCore<u64> = PoolCore::new(2, Deadlines::default());
+    let mut p = pool(2);
     let r1 = reserve(&mut p, 0);
     let _r2 = reserve(&mut p, 0);
-    let w1 = queue(&mut p, 1);
-    let w2 = queue(&mut p, 2);
+    let (w1, w2) = two_waiters(&mut p);
     let fx = p.cancel_reservation(r1);
     assert!(fx.closes.is_empty());
     assert_eq!(granted_to(&fx), vec![w1]);
@@ -1307,7 +1313,7 @@ fn failed_create_passes_its_slot_to_the_head_waiter_only() {
 
 #[test]
 fn timeout_that_raced_a_grant_takes_the_grant() {
-    let mut p = PoolCore::new(1, Deadlines::default());
+    let mut p = pool(1);
     let a = created(&mut p, 1, 0);
     let w = queue(&mut p, 0);
     // Granted exactly at the waiter's deadline, before the evictor ran.
@@ -1325,7 +1331,7 @@ fn timeout_that_raced_a_grant_takes_the_grant() {
 
 #[test]
 fn timed_out_waiter_is_never_granted() {
-    let mut p = PoolCore::new(1, Deadlines::default());
+    let mut p = pool(1);
     let a = created(&mut p, 1, 0);
     let w1 = queue(&mut p, 0);
     let w2 = queue(&mut p, 50);
@@ -1391,11 +1397,7 @@ fn ttl_eviction_exactly_at_the_deadline() {
 
 #[test]
 fn close_with_a_grant_in_flight() {
-    let mut p = PoolCore::new(1, Deadlines::default());
-    let a = created(&mut p, 1, 0);
-    let w1 = queue(&mut p, 1);
-    let w2 = queue(&mut p, 2);
-    let fx = p.release(a, at(3));
+    let (mut p, w1, w2, fx) = released_to_the_first_of_two(1);
     assert_eq!(granted_to(&fx), vec![w1]);
     let fx = p.close();
     assert_eq!(fx.closed_out, vec![w2]);
@@ -1410,6 +1412,22 @@ fn close_with_a_grant_in_flight() {
     p.check_invariants().unwrap();
 }
 
+/// A script's acquire that waits, with no limit of its own.
+fn acquire() -> Step<usize> {
+    Step::Acquire {
+        wait: true,
+        limit: None,
+    }
+}
+
+/// A script's acquire that does not wait.
+fn try_acquire() -> Step<usize> {
+    Step::Acquire {
+        wait: false,
+        limit: None,
+    }
+}
+
 /// The harness itself on a fixed script that reaches every step kind.
 #[test]
 fn harness_runs_a_fixed_script() {
@@ -1420,48 +1438,24 @@ fn harness_runs_a_fixed_script() {
         timeout: 15,
     };
     let script: [Step<usize>; 26] = [
-        Step::Acquire {
-            wait: true,
-            limit: None,
-        },
-        Step::Acquire {
-            wait: true,
-            limit: None,
-        },
-        Step::Acquire {
-            wait: true,
-            limit: None,
-        },
-        Step::Acquire {
-            wait: false,
-            limit: None,
-        },
+        acquire(),
+        acquire(),
+        acquire(),
+        try_acquire(),
         Step::Commit(0),
         Step::FailCreate(0),
         Step::Wake(0),
         Step::Commit(0),
-        Step::Acquire {
-            wait: true,
-            limit: None,
-        },
+        acquire(),
         Step::Release(0),
         Step::CancelWaiter(0),
         Step::Advance(5),
         Step::Release(0),
         Step::Advance(10),
         Step::Evict,
-        Step::Acquire {
-            wait: true,
-            limit: None,
-        },
-        Step::Acquire {
-            wait: true,
-            limit: None,
-        },
-        Step::Acquire {
-            wait: true,
-            limit: None,
-        },
+        acquire(),
+        acquire(),
+        acquire(),
         Step::Advance(20),
         Step::Expire,
         Step::Wake(0),
@@ -1469,10 +1463,7 @@ fn harness_runs_a_fixed_script() {
         Step::Discard(0, CloseReason::Invalidated),
         Step::Close,
         Step::Commit(0),
-        Step::Acquire {
-            wait: true,
-            limit: None,
-        },
+        acquire(),
     ];
     run(p, &script).unwrap();
 }

@@ -4,12 +4,18 @@
 //! must pass (requests in flight across a verdict, sessions set up before
 //! it, a -32022 refusal between an MRTR round and its retry, ...); each
 //! goal reached, and not reached where it must not be.
+//!
+//! The stories are written with a [`TraceBuilder`] (and the [`Steps`] they
+//! repeat); an event whose fields a test varies one by one is made alone
+//! and edited as the trace line it is ([`with`]), and the server's one-off
+//! events are written as trace lines.
 
 use serde_json::{json, Value};
 
 use mcp_session::{Era, SessionConfig, SessionMetrics};
 use mcp_sim::audit::{audit, AuditConfig, AuditReport, GOALS, LAWS};
-use mcp_sim::trace::{Kind, Trace, TraceEvent};
+use mcp_sim::server::{ServerEvent, SessionIdFault};
+use mcp_sim::trace::{Kind, Trace, TraceBuilder, TraceEvent};
 
 const W: &str = "worker";
 const S: &str = "server";
@@ -21,23 +27,6 @@ fn line(v: Value) -> TraceEvent {
     let e: TraceEvent = serde_json::from_value(v.clone()).expect("a trace line");
     assert!(!matches!(e.kind, Kind::Other(_)), "no typed event: {v}");
     e
-}
-
-/// A manager event of worker `W` at `t` (its clock too).
-fn m(t: u64, vu: u64, session: &str, event: &'static str, detail: Value) -> TraceEvent {
-    let mut d = match detail {
-        Value::Object(o) => o,
-        _ => serde_json::Map::new(),
-    };
-    d.insert("clock_ms".into(), t.into());
-    let mut v = json!({"t_ms": t, "host": W, "source": "manager", "event": event, "detail": d});
-    if !session.is_empty() {
-        v["session"] = json!(session);
-    }
-    if vu > 0 {
-        v["vu"] = json!(vu);
-    }
-    line(v)
 }
 
 /// A server event on `host` at `t`.
@@ -75,78 +64,105 @@ fn with(e: TraceEvent, key: &'static str, value: Value) -> TraceEvent {
     })
 }
 
-/// The wire log of a correct stateless request from `W`: number `n`, id
-/// `id`, `method` (naming `name` for the methods that name something).
+/// A trace from time `t` on (worker `W`, server `S`, no VU yet).
+fn at(t: u64) -> TraceBuilder {
+    let mut b = TraceBuilder::new();
+    b.at(t);
+    b
+}
+
+/// The last event `b` wrote: one event, to edit or to put in a story.
+fn one(b: &TraceBuilder) -> TraceEvent {
+    b.last().expect("an event")
+}
+
+/// The wire log of a correct stateless request from `W` at `t`: number
+/// `n`, id `id`, `method` (naming `name` for the methods that name
+/// something).
 fn wire(t: u64, n: u64, id: u64, method: &str, name: Option<&str>) -> TraceEvent {
-    let mut d = json!({
-        "request": n, "from": W, "http": "POST", "id": id, "method": method,
-        "meta_version": MODERN, "header_version": MODERN, "header_method": method,
-    });
-    if let Some(name) = name {
-        d["name"] = name.into();
-        d["header_name"] = name.into();
+    one(at(t).stateless_wire(n, id, method, name))
+}
+
+/// The answer at `t` to stateless request `n` (id `id`, a `tools/call`).
+fn answer(t: u64, n: u64, id: u64) -> TraceEvent {
+    one(at(t).answered(n, id, "tools/call"))
+}
+
+/// An MRTR retry at `t`: request `n`, id `id`, tool `tool`, carrying
+/// state `state`.
+fn retry(t: u64, n: u64, id: u64, tool: &str, state: &str) -> TraceEvent {
+    one(at(t).mrtr_retry(n, id, tool, state))
+}
+
+/// The steps these stories write again and again, each at the builder's
+/// time and for its VU; the server's events are logged for client host
+/// `W`.
+trait Steps {
+    /// A probe (no reprobe reason) found the stateless era, its result
+    /// fresh for `ttl_ms` if it said so.
+    fn probed_modern(&mut self, ttl_ms: Option<u64>) -> &mut Self;
+    /// Stateless-era context `ctx` was created.
+    fn context(&mut self, ctx: &str) -> &mut Self;
+    /// An acquire got context `ctx`, created for it.
+    fn new_context(&mut self, ctx: &str) -> &mut Self;
+    /// An acquire got legacy session `sid`, created for it.
+    fn new_session(&mut self, sid: &str) -> &mut Self;
+    /// A legacy `initialize` from `W` minted `sid`, answered `version`.
+    fn minted(&mut self, sid: &str, version: &str) -> &mut Self;
+    /// A legacy request from `W` on `sid` with version header `header`.
+    fn legacy_request(&mut self, sid: &str, method: &str, header: Option<&str>) -> &mut Self;
+    /// A POST of `method` from `W` with no session id (version header
+    /// `header`), refused by a legacy server.
+    fn missing_session(&mut self, method: &str, header: Option<&str>) -> &mut Self;
+}
+
+impl Steps for TraceBuilder {
+    fn probed_modern(&mut self, ttl_ms: Option<u64>) -> &mut Self {
+        self.era_probed("modern", None, ttl_ms)
     }
-    s(t, "", "stateless_wire", d)
-}
 
-/// The answer to stateless request `n` (id `id`).
-fn answer(t: u64, n: u64, id: u64, extra: Value) -> TraceEvent {
-    let mut d =
-        json!({"method": "tools/call", "format": "json", "pieces": 1, "request": n, "id": id});
-    if let (Value::Object(d), Value::Object(x)) = (&mut d, extra) {
-        d.extend(x);
+    fn context(&mut self, ctx: &str) -> &mut Self {
+        self.created_in(ctx, "modern")
     }
-    s(t, "", "answered", d)
-}
 
-/// A -32022 refusal (of the request logged just before on `S`).
-fn refused_32022(t: u64) -> TraceEvent {
-    s(
-        t,
-        "",
-        "stateless_refused",
-        json!({"status": 400, "code": -32022, "why": "Unsupported protocol version"}),
-    )
-}
-
-/// An `era_probed` with `verdict`, a `reprobe` reason or none, a ttl.
-fn probed(verdict: &str, reprobe: Option<&str>, ttl: Option<u64>) -> Value {
-    let mut d = json!({"version": MODERN, "verdict": verdict, "reprobe": reprobe, "answer": null});
-    if let Some(ttl) = ttl {
-        d["ttl_ms"] = ttl.into();
+    fn new_context(&mut self, ctx: &str) -> &mut Self {
+        self.context(ctx).acquire_created(ctx)
     }
-    d
-}
 
-fn era(e: &str) -> Value {
-    json!({ "era": e })
-}
-
-fn op(method: &str) -> Value {
-    json!({ "method": method })
-}
-
-fn op_end(method: &str, error: Option<&str>) -> Value {
-    json!({ "method": method, "error": error })
-}
-
-/// A legacy `initialize` from `W` that minted `sid`, answered `version`.
-fn created_on_server(t: u64, sid: &str, version: &str) -> TraceEvent {
-    s(
-        t,
-        sid,
-        "session_created",
-        json!({"requested": version, "answered": version, "id_header": "sent", "from": W}),
-    )
-}
-
-/// A legacy request from `W` on `sid` with version header `header`.
-fn legacy_request(t: u64, sid: &str, method: &str, header: Option<&str>) -> TraceEvent {
-    let mut d = json!({"method": method, "from": W});
-    if let Some(h) = header {
-        d["header_version"] = h.into();
+    fn new_session(&mut self, sid: &str) -> &mut Self {
+        self.created(sid).acquire_created(sid)
     }
-    s(t, sid, "request", d)
+
+    fn minted(&mut self, sid: &str, version: &str) -> &mut Self {
+        self.server_event(ServerEvent::SessionCreated {
+            session: sid.to_owned(),
+            requested: version.to_owned(),
+            answered: version.to_owned(),
+            id_header: SessionIdFault::Sent,
+            from: Some(W.to_owned()),
+            header_version: None,
+        })
+    }
+
+    fn legacy_request(&mut self, sid: &str, method: &str, header: Option<&str>) -> &mut Self {
+        self.server_event(ServerEvent::Request {
+            session: sid.to_owned(),
+            method: method.to_owned(),
+            tool: None,
+            from: Some(W.to_owned()),
+            header_version: header.map(str::to_owned),
+            id: None,
+        })
+    }
+
+    fn missing_session(&mut self, method: &str, header: Option<&str>) -> &mut Self {
+        self.server_event(ServerEvent::MissingSession {
+            http: "POST".to_owned(),
+            method: Some(method.to_owned()),
+            from: Some(W.to_owned()),
+            header_version: header.map(str::to_owned),
+        })
+    }
 }
 
 fn run(events: &[TraceEvent], cfg: &AuditConfig) -> AuditReport {
@@ -191,65 +207,35 @@ fn any() -> AuditConfig {
 /// (input required with a state, then the retry completes); vu 2 makes a
 /// context on the fresh discover result and lists tools.
 fn clean_modern() -> Vec<TraceEvent> {
-    vec![
-        m(0, 1, "", "acquire_start", json!({})),
-        wire(1, 1, 0, "server/discover", None),
-        answer(1, 1, 0, json!({"method": "server/discover"})),
-        m(2, 1, "", "era_probed", probed("modern", None, Some(100))),
-        m(2, 1, "ctx-1", "created", era("modern")),
-        m(
-            2,
-            1,
-            "ctx-1",
-            "acquire_ok",
-            json!({"created": true, "reconnect": false, "waited_ms": 0}),
-        ),
-        m(3, 1, "ctx-1", "operation_start", op("tools/call")),
-        wire(4, 2, 1, "tools/call", Some("echo")),
-        refused_32022(4),
-        wire(5, 3, 2, "tools/call", Some("echo")),
-        answer(5, 3, 2, json!({})),
-        m(
-            6,
-            1,
-            "ctx-1",
-            "version_retried",
-            json!({"from": MODERN, "to": MODERN}),
-        ),
-        m(6, 1, "ctx-1", "operation_end", op_end("tools/call", None)),
-        m(7, 1, "ctx-1", "operation_start", op("tools/call")),
-        wire(8, 4, 3, "tools/call", Some("mrtr")),
-        answer(
-            8,
-            4,
-            3,
-            json!({"input_required": true, "request_state": "mrtr:1.x"}),
-        ),
-        m(9, 1, "ctx-1", "operation_end", op_end("tools/call", None)),
-        m(10, 1, "ctx-1", "operation_start", op("tools/call")),
-        with(
-            wire(11, 5, 4, "tools/call", Some("mrtr")),
-            "request_state",
-            json!("mrtr:1.x"),
-        ),
-        answer(11, 5, 4, json!({})),
-        m(12, 1, "ctx-1", "operation_end", op_end("tools/call", None)),
-        m(13, 1, "ctx-1", "released", json!({})),
-        m(50, 2, "", "acquire_start", json!({})),
-        m(50, 2, "ctx-2", "created", era("modern")),
-        m(
-            50,
-            2,
-            "ctx-2",
-            "acquire_ok",
-            json!({"created": true, "reconnect": false, "waited_ms": 0}),
-        ),
-        m(51, 2, "ctx-2", "operation_start", op("tools/list")),
-        wire(52, 6, 0, "tools/list", None),
-        answer(52, 6, 0, json!({"method": "tools/list"})),
-        m(53, 2, "ctx-2", "operation_end", op_end("tools/list", None)),
-        m(54, 2, "ctx-2", "released", json!({})),
-    ]
+    const CALL: &str = "tools/call";
+    let mut b = TraceBuilder::new();
+    b.at(0).vu(1).acquire_start();
+    b.at(1).stateless_wire(1, 0, "server/discover", None);
+    b.answered(1, 0, "server/discover");
+    b.at(2).probed_modern(Some(100)).new_context("ctx-1");
+    b.at(3).operation_start("ctx-1", CALL);
+    b.at(4).stateless_wire(2, 1, CALL, Some("echo"));
+    b.version_refused();
+    b.at(5).stateless_wire(3, 2, CALL, Some("echo"));
+    b.answered(3, 2, CALL);
+    b.at(6).version_retried(Some("ctx-1"));
+    b.operation_end("ctx-1", CALL, None);
+    b.at(7).operation_start("ctx-1", CALL);
+    b.at(8).stateless_wire(4, 3, CALL, Some("mrtr"));
+    b.input_required(4, 3, "mrtr:1.x");
+    b.at(9).operation_end("ctx-1", CALL, None);
+    b.at(10).operation_start("ctx-1", CALL);
+    b.at(11).mrtr_retry(5, 4, "mrtr", "mrtr:1.x");
+    b.answered(5, 4, CALL);
+    b.at(12).operation_end("ctx-1", CALL, None);
+    b.at(13).released("ctx-1");
+    b.at(50).vu(2).acquire_start().new_context("ctx-2");
+    b.at(51).operation_start("ctx-2", "tools/list");
+    b.at(52).stateless_wire(6, 0, "tools/list", None);
+    b.answered(6, 0, "tools/list");
+    b.at(53).operation_end("ctx-2", "tools/list", None);
+    b.at(54).released("ctx-2");
+    b.build()
 }
 
 /// The metrics a manager reports for [`clean_modern`].
@@ -326,97 +312,82 @@ fn modern_envelope_agrees_each_header_must_match() {
     let stray = edited(&call(), |v| v["session"] = json!("srv-1"));
     breaks(LAW, &[stray], &any(), 0, "Mcp-Session-Id srv-1");
     // The first bad request of several is the one named.
-    let t = vec![
-        wire(1, 1, 1, "tools/list", None),
-        with(
-            wire(2, 2, 2, "tools/list", None),
-            "header_method",
-            json!("x"),
-        ),
-    ];
+    let bad = with(
+        wire(2, 2, 2, "tools/list", None),
+        "header_method",
+        json!("x"),
+    );
+    let t = vec![wire(1, 1, 1, "tools/list", None), bad];
     breaks(LAW, &t, &any(), 1, "(id 2) from worker");
 }
 
 #[test]
 fn modern_envelope_agrees_passes_agreeing_and_legacy_requests_by() {
-    let legacy_on_modern = s(
+    let mut t = TraceBuilder::new();
+    t.at(1).stateless_wire(1, 1, "tools/call", Some("echo"));
+    t.at(2).stateless_wire(2, 2, "prompts/get", Some("p"));
+    // A legacy session's request routed to the stateless era (a
+    // modern-only server): not a stateless request.
+    t.event(s(
         3,
         "srv-1",
         "stateless_wire",
         json!({"request": 3, "from": W, "http": "POST", "id": 5, "method": "ping",
                "header_version": LEGACY}),
-    );
-    let legacy_on_modern = edited(&legacy_on_modern, |v| v["session"] = json!("srv-1"));
-    let t = vec![
-        wire(1, 1, 1, "tools/call", Some("echo")),
-        wire(2, 2, 2, "prompts/get", Some("p")),
-        // A legacy session's request routed to the stateless era (a
-        // modern-only server): not a stateless request.
-        legacy_on_modern,
-        // A notification has no id: not a request.
-        with(wire(4, 4, 0, "notifications/x", None), "id", Value::Null),
-    ];
-    let r = assert_clean(&t, &any());
+    ));
+    // A notification has no id: not a request.
+    t.event(with(
+        wire(4, 4, 0, "notifications/x", None),
+        "id",
+        Value::Null,
+    ));
+    let r = assert_clean(&t.build(), &any());
     assert_eq!(r.checks["modern_envelope_agrees"], 2);
 }
 
 // ------------------------------------------- no_legacy_wire_after_modern --
+
+/// The first events of [`in_flight_across_the_verdict`]: vu 2 begins an
+/// acquire (a legacy plan, the verdict still legacy); vu 1 re-probes, the
+/// verdict turns modern (event 3), and vu 1 gets a context (events 0 to
+/// 5).
+fn verdict_turns_modern() -> TraceBuilder {
+    let mut b = TraceBuilder::new();
+    b.at(0).vu(1).era_probed("legacy", None, None);
+    b.at(1).vu(2).acquire_start();
+    b.at(2).vu(1).acquire_start();
+    let why = "a legacy session was lost";
+    b.at(3).era_probed("modern", Some(why), Some(0));
+    b.new_context("ctx-1");
+    b
+}
 
 /// vu 2 begins an acquire (a legacy plan, the verdict still legacy); vu 1
 /// re-probes and the verdict turns modern (event 3); vu 2's initialize
 /// arrives after that and its session is used and closed; vu 1's context
 /// calls a tool.
 fn in_flight_across_the_verdict() -> Vec<TraceEvent> {
-    vec![
-        m(0, 1, "", "era_probed", probed("legacy", None, None)),
-        m(1, 2, "", "acquire_start", json!({})),
-        m(2, 1, "", "acquire_start", json!({})),
-        m(
-            3,
-            1,
-            "",
-            "era_probed",
-            probed("modern", Some("a legacy session was lost"), Some(0)),
-        ),
-        m(3, 1, "ctx-1", "created", era("modern")),
-        m(
-            3,
-            1,
-            "ctx-1",
-            "acquire_ok",
-            json!({"created": true, "reconnect": false, "waited_ms": 0}),
-        ),
-        created_on_server(4, "srv-7", LEGACY),
-        s(
-            5,
-            "srv-7",
-            "notification",
-            json!({"method": "notifications/initialized", "from": W, "header_version": LEGACY}),
-        ),
-        m(5, 2, "srv-7", "created", era("legacy")),
-        m(
-            5,
-            2,
-            "srv-7",
-            "acquire_ok",
-            json!({"created": true, "reconnect": false, "waited_ms": 0}),
-        ),
-        legacy_request(6, "srv-7", "ping", Some(LEGACY)),
-        wire(7, 9, 1, "tools/call", Some("echo")),
-        s(
-            8,
-            "srv-7",
-            "rejected",
-            json!({"http": "GET", "status": 405, "why": "no standalone SSE stream",
-                   "from": W, "header_version": LEGACY}),
-        ),
-        s(
-            9,
-            "srv-7",
-            "deleted",
-            json!({"from": W, "header_version": LEGACY}),
-        ),
-    ]
+    let mut b = verdict_turns_modern();
+    b.at(4).minted("srv-7", LEGACY);
+    b.event(s(
+        5,
+        "srv-7",
+        "notification",
+        json!({"method": "notifications/initialized", "from": W, "header_version": LEGACY}),
+    ));
+    b.at(5).vu(2).new_session("srv-7");
+    b.at(6).legacy_request("srv-7", "ping", Some(LEGACY));
+    b.at(7).stateless_wire(9, 1, "tools/call", Some("echo"));
+    b.event(s(
+        8,
+        "srv-7",
+        "rejected",
+        json!({"http": "GET", "status": 405, "why": "no standalone SSE stream",
+               "from": W, "header_version": LEGACY}),
+    ));
+    let deleted = json!({"from": W, "header_version": LEGACY});
+    b.event(s(9, "srv-7", "deleted", deleted));
+    b.build()
 }
 
 #[test]
@@ -430,21 +401,26 @@ fn no_legacy_wire_after_modern_a_session_set_up_in_flight_keeps_its_wire() {
 }
 
 /// The verdict turns modern (event 3) and vu 2's acquire, begun before
-/// it, fails (event 6); vu 3 begins one after the verdict (event 7): an
+/// it, fails (event 6): what follows is planned after the verdict.
+fn modern_then_failed() -> TraceBuilder {
+    let mut b = verdict_turns_modern();
+    b.at(4).vu(2).acquire_error("connect");
+    b
+}
+
+/// [`modern_then_failed`], then vu 3 begins an acquire (event 7): an
 /// initialize arriving now was planned after the verdict.
 fn planned_after_the_verdict(arrives: TraceEvent) -> Vec<TraceEvent> {
-    let mut t = in_flight_across_the_verdict()[..6].to_vec();
-    t.push(m(4, 2, "", "acquire_error", json!({"error": "connect"})));
-    t.push(m(4, 3, "", "acquire_start", json!({})));
-    t.push(arrives);
-    t.push(m(6, 3, "", "acquire_error", json!({"error": "connect"})));
-    t
+    let mut b = modern_then_failed();
+    b.vu(3).acquire_start().event(arrives);
+    b.at(6).acquire_error("connect");
+    b.build()
 }
 
 #[test]
 fn no_legacy_wire_after_modern_an_initialize_planned_after_the_verdict() {
     const LAW: &str = "no_legacy_wire_after_modern";
-    let t = planned_after_the_verdict(created_on_server(5, "srv-7", LEGACY));
+    let t = planned_after_the_verdict(one(at(5).minted("srv-7", LEGACY)));
     breaks(
         LAW,
         &t,
@@ -453,12 +429,9 @@ fn no_legacy_wire_after_modern_an_initialize_planned_after_the_verdict() {
         "an initialize from worker reached server",
     );
     // An initialize refused by a modern-only server is an initialize too.
+    let initialize = wire(5, 3, 0, "initialize", None);
     let refused = with(
-        with(
-            wire(5, 3, 0, "initialize", None),
-            "meta_version",
-            Value::Null,
-        ),
+        with(initialize, "meta_version", Value::Null),
         "header_version",
         Value::Null,
     );
@@ -475,56 +448,38 @@ fn no_legacy_wire_after_modern_an_initialize_planned_after_the_verdict() {
 fn no_legacy_wire_after_modern_requests_on_sessions_not_set_up_before() {
     const LAW: &str = "no_legacy_wire_after_modern";
     // The verdict turns modern at event 3; vu 2's acquire then fails.
-    let base = || {
-        let mut t = in_flight_across_the_verdict()[..6].to_vec();
-        t.push(m(4, 2, "", "acquire_error", json!({"error": "connect"})));
-        t
-    };
+    let base = modern_then_failed;
     // A session this worker never set up.
     let mut t = base();
-    t.push(legacy_request(6, "srv-1", "tools/call", Some(LEGACY)));
-    breaks(LAW, &t, &any(), 7, "tools/call naming srv-1");
+    t.at(6).legacy_request("srv-1", "tools/call", Some(LEGACY));
+    breaks(LAW, &t.build(), &any(), 7, "tools/call naming srv-1");
     // A stateless request a legacy server refused for want of a session
     // is not legacy wire (its wire log says what the client sent).
     let mut t = base();
-    t.push(wire(6, 4, 3, "tools/call", Some("echo")));
-    t.push(s(
-        6,
-        "",
-        "missing_session",
-        json!({"http": "POST", "method": "tools/call", "from": W, "header_version": MODERN}),
-    ));
-    assert_clean(&t, &any());
+    t.at(6).stateless_wire(4, 3, "tools/call", Some("echo"));
+    t.missing_session("tools/call", Some(MODERN));
+    assert_clean(&t.build(), &any());
     // A ping without a session id (nothing id-less was set up).
     let mut t = base();
-    t.push(s(
-        6,
-        "",
-        "missing_session",
-        json!({"http": "POST", "method": "ping", "from": W}),
-    ));
-    breaks(LAW, &t, &any(), 7, "ping without a session id");
+    t.at(6).missing_session("ping", None);
+    breaks(LAW, &t.build(), &any(), 7, "ping without a session id");
     // A ping or a DELETE routed to the stateless era.
     let mut t = base();
-    t.push(wire(6, 4, 3, "ping", None));
-    breaks(LAW, &t, &any(), 7, "ping without a session id");
+    t.at(6).stateless_wire(4, 3, "ping", None);
+    breaks(LAW, &t.build(), &any(), 7, "ping without a session id");
     let mut t = base();
-    t.push(s(
-        6,
-        "",
-        "stateless_wire",
-        json!({"request": 4, "from": W, "http": "DELETE"}),
-    ));
-    breaks(LAW, &t, &any(), 7, "DELETE without a session id");
+    let delete = json!({"request": 4, "from": W, "http": "DELETE"});
+    t.event(s(6, "", "stateless_wire", delete));
+    breaks(LAW, &t.build(), &any(), 7, "DELETE without a session id");
     // A session another worker set up, before the verdict.
-    let mut t = base();
+    let mut t = base().build();
     let other = with(
-        created_on_server(1, "srv-8", LEGACY),
+        one(at(1).minted("srv-8", LEGACY)),
         "from",
         json!("worker-2"),
     );
     t.insert(1, other);
-    t.push(legacy_request(5, "srv-8", "ping", Some(LEGACY)));
+    t.push(one(at(5).legacy_request("srv-8", "ping", Some(LEGACY))));
     breaks(LAW, &t, &any(), 8, "worker did not set srv-8 up");
 }
 
@@ -532,70 +487,31 @@ fn no_legacy_wire_after_modern_requests_on_sessions_not_set_up_before() {
 fn no_legacy_wire_after_modern_an_idless_session_and_closed_windows_pass() {
     // A session set up before the verdict whose id the server omitted:
     // its requests carry no id, and pass.
-    let t = vec![
-        m(0, 2, "", "acquire_start", json!({})),
-        with(
-            created_on_server(1, "srv-3", LEGACY),
-            "id_header",
-            json!("omitted"),
-        ),
-        m(2, 2, "local-1", "created", era("legacy")),
-        m(
-            2,
-            2,
-            "local-1",
-            "acquire_ok",
-            json!({"created": true, "reconnect": false, "waited_ms": 0}),
-        ),
-        m(3, 1, "", "era_probed", probed("modern", None, None)),
-        s(
-            4,
-            "",
-            "missing_session",
-            json!({"http": "POST", "method": "ping", "from": W}),
-        ),
-    ];
-    assert_clean(&t, &any());
+    let mut t = TraceBuilder::new();
+    t.at(0).vu(2).acquire_start();
+    let omitted = one(at(1).minted("srv-3", LEGACY));
+    t.event(with(omitted, "id_header", json!("omitted")));
+    t.at(2).new_session("local-1");
+    t.at(3).vu(1).probed_modern(None);
+    t.at(4).missing_session("ping", None);
+    assert_clean(&t.build(), &any());
     // era_changed closes the window: the fallback's initialize is fine.
-    let t = vec![
-        m(0, 1, "", "era_probed", probed("modern", None, None)),
-        m(1, 1, "ctx-1", "era_changed", json!({})),
-        m(2, 1, "", "acquire_start", json!({})),
-        m(
-            3,
-            1,
-            "",
-            "era_probed",
-            probed(
-                "legacy",
-                Some("a modern request was answered as legacy"),
-                None,
-            ),
-        ),
-        created_on_server(4, "srv-1", LEGACY),
-        m(5, 1, "srv-1", "created", era("legacy")),
-        m(
-            5,
-            1,
-            "srv-1",
-            "acquire_ok",
-            json!({"created": true, "reconnect": false, "waited_ms": 0}),
-        ),
-        legacy_request(6, "srv-1", "ping", Some(LEGACY)),
-    ];
-    assert_clean(&t, &any());
+    let mut t = TraceBuilder::new();
+    t.at(0).vu(1).probed_modern(None);
+    t.at(1).era_changed("ctx-1");
+    t.at(2).acquire_start();
+    let why = "a modern request was answered as legacy";
+    t.at(3).era_probed("legacy", Some(why), None);
+    t.at(4).minted("srv-1", LEGACY);
+    t.at(5).new_session("srv-1");
+    t.at(6).legacy_request("srv-1", "ping", Some(LEGACY));
+    assert_clean(&t.build(), &any());
     // Events the server logged without `from` are not attributed.
-    let t = vec![
-        m(0, 1, "", "era_probed", probed("modern", None, None)),
-        s(
-            1,
-            "srv-1",
-            "session_created",
-            json!({"requested": LEGACY, "answered": LEGACY, "id_header": "sent"}),
-        ),
-        s(2, "srv-1", "request", json!({"method": "ping"})),
-    ];
-    assert_clean(&t, &any());
+    let mut t = TraceBuilder::new();
+    t.at(0).vu(1).probed_modern(None);
+    t.at(1).session_created("srv-1");
+    t.event(s(2, "srv-1", "request", json!({"method": "ping"})));
+    assert_clean(&t.build(), &any());
 }
 
 #[test]
@@ -604,11 +520,11 @@ fn no_legacy_wire_after_modern_a_modern_only_manager_never_initializes() {
         era: Era::Modern,
         ..SessionConfig::default()
     });
-    let t = vec![
-        m(0, 1, "", "acquire_start", json!({})),
-        created_on_server(1, "srv-1", LEGACY),
-        m(2, 1, "", "acquire_error", json!({"error": "initialize"})),
-    ];
+    let mut t = TraceBuilder::new();
+    t.at(0).vu(1).acquire_start();
+    t.at(1).minted("srv-1", LEGACY);
+    t.at(2).acquire_error("initialize");
+    let t = t.build();
     breaks(
         "no_legacy_wire_after_modern",
         &t,
@@ -623,55 +539,35 @@ fn no_legacy_wire_after_modern_a_modern_only_manager_never_initializes() {
 
 #[test]
 fn one_retry_per_refusal_twice_in_one_operation() {
-    let retried = || json!({"from": MODERN, "to": MODERN});
-    let t = vec![
-        m(0, 1, "ctx-1", "operation_start", op("tools/call")),
-        m(1, 1, "ctx-1", "version_retried", retried()),
-        m(2, 1, "ctx-1", "version_retried", retried()),
-        m(3, 1, "ctx-1", "operation_end", op_end("tools/call", None)),
-    ];
-    breaks("one_retry_per_refusal", &t, &any(), 2, "retried 2 times");
+    const LAW: &str = "one_retry_per_refusal";
+    let mut t = TraceBuilder::new();
+    t.at(0).vu(1).operation_start("ctx-1", "tools/call");
+    t.at(1).version_retried(Some("ctx-1"));
+    t.at(2).version_retried(Some("ctx-1"));
+    t.at(3).operation_end("ctx-1", "tools/call", None);
+    breaks(LAW, &t.build(), &any(), 2, "retried 2 times");
     // One per operation, and one per probe, is fine.
-    let t = vec![
-        m(0, 1, "", "acquire_start", json!({})),
-        m(1, 1, "", "version_retried", retried()),
-        m(1, 1, "", "era_probed", probed("modern", None, None)),
-        m(1, 1, "ctx-1", "created", era("modern")),
-        m(
-            1,
-            1,
-            "ctx-1",
-            "acquire_ok",
-            json!({"created": true, "reconnect": false, "waited_ms": 0}),
-        ),
-        m(2, 1, "ctx-1", "operation_start", op("tools/call")),
-        m(3, 1, "ctx-1", "version_retried", retried()),
-        m(4, 1, "ctx-1", "operation_end", op_end("tools/call", None)),
-    ];
-    assert_clean(&t, &any());
+    let mut t = TraceBuilder::new();
+    t.at(0).vu(1).acquire_start();
+    t.at(1).version_retried(None).probed_modern(None);
+    t.new_context("ctx-1");
+    t.at(2).operation_start("ctx-1", "tools/call");
+    t.at(3).version_retried(Some("ctx-1"));
+    t.at(4).operation_end("ctx-1", "tools/call", None);
+    assert_clean(&t.build(), &any());
 }
 
 #[test]
 fn one_retry_per_refusal_a_retry_no_refusal_asked_for() {
-    let t = vec![
-        m(0, 1, "ctx-1", "operation_start", op("tools/call")),
-        wire(1, 1, 1, "tools/call", Some("echo")),
-        // Refused, but not with -32022.
-        s(
-            1,
-            "",
-            "stateless_refused",
-            json!({"status": 400, "code": -32020, "why": "x"}),
-        ),
-        m(
-            2,
-            1,
-            "ctx-1",
-            "version_retried",
-            json!({"from": MODERN, "to": MODERN}),
-        ),
-        m(3, 1, "ctx-1", "operation_end", op_end("tools/call", None)),
-    ];
+    let mut t = TraceBuilder::new();
+    t.at(0).vu(1).operation_start("ctx-1", "tools/call");
+    t.at(1).stateless_wire(1, 1, "tools/call", Some("echo"));
+    // Refused, but not with -32022.
+    let refused = json!({"status": 400, "code": -32020, "why": "x"});
+    t.event(s(1, "", "stateless_refused", refused));
+    t.at(2).version_retried(Some("ctx-1"));
+    t.at(3).operation_end("ctx-1", "tools/call", None);
+    let t = t.build();
     breaks(
         "one_retry_per_refusal",
         &t,
@@ -680,7 +576,7 @@ fn one_retry_per_refusal_a_retry_no_refusal_asked_for() {
         "only 0 of its requests were refused",
     );
     let mut fine = t.clone();
-    fine[2] = refused_32022(1);
+    fine[2] = one(at(1).version_refused());
     assert_clean(&fine, &any());
 }
 
@@ -689,60 +585,55 @@ fn one_retry_per_refusal_a_retry_no_refusal_asked_for() {
 #[test]
 fn legacy_version_after_fallback() {
     const LAW: &str = "legacy_version_after_fallback";
-    let t = vec![
-        m(0, 1, "", "era_probed", probed("legacy", None, None)),
-        created_on_server(1, "srv-1", LEGACY),
-        legacy_request(2, "srv-1", "tools/call", Some(MODERN)),
-    ];
+    let mut fallback = TraceBuilder::new();
+    fallback.at(0).vu(1).era_probed("legacy", None, None);
+    fallback.at(1).minted("srv-1", LEGACY);
+    // Then a call on srv-1 with version header `header`.
+    let call = |header: Option<&str>| {
+        let mut t = fallback.clone();
+        t.at(2).legacy_request("srv-1", "tools/call", header);
+        t.build()
+    };
     breaks(
         LAW,
-        &t,
+        &call(Some(MODERN)),
         &any(),
         2,
         "carries MCP-Protocol-Version \"2026-07-28\"",
     );
-    let mut t2 = t.clone();
-    t2[2] = legacy_request(2, "srv-1", "tools/call", None);
     breaks(
         LAW,
-        &t2,
+        &call(None),
         &any(),
         2,
         "its initialize was answered 2025-11-25",
     );
     // A revision older than the header: none, or that one.
-    let t3 = vec![
-        created_on_server(1, "srv-2", "2025-03-26"),
-        legacy_request(2, "srv-2", "ping", None),
-        legacy_request(3, "srv-2", "ping", Some("2025-03-26")),
-        legacy_request(4, "srv-2", "ping", Some(LEGACY)),
-    ];
-    breaks(LAW, &t3, &any(), 3, "answered 2025-03-26");
+    let mut t = TraceBuilder::new();
+    t.at(1).minted("srv-2", "2025-03-26");
+    t.at(2).legacy_request("srv-2", "ping", None);
+    t.at(3).legacy_request("srv-2", "ping", Some("2025-03-26"));
+    t.at(4).legacy_request("srv-2", "ping", Some(LEGACY));
+    breaks(LAW, &t.build(), &any(), 3, "answered 2025-03-26");
     // Behind a balancer: the id another instance minted, named on this
     // one, is matched by value.
-    let t4 = vec![
-        on(
-            "server-0",
-            1,
-            "srv-1@server-0",
-            "session_created",
-            json!({"requested": LEGACY, "answered": LEGACY, "id_header": "sent", "from": W}),
-        ),
-        on(
-            "server-1",
-            2,
-            "srv-1@server-0",
-            "unknown_session",
-            json!({"http": "POST", "status": 404, "from": W, "header_version": LEGACY}),
-        ),
-        on(
-            "server-0",
-            3,
-            "srv-1",
-            "deleted",
-            json!({"from": W, "header_version": "2025-06-18"}),
-        ),
-    ];
+    let mut t = TraceBuilder::new();
+    t.server("server-0").at(1).minted("srv-1@server-0", LEGACY);
+    t.event(on(
+        "server-1",
+        2,
+        "srv-1@server-0",
+        "unknown_session",
+        json!({"http": "POST", "status": 404, "from": W, "header_version": LEGACY}),
+    ));
+    t.event(on(
+        "server-0",
+        3,
+        "srv-1",
+        "deleted",
+        json!({"from": W, "header_version": "2025-06-18"}),
+    ));
+    let t4 = t.build();
     breaks(LAW, &t4, &any(), 2, "deleted on srv-1");
     let r = assert_clean(&t4[..2], &any());
     assert_eq!(r.checks[LAW], 1);
@@ -751,25 +642,11 @@ fn legacy_version_after_fallback() {
 // ------------------------------------------------------ mrtr_retry_exact --
 
 /// Request 1 (id 1, tool `t`) is answered input_required with state `s`.
-fn mrtr_round() -> Vec<TraceEvent> {
-    vec![
-        wire(1, 1, 1, "tools/call", Some("t")),
-        answer(
-            1,
-            1,
-            1,
-            json!({"input_required": true, "request_state": "s"}),
-        ),
-    ]
-}
-
-/// A retry: request `n`, id `id`, tool `tool`, carrying state `state`.
-fn retry(t: u64, n: u64, id: u64, tool: &str, state: &str) -> TraceEvent {
-    with(
-        wire(t, n, id, "tools/call", Some(tool)),
-        "request_state",
-        json!(state),
-    )
+fn mrtr_round() -> TraceBuilder {
+    let mut b = TraceBuilder::new();
+    b.at(1).stateless_wire(1, 1, "tools/call", Some("t"));
+    b.input_required(1, 1, "s");
+    b
 }
 
 #[test]
@@ -786,67 +663,45 @@ fn mrtr_retry_exact_each_way_to_get_it_wrong() {
     ];
     for (bad, says) in cases {
         let mut t = mrtr_round();
-        t.push(bad);
-        breaks(LAW, &t, &any(), 2, says);
+        t.event(bad);
+        breaks(LAW, &t.build(), &any(), 2, says);
     }
     // Used twice.
     let mut t = mrtr_round();
-    t.push(retry(2, 2, 2, "t", "s"));
-    t.push(retry(3, 3, 3, "t", "s"));
-    breaks(LAW, &t, &any(), 3, "already carried");
+    t.at(2).mrtr_retry(2, 2, "t", "s");
+    t.at(3).mrtr_retry(3, 3, "t", "s");
+    breaks(LAW, &t.build(), &any(), 3, "already carried");
 }
 
 #[test]
 fn mrtr_retry_exact_a_refused_retry_is_sent_again_and_completes() {
     let mut t = mrtr_round();
-    t.push(retry(2, 2, 2, "t", "s"));
-    t.push(refused_32022(2));
-    t.push(retry(3, 3, 3, "t", "s"));
-    t.push(answer(3, 3, 3, json!({})));
-    let r = assert_clean(&t, &any());
+    t.at(2).mrtr_retry(2, 2, "t", "s").version_refused();
+    t.at(3).mrtr_retry(3, 3, "t", "s");
+    t.answered(3, 3, "tools/call");
+    let r = assert_clean(&t.build(), &any());
     assert_eq!(r.goals["mrtr_completed"], 1);
     // Two VUs given the same state, each retrying once.
     let mut t = mrtr_round();
-    t.push(wire(2, 2, 1, "tools/call", Some("t")));
-    t.push(answer(
-        2,
-        2,
-        1,
-        json!({"input_required": true, "request_state": "s"}),
-    ));
-    t.push(retry(3, 3, 2, "t", "s"));
-    t.push(answer(3, 3, 2, json!({"error": -32602})));
-    t.push(retry(4, 4, 2, "t", "s"));
-    t.push(answer(
-        4,
-        4,
-        2,
-        json!({"input_required": true, "request_state": "s2"}),
-    ));
-    let r = assert_clean(&t, &any());
+    t.at(2).stateless_wire(2, 1, "tools/call", Some("t"));
+    t.input_required(2, 1, "s");
+    t.at(3).mrtr_retry(3, 2, "t", "s");
+    t.event(with(answer(3, 3, 2), "error", json!(-32602)));
+    t.at(4).mrtr_retry(4, 2, "t", "s");
+    t.input_required(4, 2, "s2");
+    let r = assert_clean(&t.build(), &any());
     assert_eq!(r.goals["mrtr_completed"], 0, "no complete answer");
     // Two connections of one worker given the same state (signed for the
     // tool and round only): request 6 on one, 5 on the other; their
     // retries come as 7, then 6. Each retry takes its own round's state.
-    let t = vec![
-        wire(1, 1, 6, "tools/call", Some("t")),
-        answer(
-            1,
-            1,
-            6,
-            json!({"input_required": true, "request_state": "s"}),
-        ),
-        wire(2, 2, 5, "tools/call", Some("t")),
-        answer(
-            2,
-            2,
-            5,
-            json!({"input_required": true, "request_state": "s"}),
-        ),
-        retry(3, 3, 7, "t", "s"),
-        retry(4, 4, 6, "t", "s"),
-    ];
-    assert_clean(&t, &any());
+    let mut t = TraceBuilder::new();
+    t.at(1).stateless_wire(1, 6, "tools/call", Some("t"));
+    t.input_required(1, 6, "s");
+    t.at(2).stateless_wire(2, 5, "tools/call", Some("t"));
+    t.input_required(2, 5, "s");
+    t.at(3).mrtr_retry(3, 7, "t", "s");
+    t.at(4).mrtr_retry(4, 6, "t", "s");
+    assert_clean(&t.build(), &any());
 }
 
 // ---------------------------------------------------------- discover_fresh --
@@ -855,51 +710,35 @@ fn mrtr_retry_exact_a_refused_retry_is_sent_again_and_completes() {
 fn discover_fresh() {
     const LAW: &str = "discover_fresh";
     let base = || {
-        vec![
-            m(0, 1, "", "era_probed", probed("modern", None, Some(100))),
-            m(0, 1, "ctx-1", "created", era("modern")),
-        ]
+        let mut b = TraceBuilder::new();
+        b.at(0).vu(1).probed_modern(Some(100));
+        b.context("ctx-1");
+        b
     };
     let mut t = base();
-    t.push(m(99, 2, "ctx-2", "created", era("modern")));
-    assert_clean(&t, &any());
+    t.at(99).vu(2).context("ctx-2");
+    assert_clean(&t.build(), &any());
     let mut t = base();
-    t.push(m(100, 2, "ctx-2", "created", era("modern")));
-    breaks(LAW, &t, &any(), 2, "fresh for 100ms (until 100ms)");
+    t.at(100).vu(2).context("ctx-2");
+    breaks(LAW, &t.build(), &any(), 2, "fresh for 100ms (until 100ms)");
     // After an era change the cache is gone.
     let mut t = base();
-    t.push(m(10, 1, "ctx-1", "era_changed", json!({})));
-    t.push(m(11, 2, "ctx-2", "created", era("modern")));
-    breaks(LAW, &t, &any(), 3, "no modern verdict held");
+    t.at(10).era_changed("ctx-1");
+    t.at(11).vu(2).context("ctx-2");
+    breaks(LAW, &t.build(), &any(), 3, "no modern verdict held");
     // The VU's own probe just before: fresh, whatever the ttl.
-    let t = vec![
-        m(0, 1, "", "era_probed", probed("modern", None, None)),
-        m(0, 1, "ctx-1", "created", era("modern")),
-        m(
-            5,
-            2,
-            "",
-            "version_retried",
-            json!({"from": MODERN, "to": MODERN}),
-        ),
-        m(5, 2, "", "era_probed", probed("modern", None, None)),
-        m(5, 2, "ctx-2", "created", era("modern")),
-    ];
-    assert_clean(&t, &any());
+    let mut t = TraceBuilder::new();
+    t.at(0).vu(1).probed_modern(None).context("ctx-1");
+    t.at(5).vu(2).version_retried(None);
+    t.probed_modern(None).context("ctx-2");
+    assert_clean(&t.build(), &any());
     // A probe not just before the creation (another event of the VU's
     // between) does not count.
-    let t = vec![
-        m(0, 1, "", "era_probed", probed("modern", None, None)),
-        m(
-            0,
-            1,
-            "",
-            "version_retried",
-            json!({"from": MODERN, "to": MODERN}),
-        ),
-        m(1, 1, "ctx-1", "created", era("modern")),
-    ];
-    breaks(LAW, &t, &any(), 2, "without a probe");
+    let mut t = TraceBuilder::new();
+    t.at(0).vu(1).probed_modern(None);
+    t.version_retried(None);
+    t.at(1).context("ctx-1");
+    breaks(LAW, &t.build(), &any(), 2, "without a probe");
 }
 
 // ------------------------------------------------------ era_counters_match --
@@ -907,23 +746,14 @@ fn discover_fresh() {
 #[test]
 fn era_counters_match() {
     const LAW: &str = "era_counters_match";
-    let t = vec![
-        m(0, 1, "", "era_probed", probed("legacy", None, None)),
-        m(1, 1, "srv-1", "created", era("legacy")),
-        m(2, 1, "srv-1", "era_changed", json!({})),
-        m(
-            3,
-            1,
-            "",
-            "era_probed",
-            probed(
-                "modern",
-                Some("a legacy request was answered with a modern error"),
-                None,
-            ),
-        ),
-        m(3, 1, "ctx-2", "created", era("modern")),
-    ];
+    let mut t = TraceBuilder::new();
+    t.at(0).vu(1).era_probed("legacy", None, None);
+    t.at(1).created("srv-1");
+    t.at(2).era_changed("srv-1");
+    let why = "a legacy request was answered with a modern error";
+    t.at(3).era_probed("modern", Some(why), None);
+    t.context("ctx-2");
+    let t = t.build();
     let mut good = SessionMetrics {
         total_created: 2,
         ..SessionMetrics::default()
@@ -949,82 +779,40 @@ fn era_counters_match() {
 
 #[test]
 fn discover_refreshed_only_once_stale() {
-    let t = vec![
-        m(0, 1, "", "era_probed", probed("modern", None, Some(10))),
-        m(0, 1, "ctx-1", "created", era("modern")),
-        // Concurrent with the first: the result is still fresh.
-        m(5, 2, "", "era_probed", probed("modern", None, Some(10))),
-        m(5, 2, "ctx-2", "created", era("modern")),
-        m(20, 1, "", "era_probed", probed("modern", None, Some(10))),
-        m(20, 1, "ctx-3", "created", era("modern")),
-        // A re-probe with a reason is not a refresh.
-        m(40, 1, "ctx-3", "era_changed", json!({})),
-        m(
-            41,
-            1,
-            "",
-            "era_probed",
-            probed(
-                "modern",
-                Some("a modern request was answered as legacy"),
-                Some(10),
-            ),
-        ),
-        m(41, 1, "ctx-4", "created", era("modern")),
-    ];
-    let r = assert_clean(&t, &any());
+    let mut t = TraceBuilder::new();
+    t.at(0).vu(1).probed_modern(Some(10)).context("ctx-1");
+    // Concurrent with the first: the result is still fresh.
+    t.at(5).vu(2).probed_modern(Some(10)).context("ctx-2");
+    t.at(20).vu(1).probed_modern(Some(10)).context("ctx-3");
+    // A re-probe with a reason is not a refresh.
+    t.at(40).era_changed("ctx-3");
+    let why = "a modern request was answered as legacy";
+    t.at(41).era_probed("modern", Some(why), Some(10));
+    t.context("ctx-4");
+    let r = assert_clean(&t.build(), &any());
     assert_eq!(r.goals["discover_refreshed"], 1);
-}
-
-/// What an instance's `session_created` carries (no client host named).
-fn minted() -> Value {
-    json!({"requested": LEGACY, "answered": LEGACY, "id_header": "sent"})
 }
 
 #[test]
 fn legacy_session_broken_by_balancer() {
     const S1: &str = "srv-1@server-0";
     const S2: &str = "srv-2@server-2";
+    // vu 1 gets S1 (minted by server-0) and gives it back; vu 2 takes it,
+    // `instance` does not know it, vu 2 invalidates it and reconnects to
+    // S2.
     let t = |instance: &str| {
-        vec![
-            m(0, 1, "", "acquire_start", json!({})),
-            on("server-0", 0, S1, "session_created", minted()),
-            m(0, 1, S1, "created", era("legacy")),
-            m(
-                0,
-                1,
-                S1,
-                "acquire_ok",
-                json!({"created": true, "reconnect": false, "waited_ms": 0}),
-            ),
-            m(1, 1, S1, "released", json!({})),
-            m(2, 2, "", "acquire_start", json!({})),
-            m(
-                2,
-                2,
-                S1,
-                "acquire_ok",
-                json!({"created": false, "reconnect": false, "waited_ms": 0}),
-            ),
-            on(
-                instance,
-                3,
-                S1,
-                "unknown_session",
-                json!({"http": "POST", "status": 404}),
-            ),
-            m(4, 2, S1, "invalidated", json!({})),
-            m(5, 2, "", "acquire_start", json!({})),
-            on("server-2", 5, S2, "session_created", minted()),
-            m(5, 2, S2, "created", era("legacy")),
-            m(
-                5,
-                2,
-                S2,
-                "acquire_ok",
-                json!({"created": true, "reconnect": true, "waited_ms": 0}),
-            ),
-        ]
+        let mut t = TraceBuilder::new();
+        t.at(0).vu(1).acquire_start();
+        t.server("server-0").session_created(S1).new_session(S1);
+        t.at(1).released(S1);
+        t.at(2).vu(2).acquire_start().acquire_ok(S1);
+        let unknown = json!({"http": "POST", "status": 404});
+        t.event(on(instance, 3, S1, "unknown_session", unknown));
+        t.at(4).invalidated(S1);
+        t.at(5).acquire_start();
+        t.server("server-2").session_created(S2);
+        t.created(S2).acquire_recreated(S2);
+        t.build()
     };
     let r = assert_clean(&t("server-1"), &any());
     assert_eq!(r.goals["legacy_session_broken_by_balancer"], 1);
@@ -1036,12 +824,13 @@ fn legacy_session_broken_by_balancer() {
 #[test]
 fn lost_modern_stream() {
     let t = |fault: &str, error: Option<&str>| {
-        vec![
-            m(0, 1, "ctx-1", "operation_start", op("tools/call")),
-            wire(1, 1, 1, "tools/call", Some("echo")),
-            answer(1, 1, 1, json!({"format": "sse", "fault": fault})),
-            m(2, 1, "ctx-1", "operation_end", op_end("tools/call", error)),
-        ]
+        let sse = with(answer(1, 1, 1), "format", json!("sse"));
+        let mut t = TraceBuilder::new();
+        t.at(0).vu(1).operation_start("ctx-1", "tools/call");
+        t.at(1).stateless_wire(1, 1, "tools/call", Some("echo"));
+        t.event(with(sse, "fault", json!(fault)));
+        t.at(2).operation_end("ctx-1", "tools/call", error);
+        t.build()
     };
     let goal = |events: Vec<TraceEvent>| run(&events, &any()).goals["lost_modern_stream"];
     assert_eq!(goal(t("truncated", Some("operation"))), 1);

@@ -624,20 +624,62 @@ fn parse_value(body: &[u8]) -> Result<Message, (i64, &'static str)> {
     }
 }
 
+/// Answers a POST: one JSON-RPC message, checked layer by layer as rules
+/// 6 to 8 of the module docs say. Each layer either lets the request
+/// through or answers it at once; the order of the layers is the server's
+/// observable behaviour (which refusal a request with two faults gets, and
+/// what is logged), so it is kept here, in one place, and each helper
+/// decides only its own question. Every message but `initialize` needs a
+/// live session, named by its `Mcp-Session-Id`, and is a use of it (its
+/// idle deadline moves): without the header, 400 (the TypeScript SDK's
+/// "Server not initialized"); with one that is not live, 404 or the SDK's
+/// 400 (see [`unknown_session`]).
 fn post(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Decision {
+    if let Some(refusal) = refuse_media_types(st, now, req) {
+        return Decision::Now(refusal);
+    }
+    let message = match parse(req.body) {
+        Ok(message) => message,
+        Err(why) => return Decision::Now(not_a_message(st, now, req, why)),
+    };
+    if let Message::Request { id, method, params } = &message {
+        if method == "initialize" {
+            return post_initialize(st, cfg, now, req, id, params);
+        }
+    }
+    let Some(session) = session_header(req.headers) else {
+        return Decision::Now(missing_session(st, now, req, rpc_method(&message)));
+    };
+    if !st.sessions.touch(&session, now) {
+        let method = rpc_method(&message);
+        return Decision::Now(unknown_session(st, cfg, now, req, session, method));
+    }
+    if let Some(refusal) = refuse_protocol_version(st, now, req) {
+        return Decision::Now(refusal);
+    }
+    match message {
+        Message::Notification { method } => {
+            Decision::Now(notification(st, now, req, session, method))
+        }
+        Message::Response => Decision::Now(client_response(st, cfg, now, req, session)),
+        Message::Request { id, method, params } => {
+            request(st, cfg, now, req, session, id, method, &params)
+        }
+    }
+}
+
+/// The refusal of a POST whose client might not read the answer (406: it
+/// must accept both JSON and SSE, since the seeded stream picks one), or
+/// whose body is not declared JSON (415). Checked before the body is read,
+/// so a bad body behind bad headers gets the header's status.
+fn refuse_media_types(st: &mut State, now: u64, req: &Req<'_>) -> Option<Answer> {
     if !accepts_both(req.headers) {
         let why = "client must accept both application/json and text/event-stream";
-        return Decision::Now(reject(st, now, req, StatusCode::NOT_ACCEPTABLE, why));
+        return Some(reject(st, now, req, StatusCode::NOT_ACCEPTABLE, why));
     }
-    let json_body = req
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !json_body {
+    if !json_content_type(req.headers) {
         let why = "Content-Type must be application/json";
-        return Decision::Now(reject(
+        return Some(reject(
             st,
             now,
             req,
@@ -645,86 +687,130 @@ fn post(st: &mut State, cfg: &ServerConfig, now: u64, req: &Req<'_>) -> Decision
             why,
         ));
     }
-    let message = match parse(req.body) {
-        Ok(m) => m,
-        Err((code, message)) => {
-            st.record(now, rejected(req, 400, message.to_owned()));
-            return Decision::Now(error_answer(StatusCode::BAD_REQUEST, code, message));
-        }
+    None
+}
+
+/// Whether the `Content-Type` is `application/json` (any parameters, any
+/// case): the only body a POST may carry.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The 400 for a body that is not one JSON-RPC message (`why`: [`parse`]'s
+/// code and message): a JSON-RPC error with id null, since there is no
+/// request id to answer, logged as a refusal at the HTTP level.
+fn not_a_message(st: &mut State, now: u64, req: &Req<'_>, why: (i64, &str)) -> Answer {
+    let (code, message) = why;
+    st.record(now, rejected(req, 400, message.to_owned()));
+    error_answer(StatusCode::BAD_REQUEST, code, message)
+}
+
+/// `initialize`: the one request that needs no session (it makes one).
+/// Answered at once, or late if a slow `initialize` is armed. The session
+/// exists on the server from now on, whether or not the client still
+/// listens when a late answer goes out, so the delay is logged now, naming
+/// that session.
+fn post_initialize(
+    st: &mut State,
+    cfg: &ServerConfig,
+    now: u64,
+    req: &Req<'_>,
+    id: &Value,
+    params: &Value,
+) -> Decision {
+    let answer = initialize(st, cfg, now, req, id, params);
+    let Some(delay_ms) = st.hooks.take_slow_initialize() else {
+        return Decision::Now(answer);
     };
-    if let Message::Request { id, method, params } = &message {
-        if method == "initialize" {
-            let answer = initialize(st, cfg, now, req, id, params);
-            let Some(delay_ms) = st.hooks.take_slow_initialize() else {
-                return Decision::Now(answer);
-            };
-            let session = match &answer.body {
-                Body::Rpc(rpc) => rpc.session.clone(),
-                _ => None,
-            };
-            st.record(
-                now,
-                ServerEvent::Delayed {
-                    session,
-                    method: method.clone(),
-                    delay_ms,
-                },
-            );
-            return Decision::After {
-                wait: Duration::from_millis(delay_ms),
-                answer,
-            };
-        }
+    let session = match &answer.body {
+        Body::Rpc(rpc) => rpc.session.clone(),
+        _ => None,
+    };
+    st.record(
+        now,
+        ServerEvent::Delayed {
+            session,
+            method: "initialize".to_owned(),
+            delay_ms,
+        },
+    );
+    Decision::After {
+        wait: Duration::from_millis(delay_ms),
+        answer,
     }
-    let rpc_method = match &message {
+}
+
+/// The JSON-RPC method of a message, if it has one: what a refusal for
+/// want of a live session logs.
+fn rpc_method(message: &Message) -> Option<String> {
+    match message {
         Message::Request { method, .. } | Message::Notification { method } => Some(method.clone()),
         Message::Response => None,
-    };
-    let Some(session) = session_header(req.headers) else {
-        return Decision::Now(missing_session(st, now, req, rpc_method));
-    };
-    if !st.sessions.touch(&session, now) {
-        return Decision::Now(unknown_session(st, cfg, now, req, session, rpc_method));
     }
-    if let Some(v) = req.headers.get("mcp-protocol-version") {
-        let v = String::from_utf8_lossy(v.as_bytes());
-        if !SUPPORTED_PROTOCOL_VERSIONS.contains(&v.as_ref()) {
-            let why = format!("Unsupported protocol version: {v}");
-            return Decision::Now(reject(st, now, req, StatusCode::BAD_REQUEST, &why));
-        }
+}
+
+/// The 400 for an `MCP-Protocol-Version` header naming a revision this
+/// server does not speak. Checked after the session, so an unknown
+/// session is 404 whatever its header says. A request without the header
+/// passes: the spec lets the server rely on the revision the session
+/// negotiated.
+fn refuse_protocol_version(st: &mut State, now: u64, req: &Req<'_>) -> Option<Answer> {
+    let v = req.headers.get("mcp-protocol-version")?;
+    let v = String::from_utf8_lossy(v.as_bytes());
+    if SUPPORTED_PROTOCOL_VERSIONS.contains(&v.as_ref()) {
+        return None;
     }
-    let from = || req.from.map(str::to_owned);
-    let header_version = || super::wire::header(req.headers, "mcp-protocol-version");
-    match message {
-        Message::Notification { method } => {
-            if method == "notifications/initialized" {
-                st.sessions.mark_initialized(&session);
-            }
-            st.record(
-                now,
-                ServerEvent::Notification {
-                    session,
-                    method,
-                    from: from(),
-                    header_version: header_version(),
-                },
-            );
-            Decision::Now(accepted())
-        }
-        Message::Response => {
-            st.record(
-                now,
-                ServerEvent::ClientResponse {
-                    session: session.clone(),
-                },
-            );
-            super::client_requests::deliver(st, cfg, now, &session, req.body);
-            Decision::Now(accepted())
-        }
-        Message::Request { id, method, params } => {
-            request(st, cfg, now, req, session, id, method, &params)
-        }
+    let why = format!("Unsupported protocol version: {v}");
+    Some(reject(st, now, req, StatusCode::BAD_REQUEST, &why))
+}
+
+/// A notification on a live session: 202, no body.
+/// `notifications/initialized` marks the session as having completed the
+/// handshake; any other is only logged.
+fn notification(
+    st: &mut State,
+    now: u64,
+    req: &Req<'_>,
+    session: String,
+    method: String,
+) -> Answer {
+    if method == "notifications/initialized" {
+        st.sessions.mark_initialized(&session);
     }
+    st.record(
+        now,
+        ServerEvent::Notification {
+            session,
+            method,
+            from: req.from.map(str::to_owned),
+            header_version: super::wire::header(req.headers, "mcp-protocol-version"),
+        },
+    );
+    accepted()
+}
+
+/// A JSON-RPC response from the client on a live session: 202, no body.
+/// The response goes to the tool call waiting for it (see
+/// [`super::client_requests`]), not back to this POST.
+fn client_response(
+    st: &mut State,
+    cfg: &ServerConfig,
+    now: u64,
+    req: &Req<'_>,
+    session: String,
+) -> Answer {
+    st.record(
+        now,
+        ServerEvent::ClientResponse {
+            session: session.clone(),
+        },
+    );
+    super::client_requests::deliver(st, cfg, now, &session, req.body);
+    accepted()
 }
 
 /// 202 Accepted, no body: a notification or response was received.

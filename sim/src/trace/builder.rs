@@ -32,7 +32,11 @@
 //! Manager and VU events happen on the worker host (`worker` unless
 //! [`TraceBuilder::worker`] names another), server events on the server
 //! host (`server`, or [`TraceBuilder::server`]), a fault on the host its
-//! action names. Events the shortcuts do not cover are appended whole:
+//! action names. The stateless era's server events (a request's wire
+//! log, its answer, a -32022 refusal) are written as a correct client and
+//! server make them, the client host they name being the worker host; a
+//! test that breaks a law edits the one field it is about. Events the
+//! shortcuts do not cover are appended whole:
 //! [`TraceBuilder::manager`], [`TraceBuilder::server_event`],
 //! [`TraceBuilder::vu_event`], [`TraceBuilder::fault`]; an event made some
 //! other way (a parsed line) with [`TraceBuilder::event`].
@@ -42,11 +46,14 @@ use std::sync::Arc;
 
 use super::{FaultRecord, Kind, ManagerEvent, ManagerRecord, Trace, TraceEvent, VuEvent, VuRecord};
 use crate::faults::Action;
+use crate::server::encode::Format;
 use crate::server::hooks::SessionIdFault;
 use crate::server::ServerEvent;
 
 /// The protocol revision a builder's `session_created` answers.
 const LEGACY_VERSION: &str = "2025-11-25";
+/// The stateless era's revision, which the era events name.
+const MODERN_VERSION: &str = "2026-07-28";
 
 /// Writes a trace event by event (see the module docs).
 #[derive(Clone, Debug)]
@@ -344,6 +351,43 @@ impl TraceBuilder {
         self.manager(None, ManagerEvent::ManagerClosed)
     }
 
+    /// An era probe (`server/discover` at revision 2026-07-28, no session)
+    /// ended with `verdict` (`modern`, `legacy`, `failed`): the first
+    /// probe, or one again for the `reprobe` reason; a modern result fresh
+    /// for `ttl_ms` if it said so. The server answered as the stateless
+    /// era does (no answer recorded).
+    pub fn era_probed(
+        &mut self,
+        verdict: &str,
+        reprobe: Option<&str>,
+        ttl_ms: Option<u64>,
+    ) -> &mut Self {
+        let event = ManagerEvent::EraProbed {
+            version: MODERN_VERSION.to_owned(),
+            verdict: Cow::Owned(verdict.to_owned()),
+            reprobe: reprobe.map(|r| Cow::Owned(r.to_owned())),
+            answer: None,
+            ttl_ms,
+        };
+        self.manager(None, event)
+    }
+
+    /// A request refused with -32022 was sent again, at revision
+    /// 2026-07-28 both times: an operation's on `session`, a probe's on
+    /// none.
+    pub fn version_retried(&mut self, session: Option<&str>) -> &mut Self {
+        let event = ManagerEvent::VersionRetried {
+            from: MODERN_VERSION.to_owned(),
+            to: MODERN_VERSION.to_owned(),
+        };
+        self.manager(session, event)
+    }
+
+    /// The manager doubts the era it chose, on `session`.
+    pub fn era_changed(&mut self, session: &str) -> &mut Self {
+        self.manager(Some(session), ManagerEvent::EraChanged)
+    }
+
     // ----------------------------------------------------- server events --
 
     /// The server took an `initialize` and created `session` (revision
@@ -401,6 +445,97 @@ impl TraceBuilder {
             id: None,
             session: None,
             from: None,
+        })
+    }
+
+    // ----------------------------------------- stateless-era server events --
+
+    /// The server logged its `request`-th request as it arrived: a
+    /// stateless-era POST from the worker host, JSON-RPC request `id`
+    /// calling `method`, in the envelope a correct client sends (revision
+    /// 2026-07-28 in `_meta` and `MCP-Protocol-Version`, `method` in
+    /// `Mcp-Method`, and for a method that names something, `name` in the
+    /// body and in `Mcp-Name`).
+    pub fn stateless_wire(
+        &mut self,
+        request: u64,
+        id: u64,
+        method: &str,
+        name: Option<&str>,
+    ) -> &mut Self {
+        let event = self.wire_log(request, id, method, name, None);
+        self.server_event(event)
+    }
+
+    /// An MRTR retry: [`TraceBuilder::stateless_wire`] of a `tools/call`
+    /// of `tool` that carries `state` as its `requestState`.
+    pub fn mrtr_retry(&mut self, request: u64, id: u64, tool: &str, state: &str) -> &mut Self {
+        let state = Some(state.into());
+        let event = self.wire_log(request, id, "tools/call", Some(tool), state);
+        self.server_event(event)
+    }
+
+    fn wire_log(
+        &self,
+        request: u64,
+        id: u64,
+        method: &str,
+        name: Option<&str>,
+        request_state: Option<serde_json::Value>,
+    ) -> ServerEvent {
+        ServerEvent::StatelessWire {
+            request,
+            from: Some(self.worker.to_string()),
+            http: "POST".to_owned(),
+            id: Some(id.into()),
+            method: Some(method.to_owned()),
+            meta_version: Some(MODERN_VERSION.to_owned()),
+            header_version: Some(MODERN_VERSION.to_owned()),
+            header_method: Some(method.to_owned()),
+            header_name: name.map(str::to_owned),
+            name: name.map(str::to_owned),
+            session: None,
+            request_state,
+        }
+    }
+
+    /// The server answered its `request`-th request (a stateless one, id
+    /// `id`, calling `method`) with a result, as one JSON body.
+    pub fn answered(&mut self, request: u64, id: u64, method: &str) -> &mut Self {
+        let event = Self::answer(request, id, method, None);
+        self.server_event(event)
+    }
+
+    /// [`TraceBuilder::answered`] for a `tools/call` whose result is
+    /// `input_required` (an MRTR round), issuing `state`.
+    pub fn input_required(&mut self, request: u64, id: u64, state: &str) -> &mut Self {
+        let event = Self::answer(request, id, "tools/call", Some(state));
+        self.server_event(event)
+    }
+
+    fn answer(request: u64, id: u64, method: &str, state: Option<&str>) -> ServerEvent {
+        ServerEvent::Answered {
+            session: None,
+            method: method.to_owned(),
+            format: Format::Json,
+            pieces: 1,
+            error: None,
+            fault: None,
+            request: Some(request),
+            id: Some(id.into()),
+            input_required: state.is_some(),
+            request_state: state.map(Into::into),
+            digest: None,
+        }
+    }
+
+    /// The server refused the stateless request it logged last with
+    /// -32022 (HTTP 400): a revision it does not serve.
+    pub fn version_refused(&mut self) -> &mut Self {
+        self.server_event(ServerEvent::StatelessRefused {
+            status: 400,
+            code: Some(-32022),
+            why: "Unsupported protocol version".to_owned(),
         })
     }
 }
