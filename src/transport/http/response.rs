@@ -357,6 +357,9 @@ mod tests {
         );
     }
 
+    // One piece on purpose: a table of status and body to typed outcome,
+    // read top to bottom like the mapping it checks; split up, the rows
+    // that differ by one status would sit in different functions.
     #[tokio::test]
     async fn statuses_and_bodies_map_to_typed_errors() {
         let empty = || Full::new(Bytes::new());
