@@ -13,7 +13,7 @@ use std::process::Child;
 use mcp_sim::faults::{FaultEvent, FaultPlan, Scheduled};
 use mcp_sim::run::{run, Report};
 use mcp_sim::scenarios::Scenario;
-use mcp_sim::schedule::Schedule;
+use mcp_sim::schedule::{Schedule, Step};
 use mcp_sim::trace::Trace;
 
 mod common;
@@ -364,4 +364,51 @@ fn a_run_that_does_not_finish_exits_1() {
     );
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("not clean"), "{stderr}");
+}
+
+/// Each liveness trigger, as a user meets it: a schedule file whose VU
+/// spins without time advancing (`spin_forever`), spawns a task that spins
+/// on the worker's clock as a deadline timer left with a past deadline
+/// would (`spin_on_clock`), or sleeps forever (`sleep_forever`) replays to
+/// an exit 1 naming the law `liveness` and the budget it exceeded, with
+/// the run's budget and its replay line — never a hang.
+#[test]
+fn each_liveness_trigger_replays_to_a_named_violation() {
+    let dir = scratch("liveness");
+    let hooks = [
+        (Step::SpinForever, "spin", "scheduler-step budget"),
+        (Step::SpinOnClock, "clock", "scheduler-step budget"),
+        (Step::SleepForever, "sleep", "simulated-time budget"),
+    ];
+    let children: Vec<_> = hooks
+        .into_iter()
+        .map(|(hook, name, which)| {
+            let mut schedule = Schedule::generate(&Scenario::reuse(), SEED);
+            schedule.workers.truncate(1);
+            schedule.workers[0].vus.truncate(1);
+            schedule.workers[0].vus[0].steps = vec![hook];
+            schedule.faults = FaultPlan::none();
+            let file = dir.join(format!("{name}.json"));
+            std::fs::write(&file, schedule.to_json()).expect("write schedule");
+            let shown = file.display().to_string();
+            let child = spawn(&["replay", "--schedule", &shown]);
+            (child, shown, which)
+        })
+        .collect();
+    for (child, shown, which) in children {
+        let out = child.wait_with_output().expect("run mcp-sim");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{shown}: {stderr}\n{stdout}");
+        assert!(stdout.contains("law liveness broken"), "{shown}: {stdout}");
+        assert!(stdout.contains(which), "{shown}: {stdout}");
+        assert!(stdout.contains("budget: "), "{shown}: {stdout}");
+        assert!(
+            stdout.contains(&format!(
+                "replay: cargo run -p mcp-sim -- replay --schedule {shown}"
+            )),
+            "{shown}: {stdout}"
+        );
+        assert!(!stderr.contains("panicked"), "{shown}: {stderr}");
+    }
 }
