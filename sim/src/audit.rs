@@ -39,8 +39,11 @@
 //!   closed or invalidated.
 //! - `acquire_ends_by_deadline`: every `acquire_start` ends (with a
 //!   session, a timeout, an error or a cancellation); a pool timeout comes
-//!   no later than its deadline (plus slack) after waiting no longer than
-//!   `acquire_timeout_ms`; no acquire is still queued past its deadline.
+//!   neither before its deadline nor later than it (plus slack) after
+//!   waiting no longer than `acquire_timeout_ms` (so a waiter the
+//!   manager's close drops before its deadline must end with
+//!   `manager_closed`, not a timeout); no acquire is still queued past its
+//!   deadline.
 //! - `fifo`: a grant goes to the earliest queued waiter whose deadline is
 //!   ahead (one passed over because its deadline had come must then end
 //!   without a session); no acquire takes an idle session or a free slot
@@ -2011,6 +2014,17 @@ impl<'a> Auditor<'a> {
                 "acquire_ends_by_deadline",
                 i,
                 format!("vu-{vu} timed out at {now}ms, after its deadline {deadline}ms"),
+            ),
+            // Early is as wrong as late: a waiter the pool gave up on
+            // before its time, or one the manager's close timed out
+            // instead of failing it with `manager_closed`. No slack here:
+            // a timer never fires early, and the clock's milliseconds and
+            // the deadline's are cut the same way, so even real time
+            // gives `now >= deadline`.
+            Some(deadline) if now < deadline => self.fail(
+                "acquire_ends_by_deadline",
+                i,
+                format!("vu-{vu} timed out at {now}ms, before its deadline {deadline}ms"),
             ),
             None => self.fail(
                 "acquire_ends_by_deadline",

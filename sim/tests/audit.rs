@@ -438,6 +438,48 @@ fn acquire_ends_by_deadline_a_timeout_after_the_deadline() {
     breaks("acquire_ends_by_deadline", t, &pool1(), 10);
 }
 
+/// A pool timeout before its deadline: the pool gave up on its waiter
+/// early.
+#[test]
+fn acquire_ends_by_deadline_a_timeout_before_the_deadline() {
+    let mut t = holding_and_waiting();
+    t.at(1002).vu(2).acquire_timeout(998);
+    breaks("acquire_ends_by_deadline", t.build(), &pool1(), 6);
+}
+
+/// A waiter still queued when the manager closes, before its deadline,
+/// must fail with `manager_closed`: timed out by the close is a violation,
+/// and its `manager_closed` counterpart is clean.
+#[test]
+fn acquire_ends_by_deadline_a_waiter_the_close_timed_out() {
+    let waiting_at_close = || {
+        let mut t = holding_and_waiting();
+        t.at(9).no_vu().manager_closing();
+        t
+    };
+    let mut t = waiting_at_close();
+    t.at(9).vu(2).acquire_timeout(5);
+    breaks_with(
+        "acquire_ends_by_deadline",
+        t.build(),
+        &pool1(),
+        7,
+        &[
+            "no_session_after_close",
+            "metrics_match_trace",
+            "closed_split_by_reason",
+        ],
+    );
+    let mut t = waiting_at_close();
+    t.at(9).vu(2).acquire_error("manager_closed");
+    let r = run(&t.build(), &pool1());
+    assert!(
+        r.violation("acquire_ends_by_deadline").is_none(),
+        "{:#?}",
+        r.violations
+    );
+}
+
 #[test]
 fn acquire_ends_by_deadline_an_acquire_that_never_ends() {
     let t = clean()[..8].to_vec();
