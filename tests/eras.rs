@@ -2005,7 +2005,8 @@ async fn unsupported_version_and_the_other_modern_errors_never_fall_back() {
 /// The fallback rows of the reference's §4.2, end to end: a probe answered
 /// with an empty 400, a 404 without a body, a 405, or a 200 carrying
 /// -32601 makes an `auto` manager `initialize` on the same connection (one
-/// fallback, then legacy sessions). A 5xx decides nothing, and neither
+/// fallback, then legacy sessions); that `initialize` carries no
+/// `MCP-Protocol-Version` header. A 5xx decides nothing, and neither
 /// does a refusal that says nothing about the era (401, 403, 408, 429):
 /// the acquire fails with it, and the next one probes again.
 #[tokio::test]
@@ -2063,6 +2064,10 @@ async fn fallback_rows_end_to_end() {
                 log.iter().all(|s| s.conn == log[0].conn),
                 "{at}: one connection"
             );
+            // Nothing is negotiated yet: the fallback `initialize` carries
+            // no revision header, and no routing header either.
+            assert_eq!(log[1].header("mcp-protocol-version"), None, "{at}");
+            assert_eq!(log[1].header("mcp-method"), None, "{at}");
             let e = m.metrics().eras;
             assert_eq!(
                 (e.discover_probes, e.fallbacks_to_legacy, e.legacy.created),
