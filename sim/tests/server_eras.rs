@@ -939,6 +939,51 @@ async fn legacy_sse_answers_are_primed_when_asked() {
     }
 }
 
+/// The stateless era has no event ids and no resumption (spec §6): its
+/// SSE answers — log notifications, then the response — carry no `id:`
+/// line, even on a server that primes its legacy streams; the legacy
+/// answers of the same dual server keep theirs, which resumption needs.
+#[tokio::test]
+async fn stateless_sse_answers_carry_no_event_ids() {
+    let server = Server::new(ServerConfig {
+        era: ServerEra::Dual,
+        sse_ratio: 1.0,
+        sse_priming: true,
+        notifications_before_response: 2,
+        ..ServerConfig::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move {
+            let _ = server.serve(listener).await;
+        }
+    });
+    let lines = |g: &Got, prefix: &str| g.body.lines().filter(|l| l.starts_with(prefix)).count();
+    let mut m = meta(MODERN);
+    m["io.modelcontextprotocol/logLevel"] = json!("info");
+    for id in [2, 3] {
+        let g = modern(addr, id, "tools/list", json!({"_meta": m})).await;
+        assert!(g.head.contains("text/event-stream"), "{}", g.head);
+        assert_eq!(
+            lines(&g, "data: "),
+            3,
+            "two log messages, then the response: {}",
+            g.body
+        );
+        assert_eq!(lines(&g, "event: message"), 3, "{}", g.body);
+        assert_eq!(lines(&g, "id:") + lines(&g, "retry:"), 0, "{}", g.body);
+        assert_eq!(g.msg()["id"], id);
+    }
+    let s = legacy_session(addr).await;
+    let g = legacy(addr, &s, 4, "tools/list", json!({})).await;
+    assert!(g.head.contains("text/event-stream"), "{}", g.head);
+    assert_eq!(lines(&g, "id: "), lines(&g, "data:"), "{}", g.body);
+    assert!(lines(&g, "id: ") >= 2, "{}", g.body);
+    serving.abort();
+}
+
 /// The real client, every mode, against `era` with `client` era: the era
 /// it lands in, or `None` when acquiring fails.
 async fn drive(server_era: ServerEra, mode: Mode, client: Era) -> Option<SessionEra> {

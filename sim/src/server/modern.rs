@@ -46,8 +46,9 @@
 //! `resultType` (`complete`, or `input_required` from the MRTR tools of
 //! `server/mrtr.rs`) and `_meta` serverInfo; complete results of
 //! `server/discover`, the lists and `resources/read` carry `ttlMs` and
-//! `cacheScope`. `Mcp-Session-Id` is
-//! ignored and never minted.
+//! `cacheScope`. `Mcp-Session-Id` and
+//! `Last-Event-ID` are ignored, and no session id is minted. An answer
+//! sent as SSE carries no event ids: the era has no resumption (spec §6).
 
 use hyper::{HeaderMap, Method, StatusCode};
 use serde::{Deserialize, Serialize};
