@@ -11,9 +11,13 @@
 //!   recognised modern error (-32020, -32021, -32022) is a modern server
 //!   too — fix the request or renegotiate, **never** fall back on those.
 //!   A failure of the network or of the server (connect, timeout, 5xx, a
-//!   broken body) is no verdict at all. Anything else a server *answers*
-//!   (400 `-32000 "Server not initialized"`, an empty 400, a 404 or 405,
-//!   a JSON-RPC error in a 200) is a legacy server: `initialize`.
+//!   broken body) is no verdict at all, and neither is a refusal that says
+//!   nothing about the era: 401 and 403 (not authorized), 408 (request
+//!   timeout), 429 (too many requests) — the acquire fails with it and the
+//!   next one probes again, so a dual server shedding load does not make
+//!   the client legacy for good. Anything else a server *answers* (400
+//!   `-32000 "Server not initialized"`, an empty 400, a 404 or 405, a
+//!   JSON-RPC error in a 200) is a legacy server: `initialize`.
 //! - [`newest_mutual`]: the revision to retry with after -32022.
 //! - [`EraState`]: the per-manager verdict, the cached discover result
 //!   and its freshness (`ttlMs`), and when to probe again — after a legacy
@@ -90,7 +94,7 @@ pub fn is_modern_error(e: &TransportError) -> bool {
 }
 
 /// Judges the answer to a modern probe (`server/discover`) sent at a
-/// revision from `offered`.
+/// revision from `offered` (the module docs give the table).
 pub fn judge_probe(answer: Result<&CallResult, &TransportError>, offered: &[String]) -> Judged {
     let e = match answer {
         Ok(result) => return judge_result(result, offered),
@@ -106,6 +110,10 @@ pub fn judge_probe(answer: Result<&CallResult, &TransportError>, offered: &[Stri
         T::MethodNotFound { status, .. } => Judged::Legacy(format!(
             "HTTP {status} method not found for server/discover"
         )),
+        // Request timeout, too many requests: transient refusals any
+        // server may answer, of either era. (401 and 403 are
+        // `Unauthorized`, 5xx `ServerError`: no verdict either, below.)
+        T::Http { status: 408 | 429 } => Judged::Fail(e.clone()),
         T::Http { status } if (400..500).contains(status) => {
             Judged::Legacy(format!("HTTP {status} without a modern error"))
         }
@@ -464,8 +472,8 @@ mod tests {
             code: Some(-32600),
             message: "Bad Request: Missing session ID".into()
         })));
-        // A 404 without a modern body, a 405, a 406 → legacy.
-        for status in [404, 405, 406] {
+        // A 404 without a modern body, a 405, a 406, a 410, a 415 → legacy.
+        for status in [404, 405, 406, 410, 415] {
             assert!(is_legacy(&err(TransportError::Http { status })), "{status}");
         }
         // 404 -32601 for server/discover, and -32601 in a legacy 200 SSE
@@ -488,10 +496,24 @@ mod tests {
                 after_ms: 5,
             },
             TransportError::closed("reset"),
+            TransportError::ServerError { status: 500 },
+            TransportError::ServerError { status: 502 },
             TransportError::ServerError { status: 503 },
-            TransportError::Unauthorized { status: 401 },
+            TransportError::ServerError { status: 504 },
             TransportError::malformed_json("x"),
             TransportError::ContentType { got: None },
+        ] {
+            assert!(is_fail(&err(e.clone())), "{e:?}");
+        }
+        // Nor are refusals that say nothing about the era: not authorized
+        // (401, 403), request timeout (408), too many requests (429). A
+        // dual server shedding load with 429 must not make the client
+        // legacy for good.
+        for e in [
+            TransportError::Unauthorized { status: 401 },
+            TransportError::Unauthorized { status: 403 },
+            TransportError::Http { status: 408 },
+            TransportError::Http { status: 429 },
         ] {
             assert!(is_fail(&err(e.clone())), "{e:?}");
         }

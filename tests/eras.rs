@@ -2005,8 +2005,10 @@ async fn unsupported_version_and_the_other_modern_errors_never_fall_back() {
 /// The fallback rows of the reference's §4.2, end to end: a probe answered
 /// with an empty 400, a 404 without a body, a 405, or a 200 carrying
 /// -32601 makes an `auto` manager `initialize` on the same connection (one
-/// fallback, then legacy sessions). A 503 decides nothing: the acquire
-/// fails, and the next one probes again.
+/// fallback, then legacy sessions); that `initialize` carries no
+/// `MCP-Protocol-Version` header. A 5xx decides nothing, and neither
+/// does a refusal that says nothing about the era (401, 403, 408, 429):
+/// the acquire fails with it, and the next one probes again.
 #[tokio::test]
 async fn fallback_rows_end_to_end() {
     type Row = (&'static str, fn(&Seen) -> Reply);
@@ -2062,6 +2064,10 @@ async fn fallback_rows_end_to_end() {
                 log.iter().all(|s| s.conn == log[0].conn),
                 "{at}: one connection"
             );
+            // Nothing is negotiated yet: the fallback `initialize` carries
+            // no revision header, and no routing header either.
+            assert_eq!(log[1].header("mcp-protocol-version"), None, "{at}");
+            assert_eq!(log[1].header("mcp-method"), None, "{at}");
             let e = m.metrics().eras;
             assert_eq!(
                 (e.discover_probes, e.fallbacks_to_legacy, e.legacy.created),
@@ -2080,42 +2086,55 @@ async fn fallback_rows_end_to_end() {
         }
     }
 
-    // 503: no verdict.
-    for mode in Mode::ALL {
-        let server = Server::start(Personality::Legacy).await;
-        server.once(|s| s.is_post("server/discover"), |_| Reply::empty(503));
-        let (m, _) = manager(&server, config(mode, Era::Auto));
-        let e = m.acquire(1).await.unwrap_err();
-        assert_eq!(
-            e.kind,
-            ErrorKind::Discover(TransportError::ServerError { status: 503 }),
-            "{mode}"
-        );
-        assert_eq!(m.era(), None, "{mode}");
-        assert_eq!(server.len(), 1, "{mode}: no initialize after a 503");
-        let mt = m.metrics();
-        assert_eq!((mt.total_created, mt.eras.fallbacks_to_legacy), (0, 0));
-        let mut lease = m.acquire(1).await.expect("the next acquire");
-        assert_eq!(lease.info().era, SessionEra::Legacy);
-        lease.call(&echo("x")).await.unwrap();
-        lease.release();
-        let log = server.log();
-        assert_eq!(
-            log.iter()
-                .map(|s| (s.rpc(), s.status))
-                .take(3)
-                .collect::<Vec<_>>(),
-            [
-                ("server/discover", 503),
-                ("server/discover", 400),
-                ("initialize", 200)
-            ],
-            "{mode}: probed again\n{}",
-            show(&log)
-        );
-        let e = m.metrics().eras;
-        assert_eq!((e.discover_probes, e.fallbacks_to_legacy), (2, 1), "{mode}");
-        m.close().await;
+    // No verdict: a 5xx, or a refusal that says nothing about the era.
+    let no_verdict = [
+        (503, TransportError::ServerError { status: 503 }),
+        (500, TransportError::ServerError { status: 500 }),
+        (401, TransportError::Unauthorized { status: 401 }),
+        (403, TransportError::Unauthorized { status: 403 }),
+        (408, TransportError::Http { status: 408 }),
+        (429, TransportError::Http { status: 429 }),
+    ];
+    for (status, want) in no_verdict {
+        for mode in Mode::ALL {
+            let at = format!("{status} {mode}");
+            let server = Server::start(Personality::Legacy).await;
+            server.once(
+                |s| s.is_post("server/discover"),
+                move |_| Reply::empty(status),
+            );
+            let (m, _) = manager(&server, config(mode, Era::Auto));
+            let e = match m.acquire(1).await {
+                Ok(lease) => panic!("{at}: taken as a verdict: {}", lease.info().era),
+                Err(e) => e,
+            };
+            assert_eq!(e.kind, ErrorKind::Discover(want.clone()), "{at}");
+            assert_eq!(m.era(), None, "{at}");
+            assert_eq!(server.len(), 1, "{at}: no initialize after it");
+            let mt = m.metrics();
+            assert_eq!((mt.total_created, mt.eras.fallbacks_to_legacy), (0, 0));
+            let mut lease = m.acquire(1).await.expect("the next acquire");
+            assert_eq!(lease.info().era, SessionEra::Legacy);
+            lease.call(&echo("x")).await.unwrap();
+            lease.release();
+            let log = server.log();
+            assert_eq!(
+                log.iter()
+                    .map(|s| (s.rpc(), s.status))
+                    .take(3)
+                    .collect::<Vec<_>>(),
+                [
+                    ("server/discover", status),
+                    ("server/discover", 400),
+                    ("initialize", 200)
+                ],
+                "{at}: probed again\n{}",
+                show(&log)
+            );
+            let e = m.metrics().eras;
+            assert_eq!((e.discover_probes, e.fallbacks_to_legacy), (2, 1), "{at}");
+            m.close().await;
+        }
     }
 }
 

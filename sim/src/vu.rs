@@ -15,15 +15,16 @@
 //! retry is the step's error like any other; a call still asking for
 //! input after the last round is the error `input_rounds_exceeded`. A
 //! legacy server never answers `input_required`, so a legacy run does
-//! exactly what it did.
+//! exactly what it did. `mcp-sim drill` answers input rounds with the same
+//! [`call`], so a drill and a simulated VU complete them alike.
 
 use std::borrow::Cow;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use mcp_session::transport::{CallResult, InputRequired, Operation, TransportError};
-use mcp_session::{ErrorKind, SessionEra, SessionError};
+use mcp_session::transport::{CallResult, Connector, InputRequired, Operation, TransportError};
+use mcp_session::{ErrorKind, Lease, SessionEra, SessionError};
 
 use crate::schedule::{Op, Step};
 use crate::server::events::digest;
@@ -36,10 +37,6 @@ pub const MAX_INPUT_ROUNDS: u32 = 4;
 /// The `vu_error` kind of a call still asking for input after
 /// [`MAX_INPUT_ROUNDS`] rounds.
 pub const INPUT_ROUNDS_EXCEEDED: &str = "input_rounds_exceeded";
-
-/// The lease a VU holds.
-type SimLease =
-    mcp_session::Lease<mcp_session::transport::HttpConnector<crate::dialer::TurmoilDialer>>;
 
 /// Canned responses to what an `input_required` result asks, by key: an
 /// elicitation is accepted with every requested property filled (a string
@@ -88,29 +85,41 @@ pub fn canned(input: &InputRequired) -> Value {
 }
 
 /// Why a call failed: the library's error, or input asked for too long.
-enum CallFailure {
+#[derive(Debug)]
+pub enum CallFailure {
+    /// The library's error, of the first request or of a retry.
     Session(SessionError),
+    /// The result was still `input_required` after [`MAX_INPUT_ROUNDS`]
+    /// rounds (the `vu_error` kind [`INPUT_ROUNDS_EXCEEDED`]).
     InputRoundsExceeded,
 }
 
-/// Runs `op` on `lease`, answering `input_required` results for up to
-/// [`MAX_INPUT_ROUNDS`] rounds.
-async fn call(lease: &mut SimLease, op: &Operation) -> Result<CallResult, CallFailure> {
-    let mut result = lease.call(op).await.map_err(CallFailure::Session)?;
-    for _ in 0..MAX_INPUT_ROUNDS {
-        let Some(input) = result.input_required() else {
-            return Ok(result);
-        };
+/// Runs `op` on `lease`, answering `input_required` results with
+/// [`canned`] responses ([`Lease::call_with_input`]: a new request id, the
+/// exact `requestState`) for up to [`MAX_INPUT_ROUNDS`] rounds. Returns
+/// the final result — `Ok` only when it is complete — and how many input
+/// rounds were answered (retries sent), whatever the outcome.
+pub async fn call<C: Connector>(
+    lease: &mut Lease<C>,
+    op: &Operation,
+) -> (Result<CallResult, CallFailure>, u32) {
+    let mut rounds = 0;
+    let mut result = match lease.call(op).await {
+        Ok(result) => result,
+        Err(e) => return (Err(CallFailure::Session(e)), rounds),
+    };
+    while let Some(input) = result.input_required() {
+        if rounds == MAX_INPUT_ROUNDS {
+            return (Err(CallFailure::InputRoundsExceeded), rounds);
+        }
+        rounds += 1;
         let responses = input.respond(canned(&input));
-        result = lease
-            .call_with_input(op, &responses)
-            .await
-            .map_err(CallFailure::Session)?;
+        result = match lease.call_with_input(op, &responses).await {
+            Ok(result) => result,
+            Err(e) => return (Err(CallFailure::Session(e)), rounds),
+        };
     }
-    match result.input_required() {
-        None => Ok(result),
-        Some(_) => Err(CallFailure::InputRoundsExceeded),
-    }
+    (Ok(result), rounds)
 }
 
 /// The operation of a step.
@@ -241,7 +250,7 @@ async fn call_step(vu: &Vu, op: &Op, i: usize, recorder: &TraceRecorder) -> (boo
         }
     };
     let era = lease.info().era;
-    let r = call(&mut lease, &operation(op, era, &vu.worker, vu.id, i)).await;
+    let (r, _rounds) = call(&mut lease, &operation(op, era, &vu.worker, vu.id, i)).await;
     let lease_id = lease.id().to_owned();
     let id = lease.last_request_id();
     match &r {

@@ -291,6 +291,53 @@ async fn a_dual_era_serve_is_drilled_in_every_mode_and_era() {
     }
 }
 
+/// A server that answers every stateless-era `tools/call`
+/// `input_required` (MRTR) for two rounds before the tool runs: the drill
+/// answers each round as the simulated VUs do (a new id, the exact
+/// `requestState`), counts an operation ok only once its result is
+/// complete, and reports the rounds it answered — two per operation.
+#[tokio::test]
+async fn input_required_rounds_are_answered_and_counted() {
+    let server = Serve::start(&["--input-rounds", "2"]).await;
+    for era in ["modern", "auto"] {
+        let r = clean_drill_at(
+            &server.url,
+            "reuse",
+            2,
+            &["--era", era, "--op", "echo"],
+            ("modern", "2026-07-28"),
+        )
+        .await;
+        let ops = &r["operations"];
+        let ok = ops["ok"].as_u64().expect("ok");
+        assert_eq!(ops["input_rounds"], 2 * ok, "{era}: {ops}");
+    }
+    // A legacy session is never asked for input.
+    let r = clean_drill_at(
+        &server.url,
+        "reuse",
+        2,
+        &["--era", "legacy", "--op", "echo"],
+        ("legacy", "2025-11-25"),
+    )
+    .await;
+    assert_eq!(r["operations"]["input_rounds"], 0, "{}", r["operations"]);
+}
+
+/// A server still asking for input after the most rounds the drill
+/// answers (four, as a simulated VU): the operation has not completed, so
+/// the probe fails, in one line, and no load starts.
+#[tokio::test]
+async fn input_required_past_the_last_round_is_not_a_success() {
+    let server = Serve::start(&["--input-rounds", "5"]).await;
+    probe_fails_with(
+        &server.url,
+        &["--era", "modern", "--op", "echo"],
+        &["input_required after 4 rounds", "tools/call echo"],
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn era_legacy_sends_no_discover() {
     let r = clean_drill("per_request", 2, &["--era", "legacy", "--op", "ping"]).await;

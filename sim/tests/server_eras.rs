@@ -123,7 +123,18 @@ fn meta(version: &str) -> Value {
 }
 
 /// A stateless-era request: body with `_meta`, and the standard headers.
-async fn modern(addr: SocketAddr, id: i64, method: &str, mut params: Value) -> Got {
+async fn modern(addr: SocketAddr, id: i64, method: &str, params: Value) -> Got {
+    modern_with(addr, id, method, params, &[]).await
+}
+
+/// [`modern`], with `extra` headers after the standard ones.
+async fn modern_with(
+    addr: SocketAddr,
+    id: i64,
+    method: &str,
+    mut params: Value,
+    extra: &[(&str, &str)],
+) -> Got {
     if params.get("_meta").is_none() {
         params["_meta"] = meta(MODERN);
     }
@@ -143,6 +154,7 @@ async fn modern(addr: SocketAddr, id: i64, method: &str, mut params: Value) -> G
     if !name.is_empty() {
         h.push(("mcp-name", &name));
     }
+    h.extend_from_slice(extra);
     exchange(addr, "POST", &h, &body).await
 }
 
@@ -269,6 +281,99 @@ async fn the_ladder_rung_by_rung() {
         );
         assert_eq!(g.msg()["error"]["data"], method);
     }
+    // Not one request object — a batch, a posted response or error — is
+    // 400 -32600 with `id: null`, whatever ids it carries.
+    let request = json!({"jsonrpc": "2.0", "id": 17, "method": "tools/list",
+                         "params": {"_meta": meta(MODERN)}});
+    let h = [v, JSON_CT, ACCEPT_BOTH, ("mcp-method", "tools/list")];
+    for body in [
+        json!([request]),
+        json!([request, {"jsonrpc": "2.0", "method": "notifications/cancelled"}]),
+        json!({"jsonrpc": "2.0", "id": 18, "result": {}}),
+        json!({"jsonrpc": "2.0", "id": 19, "error": {"code": -32000, "message": "no"}}),
+    ] {
+        let g = exchange(addr, "POST", &h, &body.to_string()).await;
+        assert_eq!(
+            (g.status, g.code(), g.msg()["id"].clone()),
+            (400, -32600, Value::Null),
+            "{body}"
+        );
+    }
+    // A routing header given twice: 400 -32020, the id echoed.
+    let body = request.to_string();
+    let call = json!({"jsonrpc": "2.0", "id": 17, "method": "tools/call",
+                      "params": {"name": "echo", "arguments": {"text": "x"}, "_meta": meta(MODERN)}})
+    .to_string();
+    let list = ("mcp-method", "tools/list");
+    let cases = [
+        ("mcp-protocol-version", vec![v, v, list], &body),
+        ("mcp-method", vec![v, list, list], &body),
+        (
+            "mcp-name",
+            vec![
+                v,
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "echo"),
+                ("mcp-name", "echo"),
+            ],
+            &call,
+        ),
+    ];
+    for (twice, mut h, body) in cases {
+        h.extend([JSON_CT, ACCEPT_BOTH]);
+        let g = exchange(addr, "POST", &h, body).await;
+        assert_eq!(
+            (g.status, g.code(), g.msg()["id"].clone()),
+            (400, -32020, json!(17)),
+            "{twice} twice: {}",
+            g.body
+        );
+    }
+    // A notification at a revision not served: 400 -32022, `id: null`,
+    // `requested` the header's text. Without the version header (a
+    // modern-only server takes it) or with it twice: 400 -32020, the
+    // header rules of every POST — never `requested: null`.
+    let h = [JSON_CT, ACCEPT_BOTH, ("mcp-protocol-version", "1900-01-01")];
+    let g = exchange(addr, "POST", &h, note).await;
+    assert_eq!(
+        (g.status, g.code(), g.msg()["id"].clone()),
+        (400, -32022, Value::Null)
+    );
+    assert_eq!(
+        g.msg()["error"]["data"],
+        json!({"supported": [MODERN], "requested": "1900-01-01"})
+    );
+    for h in [vec![JSON_CT, ACCEPT_BOTH], vec![v, v, JSON_CT, ACCEPT_BOTH]] {
+        let g = exchange(addr, "POST", &h, note).await;
+        assert_eq!(
+            (g.status, g.code(), g.msg()["id"].clone()),
+            (400, -32020, Value::Null),
+            "{h:?}: {}",
+            g.body
+        );
+        assert!(g.msg()["error"].get("data").is_none(), "{}", g.body);
+    }
+    // `Last-Event-ID` is ignored: the request is served afresh, in full.
+    let g = modern_with(addr, 25, "tools/list", json!({}), &[("last-event-id", "3")]).await;
+    assert_eq!(
+        (g.status, g.msg()["id"].clone()),
+        (200, json!(25)),
+        "{}",
+        g.body
+    );
+    assert!(g.msg()["result"]["tools"].is_array(), "{}", g.body);
+    // A stray `Mcp-Session-Id` is ignored, and none is minted or echoed.
+    let stray = [("mcp-session-id", "0123456789abcdef")];
+    for (id, method) in [(26, "tools/list"), (27, "server/discover")] {
+        let g = modern_with(addr, id, method, json!({}), &stray).await;
+        assert_eq!(
+            (g.status, g.msg()["id"].clone()),
+            (200, json!(id)),
+            "{}",
+            g.body
+        );
+        assert!(!g.head.contains("mcp-session-id"), "{method}: {}", g.head);
+    }
     // A served request: resultType, serverInfo, caching hints.
     let g = modern(addr, 30, "tools/list", json!({})).await;
     let r = &g.msg()["result"];
@@ -295,7 +400,28 @@ async fn a_modern_only_server_refuses_initialize_naming_its_versions() {
         (g.status, g.code(), g.msg()["id"].clone()),
         (400, -32022, json!(1))
     );
-    assert_eq!(g.msg()["error"]["data"]["supported"], json!([MODERN]));
+    assert_eq!(
+        g.msg()["error"]["data"],
+        json!({"supported": [MODERN], "requested": LEGACY})
+    );
+    // `requested` is a string even when the revision is missing or is not
+    // one.
+    for (version, requested) in [(None, ""), (Some(json!(20250618)), "20250618")] {
+        let mut params = json!({"capabilities": {}, "clientInfo": {"name": "x", "version": "0"}});
+        if let Some(v) = version {
+            params["protocolVersion"] = v;
+        }
+        let body = json!({"jsonrpc": "2.0", "id": 2, "method": "initialize", "params": params})
+            .to_string();
+        let g = exchange(addr, "POST", &[JSON_CT, ACCEPT_BOTH], &body).await;
+        assert_eq!((g.status, g.code()), (400, -32022), "{}", g.body);
+        assert_eq!(
+            g.msg()["error"]["data"]["requested"],
+            requested,
+            "{}",
+            g.body
+        );
+    }
     serving.abort();
 }
 
@@ -344,6 +470,32 @@ async fn a_dual_server_routes_by_the_version_header() {
     // initialize with the modern header goes to the modern era: 404.
     let g = modern(addr, 5, "initialize", json!({})).await;
     assert_eq!((g.status, g.code()), (404, -32601));
+    // A modern request carrying the live legacy session's id is served
+    // statelessly; the answer names no session.
+    let g = modern_with(
+        addr,
+        6,
+        "tools/list",
+        json!({}),
+        &[("mcp-session-id", &session)],
+    )
+    .await;
+    assert_eq!(
+        (g.status, &g.msg()["result"]["resultType"]),
+        (200, &json!("complete"))
+    );
+    assert!(!g.head.contains("mcp-session-id"), "{}", g.head);
+    // A notification whose version header comes twice (the first routes
+    // it to the modern era): 400 -32020, not a -32022 with no `requested`.
+    let note = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{}}"#;
+    let v = ("mcp-protocol-version", MODERN);
+    let g = exchange(addr, "POST", &[v, v, JSON_CT, ACCEPT_BOTH], note).await;
+    assert_eq!(
+        (g.status, g.code(), g.msg()["id"].clone()),
+        (400, -32020, Value::Null),
+        "{}",
+        g.body
+    );
     serving.abort();
 }
 
@@ -785,6 +937,51 @@ async fn legacy_sse_answers_are_primed_when_asked() {
         assert!(g.msg()["result"]["tools"].is_array());
         serving.abort();
     }
+}
+
+/// The stateless era has no event ids and no resumption (spec §6): its
+/// SSE answers — log notifications, then the response — carry no `id:`
+/// line, even on a server that primes its legacy streams; the legacy
+/// answers of the same dual server keep theirs, which resumption needs.
+#[tokio::test]
+async fn stateless_sse_answers_carry_no_event_ids() {
+    let server = Server::new(ServerConfig {
+        era: ServerEra::Dual,
+        sse_ratio: 1.0,
+        sse_priming: true,
+        notifications_before_response: 2,
+        ..ServerConfig::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move {
+            let _ = server.serve(listener).await;
+        }
+    });
+    let lines = |g: &Got, prefix: &str| g.body.lines().filter(|l| l.starts_with(prefix)).count();
+    let mut m = meta(MODERN);
+    m["io.modelcontextprotocol/logLevel"] = json!("info");
+    for id in [2, 3] {
+        let g = modern(addr, id, "tools/list", json!({"_meta": m})).await;
+        assert!(g.head.contains("text/event-stream"), "{}", g.head);
+        assert_eq!(
+            lines(&g, "data: "),
+            3,
+            "two log messages, then the response: {}",
+            g.body
+        );
+        assert_eq!(lines(&g, "event: message"), 3, "{}", g.body);
+        assert_eq!(lines(&g, "id:") + lines(&g, "retry:"), 0, "{}", g.body);
+        assert_eq!(g.msg()["id"], id);
+    }
+    let s = legacy_session(addr).await;
+    let g = legacy(addr, &s, 4, "tools/list", json!({})).await;
+    assert!(g.head.contains("text/event-stream"), "{}", g.head);
+    assert_eq!(lines(&g, "id: "), lines(&g, "data:"), "{}", g.body);
+    assert!(lines(&g, "id: ") >= 2, "{}", g.body);
+    serving.abort();
 }
 
 /// The real client, every mode, against `era` with `client` era: the era

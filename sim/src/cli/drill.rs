@@ -35,6 +35,15 @@
 //!   fallback). `--era modern` never falls back: a legacy-only server is
 //!   one line saying it does not speak MCP 2026-07-28, exit status 1.
 //!
+//! A stateless-era server may answer an operation `input_required`
+//! (MRTR): the drill answers it as the simulated VUs do (`mcp_sim::vu::call`:
+//! canned responses, a new request id, the exact `requestState`) for at
+//! most four rounds. An operation is ok only when its final result is
+//! complete (one still asking for input after the fourth round fails,
+//! kind `input_rounds_exceeded`; in the probe, the drill stops there), its
+//! latency covers every round, and the report counts the rounds answered
+//! (`operations.input_rounds`).
+//!
 //! The report names the era setting and the era and revision negotiated,
 //! and counts the era work: discover probes, fallbacks to legacy, version
 //! retries (after -32022), era re-probes and era changes, and the sessions

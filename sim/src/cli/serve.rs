@@ -48,6 +48,11 @@
 //! | `flaky` | every 5th HTTP request, of any kind, is answered 503 |
 //! | `expire` | a session expires after 2 s without a request (then 404) |
 //!
+//! `--input-rounds N` makes every stateless-era `tools/call` answer
+//! `input_required` (MRTR) for N rounds before the tool runs
+//! (`Server::ask_input_rounds_next`), so a client's input rounds can be
+//! drilled.
+//!
 //! # Time and randomness
 //!
 //! Outside a simulation the server's clock is tokio's, which is real time
@@ -157,7 +162,18 @@ pub struct ServeArgs {
     /// results, in milliseconds (0: stale at once).
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub discover_ttl_ms: u64,
+
+    /// Answer every stateless-era tools/call `input_required` (MRTR) for
+    /// this many rounds before the tool runs (0: never; at most 16). A
+    /// round asks for a boolean elicitation when the request declares
+    /// that capability, else for nothing but its requestState back.
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_INPUT_ROUNDS)))]
+    pub input_rounds: u32,
 }
+
+/// The most rounds `--input-rounds` takes.
+pub const MAX_INPUT_ROUNDS: u32 = 16;
 
 /// The most `notifications/message` events `--notifications` takes.
 pub const MAX_NOTIFICATIONS: u32 = 100;
@@ -311,12 +327,17 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::Runtime(format!("mcp-sim serve: cannot start tokio: {e}")))?;
-    runtime.block_on(serve(addr, cfg, profile))
+    runtime.block_on(serve(addr, cfg, profile, args.input_rounds))
 }
 
 /// Binds `addr`, prints the listening line, and serves until Ctrl-C (or
 /// until accepting fails).
-async fn serve(addr: SocketAddr, cfg: ServerConfig, profile: FaultProfile) -> Result<(), Failure> {
+async fn serve(
+    addr: SocketAddr,
+    cfg: ServerConfig,
+    profile: FaultProfile,
+    input_rounds: u32,
+) -> Result<(), Failure> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Failure::Runtime(format!("mcp-sim serve: cannot listen on {addr}: {e}")))?;
@@ -326,6 +347,10 @@ async fn serve(addr: SocketAddr, cfg: ServerConfig, profile: FaultProfile) -> Re
     let path = cfg.path.clone();
     let server = Server::new(cfg);
     profile.arm(&server);
+    if input_rounds > 0 {
+        // Every call, for as long as the server runs.
+        server.ask_input_rounds_next(u32::MAX, input_rounds);
+    }
     // The one line scripts and tests wait for: it names the chosen port.
     let mut out = std::io::stdout().lock();
     let printed = writeln!(out, "mcp-sim serve: listening on http://{local}{path}")

@@ -95,7 +95,17 @@ pub fn sse_priming(id: u64, retry_ms: u64) -> String {
 /// One SSE event carrying `msg`, without an event id (the stateless era's
 /// streams are not resumable).
 pub fn sse_plain_event(msg: &Value) -> String {
-    format!("event: message\ndata: {msg}\n\n")
+    sse_message(None, &msg.to_string())
+}
+
+/// One SSE event whose data is `data` (one line): with event id `id` (a
+/// legacy-era stream, resumable from it), or without any (`None`: the
+/// stateless era has no event ids, spec §6).
+pub fn sse_message(id: Option<u64>, data: &str) -> String {
+    match id {
+        Some(id) => sse_data_event(id, data),
+        None => format!("event: message\ndata: {data}\n\n"),
+    }
 }
 
 /// An SSE stream body: `before` (notifications) then `response`, one event
@@ -338,6 +348,17 @@ mod tests {
             std::str::from_utf8(&body).unwrap(),
             format!("id: 7\nevent: message\ndata: {n}\n\nid: 8\nevent: message\ndata: {r}\n\n")
         );
+    }
+
+    #[test]
+    fn stateless_events_have_no_id() {
+        let r = json!({"jsonrpc":"2.0","id":1,"result":{}});
+        assert_eq!(
+            sse_plain_event(&r),
+            format!("event: message\ndata: {r}\n\n")
+        );
+        assert_eq!(sse_message(None, "x"), "event: message\ndata: x\n\n");
+        assert_eq!(sse_message(Some(4), "x"), sse_data_event(4, "x"));
     }
 
     #[test]

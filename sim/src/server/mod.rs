@@ -224,25 +224,30 @@ fn sse_headers(builder: hyper::http::response::Builder) -> hyper::http::response
 
 /// `response` as an SSE stream, and where in it the response's event
 /// starts: the priming event (legacy era, if configured), the answer's own
-/// notifications, the configured log messages, then the response. Every
-/// event takes the server's next event id.
+/// notifications, the configured log messages, then the response. In the
+/// legacy era every event takes the server's next event id, so a cut
+/// stream can be resumed; the stateless era has no event ids and no
+/// resumption (spec §6): its events carry none, and take none.
 fn sse_answer(st: &mut State, cfg: &ServerConfig, rpc: &Rpc, response: &[u8]) -> (Bytes, usize) {
     let mut out = String::new();
     if cfg.sse_priming && !rpc.stateless {
         out.push_str(&encode::sse_priming(st.next_event_id, SSE_RETRY_MS));
         st.next_event_id += 1;
     }
+    let mut event_id = || {
+        (!rpc.stateless).then(|| {
+            st.next_event_id += 1;
+            st.next_event_id - 1
+        })
+    };
     for note in &rpc.notes {
-        out.push_str(&encode::sse_event(st.next_event_id, note));
-        st.next_event_id += 1;
+        out.push_str(&encode::sse_message(event_id(), &note.to_string()));
     }
     let n = if rpc.logs {
         cfg.notifications_before_response
     } else {
         0
     };
-    let first = st.next_event_id;
-    st.next_event_id += u64::from(n) + 1;
     for k in 1..=n {
         let note = json!({
             "jsonrpc": "2.0",
@@ -253,11 +258,11 @@ fn sse_answer(st: &mut State, cfg: &ServerConfig, rpc: &Rpc, response: &[u8]) ->
                 "data": format!("{}: notice {k} of {n}", rpc.method),
             },
         });
-        out.push_str(&encode::sse_event(first + u64::from(k) - 1, &note));
+        out.push_str(&encode::sse_message(event_id(), &note.to_string()));
     }
     let at = out.len();
     let data = String::from_utf8_lossy(response);
-    out.push_str(&encode::sse_data_event(first + u64::from(n), &data));
+    out.push_str(&encode::sse_message(event_id(), &data));
     (Bytes::from(out), at)
 }
 
@@ -346,7 +351,8 @@ pub(crate) struct State {
     pub rng: ChaCha8Rng,
     pub hooks: Hooks,
     events: Vec<Stamped>,
-    /// The next SSE event id (unique across the server's life).
+    /// The next SSE event id of a legacy-era stream (unique across the
+    /// server's life; the stateless era's events take none).
     next_event_id: u64,
     /// HTTP requests decided so far (across restarts: the handle's life).
     requests: u64,

@@ -17,8 +17,9 @@
 //! 2. `Accept` without both `application/json` and `text/event-stream` →
 //!    406, no body;
 //! 3. not JSON → 400 -32700, `id: null`;
-//! 4. a notification → 202 (400 -32022 `id: null` if the version header
-//!    names a revision not served);
+//! 4. a notification → 202; 400 `id: null` if its version header is
+//!    missing or given twice (-32020, as for every POST) or names a
+//!    revision not served (-32022, `requested` the header's value);
 //! 5. not one request object (a batch, a response) → 400 -32600, `id: null`;
 //! 6. a routing header given twice → 400 -32020;
 //! 7. `params._meta` missing, or without `protocolVersion` or
@@ -45,8 +46,9 @@
 //! `resultType` (`complete`, or `input_required` from the MRTR tools of
 //! `server/mrtr.rs`) and `_meta` serverInfo; complete results of
 //! `server/discover`, the lists and `resources/read` carry `ttlMs` and
-//! `cacheScope`. `Mcp-Session-Id` is
-//! ignored and never minted.
+//! `cacheScope`. `Mcp-Session-Id` and
+//! `Last-Event-ID` are ignored, and no session id is minted. An answer
+//! sent as SSE carries no event ids: the era has no resumption (spec §6).
 
 use hyper::{HeaderMap, Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -215,12 +217,15 @@ fn bare(st: &mut State, now: u64, status: StatusCode, why: &str) -> Answer {
 }
 
 /// The answer of a `modern` server to a legacy `initialize`: -32022, with
-/// the revisions it serves.
+/// the revisions it serves and the one asked for — a string, as the spec
+/// requires: `protocolVersion` as sent, its JSON text if it is not a
+/// string, empty if there is none.
 pub(crate) fn refuse_initialize(st: &mut State, now: u64, id: &Value, params: &Value) -> Decision {
-    let requested = params
-        .get("protocolVersion")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let requested = match params.get("protocolVersion") {
+        Some(Value::String(v)) => v.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
     bad_request(
         st,
         now,
@@ -284,21 +289,35 @@ fn refuse_transport(st: &mut State, now: u64, req: &Req<'_>) -> Option<Answer> {
 }
 
 /// Rung 4: a notification is accepted (202, logged) when its version
-/// header names a revision served, refused otherwise.
+/// header names a revision served, refused otherwise: -32020 when the
+/// header is missing (only a modern-only server routes such a request
+/// here) or given twice, -32022 naming the revision asked for (always a
+/// string, as the spec's `UnsupportedProtocolVersion` data requires) when
+/// it is not served.
 fn notification(
     st: &mut State,
     now: u64,
     version_header: Result<Option<&[u8]>, ()>,
     method: String,
 ) -> Decision {
-    let served = match version_header {
-        Ok(Some(v)) => MODERN_PROTOCOL_VERSIONS.iter().any(|m| m.as_bytes() == v),
-        _ => false,
+    let requested = match version_header {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            let why = "required standard header missing: mcp-protocol-version";
+            return bad_request(st, now, None, HEADER_MISMATCH, why, None);
+        }
+        Err(()) => {
+            let why = "a routing header appears more than once";
+            return bad_request(st, now, None, HEADER_MISMATCH, why, None);
+        }
     };
-    if !served {
+    if !MODERN_PROTOCOL_VERSIONS
+        .iter()
+        .any(|m| m.as_bytes() == requested)
+    {
         let data = json!({
             "supported": MODERN_PROTOCOL_VERSIONS,
-            "requested": version_header.ok().flatten().map(String::from_utf8_lossy),
+            "requested": String::from_utf8_lossy(requested),
         });
         return bad_request(
             st,

@@ -16,6 +16,7 @@ use mcp_session::{
     Clock, ErrorKind, Instant, Lease, Manager, ManagerBuilder, Mode, Negotiated, SessionConfig,
     SessionEra, SessionError, SessionMetrics, TokioClock, VersionPolicy,
 };
+use mcp_sim::vu::{self, CallFailure, MAX_INPUT_ROUNDS};
 
 use super::stats::Stats;
 use super::{format_duration, DrillOp, Failure, Plan};
@@ -312,18 +313,21 @@ async fn vu_loop(
                 }
                 return stats;
             }
-            done = iteration(&sh, vu) => match done {
-                Ok((acquire, call)) => {
-                    stats.succeeded(acquire, call);
-                    sh.ok.fetch_add(1, Ordering::Relaxed);
-                    failing = 0;
+            (done, rounds) = iteration(&sh, vu) => {
+                stats.input_rounds += u64::from(rounds);
+                match done {
+                    Ok((acquire, call)) => {
+                        stats.succeeded(acquire, call);
+                        sh.ok.fetch_add(1, Ordering::Relaxed);
+                        failing = 0;
+                    }
+                    Err(e) => {
+                        stats.failed_call(&e);
+                        sh.failed.fetch_add(1, Ordering::Relaxed);
+                        failing = failing.saturating_add(1);
+                    }
                 }
-                Err(e) => {
-                    stats.failed(&e);
-                    sh.failed.fetch_add(1, Ordering::Relaxed);
-                    failing = failing.saturating_add(1);
-                }
-            },
+            }
         }
         let pause = if failing > 0 {
             sh.think.max(backoff(failing))
@@ -349,15 +353,21 @@ fn backoff(failing: u32) -> Duration {
     Duration::from_millis(10u64 << exp).min(Duration::from_secs(1))
 }
 
-/// One operation: acquire, call, give the session back. `Ok` holds the
-/// acquire and call times.
-async fn iteration(sh: &Shared, vu: u64) -> Result<(Duration, Duration), SessionError> {
+/// One operation: acquire, call (answering `input_required` results as a
+/// simulated VU does: [`vu::call`]), give the session back. `Ok` holds the
+/// acquire and call times, the call's covering all its input rounds; it
+/// is `Ok` only when the final result is complete. Also returns the input
+/// rounds answered, whatever the outcome.
+async fn iteration(sh: &Shared, vu: u64) -> (Result<(Duration, Duration), CallFailure>, u32) {
     let t0 = sh.clock.now();
-    let mut lease = sh.manager.acquire(vu).await?;
+    let mut lease = match sh.manager.acquire(vu).await {
+        Ok(lease) => lease,
+        Err(e) => return (Err(CallFailure::Session(e)), 0),
+    };
     let t1 = sh.clock.now();
-    let result = lease.call(&sh.op).await;
+    let (result, rounds) = vu::call(&mut lease, &sh.op).await;
     let t2 = sh.clock.now();
-    match result {
+    let done = match result {
         Ok(_) => {
             lease.release();
             Ok((t1 - t0, t2 - t1))
@@ -366,15 +376,20 @@ async fn iteration(sh: &Shared, vu: u64) -> Result<(Duration, Duration), Session
             give_back_failed(lease, &e);
             Err(e)
         }
-    }
+    };
+    (done, rounds)
 }
 
 /// Gives back a session whose operation failed: invalidated when the
 /// server lost it or changed era under it (the next one counts as a
 /// reconnect, and the manager probes the era again), dropped (closed, not
 /// reused) when the connection broke or timed out mid-request, else
-/// released (the server answered; the session is fine).
-fn give_back_failed(lease: Lease<Conn>, e: &SessionError) {
+/// released (the server answered — if only to ask for input once too
+/// often; the session is fine).
+fn give_back_failed(lease: Lease<Conn>, failure: &CallFailure) {
+    let CallFailure::Session(e) = failure else {
+        return lease.release();
+    };
     match &e.kind {
         _ if e.should_invalidate() => lease.invalidate(),
         ErrorKind::Operation(
@@ -408,7 +423,7 @@ async fn probe(plan: &Plan, connector: &Conn, clock: &Arc<dyn Clock>) -> Result<
     let result = loop {
         let result = probe_once(&manager, &plan.op, clock).await;
         match result {
-            Err(e) if attempt < PROBE_ATTEMPTS && is_server_error(&e) => {
+            Err(CallFailure::Session(e)) if attempt < PROBE_ATTEMPTS && is_server_error(&e) => {
                 attempt += 1;
                 clock.sleep_until(clock.now() + PROBE_PAUSE).await;
             }
@@ -416,7 +431,12 @@ async fn probe(plan: &Plan, connector: &Conn, clock: &Arc<dyn Clock>) -> Result<
         }
     };
     manager.close().await;
-    result.map_err(|e| Failure::Runtime(probe_failure(&plan.url, &plan.op.label, &e)))
+    result.map_err(|failure| {
+        Failure::Runtime(match failure {
+            CallFailure::Session(e) => probe_failure(&plan.url, &plan.op.label, &e),
+            CallFailure::InputRoundsExceeded => input_rounds_failure(&plan.url, &plan.op.label),
+        })
+    })
 }
 
 /// How many times the probe is tried when the server answers 5xx.
@@ -435,15 +455,16 @@ fn is_server_error(e: &SessionError) -> bool {
     )
 }
 
+/// The probe's one operation, its input rounds answered as the load's are.
 async fn probe_once(
     manager: &Manager<Conn>,
     op: &DrillOp,
     clock: &Arc<dyn Clock>,
-) -> Result<Probe, SessionError> {
-    let mut lease = manager.acquire(0).await?;
+) -> Result<Probe, CallFailure> {
+    let mut lease = manager.acquire(0).await.map_err(CallFailure::Session)?;
     let info = lease.info();
     let t0 = clock.now();
-    let result = lease.call(&op.op).await;
+    let (result, _rounds) = vu::call(&mut lease, &op.op).await;
     let latency = clock.now() - t0;
     match result {
         Ok(_) => {
@@ -460,6 +481,15 @@ async fn probe_once(
             Err(e)
         }
     }
+}
+
+/// The one line a probe prints whose operation still asked for input
+/// after the last round the drill answers.
+pub(crate) fn input_rounds_failure(url: &str, op: &str) -> String {
+    format!(
+        "mcp-sim drill: {url}: the probe's {op} still answered input_required after \
+         {MAX_INPUT_ROUNDS} rounds of input (MRTR); the drill answers at most {MAX_INPUT_ROUNDS}"
+    )
 }
 
 /// The one line a failed probe prints: the URL and what went wrong.

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use mcp_session::{
     CloseReason, EraCounts, EraMetrics, Mode, ServerCloses, SessionConfig, SessionEra,
 };
+use mcp_sim::vu::MAX_INPUT_ROUNDS;
 
 use super::load::{format_latency, Outcome};
 use super::stats::{Latency, Summary};
@@ -219,7 +220,8 @@ fn header(out: &mut String, plan: &Plan, outcome: &Outcome) {
     );
 }
 
-/// The operations' outcomes and rate, then the failures by kind with an
+/// The operations' outcomes and rate, the `input_required` rounds
+/// answered (when there were any), then the failures by kind with an
 /// example message each.
 fn operations(out: &mut String, outcome: &Outcome) {
     let stats = &outcome.stats;
@@ -231,6 +233,14 @@ fn operations(out: &mut String, outcome: &Outcome) {
         stats.cancelled,
         per_second(outcome)
     );
+    if stats.input_rounds > 0 {
+        let _ = writeln!(
+            out,
+            "input rounds: {} (input_required results answered and retried, MRTR; \
+             at most {MAX_INPUT_ROUNDS} per operation)",
+            stats.input_rounds
+        );
+    }
     if !stats.errors.is_empty() {
         let _ = writeln!(out, "failed by kind:");
         let width = stats.errors.keys().map(String::len).max().unwrap_or(0);
@@ -364,6 +374,7 @@ pub(crate) fn json(plan: &Plan, outcome: &Outcome) -> Value {
             "ok": stats.ok,
             "failed": stats.failed,
             "cancelled": stats.cancelled,
+            "input_rounds": stats.input_rounds,
             "per_second": per_second(outcome),
         },
         "errors": stats.errors,

@@ -1,5 +1,6 @@
 //! What a drill counts: operations ok, failed (by error kind) and
-//! cancelled, and latency histograms. Each VU keeps its own [`Stats`]
+//! cancelled, the `input_required` rounds answered, and latency
+//! histograms. Each VU keeps its own [`Stats`]
 //! (no lock per operation); they are merged at the end.
 
 use std::collections::BTreeMap;
@@ -10,6 +11,7 @@ use serde::Serialize;
 
 use mcp_session::transport::TransportError;
 use mcp_session::{ErrorKind, SessionError};
+use mcp_sim::vu::{CallFailure, INPUT_ROUNDS_EXCEEDED, MAX_INPUT_ROUNDS};
 
 /// Latencies above this (one hour, in nanoseconds) are recorded as this.
 const MAX_NANOS: u64 = 3_600_000_000_000;
@@ -99,12 +101,15 @@ pub(crate) struct ErrorCount {
 /// One VU's counts (or, merged, the whole drill's).
 #[derive(Debug, Clone)]
 pub(crate) struct Stats {
-    /// Operations that succeeded.
+    /// Operations that succeeded: their final result was complete.
     pub ok: u64,
     /// Operations that failed (at acquire or at the call).
     pub failed: u64,
     /// Operations cancelled at the end of the grace period.
     pub cancelled: u64,
+    /// `input_required` (MRTR) rounds answered: the retries sent, by
+    /// operations that ended ok or failed.
+    pub input_rounds: u64,
     /// Failures by [`error_kind`].
     pub errors: BTreeMap<String, ErrorCount>,
     /// Acquire + operation, of the successful ones.
@@ -122,6 +127,7 @@ impl Stats {
             ok: 0,
             failed: 0,
             cancelled: 0,
+            input_rounds: 0,
             errors: BTreeMap::new(),
             total: Latency::new()?,
             acquire: Latency::new()?,
@@ -140,6 +146,23 @@ impl Stats {
     /// A failed operation.
     pub fn failed(&mut self, e: &SessionError) {
         self.failure(error_kind(e), || e.to_string());
+    }
+
+    /// A failed call: the library's error, or a result still
+    /// `input_required` after the last round answered (kind
+    /// `input_rounds_exceeded`).
+    pub fn failed_call(&mut self, f: &CallFailure) {
+        match f {
+            CallFailure::Session(e) => self.failed(e),
+            CallFailure::InputRoundsExceeded => {
+                self.failure(INPUT_ROUNDS_EXCEEDED.to_owned(), || {
+                    format!(
+                        "still input_required after {MAX_INPUT_ROUNDS} rounds of input (MRTR), \
+                         the most the drill answers"
+                    )
+                });
+            }
+        }
     }
 
     /// One more failure of `kind`; `example` is kept if it is the first.
@@ -172,6 +195,7 @@ impl Stats {
         self.ok += other.ok;
         self.failed += other.failed;
         self.cancelled += other.cancelled;
+        self.input_rounds += other.input_rounds;
         for (kind, c) in other.errors {
             self.errors
                 .entry(kind)
@@ -284,10 +308,19 @@ mod tests {
         let mut b = Stats::new().expect("stats");
         b.failed(&e503.clone().with_session("s2"));
         b.succeeded(Duration::from_micros(10), Duration::from_micros(90));
+        b.failed_call(&CallFailure::InputRoundsExceeded);
+        (a.input_rounds, b.input_rounds) = (2, 4);
         a.merge(b);
-        assert_eq!((a.ok, a.failed), (1, 3));
+        assert_eq!((a.ok, a.failed, a.input_rounds), (1, 4, 6));
         let kinds: Vec<_> = a.errors.keys().cloned().collect();
-        assert_eq!(kinds, ["operation:server_error", "pool_timeout"]);
+        assert_eq!(
+            kinds,
+            [
+                "input_rounds_exceeded",
+                "operation:server_error",
+                "pool_timeout"
+            ]
+        );
         let c = &a.errors["operation:server_error"];
         assert_eq!(c.count, 2);
         assert!(c.example.contains("session s1"), "{}", c.example);
