@@ -24,13 +24,19 @@ async fn start(
     era: ServerEra,
     fixtures: bool,
 ) -> (Server, SocketAddr, tokio::task::JoinHandle<()>) {
-    let server = Server::new(ServerConfig {
+    serve(ServerConfig {
         seed: 3,
         sse_ratio: 0.5,
         era,
         conformance_tools: fixtures,
         ..ServerConfig::default()
-    });
+    })
+    .await
+}
+
+/// A server with `config` on an ephemeral loopback port.
+async fn serve(config: ServerConfig) -> (Server, SocketAddr, tokio::task::JoinHandle<()>) {
+    let server = Server::new(config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let serving = tokio::spawn({
@@ -945,21 +951,14 @@ async fn legacy_sse_answers_are_primed_when_asked() {
 /// answers of the same dual server keep theirs, which resumption needs.
 #[tokio::test]
 async fn stateless_sse_answers_carry_no_event_ids() {
-    let server = Server::new(ServerConfig {
+    let (_server, addr, serving) = serve(ServerConfig {
         era: ServerEra::Dual,
         sse_ratio: 1.0,
         sse_priming: true,
         notifications_before_response: 2,
         ..ServerConfig::default()
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let serving = tokio::spawn({
-        let server = server.clone();
-        async move {
-            let _ = server.serve(listener).await;
-        }
-    });
+    })
+    .await;
     let lines = |g: &Got, prefix: &str| g.body.lines().filter(|l| l.starts_with(prefix)).count();
     let mut m = meta(MODERN);
     m["io.modelcontextprotocol/logLevel"] = json!("info");
