@@ -418,7 +418,10 @@ mod tests {
     }
 
     /// Every row of the reference's §4.2 and of its probe table (§8.1) for
-    /// the first modern request, as the client must read it.
+    /// the first modern request, as the client must read it. One piece on
+    /// purpose: the rows read top to bottom as the reference's tables do;
+    /// split up, neighbouring rows that differ in one status would sit in
+    /// different functions.
     #[test]
     fn the_fallback_table() {
         // 2xx modern result → modern (Python stateful, stateless, JSON).

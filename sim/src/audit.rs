@@ -916,39 +916,7 @@ impl Host<'_> {
         vus.extend(self.owed_vu.iter());
         let vus = vus
             .into_iter()
-            .filter_map(|vu| {
-                // Reservations are read only in pool mode (`pool_bound`,
-                // the capacity law), a VU's reconnect owed only outside
-                // it (`reconnects_exact`).
-                let reserved = if pool {
-                    self.reserved.get(&vu).copied().unwrap_or(0)
-                } else {
-                    0
-                };
-                let granted = self.granted.get(&vu).map(|s| (*s).to_owned());
-                // An open acquire's pool deadline is read only by its
-                // timeout; one that times out holding a grant or a slot
-                // breaks `pool_bound` whatever its deadline.
-                let served = granted.is_some() || reserved > 0;
-                let open: Vec<Option<Time>> = self.open.get(&vu).map_or(Vec::new(), |v| {
-                    v.iter()
-                        .map(|o| {
-                            o.deadline
-                                .filter(|_| !served)
-                                .map(|at| Time::Until { at, slack })
-                        })
-                        .collect()
-                });
-                let owed = !pool && self.owed_vu.contains(&vu);
-                let any = reserved > 0 || granted.is_some() || !open.is_empty() || owed;
-                let v = VuState {
-                    reserved,
-                    granted,
-                    open,
-                    owed,
-                };
-                any.then_some((vu, v))
-            })
+            .filter_map(|vu| self.pending_vu(vu, pool, slack).map(|v| (vu, v)))
             .collect();
         let waiting = self
             .waiting
@@ -961,6 +929,54 @@ impl Host<'_> {
                 (w.vu, deadline, w.passed_over.is_some())
             })
             .collect();
+        let (sessions, retired) = self.pending_sessions(cfg);
+        HostState {
+            closing: self.closing,
+            vus,
+            waiting,
+            owed_pool: if pool { self.owed_pool } else { 0 },
+            sessions,
+            retired,
+        }
+    }
+
+    /// What [`Host::pending`] keeps of `vu` (`None`: nothing a law reads).
+    fn pending_vu(&self, vu: u64, pool: bool, slack: u64) -> Option<VuState> {
+        // Reservations are read only in pool mode (`pool_bound`, the
+        // capacity law), a VU's reconnect owed only outside it
+        // (`reconnects_exact`).
+        let reserved = if pool {
+            self.reserved.get(&vu).copied().unwrap_or(0)
+        } else {
+            0
+        };
+        let granted = self.granted.get(&vu).map(|s| (*s).to_owned());
+        // An open acquire's pool deadline is read only by its timeout; one
+        // that times out holding a grant or a slot breaks `pool_bound`
+        // whatever its deadline.
+        let served = granted.is_some() || reserved > 0;
+        let open: Vec<Option<Time>> = self.open.get(&vu).map_or(Vec::new(), |v| {
+            v.iter()
+                .map(|o| {
+                    o.deadline
+                        .filter(|_| !served)
+                        .map(|at| Time::Until { at, slack })
+                })
+                .collect()
+        });
+        let owed = !pool && self.owed_vu.contains(&vu);
+        let any = reserved > 0 || granted.is_some() || !open.is_empty() || owed;
+        any.then_some(VuState {
+            reserved,
+            granted,
+            open,
+            owed,
+        })
+    }
+
+    /// What [`Host::pending`] keeps of the sessions: the live ones' state,
+    /// and the names of those closed and gone (retired).
+    fn pending_sessions(&self, cfg: &AuditConfig) -> (Vec<(String, SessState)>, Vec<String>) {
         // A session's creation and operations are read only by the churn
         // check of a `churned` close, by the trigger the config names.
         let churn_ms = cfg.churn_ms.filter(|_| cfg.churn_ops.is_none());
@@ -993,14 +1009,7 @@ impl Host<'_> {
             };
             sessions.push((sid.to_owned(), state));
         }
-        HostState {
-            closing: self.closing,
-            vus,
-            waiting,
-            owed_pool: if pool { self.owed_pool } else { 0 },
-            sessions,
-            retired,
-        }
+        (sessions, retired)
     }
 }
 

@@ -386,7 +386,6 @@ struct Laws<'a> {
 impl<'a> Laws<'a> {
     /// What [`LeaseState`] keeps of `h` (see there).
     fn pending(&self, h: &Host<'a>) -> LeaseState {
-        let reuse = matches!(self.mode, Some(Mode::Reuse | Mode::Churn));
         let mut vus: BTreeSet<u64> = BTreeSet::new();
         vus.extend(h.open.keys());
         vus.extend(h.waiting.iter());
@@ -410,42 +409,7 @@ impl<'a> Laws<'a> {
             })
             .filter(|(_, v)| *v != LeaseVu::default())
             .collect();
-        // A creation is compared with the TTL and (churn by age) the churn
-        // interval; a release with the idle limit; operations with churn's.
-        let churn_ms = self
-            .cfg
-            .churn_ms
-            .filter(|_| self.mode == Some(Mode::Churn) && self.cfg.churn_ops.is_none());
-        let created_cap = match (self.cfg.ttl_ms, churn_ms) {
-            (None, None) => None,
-            (a, b) => Some(a.unwrap_or(0).max(b.unwrap_or(0))),
-        };
-        let churn_ops = self
-            .cfg
-            .churn_ops
-            .filter(|_| self.mode == Some(Mode::Churn));
-        let sessions = h
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.st != St::Closed)
-            .map(|(sid, s)| {
-                let idle = s.st == St::Idle;
-                let state = LeaseSess {
-                    st: s.st,
-                    created: created_cap
-                        .and_then(|cap| s.created_ms.map(|at| Time::Since { at, cap })),
-                    released: self
-                        .cfg
-                        .idle_ms
-                        .filter(|_| idle)
-                        .and_then(|cap| s.released_ms.map(|at| Time::Since { at, cap })),
-                    owner: s.owner.filter(|_| idle && reuse),
-                    ops: churn_ops.map_or(0, |n| s.ops.min(n)),
-                    handed: s.handed,
-                };
-                ((*sid).to_owned(), state)
-            })
-            .collect();
+        let sessions = self.pending_sessions(h);
         let idle_order = if self.mode == Some(Mode::Pool) {
             h.idle_order.iter().map(|s| (*s).to_owned()).collect()
         } else {
@@ -466,6 +430,46 @@ impl<'a> Laws<'a> {
             returned,
             sessions,
         }
+    }
+
+    /// What [`Laws::pending`] keeps of `h`'s sessions not closed, by name.
+    fn pending_sessions(&self, h: &Host<'a>) -> Vec<(String, LeaseSess)> {
+        let reuse = matches!(self.mode, Some(Mode::Reuse | Mode::Churn));
+        // A creation is compared with the TTL and (churn by age) the churn
+        // interval; a release with the idle limit; operations with churn's.
+        let churn_ms = self
+            .cfg
+            .churn_ms
+            .filter(|_| self.mode == Some(Mode::Churn) && self.cfg.churn_ops.is_none());
+        let created_cap = match (self.cfg.ttl_ms, churn_ms) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0).max(b.unwrap_or(0))),
+        };
+        let churn_ops = self
+            .cfg
+            .churn_ops
+            .filter(|_| self.mode == Some(Mode::Churn));
+        h.sessions
+            .iter()
+            .filter(|(_, s)| s.st != St::Closed)
+            .map(|(sid, s)| {
+                let idle = s.st == St::Idle;
+                let state = LeaseSess {
+                    st: s.st,
+                    created: created_cap
+                        .and_then(|cap| s.created_ms.map(|at| Time::Since { at, cap })),
+                    released: self
+                        .cfg
+                        .idle_ms
+                        .filter(|_| idle)
+                        .and_then(|cap| s.released_ms.map(|at| Time::Since { at, cap })),
+                    owner: s.owner.filter(|_| idle && reuse),
+                    ops: churn_ops.map_or(0, |n| s.ops.min(n)),
+                    handed: s.handed,
+                };
+                ((*sid).to_owned(), state)
+            })
+            .collect()
     }
 
     fn check(&mut self, law: &'static str) {
